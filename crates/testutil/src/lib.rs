@@ -1,0 +1,144 @@
+//! # ferro-testutil: helpers for tests that run the suite as a runtime would
+//!
+//! - [`run_plugin`]: run a plugin binary with `CNI_*` variables and a config on stdin, as
+//!   libcni does, and capture its exit code, stdout (parsed as JSON) and stderr;
+//! - [`netns`]: uniquely named network namespaces that are removed on drop, even when the
+//!   test fails, and closures run inside them;
+//! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
+//!   so tests prove NAT and no-NAT with real packets.
+//!
+//! Tests that need root call [`require_root`] first: it panics with a clear message instead
+//! of silently skipping.
+
+pub mod netns;
+pub mod probe;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// What a plugin run produced.
+#[derive(Debug, Clone)]
+pub struct PluginRun {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// stdout, raw.
+    pub stdout: String,
+    /// stderr, raw.
+    pub stderr: String,
+}
+
+impl PluginRun {
+    /// stdout parsed as one JSON document; panics with the raw output when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\nstdout: {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Panics unless the run succeeded; returns stdout as JSON (or `Null` when empty).
+    pub fn ok(&self) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "plugin failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        if self.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Panics unless the run failed with error `code`; returns the error object.
+    pub fn err(&self, code: u64) -> Value {
+        assert_ne!(self.code, 0, "plugin unexpectedly succeeded: {}", self.stdout);
+        let v = self.json();
+        assert_eq!(
+            v["code"].as_u64(),
+            Some(code),
+            "wrong error code:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        v
+    }
+}
+
+/// Runs `bin` with exactly `env` (plus `PATH`) and `stdin`, like a runtime.
+pub fn run_plugin(bin: impl AsRef<Path>, env: &[(&str, &str)], stdin: &str) -> PluginRun {
+    run_plugin_in(bin, env, stdin, None)
+}
+
+/// Like [`run_plugin`], but the process starts inside the network namespace at `netns`
+/// (a plugin "running on a node").
+pub fn run_plugin_in(
+    bin: impl AsRef<Path>,
+    env: &[(&str, &str)],
+    stdin: &str,
+    netns: Option<&Path>,
+) -> PluginRun {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg("--").arg(bin.as_ref());
+            c
+        }
+        None => Command::new(bin.as_ref()),
+    };
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.as_ref().display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("writing stdin");
+    let out = child.wait_with_output().expect("waiting for plugin");
+    PluginRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Panics unless the test runs as root (tests that create namespaces need it). CI runs as
+/// root; nothing is skipped silently.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (network namespaces); run it through scripts/test.sh"
+    );
+}
+
+/// The directory holding the workspace's built binaries (`target/<profile>`), derived from
+/// the running test executable (`target/<profile>/deps/<test>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// A path to a workspace binary built in the same profile as the test (for binaries of
+/// *other* packages; a package's own binary is `env!("CARGO_BIN_EXE_<name>")`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built; run `cargo build --workspace` first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}

@@ -1,0 +1,113 @@
+//! Uniquely named network namespaces for tests, removed on drop.
+//!
+//! Names are `<prefix>-<label>` where the prefix is unique per test process (`ft<pid>`), so
+//! parallel tests and leftovers of killed runs never collide; `scripts/test.sh` also removes
+//! every namespace whose name starts with `ft` after a run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A named network namespace under `/run/netns`, deleted when dropped.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+/// The per-process name prefix (`ft<pid>`).
+pub fn prefix() -> String {
+    format!("ft{}", std::process::id())
+}
+
+impl Netns {
+    /// Creates `<prefix>-<n>-<label>` with `lo` up.
+    pub fn new(label: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{}-{n}-{label}", prefix());
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace name (for `ip netns exec`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The path to hand to plugins as `CNI_NETNS`.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// Runs a command inside the namespace; panics with its output if it fails.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        sh(&all)
+    }
+
+    /// Runs a command inside the namespace and returns whether it succeeded (output ignored).
+    pub fn try_exec(&self, args: &[&str]) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// `ip <args>` inside the namespace.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "-n", &self.name];
+        all.extend_from_slice(args);
+        sh(&all)
+    }
+
+    /// `ip -j <args>` inside the namespace, parsed.
+    pub fn ip_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["ip", "-j", "-n", &self.name];
+        all.extend_from_slice(args);
+        let out = sh(&all);
+        if out.trim().is_empty() {
+            return serde_json::Value::Array(vec![]);
+        }
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j output ({e}): {out}"))
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = self.path();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let fd = std::fs::File::open(&path).expect("open netns");
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .expect("thread in netns panicked")
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Runs a command; panics with stdout and stderr if it fails. Returns stdout.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

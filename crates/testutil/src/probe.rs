@@ -1,0 +1,1 @@
+//! Source-reporting probe (filled in with the datapath tests).
