@@ -4,6 +4,10 @@
 //! (`ensure_*`), each documented with its `ip`/`nft` equivalent.
 //!
 //! ## Layout
+//! - [`netns`]: opening `CNI_NETNS`, running code inside it;
+//! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink;
+//! - [`sysctl`]: per-namespace sysctls, read before written;
+//! - [`names`]: deterministic interface names and MACs per attachment;
 //! - [`nft`]: an nf_tables netlink codec: batches (one transaction per call), dumps of our
 //!   own table only;
 //! - [`firewall`]: the suite's nftables model (masquerade sets, anti-spoofing, host ports),
@@ -11,5 +15,14 @@
 //! - [`conntrack`]: conntrack entry removal over ctnetlink.
 
 pub mod conntrack;
+pub mod error;
 pub mod firewall;
+pub mod names;
+pub mod netns;
 pub mod nft;
+pub mod rtnl;
+pub mod sysctl;
+
+pub use error::NetError;
+pub use netns::Netns;
+pub use rtnl::{Kernel, Link, Rtnl};

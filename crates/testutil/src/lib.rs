@@ -57,7 +57,11 @@ impl PluginRun {
 
     /// Panics unless the run failed with error `code`; returns the error object.
     pub fn err(&self, code: u64) -> Value {
-        assert_ne!(self.code, 0, "plugin unexpectedly succeeded: {}", self.stdout);
+        assert_ne!(
+            self.code, 0,
+            "plugin unexpectedly succeeded: {}",
+            self.stdout
+        );
         let v = self.json();
         assert_eq!(
             v["code"].as_u64(),
@@ -86,7 +90,9 @@ pub fn run_plugin_in(
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("nsenter");
-            c.arg(format!("--net={}", ns.display())).arg("--").arg(bin.as_ref());
+            c.arg(format!("--net={}", ns.display()))
+                .arg("--")
+                .arg(bin.as_ref());
             c
         }
         None => Command::new(bin.as_ref()),
