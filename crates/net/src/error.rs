@@ -80,6 +80,7 @@ pub(crate) mod libc_errno {
     pub const ESRCH: i32 = Errno::ESRCH as i32;
     pub const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
     pub const EBUSY: i32 = Errno::EBUSY as i32;
+    pub const ENETUNREACH: i32 = Errno::ENETUNREACH as i32;
 }
 
 impl From<NetError> for CniError {

@@ -4,6 +4,7 @@
 //! (`ensure_*`), each documented with its `ip`/`nft` equivalent.
 //!
 //! ## Layout
+//! - [`attach`]: applying an IPAM result inside the pod (shared by every main plugin);
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
 //! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink;
 //! - [`sysctl`]: per-namespace sysctls, read before written;
@@ -14,6 +15,7 @@
 //!   built as batch operations on [`nft`];
 //! - [`conntrack`]: conntrack entry removal over ctnetlink.
 
+pub mod attach;
 pub mod conntrack;
 pub mod error;
 pub mod firewall;

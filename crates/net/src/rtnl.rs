@@ -14,7 +14,9 @@ use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
     LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -240,6 +242,16 @@ pub struct FdbEntry {
     pub mac: [u8; 6],
     /// Remote underlay address.
     pub dst: IpAddr,
+}
+
+/// Options of [`Rtnl::addr_add`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddrOpts {
+    /// IPv6: skip duplicate address detection (`nodad`).
+    pub nodad: bool,
+    /// Do not create the connected prefix route (`noprefixroute`): the L3 models route
+    /// everything, even the pod's own subnet, through the node.
+    pub noprefixroute: bool,
 }
 
 /// An address on a link, as reported by the kernel.
@@ -691,6 +703,76 @@ impl Rtnl<'_> {
         )
     }
 
+    /// `ip link set <index> type bridge_slave isolated on|off`.
+    pub fn bridge_port_set_isolated(&self, index: u32, on: bool) -> Result<(), NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(on)])),
+        ]));
+        self.ack(
+            format!("set isolated {on} on link #{index}"),
+            RouteNetlinkMessage::NewLink(m),
+            0,
+        )
+    }
+
+    /// `bridge vlan add vid <vid> dev <index> [pvid] [untagged] [self]` (`on_bridge` adds it to
+    /// the bridge device itself).
+    pub fn bridge_vlan_add(
+        &self,
+        index: u32,
+        vid: u16,
+        pvid_untagged: bool,
+        on_bridge: bool,
+    ) -> Result<(), NetError> {
+        self.bridge_vlan(index, vid, pvid_untagged, on_bridge, true)
+    }
+
+    /// `bridge vlan del vid <vid> dev <index> [self]`; a missing VLAN is success.
+    pub fn bridge_vlan_del(&self, index: u32, vid: u16, on_bridge: bool) -> Result<(), NetError> {
+        match self.bridge_vlan(index, vid, false, on_bridge, false) {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn bridge_vlan(
+        &self,
+        index: u32,
+        vid: u16,
+        pvid_untagged: bool,
+        on_bridge: bool,
+        add: bool,
+    ) -> Result<(), NetError> {
+        use netlink_packet_route::link::{
+            AfSpecBridge, BridgeFlag, BridgeVlanInfo, BridgeVlanInfoFlags,
+        };
+        let mut m = LinkMessage::default();
+        m.header.interface_family = AddressFamily::Bridge;
+        m.header.index = index;
+        let mut flags = BridgeVlanInfoFlags::empty();
+        if pvid_untagged {
+            flags |= BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged;
+        }
+        let mut spec = Vec::new();
+        if on_bridge {
+            spec.push(AfSpecBridge::Flags(BridgeFlag::LowerDev));
+        }
+        spec.push(AfSpecBridge::VlanInfo(BridgeVlanInfo { flags, vid }));
+        m.attributes.push(LinkAttribute::AfSpecBridge(spec));
+        let op = format!(
+            "{} vlan {vid} on link #{index}",
+            if add { "add" } else { "delete" }
+        );
+        if add {
+            self.ack(op, RouteNetlinkMessage::SetLink(m), 0)
+        } else {
+            self.ack(op, RouteNetlinkMessage::DelLink(m), 0)
+        }
+    }
+
     /// `ip link del <index>`; `Ok(false)` when it was already gone.
     pub fn link_del(&self, index: u32) -> Result<bool, NetError> {
         let mut m = LinkMessage::default();
@@ -723,14 +805,23 @@ impl Rtnl<'_> {
 
     // ------------------------------------------------------------ addresses
 
-    /// `ip addr add <addr> dev <index> [nodad]`; an address already present is success.
-    pub fn addr_add(&self, index: u32, addr: IpNet, nodad: bool) -> Result<(), NetError> {
+    /// `ip addr add <addr> dev <index> [nodad] [noprefixroute]`; an address already present
+    /// is success.
+    pub fn addr_add(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<(), NetError> {
         let mut m = AddressMessage::default();
         m.header.family = family_of(addr.addr());
         m.header.prefix_len = addr.prefix_len();
         m.header.index = index;
-        if nodad && addr.addr().is_ipv6() {
+        let mut flags = AddressFlags::empty();
+        if opts.nodad && addr.addr().is_ipv6() {
             m.header.flags = AddressHeaderFlags::Nodad;
+            flags |= AddressFlags::Nodad;
+        }
+        if opts.noprefixroute {
+            flags |= AddressFlags::Noprefixroute;
+        }
+        if !flags.is_empty() {
+            m.attributes.push(AddressAttribute::Flags(flags));
         }
         m.attributes.push(AddressAttribute::Local(addr.addr()));
         m.attributes.push(AddressAttribute::Address(addr.addr()));
@@ -877,6 +968,31 @@ impl Rtnl<'_> {
         ) {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
+        }
+    }
+
+    /// The route the kernel would use to reach `dst`. `ip route get <dst>`.
+    pub fn route_get(&self, dst: IpAddr) -> Result<Option<RouteSpec>, NetError> {
+        let mut q = RouteMessage::default();
+        q.header.address_family = family_of(dst);
+        q.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+        q.attributes
+            .push(RouteAttribute::Destination(route_addr(dst)));
+        match self.fetch(
+            format!("get route to {dst}"),
+            RouteNetlinkMessage::GetRoute(q),
+            false,
+        ) {
+            Ok(msgs) => Ok(msgs.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => parse_route(r),
+                _ => None,
+            })),
+            Err(e)
+                if e.is_not_found() || e.errno() == Some(crate::error::libc_errno::ENETUNREACH) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -64,12 +64,33 @@ fn veth_with_peer_created_inside_the_pod_and_enslaved_to_a_bridge() {
         assert_eq!(eth0.mtu, 1400);
         assert!(!eth0.up);
         p.link_set_up(eth0.index, true).unwrap();
-        p.addr_add(eth0.index, "10.9.0.2/24".parse().unwrap(), true)
-            .unwrap();
-        p.addr_add(eth0.index, "10.9.0.2/24".parse().unwrap(), true)
-            .unwrap(); // idempotent
-        p.addr_add(eth0.index, "fd00:9::2/64".parse().unwrap(), true)
-            .unwrap();
+        p.addr_add(
+            eth0.index,
+            "10.9.0.2/24".parse().unwrap(),
+            ferro_net::rtnl::AddrOpts {
+                nodad: true,
+                noprefixroute: false,
+            },
+        )
+        .unwrap();
+        p.addr_add(
+            eth0.index,
+            "10.9.0.2/24".parse().unwrap(),
+            ferro_net::rtnl::AddrOpts {
+                nodad: true,
+                noprefixroute: false,
+            },
+        )
+        .unwrap(); // idempotent
+        p.addr_add(
+            eth0.index,
+            "fd00:9::2/64".parse().unwrap(),
+            ferro_net::rtnl::AddrOpts {
+                nodad: true,
+                noprefixroute: false,
+            },
+        )
+        .unwrap();
         let addrs = p.addrs(Some(eth0.index)).unwrap();
         assert!(addrs.iter().any(|a| a.addr.to_string() == "10.9.0.2/24"));
         p.route_add(

@@ -7,11 +7,14 @@
 //! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
 //!   so tests prove NAT and no-NAT with real packets.
 //!
+//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md.
+//!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
 
 pub mod netns;
 pub mod probe;
+pub mod topology;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -147,4 +150,42 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A temporary `CNI_PATH` directory holding symlinks to the named workspace binaries (and,
+/// for names not built by the workspace, to the reference plugins in `/usr/lib/cni`).
+#[derive(Debug)]
+pub struct PluginDir {
+    dir: tempfile::TempDir,
+}
+
+impl PluginDir {
+    /// Links `names` into a fresh directory.
+    pub fn new(names: &[&str]) -> PluginDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in names {
+            let ours = bin_dir().join(n);
+            let target = if ours.exists() {
+                ours
+            } else {
+                Path::new("/usr/lib/cni").join(n)
+            };
+            assert!(
+                target.exists(),
+                "plugin {n} is neither built nor in /usr/lib/cni"
+            );
+            std::os::unix::fs::symlink(&target, dir.path().join(n)).expect("symlink");
+        }
+        PluginDir { dir }
+    }
+
+    /// The directory, for `CNI_PATH`.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The directory as a string.
+    pub fn path_str(&self) -> String {
+        self.dir.path().display().to_string()
+    }
 }

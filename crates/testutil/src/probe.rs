@@ -1,1 +1,157 @@
-//! Source-reporting probe (filled in with the datapath tests).
+//! A server that answers every TCP connection or UDP datagram with the source address it
+//! sees, and its client. Tests use it to prove NAT (the far end sees the node's address) and
+//! no-NAT (it sees the pod's own address) with real packets.
+//!
+//! Both sides run on threads that entered the namespace, inside the test process: no
+//! external tools, no leftover processes.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+fn enter(ns: &Path) {
+    let f = std::fs::File::open(ns).unwrap_or_else(|e| panic!("open {}: {e}", ns.display()));
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+}
+
+/// A running probe server; stopped when dropped.
+#[derive(Debug)]
+pub struct ProbeServer {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl ProbeServer {
+    /// Listens on `addr` (TCP and UDP, same port) inside the namespace at `ns`.
+    pub fn start(ns: &Path, addr: SocketAddr) -> ProbeServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        for udp in [false, true] {
+            let ns: PathBuf = ns.to_path_buf();
+            let stop = stop.clone();
+            let tx = tx.clone();
+            threads.push(std::thread::spawn(move || {
+                enter(&ns);
+                if udp {
+                    let s = UdpSocket::bind(addr).expect("bind udp probe");
+                    s.set_read_timeout(Some(Duration::from_millis(50))).ok();
+                    tx.send(()).ok();
+                    let mut buf = [0u8; 2048];
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((_, from)) = s.recv_from(&mut buf) {
+                            let _ = s.send_to(format!("{}\n", from.ip()).as_bytes(), from);
+                        }
+                    }
+                } else {
+                    let l = TcpListener::bind(addr).expect("bind tcp probe");
+                    l.set_nonblocking(true).ok();
+                    tx.send(()).ok();
+                    while !stop.load(Ordering::Relaxed) {
+                        match l.accept() {
+                            Ok((mut c, from)) => {
+                                c.set_nonblocking(false).ok();
+                                // Drain what the client sends (bulk transfer tests), then answer.
+                                c.set_read_timeout(Some(Duration::from_millis(200))).ok();
+                                let mut total = 0usize;
+                                let mut buf = vec![0u8; 65536];
+                                while let Ok(n) = c.read(&mut buf) {
+                                    if n == 0 {
+                                        break;
+                                    }
+                                    total += n;
+                                }
+                                let _ = c.write_all(format!("{} {total}\n", from.ip()).as_bytes());
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                        }
+                    }
+                }
+            }));
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("probe server did not start");
+        }
+        ProbeServer {
+            stop,
+            threads,
+            addr,
+        }
+    }
+}
+
+impl Drop for ProbeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects over TCP from inside `ns` to `dst`, sends `payload` bytes, and returns the source
+/// address the server saw and how many bytes it received; `None` when nothing got through
+/// within the timeout.
+pub fn tcp_seen_from(ns: &Path, dst: SocketAddr, payload: usize) -> Option<(IpAddr, usize)> {
+    let ns = ns.to_path_buf();
+    std::thread::spawn(move || {
+        enter(&ns);
+        let mut c = TcpStream::connect_timeout(&dst, Duration::from_secs(2)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        c.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+        let chunk = vec![0x5au8; 65536];
+        let mut left = payload;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            c.write_all(&chunk[..n]).ok()?;
+            left -= n;
+        }
+        c.shutdown(std::net::Shutdown::Write).ok()?;
+        let mut s = String::new();
+        c.read_to_string(&mut s).ok()?;
+        let mut it = s.split_whitespace();
+        let ip = it.next()?.parse().ok()?;
+        let n = it.next()?.parse().ok()?;
+        Some((ip, n))
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// [`tcp_seen_from`] without payload: just the source address the server saw.
+pub fn tcp_source(ns: &Path, dst: SocketAddr) -> Option<IpAddr> {
+    tcp_seen_from(ns, dst, 0).map(|(ip, _)| ip)
+}
+
+/// Sends one UDP datagram from inside `ns` (optionally from `bind`) and returns the source
+/// address the server saw.
+pub fn udp_source(ns: &Path, bind: Option<SocketAddr>, dst: SocketAddr) -> Option<IpAddr> {
+    let ns = ns.to_path_buf();
+    std::thread::spawn(move || {
+        enter(&ns);
+        let any: SocketAddr = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .ok()?;
+        let s = UdpSocket::bind(bind.unwrap_or(any)).ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(700))).ok()?;
+        let mut buf = [0u8; 256];
+        for _ in 0..3 {
+            s.send_to(b"probe", dst).ok()?;
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                return std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok();
+            }
+        }
+        None
+    })
+    .join()
+    .ok()
+    .flatten()
+}

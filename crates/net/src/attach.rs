@@ -1,0 +1,106 @@
+//! Applying an IPAM result inside the pod: the step every main plugin (bridge, flat,
+//! overlay) shares, like the reference plugins' `ipam.ConfigureIface`.
+//!
+//! Order matters and is fixed here: sysctls of the interface (DAD, `arp_notify`), link up,
+//! addresses (with `nodad` unless DAD is wanted, so IPv6 addresses are usable immediately
+//! instead of after a 1–2 s settle), static neighbours, then routes.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::error::NetError;
+use crate::netns::Netns;
+use crate::rtnl::{AddrOpts, Link, NeighSpec, RouteSpec, Rtnl};
+use crate::sysctl;
+
+/// What the pod's interface gets.
+#[derive(Debug, Clone, Default)]
+pub struct PodInterface {
+    /// The interface name (`CNI_IFNAME`).
+    pub ifname: String,
+    /// Addresses with their subnet prefix.
+    pub addrs: Vec<IpNet>,
+    /// Skip the connected prefix route of each address (the L3 models route everything,
+    /// even same-subnet traffic, through the node).
+    pub no_prefix_routes: bool,
+    /// Permanent neighbour entries to add (e.g. the virtual gateway 169.254.1.1 → host veth MAC).
+    pub neighbours: Vec<(IpAddr, [u8; 6])>,
+    /// Routes, in order; `oif` is filled in with the interface.
+    pub routes: Vec<RouteSpec>,
+    /// Keep IPv6 duplicate address detection on (bridge `enabledad`).
+    pub enable_dad: bool,
+}
+
+/// Fails with EEXIST-like clarity when `ifname` already exists in the pod (checked before
+/// IPAM so a refused ADD allocates nothing).
+pub fn ensure_ifname_free(pod: &Rtnl<'_>, ns: &Netns, ifname: &str) -> Result<(), NetError> {
+    if pod.link(ifname)?.is_some() {
+        return Err(NetError::Other(format!(
+            "container interface {ifname} already exists in {}",
+            ns.path().display()
+        )));
+    }
+    Ok(())
+}
+
+/// Configures the pod interface as described; returns the link as it now is.
+pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link, NetError> {
+    let link = pod.link_required(&cfg.ifname)?;
+    let has_v6 = cfg.addrs.iter().any(|a| a.addr().is_ipv6());
+    let has_v4 = cfg.addrs.iter().any(|a| a.addr().is_ipv4());
+    let ifname = cfg.ifname.as_str();
+    ns.run(|| -> Result<(), NetError> {
+        if has_v4 {
+            sysctl::ensure_if_present(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
+        }
+        if has_v6 {
+            sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0")?;
+            sysctl::ensure_if_present("net/ipv6/conf/lo/disable_ipv6", "0")?;
+            sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
+            if cfg.enable_dad {
+                sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1")?;
+                sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1")?;
+            } else {
+                sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0")?;
+            }
+        }
+        Ok(())
+    })??;
+    if !link.up {
+        pod.link_set_up(link.index, true)?;
+    }
+    let opts = AddrOpts {
+        nodad: !cfg.enable_dad,
+        noprefixroute: cfg.no_prefix_routes,
+    };
+    for a in &cfg.addrs {
+        pod.addr_add(link.index, *a, opts)?;
+    }
+    for (ip, mac) in &cfg.neighbours {
+        pod.neigh_replace(&NeighSpec {
+            ifindex: link.index,
+            ip: *ip,
+            mac: Some(*mac),
+            proxy: false,
+        })?;
+    }
+    for r in &cfg.routes {
+        let mut r = r.clone();
+        r.oif = Some(link.index);
+        pod.route_add(&r, false)?;
+    }
+    Ok(Link { up: true, ..link })
+}
+
+/// Enables forwarding on the node for the families in use
+/// (`sysctl net.ipv4.ip_forward=1`, `net.ipv6.conf.all.forwarding=1`), read before written.
+pub fn ensure_forwarding(v4: bool, v6: bool) -> Result<(), NetError> {
+    if v4 {
+        sysctl::ensure("net/ipv4/ip_forward", "1")?;
+    }
+    if v6 {
+        sysctl::ensure_if_present("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}

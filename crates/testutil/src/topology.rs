@@ -1,0 +1,194 @@
+//! The simulated network every datapath test builds (design.md "How the models look on a
+//! node"), out of namespaces that are all removed when the [`World`] is dropped.
+//!
+//! ```text
+//!   internet 203.0.113.10 ── router ── vnet bridge (VNet 10.240.0.0/16, fd00:240::/64)
+//!                                        ├── node A  10.240.0.4   (uplink eth0)
+//!                                        ├── node B  10.240.0.5
+//!                                        ├── node C  10.240.0.6   (when asked for)
+//!                                        └── peer    10.240.0.100 (a VM that is not a node)
+//! ```
+//! The router forwards between the VNet and the internet subnet without any NAT; the
+//! internet host knows no route to anything but its own subnet and the router. So a pod
+//! reaching it is answered only if its traffic was SNATed to an address of the VNet.
+
+use std::net::IpAddr;
+
+use crate::netns::Netns;
+
+/// VNet prefix length.
+pub const VNET_PREFIX: u8 = 16;
+/// The router's VNet address (every host's default gateway on the VNet).
+pub const ROUTER_VNET: &str = "10.240.0.1";
+/// The router's IPv6 VNet address.
+pub const ROUTER_VNET6: &str = "fd00:240::1";
+/// The internet host.
+pub const INTERNET: &str = "203.0.113.10";
+/// The peer VM on the VNet.
+pub const PEER: &str = "10.240.0.100";
+/// The peer VM's IPv6 address.
+pub const PEER6: &str = "fd00:240::100";
+
+/// A simulated node: its namespace and underlay address.
+#[derive(Debug)]
+pub struct Node {
+    /// The node's network namespace (plugins "run on the node" inside it).
+    pub ns: Netns,
+    /// Its VNet address.
+    pub ip: IpAddr,
+    /// Its IPv6 VNet address.
+    pub ip6: IpAddr,
+    /// Its uplink name inside the node namespace.
+    pub uplink: String,
+}
+
+/// The whole world.
+#[derive(Debug)]
+pub struct World {
+    /// The VNet switch.
+    pub vnet: Netns,
+    /// The router between the VNet and the internet.
+    pub router: Netns,
+    /// The internet host.
+    pub internet: Netns,
+    /// A VM on the VNet that is not a node.
+    pub peer: Netns,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+}
+
+fn wire(vnet: &Netns, other: &Netns, vnet_side: &str, inner: &str) {
+    vnet.ip(&[
+        "link",
+        "add",
+        vnet_side,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        inner,
+        "netns",
+        other.name(),
+    ]);
+    vnet.ip(&["link", "set", vnet_side, "master", "vnet0", "up"]);
+    other.ip(&["link", "set", inner, "up"]);
+}
+
+impl World {
+    /// Builds the world with `nodes` nodes (A, B, C...).
+    pub fn new(nodes: usize) -> World {
+        let vnet = Netns::new("vnet");
+        vnet.ip(&["link", "add", "vnet0", "type", "bridge"]);
+        vnet.ip(&["link", "set", "vnet0", "up"]);
+
+        let router = Netns::new("router");
+        wire(&vnet, &router, "v-router", "eth0");
+        router.ip(&[
+            "addr",
+            "add",
+            &format!("{ROUTER_VNET}/{VNET_PREFIX}"),
+            "dev",
+            "eth0",
+        ]);
+        router.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTER_VNET6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        let internet = Netns::new("inet");
+        router.ip(&[
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            internet.name(),
+        ]);
+        router.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
+        router.ip(&["link", "set", "eth1", "up"]);
+        router.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        internet.ip(&["addr", "add", &format!("{INTERNET}/24"), "dev", "eth0"]);
+        internet.ip(&["link", "set", "eth0", "up"]);
+        internet.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+
+        let peer = Netns::new("peer");
+        wire(&vnet, &peer, "v-peer", "eth0");
+        peer.ip(&[
+            "addr",
+            "add",
+            &format!("{PEER}/{VNET_PREFIX}"),
+            "dev",
+            "eth0",
+        ]);
+        peer.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{PEER6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        peer.ip(&["route", "add", "default", "via", ROUTER_VNET]);
+
+        let mut world = World {
+            vnet,
+            router,
+            internet,
+            peer,
+            nodes: Vec::new(),
+        };
+        for _ in 0..nodes {
+            world.add_node();
+        }
+        world
+    }
+
+    /// Adds one more node (10.240.0.4, .5, .6, ...).
+    pub fn add_node(&mut self) -> &Node {
+        let i = self.nodes.len();
+        let letter = (b'a' + i as u8) as char;
+        let ns = Netns::new(&format!("node{letter}"));
+        wire(&self.vnet, &ns, &format!("v-node{letter}"), "eth0");
+        let ip = format!("10.240.0.{}", 4 + i);
+        let ip6 = format!("fd00:240::{}", 4 + i);
+        ns.ip(&["addr", "add", &format!("{ip}/{VNET_PREFIX}"), "dev", "eth0"]);
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        ns.ip(&["route", "add", "default", "via", ROUTER_VNET]);
+        ns.ip(&["-6", "route", "add", "default", "via", ROUTER_VNET6]);
+        self.nodes.push(Node {
+            ns,
+            ip: ip.parse().expect("node ip"),
+            ip6: ip6.parse().expect("node ip6"),
+            uplink: "eth0".into(),
+        });
+        self.nodes.last().expect("just pushed")
+    }
+}
+
+/// `ping -c1 -W1` from `ns` to `dst`, up to three tries; true when answered.
+pub fn ping(ns: &Netns, dst: &str) -> bool {
+    (0..3).any(|_| ns.try_exec(&["ping", "-c1", "-W1", "-q", dst]))
+}
+
+/// Pings with a given payload size and the don't-fragment bit set (`ping -M do -s size`).
+pub fn ping_df(ns: &Netns, dst: &str, size: usize) -> bool {
+    let s = size.to_string();
+    (0..2).any(|_| ns.try_exec(&["ping", "-c1", "-W1", "-q", "-M", "do", "-s", &s, dst]))
+}

@@ -1,0 +1,51 @@
+# Shared helpers for the scripts in this directory. Source it; do not run it.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  [[ $(id -u) -eq 0 ]] || die "$1 needs root (it creates network namespaces); run it with sudo"
+}
+
+# Debian packages the demo, the tests and the benchmark use at run time.
+BASE_PACKAGES=(iproute2 nftables jq iputils-ping conntrack socat procps util-linux
+  containernetworking-plugins time ca-certificates)
+
+# Installs the given Debian packages when any is missing (apt-get update once per run).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  say "installing ${missing[*]}"
+  if [[ -z ${FERRO_APT_UPDATED:-} ]]; then
+    apt-get update -qq >/dev/null
+    export FERRO_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Puts cargo on PATH (rustup installs it under ~/.cargo/bin) or explains what is missing.
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  fi
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust 1.89 or newer (https://rustup.rs)"
+  local v
+  v=$(rustc --version | awk '{print $2}')
+  [[ $(printf '%s\n1.89.0\n' "$v" | sort -V | head -1) == 1.89.0 ]] || die "rustc $v is too old: 1.89 or newer is needed"
+}
+
+# Builds cnitool 1.1.2 (the CNI project's own client) into $CNITOOL_DIR unless present.
+ensure_cnitool() {
+  export CNITOOL_DIR=${CNITOOL_DIR:-/var/tmp/cnitool}
+  export CNITOOL=$CNITOOL_DIR/bin/cnitool
+  [[ -x $CNITOOL ]] && return 0
+  say "building cnitool 1.1.2 from Debian's source package"
+  "$ROOT/scripts/build-cnitool.sh" "$CNITOOL_DIR" >/dev/null
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the whole test suite as CI does: installs what the tests need (Debian packages,
+# cnitool), checks formatting and lints, builds the workspace, then runs every test, the
+# root-only ones included.
+#
+# The tests run inside a private mount namespace with fresh tmpfs over /run/netns,
+# /var/lib/cni, /etc/cni/net.d and /run/cni: the namespaces they create are invisible to the
+# rest of the machine and disappear with the run even if a test is killed, and the machine's
+# real CNI directories are never read or written.
+#
+#   scripts/test.sh [extra args for cargo nextest / cargo test, e.g. a test name filter]
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+if [[ ${1:-} == --inner ]]; then
+  shift
+  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni; do
+    mkdir -p "$d"
+    mount -t tmpfs -o mode=0755 ferro-test "$d"
+  done
+  mount --make-shared /run/netns 2>/dev/null || true
+  if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast --failure-output final "$@"
+  else
+    cargo test --workspace --no-fail-fast "$@"
+  fi
+  exit
+fi
+
+need_root "scripts/test.sh"
+ensure_packages "${BASE_PACKAGES[@]}"
+ensure_rust
+ensure_cnitool
+
+say "checking formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "building"
+cargo build --workspace --all-targets --locked
+
+say "running the tests (private mount namespace)"
+status=0
+unshare --mount --propagation private -- "$0" --inner "$@" || status=$?
+
+# Belt and braces: nothing of ours may remain in the root namespace.
+left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^ft[0-9]+-' || true)
+if [[ -n $left ]]; then
+  echo "warning: removing leftover test namespaces: $left" >&2
+  for n in $left; do ip netns del "$n" 2>/dev/null || true; done
+fi
+exit $status
