@@ -7,6 +7,8 @@
 //! - [`attach`]: applying an IPAM result inside the pod (shared by every main plugin);
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
 //! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink;
+//! - [`overlay`]: the VXLAN device and per-node peers (neighbour, FDB, route), reconciled;
+//! - [`transparent`]: Azure CNI transparent mode pod attachment (flat and overlay);
 //! - [`sysctl`]: per-namespace sysctls, read before written;
 //! - [`names`]: deterministic interface names and MACs per attachment;
 //! - [`nft`]: an nf_tables netlink codec: batches (one transaction per call), dumps of our
@@ -22,8 +24,10 @@ pub mod firewall;
 pub mod names;
 pub mod netns;
 pub mod nft;
+pub mod overlay;
 pub mod rtnl;
 pub mod sysctl;
+pub mod transparent;
 
 pub use error::NetError;
 pub use netns::Netns;

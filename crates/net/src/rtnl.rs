@@ -457,6 +457,22 @@ impl Rtnl<'_> {
         }
     }
 
+    /// The link of the default route (IPv4 first, then IPv6): a node's uplink when the
+    /// configuration does not name it. `ip route show default`.
+    pub fn default_route_link(&self) -> Result<Option<Link>, NetError> {
+        for v6 in [false, true] {
+            if let Some(oif) = self
+                .routes(v6, None)?
+                .into_iter()
+                .find(|r| r.dst.prefix_len() == 0 && r.oif.is_some())
+                .and_then(|r| r.oif)
+            {
+                return self.link_by_index(oif);
+            }
+        }
+        Ok(None)
+    }
+
     /// Every link. `ip link show`.
     pub fn links(&self) -> Result<Vec<Link>, NetError> {
         let msgs = self.fetch(

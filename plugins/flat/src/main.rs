@@ -1,0 +1,10 @@
+//! `flat`: the Azure CNI model (transparent mode). See README.md.
+#![forbid(unsafe_code)]
+
+mod config;
+mod plan;
+mod plugin;
+
+fn main() -> std::process::ExitCode {
+    ferro_spec::run(&plugin::Flat)
+}

@@ -1,0 +1,247 @@
+//! The verbs of `flat`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use ferro_net::rtnl::{Link, NeighSpec, Rtnl};
+use ferro_net::transparent;
+use ferro_net::{attach, sysctl, Kernel, Netns};
+use ferro_spec::delegate::{self, IpamLease};
+use ferro_spec::{CniError, CniResult, Plugin, Request};
+
+use crate::config::Config;
+use crate::plan::{self, Plan};
+
+/// The flat plugin.
+#[derive(Debug)]
+pub struct Flat;
+
+/// The node facts a config may leave to defaults.
+struct Node {
+    uplink: Link,
+    vnet: Vec<IpNet>,
+    mtu: Option<u32>,
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+fn node_facts(cfg: &Config, host: &Rtnl<'_>) -> Result<Node, CniError> {
+    let uplink = match &cfg.uplink {
+        Some(name) => host.link(name)?.ok_or_else(|| {
+            CniError::invalid_config(format!(
+                "uplink: interface {name:?} does not exist on the node"
+            ))
+        })?,
+        None => host.default_route_link()?.ok_or_else(|| {
+            CniError::invalid_config(
+                "uplink: not set and the node has no default route to take it from",
+            )
+        })?,
+    };
+    let vnet = match &cfg.vnet_cidrs {
+        Some(v) => v.clone(),
+        None => {
+            let v: Vec<IpNet> = host
+                .addrs(Some(uplink.index))?
+                .iter()
+                .filter(|a| !is_link_local(a.addr.addr()))
+                .map(|a| a.addr.trunc())
+                .collect();
+            if v.is_empty() {
+                return Err(CniError::invalid_config(format!(
+                    "vnetCIDRs: not set and uplink {} has no address to take the VNet from",
+                    uplink.name
+                )));
+            }
+            v
+        }
+    };
+    let mtu = cfg.mtu.or(Some(uplink.mtu).filter(|m| *m > 0));
+    Ok(Node { uplink, vnet, mtu })
+}
+
+impl Plugin for Flat {
+    fn name(&self) -> &'static str {
+        "flat"
+    }
+
+    fn cni_args(&self) -> Option<&'static [&'static str]> {
+        Some(&["IP"])
+    }
+
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        let cfg = Config::from_request(req)?;
+        let ns = Netns::open(req.netns()?)?;
+        if ns.is_current() {
+            return Err(CniError::invalid_env(format!(
+                "CNI_NETNS {} is the plugin's own network namespace",
+                ns.path().display()
+            )));
+        }
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        let pod = k.connect(Some(&ns))?;
+        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)
+            .map_err(|e| CniError::invalid_config(e.to_string()))?;
+        let node = node_facts(&cfg, &host)?;
+
+        let lease = IpamLease::acquire(req)?;
+        let plan = plan::plan(
+            &cfg,
+            &req.cmd.container_id,
+            &req.cmd.ifname,
+            &ns.path().display().to_string(),
+            &node.vnet,
+            node.mtu,
+            &lease.result,
+        )?;
+        let done = transparent::attach(&host, &pod, &ns, &plan.pod)
+            .map_err(CniError::from)
+            .and_then(|_| finish_add(&cfg, &plan, &host, &node));
+        match done {
+            Ok(()) => {
+                lease.keep();
+                Ok(plan.result)
+            }
+            Err(e) => {
+                if let Err(e2) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname)
+                {
+                    log::warn!("rolling back {}: {e2}", plan.pod.host_veth());
+                }
+                unpublish(
+                    &host,
+                    &node.uplink,
+                    &plan.pod.addrs.iter().map(|a| a.addr()).collect::<Vec<_>>(),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        let cfg = Config::from_request(req)?;
+        let mut errors: Vec<CniError> = Vec::new();
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        if let Err(e) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname) {
+            errors.push(e.into());
+        }
+        let ips: Vec<IpAddr> = req
+            .prev_result
+            .as_ref()
+            .map(|p| {
+                p.addresses_of(&req.cmd.ifname)
+                    .iter()
+                    .map(|i| i.address.addr())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if cfg.publish_pod_addresses && !ips.is_empty() {
+            match node_facts(&cfg, &host) {
+                Ok(node) => unpublish(&host, &node.uplink, &ips),
+                Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
+            }
+        }
+        if let Err(e) = delegate::ipam_del(req) {
+            errors.push(e);
+        }
+        match errors.into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        let cfg = Config::from_request(req)?;
+        let prev = req.prev_result.as_ref().ok_or_else(|| {
+            CniError::invalid_config("CHECK needs prevResult (the result of ADD)")
+        })?;
+        delegate::ipam_check(req)?;
+        let ns = Netns::open(req.netns()?)?;
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        let pod = k.connect(Some(&ns))?;
+        let node = node_facts(&cfg, &host)?;
+        let addrs: Vec<IpNet> = prev
+            .addresses_of(&req.cmd.ifname)
+            .iter()
+            .map(|i| i.address)
+            .collect();
+        let p = transparent::TransparentPod {
+            container_id: req.cmd.container_id.clone(),
+            ifname: req.cmd.ifname.clone(),
+            addrs: addrs.clone(),
+            mtu: node.mtu,
+            extra_routes: Vec::new(),
+        };
+        transparent::check(&host, &pod, &p).map_err(CniError::check_failed)?;
+        if cfg.publish_pod_addresses {
+            let proxies = host.neighs(node.uplink.index, true)?;
+            for a in &addrs {
+                if !proxies.iter().any(|n| n.ip == a.addr()) {
+                    return Err(CniError::check_failed(format!(
+                        "pod address {} is not published on uplink {}",
+                        a.addr(),
+                        node.uplink.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        delegate::ipam_gc(req)
+    }
+
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        let cfg = Config::from_request(req)?;
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        node_facts(&cfg, &host).map_err(|e| CniError::not_available(e.msg))?;
+        delegate::ipam_status(req)
+    }
+}
+
+fn finish_add(cfg: &Config, plan: &Plan, host: &Rtnl<'_>, node: &Node) -> Result<(), CniError> {
+    let v4 = plan.pod.addrs.iter().any(|a| a.addr().is_ipv4());
+    let v6 = plan.pod.addrs.iter().any(|a| a.addr().is_ipv6());
+    attach::ensure_forwarding(v4, v6)?;
+    if cfg.publish_pod_addresses {
+        if v6 {
+            sysctl::ensure_if_present(
+                &format!("net/ipv6/conf/{}/proxy_ndp", node.uplink.name),
+                "1",
+            )?;
+        }
+        for a in &plan.pod.addrs {
+            host.neigh_replace(&NeighSpec {
+                ifindex: node.uplink.index,
+                ip: a.addr(),
+                mac: None,
+                proxy: true,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the proxy entries of `ips` from the uplink; best effort.
+fn unpublish(host: &Rtnl<'_>, uplink: &Link, ips: &[IpAddr]) {
+    for ip in ips {
+        if let Err(e) = host.neigh_del(&NeighSpec {
+            ifindex: uplink.index,
+            ip: *ip,
+            mac: None,
+            proxy: true,
+        }) {
+            log::warn!("removing proxy entry {ip} from {}: {e}", uplink.name);
+        }
+    }
+}

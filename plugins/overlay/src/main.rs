@@ -1,0 +1,9 @@
+//! `overlay`: pods in a private pod CIDR, one slice per node, VXLAN between nodes. See README.md.
+#![forbid(unsafe_code)]
+
+mod config;
+mod plugin;
+
+fn main() -> std::process::ExitCode {
+    ferro_spec::run(&plugin::Overlay)
+}

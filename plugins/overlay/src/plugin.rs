@@ -1,0 +1,266 @@
+//! The verbs of `overlay`. Pods attach in transparent mode (shared with `flat`); this file
+//! adds the node's VXLAN device and peers.
+
+use ipnet::IpNet;
+
+use ferro_net::overlay::{self, Device, FileSource, NodeLease, Peer, PeerSource};
+use ferro_net::rtnl::Rtnl;
+use ferro_net::transparent::{self, TransparentPod};
+use ferro_net::{attach, Kernel, Netns};
+use ferro_spec::delegate::{self, IpamLease};
+use ferro_spec::{CniError, CniResult, Plugin, Request};
+
+use crate::config::{Config, VXLAN_OVERHEAD};
+
+/// The overlay plugin.
+#[derive(Debug)]
+pub struct Overlay;
+
+/// This node as the overlay sees it.
+pub struct NodeView {
+    /// This node's slice.
+    pub slice: IpNet,
+    /// The other nodes.
+    pub peers: Vec<Peer>,
+    /// The VXLAN device to ensure.
+    pub device: Device,
+    /// Pod MTU.
+    pub mtu: u32,
+}
+
+fn node_view(cfg: &Config, host: &Rtnl<'_>) -> Result<NodeView, CniError> {
+    let underlay = match &cfg.underlay {
+        Some(n) => host.link(n)?.ok_or_else(|| {
+            CniError::invalid_config(format!(
+                "underlay: interface {n:?} does not exist on the node"
+            ))
+        })?,
+        None => host.default_route_link()?.ok_or_else(|| {
+            CniError::invalid_config(
+                "underlay: not set and the node has no default route to take it from",
+            )
+        })?,
+    };
+    let local = host
+        .addrs(Some(underlay.index))?
+        .into_iter()
+        .map(|a| a.addr.addr())
+        .find(|a| a.is_ipv4())
+        .ok_or_else(|| {
+            CniError::invalid_config(format!("underlay {} has no IPv4 address", underlay.name))
+        })?;
+    let source = FileSource::new(&cfg.node_list);
+    let leases = source
+        .leases()
+        .map_err(|e| CniError::invalid_config(format!("nodeList: {e}")))?;
+    let (me, others) = overlay::split_self(
+        leases,
+        cfg.node_name.as_deref(),
+        cfg.node_subnet,
+        Some(local),
+    );
+    let slice = match (cfg.node_subnet, &me) {
+        (Some(s), Some(m)) if m.pod_subnet != s => {
+            return Err(CniError::invalid_config(format!(
+                "nodeSubnet {s} differs from {} listed for node {} in {}",
+                m.pod_subnet,
+                m.name,
+                source.describe()
+            )))
+        }
+        (Some(s), _) => s,
+        (None, Some(m)) => m.pod_subnet,
+        (None, None) => {
+            return Err(CniError::invalid_config(format!(
+                "nodeName {:?} is not in {}",
+                cfg.node_name.as_deref().unwrap_or_default(),
+                source.describe()
+            )))
+        }
+    };
+    if !cfg.pod_cidr.contains(&slice) {
+        return Err(CniError::invalid_config(format!(
+            "this node's slice {slice} is not inside podCIDR {}",
+            cfg.pod_cidr
+        )));
+    }
+    let peers: Vec<Peer> = others
+        .iter()
+        .filter(|l| {
+            let inside = cfg.pod_cidr.contains(&l.pod_subnet);
+            if !inside {
+                log::warn!(
+                    "node {} slice {} is outside podCIDR {}: ignored",
+                    l.name,
+                    l.pod_subnet,
+                    cfg.pod_cidr
+                );
+            }
+            inside
+        })
+        .map(|l: &NodeLease| Peer {
+            subnet: l.pod_subnet,
+            mac: l.mac(),
+            underlay: l.address,
+        })
+        .collect();
+    let mtu = cfg
+        .mtu
+        .unwrap_or(underlay.mtu.saturating_sub(VXLAN_OVERHEAD));
+    let mac = me
+        .as_ref()
+        .map_or_else(|| overlay::vtep_mac_for(local), NodeLease::mac);
+    Ok(NodeView {
+        device: Device {
+            name: overlay::device_name(cfg.vni),
+            vni: cfg.vni,
+            port: cfg.port,
+            underlay: underlay.index,
+            local,
+            mtu,
+            mac,
+            slice,
+        },
+        slice,
+        peers,
+        mtu,
+    })
+}
+
+fn pod_of(req: &Request, addrs: Vec<IpNet>, mtu: u32, extra_routes: Vec<IpNet>) -> TransparentPod {
+    TransparentPod {
+        container_id: req.cmd.container_id.clone(),
+        ifname: req.cmd.ifname.clone(),
+        addrs,
+        mtu: Some(mtu),
+        extra_routes,
+    }
+}
+
+impl Plugin for Overlay {
+    fn name(&self) -> &'static str {
+        "overlay"
+    }
+
+    fn cni_args(&self) -> Option<&'static [&'static str]> {
+        Some(&["IP"])
+    }
+
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        let cfg = Config::from_request(req)?;
+        let ns = Netns::open(req.netns()?)?;
+        if ns.is_current() {
+            return Err(CniError::invalid_env(format!(
+                "CNI_NETNS {} is the plugin's own network namespace",
+                ns.path().display()
+            )));
+        }
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        let pod = k.connect(Some(&ns))?;
+        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)
+            .map_err(|e| CniError::invalid_config(e.to_string()))?;
+        let view = node_view(&cfg, &host)?;
+        let dev = overlay::ensure_device(&host, &view.device)?;
+        overlay::reconcile(&host, &dev, &view.peers, false, false)?;
+        attach::ensure_forwarding(true, false)?;
+
+        let lease = IpamLease::acquire(req)?;
+        let addrs: Vec<IpNet> = lease.result.ips.iter().map(|i| i.address).collect();
+        if addrs.is_empty() {
+            return Err(CniError::invalid_config("ipam returned no address"));
+        }
+        if let Some(a) = addrs
+            .iter()
+            .find(|a| a.addr().is_ipv4() && !view.slice.contains(&a.addr()))
+        {
+            return Err(CniError::invalid_config(format!(
+                "ipam returned {a}, outside this node's slice {}: point ipam at the slice",
+                view.slice
+            )));
+        }
+        let p = pod_of(
+            req,
+            addrs,
+            view.mtu,
+            lease.result.routes.iter().map(|r| r.dst()).collect(),
+        );
+        match transparent::attach(&host, &pod, &ns, &p) {
+            Ok(_) => {
+                let dns = cfg.dns.clone().unwrap_or_else(|| lease.result.dns.clone());
+                let result = p.result(&ns.path().display().to_string(), dns);
+                lease.keep();
+                Ok(result)
+            }
+            Err(e) => {
+                if let Err(e2) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname)
+                {
+                    log::warn!("rolling back {}: {e2}", p.host_veth());
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        Config::from_request(req)?;
+        let mut errors: Vec<CniError> = Vec::new();
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        if let Err(e) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname) {
+            errors.push(e.into());
+        }
+        if let Err(e) = delegate::ipam_del(req) {
+            errors.push(e);
+        }
+        match errors.into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        let cfg = Config::from_request(req)?;
+        let prev = req.prev_result.as_ref().ok_or_else(|| {
+            CniError::invalid_config("CHECK needs prevResult (the result of ADD)")
+        })?;
+        delegate::ipam_check(req)?;
+        let ns = Netns::open(req.netns()?)?;
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        let pod = k.connect(Some(&ns))?;
+        let view = node_view(&cfg, &host)?;
+        let dev = host.link(&view.device.name)?.ok_or_else(|| {
+            CniError::check_failed(format!("vxlan device {} is missing", view.device.name))
+        })?;
+        let drift = overlay::reconcile(&host, &dev, &view.peers, true, true)?;
+        if !drift.is_noop() {
+            return Err(CniError::check_failed(format!(
+                "overlay peers differ from the node list: missing {:?}, changed {:?}, stale {:?}",
+                drift.added, drift.updated, drift.removed
+            )));
+        }
+        let p = pod_of(
+            req,
+            prev.addresses_of(&req.cmd.ifname)
+                .iter()
+                .map(|i| i.address)
+                .collect(),
+            view.mtu,
+            Vec::new(),
+        );
+        transparent::check(&host, &pod, &p).map_err(CniError::check_failed)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        delegate::ipam_gc(req)
+    }
+
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        let cfg = Config::from_request(req)?;
+        let k = Kernel::new()?;
+        let host = k.connect(None)?;
+        node_view(&cfg, &host).map_err(|e| CniError::not_available(e.msg))?;
+        delegate::ipam_status(req)
+    }
+}
