@@ -3,10 +3,10 @@
 # cnitool), checks formatting and lints, builds the workspace, then runs every test, the
 # root-only ones included.
 #
-# The tests run inside a private mount namespace with fresh tmpfs over /run/netns,
-# /var/lib/cni, /etc/cni/net.d and /run/cni: the namespaces they create are invisible to the
-# rest of the machine and disappear with the run even if a test is killed, and the machine's
-# real CNI directories are never read or written.
+# The tests run inside a private mount namespace with fresh tmpfs over /tmp, /run/netns,
+# /var/lib/cni, /etc/cni/net.d, /run/cni and /opt/cni/bin: the namespaces they create are
+# invisible to the rest of the machine and disappear with the run even if a test is killed,
+# and the machine's real CNI directories are never read or written (not even created).
 #
 #   scripts/test.sh [extra args for cargo nextest / cargo test, e.g. a test name filter]
 set -euo pipefail
@@ -14,11 +14,29 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# Inside the private mount namespace: give $1 a fresh tmpfs. When it does not exist on the
+# machine, its nearest existing parent gets a throw-away overlay first, so creating the mount
+# point writes nothing to the machine's file system either.
+private_dir() {
+  local d=$1 p
+  if [[ ! -d $d ]]; then
+    p=$(dirname "$d")
+    while [[ ! -d $p ]]; do p=$(dirname "$p"); done
+    local scratch
+    scratch=$(mktemp -d /tmp/ferro-overlay.XXXXXX)
+    mkdir -p "$scratch/upper" "$scratch/work"
+    mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
+    mkdir -p "$d"
+  fi
+  mount -t tmpfs -o mode=0755 ferro-test "$d"
+}
+
 if [[ ${1:-} == --inner ]]; then
   shift
-  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni; do
-    mkdir -p "$d"
-    mount -t tmpfs -o mode=0755 ferro-test "$d"
+  # A private /tmp first: test temp files and the overlays' scratch space live in memory.
+  mount -t tmpfs -o mode=1777 ferro-tmp /tmp
+  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
+    private_dir "$d"
   done
   mount --make-shared /run/netns 2>/dev/null || true
   if command -v cargo-nextest >/dev/null 2>&1; then
