@@ -1,0 +1,483 @@
+//! The subcommand table and the handlers.
+//!
+//! Each entry of [`SUBCOMMANDS`] declares a command's name, arguments, flags and handler; the
+//! parser ([`crate::cli`]) and the help text are driven by it. A later command (`plan`,
+//! `overlay sync`) is one more entry here and one more handler (a command with its own
+//! sub-verbs, such as `overlay`, takes the sub-verb as its first positional argument).
+//!
+//! Handlers read the environment from [`Ctx`], write results to `ctx.out` and notes to
+//! `ctx.err`, and return an [`Error`]; [`crate::run`] turns that into stderr lines and an exit
+//! status.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ferro_spec::args::CniArgs;
+use ferro_spec::conf::is_valid_identifier;
+use ferro_spec::env::validate_ifname;
+use ferro_spec::{Attachment, CniError, Env};
+use serde_json::{Map, Value};
+
+use crate::cli::{self, FlagSpec, GlobalOpts, Invocation};
+use crate::conflist::{self, NetworkList};
+use crate::error::{io_error, Error};
+use crate::exec::ProcessExec;
+use crate::gojson;
+use crate::identity::{cnitool_container_id, go_abs};
+use crate::runtime::{Runtime, RuntimeConf, Validity};
+use crate::validate;
+
+/// Default `NETCONFPATH`.
+pub const DEFAULT_NETCONFPATH: &str = "/etc/cni/net.d";
+/// Default result cache directory (libcni `CacheDir`).
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni";
+
+/// Everything a handler may use.
+pub struct Ctx<'a> {
+    /// cnictl's environment (plugins inherit it).
+    pub env: &'a Env,
+    /// The working directory, to make relative netns paths absolute.
+    pub cwd: Option<PathBuf>,
+    /// Global flags.
+    pub global: GlobalOpts,
+    /// Where results go (stdout).
+    pub out: &'a mut dyn Write,
+    /// Where notes and plugin stderr go (stderr).
+    pub err: &'a mut dyn Write,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("cwd", &self.cwd)
+            .field("global", &self.global)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handler.
+pub type Handler = fn(&mut Ctx<'_>, &Invocation) -> Result<(), Error>;
+
+/// One entry of the command table.
+#[derive(Debug, Clone, Copy)]
+pub struct Subcommand {
+    /// The word on the command line.
+    pub name: &'static str,
+    /// Its arguments, for help and errors.
+    pub args: &'static str,
+    /// One line of help.
+    pub summary: &'static str,
+    /// More help (may be empty).
+    pub details: &'static str,
+    /// Fewest positional arguments.
+    pub min_args: usize,
+    /// Most positional arguments.
+    pub max_args: usize,
+    /// The command's own flags.
+    pub flags: &'static [FlagSpec],
+    /// The handler.
+    pub run: Handler,
+}
+
+/// Every command.
+pub const SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "add",
+        args: "<network> <netns>",
+        summary: "ADD every plugin in order, cache the result, print it",
+        details: "When a plugin fails, DEL runs over the whole list in reverse order before the \
+ADD error is reported (libcni leaves that to the caller); --no-cleanup keeps what was done.",
+        min_args: 2,
+        max_args: 2,
+        flags: &[FlagSpec {
+            long: "no-cleanup",
+            short: None,
+            metavar: None,
+            help: "do not DEL the list after a failed ADD",
+        }],
+        run: cmd_add,
+    },
+    Subcommand {
+        name: "check",
+        args: "<network> <netns>",
+        summary: "CHECK every plugin in order against the cached result (cniVersion >= 0.4.0)",
+        details: "",
+        min_args: 2,
+        max_args: 2,
+        flags: &[],
+        run: cmd_check,
+    },
+    Subcommand {
+        name: "del",
+        args: "<network> <netns>",
+        summary: "DEL every plugin in reverse order, then drop the cached result",
+        details: "",
+        min_args: 2,
+        max_args: 2,
+        flags: &[],
+        run: cmd_del,
+    },
+    Subcommand {
+        name: "gc",
+        args: "<network> [netns, ignored]",
+        summary: "DEL stale cached attachments, then GC every plugin (cniVersion >= 1.1.0)",
+        details: "Valid attachments are those given with --valid; without --valid, a cached \
+attachment is valid while the netns recorded in its cache file exists (entries without a \
+recorded netns, written by libcni 1.1 and older, are kept). Every other cached attachment of \
+the network gets a DEL; then GC goes to every plugin with the valid set in both \
+cni.dev/valid-attachments and cni.dev/attachments.",
+        min_args: 1,
+        max_args: 2,
+        flags: &[FlagSpec {
+            long: "valid",
+            short: None,
+            metavar: Some("ID[/IFNAME]"),
+            help: "a valid attachment (repeatable; IFNAME defaults to --ifname)",
+        }],
+        run: cmd_gc,
+    },
+    Subcommand {
+        name: "status",
+        args: "<network> [netns, ignored]",
+        summary: "STATUS every plugin in order, stop at the first error (cniVersion >= 1.1.0)",
+        details: "",
+        min_args: 1,
+        max_args: 2,
+        flags: &[],
+        run: cmd_status,
+    },
+    Subcommand {
+        name: "validate",
+        args: "<network|file>",
+        summary: "find every plugin and IPAM plugin and check it supports the list's version",
+        details: "Each plugin is asked VERSION as libcni asks; one line per plugin, then a \
+verdict. Exit status 1 when anything is missing or unsupported.",
+        min_args: 1,
+        max_args: 1,
+        flags: &[],
+        run: cmd_validate,
+    },
+    Subcommand {
+        name: "help",
+        args: "[command]",
+        summary: "show help",
+        details: "",
+        min_args: 0,
+        max_args: 1,
+        flags: &[],
+        run: cmd_help,
+    },
+];
+
+impl Ctx<'_> {
+    /// `NETCONFPATH`, or its default.
+    pub fn netconfpath(&self) -> PathBuf {
+        PathBuf::from(
+            self.env
+                .get_nonempty("NETCONFPATH")
+                .unwrap_or(DEFAULT_NETCONFPATH),
+        )
+    }
+
+    /// The cache directory: `--cache-dir`, `CNI_CACHE_DIR`, `/var/lib/cni`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.global.cache_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(
+                self.env
+                    .get_nonempty("CNI_CACHE_DIR")
+                    .unwrap_or(DEFAULT_CACHE_DIR),
+            )
+        })
+    }
+
+    /// `CNI_PATH`, required to run plugins (code 4 when unset).
+    pub fn cni_path(&self) -> Result<String, Error> {
+        self.env
+            .get_nonempty("CNI_PATH")
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::cni(CniError::invalid_env(
+                    "CNI_PATH is not set: it must list the directories holding the plugins",
+                ))
+            })
+    }
+
+    /// The interface name: `--ifname`, `CNI_IFNAME` (when set, even empty, as cnitool), `eth0`.
+    pub fn ifname(&self) -> String {
+        self.global
+            .ifname
+            .clone()
+            .or_else(|| self.env.get("CNI_IFNAME").map(str::to_string))
+            .unwrap_or_else(|| "eth0".to_string())
+    }
+
+    /// The list called `network`: from `--conf-file` (whose name must match), or searched in
+    /// `NETCONFPATH` as libcni does.
+    pub fn load_list(&self, network: &str) -> Result<NetworkList, Error> {
+        match &self.global.conf_file {
+            Some(file) => {
+                let list = conflist::load_any_file(file)?;
+                if list.name != network {
+                    return Err(Error::cni(CniError::invalid_config(format!(
+                        "{} defines network {:?}, not {network:?}",
+                        file.display(),
+                        list.name
+                    ))));
+                }
+                Ok(list)
+            }
+            None => Ok(conflist::load_network(&self.netconfpath(), network)?),
+        }
+    }
+
+    /// The runtime side of an attachment to `netns` (cnitool's derivation).
+    pub fn runtime_conf(&self, netns: &str) -> Result<RuntimeConf, Error> {
+        let cap_args = match self.env.get_nonempty("CAP_ARGS") {
+            None => Map::new(),
+            Some(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => {
+                    return Err(Error::cni(CniError::decode(
+                        "CAP_ARGS must be a JSON object",
+                    )))
+                }
+                Err(e) => {
+                    return Err(Error::cni(CniError::decode(format!(
+                        "CAP_ARGS is not valid JSON: {e}"
+                    ))))
+                }
+            },
+        };
+        let args = match self.env.get_nonempty("CNI_ARGS") {
+            None => Vec::new(),
+            Some(s) => CniArgs::parse(s)?.pairs().to_vec(),
+        };
+        let netns = if netns.starts_with('/') {
+            go_abs(netns, Path::new("/"))
+        } else {
+            let cwd = self.cwd.as_deref().ok_or_else(|| {
+                Error::cni(CniError::invalid_env(format!(
+                    "cannot make netns path {netns:?} absolute: no working directory"
+                )))
+            })?;
+            go_abs(netns, cwd)
+        };
+        let container_id = self
+            .global
+            .container_id
+            .clone()
+            .unwrap_or_else(|| cnitool_container_id(&netns));
+        Ok(RuntimeConf {
+            container_id,
+            netns,
+            ifname: self.ifname(),
+            args,
+            cap_args,
+        })
+    }
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::cni(io_error("writing stdout", &e)))
+}
+
+fn cmd_add(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let list = ctx.load_list(&inv.positionals[0])?;
+    let rt = ctx.runtime_conf(&inv.positionals[1])?;
+    let cni_path = ctx.cni_path()?;
+    let exec = ProcessExec::new(ctx.env.clone(), &cni_path);
+    let cache_dir = ctx.cache_dir();
+    let result = Runtime::new(&exec, &cache_dir, &cni_path, &mut *ctx.err).add(
+        &list,
+        &rt,
+        !inv.has("no-cleanup"),
+    )?;
+    write_out(
+        ctx.out,
+        &format!("{}\n", gojson::to_string_indent(&result, "    ")),
+    )
+}
+
+fn cmd_check(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let list = ctx.load_list(&inv.positionals[0])?;
+    let rt = ctx.runtime_conf(&inv.positionals[1])?;
+    let cni_path = ctx.cni_path()?;
+    let exec = ProcessExec::new(ctx.env.clone(), &cni_path);
+    let cache_dir = ctx.cache_dir();
+    Runtime::new(&exec, &cache_dir, &cni_path, &mut *ctx.err).check(&list, &rt)
+}
+
+fn cmd_del(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let list = ctx.load_list(&inv.positionals[0])?;
+    let rt = ctx.runtime_conf(&inv.positionals[1])?;
+    let cni_path = ctx.cni_path()?;
+    let exec = ProcessExec::new(ctx.env.clone(), &cni_path);
+    let cache_dir = ctx.cache_dir();
+    Runtime::new(&exec, &cache_dir, &cni_path, &mut *ctx.err).del(&list, &rt)
+}
+
+/// `--valid ID[/IFNAME]` values as attachments (`default_ifname` when IFNAME is omitted).
+pub fn parse_valid(values: &[&str], default_ifname: &str) -> Result<Vec<Attachment>, Error> {
+    values
+        .iter()
+        .map(|v| {
+            let (id, ifname) = v.split_once('/').unwrap_or((v, default_ifname));
+            if !is_valid_identifier(id) {
+                return Err(Error::usage(format!(
+                    "--valid {v}: invalid container id {id:?}"
+                )));
+            }
+            validate_ifname(ifname).map_err(|e| Error::usage(format!("--valid {v}: {e}")))?;
+            Ok(Attachment {
+                container_id: id.to_string(),
+                ifname: ifname.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn cmd_gc(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let list = ctx.load_list(&inv.positionals[0])?;
+    let validity = if inv.has("valid") {
+        Validity::Explicit(parse_valid(&inv.values("valid"), &ctx.ifname())?)
+    } else {
+        Validity::NetnsAlive
+    };
+    let cni_path = ctx.cni_path()?;
+    let exec = ProcessExec::new(ctx.env.clone(), &cni_path);
+    let cache_dir = ctx.cache_dir();
+    let report = Runtime::new(&exec, &cache_dir, &cni_path, &mut *ctx.err).gc(&list, &validity)?;
+    if !list.disable_gc {
+        let _ = writeln!(
+            ctx.err,
+            "cnictl: gc: network {:?}: {} stale attachment(s) deleted, {} valid{}",
+            list.name,
+            report.deleted.len(),
+            report.valid.len(),
+            if report.gc_sent {
+                format!(", GC sent to {} plugin(s)", list.plugins.len())
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn cmd_status(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let list = ctx.load_list(&inv.positionals[0])?;
+    let cni_path = ctx.cni_path()?;
+    let exec = ProcessExec::new(ctx.env.clone(), &cni_path);
+    let cache_dir = ctx.cache_dir();
+    Runtime::new(&exec, &cache_dir, &cni_path, &mut *ctx.err).status(&list)?;
+    Ok(())
+}
+
+fn cmd_validate(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let target = &inv.positionals[0];
+    let list = if Path::new(target).is_file() {
+        conflist::load_any_file(Path::new(target))?
+    } else {
+        ctx.load_list(target)?
+    };
+    let cni_path = ctx.cni_path()?;
+    let exec = ProcessExec::new(ctx.env.clone(), &cni_path);
+    let report = validate::validate(&list, &exec);
+    write_out(ctx.out, &report.render())?;
+    let problems = report.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::cni(CniError::invalid_config(format!(
+            "network {:?} is not valid: {}",
+            list.name,
+            problems.join("; ")
+        ))))
+    }
+}
+
+fn cmd_help(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let text = match inv.positionals.first() {
+        None => cli::usage(SUBCOMMANDS),
+        Some(name) => match SUBCOMMANDS.iter().find(|c| c.name == name) {
+            Some(c) => cli::command_usage(c),
+            None => return Err(Error::usage(format!("unknown command {name:?}"))),
+        },
+    };
+    write_out(ctx.out, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(env: &'a Env, out: &'a mut Vec<u8>, err: &'a mut Vec<u8>) -> Ctx<'a> {
+        Ctx {
+            env,
+            cwd: Some(PathBuf::from("/run/netns")),
+            global: GlobalOpts::default(),
+            out,
+            err,
+        }
+    }
+
+    #[test]
+    fn runtime_conf_follows_cnitool() {
+        let env = Env::from_pairs([
+            ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web"),
+            ("CAP_ARGS", r#"{"portMappings":[{"hostPort":8080}]}"#),
+        ]);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let c = ctx(&env, &mut out, &mut err);
+        let rt = c.runtime_conf("ctr1/../ctr2").unwrap();
+        assert_eq!(rt.netns, "/run/netns/ctr2");
+        assert_eq!(rt.container_id, cnitool_container_id("/run/netns/ctr2"));
+        assert_eq!(rt.ifname, "eth0");
+        assert_eq!(rt.args[1], ("K8S_POD_NAME".to_string(), "web".to_string()));
+        assert!(rt.cap_args.contains_key("portMappings"));
+        assert!(matches!(c.cni_path(), Err(e) if e.code() == Some(4)));
+        assert_eq!(c.cache_dir(), PathBuf::from("/var/lib/cni"));
+        assert_eq!(c.netconfpath(), PathBuf::from("/etc/cni/net.d"));
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let env = Env::from_pairs([
+            ("CNI_IFNAME", "net9"),
+            ("CNI_CACHE_DIR", "/env/cache"),
+            ("CAP_ARGS", "[1]"),
+        ]);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut c = ctx(&env, &mut out, &mut err);
+        assert_eq!(c.ifname(), "net9");
+        assert_eq!(c.cache_dir(), PathBuf::from("/env/cache"));
+        assert_eq!(c.runtime_conf("/x").unwrap_err().code(), Some(6));
+        c.global.ifname = Some("net1".into());
+        c.global.cache_dir = Some("/flag".into());
+        c.global.container_id = Some("mine".into());
+        assert_eq!(c.ifname(), "net1");
+        assert_eq!(c.cache_dir(), PathBuf::from("/flag"));
+    }
+
+    #[test]
+    fn valid_flags_parse_ids_and_ifnames() {
+        let v = parse_valid(&["c1/net1", "c2"], "eth0").unwrap();
+        assert_eq!(
+            v,
+            [
+                Attachment {
+                    container_id: "c1".into(),
+                    ifname: "net1".into()
+                },
+                Attachment {
+                    container_id: "c2".into(),
+                    ifname: "eth0".into()
+                },
+            ]
+        );
+        assert!(parse_valid(&["bad id"], "eth0").is_err());
+        assert!(parse_valid(&["c1/"], "eth0").is_err());
+    }
+}
