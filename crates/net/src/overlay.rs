@@ -18,9 +18,243 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use ferro_spec::CniError;
+
 use crate::error::NetError;
 use crate::names;
 use crate::rtnl::{AddrOpts, FdbEntry, Link, NeighSpec, RouteSpec, Rtnl, VxlanSpec};
+
+/// VXLAN header and outer headers over an IPv4 underlay.
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// The node-level keys of an `overlay` plugin object, shared by the plugin and
+/// `cnictl overlay sync` so both compute the same view of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The cluster pod CIDR (every node's slice is inside it).
+    pub pod_cidr: IpNet,
+    /// This node's slice, when given directly.
+    pub node_subnet: Option<IpNet>,
+    /// This node's name in the node list, to look its slice up.
+    pub node_name: Option<String>,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// VXLAN UDP port.
+    pub port: u16,
+    /// The underlay interface; `None`: the default route's.
+    pub underlay: Option<String>,
+    /// Pod MTU; `None`: underlay MTU − 50.
+    pub mtu: Option<u32>,
+    /// The node list file (the peer source).
+    pub node_list: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawNodeConfig {
+    #[serde(default, rename = "podCIDR")]
+    pod_cidr: Option<IpNet>,
+    #[serde(default)]
+    node_subnet: Option<IpNet>,
+    #[serde(default)]
+    node_name: Option<String>,
+    #[serde(default)]
+    vni: Option<u32>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    underlay: Option<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    node_list: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// Reads and validates the node-level keys of an `overlay` plugin object (code 6 for a
+    /// wrong type, 7 for a bad value, naming the key).
+    pub fn from_value(v: &serde_json::Value) -> Result<NodeConfig, CniError> {
+        let raw: RawNodeConfig = ferro_spec::conf::parse_section(v, "")?;
+        let pod_cidr = raw.pod_cidr.ok_or_else(|| {
+            CniError::invalid_config("podCIDR: required (the cluster pod CIDR, e.g. 10.244.0.0/16)")
+        })?;
+        if pod_cidr != pod_cidr.trunc() {
+            return Err(CniError::invalid_config(format!(
+                "podCIDR: {pod_cidr} has host bits set"
+            )));
+        }
+        if let Some(s) = raw.node_subnet {
+            if s != s.trunc() {
+                return Err(CniError::invalid_config(format!(
+                    "nodeSubnet: {s} has host bits set"
+                )));
+            }
+            if !pod_cidr.contains(&s) {
+                return Err(CniError::invalid_config(format!(
+                    "nodeSubnet: {s} is not inside podCIDR {pod_cidr}"
+                )));
+            }
+        }
+        if raw.node_subnet.is_none() && raw.node_name.is_none() {
+            return Err(CniError::invalid_config(
+                "nodeSubnet or nodeName: one is required to know this node's slice",
+            ));
+        }
+        let vni = raw.vni.unwrap_or(1);
+        if !(1..=0xff_ffff).contains(&vni) {
+            return Err(CniError::invalid_config(format!(
+                "vni: {vni} is out of range 1-16777215"
+            )));
+        }
+        let port = raw.port.unwrap_or(8472);
+        if port == 0 {
+            return Err(CniError::invalid_config("port: 0 is not a UDP port"));
+        }
+        if let Some(u) = &raw.underlay {
+            ferro_spec::env::validate_ifname(u)
+                .map_err(|e| CniError::invalid_config(format!("underlay: {e}")))?;
+        }
+        let mtu = match raw.mtu {
+            None | Some(0) => None,
+            Some(m) if (68..=65535).contains(&m) => Some(m),
+            Some(m) => {
+                return Err(CniError::invalid_config(format!(
+                    "mtu: {m} is out of range 68-65535"
+                )))
+            }
+        };
+        let node_list = raw.node_list.ok_or_else(|| {
+            CniError::invalid_config("nodeList: required (the file listing the cluster's nodes)")
+        })?;
+        Ok(NodeConfig {
+            pod_cidr,
+            node_subnet: raw.node_subnet,
+            node_name: raw.node_name,
+            vni,
+            port,
+            underlay: raw.underlay,
+            mtu,
+            node_list,
+        })
+    }
+}
+
+/// This node as the overlay sees it.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// This node's slice.
+    pub slice: IpNet,
+    /// The other nodes.
+    pub peers: Vec<Peer>,
+    /// The VXLAN device to ensure.
+    pub device: Device,
+    /// Pod MTU.
+    pub mtu: u32,
+}
+
+/// Works out this node's slice, VXLAN device and peers from the config, the kernel (underlay
+/// interface and address) and the node list. Config and node-list problems are code 7.
+pub fn view(
+    cfg: &NodeConfig,
+    host: &Rtnl<'_>,
+    source: &dyn PeerSource,
+) -> Result<NodeView, CniError> {
+    let underlay = match &cfg.underlay {
+        Some(n) => host.link(n)?.ok_or_else(|| {
+            CniError::invalid_config(format!(
+                "underlay: interface {n:?} does not exist on the node"
+            ))
+        })?,
+        None => host.default_route_link()?.ok_or_else(|| {
+            CniError::invalid_config(
+                "underlay: not set and the node has no default route to take it from",
+            )
+        })?,
+    };
+    let local = host
+        .addrs(Some(underlay.index))?
+        .into_iter()
+        .map(|a| a.addr.addr())
+        .find(|a| a.is_ipv4())
+        .ok_or_else(|| {
+            CniError::invalid_config(format!("underlay {} has no IPv4 address", underlay.name))
+        })?;
+    let leases = source
+        .leases()
+        .map_err(|e| CniError::invalid_config(format!("nodeList: {e}")))?;
+    let (me, others) = split_self(
+        leases,
+        cfg.node_name.as_deref(),
+        cfg.node_subnet,
+        Some(local),
+    );
+    let slice = match (cfg.node_subnet, &me) {
+        (Some(s), Some(m)) if m.pod_subnet != s => {
+            return Err(CniError::invalid_config(format!(
+                "nodeSubnet {s} differs from {} listed for node {} in {}",
+                m.pod_subnet,
+                m.name,
+                source.describe()
+            )))
+        }
+        (Some(s), _) => s,
+        (None, Some(m)) => m.pod_subnet,
+        (None, None) => {
+            return Err(CniError::invalid_config(format!(
+                "nodeName {:?} is not in {}",
+                cfg.node_name.as_deref().unwrap_or_default(),
+                source.describe()
+            )))
+        }
+    };
+    if !cfg.pod_cidr.contains(&slice) {
+        return Err(CniError::invalid_config(format!(
+            "this node's slice {slice} is not inside podCIDR {}",
+            cfg.pod_cidr
+        )));
+    }
+    let peers: Vec<Peer> = others
+        .iter()
+        .filter(|l| {
+            let inside = cfg.pod_cidr.contains(&l.pod_subnet);
+            if !inside {
+                log::warn!(
+                    "node {} slice {} is outside podCIDR {}: ignored",
+                    l.name,
+                    l.pod_subnet,
+                    cfg.pod_cidr
+                );
+            }
+            inside
+        })
+        .map(|l| Peer {
+            subnet: l.pod_subnet,
+            mac: l.mac(),
+            underlay: l.address,
+        })
+        .collect();
+    let mtu = cfg
+        .mtu
+        .unwrap_or(underlay.mtu.saturating_sub(VXLAN_OVERHEAD));
+    let mac = me
+        .as_ref()
+        .map_or_else(|| vtep_mac_for(local), NodeLease::mac);
+    Ok(NodeView {
+        device: Device {
+            name: device_name(cfg.vni),
+            vni: cfg.vni,
+            port: cfg.port,
+            underlay: underlay.index,
+            local,
+            mtu,
+            mac,
+            slice,
+        },
+        slice,
+        peers,
+        mtu,
+    })
+}
 
 /// One node of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +624,45 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn node_cfg(extra: serde_json::Value) -> Result<NodeConfig, CniError> {
+        let mut conf = json!({"podCIDR": "10.244.0.0/16", "nodeSubnet": "10.244.1.0/24", "nodeList": "/etc/ferro-cni/nodes.json"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                conf.as_object_mut().unwrap().remove(k);
+            } else {
+                conf[k] = v.clone();
+            }
+        }
+        NodeConfig::from_value(&conf)
+    }
+
+    #[test]
+    fn node_config_defaults_follow_flannel() {
+        let c = node_cfg(json!({})).unwrap();
+        assert_eq!((c.vni, c.port, c.mtu), (1, 8472, None));
+    }
+
+    #[test]
+    fn node_config_errors_name_the_key() {
+        for (extra, key) in [
+            (json!({"podCIDR": null}), "podCIDR"),
+            (json!({"podCIDR": "10.244.0.1/16"}), "podCIDR"),
+            (json!({"nodeSubnet": "10.245.1.0/24"}), "nodeSubnet"),
+            (json!({"nodeSubnet": null}), "nodeName"),
+            (json!({"vni": 0}), "vni"),
+            (json!({"vni": 16777216}), "vni"),
+            (json!({"port": 0}), "port"),
+            (json!({"mtu": 40}), "mtu"),
+            (json!({"nodeList": null}), "nodeList"),
+            (json!({"underlay": "a:b"}), "underlay"),
+            (json!({"vni": "x"}), "vni"),
+        ] {
+            let e = node_cfg(extra.clone()).unwrap_err();
+            assert!(e.msg.contains(key), "{extra}: {}", e.msg);
+        }
+    }
 
     const LIST: &str = r#"{"nodes": [
         {"name": "a", "address": "10.240.0.4", "podSubnet": "10.244.1.0/24"},

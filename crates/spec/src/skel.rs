@@ -222,7 +222,15 @@ fn prepare(
     let conf = NetConf::from_value(&value)?;
     let prev_result = match value.get("prevResult") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(CniResult::from_value(v).map_err(|e| e.context("prevResult"))?),
+        Some(v) => match CniResult::from_value(v) {
+            Ok(r) => Some(r),
+            // DEL is best effort: clean up without the hint rather than refuse to clean up.
+            Err(e) if command == Command::Del => {
+                log::warn!("ignoring an unreadable prevResult on DEL: {e}");
+                None
+            }
+            Err(e) => return Err(e.context("prevResult")),
+        },
     };
     if let Some(known) = plugin.cni_args() {
         cmd.args.check_known(known)?;
@@ -537,6 +545,16 @@ mod tests {
         let (_, out, _) = call(&Probe::default(), env_for("ADD"), conf);
         assert_eq!(error_code(&out), 6);
         assert!(out.contains("prevResult"), "{out}");
+    }
+
+    #[test]
+    fn del_survives_an_unreadable_prev_result() {
+        let conf =
+            r#"{"cniVersion":"1.0.0","name":"n","prevResult":{"ips":[{"address":"bogus"}]}}"#;
+        let p = Probe::default();
+        let (code, out, _) = call(&p, env_for("DEL"), conf);
+        assert_eq!((code, out.as_str()), (0, ""));
+        assert_eq!(*p.seen.borrow(), vec![Command::Del]);
     }
 
     #[test]

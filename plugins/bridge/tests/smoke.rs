@@ -1,4 +1,5 @@
 //! First light: one node, two pods, static IPAM (reference), no masquerade.
+#![allow(clippy::unwrap_used)]
 
 use ferro_testutil::netns::Netns;
 use ferro_testutil::topology::{ping, World};

@@ -137,6 +137,39 @@ cni.dev/valid-attachments and cni.dev/attachments.",
         run: cmd_gc,
     },
     Subcommand {
+        name: "plan",
+        args: "--nodes N --max-pods P --vnet CIDR [--pod-cidr CIDR]",
+        summary: "how many VNet addresses and pod slices flat, kubenet and overlay consume; what runs out first",
+        details: "flat reserves maxPods + 1 VNet addresses per node; kubenet and overlay spend one \
+VNet address and one pod-CIDR slice per node (kubenet also one route of the Azure route table, \
+at most 400). Azure reserves 5 addresses of every subnet; --surge nodes (upgrades) must fit too.",
+        min_args: 0,
+        max_args: 0,
+        flags: &[
+            FlagSpec { long: "nodes", short: None, metavar: Some("N"), help: "nodes in steady state" },
+            FlagSpec { long: "max-pods", short: None, metavar: Some("P"), help: "pods per node (AKS default: 30 flat, 110 kubenet, 250 overlay)" },
+            FlagSpec { long: "vnet", short: None, metavar: Some("CIDR"), help: "the VNet subnet the nodes live in" },
+            FlagSpec { long: "pod-cidr", short: None, metavar: Some("CIDR"), help: "the pod CIDR (kubenet, overlay)" },
+            FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's pod slice (default 24)" },
+            FlagSpec { long: "surge", short: None, metavar: Some("N"), help: "extra nodes during upgrades (default 1)" },
+            FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, kubenet or overlay (default: all three)" },
+            FlagSpec { long: "json", short: None, metavar: None, help: "JSON for scripts" },
+        ],
+        run: cmd_plan,
+    },
+    Subcommand {
+        name: "overlay",
+        args: "sync <network>",
+        summary: "reconcile the VXLAN peers of the overlay plugins of <network> with their node list",
+        details: "Diffs the node's VXLAN neighbour, FDB and route entries against the node list and \
+changes only what differs (nodes that joined, left, or changed address or MAC). Run it inside \
+the node's network namespace; --dry-run reports without changing anything.",
+        min_args: 2,
+        max_args: 2,
+        flags: &[FlagSpec { long: "dry-run", short: None, metavar: None, help: "report, change nothing" }],
+        run: cmd_overlay,
+    },
+    Subcommand {
         name: "status",
         args: "<network> [netns, ignored]",
         summary: "STATUS every plugin in order, stop at the first error (cniVersion >= 1.1.0)",
@@ -407,6 +440,163 @@ fn cmd_help(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
         },
     };
     write_out(ctx.out, &text)
+}
+
+fn one_value<T: std::str::FromStr>(
+    inv: &Invocation,
+    flag: &str,
+    default: Option<T>,
+) -> Result<T, Error> {
+    match inv.values(flag).last() {
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::usage(format!("--{flag}: invalid value {v:?}"))),
+        None => default.ok_or_else(|| Error::usage(format!("--{flag} is required"))),
+    }
+}
+
+fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    use crate::plan;
+    let input = plan::Input {
+        nodes: one_value(inv, "nodes", None)?,
+        max_pods: one_value(inv, "max-pods", None)?,
+        vnet: one_value::<ipnet::Ipv4Net>(inv, "vnet", None)?.trunc(),
+        pod_cidr: match inv.values("pod-cidr").last() {
+            None => None,
+            Some(v) => Some(
+                v.parse::<ipnet::Ipv4Net>()
+                    .map_err(|_| Error::usage(format!("--pod-cidr: invalid value {v:?}")))?
+                    .trunc(),
+            ),
+        },
+        slice_prefix: one_value(inv, "slice-prefix", Some(24))?,
+        surge: one_value(inv, "surge", Some(1))?,
+    };
+    plan::validate(&input).map_err(Error::usage)?;
+    let model: String = one_value(inv, "model", Some("all".to_string()))?;
+    let plans: Vec<plan::ModelPlan> = match model.as_str() {
+        "all" if input.pod_cidr.is_some() => vec![
+            plan::flat(&input),
+            plan::kubenet(&input),
+            plan::overlay(&input),
+        ],
+        "all" => vec![plan::flat(&input)],
+        "flat" => vec![plan::flat(&input)],
+        "kubenet" => vec![plan::kubenet(&input)],
+        "overlay" => vec![plan::overlay(&input)],
+        other => {
+            return Err(Error::usage(format!(
+                "--model: unknown model {other:?} (flat, kubenet, overlay)"
+            )))
+        }
+    };
+    let text = if inv.has("json") {
+        let mut t = serde_json::to_string_pretty(&plans)
+            .map_err(|e| Error::cni(CniError::internal(e.to_string())))?;
+        t.push('\n');
+        t
+    } else {
+        plan::render(&input, &plans)
+    };
+    write_out(ctx.out, &text)?;
+    if plans.iter().all(|p| p.fits) {
+        Ok(())
+    } else {
+        Err(Error::cni(CniError::invalid_config(format!(
+            "the cluster does not fit under: {}",
+            plans
+                .iter()
+                .filter(|p| !p.fits)
+                .map(|p| p.model)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))))
+    }
+}
+
+fn cmd_overlay(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    use ferro_net::overlay::{self, FileSource, NodeConfig};
+    if inv.positionals[0] != "sync" {
+        return Err(Error::usage(format!(
+            "overlay: unknown verb {:?} (sync)",
+            inv.positionals[0]
+        )));
+    }
+    let list = ctx.load_list(&inv.positionals[1])?;
+    let objects: Vec<&Map<String, Value>> = list
+        .plugins
+        .iter()
+        .filter(|p| p.plugin_type == "overlay")
+        .map(|p| &p.conf)
+        .collect();
+    if objects.is_empty() {
+        return Err(Error::cni(CniError::invalid_config(format!(
+            "network {:?} has no overlay plugin",
+            list.name
+        ))));
+    }
+    let dry = inv.has("dry-run");
+    let kernel = ferro_net::Kernel::new().map_err(|e| Error::cni(e.into()))?;
+    let host = kernel
+        .connect(None)
+        .map_err(|e| Error::plugin("overlay", e.into()))?;
+    for obj in objects {
+        let cfg = NodeConfig::from_value(&Value::Object(obj.clone()))
+            .map_err(|e| Error::plugin("overlay", e))?;
+        let view = overlay::view(&cfg, &host, &FileSource::new(&cfg.node_list))
+            .map_err(|e| Error::plugin("overlay", e))?;
+        let dev = if dry {
+            host.link(&view.device.name)
+                .map_err(|e| Error::plugin("overlay", e.into()))?
+        } else {
+            Some(
+                overlay::ensure_device(&host, &view.device)
+                    .map_err(|e| Error::plugin("overlay", e.into()))?,
+            )
+        };
+        let Some(dev) = dev else {
+            write_out(
+                ctx.out,
+                &format!(
+                    "{}: missing (would be created with {} peers)\n",
+                    view.device.name,
+                    view.peers.len()
+                ),
+            )?;
+            continue;
+        };
+        let r = overlay::reconcile(&host, &dev, &view.peers, true, dry)
+            .map_err(|e| Error::plugin("overlay", e.into()))?;
+        let list_of = |v: &[ipnet::IpNet]| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    v.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        };
+        write_out(
+            ctx.out,
+            &format!(
+                "{}{}: {} added{}, {} updated{}, {} removed{}, {} unchanged\n",
+                view.device.name,
+                if dry { " (dry run)" } else { "" },
+                r.added.len(),
+                list_of(&r.added),
+                r.updated.len(),
+                list_of(&r.updated),
+                r.removed.len(),
+                list_of(&r.removed),
+                r.unchanged
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod error;
 pub mod exec;
 pub mod gojson;
 pub mod identity;
+pub mod plan;
 pub mod request;
 pub mod runtime;
 pub mod validate;

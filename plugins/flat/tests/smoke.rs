@@ -1,4 +1,5 @@
 //! First light for flat: pods with VNet addresses on two nodes, reachable from the peer.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 

@@ -3,128 +3,21 @@
 
 use ipnet::IpNet;
 
-use ferro_net::overlay::{self, Device, FileSource, NodeLease, Peer, PeerSource};
+use ferro_net::overlay::{self, FileSource, NodeView};
 use ferro_net::rtnl::Rtnl;
 use ferro_net::transparent::{self, TransparentPod};
 use ferro_net::{attach, Kernel, Netns};
 use ferro_spec::delegate::{self, IpamLease};
 use ferro_spec::{CniError, CniResult, Plugin, Request};
 
-use crate::config::{Config, VXLAN_OVERHEAD};
+use crate::config::Config;
 
 /// The overlay plugin.
 #[derive(Debug)]
 pub struct Overlay;
 
-/// This node as the overlay sees it.
-pub struct NodeView {
-    /// This node's slice.
-    pub slice: IpNet,
-    /// The other nodes.
-    pub peers: Vec<Peer>,
-    /// The VXLAN device to ensure.
-    pub device: Device,
-    /// Pod MTU.
-    pub mtu: u32,
-}
-
 fn node_view(cfg: &Config, host: &Rtnl<'_>) -> Result<NodeView, CniError> {
-    let underlay = match &cfg.underlay {
-        Some(n) => host.link(n)?.ok_or_else(|| {
-            CniError::invalid_config(format!(
-                "underlay: interface {n:?} does not exist on the node"
-            ))
-        })?,
-        None => host.default_route_link()?.ok_or_else(|| {
-            CniError::invalid_config(
-                "underlay: not set and the node has no default route to take it from",
-            )
-        })?,
-    };
-    let local = host
-        .addrs(Some(underlay.index))?
-        .into_iter()
-        .map(|a| a.addr.addr())
-        .find(|a| a.is_ipv4())
-        .ok_or_else(|| {
-            CniError::invalid_config(format!("underlay {} has no IPv4 address", underlay.name))
-        })?;
-    let source = FileSource::new(&cfg.node_list);
-    let leases = source
-        .leases()
-        .map_err(|e| CniError::invalid_config(format!("nodeList: {e}")))?;
-    let (me, others) = overlay::split_self(
-        leases,
-        cfg.node_name.as_deref(),
-        cfg.node_subnet,
-        Some(local),
-    );
-    let slice = match (cfg.node_subnet, &me) {
-        (Some(s), Some(m)) if m.pod_subnet != s => {
-            return Err(CniError::invalid_config(format!(
-                "nodeSubnet {s} differs from {} listed for node {} in {}",
-                m.pod_subnet,
-                m.name,
-                source.describe()
-            )))
-        }
-        (Some(s), _) => s,
-        (None, Some(m)) => m.pod_subnet,
-        (None, None) => {
-            return Err(CniError::invalid_config(format!(
-                "nodeName {:?} is not in {}",
-                cfg.node_name.as_deref().unwrap_or_default(),
-                source.describe()
-            )))
-        }
-    };
-    if !cfg.pod_cidr.contains(&slice) {
-        return Err(CniError::invalid_config(format!(
-            "this node's slice {slice} is not inside podCIDR {}",
-            cfg.pod_cidr
-        )));
-    }
-    let peers: Vec<Peer> = others
-        .iter()
-        .filter(|l| {
-            let inside = cfg.pod_cidr.contains(&l.pod_subnet);
-            if !inside {
-                log::warn!(
-                    "node {} slice {} is outside podCIDR {}: ignored",
-                    l.name,
-                    l.pod_subnet,
-                    cfg.pod_cidr
-                );
-            }
-            inside
-        })
-        .map(|l: &NodeLease| Peer {
-            subnet: l.pod_subnet,
-            mac: l.mac(),
-            underlay: l.address,
-        })
-        .collect();
-    let mtu = cfg
-        .mtu
-        .unwrap_or(underlay.mtu.saturating_sub(VXLAN_OVERHEAD));
-    let mac = me
-        .as_ref()
-        .map_or_else(|| overlay::vtep_mac_for(local), NodeLease::mac);
-    Ok(NodeView {
-        device: Device {
-            name: overlay::device_name(cfg.vni),
-            vni: cfg.vni,
-            port: cfg.port,
-            underlay: underlay.index,
-            local,
-            mtu,
-            mac,
-            slice,
-        },
-        slice,
-        peers,
-        mtu,
-    })
+    overlay::view(&cfg.node, host, &FileSource::new(&cfg.node.node_list))
 }
 
 fn pod_of(req: &Request, addrs: Vec<IpNet>, mtu: u32, extra_routes: Vec<IpNet>) -> TransparentPod {

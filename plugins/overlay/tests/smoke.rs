@@ -1,4 +1,5 @@
 //! First light for overlay: three nodes, a pod on each, VXLAN between them.
+#![allow(clippy::unwrap_used)]
 
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_seen_from, ProbeServer};

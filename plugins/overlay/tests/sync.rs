@@ -1,0 +1,152 @@
+//! `cnictl overlay sync` keeps the VXLAN peers in line with the node list when nodes join or
+//! leave without any pod changing.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use ferro_testutil::netns::Netns;
+use ferro_testutil::topology::World;
+use ferro_testutil::{require_root, run_plugin_in, workspace_bin, PluginDir};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_overlay");
+
+fn node_list(world: &World, count: usize) -> String {
+    let nodes: Vec<_> = world.nodes[..count]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"name": format!("node{i}"), "address": n.ip.to_string(), "podSubnet": format!("10.244.{}.0/24", i + 1)}))
+        .collect();
+    json!({"nodes": nodes}).to_string()
+}
+
+/// (neighbours, fdb entries, routes) on ferro.1, one line each, sorted.
+fn peer_state(ns: &Netns) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let lines = |s: String| {
+        let mut v: Vec<String> = s
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort();
+        v
+    };
+    (
+        lines(ns.ip(&["neigh", "show", "dev", "ferro.1", "nud", "permanent"])),
+        lines(
+            ns.exec(&["bridge", "fdb", "show", "dev", "ferro.1"])
+                .lines()
+                .filter(|l| l.contains(" dst "))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        lines(
+            ns.ip(&["route", "show", "dev", "ferro.1"])
+                .lines()
+                .filter(|l| l.contains("onlink"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    )
+}
+
+fn sync(node: &Netns, confdir: &std::path::Path, extra: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", node.path().display()))
+        .arg(workspace_bin("cnictl"))
+        .args(["overlay", "sync", "ovl"])
+        .args(extra)
+        .env("NETCONFPATH", confdir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cnictl overlay sync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn removing_a_node_from_the_list_removes_exactly_its_entries() {
+    require_root();
+    let world = World::new(3);
+    let dir = PluginDir::new(&["static"]);
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), node_list(&world, 3)).unwrap();
+    let confdir = tempfile::tempdir().unwrap();
+    let conf = json!({"cniVersion":"1.0.0","name":"ovl","plugins":[{"type":"overlay","podCIDR":"10.244.0.0/16",
+        "nodeName":"node0","nodeList": list.path(),"ipam":{"type":"static","addresses":[{"address":"10.244.1.5/24"}]}}]});
+    std::fs::write(confdir.path().join("10-ovl.conflist"), conf.to_string()).unwrap();
+
+    let a = &world.nodes[0].ns;
+    let pod = Netns::new("spod");
+    let path = pod.path().display().to_string();
+    let plugin_conf = json!({"cniVersion":"1.0.0","name":"ovl","type":"overlay","podCIDR":"10.244.0.0/16",
+        "nodeName":"node0","nodeList": list.path(),"ipam":{"type":"static","addresses":[{"address":"10.244.1.5/24"}]}});
+    let env = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "sync1"),
+        ("CNI_NETNS", path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", &dir.path_str()),
+    ];
+    run_plugin_in(BIN, &env, &plugin_conf.to_string(), Some(&a.path())).ok();
+
+    let (n3, f3, r3) = peer_state(a);
+    assert_eq!(
+        (n3.len(), f3.len(), r3.len()),
+        (2, 2, 2),
+        "two peers: {n3:?} {f3:?} {r3:?}"
+    );
+    assert!(sync(a, confdir.path(), &[]).contains("0 added, 0 updated, 0 removed, 2 unchanged"));
+
+    // node C (10.240.0.6, slice 10.244.3.0/24) leaves
+    std::fs::write(list.path(), node_list(&world, 2)).unwrap();
+    let report = sync(a, confdir.path(), &["--dry-run"]);
+    assert!(report.contains("1 removed"), "{report}");
+    assert_eq!(
+        peer_state(a),
+        (n3.clone(), f3.clone(), r3.clone()),
+        "a dry run changes nothing"
+    );
+    let report = sync(a, confdir.path(), &[]);
+    assert!(report.contains("1 removed (10.244.3.0/24)"), "{report}");
+    let (n2, f2, r2) = peer_state(a);
+    let gone = |before: &[String], after: &[String]| {
+        before
+            .iter()
+            .filter(|l| !after.contains(l))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (gn, gf, gr) = (gone(&n3, &n2), gone(&f3, &f2), gone(&r3, &r2));
+    assert!(
+        gn.len() == 1 && gn[0].starts_with("10.244.3.0 "),
+        "exactly C's neighbour: {gn:?}"
+    );
+    assert!(
+        gf.len() == 1 && gf[0].contains("dst 10.240.0.6"),
+        "exactly C's FDB entry: {gf:?}"
+    );
+    assert!(
+        gr.len() == 1 && gr[0].starts_with("10.244.3.0/24 via 10.244.3.0"),
+        "exactly C's route: {gr:?}"
+    );
+    assert_eq!(n2.len() + f2.len() + r2.len(), 3, "B's entries stay");
+
+    // C comes back with another address: added again, pointing at the new address
+    std::fs::write(
+        list.path(),
+        node_list(&world, 3).replace("10.240.0.6", "10.240.0.9"),
+    )
+    .unwrap();
+    let report = sync(a, confdir.path(), &[]);
+    assert!(report.contains("1 added (10.244.3.0/24)"), "{report}");
+    assert!(peer_state(a).1.iter().any(|l| l.contains("dst 10.240.0.9")));
+    // C's address changes again: updated in place
+    std::fs::write(list.path(), node_list(&world, 3)).unwrap();
+    let report = sync(a, confdir.path(), &[]);
+    assert!(report.contains("1 updated (10.244.3.0/24)"), "{report}");
+    assert_eq!(peer_state(a), (n3, f3, r3));
+}
