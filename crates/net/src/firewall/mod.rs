@@ -1,0 +1,180 @@
+//! # The suite's firewall: one nftables table, `inet ferro_cni`
+//!
+//! Built as operations on an [`nft::Batch`](crate::nft::Batch), so a plugin sends one
+//! transaction per CNI call (and may combine masquerade and anti-spoofing in it).
+//!
+//! - [`masq`]: masquerade per network with sets of pod addresses: rules do not grow with
+//!   the number of pods, ADD/DEL cost the same at 10 and 1000 pods;
+//! - [`antispoof`]: a strict reverse-path check per host-interface prefix;
+//! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment.
+//!
+//! Ownership is recorded in the kernel objects themselves: comments carry the attachment
+//! [`Tag`], so DEL and GC need no state of their own.
+//!
+//! What a node holds after a bridge (`ipMasq`), a flat pod and a portmap ADD (`nft list
+//! table inet ferro_cni`, abridged; the report of the change has the full listing):
+//!
+//! ```text
+//! table inet ferro_cni {
+//!   set pods4-kbr { type ipv4_addr; elements = { 10.244.0.5 comment "ctr1/eth0" } }
+//!   map hostports-any { type inet_proto . inet_service : verdict;
+//!                       elements = { tcp . 8080 comment "kbr/ctr1/eth0" : jump hp-1a2b... } }
+//!   chain masq-kbr { type nat hook postrouting priority srcnat; policy accept;
+//!                    ip saddr @pods4-kbr goto masq4-kbr
+//!                    ip6 saddr @pods6-kbr goto masq6-kbr }
+//!   chain masq4-kbr { ip daddr 10.244.0.0/16 return ... masquerade }
+//!   chain antispoof-fl { type filter hook prerouting priority raw; policy accept;
+//!                        iifname "fl*" fib saddr . iif oif missing drop }
+//!   chain hp-1a2b... { comment "kbr/ctr1/eth0"
+//!                      ip saddr 10.244.0.0/24 tcp dport 8080 meta mark set meta mark | 0x2000
+//!                      tcp dport 8080 dnat ip to 10.244.0.5:80 }
+//! }
+//! ```
+
+pub mod antispoof;
+pub mod hostports;
+pub mod masq;
+mod tag;
+
+pub use antispoof::{antispoof_chain, antispoof_check, antispoof_ops, antispoof_remove_ops};
+pub use hostports::{
+    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_plan, HostPorts,
+    HostPortsPlan, MappedPort, Replaced,
+};
+pub use masq::{masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec};
+pub use tag::{valid_in, StoredTag, Tag};
+
+use ferro_spec::CniError;
+use sha2::{Digest, Sha256};
+
+use crate::nft::{Batch, NftError, TableRef};
+
+/// The one table the suite owns.
+pub const TABLE: &str = "ferro_cni";
+
+/// `inet ferro_cni`.
+pub fn table() -> TableRef {
+    TableRef::inet(TABLE)
+}
+
+/// How often an operation that lost a race (the ruleset changed between its read and its
+/// transaction) is retried.
+const RACE_ATTEMPTS: usize = 5;
+
+/// A firewall operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// The kernel refused or a socket call failed.
+    #[error(transparent)]
+    Nft(#[from] NftError),
+    /// CHECK found the firewall different from what ADD creates; the message names what.
+    #[error("nft check: {0}")]
+    Check(String),
+    /// The request itself is unusable (bad prefix, mark bit out of range...).
+    #[error("firewall: {0}")]
+    Invalid(String),
+}
+
+impl FirewallError {
+    /// A CHECK failure (plugins return code 103 for it).
+    pub fn is_check_failure(&self) -> bool {
+        matches!(self, FirewallError::Check(_))
+    }
+}
+
+impl From<FirewallError> for CniError {
+    /// Check failures are code 103, invalid requests 7, kernel failures 100 (naming the nft
+    /// object).
+    fn from(e: FirewallError) -> Self {
+        match &e {
+            FirewallError::Check(_) => CniError::check_failed(e.to_string()),
+            FirewallError::Invalid(_) => CniError::invalid_config(e.to_string()),
+            FirewallError::Nft(_) => CniError::internal(e.to_string()),
+        }
+    }
+}
+
+/// `nft add table inet ferro_cni`.
+pub(crate) fn ensure_table(b: &mut Batch) {
+    b.add_table(&table());
+}
+
+/// The part of object names that stands for a network: the name itself, or `h<16 hex>` when
+/// it would push a set or chain name past the kernel's 255 bytes.
+pub(crate) fn net_key(network: &str) -> String {
+    if network.len() <= 200 && !network.contains('\0') {
+        network.to_string()
+    } else {
+        let d = Sha256::digest(network.as_bytes());
+        format!(
+            "h{}",
+            d[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    }
+}
+
+pub(crate) fn check_network(network: &str) -> Result<(), FirewallError> {
+    if network.is_empty() {
+        return Err(FirewallError::Invalid("empty network name".into()));
+    }
+    Ok(())
+}
+
+/// Runs `f` again (bounded) while it fails because the ruleset changed under it.
+pub(crate) fn retry_races<T>(
+    what: &str,
+    mut f: impl FnMut() -> Result<T, FirewallError>,
+    is_race: impl Fn(&NftError) -> bool,
+) -> Result<T, FirewallError> {
+    let mut last = None;
+    for _ in 0..RACE_ATTEMPTS {
+        match f() {
+            Err(FirewallError::Nft(e)) if is_race(&e) => {
+                log::debug!("{what}: the ruleset changed meanwhile ({e}); retrying");
+                last = Some(e);
+            }
+            r => return r,
+        }
+    }
+    Err(match last {
+        Some(e) => FirewallError::Nft(e),
+        None => FirewallError::Invalid(format!("{what}: no attempt made")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_cni_codes() {
+        let c: CniError =
+            FirewallError::Check("chain inet ferro_cni masq-x is missing".into()).into();
+        assert_eq!(c.code.number(), 103);
+        assert!(c.msg.contains("masq-x"));
+        let n: CniError = FirewallError::Nft(NftError::kernel(
+            "add rule inet ferro_cni masq-kbr",
+            22,
+            None,
+        ))
+        .into();
+        assert_eq!(n.code.number(), 100);
+        assert_eq!(
+            n.msg,
+            "nft: add rule inet ferro_cni masq-kbr: Invalid argument"
+        );
+        let i: CniError = FirewallError::Invalid("bad".into()).into();
+        assert_eq!(i.code.number(), 7);
+    }
+
+    #[test]
+    fn long_network_names_are_shortened_in_object_names() {
+        assert_eq!(net_key("kbr"), "kbr");
+        let k = net_key(&"n".repeat(250));
+        assert!(k.starts_with('h') && k.len() == 17);
+        assert_eq!(k, net_key(&"n".repeat(250)));
+    }
+}

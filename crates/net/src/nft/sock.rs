@@ -1,0 +1,323 @@
+//! A synchronous `NETLINK_NETFILTER` socket: send a buffer of requests in one `sendmsg`, then
+//! collect the replies of each request by sequence number.
+//!
+//! The socket is opened in the calling thread's network namespace and stays bound to it.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
+
+use super::wire::{self, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR};
+
+/// How long to wait for the kernel before giving up on a reply (the kernel answers
+/// nf_tables and ctnetlink requests synchronously, so this only guards against bugs).
+const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+/// Receive buffer: larger than the biggest dump skb the kernel builds (32 KiB).
+const RECV_BUF: usize = 128 * 1024;
+
+/// A failure below the nf_tables/ctnetlink layer, given context by the caller.
+#[derive(Debug)]
+pub(crate) enum SockError {
+    /// A socket call failed.
+    Io(io::Error),
+    /// The kernel answered with an error: positive errno, extended-ack message.
+    Kernel(i32, Option<String>),
+    /// A reply we could not make sense of.
+    Protocol(String),
+}
+
+/// A received message, owned.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedMsg {
+    pub(crate) ty: u16,
+    pub(crate) flags: u16,
+    pub(crate) seq: u32,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl OwnedMsg {
+    pub(crate) fn as_msg(&self) -> wire::Msg<'_> {
+        wire::Msg {
+            ty: self.ty,
+            flags: self.flags,
+            seq: self.seq,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// What the kernel answered to one request of a [`NlSocket::transact`] call.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    /// The data messages (dump entries, or the object of a non-dump GET).
+    pub(crate) msgs: Vec<OwnedMsg>,
+    /// `Some((errno, extack))` when the request failed.
+    pub(crate) error: Option<(i32, Option<String>)>,
+    /// A dump whose messages carried `NLM_F_DUMP_INTR` (the ruleset changed meanwhile).
+    pub(crate) interrupted: bool,
+}
+
+/// One request for [`NlSocket::transact`]: must carry `NLM_F_ACK` or `NLM_F_DUMP`, so that
+/// it is terminated by an ACK/error or by `NLMSG_DONE`.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) ty: u16,
+    pub(crate) flags: u16,
+    pub(crate) family: u8,
+    pub(crate) attrs: Vec<u8>,
+}
+
+/// The socket.
+#[derive(Debug)]
+pub(crate) struct NlSocket {
+    sock: Socket,
+    seq: u32,
+    rbuf: Vec<u8>,
+    sndbuf: usize,
+    rcvbuf: usize,
+}
+
+impl NlSocket {
+    /// Opens a `NETLINK_NETFILTER` socket in the calling thread's network namespace.
+    pub(crate) fn open() -> Result<NlSocket, io::Error> {
+        let mut sock = Socket::new(NETLINK_NETFILTER)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        // Error messages of the kernel (extended ACK), and ACKs without the echoed request.
+        let _ = sock.set_ext_ack(true);
+        let _ = sock.set_cap_ack(true);
+        setsockopt(
+            &sock.as_fd(),
+            sockopt::ReceiveTimeout,
+            &TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0),
+        )
+        .map_err(io::Error::from)?;
+        let sndbuf = sndbuf_of(&sock);
+        let rcvbuf = sock.get_rx_buf_sz().unwrap_or(0);
+        // Start from the clock, like libmnl, so replies meant for an earlier process with
+        // the same port id are not mistaken for ours.
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(1);
+        Ok(NlSocket {
+            sock,
+            seq,
+            rbuf: Vec::with_capacity(RECV_BUF),
+            sndbuf,
+            rcvbuf,
+        })
+    }
+
+    /// Reserves `n` consecutive sequence numbers; returns the first.
+    pub(crate) fn alloc_seq(&mut self, n: u32) -> u32 {
+        let first = self.seq;
+        self.seq = self.seq.wrapping_add(n);
+        first
+    }
+
+    /// Makes sure the socket buffers can hold a request of `send` bytes and the replies to
+    /// `replies` messages (each ACK is its own skb, about 1 KiB of receive buffer). Uses
+    /// the `*FORCE` options (we run as root) and falls back to the plain ones.
+    pub(crate) fn reserve(&mut self, send: usize, replies: usize) {
+        let want_snd = send + 16 * 1024;
+        if want_snd > self.sndbuf {
+            let fd = self.sock.as_fd();
+            if setsockopt(&fd, sockopt::SndBufForce, &want_snd).is_err() {
+                let _ = setsockopt(&fd, sockopt::SndBuf, &want_snd);
+            }
+            self.sndbuf = sndbuf_of(&self.sock).max(want_snd);
+        }
+        let want_rcv = replies * 1024 + 256 * 1024;
+        if want_rcv > self.rcvbuf {
+            let fd = self.sock.as_fd();
+            if setsockopt(&fd, sockopt::RcvBufForce, &want_rcv).is_err() {
+                let _ = setsockopt(&fd, sockopt::RcvBuf, &want_rcv);
+            }
+            self.rcvbuf = self.sock.get_rx_buf_sz().unwrap_or(0).max(want_rcv);
+        }
+    }
+
+    /// Sends `buf` in one `sendmsg`.
+    pub(crate) fn send(&mut self, buf: &[u8]) -> Result<(), SockError> {
+        let n = self.sock.send(buf, 0).map_err(SockError::Io)?;
+        if n != buf.len() {
+            return Err(SockError::Protocol(format!(
+                "short send: {n} of {} bytes",
+                buf.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram (one or more messages).
+    pub(crate) fn recv(&mut self) -> Result<Vec<u8>, SockError> {
+        loop {
+            self.rbuf.clear();
+            match self.sock.recv(&mut self.rbuf, nix::libc::MSG_TRUNC) {
+                Ok(n) if n > self.rbuf.capacity() => {
+                    return Err(SockError::Protocol(format!(
+                        "reply of {n} bytes truncated to {}",
+                        self.rbuf.capacity()
+                    )))
+                }
+                Ok(_) => return Ok(self.rbuf.clone()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(SockError::Protocol(format!(
+                        "no reply from the kernel within {}s",
+                        RECV_TIMEOUT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(SockError::Io(e)),
+            }
+        }
+    }
+
+    /// Sends every request in one `sendmsg` and collects each one's replies. Requests are
+    /// independent (not a transaction); each must ask for an ACK or be a dump.
+    pub(crate) fn transact(
+        &mut self,
+        subsys: u16,
+        reqs: &[Request],
+    ) -> Result<Vec<Reply>, SockError> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = u32::try_from(reqs.len()).unwrap_or(u32::MAX);
+        let first = self.alloc_seq(n);
+        let mut buf = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            wire::push_msg(
+                &mut buf,
+                (subsys << 8) | r.ty,
+                r.flags,
+                first.wrapping_add(i as u32),
+                r.family,
+                0,
+                &r.attrs,
+            );
+        }
+        self.reserve(buf.len(), reqs.len());
+        self.send(&buf)?;
+        let mut replies: Vec<Reply> = reqs.iter().map(|_| Reply::default()).collect();
+        let mut done = vec![false; reqs.len()];
+        let mut pending = reqs.len();
+        while pending > 0 {
+            let dgram = self.recv()?;
+            pending -= absorb(&dgram, first, &mut replies, &mut done)?;
+        }
+        Ok(replies)
+    }
+}
+
+/// Files the messages of one received datagram under the requests they answer (by sequence
+/// number from `first`); returns how many requests it completed. Messages of other
+/// sequence numbers (stale replies) are ignored.
+pub(crate) fn absorb(
+    dgram: &[u8],
+    first: u32,
+    replies: &mut [Reply],
+    done: &mut [bool],
+) -> Result<usize, SockError> {
+    let mut completed = 0;
+    for m in wire::messages(dgram) {
+        let idx = m.seq.wrapping_sub(first) as usize;
+        if idx >= replies.len() || done[idx] {
+            continue;
+        }
+        let reply = &mut replies[idx];
+        if m.flags & NLM_F_DUMP_INTR != 0 {
+            reply.interrupted = true;
+        }
+        match m.ty {
+            NLMSG_NOOP => {}
+            NLMSG_ERROR => {
+                let (code, extack) = m
+                    .error()
+                    .ok_or_else(|| SockError::Protocol("short error message".into()))?;
+                if code != 0 {
+                    reply.error = Some((-code, extack));
+                }
+                done[idx] = true;
+                completed += 1;
+            }
+            NLMSG_DONE => {
+                // A dump may end with a negative error in NLMSG_DONE.
+                let code = m
+                    .payload
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(i32::from_ne_bytes)
+                    .unwrap_or(0);
+                if code < 0 {
+                    reply.error = Some((-code, None));
+                }
+                done[idx] = true;
+                completed += 1;
+            }
+            _ => reply.msgs.push(OwnedMsg {
+                ty: m.ty,
+                flags: m.flags,
+                seq: m.seq,
+                payload: m.payload.to_vec(),
+            }),
+        }
+    }
+    Ok(completed)
+}
+
+fn sndbuf_of(sock: &Socket) -> usize {
+    nix::sys::socket::getsockopt(&sock.as_fd(), sockopt::SndBuf).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, payload: &[u8]) {
+        out.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+        out.extend_from_slice(&ty.to_ne_bytes());
+        out.extend_from_slice(&flags.to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    #[test]
+    fn replies_are_filed_by_sequence_and_interrupted_dumps_flagged() {
+        let mut replies = vec![Reply::default(), Reply::default()];
+        let mut done = vec![false; 2];
+        let mut d = Vec::new();
+        msg(&mut d, 0x0a0c, 0x2, 99, &[1, 0, 0, 0]); // stale: ignored
+        msg(&mut d, 0x0a0c, 0x2 | NLM_F_DUMP_INTR, 10, &[1, 0, 0, 0]); // dump entry
+        msg(&mut d, 0x0a0c, 0x2, 10, &[1, 0, 0, 0]);
+        assert_eq!(absorb(&d, 10, &mut replies, &mut done).unwrap(), 0);
+        let mut d = Vec::new();
+        msg(&mut d, NLMSG_DONE, 0x2, 10, &0i32.to_ne_bytes());
+        let mut err = (-2i32).to_ne_bytes().to_vec(); // ENOENT for the second request
+        err.extend_from_slice(&[0u8; 16]);
+        msg(&mut d, NLMSG_ERROR, 0x100, 11, &err);
+        assert_eq!(absorb(&d, 10, &mut replies, &mut done).unwrap(), 2);
+        assert_eq!(replies[0].msgs.len(), 2);
+        assert!(replies[0].interrupted && replies[0].error.is_none());
+        assert_eq!(replies[1].error, Some((2, None)));
+        assert!(replies[1].msgs.is_empty() && !replies[1].interrupted);
+        // Late duplicates of finished requests are ignored.
+        assert_eq!(absorb(&d, 10, &mut replies, &mut done).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_dump_that_fails_midway_reports_the_error_from_nlmsg_done() {
+        let mut replies = vec![Reply::default()];
+        let mut done = vec![false];
+        let mut d = Vec::new();
+        msg(&mut d, NLMSG_DONE, 0x2, 7, &(-16i32).to_ne_bytes());
+        assert_eq!(absorb(&d, 7, &mut replies, &mut done).unwrap(), 1);
+        assert_eq!(replies[0].error, Some((16, None)));
+    }
+}

@@ -1,0 +1,377 @@
+//! The nf_tables codec against the kernel, each test in a private network namespace:
+//! transactions, error reporting, idempotent deletes, reads restricted to our table, the
+//! generation guard, and batches larger than the default socket buffers.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure
+
+mod nftutil;
+
+use std::net::IpAddr;
+
+use ferro_net::nft::*;
+use nftutil::{in_netns, json, listing, map_entries, nft, nft_file, rules};
+
+fn t() -> TableRef {
+    TableRef::inet("ferro_cni")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn a_batch_is_one_transaction_and_the_first_error_names_operation_and_object() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_chain(&t(), Chain::regular("c"))
+            .add_rule(
+                &t(),
+                RuleBuilder::new()
+                    .counter()
+                    .verdict(Verdict::Accept)
+                    .build("c"),
+            )
+            .add_rule(
+                &t(),
+                RuleBuilder::new().verdict(Verdict::Accept).build("nochain"),
+            );
+        let err = sock.apply(&b).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nft: add rule inet ferro_cni nochain: No such file or directory"
+        );
+        assert!(err.is_not_found());
+        // Nothing of the failed transaction was applied.
+        assert!(!nft(&["list", "tables"]).contains("ferro_cni"));
+
+        // A jump to a chain that does not exist fails as well, and is named.
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_chain(&t(), Chain::regular("c"))
+            .add_rule(
+                &t(),
+                RuleBuilder::new()
+                    .verdict(Verdict::Jump("missing".into()))
+                    .build("c"),
+            );
+        let err = sock.apply(&b).unwrap_err().to_string();
+        assert!(err.starts_with("nft: add rule inet ferro_cni c: "), "{err}");
+
+        // The same batch without the bad rules applies in one go, and again idempotently.
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_chain(&t(), Chain::regular("c").with_comment("mine"))
+            .add_rule(
+                &t(),
+                RuleBuilder::new()
+                    .counter()
+                    .verdict(Verdict::Accept)
+                    .build("c"),
+            );
+        sock.apply(&b).unwrap();
+        assert_eq!(rules("c").len(), 1);
+        assert!(listing().contains("comment \"mine\""), "{}", listing());
+        // Adds never use NLM_F_EXCL: table and chain are ensured, the rule appended again.
+        sock.apply(&b).unwrap();
+        assert_eq!(rules("c").len(), 2);
+    })
+}
+
+#[test]
+fn idempotent_deletes_succeed_when_objects_are_already_gone() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        // Nothing exists: every idempotent delete is a no-op.
+        let mut b = Batch::new();
+        b.del_elems(&t(), "s", vec![Elem::addr(ip("10.0.0.1"))], true)
+            .flush_chain(&t(), "x", true)
+            .del_chain(&t(), "x", true)
+            .del_set(&t(), "s", true)
+            .del_table(&t(), true);
+        sock.apply(&b).unwrap();
+
+        // A strict delete of a missing object fails and says what.
+        let mut b = Batch::new();
+        b.del_table(&t(), false);
+        let err = sock.apply(&b).unwrap_err();
+        assert!(err.is_not_found());
+        assert_eq!(
+            err.to_string(),
+            "nft: delete table inet ferro_cni: No such file or directory"
+        );
+
+        // Mixed: existing objects go, missing ones are skipped, in one transaction.
+        nft_file(
+            "table inet ferro_cni {
+               set s { type ipv4_addr; elements = { 10.0.0.1, 10.0.0.3 } }
+               chain a { accept; }
+             }",
+        );
+        let mut b = Batch::new();
+        b.del_elems(
+            &t(),
+            "s",
+            vec![
+                Elem::addr(ip("10.0.0.1")),
+                Elem::addr(ip("10.0.0.2")), // missing
+            ],
+            true,
+        )
+        .flush_chain(&t(), "a", true)
+        .del_chain(&t(), "a", true)
+        .del_chain(&t(), "b", true); // missing
+        sock.apply(&b).unwrap();
+        let l = listing();
+        assert!(!l.contains("chain a"), "{l}");
+        assert!(!l.contains("10.0.0.1") && l.contains("10.0.0.3"), "{l}");
+
+        // A strict delete of a missing element in a batch with other work aborts all of it.
+        let mut b = Batch::new();
+        b.del_elems(&t(), "s", vec![Elem::addr(ip("10.0.0.3"))], false)
+            .del_elems(&t(), "s", vec![Elem::addr(ip("10.0.0.9"))], false);
+        let err = sock.apply(&b).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "nft: delete element inet ferro_cni s { 10.0.0.9 }: No such file or directory"
+        );
+        assert!(listing().contains("10.0.0.3"));
+    })
+}
+
+#[test]
+fn reads_decode_what_nft_wrote_and_never_leave_our_table() {
+    in_netns(|| {
+        nft_file(
+            r#"table inet ferro_cni {
+                 set s { type ipv4_addr; comment "pods"; elements = { 1.2.3.4 comment "a/b" } }
+                 chain c { ip saddr 10.0.0.0/8 tcp dport 22 counter accept comment "ssh"; }
+                 chain base { type nat hook postrouting priority srcnat; policy accept; }
+               }
+               table inet other {
+                 set s { type ipv4_addr; }
+                 chain c { accept; drop; }
+               }"#,
+        );
+        let mut sock = NftSocket::open().unwrap();
+        let table = sock.get_table(&t()).unwrap().unwrap();
+        assert_eq!((table.name.as_str(), table.objects), ("ferro_cni", 3)); // 2 chains, 1 set
+        assert!(sock.get_table(&TableRef::inet("nope")).unwrap().is_none());
+
+        let rules = sock.list_rules(&t(), None).unwrap();
+        assert_eq!(rules.len(), 1, "only our table's rules: {rules:?}");
+        let r = &rules[0];
+        assert_eq!((r.chain.as_str(), r.comment.as_deref()), ("c", Some("ssh")));
+        assert!(r.handle > 0);
+        let want = RuleBuilder::new()
+            .addr_cidr(Dir::Src, "10.0.0.0/8".parse().unwrap())
+            .l4proto(6)
+            .th_dport(22)
+            .counter()
+            .verdict(Verdict::Accept)
+            .build("c");
+        assert!(r.matches(&want.exprs), "{:?}", r.exprs);
+        assert!(sock.list_rules(&t(), Some("base")).unwrap().is_empty());
+        assert!(sock.list_rules(&t(), Some("none")).unwrap().is_empty());
+
+        let base = sock.get_chain(&t(), "base").unwrap().unwrap();
+        assert_eq!(
+            base.base,
+            Some(BaseChain {
+                kind: ChainType::Nat,
+                hook: Hook::Postrouting,
+                priority: priority::SRCNAT,
+                policy: Policy::Accept
+            })
+        );
+        let chains = sock.get_chains(&t(), &["c", "x", "base"]).unwrap();
+        assert!(chains[0].as_ref().unwrap().base.is_none());
+        assert!(chains[1].is_none() && chains[2].is_some());
+
+        let set = sock.get_set(&t(), "s").unwrap().unwrap();
+        assert_eq!((set.key_type, set.key_len), (7, 4));
+        assert_eq!(set.comment.as_deref(), Some("pods"));
+        assert_eq!(sock.list_sets(&t()).unwrap().len(), 1);
+        let elems = sock.list_elems(&t(), "s").unwrap().unwrap();
+        assert_eq!(elems.len(), 1);
+        assert_eq!(
+            (elems[0].key.as_slice(), elems[0].comment.as_deref()),
+            (&[1u8, 2, 3, 4][..], Some("a/b"))
+        );
+        assert!(sock.list_elems(&t(), "missing").unwrap().is_none());
+        let got = sock
+            .get_elems(
+                &t(),
+                "s",
+                &[Elem::addr(ip("1.2.3.4")), Elem::addr(ip("5.6.7.8"))],
+            )
+            .unwrap();
+        assert_eq!(got[0].as_ref().unwrap().comment.as_deref(), Some("a/b"));
+        assert!(got[1].is_none());
+        assert_eq!(
+            sock.get_elems(&t(), "missing", &[Elem::addr(ip("1.2.3.4"))])
+                .unwrap(),
+            vec![None]
+        );
+    })
+}
+
+#[test]
+fn a_batch_made_against_an_old_generation_is_refused() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let g = sock.generation().unwrap();
+        nft(&["add", "table", "inet", "someone_else"]);
+        let mut b = Batch::new();
+        b.add_table(&t());
+        let err = sock.apply_at(&b, g).unwrap_err();
+        assert!(err.is_generation_changed(), "{err}");
+        assert!(json().is_empty(), "nothing applied");
+        let g = sock.generation().unwrap();
+        sock.apply_at(&b, g).unwrap();
+        assert!(nft(&["list", "tables"]).contains("ferro_cni"));
+    })
+}
+
+#[test]
+fn an_element_is_retagged_by_add_delete_add_in_one_transaction() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_set(&t(), SetDef::set("s", vec![DataType::Ipv4Addr]));
+        sock.apply(&b).unwrap();
+        for owner in ["a/eth0", "b/eth0", "b/eth0"] {
+            let e = Elem::addr(ip("10.0.0.1"));
+            let mut b = Batch::new();
+            b.add_elems(&t(), "s", vec![e.clone()])
+                .del_elems(&t(), "s", vec![e.clone()], false)
+                .add_elems(&t(), "s", vec![e.with_comment(owner)]);
+            sock.apply(&b).unwrap();
+            let got = sock.list_elems(&t(), "s").unwrap().unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].comment.as_deref(), Some(owner));
+        }
+    })
+}
+
+#[test]
+fn verdict_maps_with_concatenated_keys_list_like_nft_maps() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_chain(&t(), Chain::regular("target"))
+            .add_set(
+                &t(),
+                SetDef::vmap(
+                    "m",
+                    vec![
+                        DataType::Ipv4Addr,
+                        DataType::InetProto,
+                        DataType::InetService,
+                    ],
+                ),
+            )
+            .add_elems(
+                &t(),
+                "m",
+                vec![Elem::concat(&[
+                    KeyPart::Addr(ip("192.0.2.1")),
+                    KeyPart::Proto(17),
+                    KeyPart::Port(53),
+                ])
+                .with_verdict(Verdict::Jump("target".into()))
+                .with_comment("x/y/z")],
+            );
+        sock.apply(&b).unwrap();
+        assert_eq!(
+            map_entries("m"),
+            vec![(
+                "192.0.2.1 . udp . 53".to_string(),
+                Some("x/y/z".to_string()),
+                "target".to_string()
+            )]
+        );
+        assert!(listing().contains("type ipv4_addr . inet_proto . inet_service : verdict"));
+        let e = &sock.list_elems(&t(), "m").unwrap().unwrap()[0];
+        assert_eq!(e.target_chain(), Some("target"));
+        // The jump holds a reference: the chain cannot go while the element exists...
+        let mut b = Batch::new();
+        b.del_chain(&t(), "target", false);
+        assert_eq!(
+            sock.apply(&b).unwrap_err().errno(),
+            Some(nix::errno::Errno::EBUSY)
+        );
+        // ... but element and chain can go together.
+        let mut b = Batch::new();
+        b.del_elems(&t(), "m", vec![Elem::raw(e.key.clone())], false)
+            .del_chain(&t(), "target", false);
+        sock.apply(&b).unwrap();
+    })
+}
+
+#[test]
+fn thousands_of_messages_fit_in_one_transaction() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_set(&t(), SetDef::set("s", vec![DataType::Ipv4Addr]));
+        for i in 0..3000u32 {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            b.add_elems(
+                &t(),
+                "s",
+                vec![Elem::addr(a.into()).with_comment(format!("c{i}/eth0"))],
+            );
+        }
+        sock.apply(&b).unwrap();
+        assert_eq!(sock.list_elems(&t(), "s").unwrap().unwrap().len(), 3000);
+        // And 3000 idempotent deletes, some of them of missing elements.
+        let mut b = Batch::new();
+        let keys: Vec<Elem> = (0..3100u32)
+            .map(|i| Elem::addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into()))
+            .collect();
+        b.del_elems(&t(), "s", keys, true);
+        sock.apply(&b).unwrap();
+        assert!(sock.list_elems(&t(), "s").unwrap().unwrap().is_empty());
+    })
+}
+
+#[test]
+fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
+    in_netns(|| {
+        nft_file(
+            r#"table inet ferro_cni {
+                 chain d { comment "jumped to"; }
+                 chain m { }
+                 chain lonely { }
+                 map v { type inet_proto . inet_service : verdict; elements = { tcp . 80 : jump m } }
+                 chain c { tcp dport 22 jump d; }
+               }
+               table inet other { chain x { accept; }; chain y { }; }"#,
+        );
+        let mut sock = NftSocket::open().unwrap();
+        let mut names: Vec<(String, Option<String>)> = sock
+            .list_chains(&t())
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.comment))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ("c".to_string(), None),
+                ("d".to_string(), Some("jumped to".to_string())),
+                ("m".to_string(), None),
+            ]
+        );
+        assert!(sock
+            .list_chains(&TableRef::inet("missing"))
+            .unwrap()
+            .is_empty());
+    })
+}
