@@ -14,6 +14,7 @@
 
 pub mod netns;
 pub mod probe;
+pub mod runtime;
 pub mod topology;
 
 use std::io::Write;

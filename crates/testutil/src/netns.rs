@@ -32,6 +32,11 @@ impl Netns {
         ns
     }
 
+    /// Whether a namespace of that name exists under /run/netns.
+    pub fn exists(name: &str) -> bool {
+        Path::new("/run/netns").join(name).exists()
+    }
+
     /// The namespace name (for `ip netns exec`).
     pub fn name(&self) -> &str {
         &self.name

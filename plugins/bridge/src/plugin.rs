@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use ferro_net::attach::{self, PodInterface};
+use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
 use ferro_net::rtnl::{BridgeSpec, Link, Rtnl, VethSpec};
 use ferro_net::{names, sysctl, Kernel, NetError, Netns};
 use ferro_spec::delegate::{self, IpamLease};
@@ -117,10 +118,11 @@ impl Plugin for Bridge {
             errors.push(e.into());
         }
         if cfg.ip_masq {
-            log::debug!(
-                "masquerade state of {} is removed by the firewall layer",
-                req.cmd.container_id
-            );
+            // With prevResult, its addresses; without, the elements carrying our tag.
+            let ips = prev_ips(req);
+            if let Err(e) = firewall::pod_del(&req.conf.name, ips.as_deref(), &tag(req)) {
+                errors.push(e.into());
+            }
         }
         if req.conf.ipam_type().is_some() {
             if let Err(e) = delegate::ipam_del(req) {
@@ -145,14 +147,33 @@ impl Plugin for Bridge {
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
-        check_state(req, &cfg, prev, &host, &pod, &ns).map_err(CniError::check_failed)
+        check_state(req, &cfg, prev, &host, &pod, &ns).map_err(CniError::check_failed)?;
+        let addrs = prev.addresses_of(&req.cmd.ifname);
+        let subnets: Vec<IpNet> = addrs.iter().map(|i| i.address.trunc()).collect();
+        let ips: Vec<IpAddr> = addrs.iter().map(|i| i.address.addr()).collect();
+        pod_firewall(req, &cfg, &subnets).check(&ips, &tag(req))?;
+        Ok(())
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
+        let cfg = Config::from_request(req)?;
+        // Keep going after an error and report the first at the end (spec: GC).
+        let mut first: Option<CniError> = None;
         if req.conf.ipam_type().is_some() {
-            delegate::ipam_gc(req)?;
+            if let Err(e) = delegate::ipam_gc(req) {
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        if cfg.ip_masq {
+            match firewall::pod_gc(&req.conf.name, req.conf.valid_attachments.as_deref()) {
+                Ok(gone) if !gone.is_empty() => log::info!("gc: removed masquerade state of {gone:?}"),
+                Ok(_) => {}
+                Err(e) => {
+                    first.get_or_insert(e.into());
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
@@ -160,6 +181,29 @@ impl Plugin for Bridge {
             delegate::ipam_status(req)?;
         }
         Ok(())
+    }
+}
+
+/// The firewall tag of this attachment.
+fn tag(req: &Request) -> Tag {
+    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
+}
+
+/// The pod's addresses from `prevResult`, when there is one.
+fn prev_ips(req: &Request) -> Option<Vec<IpAddr>> {
+    req.prev_result
+        .as_ref()
+        .map(|p| p.addresses_of(&req.cmd.ifname).iter().map(|i| i.address.addr()).collect())
+}
+
+/// What the firewall does for this network's pods.
+fn pod_firewall(req: &Request, cfg: &Config, subnets: &[IpNet]) -> PodFirewall {
+    PodFirewall {
+        masq: cfg.ip_masq.then(|| MasqSpec {
+            network: req.conf.name.clone(),
+            non_masquerade: subnets.iter().chain(&cfg.non_masquerade_cidrs).copied().collect(),
+        }),
+        antispoof_prefix: None,
     }
 }
 
@@ -176,7 +220,7 @@ fn random_mac() -> Result<[u8; 6], CniError> {
 }
 
 fn finish_add(
-    _req: &Request,
+    req: &Request,
     cfg: &Config,
     plan: &Plan,
     host: &Rtnl<'_>,
@@ -223,6 +267,8 @@ fn finish_add(
         ensure_gateways(host, bridge, &plan.gateways, cfg.force_address)?;
         attach::ensure_forwarding(v4, v6)?;
     }
+    let ips: Vec<IpAddr> = plan.addrs.iter().map(|a| a.addr()).collect();
+    pod_firewall(req, cfg, &plan.subnets).add(&ips, &tag(req))?;
     Ok(plan.result.clone())
 }
 

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
 use ferro_net::rtnl::{Link, NeighSpec, Rtnl};
 use ferro_net::transparent;
 use ferro_net::{attach, sysctl, Kernel, Netns};
@@ -103,7 +104,7 @@ impl Plugin for Flat {
         )?;
         let done = transparent::attach(&host, &pod, &ns, &plan.pod)
             .map_err(CniError::from)
-            .and_then(|_| finish_add(&cfg, &plan, &host, &node));
+            .and_then(|_| finish_add(req, &cfg, &plan, &host, &node));
         match done {
             Ok(()) => {
                 lease.keep();
@@ -132,18 +133,22 @@ impl Plugin for Flat {
         if let Err(e) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname) {
             errors.push(e.into());
         }
-        let ips: Vec<IpAddr> = req
+        // The pod's addresses: from prevResult, else from the SNAT set (tagged elements).
+        let mut ips: Vec<IpAddr> = req
             .prev_result
             .as_ref()
-            .map(|p| {
-                p.addresses_of(&req.cmd.ifname)
-                    .iter()
-                    .map(|i| i.address.addr())
-                    .collect()
-            })
+            .map(|p| p.addresses_of(&req.cmd.ifname).iter().map(|i| i.address.addr()).collect())
             .unwrap_or_default();
-        if cfg.publish_pod_addresses && !ips.is_empty() {
+        if cfg.snat {
+            let hint = req.prev_result.as_ref().map(|_| ips.clone());
+            match firewall::pod_del(&req.conf.name, hint.as_deref(), &tag(req)) {
+                Ok(removed) => ips.extend(removed.into_iter().filter(|r| !ips.contains(r)).collect::<Vec<_>>()),
+                Err(e) => errors.push(e.into()),
+            }
+        }
+        if cfg.publish_pod_addresses {
             match node_facts(&cfg, &host) {
+                Ok(node) if ips.is_empty() && req.prev_result.is_none() => unpublish_orphans(&host, &node),
                 Ok(node) => unpublish(&host, &node.uplink, &ips),
                 Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
             }
@@ -181,6 +186,8 @@ impl Plugin for Flat {
             extra_routes: Vec::new(),
         };
         transparent::check(&host, &pod, &p).map_err(CniError::check_failed)?;
+        let ips: Vec<IpAddr> = addrs.iter().map(|a| a.addr()).collect();
+        pod_firewall(req, &cfg, &no_masq(&cfg, &node.vnet)).check(&ips, &tag(req))?;
         if cfg.publish_pod_addresses {
             let proxies = host.neighs(node.uplink.index, true)?;
             for a in &addrs {
@@ -197,7 +204,30 @@ impl Plugin for Flat {
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        delegate::ipam_gc(req)
+        let cfg = Config::from_request(req)?;
+        let mut first: Option<CniError> = None;
+        if let Err(e) = delegate::ipam_gc(req) {
+            first.get_or_insert(e);
+        }
+        if cfg.snat {
+            match firewall::pod_gc(&req.conf.name, req.conf.valid_attachments.as_deref()) {
+                Ok(gone) if !gone.is_empty() => {
+                    log::info!("gc: removed SNAT state of {gone:?}");
+                    if cfg.publish_pod_addresses {
+                        let k = Kernel::new()?;
+                        let host = k.connect(None)?;
+                        if let Ok(node) = node_facts(&cfg, &host) {
+                            unpublish(&host, &node.uplink, &gone);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    first.get_or_insert(e.into());
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
@@ -209,7 +239,31 @@ impl Plugin for Flat {
     }
 }
 
-fn finish_add(cfg: &Config, plan: &Plan, host: &Rtnl<'_>, node: &Node) -> Result<(), CniError> {
+/// The firewall tag of this attachment.
+fn tag(req: &Request) -> Tag {
+    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
+}
+
+/// What the firewall does for this network's pods.
+fn pod_firewall(req: &Request, cfg: &Config, no_masq: &[IpNet]) -> PodFirewall {
+    PodFirewall {
+        masq: cfg.snat.then(|| MasqSpec { network: req.conf.name.clone(), non_masquerade: no_masq.to_vec() }),
+        antispoof_prefix: cfg.anti_spoofing.then(|| transparent::HOST_PREFIX.to_string()),
+    }
+}
+
+/// The non-masquerade destinations: the VNet and `nonMasqueradeCIDRs`.
+fn no_masq(cfg: &Config, vnet: &[IpNet]) -> Vec<IpNet> {
+    let mut v = vnet.to_vec();
+    for c in &cfg.non_masquerade_cidrs {
+        if !v.contains(c) {
+            v.push(*c);
+        }
+    }
+    v
+}
+
+fn finish_add(req: &Request, cfg: &Config, plan: &Plan, host: &Rtnl<'_>, node: &Node) -> Result<(), CniError> {
     let v4 = plan.pod.addrs.iter().any(|a| a.addr().is_ipv4());
     let v6 = plan.pod.addrs.iter().any(|a| a.addr().is_ipv6());
     attach::ensure_forwarding(v4, v6)?;
@@ -229,7 +283,28 @@ fn finish_add(cfg: &Config, plan: &Plan, host: &Rtnl<'_>, node: &Node) -> Result
             })?;
         }
     }
+    let ips: Vec<IpAddr> = plan.pod.addrs.iter().map(|a| a.addr()).collect();
+    pod_firewall(req, cfg, &plan.no_masq).add(&ips, &tag(req))?;
     Ok(())
+}
+
+/// DEL without any record of the pod's addresses (no prevResult, no SNAT set): remove every
+/// proxy entry of the uplink whose address no longer has a host route through one of our
+/// pod veths (the pod's route went with its veth), so nothing is left published for it.
+fn unpublish_orphans(host: &Rtnl<'_>, node: &Node) {
+    let (Ok(proxies), Ok(links)) = (host.neighs(node.uplink.index, true), host.links()) else {
+        return;
+    };
+    let ours: Vec<u32> = links.iter().filter(|l| l.name.starts_with(transparent::HOST_PREFIX)).map(|l| l.index).collect();
+    let mut routes = host.routes(false, None).unwrap_or_default();
+    routes.extend(host.routes(true, None).unwrap_or_default());
+    let orphans: Vec<IpAddr> = proxies
+        .iter()
+        .map(|p| p.ip)
+        .filter(|ip| node.vnet.iter().any(|v| v.contains(ip)))
+        .filter(|ip| !routes.iter().any(|r| r.dst.addr() == *ip && r.oif.is_some_and(|o| ours.contains(&o))))
+        .collect();
+    unpublish(host, &node.uplink, &orphans);
 }
 
 /// Removes the proxy entries of `ips` from the uplink; best effort.

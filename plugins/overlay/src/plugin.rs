@@ -3,6 +3,7 @@
 
 use ipnet::IpNet;
 
+use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
 use ferro_net::overlay::{self, FileSource, NodeView};
 use ferro_net::rtnl::Rtnl;
 use ferro_net::transparent::{self, TransparentPod};
@@ -18,6 +19,22 @@ pub struct Overlay;
 
 fn node_view(cfg: &Config, host: &Rtnl<'_>) -> Result<NodeView, CniError> {
     overlay::view(&cfg.node, host, &FileSource::new(&cfg.node.node_list))
+}
+
+/// The firewall tag of this attachment.
+fn tag(req: &Request) -> Tag {
+    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
+}
+
+/// What the firewall does for this network's pods: SNAT outside the pod CIDR and
+/// `nonMasqueradeCIDRs`; anti-spoofing on the pod veths.
+fn pod_firewall(req: &Request, cfg: &Config) -> PodFirewall {
+    let mut no_masq = vec![cfg.node.pod_cidr];
+    no_masq.extend(cfg.non_masquerade_cidrs.iter().filter(|c| **c != cfg.node.pod_cidr));
+    PodFirewall {
+        masq: cfg.snat.then(|| MasqSpec { network: req.conf.name.clone(), non_masquerade: no_masq }),
+        antispoof_prefix: cfg.anti_spoofing.then(|| transparent::HOST_PREFIX.to_string()),
+    }
 }
 
 fn pod_of(req: &Request, addrs: Vec<IpNet>, mtu: u32, extra_routes: Vec<IpNet>) -> TransparentPod {
@@ -78,8 +95,12 @@ impl Plugin for Overlay {
             view.mtu,
             lease.result.routes.iter().map(|r| r.dst()).collect(),
         );
-        match transparent::attach(&host, &pod, &ns, &p) {
-            Ok(_) => {
+        let ips: Vec<std::net::IpAddr> = p.addrs.iter().map(|a| a.addr()).collect();
+        let attached = transparent::attach(&host, &pod, &ns, &p)
+            .map_err(CniError::from)
+            .and_then(|_| pod_firewall(req, &cfg).add(&ips, &tag(req)).map_err(CniError::from));
+        match attached {
+            Ok(()) => {
                 let dns = cfg.dns.clone().unwrap_or_else(|| lease.result.dns.clone());
                 let result = p.result(&ns.path().display().to_string(), dns);
                 lease.keep();
@@ -90,18 +111,27 @@ impl Plugin for Overlay {
                 {
                     log::warn!("rolling back {}: {e2}", p.host_veth());
                 }
-                Err(e.into())
+                Err(e)
             }
         }
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        Config::from_request(req)?;
+        let cfg = Config::from_request(req)?;
         let mut errors: Vec<CniError> = Vec::new();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         if let Err(e) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname) {
             errors.push(e.into());
+        }
+        if cfg.snat {
+            let ips: Option<Vec<std::net::IpAddr>> = req
+                .prev_result
+                .as_ref()
+                .map(|p| p.addresses_of(&req.cmd.ifname).iter().map(|i| i.address.addr()).collect());
+            if let Err(e) = firewall::pod_del(&req.conf.name, ips.as_deref(), &tag(req)) {
+                errors.push(e.into());
+            }
         }
         if let Err(e) = delegate::ipam_del(req) {
             errors.push(e);

@@ -228,7 +228,7 @@ fn delete_selected(
     network: &str,
     ips: Option<&[IpAddr]>,
     keep: impl Fn(&ElemInfo) -> bool,
-) -> Result<usize, FirewallError> {
+) -> Result<Vec<IpAddr>, FirewallError> {
     let mut attempt = 0;
     retry_races(
         what,
@@ -237,7 +237,7 @@ fn delete_selected(
             let genid = sock.generation()?;
             let doomed = select(sock, network, ips, &keep)?;
             if doomed.is_empty() {
-                return Ok(0);
+                return Ok(Vec::new());
             }
             let t = table();
             let mut b = Batch::new();
@@ -250,13 +250,23 @@ fn delete_selected(
             } else {
                 sock.apply(&b)?;
             }
-            Ok(doomed.len())
+            Ok(doomed.iter().filter_map(|(_, e)| key_addr(&e.key)).collect())
         },
         |e| e.is_generation_changed(),
     )
 }
 
-/// Removes this attachment's pod addresses from `network`'s sets; returns how many.
+/// The address an element key of `pods4-N`/`pods6-N` holds.
+fn key_addr(key: &[u8]) -> Option<IpAddr> {
+    match key.len() {
+        4 => <[u8; 4]>::try_from(key).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(key).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// Removes this attachment's pod addresses from `network`'s sets; returns the addresses
+/// removed (a plugin uses them to undo per-address state when DEL has no `prevResult`).
 /// Elements whose comment is another attachment's (the address was reassigned) are kept.
 /// With `ips = None` (DEL without `prevResult`) the two sets are listed to find them.
 /// A missing table, set or element is success. Equivalent to:
@@ -270,7 +280,7 @@ pub fn masq_remove(
     network: &str,
     ips: Option<&[IpAddr]>,
     tag: &Tag,
-) -> Result<usize, FirewallError> {
+) -> Result<Vec<IpAddr>, FirewallError> {
     check_network(network)?;
     delete_selected(sock, "masquerade remove", network, ips, |e| {
         e.comment
@@ -280,14 +290,15 @@ pub fn masq_remove(
     })
 }
 
-/// Deletes the elements of `network`'s sets whose tag `is_valid` rejects; returns how many.
+/// Deletes the elements of `network`'s sets whose tag `is_valid` rejects; returns their
+/// addresses.
 /// Elements without a tag comment (not ours to judge) are kept. Equivalent to `nft list set`
 /// of both sets, then `nft delete element` for each stale one.
 pub fn masq_gc(
     sock: &mut NftSocket,
     network: &str,
     is_valid: impl Fn(&StoredTag) -> bool,
-) -> Result<usize, FirewallError> {
+) -> Result<Vec<IpAddr>, FirewallError> {
     check_network(network)?;
     delete_selected(sock, "masquerade gc", network, None, |e| {
         e.comment

@@ -34,6 +34,7 @@
 pub mod antispoof;
 pub mod hostports;
 pub mod masq;
+pub mod pod;
 mod tag;
 
 pub use antispoof::{antispoof_chain, antispoof_check, antispoof_ops, antispoof_remove_ops};
@@ -42,6 +43,7 @@ pub use hostports::{
     HostPortsPlan, MappedPort, Replaced,
 };
 pub use masq::{masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec};
+pub use pod::{pod_del, pod_gc, PodFirewall};
 pub use tag::{valid_in, StoredTag, Tag};
 
 use ferro_spec::CniError;

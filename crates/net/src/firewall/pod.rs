@@ -1,0 +1,79 @@
+//! The firewall work of one pod attachment, as the main plugins (bridge, flat, overlay) need
+//! it: one transaction on ADD (masquerade and anti-spoofing together), tag-based removal on
+//! DEL (with or without `prevResult`), checks, and GC from the runtime's valid attachments.
+
+use std::net::IpAddr;
+
+use ferro_spec::Attachment;
+
+use super::{antispoof_check, antispoof_ops, masq_add_ops, masq_check, masq_gc, masq_remove};
+use super::{valid_in, FirewallError, MasqSpec, Tag};
+use crate::nft::{Batch, NftSocket};
+
+/// What the firewall does for the pods of one network.
+#[derive(Debug, Clone)]
+pub struct PodFirewall {
+    /// Masquerade (with its non-masquerade destinations), when enabled.
+    pub masq: Option<MasqSpec>,
+    /// The host-interface prefix whose traffic is reverse-path checked, when enabled.
+    pub antispoof_prefix: Option<String>,
+}
+
+impl PodFirewall {
+    /// Nothing to do (neither masquerade nor anti-spoofing).
+    pub fn is_empty(&self) -> bool {
+        self.masq.is_none() && self.antispoof_prefix.is_none()
+    }
+
+    /// ADD: one transaction. Without anything enabled, no socket is opened.
+    pub fn add(&self, ips: &[IpAddr], tag: &Tag) -> Result<(), FirewallError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let mut b = Batch::new();
+        if let Some(m) = &self.masq {
+            masq_add_ops(&mut b, m, ips, tag)?;
+        }
+        if let Some(p) = &self.antispoof_prefix {
+            antispoof_ops(&mut b, p)?;
+        }
+        NftSocket::open()?.apply(&b)?;
+        Ok(())
+    }
+
+    /// CHECK: the masquerade rules and this pod's elements, and the anti-spoofing rule.
+    pub fn check(&self, ips: &[IpAddr], tag: &Tag) -> Result<(), FirewallError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let mut sock = NftSocket::open()?;
+        if let Some(m) = &self.masq {
+            masq_check(&mut sock, m, ips, tag)?;
+        }
+        if let Some(p) = &self.antispoof_prefix {
+            antispoof_check(&mut sock, p)?;
+        }
+        Ok(())
+    }
+}
+
+/// DEL: removes this attachment's masquerade elements (found by address when `ips` is
+/// given, by tag otherwise) and returns the addresses removed. Anti-spoofing has no per-pod
+/// state. A node without our table is success.
+pub fn pod_del(network: &str, ips: Option<&[IpAddr]>, tag: &Tag) -> Result<Vec<IpAddr>, FirewallError> {
+    let mut sock = NftSocket::open()?;
+    masq_remove(&mut sock, network, ips, tag)
+}
+
+/// GC: removes the masquerade elements of attachments not in `valid` (the runtime's
+/// `cni.dev/valid-attachments`; `None`, no key at all, means the empty set, as Go plugins
+/// read it) and returns their addresses.
+pub fn pod_gc(network: &str, valid: Option<&[Attachment]>) -> Result<Vec<IpAddr>, FirewallError> {
+    let tags: Vec<Tag> = valid
+        .unwrap_or_default()
+        .iter()
+        .map(|a| Tag::new(network, &a.container_id, &a.ifname))
+        .collect();
+    let mut sock = NftSocket::open()?;
+    masq_gc(&mut sock, network, valid_in(&tags))
+}

@@ -1,0 +1,114 @@
+//! Driving the plugins like a container runtime: `cnictl` (our libcni equivalent) running
+//! inside a node's namespace with a private conf dir, cache dir and plugin dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::netns::Netns;
+use crate::{workspace_bin, PluginDir, PluginRun};
+
+/// One node's runtime: its conflists, its result cache, the plugins it runs.
+#[derive(Debug)]
+pub struct Runtime {
+    /// `CNI_PATH`.
+    pub plugins: PluginDir,
+    conf: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    node: PathBuf,
+}
+
+impl Runtime {
+    /// A runtime on the node whose namespace is `node`, with the given plugins.
+    pub fn new(node: &Netns, plugins: &[&str]) -> Runtime {
+        Runtime {
+            plugins: PluginDir::new(plugins),
+            conf: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+            node: node.path(),
+        }
+    }
+
+    /// Writes `<name>.conflist` into the conf dir.
+    pub fn write_conflist(&self, name: &str, list: &Value) {
+        std::fs::write(self.conf.path().join(format!("{name}.conflist")), list.to_string()).expect("write conflist");
+    }
+
+    /// The conf dir (`NETCONFPATH`).
+    pub fn conf_dir(&self) -> &Path {
+        self.conf.path()
+    }
+
+    /// The cache dir.
+    pub fn cache_dir(&self) -> &Path {
+        self.cache.path()
+    }
+
+    /// Runs `cnictl <args>` in the node with `CAP_ARGS`/`CNI_ARGS` from `env`.
+    pub fn cnictl(&self, args: &[&str], env: &[(&str, &str)]) -> PluginRun {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.node.display()))
+            .arg(workspace_bin("cnictl"))
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .env("NETCONFPATH", self.conf.path())
+            .env("CNI_PATH", self.plugins.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("run cnictl");
+        PluginRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `cnictl add`; panics on failure; returns the result.
+    pub fn add(&self, network: &str, pod: &Netns) -> Value {
+        self.add_with(network, pod, &[])
+    }
+
+    /// `cnictl add` with extra environment (`CAP_ARGS`, `CNI_ARGS`, `CNI_IFNAME`).
+    pub fn add_with(&self, network: &str, pod: &Netns, env: &[(&str, &str)]) -> Value {
+        let p = pod.path().display().to_string();
+        self.cnictl(&["add", network, &p], env).ok()
+    }
+
+    /// `cnictl del`; panics on failure.
+    pub fn del(&self, network: &str, pod: &Netns) {
+        self.del_with(network, pod, &[]);
+    }
+
+    /// `cnictl del` with extra environment.
+    pub fn del_with(&self, network: &str, pod: &Netns, env: &[(&str, &str)]) {
+        let p = pod.path().display().to_string();
+        self.cnictl(&["del", network, &p], env).ok();
+    }
+
+    /// `cnictl check`.
+    pub fn check(&self, network: &str, pod: &Netns, env: &[(&str, &str)]) -> PluginRun {
+        let p = pod.path().display().to_string();
+        self.cnictl(&["check", network, &p], env)
+    }
+
+    /// The container id cnictl (like cnitool) derives for `pod`.
+    pub fn container_id(pod: &Netns) -> String {
+        use sha2::{Digest, Sha512};
+        let d = Sha512::digest(pod.path().display().to_string().as_bytes());
+        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        format!("cnitool-{}", &hex[..20])
+    }
+}
+
+/// The first IPv4 address of a result's container interface.
+pub fn pod_ip(result: &Value) -> String {
+    result["ips"]
+        .as_array()
+        .and_then(|ips| ips.iter().find(|i| !i["address"].as_str().unwrap_or("").contains(':')))
+        .and_then(|i| i["address"].as_str())
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no IPv4 address in {result}"))
+        .to_string()
+}

@@ -1,0 +1,121 @@
+//! The kubenet cluster the bridge and portmap tests build: the design.md world, one runtime
+//! (cnictl, private conf/cache/plugin dirs) per node, a pod CIDR slice per node, and the
+//! per-node routes AKS's route table would hold.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use ferro_testutil::netns::Netns;
+use ferro_testutil::runtime::Runtime;
+use ferro_testutil::topology::World;
+use serde_json::{json, Value};
+
+pub const NET: &str = "kube";
+
+pub struct Kubenet {
+    pub world: World,
+    pub rt: Vec<Runtime>,
+    pub data: Vec<tempfile::TempDir>,
+}
+
+/// The pod subnet of node `i`.
+pub fn slice(i: usize) -> String {
+    format!("10.244.{}.0/24", i + 1)
+}
+
+/// The gateway of node `i`.
+pub fn gateway(i: usize) -> String {
+    format!("10.244.{}.1", i + 1)
+}
+
+pub fn conflist(i: usize, data: &std::path::Path, extra: Value) -> Value {
+    let mut bridge = json!({"type":"bridge","bridge":"cbr0","isGateway":true,"hairpinMode":true,"mtu":1460,
+        "ipMasq":true,"nonMasqueradeCIDRs":["10.244.0.0/16"],
+        "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":slice(i)}]],"routes":[{"dst":"0.0.0.0/0"}]}});
+    for (k, v) in extra.as_object().unwrap() {
+        bridge[k] = v.clone();
+    }
+    json!({"cniVersion":"1.1.0","name":NET,"plugins":[bridge,{"type":"portmap","capabilities":{"portMappings":true}}]})
+}
+
+impl Kubenet {
+    pub fn new(nodes: usize) -> Kubenet {
+        Self::with(nodes, json!({}))
+    }
+
+    pub fn with(nodes: usize, extra: Value) -> Kubenet {
+        let world = World::new(nodes);
+        let mut rt = Vec::new();
+        let mut data = Vec::new();
+        for (i, n) in world.nodes.iter().enumerate() {
+            let d = tempfile::tempdir().unwrap();
+            let r = Runtime::new(&n.ns, &["bridge", "host-local", "portmap", "loopback"]);
+            r.write_conflist("10-kube", &conflist(i, d.path(), extra.clone()));
+            for (j, m) in world.nodes.iter().enumerate() {
+                if i != j {
+                    n.ns.ip(&["route", "add", &slice(j), "via", &m.ip.to_string()]);
+                }
+            }
+            rt.push(r);
+            data.push(d);
+        }
+        Kubenet { world, rt, data }
+    }
+
+    pub fn node(&self, i: usize) -> &Netns {
+        &self.world.nodes[i].ns
+    }
+
+    /// Attaches a new pod on node `i`; returns it and its IPv4 address.
+    pub fn pod(&self, i: usize, label: &str) -> (Netns, String, Value) {
+        self.pod_with(i, label, &[])
+    }
+
+    pub fn pod_with(&self, i: usize, label: &str, env: &[(&str, &str)]) -> (Netns, String, Value) {
+        let pod = Netns::new(label);
+        let r = self.rt[i].add_with(NET, &pod, env);
+        let ip = ferro_testutil::runtime::pod_ip(&r);
+        (pod, ip, r)
+    }
+
+    /// The lease files of node `i` (everything but `lock`, `last_reserved_ip.*` and the index).
+    pub fn leases(&self, i: usize) -> Vec<String> {
+        let dir: PathBuf = self.data[i].path().join(NET);
+        let Ok(rd) = std::fs::read_dir(dir) else { return vec![] };
+        rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip") && !n.starts_with('.'))
+            .collect()
+    }
+
+    /// `nft -j list set` of a set in our table on node `i`: the element addresses.
+    pub fn set_elements(&self, i: usize, set: &str) -> Vec<String> {
+        let ok = self.node(i).try_exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+        if !ok {
+            return vec![];
+        }
+        let out = self.node(i).exec(&["nft", "-j", "list", "set", "inet", "ferro_cni", set]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut found = Vec::new();
+        for item in v["nftables"].as_array().unwrap() {
+            if let Some(elems) = item["set"]["elem"].as_array() {
+                for e in elems {
+                    let s = e.get("elem").map(|x| x["val"].clone()).unwrap_or(e.clone());
+                    found.push(s.as_str().map(str::to_string).unwrap_or_else(|| s.to_string()));
+                }
+            }
+        }
+        found
+    }
+
+    /// Links of node `i` whose name starts with `veth`.
+    pub fn host_veths(&self, i: usize) -> Vec<String> {
+        self.node(i)
+            .ip_json(&["link"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .filter(|n| n.starts_with("veth"))
+            .collect()
+    }
+}

@@ -1,0 +1,215 @@
+//! The kubenet model end to end (issue 3): real packets between namespaces, NAT proven by a
+//! server that reports the source address it sees.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+
+use common::{gateway, Kubenet, NET};
+use ferro_testutil::netns::Netns;
+use ferro_testutil::probe::{tcp_source, ProbeServer};
+use ferro_testutil::runtime::{pod_ip, Runtime};
+use ferro_testutil::topology::{ping, INTERNET};
+use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
+use serde_json::json;
+
+fn sock(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+#[test]
+fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
+    require_root();
+    let k = Kubenet::new(2);
+    let (a1, a1_ip, r) = k.pod(0, "a1");
+    let (a2, a2_ip, _) = k.pod(0, "a2");
+    let (b1, b1_ip, _) = k.pod(1, "b1");
+    // result layout (B7) and the real MACs
+    assert_eq!(r["interfaces"][0]["name"], "cbr0");
+    assert_eq!(r["interfaces"][2]["sandbox"], a1.path().display().to_string());
+    let mac = a1.ip_json(&["link", "show", "eth0"])[0]["address"].clone();
+    assert_eq!(r["interfaces"][2]["mac"], mac);
+    let br_mac = k.node(0).ip_json(&["link", "show", "cbr0"])[0]["address"].clone();
+    assert_eq!(r["interfaces"][0]["mac"], br_mac);
+
+    assert!(ping(&a1, &gateway(0)), "pod reaches its gateway");
+    assert!(ping(&a1, &a2_ip), "pods on one node reach each other");
+    assert!(ping(&a1, &b1_ip), "pod reaches a pod on another node through the per-node routes");
+
+    let on_a2 = ProbeServer::start(&a2.path(), sock(&a2_ip, 7000));
+    let on_b1 = ProbeServer::start(&b1.path(), sock(&b1_ip, 7000));
+    let on_inet = ProbeServer::start(&k.world.internet.path(), sock(INTERNET, 7000));
+    let me: IpAddr = a1_ip.parse().unwrap();
+    assert_eq!(tcp_source(&a1.path(), on_a2.addr), Some(me), "same node: the pod's own address");
+    assert_eq!(tcp_source(&a1.path(), on_b1.addr), Some(me), "across nodes: the pod's own address");
+    assert_eq!(tcp_source(&a1.path(), on_inet.addr), Some(k.world.nodes[0].ip), "internet: node A's address");
+    assert_eq!(tcp_source(&b1.path(), on_inet.addr), Some(k.world.nodes[1].ip), "from B: node B's address");
+
+    // B4 MTU on the bridge and both veth ends, B5 hairpin, B8 forwarding
+    assert_eq!(a1.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1460);
+    let host = &r["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let hv = k.node(0).ip_json(&["-d", "link", "show", host]);
+    assert_eq!(hv[0]["mtu"], 1460);
+    assert_eq!(hv[0]["linkinfo"]["info_slave_data"]["hairpin"], true);
+    assert_eq!(k.node(0).exec(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(), "1");
+    // B2 the gateway on the bridge
+    let addrs = k.node(0).ip(&["-4", "addr", "show", "cbr0"]);
+    assert!(addrs.contains(&format!("{}/24", gateway(0))), "{addrs}");
+    // B6 the masquerade state: one set element per pod, tagged, rules constant
+    let elems = k.set_elements(0, &format!("pods4-{NET}"));
+    assert_eq!(elems.len(), 2, "{elems:?}");
+    assert!(elems.contains(&a1_ip) && elems.contains(&a2_ip));
+
+    for (i, p) in [(0, &a1), (0, &a2), (1, &b1)] {
+        k.rt[i].del(NET, p);
+    }
+    assert!(k.set_elements(0, &format!("pods4-{NET}")).is_empty());
+    assert!(k.leases(0).is_empty() && k.leases(1).is_empty());
+    assert!(k.host_veths(0).is_empty());
+}
+
+#[test]
+fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
+    require_root();
+    let k = Kubenet::new(1);
+    // one pod deleted by the runtime (prevResult from its cache), one by a bare DEL without
+    // netns and without prevResult (what ctr and 0.3.x runtimes send)
+    let (p1, ip1, _) = k.pod(0, "gone1");
+    let (p2, ip2, _) = k.pod(0, "gone2");
+    let p2_path = p2.path().display().to_string();
+    let p2_id = Runtime::container_id(&p2);
+    let hostports = json!({"portMappings":[{"hostPort":9090,"containerPort":80,"protocol":"tcp"}]}).to_string();
+    let (p3, _, _) = k.pod_with(0, "gone3", &[("CAP_ARGS", hostports.as_str())]);
+    assert_eq!(k.leases(0).len(), 3);
+    assert_eq!(k.set_elements(0, &format!("pods4-{NET}")).len(), 3);
+    drop(p1.path());
+    let (n1, n2) = (p1.name().to_string(), p2.name().to_string());
+    drop(p1);
+    drop(p2);
+    assert!(!Netns::exists(&n1) && !Netns::exists(&n2));
+
+    // the runtime's DEL of p1: cache holds prevResult, netns is gone
+    let out = k.rt[0].cnictl(&["del", NET, &format!("/run/netns/{n1}")], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // a bare DEL of p2: no netns, no prevResult
+    let conf = common::conflist(0, k.data[0].path(), json!({}))["plugins"][0].clone();
+    let mut conf = conf;
+    conf["cniVersion"] = json!("1.1.0");
+    conf["name"] = json!(NET);
+    let dir = &k.rt[0].plugins;
+    for _ in 0..2 {
+        let env = [("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", p2_id.as_str()), ("CNI_NETNS", ""), ("CNI_IFNAME", "eth0"), ("CNI_PATH", &dir.path_str())];
+        run_plugin_in(workspace_bin("bridge"), &env, &conf.to_string(), Some(&k.node(0).path())).ok();
+    }
+    let _ = p2_path;
+    let elems = k.set_elements(0, &format!("pods4-{NET}"));
+    assert!(!elems.contains(&ip1) && !elems.contains(&ip2), "no masquerade element left: {elems:?}");
+    assert_eq!(k.leases(0).len(), 1, "only p3's lease is left: {:?}", k.leases(0));
+    assert_eq!(k.host_veths(0).len(), 1);
+    // p3 with host ports: its netns goes, DEL without portMappings still unmaps
+    let n3 = p3.name().to_string();
+    drop(p3);
+    let out = k.rt[0].cnictl(&["del", NET, &format!("/run/netns/{n3}")], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(k.leases(0).is_empty());
+    assert!(k.set_elements(0, &format!("pods4-{NET}")).is_empty());
+    assert!(k.host_veths(0).is_empty());
+    let table = k.node(0).exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+    assert!(!table.contains("chain hp-") && !table.contains("9090"), "host port state left:\n{table}");
+}
+
+#[test]
+fn fifty_parallel_adds_on_one_bridge_get_distinct_addresses() {
+    require_root();
+    let k = Kubenet::new(1);
+    let pods: Vec<Netns> = (0..50).map(|i| Netns::new(&format!("par{i}"))).collect();
+    let results = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= pods.len() {
+                    break;
+                }
+                let r = k.rt[0].add(NET, &pods[i]);
+                results.lock().unwrap().push(pod_ip(&r));
+            });
+        }
+    });
+    let mut ips = results.into_inner().unwrap();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 50, "50 distinct addresses");
+    assert_eq!(k.node(0).ip_json(&["link", "show", "type", "bridge"]).as_array().unwrap().len(), 1, "one bridge");
+    assert_eq!(k.set_elements(0, &format!("pods4-{NET}")).len(), 50);
+    assert!(ping(&pods[17], &gateway(0)));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= pods.len() {
+                    break;
+                }
+                k.rt[0].del(NET, &pods[i]);
+            });
+        }
+    });
+    assert!(k.leases(0).is_empty());
+    assert!(k.set_elements(0, &format!("pods4-{NET}")).is_empty());
+    assert!(k.host_veths(0).is_empty());
+}
+
+/// Runs a shell script in a private mount namespace with a tmpfs over /var/lib, so cnitool's
+/// fixed cache directory (/var/lib/cni) is private to the test.
+fn private_sh(script: &str) -> (bool, String) {
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(format!("mount -t tmpfs ferro-cnitool /var/lib\n{script}"))
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn cnitool_runs_the_kubenet_example_through_add_check_and_del() {
+    require_root();
+    let cnitool = std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
+    assert!(std::path::Path::new(&cnitool).exists(), "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)");
+    let k = Kubenet::new(1);
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conf-examples/kubenet.conflist")).unwrap();
+    let mut list: serde_json::Value = serde_json::from_str(&example).unwrap();
+    // the only change: a private dataDir instead of /var/lib/cni/networks
+    list["plugins"][0]["ipam"]["dataDir"] = json!(k.data[0].path());
+    let confdir = tempfile::tempdir().unwrap();
+    std::fs::write(confdir.path().join("10-kubenet.conflist"), list.to_string()).unwrap();
+    let pod = Netns::new("cnitool");
+    let server = "10.244.1.1";
+    let _ = server;
+    let script = format!(
+        "export NETCONFPATH={conf} CNI_PATH={path}\n\
+         export CAP_ARGS='{{\"portMappings\":[{{\"hostPort\":8088,\"containerPort\":80,\"protocol\":\"tcp\"}}]}}'\n\
+         nsenter --net={node} {tool} add kubenet {pod}\n\
+         ip -n {podname} -4 addr show eth0\n\
+         nsenter --net={node} nft list table inet ferro_cni | grep -q 8088\n\
+         nsenter --net={node} {tool} check kubenet {pod}\n\
+         echo CHECK-OK\n\
+         nsenter --net={node} {tool} del kubenet {pod}\n\
+         echo DEL-OK\n\
+         ! nsenter --net={node} nft list table inet ferro_cni | grep -q 8088\n\
+         test -z \"$(ls /var/lib/cni/results)\"",
+        conf = confdir.path().display(),
+        path = k.rt[0].plugins.path_str(),
+        node = k.node(0).path().display(),
+        tool = cnitool,
+        pod = pod.path().display(),
+        podname = pod.name(),
+    );
+    let (ok, out) = private_sh(&script);
+    assert!(ok, "cnitool run failed:\n{out}");
+    assert!(out.contains("\"cniVersion\": \"1.0.0\"") && out.contains("inet 10.244.1.") && out.contains("CHECK-OK") && out.contains("DEL-OK"), "{out}");
+    assert!(k.leases(0).is_empty());
+}
