@@ -200,11 +200,15 @@ fn masq_remove_with_ips_and_without_and_again() {
         let mut sock = NftSocket::open().unwrap();
         // Nothing there yet: success.
         assert_eq!(
-            masq_remove(&mut sock, "kbr", None, &tag("ctr1")).unwrap().len(),
+            masq_remove(&mut sock, "kbr", None, &tag("ctr1"))
+                .unwrap()
+                .len(),
             0
         );
         assert_eq!(
-            masq_remove(&mut sock, "kbr", Some(&[ip("10.244.0.5")]), &tag("ctr1")).unwrap().len(),
+            masq_remove(&mut sock, "kbr", Some(&[ip("10.244.0.5")]), &tag("ctr1"))
+                .unwrap()
+                .len(),
             0
         );
         masq_add(&mut sock, &["10.244.0.5", "fd00::5"], &tag("ctr1"));
@@ -216,7 +220,8 @@ fn masq_remove_with_ips_and_without_and_again() {
             Some(&[ip("10.244.0.5"), ip("fd00::5")]),
             &tag("ctr1"),
         )
-        .unwrap().len();
+        .unwrap()
+        .len();
         assert_eq!(n, 2);
         assert_eq!(
             pods(),
@@ -227,13 +232,17 @@ fn masq_remove_with_ips_and_without_and_again() {
         );
         // DEL without prevResult: the sets are listed to find the attachment's elements.
         assert_eq!(
-            masq_remove(&mut sock, "kbr", None, &tag("ctr2")).unwrap().len(),
+            masq_remove(&mut sock, "kbr", None, &tag("ctr2"))
+                .unwrap()
+                .len(),
             2
         );
         assert!(pods().is_empty());
         // Again: idempotent.
         assert_eq!(
-            masq_remove(&mut sock, "kbr", None, &tag("ctr2")).unwrap().len(),
+            masq_remove(&mut sock, "kbr", None, &tag("ctr2"))
+                .unwrap()
+                .len(),
             0
         );
         // The chains stay for the network's other pods.
@@ -250,10 +259,17 @@ fn masq_remove_keeps_an_address_retagged_by_another_attachment() {
         masq_add(&mut sock, &["10.244.0.5"], &tag("new"));
         assert_eq!(pods(), vec![entry("10.244.0.5", "new/eth0")]);
         assert_eq!(
-            masq_remove(&mut sock, "kbr", Some(&[ip("10.244.0.5")]), &tag("old")).unwrap().len(),
+            masq_remove(&mut sock, "kbr", Some(&[ip("10.244.0.5")]), &tag("old"))
+                .unwrap()
+                .len(),
             0
         );
-        assert_eq!(masq_remove(&mut sock, "kbr", None, &tag("old")).unwrap().len(), 0);
+        assert_eq!(
+            masq_remove(&mut sock, "kbr", None, &tag("old"))
+                .unwrap()
+                .len(),
+            0
+        );
         assert_eq!(pods(), vec![entry("10.244.0.5", "new/eth0")]);
         masq_check(&mut sock, &spec(), &[ip("10.244.0.5")], &tag("new")).unwrap();
     })
@@ -278,7 +294,10 @@ fn masq_gc_deletes_elements_of_invalid_attachments_only() {
             "}",
         ]);
         let valid = [tag("b")];
-        assert_eq!(masq_gc(&mut sock, "kbr", valid_in(&valid)).unwrap().len(), 3);
+        assert_eq!(
+            masq_gc(&mut sock, "kbr", valid_in(&valid)).unwrap().len(),
+            3
+        );
         assert_eq!(
             pods(),
             vec![
@@ -286,7 +305,10 @@ fn masq_gc_deletes_elements_of_invalid_attachments_only() {
                 ("10.244.0.99".to_string(), None)
             ]
         );
-        assert_eq!(masq_gc(&mut sock, "kbr", valid_in(&valid)).unwrap().len(), 0);
+        assert_eq!(
+            masq_gc(&mut sock, "kbr", valid_in(&valid)).unwrap().len(),
+            0
+        );
         // A network without objects: nothing to do.
         assert_eq!(masq_gc(&mut sock, "other", |_| false).unwrap().len(), 0);
     })

@@ -12,6 +12,7 @@
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
 
+pub mod kubenet;
 pub mod netns;
 pub mod probe;
 pub mod runtime;

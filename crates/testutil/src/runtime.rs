@@ -32,7 +32,11 @@ impl Runtime {
 
     /// Writes `<name>.conflist` into the conf dir.
     pub fn write_conflist(&self, name: &str, list: &Value) {
-        std::fs::write(self.conf.path().join(format!("{name}.conflist")), list.to_string()).expect("write conflist");
+        std::fs::write(
+            self.conf.path().join(format!("{name}.conflist")),
+            list.to_string(),
+        )
+        .expect("write conflist");
     }
 
     /// The conf dir (`NETCONFPATH`).
@@ -106,7 +110,10 @@ impl Runtime {
 pub fn pod_ip(result: &Value) -> String {
     result["ips"]
         .as_array()
-        .and_then(|ips| ips.iter().find(|i| !i["address"].as_str().unwrap_or("").contains(':')))
+        .and_then(|ips| {
+            ips.iter()
+                .find(|i| !i["address"].as_str().unwrap_or("").contains(':'))
+        })
         .and_then(|i| i["address"].as_str())
         .and_then(|a| a.split('/').next())
         .unwrap_or_else(|| panic!("no IPv4 address in {result}"))

@@ -166,7 +166,9 @@ impl Plugin for Bridge {
         }
         if cfg.ip_masq {
             match firewall::pod_gc(&req.conf.name, req.conf.valid_attachments.as_deref()) {
-                Ok(gone) if !gone.is_empty() => log::info!("gc: removed masquerade state of {gone:?}"),
+                Ok(gone) if !gone.is_empty() => {
+                    log::info!("gc: removed masquerade state of {gone:?}")
+                }
                 Ok(_) => {}
                 Err(e) => {
                     first.get_or_insert(e.into());
@@ -191,9 +193,12 @@ fn tag(req: &Request) -> Tag {
 
 /// The pod's addresses from `prevResult`, when there is one.
 fn prev_ips(req: &Request) -> Option<Vec<IpAddr>> {
-    req.prev_result
-        .as_ref()
-        .map(|p| p.addresses_of(&req.cmd.ifname).iter().map(|i| i.address.addr()).collect())
+    req.prev_result.as_ref().map(|p| {
+        p.addresses_of(&req.cmd.ifname)
+            .iter()
+            .map(|i| i.address.addr())
+            .collect()
+    })
 }
 
 /// What the firewall does for this network's pods.
@@ -201,7 +206,11 @@ fn pod_firewall(req: &Request, cfg: &Config, subnets: &[IpNet]) -> PodFirewall {
     PodFirewall {
         masq: cfg.ip_masq.then(|| MasqSpec {
             network: req.conf.name.clone(),
-            non_masquerade: subnets.iter().chain(&cfg.non_masquerade_cidrs).copied().collect(),
+            non_masquerade: subnets
+                .iter()
+                .chain(&cfg.non_masquerade_cidrs)
+                .copied()
+                .collect(),
         }),
         antispoof_prefix: None,
     }

@@ -2,7 +2,7 @@
 //! server that reports the source address it sees.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use ferro_testutil::kubenet as common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
@@ -28,7 +28,10 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
     let (b1, b1_ip, _) = k.pod(1, "b1");
     // result layout (B7) and the real MACs
     assert_eq!(r["interfaces"][0]["name"], "cbr0");
-    assert_eq!(r["interfaces"][2]["sandbox"], a1.path().display().to_string());
+    assert_eq!(
+        r["interfaces"][2]["sandbox"],
+        a1.path().display().to_string()
+    );
     let mac = a1.ip_json(&["link", "show", "eth0"])[0]["address"].clone();
     assert_eq!(r["interfaces"][2]["mac"], mac);
     let br_mac = k.node(0).ip_json(&["link", "show", "cbr0"])[0]["address"].clone();
@@ -36,16 +39,35 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
 
     assert!(ping(&a1, &gateway(0)), "pod reaches its gateway");
     assert!(ping(&a1, &a2_ip), "pods on one node reach each other");
-    assert!(ping(&a1, &b1_ip), "pod reaches a pod on another node through the per-node routes");
+    assert!(
+        ping(&a1, &b1_ip),
+        "pod reaches a pod on another node through the per-node routes"
+    );
 
     let on_a2 = ProbeServer::start(&a2.path(), sock(&a2_ip, 7000));
     let on_b1 = ProbeServer::start(&b1.path(), sock(&b1_ip, 7000));
     let on_inet = ProbeServer::start(&k.world.internet.path(), sock(INTERNET, 7000));
     let me: IpAddr = a1_ip.parse().unwrap();
-    assert_eq!(tcp_source(&a1.path(), on_a2.addr), Some(me), "same node: the pod's own address");
-    assert_eq!(tcp_source(&a1.path(), on_b1.addr), Some(me), "across nodes: the pod's own address");
-    assert_eq!(tcp_source(&a1.path(), on_inet.addr), Some(k.world.nodes[0].ip), "internet: node A's address");
-    assert_eq!(tcp_source(&b1.path(), on_inet.addr), Some(k.world.nodes[1].ip), "from B: node B's address");
+    assert_eq!(
+        tcp_source(&a1.path(), on_a2.addr),
+        Some(me),
+        "same node: the pod's own address"
+    );
+    assert_eq!(
+        tcp_source(&a1.path(), on_b1.addr),
+        Some(me),
+        "across nodes: the pod's own address"
+    );
+    assert_eq!(
+        tcp_source(&a1.path(), on_inet.addr),
+        Some(k.world.nodes[0].ip),
+        "internet: node A's address"
+    );
+    assert_eq!(
+        tcp_source(&b1.path(), on_inet.addr),
+        Some(k.world.nodes[1].ip),
+        "from B: node B's address"
+    );
 
     // B4 MTU on the bridge and both veth ends, B5 hairpin, B8 forwarding
     assert_eq!(a1.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1460);
@@ -53,7 +75,12 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
     let hv = k.node(0).ip_json(&["-d", "link", "show", host]);
     assert_eq!(hv[0]["mtu"], 1460);
     assert_eq!(hv[0]["linkinfo"]["info_slave_data"]["hairpin"], true);
-    assert_eq!(k.node(0).exec(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(), "1");
+    assert_eq!(
+        k.node(0)
+            .exec(&["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .trim(),
+        "1"
+    );
     // B2 the gateway on the bridge
     let addrs = k.node(0).ip(&["-4", "addr", "show", "cbr0"]);
     assert!(addrs.contains(&format!("{}/24", gateway(0))), "{addrs}");
@@ -80,7 +107,8 @@ fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
     let (p2, ip2, _) = k.pod(0, "gone2");
     let p2_path = p2.path().display().to_string();
     let p2_id = Runtime::container_id(&p2);
-    let hostports = json!({"portMappings":[{"hostPort":9090,"containerPort":80,"protocol":"tcp"}]}).to_string();
+    let hostports =
+        json!({"portMappings":[{"hostPort":9090,"containerPort":80,"protocol":"tcp"}]}).to_string();
     let (p3, _, _) = k.pod_with(0, "gone3", &[("CAP_ARGS", hostports.as_str())]);
     assert_eq!(k.leases(0).len(), 3);
     assert_eq!(k.set_elements(0, &format!("pods4-{NET}")).len(), 3);
@@ -100,13 +128,33 @@ fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
     conf["name"] = json!(NET);
     let dir = &k.rt[0].plugins;
     for _ in 0..2 {
-        let env = [("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", p2_id.as_str()), ("CNI_NETNS", ""), ("CNI_IFNAME", "eth0"), ("CNI_PATH", &dir.path_str())];
-        run_plugin_in(workspace_bin("bridge"), &env, &conf.to_string(), Some(&k.node(0).path())).ok();
+        let env = [
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", p2_id.as_str()),
+            ("CNI_NETNS", ""),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", &dir.path_str()),
+        ];
+        run_plugin_in(
+            workspace_bin("bridge"),
+            &env,
+            &conf.to_string(),
+            Some(&k.node(0).path()),
+        )
+        .ok();
     }
     let _ = p2_path;
     let elems = k.set_elements(0, &format!("pods4-{NET}"));
-    assert!(!elems.contains(&ip1) && !elems.contains(&ip2), "no masquerade element left: {elems:?}");
-    assert_eq!(k.leases(0).len(), 1, "only p3's lease is left: {:?}", k.leases(0));
+    assert!(
+        !elems.contains(&ip1) && !elems.contains(&ip2),
+        "no masquerade element left: {elems:?}"
+    );
+    assert_eq!(
+        k.leases(0).len(),
+        1,
+        "only p3's lease is left: {:?}",
+        k.leases(0)
+    );
     assert_eq!(k.host_veths(0).len(), 1);
     // p3 with host ports: its netns goes, DEL without portMappings still unmaps
     let n3 = p3.name().to_string();
@@ -116,8 +164,13 @@ fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
     assert!(k.leases(0).is_empty());
     assert!(k.set_elements(0, &format!("pods4-{NET}")).is_empty());
     assert!(k.host_veths(0).is_empty());
-    let table = k.node(0).exec(&["nft", "list", "table", "inet", "ferro_cni"]);
-    assert!(!table.contains("chain hp-") && !table.contains("9090"), "host port state left:\n{table}");
+    let table = k
+        .node(0)
+        .exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+    assert!(
+        !table.contains("chain hp-") && !table.contains("9090"),
+        "host port state left:\n{table}"
+    );
 }
 
 #[test]
@@ -143,7 +196,15 @@ fn fifty_parallel_adds_on_one_bridge_get_distinct_addresses() {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 50, "50 distinct addresses");
-    assert_eq!(k.node(0).ip_json(&["link", "show", "type", "bridge"]).as_array().unwrap().len(), 1, "one bridge");
+    assert_eq!(
+        k.node(0)
+            .ip_json(&["link", "show", "type", "bridge"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "one bridge"
+    );
     assert_eq!(k.set_elements(0, &format!("pods4-{NET}")).len(), 50);
     assert!(ping(&pods[17], &gateway(0)));
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -171,16 +232,31 @@ fn private_sh(script: &str) -> (bool, String) {
         .arg(format!("mount -t tmpfs ferro-cnitool /var/lib\n{script}"))
         .output()
         .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
 fn cnitool_runs_the_kubenet_example_through_add_check_and_del() {
     require_root();
-    let cnitool = std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
-    assert!(std::path::Path::new(&cnitool).exists(), "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)");
+    let cnitool =
+        std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
+    assert!(
+        std::path::Path::new(&cnitool).exists(),
+        "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)"
+    );
     let k = Kubenet::new(1);
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conf-examples/kubenet.conflist")).unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conf-examples/kubenet.conflist"
+    ))
+    .unwrap();
     let mut list: serde_json::Value = serde_json::from_str(&example).unwrap();
     // the only change: a private dataDir instead of /var/lib/cni/networks
     list["plugins"][0]["ipam"]["dataDir"] = json!(k.data[0].path());
@@ -210,6 +286,12 @@ fn cnitool_runs_the_kubenet_example_through_add_check_and_del() {
     );
     let (ok, out) = private_sh(&script);
     assert!(ok, "cnitool run failed:\n{out}");
-    assert!(out.contains("\"cniVersion\": \"1.0.0\"") && out.contains("inet 10.244.1.") && out.contains("CHECK-OK") && out.contains("DEL-OK"), "{out}");
+    assert!(
+        out.contains("\"cniVersion\": \"1.0.0\"")
+            && out.contains("inet 10.244.1.")
+            && out.contains("CHECK-OK")
+            && out.contains("DEL-OK"),
+        "{out}"
+    );
     assert!(k.leases(0).is_empty());
 }

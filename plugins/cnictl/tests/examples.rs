@@ -11,7 +11,12 @@ fn examples() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("conflist" | "conf")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("conflist" | "conf")
+            )
+        })
         .collect();
     v.sort();
     assert!(v.len() >= 4, "conf-examples has {} configurations", v.len());
@@ -21,7 +26,14 @@ fn examples() -> Vec<PathBuf> {
 #[test]
 fn every_example_validates_against_the_built_plugins() {
     let bin_dir = ferro_testutil::bin_dir();
-    for needed in ["bridge", "flat", "overlay", "host-local", "loopback", "portmap"] {
+    for needed in [
+        "bridge",
+        "flat",
+        "overlay",
+        "host-local",
+        "loopback",
+        "portmap",
+    ] {
         ferro_testutil::workspace_bin(needed);
     }
     for file in examples() {

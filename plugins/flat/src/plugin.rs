@@ -137,18 +137,30 @@ impl Plugin for Flat {
         let mut ips: Vec<IpAddr> = req
             .prev_result
             .as_ref()
-            .map(|p| p.addresses_of(&req.cmd.ifname).iter().map(|i| i.address.addr()).collect())
+            .map(|p| {
+                p.addresses_of(&req.cmd.ifname)
+                    .iter()
+                    .map(|i| i.address.addr())
+                    .collect()
+            })
             .unwrap_or_default();
         if cfg.snat {
             let hint = req.prev_result.as_ref().map(|_| ips.clone());
             match firewall::pod_del(&req.conf.name, hint.as_deref(), &tag(req)) {
-                Ok(removed) => ips.extend(removed.into_iter().filter(|r| !ips.contains(r)).collect::<Vec<_>>()),
+                Ok(removed) => ips.extend(
+                    removed
+                        .into_iter()
+                        .filter(|r| !ips.contains(r))
+                        .collect::<Vec<_>>(),
+                ),
                 Err(e) => errors.push(e.into()),
             }
         }
         if cfg.publish_pod_addresses {
             match node_facts(&cfg, &host) {
-                Ok(node) if ips.is_empty() && req.prev_result.is_none() => unpublish_orphans(&host, &node),
+                Ok(node) if ips.is_empty() && req.prev_result.is_none() => {
+                    unpublish_orphans(&host, &node)
+                }
                 Ok(node) => unpublish(&host, &node.uplink, &ips),
                 Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
             }
@@ -247,8 +259,13 @@ fn tag(req: &Request) -> Tag {
 /// What the firewall does for this network's pods.
 fn pod_firewall(req: &Request, cfg: &Config, no_masq: &[IpNet]) -> PodFirewall {
     PodFirewall {
-        masq: cfg.snat.then(|| MasqSpec { network: req.conf.name.clone(), non_masquerade: no_masq.to_vec() }),
-        antispoof_prefix: cfg.anti_spoofing.then(|| transparent::HOST_PREFIX.to_string()),
+        masq: cfg.snat.then(|| MasqSpec {
+            network: req.conf.name.clone(),
+            non_masquerade: no_masq.to_vec(),
+        }),
+        antispoof_prefix: cfg
+            .anti_spoofing
+            .then(|| transparent::HOST_PREFIX.to_string()),
     }
 }
 
@@ -263,7 +280,13 @@ fn no_masq(cfg: &Config, vnet: &[IpNet]) -> Vec<IpNet> {
     v
 }
 
-fn finish_add(req: &Request, cfg: &Config, plan: &Plan, host: &Rtnl<'_>, node: &Node) -> Result<(), CniError> {
+fn finish_add(
+    req: &Request,
+    cfg: &Config,
+    plan: &Plan,
+    host: &Rtnl<'_>,
+    node: &Node,
+) -> Result<(), CniError> {
     let v4 = plan.pod.addrs.iter().any(|a| a.addr().is_ipv4());
     let v6 = plan.pod.addrs.iter().any(|a| a.addr().is_ipv6());
     attach::ensure_forwarding(v4, v6)?;
@@ -295,14 +318,22 @@ fn unpublish_orphans(host: &Rtnl<'_>, node: &Node) {
     let (Ok(proxies), Ok(links)) = (host.neighs(node.uplink.index, true), host.links()) else {
         return;
     };
-    let ours: Vec<u32> = links.iter().filter(|l| l.name.starts_with(transparent::HOST_PREFIX)).map(|l| l.index).collect();
+    let ours: Vec<u32> = links
+        .iter()
+        .filter(|l| l.name.starts_with(transparent::HOST_PREFIX))
+        .map(|l| l.index)
+        .collect();
     let mut routes = host.routes(false, None).unwrap_or_default();
     routes.extend(host.routes(true, None).unwrap_or_default());
     let orphans: Vec<IpAddr> = proxies
         .iter()
         .map(|p| p.ip)
         .filter(|ip| node.vnet.iter().any(|v| v.contains(ip)))
-        .filter(|ip| !routes.iter().any(|r| r.dst.addr() == *ip && r.oif.is_some_and(|o| ours.contains(&o))))
+        .filter(|ip| {
+            !routes
+                .iter()
+                .any(|r| r.dst.addr() == *ip && r.oif.is_some_and(|o| ours.contains(&o)))
+        })
         .collect();
     unpublish(host, &node.uplink, &orphans);
 }

@@ -30,10 +30,19 @@ fn tag(req: &Request) -> Tag {
 /// `nonMasqueradeCIDRs`; anti-spoofing on the pod veths.
 fn pod_firewall(req: &Request, cfg: &Config) -> PodFirewall {
     let mut no_masq = vec![cfg.node.pod_cidr];
-    no_masq.extend(cfg.non_masquerade_cidrs.iter().filter(|c| **c != cfg.node.pod_cidr));
+    no_masq.extend(
+        cfg.non_masquerade_cidrs
+            .iter()
+            .filter(|c| **c != cfg.node.pod_cidr),
+    );
     PodFirewall {
-        masq: cfg.snat.then(|| MasqSpec { network: req.conf.name.clone(), non_masquerade: no_masq }),
-        antispoof_prefix: cfg.anti_spoofing.then(|| transparent::HOST_PREFIX.to_string()),
+        masq: cfg.snat.then(|| MasqSpec {
+            network: req.conf.name.clone(),
+            non_masquerade: no_masq,
+        }),
+        antispoof_prefix: cfg
+            .anti_spoofing
+            .then(|| transparent::HOST_PREFIX.to_string()),
     }
 }
 
@@ -98,7 +107,11 @@ impl Plugin for Overlay {
         let ips: Vec<std::net::IpAddr> = p.addrs.iter().map(|a| a.addr()).collect();
         let attached = transparent::attach(&host, &pod, &ns, &p)
             .map_err(CniError::from)
-            .and_then(|_| pod_firewall(req, &cfg).add(&ips, &tag(req)).map_err(CniError::from));
+            .and_then(|_| {
+                pod_firewall(req, &cfg)
+                    .add(&ips, &tag(req))
+                    .map_err(CniError::from)
+            });
         match attached {
             Ok(()) => {
                 let dns = cfg.dns.clone().unwrap_or_else(|| lease.result.dns.clone());
@@ -125,10 +138,12 @@ impl Plugin for Overlay {
             errors.push(e.into());
         }
         if cfg.snat {
-            let ips: Option<Vec<std::net::IpAddr>> = req
-                .prev_result
-                .as_ref()
-                .map(|p| p.addresses_of(&req.cmd.ifname).iter().map(|i| i.address.addr()).collect());
+            let ips: Option<Vec<std::net::IpAddr>> = req.prev_result.as_ref().map(|p| {
+                p.addresses_of(&req.cmd.ifname)
+                    .iter()
+                    .map(|i| i.address.addr())
+                    .collect()
+            });
             if let Err(e) = firewall::pod_del(&req.conf.name, ips.as_deref(), &tag(req)) {
                 errors.push(e.into());
             }

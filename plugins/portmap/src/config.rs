@@ -39,13 +39,20 @@ impl Config {
     pub fn from_request(req: &Request) -> Result<Config, CniError> {
         let raw: Raw = req.section()?;
         if let Some(b) = raw.backend.as_deref().filter(|b| *b != "nftables") {
-            return Err(CniError::unsupported_field("backend", &Value::from(b)).with_details("this plugin uses nftables only"));
+            return Err(CniError::unsupported_field("backend", &Value::from(b))
+                .with_details("this plugin uses nftables only"));
         }
         if let Some(v) = raw.external_set_mark_chain.filter(|v| !v.is_null()) {
-            return Err(CniError::unsupported_field("externalSetMarkChain", &v).with_details("an iptables-backend option"));
+            return Err(CniError::unsupported_field("externalSetMarkChain", &v)
+                .with_details("an iptables-backend option"));
         }
-        for (k, v) in [("conditionsV4", raw.conditions_v4), ("conditionsV6", raw.conditions_v6)] {
-            if let Some(v) = v.filter(|v| v.as_array().is_none_or(|a| !a.is_empty()) && !v.is_null()) {
+        for (k, v) in [
+            ("conditionsV4", raw.conditions_v4),
+            ("conditionsV6", raw.conditions_v6),
+        ] {
+            if let Some(v) =
+                v.filter(|v| v.as_array().is_none_or(|a| !a.is_empty()) && !v.is_null())
+            {
                 return Err(CniError::unsupported_field(k, &v));
             }
         }
@@ -54,9 +61,14 @@ impl Config {
         }
         let bit = raw.mark_masq_bit.unwrap_or(13);
         if !(0..=31).contains(&bit) {
-            return Err(CniError::invalid_config(format!("markMasqBit: {bit} is out of range 0-31")));
+            return Err(CniError::invalid_config(format!(
+                "markMasqBit: {bit} is out of range 0-31"
+            )));
         }
-        Ok(Config { snat: raw.snat.unwrap_or(true), mark_masq_bit: bit as u8 })
+        Ok(Config {
+            snat: raw.snat.unwrap_or(true),
+            mark_masq_bit: bit as u8,
+        })
     }
 }
 
@@ -71,7 +83,11 @@ mod tests {
         for (k, v) in extra.as_object().unwrap() {
             conf[k] = v.clone();
         }
-        let env = Env::from_pairs([("CNI_CONTAINERID", "c1"), ("CNI_NETNS", "/x"), ("CNI_IFNAME", "eth0")]);
+        let env = Env::from_pairs([
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", "/x"),
+            ("CNI_IFNAME", "eth0"),
+        ]);
         let req = Request {
             cmd: CmdArgs::from_env(Command::Add, &env).unwrap(),
             version: Version::V1_0_0,
@@ -85,7 +101,13 @@ mod tests {
 
     #[test]
     fn defaults_match_the_reference() {
-        assert_eq!(parse(json!({})).unwrap(), Config { snat: true, mark_masq_bit: 13 });
+        assert_eq!(
+            parse(json!({})).unwrap(),
+            Config {
+                snat: true,
+                mark_masq_bit: 13
+            }
+        );
         assert!(!parse(json!({"snat": false})).unwrap().snat);
         assert!(parse(json!({"backend": "nftables", "conditionsV4": []})).is_ok());
     }

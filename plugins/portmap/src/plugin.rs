@@ -8,7 +8,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ferro_net::firewall::{self, HostPorts, Tag};
 use ferro_net::nft::NftSocket;
 use ferro_net::{conntrack, sysctl, Kernel};
-use ferro_spec::{CniError, CniResult, PortMapping, Protocol, Plugin, Request};
+use ferro_spec::{CniError, CniResult, Plugin, PortMapping, Protocol, Request};
 
 use crate::config::Config;
 
@@ -21,7 +21,16 @@ fn tag(req: &Request) -> Tag {
 }
 
 /// The pod's first IPv4 and IPv6 address with their subnets, from `prevResult`.
-fn pod_addresses(prev: &CniResult, ifname: &str) -> (Option<(std::net::Ipv4Addr, Ipv4Net)>, Option<(std::net::Ipv6Addr, Ipv6Net)>) {
+/// A pod address with its subnet.
+type Addressed<A, N> = Option<(A, N)>;
+
+fn pod_addresses(
+    prev: &CniResult,
+    ifname: &str,
+) -> (
+    Addressed<std::net::Ipv4Addr, Ipv4Net>,
+    Addressed<std::net::Ipv6Addr, Ipv6Net>,
+) {
     let mut v4 = None;
     let mut v6 = None;
     for ip in prev.addresses_of(ifname) {
@@ -34,13 +43,29 @@ fn pod_addresses(prev: &CniResult, ifname: &str) -> (Option<(std::net::Ipv4Addr,
     (v4, v6)
 }
 
-fn host_ports(req: &Request, cfg: &Config, prev: &CniResult, mappings: Vec<PortMapping>) -> HostPorts {
+fn host_ports(
+    req: &Request,
+    cfg: &Config,
+    prev: &CniResult,
+    mappings: Vec<PortMapping>,
+) -> HostPorts {
     let (pod_v4, pod_v6) = pod_addresses(prev, &req.cmd.ifname);
-    HostPorts { tag: tag(req), mappings, pod_v4, pod_v6, snat: cfg.snat, mark_bit: cfg.mark_masq_bit }
+    HostPorts {
+        tag: tag(req),
+        mappings,
+        pod_v4,
+        pod_v6,
+        snat: cfg.snat,
+        mark_bit: cfg.mark_masq_bit,
+    }
 }
 
 fn udp_ports(mappings: &[PortMapping]) -> Vec<u16> {
-    let mut v: Vec<u16> = mappings.iter().filter(|m| m.protocol == Protocol::Udp).map(|m| m.host_port).collect();
+    let mut v: Vec<u16> = mappings
+        .iter()
+        .filter(|m| m.protocol == Protocol::Udp)
+        .map(|m| m.host_port)
+        .collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -56,7 +81,12 @@ fn enable_localnet(pod: std::net::Ipv4Addr) -> Result<(), CniError> {
         log::warn!("no route to {pod}: 127.0.0.1 host ports will not reach it");
         return Ok(());
     };
-    if let Some(link) = route.oif.map(|i| host.link_by_index(i)).transpose()?.flatten() {
+    if let Some(link) = route
+        .oif
+        .map(|i| host.link_by_index(i))
+        .transpose()?
+        .flatten()
+    {
         sysctl::ensure(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")?;
     }
     Ok(())
@@ -69,10 +99,9 @@ impl Plugin for Portmap {
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
-        let prev = req
-            .prev_result
-            .as_ref()
-            .ok_or_else(|| CniError::invalid_config("portmap must be called as a chained plugin (no prevResult)"))?;
+        let prev = req.prev_result.as_ref().ok_or_else(|| {
+            CniError::invalid_config("portmap must be called as a chained plugin (no prevResult)")
+        })?;
         let mappings = req.conf.runtime_config.port_mappings()?;
         if mappings.is_empty() {
             return Ok(prev.clone());
@@ -91,7 +120,11 @@ impl Plugin for Portmap {
         }
         if cfg.snat {
             if let Some((a, _)) = hp.pod_v4 {
-                if hp.mappings.iter().any(|m| m.host_ip.is_none_or(|h| h.is_ipv4())) {
+                if hp
+                    .mappings
+                    .iter()
+                    .any(|m| m.host_ip.is_none_or(|h| h.is_ipv4()))
+                {
                     enable_localnet(a)?;
                 }
             }
@@ -107,7 +140,11 @@ impl Plugin for Portmap {
         Config::from_request(req)?;
         let mut sock = NftSocket::open().map_err(|e| CniError::internal(e.to_string()))?;
         let removed = firewall::hostports_del(&mut sock, &tag(req))?;
-        let mut udp: Vec<u16> = removed.iter().filter(|m| m.protocol == Protocol::Udp.number()).map(|m| m.port).collect();
+        let mut udp: Vec<u16> = removed
+            .iter()
+            .filter(|m| m.protocol == Protocol::Udp.number())
+            .map(|m| m.port)
+            .collect();
         if let Ok(m) = req.conf.runtime_config.port_mappings() {
             udp.extend(udp_ports(&m));
         }
@@ -121,10 +158,9 @@ impl Plugin for Portmap {
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
-        let prev = req
-            .prev_result
-            .as_ref()
-            .ok_or_else(|| CniError::invalid_config("CHECK needs prevResult (the result of ADD)"))?;
+        let prev = req.prev_result.as_ref().ok_or_else(|| {
+            CniError::invalid_config("CHECK needs prevResult (the result of ADD)")
+        })?;
         let mappings = req.conf.runtime_config.port_mappings()?;
         if mappings.is_empty() {
             return Ok(());

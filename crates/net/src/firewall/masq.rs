@@ -250,7 +250,10 @@ fn delete_selected(
             } else {
                 sock.apply(&b)?;
             }
-            Ok(doomed.iter().filter_map(|(_, e)| key_addr(&e.key)).collect())
+            Ok(doomed
+                .iter()
+                .filter_map(|(_, e)| key_addr(&e.key))
+                .collect())
         },
         |e| e.is_generation_changed(),
     )

@@ -60,7 +60,11 @@ impl PodFirewall {
 /// DEL: removes this attachment's masquerade elements (found by address when `ips` is
 /// given, by tag otherwise) and returns the addresses removed. Anti-spoofing has no per-pod
 /// state. A node without our table is success.
-pub fn pod_del(network: &str, ips: Option<&[IpAddr]>, tag: &Tag) -> Result<Vec<IpAddr>, FirewallError> {
+pub fn pod_del(
+    network: &str,
+    ips: Option<&[IpAddr]>,
+    tag: &Tag,
+) -> Result<Vec<IpAddr>, FirewallError> {
     let mut sock = NftSocket::open()?;
     masq_remove(&mut sock, network, ips, tag)
 }

@@ -1,20 +1,25 @@
 //! The kubenet cluster the bridge and portmap tests build: the design.md world, one runtime
 //! (cnictl, private conf/cache/plugin dirs) per node, a pod CIDR slice per node, and the
 //! per-node routes AKS's route table would hold.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
-use ferro_testutil::netns::Netns;
-use ferro_testutil::runtime::Runtime;
-use ferro_testutil::topology::World;
+use crate::netns::Netns;
+use crate::runtime::Runtime;
+use crate::topology::World;
 use serde_json::{json, Value};
 
+/// The network name.
 pub const NET: &str = "kube";
 
+/// A kubenet cluster.
+#[derive(Debug)]
 pub struct Kubenet {
+    /// The simulated network.
     pub world: World,
+    /// One runtime per node.
     pub rt: Vec<Runtime>,
+    /// One host-local data dir per node.
     pub data: Vec<tempfile::TempDir>,
 }
 
@@ -28,27 +33,30 @@ pub fn gateway(i: usize) -> String {
     format!("10.244.{}.1", i + 1)
 }
 
+/// The conflist of node `i` (bridge + portmap), `extra` merged into the bridge object.
 pub fn conflist(i: usize, data: &std::path::Path, extra: Value) -> Value {
     let mut bridge = json!({"type":"bridge","bridge":"cbr0","isGateway":true,"hairpinMode":true,"mtu":1460,
         "ipMasq":true,"nonMasqueradeCIDRs":["10.244.0.0/16"],
         "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":slice(i)}]],"routes":[{"dst":"0.0.0.0/0"}]}});
-    for (k, v) in extra.as_object().unwrap() {
+    for (k, v) in extra.as_object().expect("kubenet test cluster") {
         bridge[k] = v.clone();
     }
     json!({"cniVersion":"1.1.0","name":NET,"plugins":[bridge,{"type":"portmap","capabilities":{"portMappings":true}}]})
 }
 
 impl Kubenet {
+    /// A cluster of `nodes` nodes.
     pub fn new(nodes: usize) -> Kubenet {
         Self::with(nodes, json!({}))
     }
 
+    /// A cluster whose bridge objects get the keys of `extra`.
     pub fn with(nodes: usize, extra: Value) -> Kubenet {
         let world = World::new(nodes);
         let mut rt = Vec::new();
         let mut data = Vec::new();
         for (i, n) in world.nodes.iter().enumerate() {
-            let d = tempfile::tempdir().unwrap();
+            let d = tempfile::tempdir().expect("kubenet test cluster");
             let r = Runtime::new(&n.ns, &["bridge", "host-local", "portmap", "loopback"]);
             r.write_conflist("10-kube", &conflist(i, d.path(), extra.clone()));
             for (j, m) in world.nodes.iter().enumerate() {
@@ -62,6 +70,7 @@ impl Kubenet {
         Kubenet { world, rt, data }
     }
 
+    /// The namespace of node `i`.
     pub fn node(&self, i: usize) -> &Netns {
         &self.world.nodes[i].ns
     }
@@ -71,36 +80,52 @@ impl Kubenet {
         self.pod_with(i, label, &[])
     }
 
+    /// [`Kubenet::pod`] with extra runtime environment (`CAP_ARGS`).
     pub fn pod_with(&self, i: usize, label: &str, env: &[(&str, &str)]) -> (Netns, String, Value) {
         let pod = Netns::new(label);
         let r = self.rt[i].add_with(NET, &pod, env);
-        let ip = ferro_testutil::runtime::pod_ip(&r);
+        let ip = crate::runtime::pod_ip(&r);
         (pod, ip, r)
     }
 
     /// The lease files of node `i` (everything but `lock`, `last_reserved_ip.*` and the index).
     pub fn leases(&self, i: usize) -> Vec<String> {
         let dir: PathBuf = self.data[i].path().join(NET);
-        let Ok(rd) = std::fs::read_dir(dir) else { return vec![] };
-        rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip") && !n.starts_with('.'))
-            .collect()
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return vec![];
+        };
+        rd.map(|e| {
+            e.expect("kubenet test cluster")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip") && !n.starts_with('.'))
+        .collect()
     }
 
     /// `nft -j list set` of a set in our table on node `i`: the element addresses.
     pub fn set_elements(&self, i: usize, set: &str) -> Vec<String> {
-        let ok = self.node(i).try_exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+        let ok = self
+            .node(i)
+            .try_exec(&["nft", "list", "table", "inet", "ferro_cni"]);
         if !ok {
             return vec![];
         }
-        let out = self.node(i).exec(&["nft", "-j", "list", "set", "inet", "ferro_cni", set]);
-        let v: Value = serde_json::from_str(&out).unwrap();
+        let out = self
+            .node(i)
+            .exec(&["nft", "-j", "list", "set", "inet", "ferro_cni", set]);
+        let v: Value = serde_json::from_str(&out).expect("kubenet test cluster");
         let mut found = Vec::new();
-        for item in v["nftables"].as_array().unwrap() {
+        for item in v["nftables"].as_array().expect("kubenet test cluster") {
             if let Some(elems) = item["set"]["elem"].as_array() {
                 for e in elems {
                     let s = e.get("elem").map(|x| x["val"].clone()).unwrap_or(e.clone());
-                    found.push(s.as_str().map(str::to_string).unwrap_or_else(|| s.to_string()));
+                    found.push(
+                        s.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| s.to_string()),
+                    );
                 }
             }
         }
@@ -112,7 +137,7 @@ impl Kubenet {
         self.node(i)
             .ip_json(&["link"])
             .as_array()
-            .unwrap()
+            .expect("kubenet test cluster")
             .iter()
             .filter_map(|l| l["ifname"].as_str().map(str::to_string))
             .filter(|n| n.starts_with("veth"))

@@ -1,0 +1,258 @@
+//! The overlay model end to end (issue 5): three nodes, pods in the pod CIDR on each, VXLAN
+//! between them, SNAT only when leaving the cluster.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+
+use ferro_testutil::netns::Netns;
+use ferro_testutil::probe::{tcp_seen_from, tcp_source, ProbeServer};
+use ferro_testutil::runtime::{pod_ip, Runtime};
+use ferro_testutil::topology::{ping, ping_df, World, INTERNET, PEER};
+use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
+use serde_json::{json, Value};
+
+const NET: &str = "ovl";
+
+struct Cluster {
+    world: World,
+    rt: Vec<Runtime>,
+    data: Vec<tempfile::TempDir>,
+    list: tempfile::NamedTempFile,
+}
+
+fn plugin(i: usize, data: &std::path::Path, list: &std::path::Path) -> Value {
+    json!({"type":"overlay","podCIDR":"10.244.0.0/16","nodeName":format!("node{i}"),"nodeList":list,
+        "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":format!("10.244.{}.0/24", i + 1)}]]}})
+}
+
+impl Cluster {
+    fn new(nodes: usize) -> Cluster {
+        let world = World::new(nodes);
+        let list = tempfile::NamedTempFile::new().unwrap();
+        let leases: Vec<Value> = world
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"name": format!("node{i}"), "address": n.ip.to_string(), "podSubnet": format!("10.244.{}.0/24", i + 1)}))
+            .collect();
+        std::fs::write(list.path(), json!({"nodes": leases}).to_string()).unwrap();
+        let mut rt = Vec::new();
+        let mut data = Vec::new();
+        for (i, n) in world.nodes.iter().enumerate() {
+            let d = tempfile::tempdir().unwrap();
+            let r = Runtime::new(&n.ns, &["overlay", "host-local", "portmap"]);
+            r.write_conflist(
+                "10-ovl",
+                &json!({"cniVersion":"1.1.0","name":NET,"plugins":[plugin(i, d.path(), list.path()),
+                {"type":"portmap","capabilities":{"portMappings":true}}]}),
+            );
+            rt.push(r);
+            data.push(d);
+        }
+        Cluster {
+            world,
+            rt,
+            data,
+            list,
+        }
+    }
+
+    fn pod(&self, i: usize, label: &str) -> (Netns, String) {
+        let pod = Netns::new(label);
+        let r = self.rt[i].add(NET, &pod);
+        let ip = pod_ip(&r);
+        (pod, ip)
+    }
+
+    fn leases(&self, i: usize) -> usize {
+        std::fs::read_dir(self.data[i].path().join(NET))
+            .map(|rd| {
+                rd.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("10.")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn sock(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+#[test]
+fn pods_talk_across_nodes_without_nat_and_leave_the_cluster_as_their_node() {
+    require_root();
+    let c = Cluster::new(3);
+    let (a, a_ip) = c.pod(0, "ov-a");
+    let (b, b_ip) = c.pod(1, "ov-b");
+    let (cc, c_ip) = c.pod(2, "ov-c");
+    for ip in [&a_ip, &b_ip, &c_ip] {
+        assert!(
+            ip.starts_with("10.244."),
+            "pod CIDR addresses only, never VNet ones: {ip}"
+        );
+    }
+    let me: IpAddr = a_ip.parse().unwrap();
+    let on_b = ProbeServer::start(&b.path(), sock(&b_ip, 7000));
+    let on_c = ProbeServer::start(&cc.path(), sock(&c_ip, 7000));
+    let on_peer = ProbeServer::start(&c.world.peer.path(), sock(PEER, 7000));
+    let on_inet = ProbeServer::start(&c.world.internet.path(), sock(INTERNET, 7000));
+    assert_eq!(
+        tcp_source(&a.path(), on_b.addr),
+        Some(me),
+        "A to B: the pod's own address"
+    );
+    assert_eq!(
+        tcp_source(&a.path(), on_c.addr),
+        Some(me),
+        "A to C: the pod's own address"
+    );
+    assert_eq!(
+        tcp_source(&cc.path(), on_b.addr),
+        Some(c_ip.parse().unwrap())
+    );
+    assert_eq!(
+        tcp_source(&a.path(), on_peer.addr),
+        Some(c.world.nodes[0].ip),
+        "to the VNet peer: node A's address"
+    );
+    assert_eq!(
+        tcp_source(&a.path(), on_inet.addr),
+        Some(c.world.nodes[0].ip),
+        "to the internet: node A's address"
+    );
+    assert_eq!(
+        tcp_source(&b.path(), on_inet.addr),
+        Some(c.world.nodes[1].ip)
+    );
+    assert!(
+        !ping(&c.world.peer, &a_ip),
+        "the peer cannot reach a pod address: overlay pods are not VNet-routable"
+    );
+    // a full-size TCP transfer across nodes, and the MTU boundary
+    let seen = tcp_seen_from(&a.path(), on_b.addr, 8 << 20).expect("transfer");
+    assert_eq!(seen, (me, 8 << 20));
+    assert!(ping_df(&a, &b_ip, 1450 - 28), "a DF ping of MTU-28 passes");
+    assert!(!ping_df(&a, &b_ip, 1450 - 27), "one byte more is refused");
+    let err = a.try_exec(&["ping", "-c1", "-W1", "-M", "do", "-s", "1423", &b_ip]);
+    assert!(!err);
+    for (i, p) in [(0, &a), (1, &b), (2, &cc)] {
+        c.rt[i].del(NET, p);
+    }
+    for i in 0..3 {
+        assert_eq!(c.leases(i), 0);
+        let dev = c.world.nodes[i].ns.ip(&["link", "show", "ferro.1"]);
+        assert!(
+            dev.contains("ferro.1"),
+            "the VXLAN device stays after the last pod left"
+        );
+    }
+}
+
+#[test]
+fn del_after_the_netns_is_gone_leaves_nothing_of_the_pod() {
+    require_root();
+    let c = Cluster::new(2);
+    let (p1, ip1) = c.pod(0, "ovgone1");
+    let (p2, ip2) = c.pod(0, "ovgone2");
+    let id2 = Runtime::container_id(&p2);
+    let n1 = p1.name().to_string();
+    drop(p1);
+    drop(p2);
+    assert_eq!(
+        c.rt[0]
+            .cnictl(&["del", NET, &format!("/run/netns/{n1}")], &[])
+            .code,
+        0
+    );
+    let mut conf = plugin(0, c.data[0].path(), c.list.path());
+    conf["cniVersion"] = json!("1.1.0");
+    conf["name"] = json!(NET);
+    for _ in 0..2 {
+        let env = [
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", id2.as_str()),
+            ("CNI_NETNS", ""),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", &c.rt[0].plugins.path_str()),
+        ];
+        run_plugin_in(
+            workspace_bin("overlay"),
+            &env,
+            &conf.to_string(),
+            Some(&c.world.nodes[0].ns.path()),
+        )
+        .ok();
+    }
+    let node = &c.world.nodes[0].ns;
+    let routes = node.ip(&["route"]);
+    assert!(
+        !routes.contains(&format!("{ip1} ")) && !routes.contains(&format!("{ip2} ")),
+        "{routes}"
+    );
+    let table = node.exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+    assert!(!table.contains(&ip1) && !table.contains(&ip2), "{table}");
+    assert_eq!(c.leases(0), 0);
+    assert!(!node.ip(&["link"]).contains(" fc"), "no pod veth left");
+}
+
+#[test]
+fn cnitool_runs_the_overlay_example_with_portmap() {
+    require_root();
+    let cnitool =
+        std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
+    assert!(
+        std::path::Path::new(&cnitool).exists(),
+        "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)"
+    );
+    let c = Cluster::new(2);
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conf-examples/overlay.conflist"
+    ))
+    .unwrap();
+    let mut list: Value = serde_json::from_str(&example).unwrap();
+    list["plugins"][0]["ipam"]["dataDir"] = json!(c.data[0].path());
+    list["plugins"][0]["nodeList"] = json!(c.list.path());
+    let confdir = tempfile::tempdir().unwrap();
+    std::fs::write(confdir.path().join("10-overlay.conflist"), list.to_string()).unwrap();
+    let pod = Netns::new("ov-tool");
+    let script = format!(
+        "mount -t tmpfs ferro-cnitool /var/lib\n\
+         export NETCONFPATH={conf} CNI_PATH={path}\n\
+         export CAP_ARGS='{{\"portMappings\":[{{\"hostPort\":8087,\"containerPort\":80,\"protocol\":\"tcp\"}}]}}'\n\
+         nsenter --net={node} {tool} add overlay {pod}\n\
+         ip -n {podname} -4 addr show eth0\n\
+         nsenter --net={node} {tool} check overlay {pod}\n\
+         echo CHECK-OK\n\
+         nsenter --net={node} {tool} del overlay {pod}\n\
+         echo DEL-OK",
+        conf = confdir.path().display(),
+        path = c.rt[0].plugins.path_str(),
+        node = c.world.nodes[0].ns.path().display(),
+        tool = cnitool,
+        pod = pod.path().display(),
+        podname = pod.name(),
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-ec", &script])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("inet 10.244.1.") && text.contains("CHECK-OK") && text.contains("DEL-OK"),
+        "{text}"
+    );
+    assert_eq!(c.leases(0), 0);
+}
