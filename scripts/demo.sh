@@ -29,12 +29,12 @@ if [[ ${FERRO_DEMO_INNER:-} != 1 ]]; then
 fi
 
 # ---- inside a private mount namespace from here on -------------------------------------
-for d in /run/netns /var/lib/cni /run/ferro-demo; do
-  if [[ ! -d $d ]]; then mkdir -p "$d" 2>/dev/null || true; fi
-  mount -t tmpfs ferro-demo "$d"
+mount -t tmpfs -o mode=1777 ferro-tmp /tmp
+for d in /run/netns /var/lib/cni; do
+  private_dir "$d"
 done
 mount --make-shared /run/netns 2>/dev/null || true
-WORK=/run/ferro-demo
+WORK=/tmp/ferro-demo
 BIN=$WORK/bin
 mkdir -p "$BIN"
 for b in bridge flat overlay host-local loopback portmap cnictl; do
@@ -143,9 +143,12 @@ run_model() {
   case $m in
     kubenet)
       net=kubenet; conf_kubenet a 1 >"$WORK/conf-a/10-kubenet.conflist"; conf_kubenet b 2 >"$WORK/conf-b/10-kubenet.conflist"
-      # what AKS's route table does for kubenet: each node's pod CIDR via that node
-      ip -n "$P-nodea" route replace 10.244.2.0/24 via 10.240.0.5
-      ip -n "$P-nodeb" route replace 10.244.1.0/24 via 10.240.0.4 ;;
+      # what AKS's route table does for kubenet: each node's pod CIDR via that node, for
+      # every host of the VNet
+      for h in nodea nodeb peer; do
+        [[ $h == nodea ]] || ip -n "$P-$h" route replace 10.244.1.0/24 via 10.240.0.4
+        [[ $h == nodeb ]] || ip -n "$P-$h" route replace 10.244.2.0/24 via 10.240.0.5
+      done ;;
     flat)
       net=azure; conf_flat a 20 >"$WORK/conf-a/10-flat.conflist"; conf_flat b 30 >"$WORK/conf-b/10-flat.conflist" ;;
     overlay)
@@ -159,16 +162,17 @@ run_model() {
   local a1 a2 b1
   a1=$(addr_of "$m-a1"); a2=$(addr_of "$m-a2"); b1=$(addr_of "$m-b1")
   printf '  pods: a1 %s, a2 %s (node A), b1 %s (node B)\n' "$a1" "$a2" "$b1"
-  serve "$m-a2" "$a2"; serve "$m-b1" "$b1"
+  serve "$m-a1" "$a1"; serve "$m-a2" "$a2"; serve "$m-b1" "$b1"
   sleep 0.3
   printf '  %-28s %-15s %s\n' "from pod a1 to" "address" "the far end saw"
   row "$m" a1 "$a2" "pod a2 (same node)" "$a1"
   row "$m" a1 "$b1" "pod b1 (node B)" "$a1"
   row "$m" a1 10.240.0.100 "VM on the VNet" "$a1"
   row "$m" a1 203.0.113.10 "host on the internet" "$a1"
-  if [[ $m == flat ]]; then
-    printf '  %-28s %-15s %s\n' "VM on the VNet to pod a1" "$a1" "$(who "$(seen peer "$a1")" 10.240.0.100)"
-  fi
+  local back
+  back=$(seen peer "$a1")
+  printf '  %-28s %-15s %s\n' "VM on the VNet to pod a1" "$a1" \
+    "$(if [[ -z $back ]]; then echo "(not reachable: pod addresses are private to the cluster)"; else echo "reached, pod saw $back"; fi)"
   say "$m: detaching (cnictl del)"
   for p in a1 a2 b1; do
     inns "$m-$p" true 2>/dev/null && ip netns pids "$P-$m-$p" | xargs -r kill 2>/dev/null || true

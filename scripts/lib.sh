@@ -49,3 +49,20 @@ ensure_cnitool() {
   say "building cnitool 1.1.2 from Debian's source package"
   "$ROOT/scripts/build-cnitool.sh" "$CNITOOL_DIR" >/dev/null
 }
+
+# Inside a private mount namespace (unshare --mount): gives $1 a fresh tmpfs. When it does not exist on the
+# machine, its nearest existing parent gets a throw-away overlay first, so creating the mount
+# point writes nothing to the machine's file system either.
+private_dir() {
+  local d=$1 p
+  if [[ ! -d $d ]]; then
+    p=$(dirname "$d")
+    while [[ ! -d $p ]]; do p=$(dirname "$p"); done
+    local scratch
+    scratch=$(mktemp -d /tmp/ferro-overlay.XXXXXX)
+    mkdir -p "$scratch/upper" "$scratch/work"
+    mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
+    mkdir -p "$d"
+  fi
+  mount -t tmpfs -o mode=0755 ferro-test "$d"
+}

@@ -14,23 +14,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# Inside the private mount namespace: give $1 a fresh tmpfs. When it does not exist on the
-# machine, its nearest existing parent gets a throw-away overlay first, so creating the mount
-# point writes nothing to the machine's file system either.
-private_dir() {
-  local d=$1 p
-  if [[ ! -d $d ]]; then
-    p=$(dirname "$d")
-    while [[ ! -d $p ]]; do p=$(dirname "$p"); done
-    local scratch
-    scratch=$(mktemp -d /tmp/ferro-overlay.XXXXXX)
-    mkdir -p "$scratch/upper" "$scratch/work"
-    mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
-    mkdir -p "$d"
-  fi
-  mount -t tmpfs -o mode=0755 ferro-test "$d"
-}
-
 if [[ ${1:-} == --inner ]]; then
   shift
   # A private /tmp first: test temp files and the overlays' scratch space live in memory.
