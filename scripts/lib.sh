@@ -13,7 +13,7 @@ need_root() {
 
 # Debian packages the demo, the tests and the benchmark use at run time.
 BASE_PACKAGES=(iproute2 nftables jq iputils-ping conntrack socat procps util-linux
-  containernetworking-plugins time ca-certificates)
+  containernetworking-plugins iptables time ca-certificates)
 
 # Installs the given Debian packages when any is missing (apt-get update once per run).
 ensure_packages() {

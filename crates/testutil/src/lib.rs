@@ -181,6 +181,24 @@ impl PluginDir {
         PluginDir { dir }
     }
 
+    /// Links `ours` from the workspace and `reference` from `/usr/lib/cni` (for interop
+    /// tests chaining our plugins with the reference ones).
+    pub fn mixed(ours: &[&str], reference: &[&str]) -> PluginDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in ours {
+            std::os::unix::fs::symlink(workspace_bin(n), dir.path().join(n)).expect("symlink");
+        }
+        for n in reference {
+            let target = Path::new("/usr/lib/cni").join(n);
+            assert!(
+                target.exists(),
+                "reference plugin {n} is not installed (containernetworking-plugins)"
+            );
+            std::os::unix::fs::symlink(target, dir.path().join(n)).expect("symlink");
+        }
+        PluginDir { dir }
+    }
+
     /// The directory, for `CNI_PATH`.
     pub fn path(&self) -> &Path {
         self.dir.path()

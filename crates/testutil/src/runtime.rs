@@ -30,6 +30,16 @@ impl Runtime {
         }
     }
 
+    /// A runtime with a given plugin dir (e.g. [`PluginDir::mixed`]).
+    pub fn with_plugins(node: &Netns, plugins: PluginDir) -> Runtime {
+        Runtime {
+            plugins,
+            conf: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+            node: node.path(),
+        }
+    }
+
     /// Writes `<name>.conflist` into the conf dir.
     pub fn write_conflist(&self, name: &str, list: &Value) {
         std::fs::write(
