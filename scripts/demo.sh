@@ -29,12 +29,14 @@ if [[ ${FERRO_DEMO_INNER:-} != 1 ]]; then
 fi
 
 # ---- inside a private mount namespace from here on -------------------------------------
-mount -t tmpfs -o mode=1777 ferro-tmp /tmp
+WORK=$ROOT/target/demo
+mkdir -p "$WORK"
+mount -t tmpfs -o mode=0755 ferro-demo "$WORK"
+export TMPDIR=$WORK
 for d in /run/netns /var/lib/cni; do
   private_dir "$d"
 done
 mount --make-shared /run/netns 2>/dev/null || true
-WORK=/tmp/ferro-demo
 BIN=$WORK/bin
 mkdir -p "$BIN"
 for b in bridge flat overlay host-local loopback portmap cnictl; do

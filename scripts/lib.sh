@@ -50,19 +50,31 @@ ensure_cnitool() {
   "$ROOT/scripts/build-cnitool.sh" "$CNITOOL_DIR" >/dev/null
 }
 
-# Inside a private mount namespace (unshare --mount): gives $1 a fresh tmpfs. When it does not exist on the
-# machine, its nearest existing parent gets a throw-away overlay first, so creating the mount
-# point writes nothing to the machine's file system either.
+# Inside a private mount namespace (unshare --mount): makes sure directory $1 exists without
+# writing to the machine's file system. When it is missing, its nearest existing parent gets a
+# throw-away overlay first (scratch space under $FERRO_SCRATCH, else $TMPDIR, else /tmp) and
+# $1 is created
+# in that overlay.
+mount_point() {
+  local d=$1 p scratch
+  [[ -d $d ]] && return 0
+  p=$(dirname "$d")
+  while [[ ! -d $p ]]; do p=$(dirname "$p"); done
+  [[ $p != / ]] || die "refusing to put an overlay over / (for $d)"
+  scratch=$(mktemp -d "${FERRO_SCRATCH:-${TMPDIR:-/tmp}}/ferro-overlay.XXXXXX")
+  mkdir -p "$scratch/upper" "$scratch/work"
+  mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
+  mkdir -p "$d"
+}
+
+# Inside a private mount namespace: gives $1 a fresh tmpfs (see mount_point).
 private_dir() {
-  local d=$1 p
-  if [[ ! -d $d ]]; then
-    p=$(dirname "$d")
-    while [[ ! -d $p ]]; do p=$(dirname "$p"); done
-    local scratch
-    scratch=$(mktemp -d /tmp/ferro-overlay.XXXXXX)
-    mkdir -p "$scratch/upper" "$scratch/work"
-    mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
-    mkdir -p "$d"
-  fi
-  mount -t tmpfs -o mode=0755 ferro-test "$d"
+  mount_point "$1"
+  mount -t tmpfs -o mode=0755 ferro-test "$1"
+}
+
+# Inside a private mount namespace: shows directory $1 at $2 (see mount_point).
+private_bind() {
+  mount_point "$2"
+  mount --bind "$1" "$2"
 }

@@ -3,9 +3,9 @@
 # cnitool), checks formatting and lints, builds the workspace, then runs every test, the
 # root-only ones included.
 #
-# The tests run inside a private mount namespace with fresh tmpfs over /tmp, /run/netns,
-# /var/lib/cni, /etc/cni/net.d, /run/cni and /opt/cni/bin: the namespaces they create are
-# invisible to the rest of the machine and disappear with the run even if a test is killed,
+# The tests run inside a private mount namespace with fresh tmpfs over /run/netns,
+# /var/lib/cni, /etc/cni/net.d, /run/cni and /opt/cni/bin, and a private TMPDIR: the
+# namespaces they create are invisible to the rest of the machine and disappear with the run even if a test is killed,
 # and the machine's real CNI directories are never read or written (not even created).
 #
 #   scripts/test.sh [extra args for cargo nextest / cargo test, e.g. a test name filter]
@@ -16,8 +16,11 @@ cd "$ROOT"
 
 if [[ ${1:-} == --inner ]]; then
   shift
-  # A private /tmp first: test temp files and the overlays' scratch space live in memory.
-  mount -t tmpfs -o mode=1777 ferro-tmp /tmp
+  # A private temporary directory first (in memory): test temp files and the overlays'
+  # scratch space live there. Not a tmpfs over /tmp, which could hide this very checkout.
+  export TMPDIR=$ROOT/target/test-tmp
+  mkdir -p "$TMPDIR"
+  mount -t tmpfs -o mode=1777 ferro-tmp "$TMPDIR"
   for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
     private_dir "$d"
   done

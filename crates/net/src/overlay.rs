@@ -544,9 +544,9 @@ pub fn reconcile(
         && peers.iter().all(|p| neigh_ok(p) && fdb_ok(p));
     let check_routes = verify_routes || !l2_clean;
     let routes: Vec<RouteSpec> = if check_routes {
-        let mut r = host.routes(false, None)?;
-        r.extend(host.routes(true, None)?);
-        r.into_iter().filter(|r| r.oif == Some(dev.index)).collect()
+        let mut r = host.routes_on(false, None, Some(dev.index))?;
+        r.extend(host.routes_on(true, None, Some(dev.index))?);
+        r
     } else {
         Vec::new()
     };

@@ -65,9 +65,12 @@ impl Kernel {
     /// Opens a connection in the calling thread's namespace (`None`) or inside `ns`.
     pub fn connect(&self, ns: Option<&Netns>) -> Result<Rtnl<'_>, NetError> {
         let _ctx = self.rt.enter();
+        // Strict checking lets the kernel filter dumps (by link, table, output interface),
+        // so lookups stay O(1) in the number of pods instead of walking every address, route
+        // and neighbour of the node.
         let opened = match ns {
-            None => rtnetlink::new_connection(),
-            Some(ns) => ns.run(rtnetlink::new_connection)?,
+            None => rtnetlink::new_connection_with_strict_check(),
+            Some(ns) => ns.run(rtnetlink::new_connection_with_strict_check)?,
         };
         let (conn, handle, _) = opened.map_err(|e| NetError::io("open netlink socket", e))?;
         self.rt.spawn(conn);
@@ -460,13 +463,13 @@ impl Rtnl<'_> {
     /// The link of the default route (IPv4 first, then IPv6): a node's uplink when the
     /// configuration does not name it. `ip route show default`.
     pub fn default_route_link(&self) -> Result<Option<Link>, NetError> {
-        for v6 in [false, true] {
-            if let Some(oif) = self
-                .routes(v6, None)?
-                .into_iter()
-                .find(|r| r.dst.prefix_len() == 0 && r.oif.is_some())
-                .and_then(|r| r.oif)
-            {
+        // Ask the kernel which route it would use towards a documentation address (RFC 5737,
+        // RFC 3849): one lookup instead of a dump of every route of the node.
+        for probe in ["192.0.2.1", "2001:db8::1"] {
+            let ip: IpAddr = probe
+                .parse()
+                .map_err(|_| NetError::Other(format!("bad probe address {probe}")))?;
+            if let Some(oif) = self.route_get(ip)?.and_then(|r| r.oif) {
                 return self.link_by_index(oif);
             }
         }
@@ -824,6 +827,10 @@ impl Rtnl<'_> {
     /// `ip addr add <addr> dev <index> [nodad] [noprefixroute]`; an address already present
     /// is success.
     pub fn addr_add(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<(), NetError> {
+        self.addr_add_new(index, addr, opts).map(drop)
+    }
+
+    fn addr_add_inner(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<(), NetError> {
         let mut m = AddressMessage::default();
         m.header.family = family_of(addr.addr());
         m.header.prefix_len = addr.prefix_len();
@@ -847,13 +854,19 @@ impl Rtnl<'_> {
                     .push(AddressAttribute::Broadcast(v4.broadcast()));
             }
         }
-        match self.ack(
+        self.ack(
             format!("add address {addr} to link #{index} ({})", self.place),
             RouteNetlinkMessage::NewAddress(m),
             NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Err(e) if e.is_exists() => Ok(()),
-            other => other,
+        )
+    }
+
+    /// `ip addr add`, reporting whether the address was new (`false`: it was already there).
+    pub fn addr_add_new(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<bool, NetError> {
+        match self.addr_add_inner(index, addr, opts) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_exists() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -876,11 +889,10 @@ impl Rtnl<'_> {
 
     /// Addresses, of one link when `index` is set. `ip addr show [dev]`.
     pub fn addrs(&self, index: Option<u32>) -> Result<Vec<AddrInfo>, NetError> {
-        let msgs = self.fetch(
-            "dump addresses",
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            true,
-        )?;
+        // With strict checking the kernel returns only this link's addresses.
+        let mut q = AddressMessage::default();
+        q.header.index = index.unwrap_or(0);
+        let msgs = self.fetch("dump addresses", RouteNetlinkMessage::GetAddress(q), true)?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -1014,6 +1026,18 @@ impl Rtnl<'_> {
 
     /// Routes of one family in the main table (or `table`). `ip route show [table]`.
     pub fn routes(&self, v6: bool, table: Option<u32>) -> Result<Vec<RouteSpec>, NetError> {
+        self.routes_on(v6, table, None)
+    }
+
+    /// Routes of one family in the main table (or `table`), only those out of `oif` when
+    /// given; the kernel filters (strict checking), so the cost follows the answer, not the
+    /// routing table. `ip route show [table T] [dev D]`.
+    pub fn routes_on(
+        &self,
+        v6: bool,
+        table: Option<u32>,
+        oif: Option<u32>,
+    ) -> Result<Vec<RouteSpec>, NetError> {
         let mut q = RouteMessage::default();
         q.header.address_family = if v6 {
             AddressFamily::Inet6
@@ -1021,13 +1045,16 @@ impl Rtnl<'_> {
             AddressFamily::Inet
         };
         let want = table.unwrap_or(MAIN_TABLE);
+        q.attributes.push(RouteAttribute::Table(want));
+        if let Some(o) = oif {
+            q.attributes.push(RouteAttribute::Oif(o));
+        }
         let msgs = self.fetch("dump routes", RouteNetlinkMessage::GetRoute(q), true)?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => {
-                    parse_route(r).filter(|x| x.table == Some(want))
-                }
+                RouteNetlinkMessage::NewRoute(r) => parse_route(r)
+                    .filter(|x| x.table == Some(want) && (oif.is_none() || x.oif == oif)),
                 _ => None,
             })
             .collect())
@@ -1093,6 +1120,7 @@ impl Rtnl<'_> {
         if proxy {
             q.header.flags = NeighbourFlags::Proxy;
         }
+        q.attributes.push(NeighbourAttribute::IfIndex(ifindex));
         let msgs = self.fetch(
             "dump neighbours",
             RouteNetlinkMessage::GetNeighbour(q),
@@ -1190,6 +1218,7 @@ impl Rtnl<'_> {
     pub fn fdbs(&self, ifindex: u32) -> Result<Vec<FdbEntry>, NetError> {
         let mut q = NeighbourMessage::default();
         q.header.family = AddressFamily::Bridge;
+        q.header.ifindex = ifindex;
         let msgs = self.fetch("dump fdb", RouteNetlinkMessage::GetNeighbour(q), true)?;
         Ok(msgs
             .iter()

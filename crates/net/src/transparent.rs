@@ -273,7 +273,7 @@ pub fn check(host: &Rtnl<'_>, pod: &Rtnl<'_>, p: &TransparentPod) -> Result<(), 
         {
             return Err(format!("default route via {gw} is missing in the pod"));
         }
-        let host_routes = host.routes(fam_v6, None).map_err(e)?;
+        let host_routes = host.routes_on(fam_v6, None, Some(hv.index)).map_err(e)?;
         for a in p.addrs.iter().filter(|a| a.addr().is_ipv6() == fam_v6) {
             if !host_routes
                 .iter()

@@ -115,12 +115,14 @@ pub fn dispatch(
         );
         return 0;
     };
+    // Read stdin before judging the command: a runtime writing the config must never see
+    // EPIPE because we answered early.
+    let mut input = Vec::new();
+    let read = stdin.read_to_end(&mut input);
     let command = match command.parse::<Command>() {
         Ok(c) => c,
         Err(e) => return reply_error(stdout, version::LATEST.as_str(), &e),
     };
-    let mut input = Vec::new();
-    let read = stdin.read_to_end(&mut input);
     if command == Command::Version {
         return reply_version(plugin, &input, stdout);
     }

@@ -289,43 +289,41 @@ fn ensure_gateways(
     gateways: &[IpNet],
     force: bool,
 ) -> Result<(), CniError> {
-    if gateways.is_empty() {
-        return Ok(());
-    }
-    let existing = host.addrs(Some(bridge.index))?;
+    let opts = ferro_net::rtnl::AddrOpts {
+        nodad: true,
+        noprefixroute: false,
+    };
     for gw in gateways {
-        if existing.iter().any(|a| a.addr == *gw) {
+        // Steady state: the gateway is already there, one round trip and no dump.
+        if !host.addr_add_new(bridge.index, *gw, opts)? {
             continue;
         }
-        let clashing: Vec<IpNet> = existing
-            .iter()
+        // It was new: any other address of the family on the bridge clashes with it.
+        let clashing: Vec<IpNet> = host
+            .addrs(Some(bridge.index))?
+            .into_iter()
             .map(|a| a.addr)
             .filter(|a| {
-                a.addr().is_ipv4() == gw.addr().is_ipv4()
+                *a != *gw
+                    && a.addr().is_ipv4() == gw.addr().is_ipv4()
                     && !is_link_local(a.addr())
                     && (gw.addr().is_ipv4() || a.contains(&gw.addr()) || gw.contains(&a.addr()))
             })
             .collect();
-        if !clashing.is_empty() {
-            if !force {
-                return Err(CniError::invalid_config(format!(
-                    "{:?} already has an IP address different from {gw}: {} (set forceAddress to replace it)",
-                    bridge.name,
-                    clashing.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-            for old in clashing {
-                host.addr_del(bridge.index, old)?;
-            }
+        if clashing.is_empty() {
+            continue;
         }
-        host.addr_add(
-            bridge.index,
-            *gw,
-            ferro_net::rtnl::AddrOpts {
-                nodad: true,
-                noprefixroute: false,
-            },
-        )?;
+        if !force {
+            host.addr_del(bridge.index, *gw)?;
+            return Err(CniError::invalid_config(format!(
+                "{:?} already has an IP address different from {gw}: {} (set forceAddress to replace it)",
+                bridge.name,
+                clashing.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for old in clashing {
+            host.addr_del(bridge.index, old)?;
+        }
     }
     Ok(())
 }
