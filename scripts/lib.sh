@@ -53,8 +53,7 @@ ensure_cnitool() {
 # Inside a private mount namespace (unshare --mount): makes sure directory $1 exists without
 # writing to the machine's file system. When it is missing, its nearest existing parent gets a
 # throw-away overlay first (scratch space under $FERRO_SCRATCH, else $TMPDIR, else /tmp) and
-# $1 is created
-# in that overlay.
+# $1 is created in that overlay.
 mount_point() {
   local d=$1 p scratch
   [[ -d $d ]] && return 0
