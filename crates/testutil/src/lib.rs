@@ -113,8 +113,17 @@ pub fn run_plugin_in(
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.as_ref().display()));
     // A plugin may exit without reading its stdin (e.g. VERSION): EPIPE is not a failure, as
     // for Go's os/exec that libcni uses.
-    if let Err(e) = child.stdin.take().expect("stdin is piped").write_all(stdin.as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+    if let Err(e) = child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+    {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {e}"
+        );
     }
     let out = child.wait_with_output().expect("waiting for plugin");
     PluginRun {
