@@ -34,6 +34,20 @@ impl Netns {
         })
     }
 
+    /// Opens `CNI_NETNS` for ADD and CHECK: it must exist (code 3) and must not be the
+    /// plugin's own namespace (code 4: a runtime passing the host namespace would otherwise
+    /// have us configure the node as a pod).
+    pub fn open_pod(path: &Path) -> Result<Netns, ferro_spec::CniError> {
+        let ns = Netns::open(path)?;
+        if ns.is_current() {
+            return Err(ferro_spec::CniError::invalid_env(format!(
+                "CNI_NETNS {} is the plugin's own network namespace",
+                path.display()
+            )));
+        }
+        Ok(ns)
+    }
+
     /// Opens `path` if it exists; `Ok(None)` when it is gone (DEL after the netns was removed).
     pub fn open_if_exists(path: &Path) -> Result<Option<Netns>, NetError> {
         match Netns::open(path) {

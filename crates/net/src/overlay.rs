@@ -114,15 +114,7 @@ impl NodeConfig {
             ferro_spec::env::validate_ifname(u)
                 .map_err(|e| CniError::invalid_config(format!("underlay: {e}")))?;
         }
-        let mtu = match raw.mtu {
-            None | Some(0) => None,
-            Some(m) if (68..=65535).contains(&m) => Some(m),
-            Some(m) => {
-                return Err(CniError::invalid_config(format!(
-                    "mtu: {m} is out of range 68-65535"
-                )))
-            }
-        };
+        let mtu = ferro_spec::conf::mtu(raw.mtu, "mtu")?;
         let node_list = raw.node_list.ok_or_else(|| {
             CniError::invalid_config("nodeList: required (the file listing the cluster's nodes)")
         })?;

@@ -204,6 +204,17 @@ pub fn parse_section<T: DeserializeOwned>(v: &Value, prefix: &str) -> Result<T, 
     })
 }
 
+/// Validates an `mtu` key: absent or 0 means "the default" (`None`); otherwise 68 to 65535.
+pub fn mtu(value: Option<u32>, key: &str) -> Result<Option<u32>, CniError> {
+    match value {
+        None | Some(0) => Ok(None),
+        Some(m) if (68..=65535).contains(&m) => Ok(Some(m)),
+        Some(m) => Err(CniError::invalid_config(format!(
+            "{key}: {m} is out of range 68-65535"
+        ))),
+    }
+}
+
 /// Lower-cases every object key, recursively. Capability arguments arrive with Go field
 /// names from containerd (`HostPort`) and camelCase from CRI-O and cnitool (`hostPort`);
 /// Go plugins match keys case-insensitively, so we normalize before deserializing.

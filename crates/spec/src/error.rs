@@ -228,6 +228,33 @@ impl fmt::Display for CniError {
 
 impl std::error::Error for CniError {}
 
+/// Collects failures of independent best-effort steps (DEL, GC): every step runs, the first
+/// failure is reported at the end, the others are logged.
+#[derive(Debug, Default)]
+pub struct FirstError(Option<CniError>);
+
+impl FirstError {
+    /// Records the outcome of one step; returns its value when it succeeded.
+    pub fn note<T, E: Into<CniError>>(&mut self, r: Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let e = e.into();
+                match &self.0 {
+                    None => self.0 = Some(e),
+                    Some(_) => log::warn!("{e}"),
+                }
+                None
+            }
+        }
+    }
+
+    /// `Ok` when every step succeeded, else the first failure.
+    pub fn finish(self) -> Result<(), CniError> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
 /// The result type of every verb.
 pub type CniResultOf<T> = Result<T, CniError>;
 
@@ -264,6 +291,16 @@ mod tests {
         assert!(
             CniError::from_json(&serde_json::json!({"cniVersion": "1.0.0", "ips": []})).is_none()
         );
+    }
+
+    #[test]
+    fn first_error_keeps_going_and_reports_the_first() {
+        let mut f = FirstError::default();
+        assert_eq!(f.note::<_, CniError>(Ok(1)), Some(1));
+        assert_eq!(f.note::<u8, _>(Err(CniError::internal("a"))), None);
+        assert_eq!(f.note::<u8, _>(Err(CniError::io("b"))), None);
+        assert_eq!(f.finish().unwrap_err().msg, "a");
+        assert!(FirstError::default().finish().is_ok());
     }
 
     #[test]

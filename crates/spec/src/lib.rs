@@ -28,7 +28,7 @@ pub mod version;
 
 pub use conf::{Attachment, NetConf, PortMapping, Protocol};
 pub use env::{CmdArgs, Command, Env};
-pub use error::{CniError, Code};
+pub use error::{CniError, Code, FirstError};
 pub use result::{CniResult, Dns, Interface, IpConfig, Route};
 pub use skel::{dispatch, run, Plugin, Request};
 pub use version::Version;

@@ -45,6 +45,16 @@ impl Request {
             .ok_or_else(|| CniError::invalid_env("required env variables [\"CNI_NETNS\"] missing"))
     }
 
+    /// The container interface's addresses in `prevResult` (`None` without `prevResult`).
+    pub fn prev_addresses(&self) -> Option<Vec<ipnet::IpNet>> {
+        self.prev_result.as_ref().map(|p| {
+            p.addresses_of(&self.cmd.ifname)
+                .iter()
+                .map(|i| i.address)
+                .collect()
+        })
+    }
+
     /// Parses this plugin's own keys (see [`NetConf::section`]).
     pub fn section<T: serde::de::DeserializeOwned>(&self) -> Result<T, CniError> {
         self.conf.section()

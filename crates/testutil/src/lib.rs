@@ -12,6 +12,7 @@
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
 
+pub mod cnitool;
 pub mod kubenet;
 pub mod netns;
 pub mod probe;
@@ -216,4 +217,42 @@ impl PluginDir {
     pub fn path_str(&self) -> String {
         self.dir.path().display().to_string()
     }
+}
+
+/// An ADD request (container `c1`, `eth0`, netns `/run/netns/x`, cniVersion from `conf`) for
+/// unit tests of a plugin's configuration parsing and planning.
+pub fn add_request(conf: Value) -> ferro_spec::Request {
+    let env = ferro_spec::Env::from_pairs([
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/run/netns/x"),
+        ("CNI_IFNAME", "eth0"),
+    ]);
+    let version = conf["cniVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ferro_spec::Version::V1_1_0);
+    ferro_spec::Request {
+        cmd: ferro_spec::CmdArgs::from_env(ferro_spec::Command::Add, &env).expect("valid env"),
+        version,
+        conf: ferro_spec::NetConf::from_value(&conf).expect("valid shared keys"),
+        prev_result: None,
+        stdin: conf.to_string().into_bytes(),
+        env,
+    }
+}
+
+/// `base` with the keys of `extra` set (a `null` value removes the key): for config tests.
+pub fn with_keys(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().expect("extra is an object") {
+        match (v.is_null(), base.as_object_mut()) {
+            (true, Some(m)) => {
+                m.remove(k);
+            }
+            (false, Some(m)) => {
+                m.insert(k.clone(), v.clone());
+            }
+            (_, None) => panic!("base is not an object"),
+        }
+    }
+    base
 }

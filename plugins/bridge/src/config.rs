@@ -136,15 +136,7 @@ impl Config {
                 "hairpinMode and promiscMode cannot both be set",
             ));
         }
-        let mtu = match raw.mtu {
-            None | Some(0) => None,
-            Some(m) if (68..=65535).contains(&m) => Some(m),
-            Some(m) => {
-                return Err(CniError::invalid_config(format!(
-                    "mtu: {m} is out of range 68-65535"
-                )))
-            }
-        };
+        let mtu = ferro_spec::conf::mtu(raw.mtu, "mtu")?;
         if raw.disable_container_interface && req.conf.ipam_type().is_some() {
             return Err(CniError::invalid_config(
                 "disableContainerInterface cannot be used with ipam: an interface that stays down cannot hold addresses",
@@ -176,31 +168,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferro_spec::{CmdArgs, Command, Env, NetConf, Version};
+    use ferro_testutil::{add_request, with_keys};
     use serde_json::json;
 
-    pub(crate) fn req(conf: Value) -> Request {
-        let env = Env::from_pairs([
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/run/netns/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        Request {
-            cmd: CmdArgs::from_env(Command::Add, &env).unwrap(),
-            version: Version::V1_0_0,
-            conf: NetConf::from_value(&conf).unwrap(),
-            prev_result: None,
-            stdin: conf.to_string().into_bytes(),
-            env,
-        }
-    }
-
     fn parse(extra: Value) -> Result<Config, CniError> {
-        let mut conf = json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"});
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
-        Config::from_request(&req(conf))
+        let conf = with_keys(
+            json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"}),
+            extra,
+        );
+        Config::from_request(&add_request(conf))
     }
 
     #[test]

@@ -203,24 +203,11 @@ mod tests {
     use serde_json::json;
 
     fn cfg(extra: serde_json::Value) -> Config {
-        let mut conf = json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"});
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
-        let env = ferro_spec::Env::from_pairs([
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/run/netns/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        let req = ferro_spec::Request {
-            cmd: ferro_spec::CmdArgs::from_env(ferro_spec::Command::Add, &env).unwrap(),
-            version: ferro_spec::Version::V1_0_0,
-            conf: ferro_spec::NetConf::from_value(&conf).unwrap(),
-            prev_result: None,
-            stdin: vec![],
-            env,
-        };
-        Config::from_request(&req).unwrap()
+        let conf = ferro_testutil::with_keys(
+            json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"}),
+            extra,
+        );
+        Config::from_request(&ferro_testutil::add_request(conf)).unwrap()
     }
 
     fn ipam(v: serde_json::Value) -> CniResult {

@@ -8,7 +8,7 @@ use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
 use ferro_net::rtnl::{BridgeSpec, Link, Rtnl, VethSpec};
 use ferro_net::{names, sysctl, Kernel, NetError, Netns};
 use ferro_spec::delegate::{self, IpamLease};
-use ferro_spec::{CniError, CniResult, Plugin, Request};
+use ferro_spec::{CniError, CniResult, FirstError, Plugin, Request};
 use ipnet::IpNet;
 
 use crate::config::Config;
@@ -30,13 +30,7 @@ impl Plugin for Bridge {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
         let container_mac = plan::container_mac(req)?;
-        let ns = Netns::open(req.netns()?)?;
-        if ns.is_current() {
-            return Err(CniError::invalid_env(format!(
-                "CNI_NETNS {} is the plugin's own network namespace",
-                ns.path().display()
-            )));
-        }
+        let ns = Netns::open_pod(req.netns()?)?;
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
@@ -108,31 +102,28 @@ impl Plugin for Bridge {
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
-        let mut errors: Vec<CniError> = Vec::new();
+        let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         // The host end is named after the attachment: found without the pod's namespace.
         let host_veth =
             names::host_ifname(plan::HOST_PREFIX, &req.cmd.container_id, &req.cmd.ifname);
-        if let Err(e) = host.link_del_name(&host_veth) {
-            errors.push(e.into());
-        }
+        errors.note(host.link_del_name(&host_veth));
         if cfg.ip_masq {
             // With prevResult, its addresses; without, the elements carrying our tag.
-            let ips = prev_ips(req);
-            if let Err(e) = firewall::pod_del(&req.conf.name, ips.as_deref(), &tag(req)) {
-                errors.push(e.into());
-            }
+            let ips: Option<Vec<IpAddr>> = req
+                .prev_addresses()
+                .map(|v| v.iter().map(IpNet::addr).collect());
+            errors.note(firewall::pod_del(
+                &req.conf.name,
+                ips.as_deref(),
+                &Tag::of(req),
+            ));
         }
         if req.conf.ipam_type().is_some() {
-            if let Err(e) = delegate::ipam_del(req) {
-                errors.push(e);
-            }
+            errors.note(delegate::ipam_del(req));
         }
-        match errors.into_iter().next() {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        errors.finish()
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
@@ -143,7 +134,7 @@ impl Plugin for Bridge {
         if req.conf.ipam_type().is_some() {
             delegate::ipam_check(req)?;
         }
-        let ns = Netns::open(req.netns()?)?;
+        let ns = Netns::open_pod(req.netns()?)?;
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
@@ -151,31 +142,27 @@ impl Plugin for Bridge {
         let addrs = prev.addresses_of(&req.cmd.ifname);
         let subnets: Vec<IpNet> = addrs.iter().map(|i| i.address.trunc()).collect();
         let ips: Vec<IpAddr> = addrs.iter().map(|i| i.address.addr()).collect();
-        pod_firewall(req, &cfg, &subnets).check(&ips, &tag(req))?;
+        pod_firewall(req, &cfg, &subnets).check(&ips, &Tag::of(req))?;
         Ok(())
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
         // Keep going after an error and report the first at the end (spec: GC).
-        let mut first: Option<CniError> = None;
+        let mut errors = FirstError::default();
         if req.conf.ipam_type().is_some() {
-            if let Err(e) = delegate::ipam_gc(req) {
-                first.get_or_insert(e);
-            }
+            errors.note(delegate::ipam_gc(req));
         }
         if cfg.ip_masq {
-            match firewall::pod_gc(&req.conf.name, req.conf.valid_attachments.as_deref()) {
-                Ok(gone) if !gone.is_empty() => {
-                    log::info!("gc: removed masquerade state of {gone:?}")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    first.get_or_insert(e.into());
-                }
+            let gone = errors.note(firewall::pod_gc(
+                &req.conf.name,
+                req.conf.valid_attachments.as_deref(),
+            ));
+            if let Some(gone) = gone.filter(|g| !g.is_empty()) {
+                log::info!("gc: removed masquerade state of {gone:?}");
             }
         }
-        first.map_or(Ok(()), Err)
+        errors.finish()
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
@@ -184,21 +171,6 @@ impl Plugin for Bridge {
         }
         Ok(())
     }
-}
-
-/// The firewall tag of this attachment.
-fn tag(req: &Request) -> Tag {
-    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
-}
-
-/// The pod's addresses from `prevResult`, when there is one.
-fn prev_ips(req: &Request) -> Option<Vec<IpAddr>> {
-    req.prev_result.as_ref().map(|p| {
-        p.addresses_of(&req.cmd.ifname)
-            .iter()
-            .map(|i| i.address.addr())
-            .collect()
-    })
 }
 
 /// What the firewall does for this network's pods.
@@ -277,7 +249,7 @@ fn finish_add(
         attach::ensure_forwarding(v4, v6)?;
     }
     let ips: Vec<IpAddr> = plan.addrs.iter().map(|a| a.addr()).collect();
-    pod_firewall(req, cfg, &plan.subnets).add(&ips, &tag(req))?;
+    pod_firewall(req, cfg, &plan.subnets).add(&ips, &Tag::of(req))?;
     Ok(plan.result.clone())
 }
 

@@ -5,14 +5,13 @@
 use ferro_testutil::kubenet as common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 
 use common::{gateway, Kubenet, NET};
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, INTERNET};
-use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
+use ferro_testutil::{cnitool, require_root, run_plugin_in, workspace_bin};
 use serde_json::json;
 
 fn sock(ip: &str, port: u16) -> SocketAddr {
@@ -224,33 +223,9 @@ fn fifty_parallel_adds_on_one_bridge_get_distinct_addresses() {
     assert!(k.host_veths(0).is_empty());
 }
 
-/// Runs a shell script in a private mount namespace with a tmpfs over /var/lib, so cnitool's
-/// fixed cache directory (/var/lib/cni) is private to the test.
-fn private_sh(script: &str) -> (bool, String) {
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-ec"])
-        .arg(format!("mount -t tmpfs ferro-cnitool /var/lib\n{script}"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn cnitool_runs_the_kubenet_example_through_add_check_and_del() {
     require_root();
-    let cnitool =
-        std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
-    assert!(
-        std::path::Path::new(&cnitool).exists(),
-        "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)"
-    );
     let k = Kubenet::new(1);
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -260,37 +235,21 @@ fn cnitool_runs_the_kubenet_example_through_add_check_and_del() {
     let mut list: serde_json::Value = serde_json::from_str(&example).unwrap();
     // the only change: a private dataDir instead of /var/lib/cni/networks
     list["plugins"][0]["ipam"]["dataDir"] = json!(k.data[0].path());
-    let confdir = tempfile::tempdir().unwrap();
-    std::fs::write(confdir.path().join("10-kubenet.conflist"), list.to_string()).unwrap();
     let pod = Netns::new("cnitool");
-    let server = "10.244.1.1";
-    let _ = server;
-    let script = format!(
-        "export NETCONFPATH={conf} CNI_PATH={path}\n\
-         export CAP_ARGS='{{\"portMappings\":[{{\"hostPort\":8088,\"containerPort\":80,\"protocol\":\"tcp\"}}]}}'\n\
-         nsenter --net={node} {tool} add kubenet {pod}\n\
-         ip -n {podname} -4 addr show eth0\n\
-         nsenter --net={node} nft list table inet ferro_cni | grep -q 8088\n\
-         nsenter --net={node} {tool} check kubenet {pod}\n\
-         echo CHECK-OK\n\
-         nsenter --net={node} {tool} del kubenet {pod}\n\
-         echo DEL-OK\n\
-         ! nsenter --net={node} nft list table inet ferro_cni | grep -q 8088\n\
-         test -z \"$(ls /var/lib/cni/results)\"",
-        conf = confdir.path().display(),
-        path = k.rt[0].plugins.path_str(),
-        node = k.node(0).path().display(),
-        tool = cnitool,
-        pod = pod.path().display(),
-        podname = pod.name(),
-    );
-    let (ok, out) = private_sh(&script);
-    assert!(ok, "cnitool run failed:\n{out}");
+    let caps = r#"{"portMappings":[{"hostPort":8088,"containerPort":80,"protocol":"tcp"}]}"#;
+    let out = cnitool::RoundTrip {
+        node: k.node(0),
+        plugin_dir: k.rt[0].plugins.path(),
+        list: &list,
+        network: "kubenet",
+        pod: &pod,
+        cap_args: Some(caps),
+        after_add: "$NODE nft list table inet ferro_cni | grep -q 8088",
+        after_del: "! $NODE nft list table inet ferro_cni | grep -q 8088",
+    }
+    .run();
     assert!(
-        out.contains("\"cniVersion\": \"1.0.0\"")
-            && out.contains("inet 10.244.1.")
-            && out.contains("CHECK-OK")
-            && out.contains("DEL-OK"),
+        out.contains("\"cniVersion\": \"1.0.0\"") && out.contains("inet 10.244.1."),
         "{out}"
     );
     assert!(k.leases(0).is_empty());

@@ -66,15 +66,7 @@ impl Config {
                 ));
             }
         }
-        let mtu = match raw.mtu {
-            None | Some(0) => None,
-            Some(m) if (68..=65535).contains(&m) => Some(m),
-            Some(m) => {
-                return Err(CniError::invalid_config(format!(
-                    "mtu: {m} is out of range 68-65535"
-                )))
-            }
-        };
+        let mtu = ferro_spec::conf::mtu(raw.mtu, "mtu")?;
         if req.conf.ipam_type().is_none() {
             return Err(CniError::invalid_config(
                 "ipam: required (e.g. host-local over this node's reserved range of the VNet subnet)",
@@ -98,28 +90,12 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferro_spec::{CmdArgs, Command, Env, NetConf, Version};
+    use ferro_testutil::{add_request, with_keys};
     use serde_json::{json, Value};
 
     fn parse(extra: Value) -> Result<Config, CniError> {
-        let mut conf = json!({"cniVersion": "1.1.0", "name": "azure", "type": "flat", "ipam": {"type": "host-local"}});
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
-        let env = Env::from_pairs([
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        let req = Request {
-            cmd: CmdArgs::from_env(Command::Add, &env).unwrap(),
-            version: Version::V1_1_0,
-            conf: NetConf::from_value(&conf).unwrap(),
-            prev_result: None,
-            stdin: vec![],
-            env,
-        };
-        Config::from_request(&req)
+        let base = json!({"cniVersion": "1.1.0", "name": "azure", "type": "flat", "ipam": {"type": "host-local"}});
+        Config::from_request(&add_request(with_keys(base, extra)))
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ferro_net::rtnl::{Link, NeighSpec, Rtnl};
 use ferro_net::transparent;
 use ferro_net::{attach, sysctl, Kernel, Netns};
 use ferro_spec::delegate::{self, IpamLease};
-use ferro_spec::{CniError, CniResult, Plugin, Request};
+use ferro_spec::{CniError, CniResult, FirstError, Plugin, Request};
 
 use crate::config::Config;
 use crate::plan::{self, Plan};
@@ -78,13 +78,7 @@ impl Plugin for Flat {
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
-        let ns = Netns::open(req.netns()?)?;
-        if ns.is_current() {
-            return Err(CniError::invalid_env(format!(
-                "CNI_NETNS {} is the plugin's own network namespace",
-                ns.path().display()
-            )));
-        }
+        let ns = Netns::open_pod(req.netns()?)?;
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
@@ -127,33 +121,30 @@ impl Plugin for Flat {
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
-        let mut errors: Vec<CniError> = Vec::new();
+        let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
-        if let Err(e) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname) {
-            errors.push(e.into());
-        }
+        errors.note(transparent::detach(
+            &host,
+            &req.cmd.container_id,
+            &req.cmd.ifname,
+        ));
         // The pod's addresses: from prevResult, else from the SNAT set (tagged elements).
-        let mut ips: Vec<IpAddr> = req
-            .prev_result
-            .as_ref()
-            .map(|p| {
-                p.addresses_of(&req.cmd.ifname)
-                    .iter()
-                    .map(|i| i.address.addr())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let hint: Option<Vec<IpAddr>> = req
+            .prev_addresses()
+            .map(|v| v.iter().map(IpNet::addr).collect());
+        let mut ips = hint.clone().unwrap_or_default();
         if cfg.snat {
-            let hint = req.prev_result.as_ref().map(|_| ips.clone());
-            match firewall::pod_del(&req.conf.name, hint.as_deref(), &tag(req)) {
-                Ok(removed) => ips.extend(
+            if let Some(removed) = errors.note(firewall::pod_del(
+                &req.conf.name,
+                hint.as_deref(),
+                &Tag::of(req),
+            )) {
+                ips.extend(
                     removed
                         .into_iter()
-                        .filter(|r| !ips.contains(r))
-                        .collect::<Vec<_>>(),
-                ),
-                Err(e) => errors.push(e.into()),
+                        .filter(|r| !hint.as_deref().unwrap_or_default().contains(r)),
+                );
             }
         }
         if cfg.publish_pod_addresses {
@@ -165,13 +156,8 @@ impl Plugin for Flat {
                 Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
             }
         }
-        if let Err(e) = delegate::ipam_del(req) {
-            errors.push(e);
-        }
-        match errors.into_iter().next() {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        errors.note(delegate::ipam_del(req));
+        errors.finish()
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
@@ -180,7 +166,7 @@ impl Plugin for Flat {
             CniError::invalid_config("CHECK needs prevResult (the result of ADD)")
         })?;
         delegate::ipam_check(req)?;
-        let ns = Netns::open(req.netns()?)?;
+        let ns = Netns::open_pod(req.netns()?)?;
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
@@ -199,7 +185,7 @@ impl Plugin for Flat {
         };
         transparent::check(&host, &pod, &p).map_err(CniError::check_failed)?;
         let ips: Vec<IpAddr> = addrs.iter().map(|a| a.addr()).collect();
-        pod_firewall(req, &cfg, &no_masq(&cfg, &node.vnet)).check(&ips, &tag(req))?;
+        pod_firewall(req, &cfg, &no_masq(&cfg, &node.vnet)).check(&ips, &Tag::of(req))?;
         if cfg.publish_pod_addresses {
             let proxies = host.neighs(node.uplink.index, true)?;
             for a in &addrs {
@@ -217,29 +203,25 @@ impl Plugin for Flat {
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
-        let mut first: Option<CniError> = None;
-        if let Err(e) = delegate::ipam_gc(req) {
-            first.get_or_insert(e);
-        }
+        let mut errors = FirstError::default();
+        errors.note(delegate::ipam_gc(req));
         if cfg.snat {
-            match firewall::pod_gc(&req.conf.name, req.conf.valid_attachments.as_deref()) {
-                Ok(gone) if !gone.is_empty() => {
-                    log::info!("gc: removed SNAT state of {gone:?}");
-                    if cfg.publish_pod_addresses {
-                        let k = Kernel::new()?;
-                        let host = k.connect(None)?;
-                        if let Ok(node) = node_facts(&cfg, &host) {
-                            unpublish(&host, &node.uplink, &gone);
-                        }
+            let gone = errors.note(firewall::pod_gc(
+                &req.conf.name,
+                req.conf.valid_attachments.as_deref(),
+            ));
+            if let Some(gone) = gone.filter(|g| !g.is_empty()) {
+                log::info!("gc: removed SNAT state of {gone:?}");
+                if cfg.publish_pod_addresses {
+                    let k = Kernel::new()?;
+                    let host = k.connect(None)?;
+                    if let Some(node) = errors.note(node_facts(&cfg, &host)) {
+                        unpublish(&host, &node.uplink, &gone);
                     }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    first.get_or_insert(e.into());
                 }
             }
         }
-        first.map_or(Ok(()), Err)
+        errors.finish()
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
@@ -249,11 +231,6 @@ impl Plugin for Flat {
         node_facts(&cfg, &host).map_err(|e| CniError::not_available(e.msg))?;
         delegate::ipam_status(req)
     }
-}
-
-/// The firewall tag of this attachment.
-fn tag(req: &Request) -> Tag {
-    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
 }
 
 /// What the firewall does for this network's pods.
@@ -307,7 +284,7 @@ fn finish_add(
         }
     }
     let ips: Vec<IpAddr> = plan.pod.addrs.iter().map(|a| a.addr()).collect();
-    pod_firewall(req, cfg, &plan.no_masq).add(&ips, &tag(req))?;
+    pod_firewall(req, cfg, &plan.no_masq).add(&ips, &Tag::of(req))?;
     Ok(())
 }
 

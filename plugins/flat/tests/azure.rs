@@ -4,13 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, udp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, World, INTERNET, PEER, PEER6};
-use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
+use ferro_testutil::{cnitool, require_root, run_plugin_in, workspace_bin};
 use serde_json::{json, Value};
 
 const NET: &str = "azure";
@@ -325,12 +324,6 @@ fn dual_stack_pods_are_reached_over_ipv6_from_the_vnet() {
 #[test]
 fn cnitool_runs_the_flat_example_with_portmap() {
     require_root();
-    let cnitool =
-        std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
-    assert!(
-        std::path::Path::new(&cnitool).exists(),
-        "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)"
-    );
     let az = Azure::new(false);
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -339,41 +332,19 @@ fn cnitool_runs_the_flat_example_with_portmap() {
     .unwrap();
     let mut list: Value = serde_json::from_str(&example).unwrap();
     list["plugins"][0]["ipam"]["dataDir"] = json!(az.data[0].path());
-    let confdir = tempfile::tempdir().unwrap();
-    std::fs::write(confdir.path().join("10-flat.conflist"), list.to_string()).unwrap();
     let pod = Netns::new("az-tool");
-    let script = format!(
-        "mount -t tmpfs ferro-cnitool /var/lib\n\
-         export NETCONFPATH={conf} CNI_PATH={path}\n\
-         export CAP_ARGS='{{\"portMappings\":[{{\"hostPort\":8089,\"containerPort\":80,\"protocol\":\"tcp\"}}]}}'\n\
-         nsenter --net={node} {tool} add azure {pod}\n\
-         ip -n {podname} -4 addr show eth0\n\
-         nsenter --net={node} {tool} check azure {pod}\n\
-         echo CHECK-OK\n\
-         nsenter --net={node} {tool} del azure {pod}\n\
-         echo DEL-OK",
-        conf = confdir.path().display(),
-        path = az.rt[0].plugins.path_str(),
-        node = az.world.nodes[0].ns.path().display(),
-        tool = cnitool,
-        pod = pod.path().display(),
-        podname = pod.name(),
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-ec", &script])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("inet 10.240.0.20/16")
-            && text.contains("CHECK-OK")
-            && text.contains("DEL-OK"),
-        "{text}"
-    );
+    let caps = r#"{"portMappings":[{"hostPort":8089,"containerPort":80,"protocol":"tcp"}]}"#;
+    let out = cnitool::RoundTrip {
+        node: &az.world.nodes[0].ns,
+        plugin_dir: az.rt[0].plugins.path(),
+        list: &list,
+        network: "azure",
+        pod: &pod,
+        cap_args: Some(caps),
+        after_add: "",
+        after_del: "",
+    }
+    .run();
+    assert!(out.contains("inet 10.240.0.20/16"), "{out}");
     assert_eq!(az.leases(0), 0);
 }

@@ -8,14 +8,7 @@ use ferro_spec::{CniError, CniResult, Interface, IpConfig, Plugin, Request};
 pub struct Loopback;
 
 fn open_pod_ns(req: &Request) -> Result<Netns, CniError> {
-    let ns = Netns::open(req.netns()?)?;
-    if ns.is_current() {
-        return Err(CniError::invalid_env(format!(
-            "CNI_NETNS {} is the plugin's own network namespace",
-            ns.path().display()
-        )));
-    }
-    Ok(ns)
+    Netns::open_pod(req.netns()?)
 }
 
 impl Plugin for Loopback {

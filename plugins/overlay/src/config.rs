@@ -58,33 +58,13 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferro_spec::{CmdArgs, Command, Env, NetConf, Version};
+    use ferro_testutil::{add_request, with_keys};
     use serde_json::{json, Value};
 
     fn parse(extra: Value) -> Result<Config, CniError> {
-        let mut conf = json!({"cniVersion": "1.1.0", "name": "ovl", "type": "overlay", "podCIDR": "10.244.0.0/16",
+        let base = json!({"cniVersion": "1.1.0", "name": "ovl", "type": "overlay", "podCIDR": "10.244.0.0/16",
             "nodeSubnet": "10.244.1.0/24", "nodeList": "/etc/ferro-cni/nodes.json", "ipam": {"type": "host-local"}});
-        for (k, v) in extra.as_object().unwrap() {
-            if v.is_null() {
-                conf.as_object_mut().unwrap().remove(k);
-            } else {
-                conf[k] = v.clone();
-            }
-        }
-        let env = Env::from_pairs([
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        let req = Request {
-            cmd: CmdArgs::from_env(Command::Add, &env).unwrap(),
-            version: Version::V1_1_0,
-            conf: NetConf::from_value(&conf).unwrap(),
-            prev_result: None,
-            stdin: vec![],
-            env,
-        };
-        Config::from_request(&req)
+        Config::from_request(&add_request(with_keys(base, extra)))
     }
 
     #[test]

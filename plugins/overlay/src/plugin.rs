@@ -9,7 +9,7 @@ use ferro_net::rtnl::Rtnl;
 use ferro_net::transparent::{self, TransparentPod};
 use ferro_net::{attach, Kernel, Netns};
 use ferro_spec::delegate::{self, IpamLease};
-use ferro_spec::{CniError, CniResult, Plugin, Request};
+use ferro_spec::{CniError, CniResult, FirstError, Plugin, Request};
 
 use crate::config::Config;
 
@@ -19,11 +19,6 @@ pub struct Overlay;
 
 fn node_view(cfg: &Config, host: &Rtnl<'_>) -> Result<NodeView, CniError> {
     overlay::view(&cfg.node, host, &FileSource::new(&cfg.node.node_list))
-}
-
-/// The firewall tag of this attachment.
-fn tag(req: &Request) -> Tag {
-    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
 }
 
 /// What the firewall does for this network's pods: SNAT outside the pod CIDR and
@@ -67,13 +62,7 @@ impl Plugin for Overlay {
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
-        let ns = Netns::open(req.netns()?)?;
-        if ns.is_current() {
-            return Err(CniError::invalid_env(format!(
-                "CNI_NETNS {} is the plugin's own network namespace",
-                ns.path().display()
-            )));
-        }
+        let ns = Netns::open_pod(req.netns()?)?;
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
@@ -109,7 +98,7 @@ impl Plugin for Overlay {
             .map_err(CniError::from)
             .and_then(|_| {
                 pod_firewall(req, &cfg)
-                    .add(&ips, &tag(req))
+                    .add(&ips, &Tag::of(req))
                     .map_err(CniError::from)
             });
         match attached {
@@ -131,39 +120,37 @@ impl Plugin for Overlay {
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
-        let mut errors: Vec<CniError> = Vec::new();
+        let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
-        if let Err(e) = transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname) {
-            errors.push(e.into());
-        }
+        errors.note(transparent::detach(
+            &host,
+            &req.cmd.container_id,
+            &req.cmd.ifname,
+        ));
         if cfg.snat {
-            let ips: Option<Vec<std::net::IpAddr>> = req.prev_result.as_ref().map(|p| {
-                p.addresses_of(&req.cmd.ifname)
-                    .iter()
-                    .map(|i| i.address.addr())
-                    .collect()
-            });
-            if let Err(e) = firewall::pod_del(&req.conf.name, ips.as_deref(), &tag(req)) {
-                errors.push(e.into());
-            }
+            let ips: Option<Vec<std::net::IpAddr>> = req
+                .prev_addresses()
+                .map(|v| v.iter().map(IpNet::addr).collect());
+            errors.note(firewall::pod_del(
+                &req.conf.name,
+                ips.as_deref(),
+                &Tag::of(req),
+            ));
         }
-        if let Err(e) = delegate::ipam_del(req) {
-            errors.push(e);
-        }
-        match errors.into_iter().next() {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        errors.note(delegate::ipam_del(req));
+        errors.finish()
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let cfg = Config::from_request(req)?;
-        let prev = req.prev_result.as_ref().ok_or_else(|| {
-            CniError::invalid_config("CHECK needs prevResult (the result of ADD)")
-        })?;
+        if req.prev_result.is_none() {
+            return Err(CniError::invalid_config(
+                "CHECK needs prevResult (the result of ADD)",
+            ));
+        }
         delegate::ipam_check(req)?;
-        let ns = Netns::open(req.netns()?)?;
+        let ns = Netns::open_pod(req.netns()?)?;
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
@@ -178,20 +165,25 @@ impl Plugin for Overlay {
                 drift.added, drift.updated, drift.removed
             )));
         }
-        let p = pod_of(
-            req,
-            prev.addresses_of(&req.cmd.ifname)
-                .iter()
-                .map(|i| i.address)
-                .collect(),
-            view.mtu,
-            Vec::new(),
-        );
-        transparent::check(&host, &pod, &p).map_err(CniError::check_failed)
+        let addrs: Vec<IpNet> = req.prev_addresses().unwrap_or_default();
+        let ips: Vec<std::net::IpAddr> = addrs.iter().map(IpNet::addr).collect();
+        let p = pod_of(req, addrs, view.mtu, Vec::new());
+        transparent::check(&host, &pod, &p).map_err(CniError::check_failed)?;
+        pod_firewall(req, &cfg).check(&ips, &Tag::of(req))?;
+        Ok(())
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        delegate::ipam_gc(req)
+        let cfg = Config::from_request(req)?;
+        let mut errors = FirstError::default();
+        errors.note(delegate::ipam_gc(req));
+        if cfg.snat {
+            errors.note(firewall::pod_gc(
+                &req.conf.name,
+                req.conf.valid_attachments.as_deref(),
+            ));
+        }
+        errors.finish()
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {

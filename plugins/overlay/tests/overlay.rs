@@ -3,13 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_seen_from, tcp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, ping_df, World, INTERNET, PEER};
-use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
+use ferro_testutil::{cnitool, require_root, run_plugin_in, workspace_bin};
 use serde_json::{json, Value};
 
 const NET: &str = "ovl";
@@ -205,12 +204,6 @@ fn del_after_the_netns_is_gone_leaves_nothing_of_the_pod() {
 #[test]
 fn cnitool_runs_the_overlay_example_with_portmap() {
     require_root();
-    let cnitool =
-        std::env::var("CNITOOL").unwrap_or_else(|_| "/var/tmp/cnitool/bin/cnitool".into());
-    assert!(
-        std::path::Path::new(&cnitool).exists(),
-        "cnitool 1.1.2 is not built (scripts/build-cnitool.sh)"
-    );
     let c = Cluster::new(2);
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -220,39 +213,19 @@ fn cnitool_runs_the_overlay_example_with_portmap() {
     let mut list: Value = serde_json::from_str(&example).unwrap();
     list["plugins"][0]["ipam"]["dataDir"] = json!(c.data[0].path());
     list["plugins"][0]["nodeList"] = json!(c.list.path());
-    let confdir = tempfile::tempdir().unwrap();
-    std::fs::write(confdir.path().join("10-overlay.conflist"), list.to_string()).unwrap();
     let pod = Netns::new("ov-tool");
-    let script = format!(
-        "mount -t tmpfs ferro-cnitool /var/lib\n\
-         export NETCONFPATH={conf} CNI_PATH={path}\n\
-         export CAP_ARGS='{{\"portMappings\":[{{\"hostPort\":8087,\"containerPort\":80,\"protocol\":\"tcp\"}}]}}'\n\
-         nsenter --net={node} {tool} add overlay {pod}\n\
-         ip -n {podname} -4 addr show eth0\n\
-         nsenter --net={node} {tool} check overlay {pod}\n\
-         echo CHECK-OK\n\
-         nsenter --net={node} {tool} del overlay {pod}\n\
-         echo DEL-OK",
-        conf = confdir.path().display(),
-        path = c.rt[0].plugins.path_str(),
-        node = c.world.nodes[0].ns.path().display(),
-        tool = cnitool,
-        pod = pod.path().display(),
-        podname = pod.name(),
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-ec", &script])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("inet 10.244.1.") && text.contains("CHECK-OK") && text.contains("DEL-OK"),
-        "{text}"
-    );
+    let caps = r#"{"portMappings":[{"hostPort":8087,"containerPort":80,"protocol":"tcp"}]}"#;
+    let out = cnitool::RoundTrip {
+        node: &c.world.nodes[0].ns,
+        plugin_dir: c.rt[0].plugins.path(),
+        list: &list,
+        network: "overlay",
+        pod: &pod,
+        cap_args: Some(caps),
+        after_add: "",
+        after_del: "",
+    }
+    .run();
+    assert!(out.contains("inet 10.244.1."), "{out}");
     assert_eq!(c.leases(0), 0);
 }

@@ -75,28 +75,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferro_spec::{CmdArgs, Command, Env, NetConf, Version};
+    use ferro_testutil::{add_request, with_keys};
     use serde_json::json;
 
     fn parse(extra: Value) -> Result<Config, CniError> {
-        let mut conf = json!({"cniVersion": "1.0.0", "name": "n", "type": "portmap"});
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
-        let env = Env::from_pairs([
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", "/x"),
-            ("CNI_IFNAME", "eth0"),
-        ]);
-        let req = Request {
-            cmd: CmdArgs::from_env(Command::Add, &env).unwrap(),
-            version: Version::V1_0_0,
-            conf: NetConf::from_value(&conf).unwrap(),
-            prev_result: None,
-            stdin: vec![],
-            env,
-        };
-        Config::from_request(&req)
+        Config::from_request(&add_request(with_keys(
+            json!({"cniVersion": "1.0.0", "name": "n", "type": "portmap"}),
+            extra,
+        )))
     }
 
     #[test]

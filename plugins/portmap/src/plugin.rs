@@ -16,10 +16,6 @@ use crate::config::Config;
 #[derive(Debug)]
 pub struct Portmap;
 
-fn tag(req: &Request) -> Tag {
-    Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
-}
-
 /// The pod's first IPv4 and IPv6 address with their subnets, from `prevResult`.
 /// A pod address with its subnet.
 type Addressed<A, N> = Option<(A, N)>;
@@ -51,7 +47,7 @@ fn host_ports(
 ) -> HostPorts {
     let (pod_v4, pod_v6) = pod_addresses(prev, &req.cmd.ifname);
     HostPorts {
-        tag: tag(req),
+        tag: Tag::of(req),
         mappings,
         pod_v4,
         pod_v6,
@@ -139,7 +135,7 @@ impl Plugin for Portmap {
     fn del(&self, req: &Request) -> Result<(), CniError> {
         Config::from_request(req)?;
         let mut sock = NftSocket::open().map_err(|e| CniError::internal(e.to_string()))?;
-        let removed = firewall::hostports_del(&mut sock, &tag(req))?;
+        let removed = firewall::hostports_del(&mut sock, &Tag::of(req))?;
         let mut udp: Vec<u16> = removed
             .iter()
             .filter(|m| m.protocol == Protocol::Udp.number())
@@ -171,14 +167,7 @@ impl Plugin for Portmap {
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        let tags: Vec<Tag> = req
-            .conf
-            .valid_attachments
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|a| Tag::new(&req.conf.name, &a.container_id, &a.ifname))
-            .collect();
+        let tags = firewall::valid_tags(&req.conf.name, req.conf.valid_attachments.as_deref());
         let mut sock = NftSocket::open().map_err(|e| CniError::internal(e.to_string()))?;
         let n = firewall::hostports_gc(&mut sock, &req.conf.name, firewall::valid_in(&tags))?;
         if n > 0 {

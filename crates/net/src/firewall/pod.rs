@@ -57,6 +57,16 @@ impl PodFirewall {
     }
 }
 
+/// The tags of the runtime's valid attachments of `network` (GC's
+/// `cni.dev/valid-attachments`; `None`, no key at all, is the empty set).
+pub fn valid_tags(network: &str, valid: Option<&[Attachment]>) -> Vec<Tag> {
+    valid
+        .unwrap_or_default()
+        .iter()
+        .map(|a| Tag::new(network, &a.container_id, &a.ifname))
+        .collect()
+}
+
 /// DEL: removes this attachment's masquerade elements (found by address when `ips` is
 /// given, by tag otherwise) and returns the addresses removed. Anti-spoofing has no per-pod
 /// state. A node without our table is success.
@@ -73,11 +83,7 @@ pub fn pod_del(
 /// `cni.dev/valid-attachments`; `None`, no key at all, means the empty set, as Go plugins
 /// read it) and returns their addresses.
 pub fn pod_gc(network: &str, valid: Option<&[Attachment]>) -> Result<Vec<IpAddr>, FirewallError> {
-    let tags: Vec<Tag> = valid
-        .unwrap_or_default()
-        .iter()
-        .map(|a| Tag::new(network, &a.container_id, &a.ifname))
-        .collect();
+    let tags = valid_tags(network, valid);
     let mut sock = NftSocket::open()?;
     masq_gc(&mut sock, network, valid_in(&tags))
 }

@@ -57,6 +57,11 @@ impl Tag {
         }
     }
 
+    /// The attachment of a request (network name, `CNI_CONTAINERID`, `CNI_IFNAME`).
+    pub fn of(req: &ferro_spec::Request) -> Tag {
+        Tag::new(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname)
+    }
+
     /// `<network>/<containerID>/<ifname>`.
     fn full(&self) -> String {
         format!("{}/{}/{}", self.network, self.container_id, self.ifname)
