@@ -107,6 +107,33 @@ impl Runtime {
         self.cnictl(&["check", network, &p], env)
     }
 
+    /// A bare DEL of the first plugin of `list` for `container_id`, the way ctr and 0.3.x
+    /// runtimes send it: no `CNI_NETNS`, no `prevResult`; run twice (DEL is idempotent).
+    /// Panics unless both succeed.
+    pub fn bare_del(&self, list: &Value, container_id: &str) {
+        let mut conf = list["plugins"][0].clone();
+        conf["cniVersion"] = list["cniVersion"].clone();
+        conf["name"] = list["name"].clone();
+        let plugin = conf["type"].as_str().expect("plugin type").to_string();
+        let path = self.plugins.path_str();
+        let env = [
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", container_id),
+            ("CNI_NETNS", ""),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", path.as_str()),
+        ];
+        for _ in 0..2 {
+            crate::run_plugin_in(
+                workspace_bin(&plugin),
+                &env,
+                &conf.to_string(),
+                Some(&self.node),
+            )
+            .ok();
+        }
+    }
+
     /// The container id cnictl (like cnitool) derives for `pod`.
     pub fn container_id(pod: &Netns) -> String {
         use sha2::{Digest, Sha512};

@@ -11,7 +11,7 @@ use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, INTERNET};
-use ferro_testutil::{cnitool, require_root, run_plugin_in, workspace_bin};
+use ferro_testutil::{cnitool, require_root};
 use serde_json::json;
 
 fn sock(ip: &str, port: u16) -> SocketAddr {
@@ -121,27 +121,7 @@ fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
     let out = k.rt[0].cnictl(&["del", NET, &format!("/run/netns/{n1}")], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // a bare DEL of p2: no netns, no prevResult
-    let conf = common::conflist(0, k.data[0].path(), json!({}))["plugins"][0].clone();
-    let mut conf = conf;
-    conf["cniVersion"] = json!("1.1.0");
-    conf["name"] = json!(NET);
-    let dir = &k.rt[0].plugins;
-    for _ in 0..2 {
-        let env = [
-            ("CNI_COMMAND", "DEL"),
-            ("CNI_CONTAINERID", p2_id.as_str()),
-            ("CNI_NETNS", ""),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", &dir.path_str()),
-        ];
-        run_plugin_in(
-            workspace_bin("bridge"),
-            &env,
-            &conf.to_string(),
-            Some(&k.node(0).path()),
-        )
-        .ok();
-    }
+    k.rt[0].bare_del(&common::conflist(0, k.data[0].path(), json!({})), &p2_id);
     let _ = p2_path;
     let elems = k.set_elements(0, &format!("pods4-{NET}"));
     assert!(

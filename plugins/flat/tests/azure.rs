@@ -9,7 +9,7 @@ use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, udp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, World, INTERNET, PEER, PEER6};
-use ferro_testutil::{cnitool, require_root, run_plugin_in, workspace_bin};
+use ferro_testutil::{cnitool, require_root};
 use serde_json::{json, Value};
 
 const NET: &str = "azure";
@@ -216,25 +216,7 @@ fn del_after_the_netns_is_gone_leaves_no_route_proxy_entry_element_or_lease() {
             .code,
         0
     );
-    let mut conf = conflist(0, az.data[0].path(), false)["plugins"][0].clone();
-    conf["cniVersion"] = json!("1.1.0");
-    conf["name"] = json!(NET);
-    for _ in 0..2 {
-        let env = [
-            ("CNI_COMMAND", "DEL"),
-            ("CNI_CONTAINERID", id2.as_str()),
-            ("CNI_NETNS", ""),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", &az.rt[0].plugins.path_str()),
-        ];
-        run_plugin_in(
-            workspace_bin("flat"),
-            &env,
-            &conf.to_string(),
-            Some(&az.world.nodes[0].ns.path()),
-        )
-        .ok();
-    }
+    az.rt[0].bare_del(&conflist(0, az.data[0].path(), false), &id2);
     let node = &az.world.nodes[0].ns;
     let routes = node.ip(&["route"]);
     assert!(

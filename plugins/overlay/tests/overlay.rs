@@ -8,7 +8,7 @@ use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_seen_from, tcp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, ping_df, World, INTERNET, PEER};
-use ferro_testutil::{cnitool, require_root, run_plugin_in, workspace_bin};
+use ferro_testutil::{cnitool, require_root};
 use serde_json::{json, Value};
 
 const NET: &str = "ovl";
@@ -170,25 +170,8 @@ fn del_after_the_netns_is_gone_leaves_nothing_of_the_pod() {
             .code,
         0
     );
-    let mut conf = plugin(0, c.data[0].path(), c.list.path());
-    conf["cniVersion"] = json!("1.1.0");
-    conf["name"] = json!(NET);
-    for _ in 0..2 {
-        let env = [
-            ("CNI_COMMAND", "DEL"),
-            ("CNI_CONTAINERID", id2.as_str()),
-            ("CNI_NETNS", ""),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", &c.rt[0].plugins.path_str()),
-        ];
-        run_plugin_in(
-            workspace_bin("overlay"),
-            &env,
-            &conf.to_string(),
-            Some(&c.world.nodes[0].ns.path()),
-        )
-        .ok();
-    }
+    let list = json!({"cniVersion": "1.1.0", "name": NET, "plugins": [plugin(0, c.data[0].path(), c.list.path())]});
+    c.rt[0].bare_del(&list, &id2);
     let node = &c.world.nodes[0].ns;
     let routes = node.ip(&["route"]);
     assert!(
