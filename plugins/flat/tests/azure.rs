@@ -330,3 +330,30 @@ fn cnitool_runs_the_flat_example_with_portmap() {
     assert!(out.contains("inet 10.240.0.20/16"), "{out}");
     assert_eq!(az.leases(0), 0);
 }
+
+#[test]
+fn status_is_code_50_when_the_nodes_reserved_range_is_exhausted() {
+    require_root();
+    let world = World::new(1);
+    let data = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(&world.nodes[0].ns, &["flat", "host-local"]);
+    // maxPods = 2: the node reserved .20 and .21 of the VNet subnet
+    rt.write_conflist(
+        "10-small",
+        &json!({"cniVersion":"1.1.0","name":"small","plugins":[{"type":"flat","vnetCIDRs":["10.240.0.0/16"],
+            "ipam":{"type":"host-local","dataDir":data.path(),"ranges":[[{"subnet":"10.240.0.0/16","rangeStart":"10.240.0.20","rangeEnd":"10.240.0.21","gateway":"10.240.0.1"}]]}}]}),
+    );
+    assert_eq!(rt.cnictl(&["status", "small"], &[]).code, 0);
+    let pods: Vec<Netns> = (0..2).map(|i| Netns::new(&format!("st{i}"))).collect();
+    for p in &pods {
+        rt.add("small", p);
+    }
+    let st = rt.cnictl(&["status", "small"], &[]);
+    assert!(
+        st.code != 0 && st.stderr.contains("code 50"),
+        "{}",
+        st.stderr
+    );
+    rt.del("small", &pods[1]);
+    assert_eq!(rt.cnictl(&["status", "small"], &[]).code, 0);
+}

@@ -148,5 +148,30 @@ fn removing_a_node_from_the_list_removes_exactly_its_entries() {
     std::fs::write(list.path(), node_list(&world, 3)).unwrap();
     let report = sync(a, confdir.path(), &[]);
     assert!(report.contains("1 updated (10.244.3.0/24)"), "{report}");
-    assert_eq!(peer_state(a), (n3, f3, r3));
+    assert_eq!(peer_state(a), (n3.clone(), f3.clone(), r3.clone()));
+    // C's VTEP MAC changes (the list now names one): neighbour and FDB entry replaced
+    let with_mac = node_list(&world, 3).replace(
+        r#""podSubnet":"10.244.3.0/24""#,
+        r#""podSubnet":"10.244.3.0/24","vtepMAC":"02:aa:bb:cc:dd:03""#,
+    );
+    assert!(with_mac.contains("vtepMAC"));
+    std::fs::write(list.path(), with_mac).unwrap();
+    let report = sync(a, confdir.path(), &[]);
+    assert!(report.contains("1 updated (10.244.3.0/24)"), "{report}");
+    let (n, f, r) = peer_state(a);
+    assert!(
+        n.iter()
+            .any(|l| l.starts_with("10.244.3.0 ") && l.contains("02:aa:bb:cc:dd:03")),
+        "{n:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|l| l.starts_with("02:aa:bb:cc:dd:03") && l.contains("dst 10.240.0.6")),
+        "{f:?}"
+    );
+    assert_eq!(
+        (n.len(), f.len(), r.len()),
+        (2, 2, 2),
+        "the old MAC's entries are gone"
+    );
 }
