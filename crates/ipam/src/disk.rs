@@ -13,14 +13,20 @@
 //! # Crash safety
 //!
 //! A lease is either complete or absent: it is written to a temporary file in the same
-//! directory, `fsync`ed, then `link()`ed to its final name (which fails with `EEXIST` when the
-//! address is taken, like the reference's `O_EXCL`), and the temporary name is unlinked. The
-//! round-robin cursor and the index entry are replaced with `rename()`; the directory is
-//! `fsync`ed once per ADD, before the index entry is written. Neither the cursor nor the index
-//! is `fsync`ed: after a power loss a cursor may be lost (round-robin restarts at the range
-//! start) and an index entry may be missing or empty (a scan instead), never wrong. A stale temporary file
-//! is never opened for writing (it may be a second name of a live lease): it is unlinked
-//! first, and swept whenever the directory is scanned under the lock.
+//! directory, then `link()`ed to its final name (which fails with `EEXIST` when the address is
+//! taken, like the reference's `O_EXCL`), and the temporary name is unlinked, so a crashed
+//! process never leaves a half-written lease under an address's name. The round-robin cursor
+//! and the index entry are replaced with `rename()`.
+//!
+//! Nothing is `fsync`ed, on purpose: durability across a power loss buys nothing here, since
+//! every pod of the node is gone after one and the runtime recreates them; what matters is
+//! that nothing left behind is trusted wrongly. A lease file that comes back empty (its data
+//! never reached the disk) is reclaimed under the lock as a crashed writer's; an index entry
+//! naming an address without a matching lease is verified and only costs a scan; a lost cursor
+//! restarts the round robin. (Two `fsync`s per ADD cost about a millisecond on a disk.)
+//!
+//! A stale temporary file is never opened for writing (it may be a second name of a live
+//! lease): it is unlinked first, and swept whenever the directory is scanned under the lock.
 //!
 //! The reference plugin creates a lease with `O_EXCL` and then writes it, so a crash can leave
 //! an empty file. Both plugins hold the lock while writing, so under the lock an empty lease
@@ -207,7 +213,7 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to a fresh file at `path`. A file already there is unlinked first, never
 /// truncated: a stale temporary file may be a second name of a live lease.
-fn write_fresh(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+fn write_fresh(path: &Path, bytes: &[u8]) -> io::Result<()> {
     remove_if_exists(path)?;
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -216,19 +222,12 @@ fn write_fresh(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
             .mode(LEASE_MODE)
             .open(path)?;
         f.write_all(bytes)?;
-        if sync {
-            f.sync_data()?;
-        }
         Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(path);
     }
     result
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
 }
 
 impl Store for DiskStore {
@@ -350,8 +349,8 @@ impl Locked<'_> {
     fn write_cursor(&self, set: usize, ip: IpAddr) -> Result<(), IpamError> {
         let path = self.store.dir.join(format!("{LAST_RESERVED_PREFIX}{set}"));
         let tmp = self.tmp_path();
-        let result = write_fresh(&tmp, ip.to_string().as_bytes(), false)
-            .and_then(|()| fs::rename(&tmp, &path));
+        let result =
+            write_fresh(&tmp, ip.to_string().as_bytes()).and_then(|()| fs::rename(&tmp, &path));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -397,7 +396,7 @@ impl StoreMut for Locked<'_> {
             Err(e) => return Err(IpamError::io("reading lease", path)(e)),
         }
         let tmp = self.tmp_path();
-        write_fresh(&tmp, lease_content(att).as_bytes(), true)
+        write_fresh(&tmp, lease_content(att).as_bytes())
             .map_err(IpamError::io("writing lease", &path))?;
         let linked = fs::hard_link(&tmp, &path);
         if let Err(e) = fs::remove_file(&tmp) {
@@ -429,8 +428,6 @@ impl StoreMut for Locked<'_> {
     }
 
     fn record(&mut self, att: &Attachment, ips: &[IpAddr]) -> Result<(), IpamError> {
-        // The leases are durable before an index entry can name them.
-        sync_dir(&self.store.dir).map_err(IpamError::io("syncing", &self.store.dir))?;
         let dir = self.store.index_dir();
         match fs::DirBuilder::new().mode(0o755).create(&dir) {
             Err(e) if e.kind() != ErrorKind::AlreadyExists => {
@@ -442,7 +439,7 @@ impl StoreMut for Locked<'_> {
         let tmp = dir.join(format!("{INDEX_TMP_PREFIX}{}", std::process::id()));
         // Not synced: after a power loss the entry may be missing or empty, which a reader
         // treats as "no entry" or "corrupt entry" and answers with a scan.
-        let result = write_fresh(&tmp, index_content(att, ips).as_bytes(), false)
+        let result = write_fresh(&tmp, index_content(att, ips).as_bytes())
             .and_then(|()| fs::rename(&tmp, &path));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
+use ferro_net::nft::NftSocket;
 use ferro_net::rtnl::{Link, NeighSpec, Rtnl};
 use ferro_net::transparent;
 use ferro_net::{attach, sysctl, Kernel, Netns};
@@ -124,18 +125,21 @@ impl Plugin for Flat {
         let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
-        errors.note(transparent::detach(
-            &host,
-            &req.cmd.container_id,
-            &req.cmd.ifname,
-        ));
         // The pod's addresses: from prevResult, else from the SNAT set (tagged elements).
+        // The SNAT state goes first, its socket kept open across the veth deletion so that
+        // both RCU grace periods (nft element freeing, link unregistration) overlap.
         let hint: Option<Vec<IpAddr>> = req
             .prev_addresses()
             .map(|v| v.iter().map(IpNet::addr).collect());
         let mut ips = hint.clone().unwrap_or_default();
-        if cfg.snat {
+        let mut nft = if cfg.snat {
+            errors.note(NftSocket::open())
+        } else {
+            None
+        };
+        if let Some(sock) = nft.as_mut() {
             if let Some(removed) = errors.note(firewall::pod_del(
+                sock,
                 &req.conf.name,
                 hint.as_deref(),
                 &Tag::of(req),
@@ -147,6 +151,12 @@ impl Plugin for Flat {
                 );
             }
         }
+        errors.note(transparent::detach(
+            &host,
+            &req.cmd.container_id,
+            &req.cmd.ifname,
+        ));
+        drop(nft);
         if cfg.publish_pod_addresses {
             match node_facts(&cfg, &host) {
                 Ok(node) if ips.is_empty() && req.prev_result.is_none() => {

@@ -4,6 +4,7 @@
 use ipnet::IpNet;
 
 use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
+use ferro_net::nft::NftSocket;
 use ferro_net::overlay::{self, FileSource, NodeView};
 use ferro_net::rtnl::Rtnl;
 use ferro_net::transparent::{self, TransparentPod};
@@ -123,21 +124,30 @@ impl Plugin for Overlay {
         let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
-        errors.note(transparent::detach(
-            &host,
-            &req.cmd.container_id,
-            &req.cmd.ifname,
-        ));
-        if cfg.snat {
+        // SNAT state first, its socket kept open across the veth deletion so that both RCU
+        // grace periods (nft element freeing, link unregistration) overlap.
+        let mut nft = if cfg.snat {
+            errors.note(NftSocket::open())
+        } else {
+            None
+        };
+        if let Some(sock) = nft.as_mut() {
             let ips: Option<Vec<std::net::IpAddr>> = req
                 .prev_addresses()
                 .map(|v| v.iter().map(IpNet::addr).collect());
             errors.note(firewall::pod_del(
+                sock,
                 &req.conf.name,
                 ips.as_deref(),
                 &Tag::of(req),
             ));
         }
+        errors.note(transparent::detach(
+            &host,
+            &req.cmd.container_id,
+            &req.cmd.ifname,
+        ));
+        drop(nft);
         errors.note(delegate::ipam_del(req));
         errors.finish()
     }

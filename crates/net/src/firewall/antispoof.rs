@@ -70,6 +70,20 @@ pub fn antispoof_ops(batch: &mut Batch, prefix: &str) -> Result<(), FirewallErro
     Ok(())
 }
 
+/// Appends [`antispoof_ops`] only when `antispoof-P` does not already hold exactly the rule
+/// (one small read instead of a rebuild that would create nf_tables destroy work).
+pub fn antispoof_ensure(
+    sock: &mut NftSocket,
+    batch: &mut Batch,
+    prefix: &str,
+) -> Result<(), FirewallError> {
+    check_prefix(prefix)?;
+    if !super::rules_match(sock, &antispoof_chain(prefix), &[rule(prefix)])? {
+        antispoof_ops(batch, prefix)?;
+    }
+    Ok(())
+}
+
 /// Appends the removal of the chain (when the last pod of that prefix is gone); a missing
 /// chain is success. Equivalent to `nft flush chain ...; nft delete chain inet ferro_cni
 /// antispoof-P`.

@@ -317,6 +317,19 @@ fn shared_rules(mark: u32) -> Vec<Rule> {
     ]
 }
 
+/// Whether the node-wide chains already hold exactly their rules (then nothing shared is
+/// re-sent: re-adding or flushing existing chains creates nf_tables destroy work).
+fn shared_ok(sock: &mut NftSocket, mark: u32) -> Result<bool, FirewallError> {
+    let rules = shared_rules(mark);
+    for c in [CH_PRE, CH_OUT, CH_DISPATCH, CH_MASQ] {
+        let want: Vec<Rule> = rules.iter().filter(|r| r.chain == c).cloned().collect();
+        if !super::rules_match(sock, c, &want)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The node-wide objects, ensured and their chains rebuilt.
 fn shared_ops(b: &mut Batch, mark: u32) {
     let t = table();
@@ -398,7 +411,9 @@ pub fn hostports_add(sock: &mut NftSocket, hp: &HostPorts) -> Result<Vec<Replace
                 plan.elems.iter().map(|(s, e, _)| (s.as_str(), e)).collect();
             let existing = sock.get_elems_in(&t, &keys)?;
             let mut b = Batch::new();
-            shared_ops(&mut b, hp.mark());
+            if !shared_ok(sock, hp.mark())? {
+                shared_ops(&mut b, hp.mark());
+            }
             b.add_chain(&t, Chain::regular(&plan.chain).with_comment(&plan.comment))
                 .flush_chain(&t, &plan.chain, false);
             for (r, _) in &plan.rules {

@@ -21,9 +21,12 @@
 //! }
 //! ```
 //!
-//! ADD ([`masq_add_ops`]) is one transaction with no read: it ensures the table, sets and
-//! chains, flushes and rebuilds the three chains (constant size; a rule deleted by hand comes
-//! back; atomic, so no packet sees an empty chain) and (re)tags the pod's elements.
+//! ADD ([`masq_add`]) reads the three chains and the pod's elements (four small round trips)
+//! and sends only what is missing: in the steady state, the pod's new set elements. When a
+//! chain differs (first pod, config change, a rule deleted by hand) it rebuilds all three in
+//! the same transaction (atomic, so no packet sees an empty chain). Nothing is deleted on the
+//! steady path, which matters: nf_tables frees deleted objects after an RCU grace period and
+//! the kernel makes the process wait for that when it closes its socket (~10-30 ms).
 
 use std::net::IpAddr;
 
@@ -126,7 +129,70 @@ pub(crate) fn masq_rules(spec: &MasqSpec) -> (Vec<Rule>, Vec<Rule>, Vec<Rule>) {
     (base, v4, v6)
 }
 
-/// Appends the masquerade ADD of one attachment to `batch`. Equivalent to:
+/// Appends to `batch` what the masquerade of one attachment still needs, after reading the
+/// chains and the pod's elements: nothing but `add element` in the steady state; the whole
+/// rebuild of [`masq_add_ops`] when a chain is missing or differs; a delete and re-add of an
+/// element only when the address still carries another attachment's tag (reassigned).
+pub fn masq_add(
+    sock: &mut NftSocket,
+    batch: &mut Batch,
+    spec: &MasqSpec,
+    pod_ips: &[IpAddr],
+    tag: &Tag,
+) -> Result<(), FirewallError> {
+    check_network(&spec.network)?;
+    let t = table();
+    let n = masq_names(&spec.network);
+    let (base, v4, v6) = masq_rules(spec);
+    let chains_ok = super::rules_match(sock, &n.base, &base)?
+        && super::rules_match(sock, &n.chain4, &v4)?
+        && super::rules_match(sock, &n.chain6, &v6)?;
+    if !chains_ok {
+        masq_add_ops(batch, spec, &[], tag)?;
+    }
+    let comment = tag.element_comment();
+    let keys: Vec<(&str, Elem)> = pod_ips
+        .iter()
+        .map(|ip| {
+            (
+                if ip.is_ipv4() {
+                    n.pods4.as_str()
+                } else {
+                    n.pods6.as_str()
+                },
+                Elem::addr(*ip),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &Elem)> = keys.iter().map(|(s, e)| (*s, e)).collect();
+    let existing = match sock.get_elems_in(&t, &pairs) {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => vec![None; pairs.len()],
+        Err(e) => return Err(e.into()),
+    };
+    for ((set, elem), old) in keys.iter().zip(existing) {
+        match old.as_ref().and_then(|o| o.comment.as_deref()) {
+            Some(c) if c == comment => {}
+            Some(_) => {
+                batch
+                    .del_elems(&t, set, vec![elem.clone()], true)
+                    .add_elems(&t, set, vec![elem.clone().with_comment(&comment)]);
+            }
+            None if old.is_some() => {
+                batch
+                    .del_elems(&t, set, vec![elem.clone()], true)
+                    .add_elems(&t, set, vec![elem.clone().with_comment(&comment)]);
+            }
+            None => {
+                batch.add_elems(&t, set, vec![elem.clone().with_comment(&comment)]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends the full masquerade ADD of one attachment to `batch`, without reading (the
+/// rebuild path of [`masq_add`]). Equivalent to:
 ///
 /// ```text
 /// nft add table inet ferro_cni

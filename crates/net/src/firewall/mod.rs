@@ -37,12 +37,16 @@ pub mod masq;
 pub mod pod;
 mod tag;
 
-pub use antispoof::{antispoof_chain, antispoof_check, antispoof_ops, antispoof_remove_ops};
+pub use antispoof::{
+    antispoof_chain, antispoof_check, antispoof_ensure, antispoof_ops, antispoof_remove_ops,
+};
 pub use hostports::{
     hostports_add, hostports_check, hostports_del, hostports_gc, hostports_plan, HostPorts,
     HostPortsPlan, MappedPort, Replaced,
 };
-pub use masq::{masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec};
+pub use masq::{
+    masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
+};
 pub use pod::{pod_del, pod_gc, valid_tags, PodFirewall};
 pub use tag::{valid_in, StoredTag, Tag};
 
@@ -97,6 +101,23 @@ impl From<FirewallError> for CniError {
 }
 
 /// `nft add table inet ferro_cni`.
+/// Whether `chain` of our table holds exactly `want`; `false` when it (or the table) is
+/// missing or differs. Lets an ADD leave correct chains alone: re-sending a chain or
+/// flushing it creates nf_tables destroy work, which costs an RCU grace period that the
+/// kernel makes the process wait for when it closes its netfilter socket.
+pub(crate) fn rules_match(
+    sock: &mut crate::nft::NftSocket,
+    chain: &str,
+    want: &[crate::nft::Rule],
+) -> Result<bool, FirewallError> {
+    match masq::check_rules(sock, chain, want) {
+        Ok(()) => Ok(true),
+        Err(FirewallError::Check(_)) => Ok(false),
+        Err(FirewallError::Nft(e)) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn ensure_table(b: &mut Batch) {
     b.add_table(&table());
 }

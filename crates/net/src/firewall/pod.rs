@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use ferro_spec::Attachment;
 
-use super::{antispoof_check, antispoof_ops, masq_add_ops, masq_check, masq_gc, masq_remove};
+use super::antispoof::antispoof_ensure;
+use super::masq::masq_add;
+use super::{antispoof_check, masq_check, masq_gc, masq_remove};
 use super::{valid_in, FirewallError, MasqSpec, Tag};
 use crate::nft::{Batch, NftSocket};
 
@@ -25,19 +27,24 @@ impl PodFirewall {
         self.masq.is_none() && self.antispoof_prefix.is_none()
     }
 
-    /// ADD: one transaction. Without anything enabled, no socket is opened.
+    /// ADD: a few small reads, then at most one transaction holding only what is missing
+    /// (in the steady state, the pod's set elements). Without anything enabled, no socket
+    /// is opened.
     pub fn add(&self, ips: &[IpAddr], tag: &Tag) -> Result<(), FirewallError> {
         if self.is_empty() {
             return Ok(());
         }
+        let mut sock = NftSocket::open()?;
         let mut b = Batch::new();
         if let Some(m) = &self.masq {
-            masq_add_ops(&mut b, m, ips, tag)?;
+            masq_add(&mut sock, &mut b, m, ips, tag)?;
         }
         if let Some(p) = &self.antispoof_prefix {
-            antispoof_ops(&mut b, p)?;
+            antispoof_ensure(&mut sock, &mut b, p)?;
         }
-        NftSocket::open()?.apply(&b)?;
+        if !b.is_empty() {
+            sock.apply(&b)?;
+        }
         Ok(())
     }
 
@@ -70,13 +77,17 @@ pub fn valid_tags(network: &str, valid: Option<&[Attachment]>) -> Vec<Tag> {
 /// DEL: removes this attachment's masquerade elements (found by address when `ips` is
 /// given, by tag otherwise) and returns the addresses removed. Anti-spoofing has no per-pod
 /// state. A node without our table is success.
+///
+/// The caller owns the socket: deleted elements are freed after an RCU grace period, which
+/// the kernel waits for when the socket is closed. Keeping it open across the veth deletion
+/// (which waits for a grace period too) lets both waits overlap.
 pub fn pod_del(
+    sock: &mut NftSocket,
     network: &str,
     ips: Option<&[IpAddr]>,
     tag: &Tag,
 ) -> Result<Vec<IpAddr>, FirewallError> {
-    let mut sock = NftSocket::open()?;
-    masq_remove(&mut sock, network, ips, tag)
+    masq_remove(sock, network, ips, tag)
 }
 
 /// GC: removes the masquerade elements of attachments not in `valid` (the runtime's
