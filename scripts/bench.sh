@@ -3,12 +3,14 @@
 # in /usr/lib/cni), side by side in one run, and writes docs/benchmarks.md (issue 7).
 #
 # It installs what the run needs, builds our plugins and the driver (crates/bench) in release
-# mode, then runs the driver inside a private mount namespace with fresh tmpfs over /tmp,
-# /run/netns, /var/lib/cni, /etc/cni/net.d, /run/cni and /opt/cni/bin: the namespaces and files
-# the run creates are invisible to the rest of the machine and disappear with it, even if it
-# is killed. The machine's own links, routes, sysctls and firewall are never touched.
+# mode, then runs the driver inside a private mount namespace with fresh tmpfs over its scratch
+# directory ($CARGO_TARGET_DIR/bench/scratch), /run/netns, /var/lib/cni, /etc/cni/net.d,
+# /run/cni and /opt/cni/bin: the namespaces and files the run creates are invisible to the rest
+# of the machine and disappear with it, even if it is killed. The machine's own links, routes,
+# sysctls and firewall are never touched. The host-local lease directories go to
+# $CARGO_TARGET_DIR/bench (a disk, like /var/lib/cni/networks on a node) and are removed.
 #
-#   scripts/bench.sh            full run (about 15 minutes), writes docs/benchmarks.md
+#   scripts/bench.sh            full run (about 10 minutes), writes docs/benchmarks.md
 #   scripts/bench.sh --quick    few cycles (CI: proves the bench runs); the report goes to
 #                               $CARGO_TARGET_DIR/bench/benchmarks-quick.md, never docs/
 #   scripts/bench.sh [--quick] -- [driver options]   e.g. -- --only bridge-masq,scale
@@ -17,37 +19,28 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# Inside the private mount namespace: give $1 a fresh tmpfs. When it does not exist on the
-# machine, its nearest existing parent gets a throw-away overlay first, so creating the mount
-# point writes nothing to the machine's file system either (the technique of test.sh).
-private_dir() {
-  local d=$1 p
-  if [[ ! -d $d ]]; then
-    p=$(dirname "$d")
-    while [[ ! -d $p ]]; do p=$(dirname "$p"); done
-    local scratch
-    scratch=$(mktemp -d /tmp/ferro-overlay.XXXXXX)
-    mkdir -p "$scratch/upper" "$scratch/work"
-    mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
-    mkdir -p "$d"
-  fi
-  mount -t tmpfs -o mode=0755 ferro-bench "$d"
-}
-
 if [[ ${1:-} == --inner ]]; then
   shift
-  driver=$1
-  shift
-  mount -t tmpfs -o mode=1777 ferro-tmp /tmp
+  # only ever inside the mount namespace made below: never shadow the machine's directories
+  self_ns=$(readlink /proc/self/ns/mnt)
+  parent_ns=$(readlink "/proc/$PPID/ns/mnt" || true)
+  [[ -n $parent_ns && $self_ns != "$parent_ns" ]] || die "--inner is internal to scripts/bench.sh"
+  scratch=$1 driver=$2
+  shift 2
+  # The run's scratch space (copies of the binaries, node lists, the floor probes, overlay
+  # scratch for the mount points) in memory. Not a tmpfs over /tmp, which could hide this
+  # very checkout.
+  mount -t tmpfs -o mode=1777 ferro-tmp "$scratch"
+  export TMPDIR=$scratch
   for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
     private_dir "$d"
   done
   mount --make-shared /run/netns 2>/dev/null || true
-  exec "$driver" "$@"
+  exec "$driver" --workdir "$scratch/run" "$@"
 fi
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 
 quick=0
@@ -68,9 +61,6 @@ ensure_rust
 
 target=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $target == /* ]] || target=$ROOT/$target
-case $target/ in
-  /tmp/*) die "CARGO_TARGET_DIR ($target) is under /tmp, which the run hides behind a private tmpfs; use another directory" ;;
-esac
 export CARGO_TARGET_DIR=$target
 
 say "building our plugins and the driver (release)"
@@ -86,6 +76,9 @@ else
   not_built=(--not-built portmap)
 fi
 
+# The host-local dataDirs go to a disk file system, as /var/lib/cni/networks does on a node;
+# the driver creates ferro-bench-ipam.<its pid> in there and removes it.
+ipam_parent=$target/bench
 if ((quick)); then
   out=$target/bench/benchmarks-quick.md
   mode=(--quick)
@@ -93,31 +86,36 @@ else
   out=$ROOT/docs/benchmarks.md
   mode=()
 fi
-mkdir -p "$(dirname "$out")"
+scratch=$target/bench/scratch
+mkdir -p "$(dirname "$out")" "$ipam_parent" "$scratch"
 
 # The driver runs in its own mount namespace; on any exit of this script (failure, Ctrl-C)
-# stop it by its process id and drop a half-written report. Its namespaces vanish with it.
+# stop it by its process id, drop a half-written report and its lease directory. Its
+# namespaces and tmpfs files vanish with its mount namespace.
 driver_pid=
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   local status=$?
-  if [[ -n $driver_pid ]] && kill -0 "$driver_pid" 2>/dev/null; then
-    kill "$driver_pid" 2>/dev/null || true
-    wait "$driver_pid" 2>/dev/null || true
+  if [[ -n $driver_pid ]]; then
+    if kill -0 "$driver_pid" 2>/dev/null; then
+      kill "$driver_pid" 2>/dev/null || true
+      wait "$driver_pid" 2>/dev/null || true
+    fi
+    rm -rf "$ipam_parent/ferro-bench-ipam.$driver_pid"
+    rm -f "$(dirname "$out")/.$(basename "$out").partial-$driver_pid"
   fi
-  rm -f "$(dirname "$out")"/."$(basename "$out")".partial-*
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "running the benchmark (private mount namespace)"
-unshare --mount --propagation private -- "$0" --inner "$target/release/ferro-bench" \
-  --ours "$target/release" --ref /usr/lib/cni --out "$out" \
+unshare --mount --propagation private -- "$0" --inner "$scratch" "$target/release/ferro-bench" \
+  --ours "$target/release" --ref /usr/lib/cni --out "$out" --ipam-dir "$ipam_parent" \
   ${mode[@]+"${mode[@]}"} ${not_built[@]+"${not_built[@]}"} ${extra[@]+"${extra[@]}"} &
 driver_pid=$!
 status=0
 wait "$driver_pid" || status=$?
-driver_pid=
 if [[ -f $out ]]; then
   say "report: $out"
 fi

@@ -2,7 +2,8 @@
 # The ferro-cni demo: builds the plugins, simulates two nodes on a VNet with network
 # namespaces (plus a VM on the VNet and a host on the internet behind a router), attaches
 # pods under each model (kubenet, flat, overlay) through cnictl, prints each pod's address and
-# a connectivity matrix with the source address the far end saw, and tears everything down.
+# a connectivity matrix with the source address the far end saw, runs one container per model
+# under containerd (`ctr run --rm --cni`) on node A, and tears everything down.
 #
 #   sudo scripts/demo.sh            everything
 #   sudo scripts/demo.sh kubenet    one model (kubenet, flat or overlay)
@@ -12,6 +13,8 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=runtimes.sh
+source "$(dirname "$0")/runtimes.sh"
 cd "$ROOT"
 
 MODELS=("${@:-kubenet flat overlay}")
@@ -19,7 +22,7 @@ read -r -a MODELS <<<"${MODELS[*]}"
 
 if [[ ${FERRO_DEMO_INNER:-} != 1 ]]; then
   need_root "scripts/demo.sh"
-  ensure_packages "${BASE_PACKAGES[@]}"
+  ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}"
   ensure_rust
   say "building (release)"
   cargo build --release --locked --quiet -p ferro-bridge -p ferro-flat -p ferro-overlay \
@@ -40,13 +43,14 @@ mount --make-shared /run/netns 2>/dev/null || true
 BIN=$WORK/bin
 mkdir -p "$BIN"
 for b in bridge flat overlay host-local loopback portmap cnictl; do
-  cp "$ROOT/target/release/$b" "$BIN/"
+  cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/$b" "$BIN/"
 done
 export CNI_PATH=$BIN
 
 P=fdemo
 NS=()
 cleanup() {
+  containerd_stop "$WORK/containerd" 2>/dev/null || true
   for n in "${NS[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
   for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
 }
@@ -89,6 +93,11 @@ seen() { # seen <from-ns> <addr>: the source address the server at <addr> saw, o
 serve peer 10.240.0.100
 serve inet 203.0.113.10
 
+say "starting containerd on node A (its own root, state and socket; a busybox image built offline)"
+mkdir -p "$WORK/conf-a" "$WORK/conf-b"
+containerd_start "$WORK/containerd" "/run/netns/$P-nodea" "$WORK/conf-a" "$BIN"
+ctr_import_busybox "$WORK/containerd"
+
 # cnictl as the runtime; one conf dir per node.
 cni() { # cni <node> <verb> <network> <pod>
   NETCONFPATH=$WORK/conf-$1 inns "node$1" "$BIN/cnictl" --cache-dir "$WORK/cache" "$2" "$3" "/run/netns/$P-$4"
@@ -96,7 +105,7 @@ cni() { # cni <node> <verb> <network> <pod>
 
 conf_kubenet() { # <node letter> <slice index>
   cat <<JSON
-{"cniVersion":"1.1.0","name":"kubenet","plugins":[
+{"cniVersion":"1.0.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"kubenet","plugins":[
  {"type":"bridge","bridge":"cbr0","isGateway":true,"hairpinMode":true,"ipMasq":true,
   "nonMasqueradeCIDRs":["10.244.0.0/16","10.240.0.0/16"],
   "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"10.244.$2.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
@@ -105,7 +114,7 @@ JSON
 }
 conf_flat() { # <node letter> <first address of the node's reserved range>
   cat <<JSON
-{"cniVersion":"1.1.0","name":"azure","plugins":[
+{"cniVersion":"1.0.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"azure","plugins":[
  {"type":"flat","vnetCIDRs":["10.240.0.0/16"],
   "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"10.240.0.0/16","rangeStart":"10.240.0.$2","rangeEnd":"10.240.0.$(($2 + 9))","gateway":"10.240.0.1"}]]}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
@@ -113,7 +122,7 @@ JSON
 }
 conf_overlay() { # <node letter> <slice index>
   cat <<JSON
-{"cniVersion":"1.1.0","name":"overlay","plugins":[
+{"cniVersion":"1.0.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"overlay","plugins":[
  {"type":"overlay","podCIDR":"10.245.0.0/16","nodeName":"node-$1","nodeList":"$WORK/nodes.json",
   "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"10.245.$2.0/24"}]]}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
@@ -141,7 +150,8 @@ row() { # row <label> <from-pod> <target addr> <pod addr>
 
 run_model() {
   local m=$1 net
-  rm -rf "$WORK/conf-a" "$WORK/conf-b"; mkdir -p "$WORK/conf-a" "$WORK/conf-b"
+  # (emptied, not recreated: containerd sees conf-a through a bind mount)
+  mkdir -p "$WORK/conf-a" "$WORK/conf-b"; rm -f "$WORK/conf-a"/* "$WORK/conf-b"/*
   case $m in
     kubenet)
       net=kubenet; conf_kubenet a 1 >"$WORK/conf-a/10-kubenet.conflist"; conf_kubenet b 2 >"$WORK/conf-b/10-kubenet.conflist"
@@ -175,6 +185,25 @@ run_model() {
   back=$(seen peer "$a1")
   printf '  %-28s %-15s %s\n' "VM on the VNet to pod a1" "$a1" \
     "$(if [[ -z $back ]]; then echo "(not reachable: pod addresses are private to the cluster)"; else echo "reached, pod saw $back"; fi)"
+  say "$m: one container on node A under containerd (ctr run --rm --cni, conf dir of node A)"
+  local out c_ip saw left
+  out=$(ctr_run_cni "$WORK/containerd" "demo-$m" sh -c \
+    "ip -4 -o addr show dev eth0 | awk '{print \$4}'; nc -w 2 $b1 7000 </dev/null" 2>&1) ||
+    out="failed: $(tail -1 <<<"$out")"
+  c_ip=$(sed -n 1p <<<"$out" | cut -d/ -f1)
+  saw=$(sed -n 2p <<<"$out")
+  if [[ $c_ip == failed:* ]]; then
+    echo "  $out"
+  else
+    printf '  container %s reached pod b1 (%s), which saw %s\n' "$c_ip" "$b1" \
+      "$(case $saw in "") echo "nothing (no answer)" ;; "$c_ip") echo "$saw (the container itself: no NAT)" ;; *) echo "$saw" ;; esac)"
+    if [[ -e $WORK/ipam-a/$net/$c_ip ]] || inns nodea nft list table inet ferro_cni 2>/dev/null | grep -qw "$c_ip"; then
+      left="its lease or NAT entry is still there"
+    else
+      left="nothing of it is left on node A (ctr's DEL has no netns)"
+    fi
+    echo "  after it exited: $left"
+  fi
   say "$m: detaching (cnictl del)"
   for p in a1 a2 b1; do
     inns "$m-$p" true 2>/dev/null && ip netns pids "$P-$m-$p" | xargs -r kill 2>/dev/null || true

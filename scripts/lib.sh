@@ -53,16 +53,25 @@ ensure_cnitool() {
 # Inside a private mount namespace (unshare --mount): makes sure directory $1 exists without
 # writing to the machine's file system. When it is missing, its nearest existing parent gets a
 # throw-away overlay first (scratch space under $FERRO_SCRATCH, else $TMPDIR, else /tmp) and
-# $1 is created in that overlay.
+# $1 is created in that overlay. A parent overlaid once in this shell is reused: overlays
+# stack at most two deep, and an overlay would hide the mounts made below it before.
+FERRO_OVERLAID=()
 mount_point() {
-  local d=$1 p scratch
+  local d=$1 p o scratch
   [[ -d $d ]] && return 0
   p=$(dirname "$d")
   while [[ ! -d $p ]]; do p=$(dirname "$p"); done
+  for o in "${FERRO_OVERLAID[@]}"; do
+    if [[ $p == "$o" || $p == "$o"/* ]]; then
+      mkdir -p "$d"
+      return 0
+    fi
+  done
   [[ $p != / ]] || die "refusing to put an overlay over / (for $d)"
   scratch=$(mktemp -d "${FERRO_SCRATCH:-${TMPDIR:-/tmp}}/ferro-overlay.XXXXXX")
   mkdir -p "$scratch/upper" "$scratch/work"
   mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
+  FERRO_OVERLAID+=("$p")
   mkdir -p "$d"
 }
 

@@ -9,9 +9,14 @@
 # and the machine's real CNI directories are never read or written (not even created).
 #
 #   scripts/test.sh [extra args for cargo nextest / cargo test, e.g. a test name filter]
+#
+# Without arguments it also runs `scripts/bench.sh --quick` at the end, so CI proves the
+# benchmark still runs (FERRO_SKIP_BENCH=1 skips that).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=runtimes.sh
+source "$(dirname "$0")/runtimes.sh"
 cd "$ROOT"
 
 if [[ ${1:-} == --inner ]]; then
@@ -34,7 +39,8 @@ if [[ ${1:-} == --inner ]]; then
 fi
 
 need_root "scripts/test.sh"
-ensure_packages "${BASE_PACKAGES[@]}"
+# the clients of the end-to-end suites (tests/) too; they install them themselves when missing
+ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
 ensure_rust
 ensure_cnitool
 
@@ -55,4 +61,11 @@ if [[ -n $left ]]; then
   echo "warning: removing leftover test namespaces: $left" >&2
   for n in $left; do ip netns del "$n" 2>/dev/null || true; done
 fi
-exit $status
+((status == 0)) || exit $status
+
+# The benchmark's quick mode: proves scripts/bench.sh still runs end to end (its report goes
+# under target/, never to docs/). Skip with FERRO_SKIP_BENCH=1 when iterating locally.
+if [[ -z ${FERRO_SKIP_BENCH:-} && $# -eq 0 ]]; then
+  say "benchmark, quick mode"
+  "$ROOT/scripts/bench.sh" --quick >/dev/null
+fi

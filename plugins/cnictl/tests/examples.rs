@@ -60,3 +60,21 @@ fn the_overlay_node_list_example_parses() {
     let nodes = ferro_net::overlay::FileSource::parse(&text, "nodes.json").unwrap();
     assert_eq!(nodes.len(), 2);
 }
+
+/// Runtimes built on libcni before 1.2 (cnitool 1.1.2, containerd 1.6, podman 4.3) use
+/// `cniVersion` as it is (they do not know `cniVersions`) and reject a result in a version
+/// newer than 1.0.0 ("unsupported CNI result version"): every example must work with them.
+#[test]
+fn every_example_is_usable_by_libcni_before_1_2() {
+    for file in examples() {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let version = v["cniVersion"].as_str().unwrap_or("");
+        assert!(
+            ["0.3.0", "0.3.1", "0.4.0", "1.0.0"].contains(&version),
+            "{}: cniVersion {version:?} is newer than libcni 1.1 accepts; say 1.0.0 (a list can \
+             offer 1.1.0 in cniVersions)",
+            file.display()
+        );
+    }
+}
