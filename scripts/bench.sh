@@ -63,16 +63,14 @@ target=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $target == /* ]] || target=$ROOT/$target
 export CARGO_TARGET_DIR=$target
 
-say "building our plugins and the driver (release)"
-cargo build --release --locked -p ferro-bench -p ferro-host-local -p ferro-bridge -p ferro-flat -p ferro-overlay
+say "building the driver and our plugins (release, as scripts/install.sh builds them)"
+cargo build --release --locked --quiet -p ferro-bench
+ours=$(build_plugins ferro-host-local ferro-bridge ferro-flat ferro-overlay)
 not_built=()
-if [[ -f plugins/portmap/Cargo.toml ]]; then
-  pkg=$(sed -n 's/^name *= *"\(.*\)"/\1/p' plugins/portmap/Cargo.toml | head -1)
-  if ! cargo build --release --locked -p "$pkg"; then
-    echo "warning: our portmap did not build; it is reported as not built" >&2
-    not_built=(--not-built portmap)
-  fi
+if [[ -f plugins/portmap/Cargo.toml ]] && pm=$(build_plugins ferro-portmap) && [[ $pm == "$ours" ]]; then
+  :
 else
+  echo "warning: our portmap did not build; it is reported as not built" >&2
   not_built=(--not-built portmap)
 fi
 
@@ -111,7 +109,7 @@ trap 'exit 130' INT TERM
 
 say "running the benchmark (private mount namespace)"
 unshare --mount --propagation private -- "$0" --inner "$scratch" "$target/release/ferro-bench" \
-  --ours "$target/release" --ref /usr/lib/cni --out "$out" --ipam-dir "$ipam_parent" \
+  --ours "$ours" --ref /usr/lib/cni --out "$out" --ipam-dir "$ipam_parent" \
   ${mode[@]+"${mode[@]}"} ${not_built[@]+"${not_built[@]}"} ${extra[@]+"${extra[@]}"} &
 driver_pid=$!
 status=0

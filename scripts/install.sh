@@ -101,21 +101,10 @@ if [[ -n $conf ]]; then
 fi
 if [[ -z $from ]]; then
   ensure_rust
-  host=$(rustc -vV | sed -n 's/^host: //p')
-  target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
   pkgs=()
-  for b in "${BINARIES[@]}"; do pkgs+=(-p "ferro-$b"); done
-  # glibc targets: link the C runtime statically (static-pie), so a node needs no libc of a
-  # particular version and nothing of Rust. Falls back to a normal build when it cannot link.
-  if [[ $host == *-linux-gnu ]] && say "building static release binaries ($host)" &&
-    (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-      cargo build --release --locked --quiet --target "$host" "${pkgs[@]}"); then
-    from=$target_dir/$host/release
-  else
-    say "building release binaries (dynamically linked: the node needs glibc and libgcc_s)"
-    (cd "$ROOT" && cargo build --release --locked --quiet "${pkgs[@]}")
-    from=$target_dir/release
-  fi
+  for b in "${BINARIES[@]}"; do pkgs+=("ferro-$b"); done
+  say "building release binaries"
+  from=$(build_plugins "${pkgs[@]}")
 fi
 for b in "${BINARIES[@]}"; do
   [[ -x $from/$b ]] || die "$from/$b is missing: build it first (or drop --from)"

@@ -41,6 +41,26 @@ ensure_rust() {
   [[ $(printf '%s\n1.89.0\n' "$v" | sort -V | head -1) == 1.89.0 ]] || die "rustc $v is too old: 1.89 or newer is needed"
 }
 
+# Builds release binaries of the given packages the way they are installed: on glibc targets
+# with the C runtime linked statically (static-pie), so a node needs nothing of Rust and no
+# particular glibc, and starting a plugin skips the dynamic loader; a normal build elsewhere or
+# when static linking fails. Prints the directory holding the binaries.
+build_plugins() {
+  local host target_dir pkgs=() p
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+  for p in "$@"; do pkgs+=(-p "$p"); done
+  if [[ $host == *-linux-gnu ]] &&
+    (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+      cargo build --release --locked --quiet --target "$host" "${pkgs[@]}") >&2; then
+    echo "$target_dir/$host/release"
+  else
+    say "static linking failed: building dynamically linked binaries (a node then needs glibc and libgcc_s)"
+    (cd "$ROOT" && cargo build --release --locked --quiet "${pkgs[@]}") >&2
+    echo "$target_dir/release"
+  fi
+}
+
 # Builds cnitool 1.1.2 (the CNI project's own client) into $CNITOOL_DIR unless present.
 ensure_cnitool() {
   export CNITOOL_DIR=${CNITOOL_DIR:-/var/tmp/cnitool}

@@ -802,15 +802,14 @@ impl Report {
             format!(
                 "host-local `dataDir`: {} — a node keeps leases in `/var/lib/cni/networks`, on \
                  its disk; the workload \"host-local alone, dataDir on tmpfs\" shows the same \
-                 without a disk behind the writes (ours `fsync`s each lease for crash safety, \
-                 the reference does not).",
+                 without a disk behind the writes (neither suite `fsync`s its leases).",
                 p.ipam_location
             ),
             "Cost: peak RSS of each plugin process during one ADD (`/usr/bin/time -f %M` around \
              that process; the kernel reports the larger of the process and the children it \
              waited for, i.e. its IPAM delegate or the reference's `iptables`), and the size of \
-             each binary after `strip -s` (ours: release profile, `strip = \"symbols\"`; \
-             Debian's are shipped stripped)."
+             each binary after `strip -s` (ours: release profile, `strip = \"symbols\"`, linked \
+             statically as `scripts/install.sh` builds them; Debian's are shipped stripped)."
                 .to_string(),
             format!(
                 "Floor: `VERSION` of each binary (about {} calls each; starting the process and \

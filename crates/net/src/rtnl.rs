@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use futures::StreamExt;
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
@@ -358,6 +358,17 @@ impl Rtnl<'_> {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<(), NetError> {
+        self.ack_echo(op, msg, flags).map(drop)
+    }
+
+    /// Sends one request, waits for its ACK and returns the messages answered before it
+    /// (with `NLM_F_ECHO`, the kernel's copy of the created object).
+    fn ack_echo(
+        &self,
+        op: impl Into<String>,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
         let mut handle = self.handle.clone();
@@ -366,17 +377,22 @@ impl Rtnl<'_> {
             let mut resp = handle
                 .request(req)
                 .map_err(|e| NetError::Other(format!("{op}: {e}")))?;
+            let mut echoed = Vec::new();
             while let Some(m) = resp.next().await {
-                if let NetlinkPayload::Error(e) = m.payload {
-                    if let Some(code) = e.code {
-                        return Err(NetError::Netlink {
-                            op,
-                            errno: -code.get(),
-                        });
+                match m.payload {
+                    NetlinkPayload::Error(e) => {
+                        if let Some(code) = e.code {
+                            return Err(NetError::Netlink {
+                                op,
+                                errno: -code.get(),
+                            });
+                        }
                     }
+                    NetlinkPayload::InnerMessage(inner) => echoed.push(inner),
+                    _ => {}
                 }
             }
-            Ok(())
+            Ok(echoed)
         })
     }
 
@@ -495,8 +511,10 @@ impl Rtnl<'_> {
     /// Creates a veth pair in one request, the host end up (and enslaved when `master` is
     /// set), the peer created directly inside `peer_ns` and left down.
     /// `ip link add <name> [address] [mtu] [master] up type veth peer name <peer> netns <ns>`.
-    /// Fails with EEXIST if either name is taken.
-    pub fn veth_add(&self, spec: &VethSpec<'_>) -> Result<(), NetError> {
+    /// Fails with EEXIST if either name is taken. Returns the host end as the kernel echoes
+    /// it (`NLM_F_ECHO`; `None` on kernels that do not echo link creation), which saves the
+    /// lookup that would otherwise follow.
+    pub fn veth_add(&self, spec: &VethSpec<'_>) -> Result<Option<Link>, NetError> {
         let mut peer = LinkMessage::default();
         peer.attributes
             .push(LinkAttribute::IfName(spec.peer_name.clone()));
@@ -526,11 +544,15 @@ impl Rtnl<'_> {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
-        self.ack(
+        let echoed = self.ack_echo(
             format!("add veth {} (peer {})", spec.name, spec.peer_name),
             RouteNetlinkMessage::NewLink(m),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )?;
+        Ok(echoed.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)).filter(|l| l.name == spec.name),
+            _ => None,
+        }))
     }
 
     /// Creates the bridge if missing (race-free: create-exclusive, then read) and brings it

@@ -180,7 +180,7 @@ pub fn attach(
     p: &TransparentPod,
 ) -> Result<Link, NetError> {
     let host_name = p.host_veth();
-    host.veth_add(&VethSpec {
+    let echoed = host.veth_add(&VethSpec {
         name: host_name.clone(),
         mac: Some(p.host_mac()),
         mtu: p.mtu,
@@ -189,7 +189,10 @@ pub fn attach(
         peer_mac: Some(p.container_mac()),
         peer_ns: Some(ns),
     })?;
-    let hv = host.link_required(&host_name)?;
+    let hv = match echoed {
+        Some(l) => l,
+        None => host.link_required(&host_name)?,
+    };
     let (_, v6) = p.families();
     if v6 {
         sysctl::ensure_if_present(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0")?;

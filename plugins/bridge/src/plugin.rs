@@ -63,7 +63,16 @@ impl Plugin for Bridge {
             ipam,
         )?;
 
-        host.veth_add(&VethSpec {
+        // Node-level state first, while the kernel is quiet: once the new port exists, the
+        // kernel's per-port work (link watch, port state selection) holds rtnl for a while,
+        // and every later request of ours waits behind it.
+        if cfg.is_gateway {
+            ensure_gateways(&host, &bridge, &plan.gateways, cfg.force_address)?;
+            let v4 = plan.addrs.iter().any(|a| a.addr().is_ipv4());
+            let v6 = plan.addrs.iter().any(|a| a.addr().is_ipv6());
+            attach::ensure_forwarding(v4, v6)?;
+        }
+        let echoed = host.veth_add(&VethSpec {
             name: plan.host_veth.clone(),
             mac: Some(plan.host_mac),
             mtu: cfg.mtu,
@@ -83,7 +92,7 @@ impl Plugin for Bridge {
             }
         })?;
         // From here on a failure removes the veth pair (and the lease, through its guard).
-        let outcome = finish_add(req, &cfg, &plan, &host, &pod, &ns, &bridge);
+        let outcome = finish_add(req, &cfg, &plan, &host, &pod, &ns, echoed);
         match outcome {
             Ok(mut result) => {
                 result.interfaces[0].mac = bridge.mac_string();
@@ -218,9 +227,12 @@ fn finish_add(
     host: &Rtnl<'_>,
     pod: &Rtnl<'_>,
     ns: &Netns,
-    bridge: &Link,
+    echoed: Option<Link>,
 ) -> Result<CniResult, CniError> {
-    let hv = host.link_required(&plan.host_veth)?;
+    let hv = match echoed {
+        Some(l) => l,
+        None => host.link_required(&plan.host_veth)?,
+    };
     if cfg.hairpin_mode {
         host.bridge_port_set_hairpin(hv.index, true)?;
     }
@@ -233,7 +245,6 @@ fn finish_add(
             host.bridge_vlan_del(hv.index, 1, false)?;
         }
     }
-    let v4 = plan.addrs.iter().any(|a| a.addr().is_ipv4());
     let v6 = plan.addrs.iter().any(|a| a.addr().is_ipv6());
     if v6 {
         // B9: a host-side link must never configure itself from router advertisements.
@@ -255,10 +266,6 @@ fn finish_add(
             enable_dad: cfg.enable_dad,
         },
     )?;
-    if cfg.is_gateway {
-        ensure_gateways(host, bridge, &plan.gateways, cfg.force_address)?;
-        attach::ensure_forwarding(v4, v6)?;
-    }
     let ips: Vec<IpAddr> = plan.addrs.iter().map(|a| a.addr()).collect();
     pod_firewall(req, cfg, &plan.subnets).add(&ips, &Tag::of(req))?;
     Ok(plan.result.clone())
