@@ -870,10 +870,14 @@ impl Bench {
         }
     }
 
-    /// Creation and deletion of one veth pair on the node's `cbr0` into a pod (per pair of
-    /// an `ip -batch` of 20, median of 3 rounds): the kernel's share of a cycle.
+    /// The kernel's share of one cycle on the node's `cbr0`, the way any bridge plugin must
+    /// do it: a veth pair into a pod, the pod end up with an address and a route, then the
+    /// pair deleted. One pod at a time (10 of them, medians), each step an `ip -batch` minus
+    /// an empty one, so each step also waits for what the previous ones left the kernel
+    /// (the new port's link watch work holding rtnl, the pod's first multicast packets
+    /// flooded to every port), as a plugin's next request does.
     fn bridge_veth_probe(&mut self, node: &Path) -> Result<(Duration, Duration), Error> {
-        const N: usize = 20;
+        const N: usize = 10;
         let pod = self.pod()?;
         let pod_name = pod
             .path()
@@ -882,34 +886,43 @@ impl Bench {
             .unwrap_or_default();
         let dir = self.cfg.workdir.join("scale-probe");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        let write = |name: &str, lines: Vec<String>| -> Result<String, Error> {
+        let write = |name: String, lines: &[String]| -> Result<String, Error> {
             let p = dir.join(name);
             std::fs::write(&p, lines.join("\n") + "\n").map_err(|e| Error::io("writing", &p, e))?;
             Ok(p.display().to_string())
         };
-        let empty = write("empty.batch", Vec::new())?;
-        let add = write(
-            "add.batch",
-            (0..N)
-                .map(|i| {
-                    format!(
-                        "link add fbs{i} master cbr0 up type veth peer name eth{i} \
-                         netns {pod_name}"
-                    )
-                })
-                .collect(),
-        )?;
-        let del = write(
-            "del.batch",
-            (0..N).map(|i| format!("link del fbs{i}")).collect(),
-        )?;
+        let empty = write("empty.batch".into(), &[])?;
+        let mut steps = Vec::new();
+        for i in 0..N {
+            let add = write(
+                format!("add{i}.batch"),
+                &[format!(
+                    "link add fbs{i} master cbr0 up type veth peer name eth{i} netns {pod_name}"
+                )],
+            )?;
+            let conf = write(
+                format!("conf{i}.batch"),
+                &[
+                    format!("link set eth{i} up"),
+                    format!("addr add 192.0.2.{}/32 dev eth{i}", i + 1),
+                    format!("route add 198.51.100.{}/32 dev eth{i}", i + 1),
+                ],
+            )?;
+            let del = write(format!("del{i}.batch"), &[format!("link del fbs{i}")])?;
+            steps.push((add, conf, del));
+        }
+        let pod_path = pod.path().to_path_buf();
         let r = ns::in_netns(node, || -> Result<(Duration, Duration), Error> {
+            let run = |file: &str| -> Result<Duration, Error> {
+                let base = timed(&["ip", "-batch", &empty])?;
+                Ok(timed(&["ip", "-batch", file])?.saturating_sub(base))
+            };
             let (mut adds, mut dels) = (Vec::new(), Vec::new());
-            for _ in 0..3 {
-                let base = timed(&["ip", "-batch", &empty])?;
-                adds.push(timed(&["ip", "-batch", &add])?.saturating_sub(base) / N as u32);
-                let base = timed(&["ip", "-batch", &empty])?;
-                dels.push(timed(&["ip", "-batch", &del])?.saturating_sub(base) / N as u32);
+            for (add, conf, del) in &steps {
+                let created = run(add)?;
+                let configured = ns::in_netns(&pod_path, || run(conf))??;
+                adds.push(created + configured);
+                dels.push(run(del)?);
             }
             let none = || Error::Other("no samples".into());
             Ok((

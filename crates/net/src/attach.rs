@@ -50,11 +50,9 @@ pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link,
     let has_v6 = cfg.addrs.iter().any(|a| a.addr().is_ipv6());
     let has_v4 = cfg.addrs.iter().any(|a| a.addr().is_ipv4());
     let ifname = cfg.ifname.as_str();
-    ns.run(|| -> Result<(), NetError> {
-        if has_v4 {
-            sysctl::ensure_if_present(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
-        }
-        if has_v6 {
+    if has_v6 {
+        // IPv6 settings exist only under /proc/sys (rtnetlink sets none of these).
+        ns.run(|| -> Result<(), NetError> {
             sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0")?;
             sysctl::ensure_if_present("net/ipv6/conf/lo/disable_ipv6", "0")?;
             sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
@@ -64,11 +62,12 @@ pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link,
             } else {
                 sysctl::ensure_if_present(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0")?;
             }
-        }
-        Ok(())
-    })??;
-    if !link.up {
-        pod.link_set_up(link.index, true)?;
+            Ok(())
+        })??;
+    }
+    // Up, with arp_notify for IPv4 in the same request, before any address exists.
+    if !link.up || has_v4 {
+        pod.link_up_notify(link.index, has_v4)?;
     }
     let opts = AddrOpts {
         nodad: !cfg.enable_dad,
@@ -95,11 +94,13 @@ pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link,
 
 /// Enables forwarding on the node for the families in use
 /// (`sysctl net.ipv4.ip_forward=1`, `net.ipv6.conf.all.forwarding=1`), read before written.
+/// The steady state (already on) costs one netlink round trip and no `/proc/sys` lookup.
 pub fn ensure_forwarding(v4: bool, v6: bool) -> Result<(), NetError> {
-    if v4 {
+    let (on4, on6) = sysctl::forwarding();
+    if v4 && on4 != Some(true) {
         sysctl::ensure("net/ipv4/ip_forward", "1")?;
     }
-    if v6 {
+    if v6 && on6 != Some(true) {
         sysctl::ensure_if_present("net/ipv6/conf/all/forwarding", "1")?;
     }
     Ok(())

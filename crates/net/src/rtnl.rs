@@ -18,8 +18,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoPortKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -679,6 +679,29 @@ impl Rtnl<'_> {
             self.link_set_up(l.index, true)?;
         }
         Ok(l)
+    }
+
+    /// `ip link set <index> up`; with `arp_notify`, also `sysctl
+    /// net.ipv4.conf.<ifname>.arp_notify=1` (announce the addresses when the link comes up or
+    /// changes MAC) in the same request (`IFLA_AF_SPEC`), without a `/proc/sys` lookup.
+    pub fn link_up_notify(&self, index: u32, arp_notify: bool) -> Result<(), NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        if arp_notify {
+            let mut conf = InetDevConf::default();
+            conf.arp_notify = 1;
+            m.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                    AfSpecInet::DevConfRequest(conf),
+                ])]));
+        }
+        self.ack(
+            format!("set link #{index} up (arp_notify {})", u8::from(arp_notify)),
+            RouteNetlinkMessage::SetLink(m),
+            0,
+        )
     }
 
     /// `ip link set <index> up|down`.

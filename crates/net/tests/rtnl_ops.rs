@@ -321,3 +321,49 @@ fn sysctl_ensure_reads_before_writing_in_the_right_namespace() {
         "root namespace untouched"
     );
 }
+
+#[test]
+fn forwarding_is_read_over_netlink_in_the_callers_namespace() {
+    require_root();
+    let node = Netns::new("rt-fwd");
+    node.run(|| {
+        // a fresh namespace forwards nothing
+        assert_eq!(ferro_net::sysctl::forwarding(), (Some(false), Some(false)));
+        ferro_net::attach::ensure_forwarding(true, false).unwrap();
+        assert_eq!(ferro_net::sysctl::forwarding(), (Some(true), Some(false)));
+        ferro_net::attach::ensure_forwarding(true, true).unwrap();
+        assert_eq!(ferro_net::sysctl::forwarding(), (Some(true), Some(true)));
+    });
+    assert_eq!(
+        node.exec(&["sysctl", "-n", "net.ipv4.ip_forward"]).trim(),
+        "1"
+    );
+    assert_eq!(
+        node.exec(&["sysctl", "-n", "net.ipv6.conf.all.forwarding"])
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn link_up_notify_sets_arp_notify_in_the_same_request() {
+    require_root();
+    let pod = Netns::new("rt-arpn");
+    pod.ip(&[
+        "link", "add", "vp-a", "type", "veth", "peer", "name", "vp-b",
+    ]);
+    pod.run(|| {
+        let k = Kernel::new().unwrap();
+        let p = k.connect(None).unwrap();
+        let a = p.link_required("vp-a").unwrap();
+        let b = p.link_required("vp-b").unwrap();
+        p.link_up_notify(a.index, true).unwrap();
+        p.link_up_notify(a.index, true).unwrap(); // idempotent
+        p.link_up_notify(b.index, false).unwrap();
+        assert!(p.link_required("vp-a").unwrap().up);
+        assert!(p.link_required("vp-b").unwrap().up);
+    });
+    let get = |key: &str| pod.exec(&["sysctl", "-n", key]).trim().to_string();
+    assert_eq!(get("net.ipv4.conf.vp-a.arp_notify"), "1");
+    assert_eq!(get("net.ipv4.conf.vp-b.arp_notify"), "0");
+}

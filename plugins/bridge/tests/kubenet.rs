@@ -80,6 +80,12 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
             .trim(),
         "1"
     );
+    // the pod announces its address when its link comes up or changes MAC
+    assert_eq!(
+        a1.exec(&["cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"])
+            .trim(),
+        "1"
+    );
     // B2 the gateway on the bridge
     let addrs = k.node(0).ip(&["-4", "addr", "show", "cbr0"]);
     assert!(addrs.contains(&format!("{}/24", gateway(0))), "{addrs}");

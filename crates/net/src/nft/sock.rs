@@ -84,7 +84,14 @@ pub(crate) struct NlSocket {
 impl NlSocket {
     /// Opens a `NETLINK_NETFILTER` socket in the calling thread's network namespace.
     pub(crate) fn open() -> Result<NlSocket, io::Error> {
-        let mut sock = Socket::new(NETLINK_NETFILTER)?;
+        Self::open_protocol(NETLINK_NETFILTER)
+    }
+
+    /// Opens a socket of another netlink protocol whose messages have the same 4-byte
+    /// family header as nfnetlink (e.g. `NETLINK_ROUTE` netconf requests, whose
+    /// `struct netconfmsg` is one family byte padded to 4).
+    pub(crate) fn open_protocol(protocol: isize) -> Result<NlSocket, io::Error> {
+        let mut sock = Socket::new(protocol)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
         // Error messages of the kernel (extended ACK), and ACKs without the echoed request.
