@@ -173,7 +173,7 @@ pub fn params(o: &Options) -> Params {
     let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor) = if o.quick {
         (20, 5, 1, 1, 100, 10, 20)
     } else {
-        (200, 10, 3, 3, 1000, 30, 200)
+        (200, 10, 3, 3, 1000, 60, 200)
     };
     Params {
         quick: o.quick,

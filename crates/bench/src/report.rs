@@ -1051,8 +1051,9 @@ impl Report {
                 s,
                 "\nThe kernel alone on the same node, one pod at a time as a plugin does it (a \
                  veth pair on the bridge into a pod, the pod end up with an address and a route, \
-                 then the pair deleted; each step an `ip -batch` less an empty one, medians of \
-                 10 pods): create {} ms at {} pods, {} ms at {}; delete {} ms and {} ms. A new \
+                 then the pair deleted; each step an `ip -batch` less an empty one, the \
+                 deletion with the slowdown it leaves to the next process start, medians of 10 \
+                 pods): create {} ms at {} pods, {} ms at {}; delete {} ms and {} ms. A new \
                  bridge port costs more with more ports \
                  (the bridge walks its port list when a port joins or leaves, and the pod's \
                  first multicast packets are flooded to every port), and a deletion waits for \

@@ -107,6 +107,31 @@ pub fn ipam_del(req: &Request) -> Result<(), CniError> {
     exec(req, ipam_type(req)?, Command::Del).map(drop)
 }
 
+/// IPAM DEL (when the configuration has IPAM) on a helper thread while `teardown` runs:
+/// the delegate's process start and lease release overlap the kernel's part of DEL, which
+/// mostly waits for RCU grace periods. The address may be handed out again before the
+/// interface holding it is gone, as with the reference plugins, which release it first.
+/// Returns `teardown`'s value and the delegate's outcome.
+pub fn ipam_del_alongside<T>(
+    req: &Request,
+    teardown: impl FnOnce() -> T,
+) -> (T, Result<(), CniError>) {
+    if req.conf.ipam_type().is_none() {
+        return (teardown(), Ok(()));
+    }
+    std::thread::scope(|s| {
+        let ipam = s.spawn(|| ipam_del(req));
+        let done = teardown();
+        let released = ipam.join().unwrap_or_else(|_| {
+            Err(CniError::new(
+                Code::Internal,
+                "the IPAM DEL thread panicked".to_string(),
+            ))
+        });
+        (done, released)
+    })
+}
+
 /// IPAM CHECK.
 pub fn ipam_check(req: &Request) -> Result<(), CniError> {
     exec(req, ipam_type(req)?, Command::Check).map(drop)

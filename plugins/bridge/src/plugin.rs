@@ -121,28 +121,28 @@ impl Plugin for Bridge {
         // Masquerade state first, its socket kept open across the veth deletion: both wait
         // for an RCU grace period (freeing deleted nft elements, unregistering the link), so
         // they wait for the same one.
-        let mut nft = if cfg.ip_masq {
-            errors.note(NftSocket::open())
-        } else {
-            None
-        };
-        if let Some(sock) = nft.as_mut() {
-            // With prevResult, its addresses; without, the elements carrying our tag.
-            let ips: Option<Vec<IpAddr>> = req
-                .prev_addresses()
-                .map(|v| v.iter().map(IpNet::addr).collect());
-            errors.note(firewall::pod_del(
-                sock,
-                &req.conf.name,
-                ips.as_deref(),
-                &Tag::of(req),
-            ));
-        }
-        errors.note(host.link_del_name(&host_veth));
-        drop(nft);
-        if req.conf.ipam_type().is_some() {
-            errors.note(delegate::ipam_del(req));
-        }
+        // IPAM DEL runs alongside, on a helper thread.
+        let ((), released) = delegate::ipam_del_alongside(req, || {
+            let mut nft = if cfg.ip_masq {
+                errors.note(NftSocket::open())
+            } else {
+                None
+            };
+            if let Some(sock) = nft.as_mut() {
+                // With prevResult, its addresses; without, the elements carrying our tag.
+                let ips: Option<Vec<IpAddr>> = req
+                    .prev_addresses()
+                    .map(|v| v.iter().map(IpNet::addr).collect());
+                errors.note(firewall::pod_del(
+                    sock,
+                    &req.conf.name,
+                    ips.as_deref(),
+                    &Tag::of(req),
+                ));
+            }
+            errors.note(host.link_del_name(&host_veth));
+        });
+        errors.note(released);
         errors.finish()
     }
 

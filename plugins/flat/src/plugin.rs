@@ -132,41 +132,44 @@ impl Plugin for Flat {
             .prev_addresses()
             .map(|v| v.iter().map(IpNet::addr).collect());
         let mut ips = hint.clone().unwrap_or_default();
-        let mut nft = if cfg.snat {
-            errors.note(NftSocket::open())
-        } else {
-            None
-        };
-        if let Some(sock) = nft.as_mut() {
-            if let Some(removed) = errors.note(firewall::pod_del(
-                sock,
-                &req.conf.name,
-                hint.as_deref(),
-                &Tag::of(req),
-            )) {
-                ips.extend(
-                    removed
-                        .into_iter()
-                        .filter(|r| !hint.as_deref().unwrap_or_default().contains(r)),
-                );
-            }
-        }
-        errors.note(transparent::detach(
-            &host,
-            &req.cmd.container_id,
-            &req.cmd.ifname,
-        ));
-        drop(nft);
-        if cfg.publish_pod_addresses {
-            match node_facts(&cfg, &host) {
-                Ok(node) if ips.is_empty() && req.prev_result.is_none() => {
-                    unpublish_orphans(&host, &node)
+        // IPAM DEL runs alongside, on a helper thread.
+        let ((), released) = delegate::ipam_del_alongside(req, || {
+            let mut nft = if cfg.snat {
+                errors.note(NftSocket::open())
+            } else {
+                None
+            };
+            if let Some(sock) = nft.as_mut() {
+                if let Some(removed) = errors.note(firewall::pod_del(
+                    sock,
+                    &req.conf.name,
+                    hint.as_deref(),
+                    &Tag::of(req),
+                )) {
+                    ips.extend(
+                        removed
+                            .into_iter()
+                            .filter(|r| !hint.as_deref().unwrap_or_default().contains(r)),
+                    );
                 }
-                Ok(node) => unpublish(&host, &node.uplink, &ips),
-                Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
             }
-        }
-        errors.note(delegate::ipam_del(req));
+            errors.note(transparent::detach(
+                &host,
+                &req.cmd.container_id,
+                &req.cmd.ifname,
+            ));
+            drop(nft);
+            if cfg.publish_pod_addresses {
+                match node_facts(&cfg, &host) {
+                    Ok(node) if ips.is_empty() && req.prev_result.is_none() => {
+                        unpublish_orphans(&host, &node)
+                    }
+                    Ok(node) => unpublish(&host, &node.uplink, &ips),
+                    Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
+                }
+            }
+        });
+        errors.note(released);
         errors.finish()
     }
 

@@ -126,29 +126,32 @@ impl Plugin for Overlay {
         let host = k.connect(None)?;
         // SNAT state first, its socket kept open across the veth deletion so that both RCU
         // grace periods (nft element freeing, link unregistration) overlap.
-        let mut nft = if cfg.snat {
-            errors.note(NftSocket::open())
-        } else {
-            None
-        };
-        if let Some(sock) = nft.as_mut() {
-            let ips: Option<Vec<std::net::IpAddr>> = req
-                .prev_addresses()
-                .map(|v| v.iter().map(IpNet::addr).collect());
-            errors.note(firewall::pod_del(
-                sock,
-                &req.conf.name,
-                ips.as_deref(),
-                &Tag::of(req),
+        // IPAM DEL runs alongside, on a helper thread.
+        let ((), released) = delegate::ipam_del_alongside(req, || {
+            let mut nft = if cfg.snat {
+                errors.note(NftSocket::open())
+            } else {
+                None
+            };
+            if let Some(sock) = nft.as_mut() {
+                let ips: Option<Vec<std::net::IpAddr>> = req
+                    .prev_addresses()
+                    .map(|v| v.iter().map(IpNet::addr).collect());
+                errors.note(firewall::pod_del(
+                    sock,
+                    &req.conf.name,
+                    ips.as_deref(),
+                    &Tag::of(req),
+                ));
+            }
+            errors.note(transparent::detach(
+                &host,
+                &req.cmd.container_id,
+                &req.cmd.ifname,
             ));
-        }
-        errors.note(transparent::detach(
-            &host,
-            &req.cmd.container_id,
-            &req.cmd.ifname,
-        ));
-        drop(nft);
-        errors.note(delegate::ipam_del(req));
+            drop(nft);
+        });
+        errors.note(released);
         errors.finish()
     }
 
