@@ -155,3 +155,57 @@ pub fn udp_source(ns: &Path, bind: Option<SocketAddr>, dst: SocketAddr) -> Optio
     .ok()
     .flatten()
 }
+
+/// Counts the UDP packets to `port` that arrive in a namespace, per source address, at
+/// prerouting (a table `inet probe` of the test's own): proves that a packet never arrived,
+/// where a missing answer alone could also be a lost reply.
+#[derive(Debug)]
+pub struct ArrivalCounter<'a> {
+    ns: &'a crate::netns::Netns,
+}
+
+impl<'a> ArrivalCounter<'a> {
+    /// Installs one counter per source in `sources` for UDP packets to `port`.
+    pub fn install(ns: &'a crate::netns::Netns, port: u16, sources: &[&str]) -> Self {
+        ns.exec(&["nft", "add", "table", "inet", "probe"]);
+        ns.exec(&[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "probe",
+            "seen",
+            "{ type filter hook prerouting priority 0; }",
+        ]);
+        let port = port.to_string();
+        for src in sources {
+            ns.exec(&[
+                "nft", "add", "rule", "inet", "probe", "seen", "ip", "saddr", src, "udp", "dport",
+                &port, "counter",
+            ]);
+        }
+        ArrivalCounter { ns }
+    }
+
+    /// Packets seen from `src` so far.
+    pub fn count(&self, src: &str) -> u64 {
+        let out = self
+            .ns
+            .exec(&["nft", "-j", "list", "chain", "inet", "probe", "seen"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("nft -j output");
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.get("rule"))
+            .filter(|r| r["expr"].to_string().contains(&format!("\"{src}\"")))
+            .flat_map(|r| {
+                r["expr"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["counter"]["packets"].as_u64())
+            })
+            .sum()
+    }
+}

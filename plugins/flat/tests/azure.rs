@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ferro_testutil::netns::Netns;
-use ferro_testutil::probe::{tcp_source, udp_source, ProbeServer};
+use ferro_testutil::probe::{tcp_source, udp_source, ArrivalCounter, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, World, INTERNET, PEER, PEER6};
 use ferro_testutil::{cnitool, require_root};
@@ -134,25 +134,6 @@ fn pods_hold_vnet_addresses_reached_without_nat_and_leave_the_vnet_as_the_node()
 
 /// Counts, in the peer VM, the packets arriving from `src` (an nft counter in the peer's own
 /// namespace, which the test created).
-fn count_from(peer: &Netns, src: &str) -> u64 {
-    let out = peer.exec(&["nft", "-j", "list", "chain", "inet", "probe", "seen"]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|x| x.get("rule"))
-        .filter(|r| r["expr"].to_string().contains(src))
-        .flat_map(|r| {
-            r["expr"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|e| e["counter"]["packets"].as_u64())
-        })
-        .sum()
-}
-
 #[test]
 fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
     require_root();
@@ -160,29 +141,18 @@ fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
     let (a, a_ip, _) = az.pod(0, "spoof-a");
     let (_b, b_ip, _) = az.pod(0, "spoof-b");
     let peer = &az.world.peer;
-    peer.exec(&["nft", "add", "table", "inet", "probe"]);
-    peer.exec(&[
-        "nft",
-        "add",
-        "chain",
-        "inet",
-        "probe",
-        "seen",
-        "{ type filter hook prerouting priority 0; }",
-    ]);
-    for src in [a_ip.as_str(), b_ip.as_str(), "10.240.0.77", "192.0.2.9"] {
-        peer.exec(&[
-            "nft", "add", "rule", "inet", "probe", "seen", "ip", "saddr", src, "udp", "dport",
-            "7001", "counter",
-        ]);
-    }
+    let seen = ArrivalCounter::install(
+        peer,
+        7001,
+        &[a_ip.as_str(), b_ip.as_str(), "10.240.0.77", "192.0.2.9"],
+    );
     let _srv = ProbeServer::start(&peer.path(), sock(PEER, 7001));
     // the pod's own address gets through
     assert_eq!(
         udp_source(&a.path(), Some(sock(&a_ip, 0)), sock(PEER, 7001)),
         Some(a_ip.parse().unwrap())
     );
-    assert!(count_from(peer, &a_ip) > 0);
+    assert!(seen.count(&a_ip) > 0);
     // forged: the other pod's address, a free VNet address, an outside address
     for forged in [b_ip.as_str(), "10.240.0.77", "192.0.2.9"] {
         a.ip(&["addr", "add", &format!("{forged}/32"), "dev", "eth0"]);
@@ -191,7 +161,7 @@ fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
             None
         );
         assert_eq!(
-            count_from(peer, forged),
+            seen.count(forged),
             0,
             "a packet from {forged} reached the VM"
         );

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ferro_testutil::netns::Netns;
-use ferro_testutil::probe::{tcp_seen_from, tcp_source, ProbeServer};
+use ferro_testutil::probe::{tcp_seen_from, tcp_source, udp_source, ArrivalCounter, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
 use ferro_testutil::topology::{ping, ping_df, World, INTERNET, PEER};
 use ferro_testutil::{cnitool, require_root};
@@ -182,6 +182,99 @@ fn del_after_the_netns_is_gone_leaves_nothing_of_the_pod() {
     assert!(!table.contains(&ip1) && !table.contains(&ip2), "{table}");
     assert_eq!(c.leases(0), 0);
     assert!(!node.ip(&["link"]).contains(" fc"), "no pod veth left");
+}
+
+#[test]
+fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
+    require_root();
+    let c = Cluster::new(2);
+    let (a, a_ip) = c.pod(0, "ovspoof-a");
+    let (_a2, a2_ip) = c.pod(0, "ovspoof-a2");
+    let (b, b_ip) = c.pod(1, "ovspoof-b");
+    // the far pod counts what arrives: across nodes nothing is NATed, so it sees sources as sent
+    let forged = [a2_ip.as_str(), "10.244.1.200", "10.244.2.200", "192.0.2.9"];
+    let mut sources = vec![a_ip.as_str()];
+    sources.extend(forged);
+    let seen = ArrivalCounter::install(&b, 7001, &sources);
+    let _srv = ProbeServer::start(&b.path(), sock(&b_ip, 7001));
+    assert_eq!(
+        udp_source(&a.path(), Some(sock(&a_ip, 0)), sock(&b_ip, 7001)),
+        Some(a_ip.parse().unwrap())
+    );
+    assert!(seen.count(&a_ip) > 0);
+    // another pod's address, a free address of its own slice and of another node's, outside
+    for src in forged {
+        a.ip(&["addr", "add", &format!("{src}/32"), "dev", "eth0"]);
+        assert_eq!(
+            udp_source(&a.path(), Some(sock(src, 0)), sock(&b_ip, 7001)),
+            None
+        );
+        assert_eq!(
+            seen.count(src),
+            0,
+            "a packet from {src} reached the other node's pod"
+        );
+    }
+}
+
+#[test]
+fn check_finds_tampering_and_gc_reclaims_stale_attachments() {
+    require_root();
+    let c = Cluster::new(2);
+    let (a, a_ip) = c.pod(0, "ovchk-a");
+    let (gone, gone_ip) = c.pod(0, "ovchk-gone");
+    assert_eq!(c.rt[0].check(NET, &a, &[]).code, 0);
+    let node = &c.world.nodes[0].ns;
+    node.ip(&["route", "del", &a_ip]);
+    let bad = c.rt[0].check(NET, &a, &[]);
+    assert!(
+        bad.code != 0 && bad.stderr.contains(&format!("host route to {a_ip}")),
+        "{}",
+        bad.stderr
+    );
+    // GC: only `a` is valid
+    let id = Runtime::container_id(&a);
+    assert_eq!(
+        c.rt[0]
+            .cnictl(&["gc", NET, "--valid", &format!("{id}/eth0")], &[])
+            .code,
+        0
+    );
+    assert_eq!(c.leases(0), 1);
+    let table = node.exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+    assert!(
+        table.contains(&a_ip) && !table.contains(&gone_ip),
+        "{table}"
+    );
+    drop(gone);
+}
+
+#[test]
+fn status_is_code_50_when_the_nodes_slice_is_exhausted() {
+    require_root();
+    let c = Cluster::new(1);
+    let data = tempfile::tempdir().unwrap();
+    // a slice of two addresses
+    let mut p = plugin(0, data.path(), c.list.path());
+    p["ipam"]["ranges"] =
+        json!([[{"subnet":"10.244.1.0/24","rangeStart":"10.244.1.10","rangeEnd":"10.244.1.11"}]]);
+    c.rt[0].write_conflist(
+        "20-small",
+        &json!({"cniVersion":"1.1.0","name":"small","plugins":[p]}),
+    );
+    assert_eq!(c.rt[0].cnictl(&["status", "small"], &[]).code, 0);
+    let pods: Vec<Netns> = (0..2).map(|i| Netns::new(&format!("ovst{i}"))).collect();
+    for p in &pods {
+        c.rt[0].add("small", p);
+    }
+    let st = c.rt[0].cnictl(&["status", "small"], &[]);
+    assert!(
+        st.code != 0 && st.stderr.contains("code 50"),
+        "{}",
+        st.stderr
+    );
+    c.rt[0].del("small", &pods[1]);
+    assert_eq!(c.rt[0].cnictl(&["status", "small"], &[]).code, 0);
 }
 
 #[test]
