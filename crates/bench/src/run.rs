@@ -148,6 +148,21 @@ impl Default for FloorAcc {
 }
 
 /// Runs a helper program (`ip`, `nft`) with only `PATH`, timed; an error when it fails.
+/// Creates the directory of a probe's `ip -batch` files.
+fn batch_dir(dir: &Path) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    Ok(dir.to_path_buf())
+}
+
+/// Writes one `ip -batch` file of `lines` into `dir`; returns its path.
+fn write_batch(dir: &Path, name: &str, lines: &[String]) -> Result<String, Error> {
+    let p = dir.join(name);
+    let mut body = lines.join("\n");
+    body.push('\n');
+    std::fs::write(&p, body).map_err(|e| Error::io("writing", &p, e))?;
+    Ok(p.display().to_string())
+}
+
 fn timed(args: &[&str]) -> Result<Duration, Error> {
     let bin = Path::new(args[0]);
     let mut cmd = std::process::Command::new(bin);
@@ -885,13 +900,8 @@ impl Bench {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let dir = self.cfg.workdir.join("scale-probe");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        let write = |name: String, lines: &[String]| -> Result<String, Error> {
-            let p = dir.join(name);
-            std::fs::write(&p, lines.join("\n") + "\n").map_err(|e| Error::io("writing", &p, e))?;
-            Ok(p.display().to_string())
-        };
+        let dir = batch_dir(&self.cfg.workdir.join("scale-probe"))?;
+        let write = |name: String, lines: &[String]| write_batch(&dir, &name, lines);
         let empty = write("empty.batch".into(), &[])?;
         let mut steps = Vec::new();
         for i in 0..N {
@@ -1037,13 +1047,8 @@ impl Bench {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let batch = if self.cfg.params.quick { 20 } else { 50 };
-        let dir = self.cfg.workdir.join("kernel-floor");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        let write = |name: &str, lines: Vec<String>| -> Result<String, Error> {
-            let p = dir.join(name);
-            std::fs::write(&p, lines.join("\n") + "\n").map_err(|e| Error::io("writing", &p, e))?;
-            Ok(p.display().to_string())
-        };
+        let dir = batch_dir(&self.cfg.workdir.join("kernel-floor"))?;
+        let write = |name: &str, lines: Vec<String>| write_batch(&dir, name, &lines);
         let probe = Probe {
             node: node.ns,
             batch,

@@ -55,6 +55,12 @@ impl Request {
         })
     }
 
+    /// The addresses of [`Request::prev_addresses`], without their prefix lengths.
+    pub fn prev_ips(&self) -> Option<Vec<std::net::IpAddr>> {
+        self.prev_addresses()
+            .map(|v| v.iter().map(ipnet::IpNet::addr).collect())
+    }
+
     /// Parses this plugin's own keys (see [`NetConf::section`]).
     pub fn section<T: serde::de::DeserializeOwned>(&self) -> Result<T, CniError> {
         self.conf.section()

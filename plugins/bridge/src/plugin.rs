@@ -5,7 +5,6 @@ use std::net::IpAddr;
 
 use ferro_net::attach::{self, PodInterface};
 use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
-use ferro_net::nft::NftSocket;
 use ferro_net::rtnl::{BridgeSpec, Link, Rtnl, VethSpec};
 use ferro_net::{names, sysctl, Kernel, NetError, Netns};
 use ferro_spec::delegate::{self, IpamLease};
@@ -118,30 +117,20 @@ impl Plugin for Bridge {
         // The host end is named after the attachment: found without the pod's namespace.
         let host_veth =
             names::host_ifname(plan::HOST_PREFIX, &req.cmd.container_id, &req.cmd.ifname);
-        // Masquerade state first, its socket kept open across the veth deletion: both wait
-        // for an RCU grace period (freeing deleted nft elements, unregistering the link), so
-        // they wait for the same one.
-        // IPAM DEL runs alongside, on a helper thread.
-        let ((), released) = delegate::ipam_del_alongside(req, || {
-            let mut nft = if cfg.ip_masq {
-                errors.note(NftSocket::open())
-            } else {
-                None
-            };
-            if let Some(sock) = nft.as_mut() {
-                // With prevResult, its addresses; without, the elements carrying our tag.
-                let ips: Option<Vec<IpAddr>> = req
-                    .prev_addresses()
-                    .map(|v| v.iter().map(IpNet::addr).collect());
-                errors.note(firewall::pod_del(
-                    sock,
-                    &req.conf.name,
-                    ips.as_deref(),
-                    &Tag::of(req),
-                ));
-            }
-            errors.note(host.link_del_name(&host_veth));
+        // The masquerade elements (by prevResult's addresses, else by tag) around the veth
+        // deletion, so that their RCU grace periods overlap; IPAM DEL alongside, on a thread.
+        let ips = req.prev_ips();
+        let ((unmasked, deleted), released) = delegate::ipam_del_alongside(req, || {
+            firewall::pod_del_around(
+                cfg.ip_masq,
+                &req.conf.name,
+                ips.as_deref(),
+                &Tag::of(req),
+                || host.link_del_name(&host_veth),
+            )
         });
+        errors.note(unmasked);
+        errors.note(deleted);
         errors.note(released);
         errors.finish()
     }

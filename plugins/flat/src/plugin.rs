@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
-use ferro_net::nft::NftSocket;
 use ferro_net::rtnl::{Link, NeighSpec, Rtnl};
 use ferro_net::transparent;
 use ferro_net::{attach, sysctl, Kernel, Netns};
@@ -125,41 +124,29 @@ impl Plugin for Flat {
         let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
-        // The pod's addresses: from prevResult, else from the SNAT set (tagged elements).
-        // The SNAT state goes first, its socket kept open across the veth deletion so that
-        // both RCU grace periods (nft element freeing, link unregistration) overlap.
-        let hint: Option<Vec<IpAddr>> = req
-            .prev_addresses()
-            .map(|v| v.iter().map(IpNet::addr).collect());
-        let mut ips = hint.clone().unwrap_or_default();
-        // IPAM DEL runs alongside, on a helper thread.
-        let ((), released) = delegate::ipam_del_alongside(req, || {
-            let mut nft = if cfg.snat {
-                errors.note(NftSocket::open())
-            } else {
-                None
-            };
-            if let Some(sock) = nft.as_mut() {
-                if let Some(removed) = errors.note(firewall::pod_del(
-                    sock,
-                    &req.conf.name,
-                    hint.as_deref(),
-                    &Tag::of(req),
-                )) {
+        // The SNAT elements (by prevResult's addresses, else by tag) around the veth
+        // deletion, so that their RCU grace periods overlap; IPAM DEL alongside, on a thread.
+        // The elements removed also name the addresses to unpublish without prevResult.
+        let hint = req.prev_ips();
+        let ((unmasked, detached), released) = delegate::ipam_del_alongside(req, || {
+            let out = firewall::pod_del_around(
+                cfg.snat,
+                &req.conf.name,
+                hint.as_deref(),
+                &Tag::of(req),
+                || transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname),
+            );
+            if cfg.publish_pod_addresses {
+                let mut ips = hint.clone().unwrap_or_default();
+                if let Ok(removed) = &out.0 {
                     ips.extend(
                         removed
-                            .into_iter()
-                            .filter(|r| !hint.as_deref().unwrap_or_default().contains(r)),
+                            .iter()
+                            .filter(|r| !ips.contains(r))
+                            .copied()
+                            .collect::<Vec<_>>(),
                     );
                 }
-            }
-            errors.note(transparent::detach(
-                &host,
-                &req.cmd.container_id,
-                &req.cmd.ifname,
-            ));
-            drop(nft);
-            if cfg.publish_pod_addresses {
                 match node_facts(&cfg, &host) {
                     Ok(node) if ips.is_empty() && req.prev_result.is_none() => {
                         unpublish_orphans(&host, &node)
@@ -168,7 +155,10 @@ impl Plugin for Flat {
                     Err(e) => log::warn!("cannot find the uplink to remove proxy entries: {e}"),
                 }
             }
+            out
         });
+        errors.note(unmasked);
+        errors.note(detached);
         errors.note(released);
         errors.finish()
     }

@@ -4,7 +4,6 @@
 use ipnet::IpNet;
 
 use ferro_net::firewall::{self, MasqSpec, PodFirewall, Tag};
-use ferro_net::nft::NftSocket;
 use ferro_net::overlay::{self, FileSource, NodeView};
 use ferro_net::rtnl::Rtnl;
 use ferro_net::transparent::{self, TransparentPod};
@@ -124,33 +123,20 @@ impl Plugin for Overlay {
         let mut errors = FirstError::default();
         let k = Kernel::new()?;
         let host = k.connect(None)?;
-        // SNAT state first, its socket kept open across the veth deletion so that both RCU
-        // grace periods (nft element freeing, link unregistration) overlap.
-        // IPAM DEL runs alongside, on a helper thread.
-        let ((), released) = delegate::ipam_del_alongside(req, || {
-            let mut nft = if cfg.snat {
-                errors.note(NftSocket::open())
-            } else {
-                None
-            };
-            if let Some(sock) = nft.as_mut() {
-                let ips: Option<Vec<std::net::IpAddr>> = req
-                    .prev_addresses()
-                    .map(|v| v.iter().map(IpNet::addr).collect());
-                errors.note(firewall::pod_del(
-                    sock,
-                    &req.conf.name,
-                    ips.as_deref(),
-                    &Tag::of(req),
-                ));
-            }
-            errors.note(transparent::detach(
-                &host,
-                &req.cmd.container_id,
-                &req.cmd.ifname,
-            ));
-            drop(nft);
+        // The SNAT elements (by prevResult's addresses, else by tag) around the veth
+        // deletion, so that their RCU grace periods overlap; IPAM DEL alongside, on a thread.
+        let ips = req.prev_ips();
+        let ((unmasked, detached), released) = delegate::ipam_del_alongside(req, || {
+            firewall::pod_del_around(
+                cfg.snat,
+                &req.conf.name,
+                ips.as_deref(),
+                &Tag::of(req),
+                || transparent::detach(&host, &req.cmd.container_id, &req.cmd.ifname),
+            )
         });
+        errors.note(unmasked);
+        errors.note(detached);
         errors.note(released);
         errors.finish()
     }

@@ -47,7 +47,7 @@ pub use hostports::{
 pub use masq::{
     masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
 };
-pub use pod::{pod_del, pod_gc, valid_tags, PodFirewall};
+pub use pod::{pod_del_around, pod_gc, valid_tags, PodFirewall};
 pub use tag::{valid_in, StoredTag, Tag};
 
 use ferro_spec::CniError;

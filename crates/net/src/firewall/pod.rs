@@ -74,20 +74,33 @@ pub fn valid_tags(network: &str, valid: Option<&[Attachment]>) -> Vec<Tag> {
         .collect()
 }
 
-/// DEL: removes this attachment's masquerade elements (found by address when `ips` is
-/// given, by tag otherwise) and returns the addresses removed. Anti-spoofing has no per-pod
-/// state. A node without our table is success.
+/// DEL's firewall part, around the link teardown: removes this attachment's masquerade
+/// elements (found by address when `ips` is given, by tag otherwise), then runs `teardown`
+/// with the netfilter socket still open. Deleted elements are freed after an RCU grace
+/// period, which the kernel makes the closing of the socket wait for; the link deletion
+/// waits for one too, and this way both waits overlap. Anti-spoofing has no per-pod state;
+/// with `masquerade` off only `teardown` runs. A node without our table is success.
 ///
-/// The caller owns the socket: deleted elements are freed after an RCU grace period, which
-/// the kernel waits for when the socket is closed. Keeping it open across the veth deletion
-/// (which waits for a grace period too) lets both waits overlap.
-pub fn pod_del(
-    sock: &mut NftSocket,
+/// Returns the addresses removed (a plugin uses them to undo per-address state when DEL has
+/// no `prevResult`) and `teardown`'s value.
+pub fn pod_del_around<T>(
+    masquerade: bool,
     network: &str,
     ips: Option<&[IpAddr]>,
     tag: &Tag,
-) -> Result<Vec<IpAddr>, FirewallError> {
-    masq_remove(sock, network, ips, tag)
+    teardown: impl FnOnce() -> T,
+) -> (Result<Vec<IpAddr>, FirewallError>, T) {
+    if !masquerade {
+        return (Ok(Vec::new()), teardown());
+    }
+    let mut sock = match NftSocket::open() {
+        Ok(s) => s,
+        Err(e) => return (Err(e.into()), teardown()),
+    };
+    let removed = masq_remove(&mut sock, network, ips, tag);
+    let done = teardown();
+    drop(sock);
+    (removed, done)
 }
 
 /// GC: removes the masquerade elements of attachments not in `valid` (the runtime's
