@@ -113,27 +113,29 @@ busybox_image() {
 # ---- containerd 1.6 -------------------------------------------------------------------
 
 # containerd_start WORK NETNS CONF_DIR PLUGIN_DIR [SRC=DST ...]: starts containerd on the node
-# NETNS with its root, state, socket and config under WORK. Its mount namespace shows
-# CONF_DIR at /etc/cni/net.d, PLUGIN_DIR at /opt/cni/bin, WORK/var-lib-cni at /var/lib/cni
-# (libcni's result cache, host-local's default dataDir), WORK/run-containerd at
-# /run/containerd (shim sockets and runc state, which containerd 1.6 puts there whatever its
-# config says), plus the extra SRC=DST binds. Its pid goes to WORK/containerd.pid.
+# NETNS with its root and config under WORK. Its mount namespace shows CONF_DIR at
+# /etc/cni/net.d, PLUGIN_DIR at /opt/cni/bin, WORK/var-lib-cni at /var/lib/cni (libcni's
+# result cache, host-local's default dataDir), WORK/run-containerd at /run/containerd (its
+# state and sockets, the shims' sockets and runc's state), plus the extra SRC=DST binds. The
+# sockets are named by that short path, never by WORK's: a unix socket's path has at most 107
+# bytes and WORK lies under the checkout, wherever that is. Its pid goes to
+# WORK/containerd.pid.
 containerd_start() {
   local w=$1 netns=$2 conf=$3 plugins=$4 i
   shift 4
-  mkdir -p "$w/root" "$w/state" "$w/var-lib-cni" "$w/run-containerd"
+  mkdir -p "$w/root" "$w/var-lib-cni" "$w/run-containerd"
   cat >"$w/config.toml" <<TOML
 version = 2
 root = "$w/root"
-state = "$w/state"
+state = "/run/containerd/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
   "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.tracing.processor.v1.otlp"]
 [grpc]
-  address = "$w/containerd.sock"
+  address = "/run/containerd/containerd.sock"
 [ttrpc]
-  address = "$w/containerd.ttrpc.sock"
+  address = "/run/containerd/containerd.ttrpc.sock"
 TOML
   rm -f "$w/containerd.pid"
   # The pid file is written by the process that then becomes containerd (exec).
@@ -142,7 +144,7 @@ TOML
     bash -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && exec containerd --config "$2"' _ \
     "$w/containerd.pid" "$w/config.toml" >"$w/containerd.log" 2>&1 </dev/null &
   for ((i = 0; i < 100; i++)); do
-    if [[ -S $w/containerd.sock && -f $w/containerd.pid ]]; then return 0; fi
+    if [[ -S $w/run-containerd/containerd.sock && -f $w/containerd.pid ]]; then return 0; fi
     kill -0 "$!" 2>/dev/null || break
     sleep 0.1
   done
@@ -158,7 +160,7 @@ ctr_node() {
   shift
   pid=$(<"$w/containerd.pid")
   nsenter --mount="/proc/$pid/ns/mnt" --net="/proc/$pid/ns/net" -- \
-    ctr --address "$w/containerd.sock" --namespace "$CTR_NAMESPACE" "$@"
+    ctr --address /run/containerd/containerd.sock --namespace "$CTR_NAMESPACE" "$@"
 }
 
 # ctr_import_busybox WORK: builds the busybox image and imports it.
@@ -207,14 +209,17 @@ _hard_limit() {
 
 # podman_start WORK NETNS PLUGIN_DIR NET_CONF_DIR: prepares podman on the node NETNS:
 # containers.conf (network_backend cni, PLUGIN_DIR its only plugin dir, NET_CONF_DIR its
-# network config dir, cgroupfs, ulimits within the machine's) and storage.conf (vfs) under
-# WORK, and a holder process whose mount namespace shows WORK/var-lib-cni at /var/lib/cni and
-# fresh directories at /run/netns, /dev/shm (podman's lock memory), /run/containers,
-# /run/libpod, /run/runc, /var/lib/containers. podman_node runs podman there. The holder's pid
-# goes to WORK/podman.pid.
+# network config dir, cgroupfs, ulimits within the machine's) and storage.conf (vfs, its
+# graph root under WORK) under WORK, and a holder process whose mount namespace shows
+# WORK/var-lib-cni at /var/lib/cni and fresh directories at /run/netns, /dev/shm (podman's
+# lock memory), /run/containers, /run/libpod, /run/runc, /var/lib/containers. podman_node runs
+# podman there. Its run root and temporary directory are the fresh /run/containers/storage
+# and /run/libpod, never under WORK: podman refuses a run root longer than 50 bytes and puts
+# sockets in both, and WORK lies under the checkout, wherever that is. The holder's pid goes
+# to WORK/podman.pid.
 podman_start() {
   local w=$1 netns=$2 plugins=$3 netconf=$4 nofile nproc i
-  mkdir -p "$w/storage" "$w/runroot" "$w/tmp" "$w/var-lib-cni"
+  mkdir -p "$w/storage" "$w/var-lib-cni"
   # Within the machine's hard limits, or runc cannot set them (root may lack
   # CAP_SYS_RESOURCE); nproc also within pid_max, to which podman lowers its own limit.
   nofile=$(_hard_limit n 1048576)
@@ -231,7 +236,7 @@ network_config_dir = "$netconf"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$w/events.log"
-tmp_dir = "$w/tmp"
+tmp_dir = "/run/libpod"
 static_dir = "$w/storage/libpod"
 volume_path = "$w/storage/volumes"
 runtime = "runc"
@@ -240,7 +245,7 @@ TOML
 [storage]
 driver = "vfs"
 graphroot = "$w/storage"
-runroot = "$w/runroot"
+runroot = "/run/containers/storage"
 TOML
   # podman --cgroup-parent: one cgroup directory of ours, removed by podman_stop
   echo "ferro-podman-$$-$RANDOM" >"$w/cgroup-parent"
@@ -266,7 +271,7 @@ podman_node() {
   nsenter --mount="/proc/$pid/ns/mnt" --net="/proc/$pid/ns/net" -- \
     env CONTAINERS_CONF="$w/containers.conf" CONTAINERS_STORAGE_CONF="$w/storage.conf" \
     CONTAINERS_REGISTRIES_CONF=/dev/null \
-    podman --root "$w/storage" --runroot "$w/runroot" --storage-driver vfs "$@"
+    podman --root "$w/storage" --runroot /run/containers/storage --storage-driver vfs "$@"
 }
 
 # podman_run WORK ARGS...: `podman run` with the cgroup parent of WORK.
