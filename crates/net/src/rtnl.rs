@@ -681,60 +681,64 @@ impl Rtnl<'_> {
         Ok(l)
     }
 
+    /// Sets or clears one `IFF_*` flag of a link, with `attrs` in the same request.
+    fn link_set_flag(
+        &self,
+        index: u32,
+        flag: LinkFlags,
+        on: bool,
+        attrs: Vec<LinkAttribute>,
+        op: String,
+    ) -> Result<(), NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.header.flags = if on { flag } else { LinkFlags::empty() };
+        m.header.change_mask = flag;
+        m.attributes = attrs;
+        self.ack(op, RouteNetlinkMessage::SetLink(m), 0)
+    }
+
     /// `ip link set <index> up`; with `arp_notify`, also `sysctl
     /// net.ipv4.conf.<ifname>.arp_notify=1` (announce the addresses when the link comes up or
     /// changes MAC) in the same request (`IFLA_AF_SPEC`), without a `/proc/sys` lookup.
     pub fn link_up_notify(&self, index: u32, arp_notify: bool) -> Result<(), NetError> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.header.flags = LinkFlags::Up;
-        m.header.change_mask = LinkFlags::Up;
+        let mut attrs = Vec::new();
         if arp_notify {
             let mut conf = InetDevConf::default();
             conf.arp_notify = 1;
-            m.attributes
-                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
-                    AfSpecInet::DevConfRequest(conf),
-                ])]));
+            attrs.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
         }
-        self.ack(
+        self.link_set_flag(
+            index,
+            LinkFlags::Up,
+            true,
+            attrs,
             format!("set link #{index} up (arp_notify {})", u8::from(arp_notify)),
-            RouteNetlinkMessage::SetLink(m),
-            0,
         )
     }
 
     /// `ip link set <index> up|down`.
     pub fn link_set_up(&self, index: u32, up: bool) -> Result<(), NetError> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.header.flags = if up {
-            LinkFlags::Up
-        } else {
-            LinkFlags::empty()
-        };
-        m.header.change_mask = LinkFlags::Up;
-        self.ack(
-            format!("set link #{index} {}", if up { "up" } else { "down" }),
-            RouteNetlinkMessage::SetLink(m),
-            0,
+        let state = if up { "up" } else { "down" };
+        self.link_set_flag(
+            index,
+            LinkFlags::Up,
+            up,
+            Vec::new(),
+            format!("set link #{index} {state}"),
         )
     }
 
     /// `ip link set <index> promisc on|off`.
     pub fn link_set_promisc(&self, index: u32, on: bool) -> Result<(), NetError> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.header.flags = if on {
-            LinkFlags::Promisc
-        } else {
-            LinkFlags::empty()
-        };
-        m.header.change_mask = LinkFlags::Promisc;
-        self.ack(
+        self.link_set_flag(
+            index,
+            LinkFlags::Promisc,
+            on,
+            Vec::new(),
             format!("set link #{index} promisc {on}"),
-            RouteNetlinkMessage::SetLink(m),
-            0,
         )
     }
 

@@ -178,10 +178,20 @@ pub fn hostports_plan(hp: &HostPorts) -> Result<HostPortsPlan, FirewallError> {
             Some(a) => RuleBuilder::new().addr(Dir::Dst, a),
             None => RuleBuilder::new(),
         };
-        if let (true, Some((addr, subnet))) = (want4, hp.pod_v4) {
-            let what = describe(m, IpAddr::V4(addr));
+        // Per family: the pod's address, and the sources hairpinned or local traffic comes
+        // from (the pod subnet; for IPv4 also 127.0.0.0/8, reached through route_localnet).
+        let families = [
+            hp.pod_v4
+                .filter(|_| want4)
+                .map(|(a, s)| (IpAddr::V4(a), vec![IpNet::V4(s), IpNet::V4(loopback4())])),
+            hp.pod_v6
+                .filter(|_| want6)
+                .map(|(a, s)| (IpAddr::V6(a), vec![IpNet::V6(s)])),
+        ];
+        for (addr, sources) in families.into_iter().flatten() {
+            let what = describe(m, addr);
             if hp.snat {
-                for src in [IpNet::V4(subnet), IpNet::V4(loopback4())] {
+                for src in sources {
                     let r = base(specific)
                         .addr_cidr(Dir::Src, src)
                         .l4proto(proto)
@@ -194,26 +204,7 @@ pub fn hostports_plan(hp: &HostPorts) -> Result<HostPortsPlan, FirewallError> {
             let r = base(specific)
                 .l4proto(proto)
                 .th_dport(m.host_port)
-                .dnat(IpAddr::V4(addr), Some(m.container_port))
-                .build(&chain);
-            rules.push((r, what));
-            applied = true;
-        }
-        if let (true, Some((addr, subnet))) = (want6, hp.pod_v6) {
-            let what = describe(m, IpAddr::V6(addr));
-            if hp.snat {
-                let r = base(specific)
-                    .addr_cidr(Dir::Src, IpNet::V6(subnet))
-                    .l4proto(proto)
-                    .th_dport(m.host_port)
-                    .set_mark_or(mark)
-                    .build(&chain);
-                rules.push((r, what.clone()));
-            }
-            let r = base(specific)
-                .l4proto(proto)
-                .th_dport(m.host_port)
-                .dnat(IpAddr::V6(addr), Some(m.container_port))
+                .dnat(addr, Some(m.container_port))
                 .build(&chain);
             rules.push((r, what));
             applied = true;
