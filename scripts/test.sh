@@ -23,9 +23,15 @@ if [[ ${1:-} == --inner ]]; then
   shift
   # A private temporary directory first (in memory): test temp files and the overlays'
   # scratch space live there. Not a tmpfs over /tmp, which could hide this very checkout.
-  export TMPDIR=$ROOT/target/test-tmp
+  tmp=$ROOT/target/test-tmp
+  mkdir -p "$tmp"
+  mount -t tmpfs -o mode=1777 ferro-tmp "$tmp"
+  # Deliberately long (over 100 bytes whatever the checkout's path): anything that names a
+  # socket or a run root after a temporary directory breaks here, not only on a machine whose
+  # checkout happens to live deep (a unix socket path has at most 107 bytes).
+  TMPDIR=$tmp/as-deep-as-a-ci-checkout-may-be-$(printf 'd%.0s' {1..64})
+  export TMPDIR
   mkdir -p "$TMPDIR"
-  mount -t tmpfs -o mode=1777 ferro-tmp "$TMPDIR"
   for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
     private_dir "$d"
   done
