@@ -5,8 +5,8 @@
 # a connectivity matrix with the source address the far end saw, runs one container per model
 # under containerd (`ctr run --rm --cni`) on node A, and tears everything down.
 #
-#   sudo scripts/demo.sh            everything
-#   sudo scripts/demo.sh kubenet    one model (kubenet, flat or overlay)
+#   scripts/demo.sh            everything (as root)
+#   scripts/demo.sh kubenet    one model (kubenet, flat or overlay)
 #
 # It runs inside a private mount namespace and touches nothing of the machine: its namespaces
 # and files disappear when it exits, even if it is interrupted.

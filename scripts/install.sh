@@ -4,8 +4,8 @@
 # configuration into the CNI configuration directory. Everything it writes is listed in
 # <plugin dir>/ferro-cni.manifest, so --uninstall removes exactly that and nothing else.
 #
-#   sudo scripts/install.sh [--prefix DIR] [--conf-dir DIR] [--conf kubenet|flat|overlay]
-#   sudo scripts/install.sh [--prefix DIR] --uninstall
+#   scripts/install.sh [--prefix DIR] [--conf-dir DIR] [--conf kubenet|flat|overlay]
+#   scripts/install.sh [--prefix DIR] --uninstall
 #
 #   --prefix DIR     the CNI plugin directory (default /opt/cni/bin)
 #   --conf-dir DIR   the CNI configuration directory (default /etc/cni/net.d)

@@ -8,7 +8,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 need_root() {
-  [[ $(id -u) -eq 0 ]] || die "$1 needs root (it creates network namespaces); run it with sudo"
+  [[ $(id -u) -eq 0 ]] || die "$1 needs root (it creates network namespaces); run it as root"
 }
 
 # Debian packages the demo, the tests and the benchmark use at run time.
