@@ -24,6 +24,9 @@ use netlink_packet_route::link::{
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
+use netlink_packet_route::neighbour_table::{
+    NeighbourTableAttribute, NeighbourTableMessage, NeighbourTableParameter,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope,
     RouteType,
@@ -1160,6 +1163,32 @@ impl Rtnl<'_> {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
+    }
+
+    /// `ip ntable change name arp_cache|ndisc_cache dev <if> proxy_delay 0`: the link answers
+    /// ARP (or NDP) for its proxy entries at once. The kernel's default holds each proxied
+    /// reply back by a random delay of up to 0.8 s, so the first packet to an address this
+    /// node publishes would wait that long. Idempotent.
+    pub fn neigh_proxy_delay_off(&self, ifindex: u32, v6: bool) -> Result<(), NetError> {
+        let (family, table) = if v6 {
+            (AddressFamily::Inet6, "ndisc_cache")
+        } else {
+            (AddressFamily::Inet, "arp_cache")
+        };
+        let mut m = NeighbourTableMessage::default();
+        m.header.family = family;
+        m.attributes = vec![
+            NeighbourTableAttribute::Name(table.to_string()),
+            NeighbourTableAttribute::Parms(vec![
+                NeighbourTableParameter::Ifindex(ifindex),
+                NeighbourTableParameter::ProxyDelay(0),
+            ]),
+        ];
+        self.ack(
+            format!("set proxy_delay 0 of {table} on link #{ifindex}"),
+            RouteNetlinkMessage::SetNeighbourTable(m),
+            0,
+        )
     }
 
     /// Permanent neighbour entries (or proxy entries with `proxy`) of one link.

@@ -277,6 +277,12 @@ fn finish_add(
                 "1",
             )?;
         }
+        // answered at once, not after the kernel's random proxy delay (up to 0.8 s)
+        for (on, v6) in [(v4, false), (v6, true)] {
+            if on {
+                host.neigh_proxy_delay_off(node.uplink.index, v6)?;
+            }
+        }
         for a in &plan.pod.addrs {
             host.neigh_replace(&NeighSpec {
                 ifindex: node.uplink.index,
