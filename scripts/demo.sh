@@ -143,9 +143,21 @@ who() { # name the address the far end saw
     *) echo "$1";;
   esac
 }
-row() { # row <label> <from-pod> <target addr> <pod addr>
+# What the model promises and did not happen; the demo exits 1 when there is any.
+FAILED=()
+# verdict <what> <expected> <got>: MARK is empty when they agree, else a marker, and FAILED
+# grows (not to be called in a subshell).
+verdict() {
+  MARK=''
+  if [[ $2 != "$3" ]]; then
+    FAILED+=("$1: expected ${2:-nothing}, got ${3:-nothing}")
+    MARK="   <-- expected ${2:-nothing}"
+  fi
+}
+row() { # row <model> <from-pod> <target addr> <label> <pod addr> <source the far end must see>
   local s; s=$(seen "$1-$2" "$3")
-  printf '  %-28s %-15s %s\n' "$4" "$3" "$(who "$s" "$5")"
+  verdict "$1: $2 to $4" "$6" "$s"
+  printf '  %-28s %-15s %s%s\n' "$4" "$3" "$(who "$s" "$5")" "$MARK"
 }
 
 run_model() {
@@ -171,20 +183,24 @@ run_model() {
     ns "$m-$p"
     cni "${p:0:1}" add "$net" "$m-$p" >/dev/null
   done
-  local a1 a2 b1
+  local a1 a2 b1 nat_vm back_ok
   a1=$(addr_of "$m-a1"); a2=$(addr_of "$m-a2"); b1=$(addr_of "$m-b1")
   printf '  pods: a1 %s, a2 %s (node A), b1 %s (node B)\n' "$a1" "$a2" "$b1"
   serve "$m-a1" "$a1"; serve "$m-a2" "$a2"; serve "$m-b1" "$b1"
   sleep 0.3
+  # overlay pods are private to the cluster: the VNet sees the node, and cannot reach them
+  if [[ $m == overlay ]]; then nat_vm=10.240.0.4 back_ok=''; else nat_vm=$a1 back_ok=10.240.0.100; fi
   printf '  %-28s %-15s %s\n' "from pod a1 to" "address" "the far end saw"
-  row "$m" a1 "$a2" "pod a2 (same node)" "$a1"
-  row "$m" a1 "$b1" "pod b1 (node B)" "$a1"
-  row "$m" a1 10.240.0.100 "VM on the VNet" "$a1"
-  row "$m" a1 203.0.113.10 "host on the internet" "$a1"
+  row "$m" a1 "$a2" "pod a2 (same node)" "$a1" "$a1"
+  row "$m" a1 "$b1" "pod b1 (node B)" "$a1" "$a1"
+  row "$m" a1 10.240.0.100 "VM on the VNet" "$a1" "$nat_vm"
+  row "$m" a1 203.0.113.10 "host on the internet" "$a1" 10.240.0.4
   local back
   back=$(seen peer "$a1")
-  printf '  %-28s %-15s %s\n' "VM on the VNet to pod a1" "$a1" \
-    "$(if [[ -z $back ]]; then echo "(not reachable: pod addresses are private to the cluster)"; else echo "reached, pod saw $back"; fi)"
+  verdict "$m: VM to pod a1" "$back_ok" "$back"
+  printf '  %-28s %-15s %s%s\n' "VM on the VNet to pod a1" "$a1" \
+    "$(if [[ -z $back ]]; then echo "(not reachable: pod addresses are private to the cluster)"; else echo "reached, pod saw $back"; fi)" \
+    "$MARK"
   say "$m: one container on node A under containerd (ctr run --rm --cni, conf dir of node A)"
   local out c_ip saw left
   out=$(ctr_run_cni "$WORK/containerd" "demo-$m" sh -c \
@@ -194,11 +210,15 @@ run_model() {
   saw=$(sed -n 2p <<<"$out")
   if [[ $c_ip == failed:* ]]; then
     echo "  $out"
+    FAILED+=("$m: the container did not run ($out)")
   else
-    printf '  container %s reached pod b1 (%s), which saw %s\n' "$c_ip" "$b1" \
-      "$(case $saw in "") echo "nothing (no answer)" ;; "$c_ip") echo "$saw (the container itself: no NAT)" ;; *) echo "$saw" ;; esac)"
+    verdict "$m: container to pod b1" "$c_ip" "$saw"
+    printf '  container %s reached pod b1 (%s), which saw %s%s\n' "$c_ip" "$b1" \
+      "$(case $saw in "") echo "nothing (no answer)" ;; "$c_ip") echo "$saw (the container itself: no NAT)" ;; *) echo "$saw" ;; esac)" \
+      "$MARK"
     if [[ -e $WORK/ipam-a/$net/$c_ip ]] || inns nodea nft list table inet ferro_cni 2>/dev/null | grep -qw "$c_ip"; then
       left="its lease or NAT entry is still there"
+      FAILED+=("$m: the container's lease or NAT entry outlived it")
     else
       left="nothing of it is left on node A (ctr's DEL has no netns)"
     fi
@@ -215,4 +235,9 @@ run_model() {
 for m in "${MODELS[@]}"; do
   case $m in kubenet | flat | overlay) run_model "$m" ;; *) die "unknown model $m (kubenet, flat, overlay)" ;; esac
 done
-say "done: tearing the simulated network down"
+if ((${#FAILED[@]})); then
+  say "FAILED: ${#FAILED[@]} thing(s) did not behave as the model says"
+  printf '  %s\n' "${FAILED[@]}"
+  exit 1
+fi
+say "done: every path behaved as its model says; tearing the simulated network down"
