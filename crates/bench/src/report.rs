@@ -167,31 +167,24 @@ pub struct RssRow {
     pub reference: Outcome<u64>,
 }
 
-/// Size of one binary.
+/// One figure of one of our binaries next to the reference's counterpart.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SizeRow {
-    /// Our plugin.
-    pub ours_plugin: String,
-    /// The reference's plugin.
-    pub ref_plugin: String,
-    /// Ours, bytes.
-    pub ours: Outcome<u64>,
-    /// The reference, bytes.
-    pub reference: Outcome<u64>,
-}
-
-/// `VERSION` latency of one plugin binary: process start and a constant answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FloorRow {
+pub struct PluginPair<T> {
     /// Our plugin.
     pub ours_plugin: String,
     /// The reference's plugin.
     pub ref_plugin: String,
     /// Ours.
-    pub ours: Outcome<Summary>,
+    pub ours: Outcome<T>,
     /// The reference.
-    pub reference: Outcome<Summary>,
+    pub reference: Outcome<T>,
 }
+
+/// Size of one binary, bytes.
+pub type SizeRow = PluginPair<u64>;
+
+/// `VERSION` latency of one plugin binary: process start and a constant answer.
+pub type FloorRow = PluginPair<Summary>;
 
 /// Kernel costs that every implementation pays, measured with iproute2 and nft in a probe
 /// node of the same run.

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use ferro_spec::CniError;
 use ipnet::IpNet;
 
 use crate::error::NetError;
@@ -32,11 +33,14 @@ pub struct PodInterface {
     pub enable_dad: bool,
 }
 
-/// Fails with EEXIST-like clarity when `ifname` already exists in the pod (checked before
-/// IPAM so a refused ADD allocates nothing).
-pub fn ensure_ifname_free(pod: &Rtnl<'_>, ns: &Netns, ifname: &str) -> Result<(), NetError> {
-    if pod.link(ifname)?.is_some() {
-        return Err(NetError::Other(format!(
+/// Fails with code 7 (invalid configuration) when `ifname` already exists in the pod (checked
+/// before IPAM so a refused ADD allocates nothing).
+pub fn ensure_ifname_free(pod: &Rtnl<'_>, ns: &Netns, ifname: &str) -> Result<(), CniError> {
+    let taken = pod
+        .link(ifname)
+        .map_err(|e| CniError::invalid_config(e.to_string()))?;
+    if taken.is_some() {
+        return Err(CniError::invalid_config(format!(
             "container interface {ifname} already exists in {}",
             ns.path().display()
         )));

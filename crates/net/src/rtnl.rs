@@ -757,35 +757,37 @@ impl Rtnl<'_> {
         )
     }
 
-    /// `ip link set <index> type bridge_slave hairpin on|off`.
-    pub fn bridge_port_set_hairpin(&self, index: u32, on: bool) -> Result<(), NetError> {
+    /// `ip link set <index> type bridge_slave <setting>`.
+    fn bridge_port_set(
+        &self,
+        index: u32,
+        setting: InfoBridgePort,
+        op: String,
+    ) -> Result<(), NetError> {
         let mut m = LinkMessage::default();
         m.header.index = index;
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::PortKind(InfoPortKind::Bridge),
-            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
-                on,
-            )])),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![setting])),
         ]));
-        self.ack(
+        self.ack(op, RouteNetlinkMessage::NewLink(m), 0)
+    }
+
+    /// `ip link set <index> type bridge_slave hairpin on|off`.
+    pub fn bridge_port_set_hairpin(&self, index: u32, on: bool) -> Result<(), NetError> {
+        self.bridge_port_set(
+            index,
+            InfoBridgePort::HairpinMode(on),
             format!("set hairpin {on} on link #{index}"),
-            RouteNetlinkMessage::NewLink(m),
-            0,
         )
     }
 
     /// `ip link set <index> type bridge_slave isolated on|off`.
     pub fn bridge_port_set_isolated(&self, index: u32, on: bool) -> Result<(), NetError> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::PortKind(InfoPortKind::Bridge),
-            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(on)])),
-        ]));
-        self.ack(
+        self.bridge_port_set(
+            index,
+            InfoBridgePort::Isolated(on),
             format!("set isolated {on} on link #{index}"),
-            RouteNetlinkMessage::NewLink(m),
-            0,
         )
     }
 

@@ -34,8 +34,7 @@ impl Plugin for Bridge {
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
-        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)
-            .map_err(|e| CniError::invalid_config(e.to_string()))?;
+        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)?;
 
         let bridge = host.bridge_ensure(&BridgeSpec {
             name: cfg.bridge.clone(),

@@ -82,8 +82,7 @@ impl Plugin for Flat {
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
-        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)
-            .map_err(|e| CniError::invalid_config(e.to_string()))?;
+        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)?;
         let node = node_facts(&cfg, &host)?;
 
         let lease = IpamLease::acquire(req)?;

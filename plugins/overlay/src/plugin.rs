@@ -66,8 +66,7 @@ impl Plugin for Overlay {
         let k = Kernel::new()?;
         let host = k.connect(None)?;
         let pod = k.connect(Some(&ns))?;
-        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)
-            .map_err(|e| CniError::invalid_config(e.to_string()))?;
+        attach::ensure_ifname_free(&pod, &ns, &req.cmd.ifname)?;
         let view = node_view(&cfg, &host)?;
         let dev = overlay::ensure_device(&host, &view.device)?;
         overlay::reconcile(&host, &dev, &view.peers, false, false)?;
