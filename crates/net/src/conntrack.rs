@@ -11,10 +11,11 @@ use std::io;
 use ferro_spec::CniError;
 use nix::errno::Errno;
 
-use crate::nft::sock::{NlSocket, Request, SockError};
-use crate::nft::wire::{
-    AttrWriter, Attrs, NFNL_SUBSYS_CTNETLINK, NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+use ferro_nftables::sock::{NlSocket, Request, SockError};
+use ferro_nftables::uapi::{
+    NFNL_SUBSYS_CTNETLINK, NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
+use ferro_nftables::wire::{AttrWriter, Attrs};
 
 // linux/netfilter/nfnetlink_conntrack.h
 const IPCTNL_MSG_CT_GET: u16 = 1;

@@ -11,8 +11,9 @@
 //! - [`transparent`]: Azure CNI transparent mode pod attachment (flat and overlay);
 //! - [`sysctl`]: per-namespace sysctls, read before written;
 //! - [`names`]: deterministic interface names and MACs per attachment;
-//! - [`nft`]: an nf_tables netlink codec: batches (one transaction per call), dumps of our
-//!   own table only;
+//! - [`nft`]: the nf_tables codec, re-exported from `ferro-nftables` (batches sent as one
+//!   transaction, reads of one table only); its errors reach the runtime through
+//!   [`firewall::FirewallError`], which maps them to CNI codes;
 //! - [`firewall`]: the suite's nftables model (masquerade sets, anti-spoofing, host ports),
 //!   built as batch operations on [`nft`];
 //! - [`conntrack`]: conntrack entry removal over ctnetlink.
@@ -23,11 +24,12 @@ pub mod error;
 pub mod firewall;
 pub mod names;
 pub mod netns;
-pub mod nft;
 pub mod overlay;
 pub mod rtnl;
 pub mod sysctl;
 pub mod transparent;
+
+pub use ferro_nftables as nft;
 
 pub use error::NetError;
 pub use netns::Netns;

@@ -13,8 +13,9 @@
 use std::path::PathBuf;
 
 use crate::error::NetError;
-use crate::nft::sock::{NlSocket, Request};
-use crate::nft::wire::{AttrWriter, NLM_F_ACK, NLM_F_REQUEST};
+use ferro_nftables::sock::{NlSocket, Request};
+use ferro_nftables::uapi::{NLM_F_ACK, NLM_F_REQUEST};
+use ferro_nftables::wire::AttrWriter;
 
 const RTM_NEWNETCONF: u16 = 80;
 const RTM_GETNETCONF: u16 = 82;

@@ -3,15 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
-mod nftutil;
-
 use std::net::IpAddr;
 
 use ferro_net::conntrack;
 use ferro_net::firewall::*;
 use ferro_net::nft::{Batch, NftSocket};
 use ferro_spec::{CniError, PortMapping, Protocol};
-use nftutil::{elem_comments, in_netns, listing, map_entries, nft, rule_handle, rules, sh};
+use ferro_testutil::nft::{
+    elem_comments, in_netns, listing, map_entries, nft, rule_handle, rules, sh,
+};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

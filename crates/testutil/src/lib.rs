@@ -7,6 +7,8 @@
 //! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
 //!   so tests prove NAT and no-NAT with real packets.
 //!
+//! - [`nft`]: a private network namespace per test thread, and `nft` run inside it to check
+//!   what nftables code built;
 //! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md.
 //!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
@@ -15,6 +17,7 @@
 pub mod cnitool;
 pub mod kubenet;
 pub mod netns;
+pub mod nft;
 pub mod probe;
 pub mod runtime;
 pub mod topology;

@@ -1,15 +1,13 @@
-//! The nf_tables codec against the kernel, each test in a private network namespace:
+//! The nf_tables codec against the kernel (root), each test in a private network namespace:
 //! transactions, error reporting, idempotent deletes, reads restricted to our table, the
 //! generation guard, and batches larger than the default socket buffers.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
-mod nftutil;
-
 use std::net::IpAddr;
 
-use ferro_net::nft::*;
-use nftutil::{in_netns, json, listing, map_entries, nft, nft_file, rules};
+use ferro_nftables::*;
+use ferro_testutil::nft::{in_netns, json, listing, map_entries, nft, nft_file, rules};
 
 fn t() -> TableRef {
     TableRef::inet("ferro_cni")

@@ -6,10 +6,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::batch::Rule;
-use super::expr::{
-    nfproto, CmpOp, CtKey, Data, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg, Verdict,
-    FIB_F_DADDR, FIB_F_IIF, FIB_F_PRESENT, FIB_F_SADDR, NF_NAT_RANGE_PROTO_SPECIFIED,
+use crate::expr::{
+    CmpOp, CtKey, Data, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg, Verdict,
+};
+use crate::object::Rule;
+#[cfg(doc)]
+use crate::uapi::RTN_LOCAL;
+use crate::uapi::{
+    nfproto, FIB_F_DADDR, FIB_F_IIF, FIB_F_PRESENT, FIB_F_SADDR, NF_NAT_RANGE_PROTO_SPECIFIED,
 };
 
 /// Source or destination address.
@@ -44,15 +48,6 @@ impl KeyField {
         }
     }
 }
-
-/// `RTN_LOCAL`: the route type of the node's own addresses.
-pub const RTN_LOCAL: u32 = 2;
-/// `NF_CT_STATE_BIT(IP_CT_ESTABLISHED)`.
-pub const CT_STATE_ESTABLISHED: u32 = 1 << 1;
-/// `NF_CT_STATE_BIT(IP_CT_RELATED)`.
-pub const CT_STATE_RELATED: u32 = 1 << 2;
-/// `IPS_DST_NAT` in `ct status`.
-pub const CT_STATUS_DNAT: u32 = 1 << 5;
 
 /// Builds the expressions of one rule, statement by statement.
 ///

@@ -1,98 +1,11 @@
-//! nf_tables expressions: a typed builder encoded exactly as `nft` 1.0.x encodes them
-//! (attribute order included), and a decoder for the rules the kernel dumps back.
+//! nf_tables expressions: typed, and encoded exactly as `nft` 1.0.x encodes them (attribute
+//! order included). Decoding is in [`crate::decode`], printing in [`crate::print`].
 //!
 //! The wire format of each expression is `NFTA_LIST_ELEM { NFTA_EXPR_NAME "<name>",
 //! NFTA_EXPR_DATA { ... } }`; the per-expression attributes are in `linux/netfilter/nf_tables.h`.
-//! `nft --debug=netlink add rule ...` prints the same expressions in the notation used by
-//! [`Expr`]'s `Display` (`[ meta load nfproto => reg 1 ]`).
 
-use std::fmt;
-
-use super::wire::{AttrWriter, Attrs};
-
-// ---- attribute numbers (nf_tables.h) ---------------------------------------------------------
-
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-
-const NFTA_META_DREG: u16 = 1;
-const NFTA_META_KEY: u16 = 2;
-const NFTA_META_SREG: u16 = 3;
-
-const NFTA_PAYLOAD_DREG: u16 = 1;
-const NFTA_PAYLOAD_BASE: u16 = 2;
-const NFTA_PAYLOAD_OFFSET: u16 = 3;
-const NFTA_PAYLOAD_LEN: u16 = 4;
-
-const NFTA_CMP_SREG: u16 = 1;
-const NFTA_CMP_OP: u16 = 2;
-const NFTA_CMP_DATA: u16 = 3;
-
-const NFTA_BITWISE_SREG: u16 = 1;
-const NFTA_BITWISE_DREG: u16 = 2;
-const NFTA_BITWISE_LEN: u16 = 3;
-const NFTA_BITWISE_MASK: u16 = 4;
-const NFTA_BITWISE_XOR: u16 = 5;
-const NFTA_BITWISE_OP: u16 = 6;
-
-const NFTA_LOOKUP_SET: u16 = 1;
-const NFTA_LOOKUP_SREG: u16 = 2;
-const NFTA_LOOKUP_DREG: u16 = 3;
-const NFTA_LOOKUP_SET_ID: u16 = 4;
-const NFTA_LOOKUP_FLAGS: u16 = 5;
-const NFT_LOOKUP_F_INV: u32 = 1;
-
-const NFTA_IMMEDIATE_DREG: u16 = 1;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-
-const NFTA_NAT_TYPE: u16 = 1;
-const NFTA_NAT_FAMILY: u16 = 2;
-const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
-const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
-const NFTA_NAT_FLAGS: u16 = 7;
-
-const NFTA_MASQ_FLAGS: u16 = 1;
-
-const NFTA_FIB_DREG: u16 = 1;
-const NFTA_FIB_RESULT: u16 = 2;
-const NFTA_FIB_FLAGS: u16 = 3;
-
-const NFTA_CT_DREG: u16 = 1;
-const NFTA_CT_KEY: u16 = 2;
-
-/// `NF_NAT_RANGE_MAP_IPS`: set by the kernel itself when an address register is given.
-pub const NF_NAT_RANGE_MAP_IPS: u32 = 0x1;
-/// `NF_NAT_RANGE_PROTO_SPECIFIED`: a port register is given (nft sets it explicitly).
-pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 0x2;
-
-/// `NFTA_FIB_F_SADDR`: look up the source address.
-pub const FIB_F_SADDR: u32 = 1 << 0;
-/// `NFTA_FIB_F_DADDR`: look up the destination address.
-pub const FIB_F_DADDR: u32 = 1 << 1;
-/// `NFTA_FIB_F_MARK`: use the packet mark.
-pub const FIB_F_MARK: u32 = 1 << 2;
-/// `NFTA_FIB_F_IIF`: restrict the lookup to the input interface.
-pub const FIB_F_IIF: u32 = 1 << 3;
-/// `NFTA_FIB_F_OIF`: restrict the lookup to the output interface.
-pub const FIB_F_OIF: u32 = 1 << 4;
-/// `NFTA_FIB_F_PRESENT`: only test for existence (`oif missing` / `oif exists`).
-pub const FIB_F_PRESENT: u32 = 1 << 5;
-
-/// `NFPROTO_*` values (the `meta nfproto` and nat `family` numbers).
-pub mod nfproto {
-    /// `NFPROTO_INET`.
-    pub const INET: u8 = 1;
-    /// `NFPROTO_IPV4`.
-    pub const IPV4: u8 = 2;
-    /// `NFPROTO_IPV6`.
-    pub const IPV6: u8 = 10;
-}
+use crate::uapi::*;
+use crate::wire::AttrWriter;
 
 /// An nf_tables register as it appears on the wire.
 ///
@@ -121,12 +34,6 @@ impl Reg {
     }
 }
 
-impl fmt::Display for Reg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "reg {}", self.0)
-    }
-}
-
 /// `enum nft_meta_keys` (the subset the suite uses has names; others keep their number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MetaKey(pub u32);
@@ -150,21 +57,6 @@ impl MetaKey {
     pub const NFPROTO: MetaKey = MetaKey(15);
     /// `NFT_META_L4PROTO`.
     pub const L4PROTO: MetaKey = MetaKey(16);
-
-    fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            0 => "len",
-            1 => "protocol",
-            3 => "mark",
-            4 => "iif",
-            5 => "oif",
-            6 => "iifname",
-            7 => "oifname",
-            15 => "nfproto",
-            16 => "l4proto",
-            _ => return None,
-        })
-    }
 }
 
 /// `enum nft_ct_keys` (named subset).
@@ -205,7 +97,7 @@ impl PayloadBase {
         }
     }
 
-    fn from_raw(n: u32) -> Self {
+    pub(crate) fn from_raw(n: u32) -> Self {
         match n {
             0 => PayloadBase::Link,
             1 => PayloadBase::Network,
@@ -244,7 +136,7 @@ impl CmpOp {
         }
     }
 
-    fn from_raw(n: u32) -> Option<Self> {
+    pub(crate) fn from_raw(n: u32) -> Option<Self> {
         Some(match n {
             0 => CmpOp::Eq,
             1 => CmpOp::Neq,
@@ -254,17 +146,6 @@ impl CmpOp {
             5 => CmpOp::Gte,
             _ => return None,
         })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "eq",
-            CmpOp::Neq => "neq",
-            CmpOp::Lt => "lt",
-            CmpOp::Lte => "lte",
-            CmpOp::Gt => "gt",
-            CmpOp::Gte => "gte",
-        }
     }
 }
 
@@ -313,33 +194,6 @@ impl Verdict {
             }
         });
     }
-
-    pub(crate) fn decode(attrs: Attrs<'_>) -> Option<Verdict> {
-        let code = attrs.attr(NFTA_VERDICT_CODE)?.be32()? as i32;
-        let chain = attrs.attr(NFTA_VERDICT_CHAIN).map(|a| a.string());
-        Some(match (code, chain) {
-            (1, _) => Verdict::Accept,
-            (0, _) => Verdict::Drop,
-            (-1, _) => Verdict::Continue,
-            (-5, _) => Verdict::Return,
-            (-3, Some(c)) => Verdict::Jump(c),
-            (-4, Some(c)) => Verdict::Goto(c),
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Accept => f.write_str("accept"),
-            Verdict::Drop => f.write_str("drop"),
-            Verdict::Continue => f.write_str("continue"),
-            Verdict::Return => f.write_str("return"),
-            Verdict::Jump(c) => write!(f, "jump -> {c}"),
-            Verdict::Goto(c) => write!(f, "goto -> {c}"),
-        }
-    }
 }
 
 /// `struct nft_data`: a value or a verdict.
@@ -357,13 +211,6 @@ impl Data {
             Data::Value(v) => w.put(NFTA_DATA_VALUE, v),
             Data::Verdict(v) => v.encode(w),
         }
-    }
-
-    pub(crate) fn decode(attrs: Attrs<'_>) -> Option<Data> {
-        if let Some(v) = attrs.attr(NFTA_DATA_VALUE) {
-            return Some(Data::Value(v.data.to_vec()));
-        }
-        Verdict::decode(attrs.attr(NFTA_DATA_VERDICT)?.nested()).map(Data::Verdict)
     }
 }
 
@@ -685,102 +532,6 @@ impl Expr {
         }
     }
 
-    /// Decodes one `NFTA_LIST_ELEM` payload as the kernel dumps it. Expressions outside the
-    /// modelled set, or with missing attributes, become [`Expr::Unknown`].
-    pub(crate) fn decode(elem: Attrs<'_>) -> Expr {
-        let name = elem
-            .attr(NFTA_EXPR_NAME)
-            .map(|a| a.string())
-            .unwrap_or_default();
-        let data = elem
-            .attr(NFTA_EXPR_DATA)
-            .map(|a| a.nested())
-            .unwrap_or_else(|| Attrs::new(&[]));
-        Self::decode_data(&name, &data).unwrap_or(Expr::Unknown { name })
-    }
-
-    fn decode_data(name: &str, d: &Attrs<'_>) -> Option<Expr> {
-        let u32_of = |ty: u16| d.attr(ty).and_then(|a| a.be32());
-        let reg_of = |ty: u16| u32_of(ty).map(Reg);
-        let value_of = |ty: u16| -> Option<Vec<u8>> {
-            Some(d.attr(ty)?.nested().attr(NFTA_DATA_VALUE)?.data.to_vec())
-        };
-        Some(match name {
-            "meta" => {
-                let key = MetaKey(u32_of(NFTA_META_KEY)?);
-                match (reg_of(NFTA_META_DREG), reg_of(NFTA_META_SREG)) {
-                    (Some(dreg), _) => Expr::Meta { key, dreg },
-                    (None, Some(sreg)) => Expr::MetaSet { key, sreg },
-                    _ => return None,
-                }
-            }
-            "payload" => Expr::Payload {
-                base: PayloadBase::from_raw(u32_of(NFTA_PAYLOAD_BASE)?),
-                offset: u32_of(NFTA_PAYLOAD_OFFSET)?,
-                len: u32_of(NFTA_PAYLOAD_LEN)?,
-                dreg: reg_of(NFTA_PAYLOAD_DREG)?,
-            },
-            "cmp" => Expr::Cmp {
-                sreg: reg_of(NFTA_CMP_SREG)?,
-                op: CmpOp::from_raw(u32_of(NFTA_CMP_OP)?)?,
-                data: value_of(NFTA_CMP_DATA)?,
-            },
-            "bitwise" => {
-                if u32_of(NFTA_BITWISE_OP).unwrap_or(0) != 0 {
-                    return None; // shifts: not modelled
-                }
-                Expr::Bitwise {
-                    sreg: reg_of(NFTA_BITWISE_SREG)?,
-                    dreg: reg_of(NFTA_BITWISE_DREG)?,
-                    len: u32_of(NFTA_BITWISE_LEN)?,
-                    mask: value_of(NFTA_BITWISE_MASK)?,
-                    xor: value_of(NFTA_BITWISE_XOR)?,
-                    explicit_op: d.attr(NFTA_BITWISE_OP).is_some(),
-                }
-            }
-            "lookup" => Expr::Lookup {
-                set: d.attr(NFTA_LOOKUP_SET)?.string(),
-                sreg: reg_of(NFTA_LOOKUP_SREG)?,
-                dreg: reg_of(NFTA_LOOKUP_DREG),
-                inverted: u32_of(NFTA_LOOKUP_FLAGS).unwrap_or(0) & NFT_LOOKUP_F_INV != 0,
-            },
-            "immediate" => Expr::Immediate {
-                dreg: reg_of(NFTA_IMMEDIATE_DREG)?,
-                data: Data::decode(d.attr(NFTA_IMMEDIATE_DATA)?.nested())?,
-            },
-            "nat" => Expr::Nat {
-                kind: match u32_of(NFTA_NAT_TYPE)? {
-                    0 => NatKind::Snat,
-                    1 => NatKind::Dnat,
-                    _ => return None,
-                },
-                family: u8::try_from(u32_of(NFTA_NAT_FAMILY)?).ok()?,
-                addr: reg_of(NFTA_NAT_REG_ADDR_MIN),
-                proto: reg_of(NFTA_NAT_REG_PROTO_MIN),
-                flags: u32_of(NFTA_NAT_FLAGS).unwrap_or(0),
-            },
-            "masq" => Expr::Masq {
-                flags: u32_of(NFTA_MASQ_FLAGS).unwrap_or(0),
-            },
-            "fib" => Expr::Fib {
-                flags: u32_of(NFTA_FIB_FLAGS)?,
-                result: match u32_of(NFTA_FIB_RESULT)? {
-                    1 => FibResult::Oif,
-                    2 => FibResult::OifName,
-                    3 => FibResult::AddrType,
-                    _ => return None,
-                },
-                dreg: reg_of(NFTA_FIB_DREG)?,
-            },
-            "ct" => Expr::Ct {
-                key: CtKey(u32_of(NFTA_CT_KEY)?),
-                dreg: reg_of(NFTA_CT_DREG)?,
-            },
-            "counter" => Expr::Counter,
-            _ => return None,
-        })
-    }
-
     /// The expression with the differences that do not change behaviour removed, for
     /// comparing what we sent with what the kernel dumps: the kernel adds `MAP_IPS` and
     /// `PROTO_SPECIFIED` to nat flags from the registers given, always dumps the bitwise op,
@@ -817,162 +568,5 @@ impl Expr {
             },
             e => e.clone(),
         }
-    }
-}
-
-fn hex_words(f: &mut fmt::Formatter<'_>, data: &[u8]) -> fmt::Result {
-    // libnftnl prints register contents as host-endian 32-bit words.
-    for (i, chunk) in data.chunks(4).enumerate() {
-        let mut w = [0u8; 4];
-        w[..chunk.len()].copy_from_slice(chunk);
-        if i > 0 {
-            f.write_str(" ")?;
-        }
-        write!(f, "0x{:08x}", u32::from_ne_bytes(w))?;
-    }
-    Ok(())
-}
-
-/// The notation of `nft --debug=netlink` (libnftnl's debug output).
-impl fmt::Display for Expr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[ ")?;
-        match self {
-            Expr::Meta { key, dreg } => match key.name() {
-                Some(n) => write!(f, "meta load {n} => {dreg}")?,
-                None => write!(f, "meta load {} => {dreg}", key.0)?,
-            },
-            Expr::MetaSet { key, sreg } => match key.name() {
-                Some(n) => write!(f, "meta set {n} with {sreg}")?,
-                None => write!(f, "meta set {} with {sreg}", key.0)?,
-            },
-            Expr::Payload {
-                base,
-                offset,
-                len,
-                dreg,
-            } => {
-                let b = match base {
-                    PayloadBase::Link => "link",
-                    PayloadBase::Network => "network",
-                    PayloadBase::Transport => "transport",
-                    PayloadBase::Other(_) => "other",
-                };
-                write!(f, "payload load {len}b @ {b} header + {offset} => {dreg}")?;
-            }
-            Expr::Cmp { sreg, op, data } => {
-                write!(f, "cmp {} {sreg} ", op.name())?;
-                hex_words(f, data)?;
-            }
-            Expr::Bitwise {
-                sreg,
-                dreg,
-                mask,
-                xor,
-                ..
-            } => {
-                write!(f, "bitwise {dreg} = ( {sreg} & ")?;
-                hex_words(f, mask)?;
-                f.write_str(" ) ^ ")?;
-                hex_words(f, xor)?;
-            }
-            Expr::Lookup {
-                set,
-                sreg,
-                dreg,
-                inverted,
-            } => {
-                write!(f, "lookup {sreg} set {set}")?;
-                if let Some(d) = dreg {
-                    write!(f, " dreg {}", d.0)?;
-                }
-                if *inverted {
-                    f.write_str(" 0x1")?;
-                }
-            }
-            Expr::Immediate { dreg, data } => {
-                write!(f, "immediate {dreg} ")?;
-                match data {
-                    Data::Value(v) => hex_words(f, v)?,
-                    Data::Verdict(v) => write!(f, "{v}")?,
-                }
-            }
-            Expr::Nat {
-                kind,
-                family,
-                addr,
-                proto,
-                flags,
-            } => {
-                let k = match kind {
-                    NatKind::Snat => "snat",
-                    NatKind::Dnat => "dnat",
-                };
-                let fam = match *family {
-                    nfproto::IPV4 => "ip",
-                    nfproto::IPV6 => "ip6",
-                    _ => "inet",
-                };
-                write!(f, "nat {k} {fam}")?;
-                if let Some(a) = addr {
-                    write!(f, " addr_min {a}")?;
-                }
-                if let Some(p) = proto {
-                    write!(f, " proto_min {p}")?;
-                }
-                if *flags != 0 {
-                    write!(f, " flags 0x{flags:x}")?;
-                }
-            }
-            Expr::Masq { flags } => {
-                f.write_str("masq")?;
-                if *flags != 0 {
-                    write!(f, " flags 0x{flags:x}")?;
-                }
-            }
-            Expr::Fib {
-                flags,
-                result,
-                dreg,
-            } => {
-                f.write_str("fib")?;
-                let mut sep = " ";
-                for (bit, n) in [
-                    (FIB_F_SADDR, "saddr"),
-                    (FIB_F_DADDR, "daddr"),
-                    (FIB_F_MARK, "mark"),
-                    (FIB_F_IIF, "iif"),
-                    (FIB_F_OIF, "oif"),
-                ] {
-                    if flags & bit != 0 {
-                        write!(f, "{sep}{n}")?;
-                        sep = " . ";
-                    }
-                }
-                let r = match result {
-                    FibResult::Oif => "oif",
-                    FibResult::OifName => "oifname",
-                    FibResult::AddrType => "type",
-                };
-                write!(f, " {r}")?;
-                if flags & FIB_F_PRESENT != 0 {
-                    f.write_str(" present")?;
-                }
-                write!(f, " => {dreg}")?;
-            }
-            Expr::Ct { key, dreg } => {
-                let n = match key.0 {
-                    0 => "state".to_string(),
-                    1 => "direction".to_string(),
-                    2 => "status".to_string(),
-                    3 => "mark".to_string(),
-                    k => k.to_string(),
-                };
-                write!(f, "ct load {n} => {dreg}")?;
-            }
-            Expr::Counter => f.write_str("counter pkts 0 bytes 0")?,
-            Expr::Unknown { name } => write!(f, "{name} (not decoded)")?,
-        }
-        f.write_str(" ]")
     }
 }

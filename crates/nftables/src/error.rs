@@ -1,12 +1,12 @@
 //! Errors of the nf_tables codec: each names the operation and the object, in nft syntax
-//! (`nft: add rule inet ferro_cni masq-kbr: Invalid argument`).
+//! (`nft: add rule inet ferro_cni masq-kbr: Invalid argument`). Callers map them to their own
+//! errors (a CNI plugin to CNI error codes).
 
 use std::io;
 
-use ferro_spec::CniError;
 use nix::errno::Errno;
 
-use super::sock::SockError;
+use crate::sock::SockError;
 
 /// A failed nf_tables request.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,8 @@ impl NftError {
         }
     }
 
-    pub(crate) fn kernel(op: impl Into<String>, errno: i32, extack: Option<String>) -> NftError {
+    /// The kernel refused `op` with `errno` (positive), and said why in `extack`.
+    pub fn kernel(op: impl Into<String>, errno: i32, extack: Option<String>) -> NftError {
         NftError::Kernel {
             op: op.into(),
             errno: Errno::from_raw(errno),
@@ -92,12 +93,5 @@ impl NftError {
     /// The ruleset changed since the generation the batch was made against (`ERESTART`).
     pub fn is_generation_changed(&self) -> bool {
         self.errno() == Some(Errno::ERESTART)
-    }
-}
-
-impl From<NftError> for CniError {
-    /// Kernel-side failures are plugin code 100 with the message naming the nft object.
-    fn from(e: NftError) -> Self {
-        CniError::internal(e.to_string())
     }
 }

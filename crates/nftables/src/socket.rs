@@ -1,152 +1,19 @@
-//! # An nf_tables netlink codec
-//!
-//! Hand-written, because the plugin path may not spawn `nft` (≈ 4 ms per exec) and the
-//! crates that speak nf_tables either exec `nft` (`nftables`), need libclang or C libraries
-//! (`rustables`, `nftnl`), or are immature (design notes, datapath-anchors §5).
-//!
-//! - [`Batch`]: operations on tables, chains, rules, sets and elements sent as **one**
-//!   transaction (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`, one `sendmsg`, an ACK per
-//!   message); the first error names the operation and object.
-//! - [`RuleBuilder`]/[`Expr`]: expressions encoded as `nft` encodes them (fixtures in
-//!   `tests.rs` are byte-for-byte captures of nft 1.0.6).
-//! - [`NftSocket`]: the socket, opened in the calling thread's network namespace. Reads are
-//!   non-dump GETs of one object, or dumps restricted to one table (rules, sets, elements of
-//!   one set); other owners' tables are never dumped or parsed.
-//!
-//! Kernel requirements: 5.2 for NAT in `inet` tables, 5.10 for chain comments; everything
-//! else (fib, concatenations, non-dump element GET) is older. `NFT_MSG_DESTROY*` (6.3) is
-//! not used: see [`Batch`] for how deletes stay idempotent on 6.1.
+//! [`NftSocket`]: an nf_tables socket that applies batches as one transaction and reads
+//! objects back (non-dump GETs of one object, or dumps restricted to one table).
 
-mod batch;
-mod error;
-mod expr;
-mod rule;
-pub(crate) mod sock;
-pub(crate) mod wire;
-
-#[cfg(test)]
-#[rustfmt::skip] // generated, indented by attribute nesting
-mod fixtures;
-#[cfg(test)]
-mod tests;
-
-pub use batch::{
-    priority, proto_name, BaseChain, Batch, Chain, ChainType, DataType, Elem, Family, Hook,
-    KeyPart, MapData, Op, OpKind, Policy, Rule, SetDef, TableRef, MAX_COMMENT_LEN, MAX_NAME_LEN,
-    NFT_DATA_VERDICT, NFT_SET_MAP,
-};
-pub use error::NftError;
-pub use expr::{
-    nfproto, CmpOp, CtKey, Data, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg, Verdict,
-    FIB_F_DADDR, FIB_F_IIF, FIB_F_MARK, FIB_F_OIF, FIB_F_PRESENT, FIB_F_SADDR,
-    NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED,
-};
-pub use rule::{
-    Dir, KeyField, RuleBuilder, CT_STATE_ESTABLISHED, CT_STATE_RELATED, CT_STATUS_DNAT, RTN_LOCAL,
-};
-
-use batch::*;
-use sock::{NlSocket, OwnedMsg, Request};
-use wire::{
-    AttrWriter, Attrs, NFNL_BATCH_GENID, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END,
-    NFNL_SUBSYS_NFTABLES, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use crate::batch::{encode_batch, Batch};
+use crate::decode::{ChainInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
+use crate::error::NftError;
+use crate::expr::{Data, Expr};
+use crate::object::{Elem, TableRef};
+use crate::sock::{self, NlSocket, OwnedMsg, Request};
+use crate::uapi::*;
+use crate::wire::{self, AttrWriter};
 
 /// How often a dump interrupted by a concurrent ruleset change (`NLM_F_DUMP_INTR`) is retried.
 const DUMP_ATTEMPTS: usize = 5;
 /// Upper bound on resends of a batch whose idempotent deletes hit missing objects.
 const MAX_APPLY_ATTEMPTS: usize = 8;
-
-/// A table as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableInfo {
-    /// Name.
-    pub name: String,
-    /// `NFT_TABLE_F_*`.
-    pub flags: u32,
-    /// Objects in it (chains, sets...: `NFTA_TABLE_USE`).
-    pub objects: u32,
-    /// Handle.
-    pub handle: u64,
-}
-
-/// A chain as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainInfo {
-    /// Name.
-    pub name: String,
-    /// Handle.
-    pub handle: u64,
-    /// Hook, type and priority, for base chains.
-    pub base: Option<BaseChain>,
-    /// Comment.
-    pub comment: Option<String>,
-    /// References (rules, plus jumps and map elements pointing at it).
-    pub references: u32,
-}
-
-/// A rule as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleInfo {
-    /// Its chain.
-    pub chain: String,
-    /// Handle (for `delete rule ... handle N`).
-    pub handle: u64,
-    /// Decoded expressions.
-    pub exprs: Vec<Expr>,
-    /// Comment.
-    pub comment: Option<String>,
-}
-
-impl RuleInfo {
-    /// Whether the rule does what `exprs` says (compared after [`Expr::normalized`]).
-    pub fn matches(&self, exprs: &[Expr]) -> bool {
-        self.exprs.len() == exprs.len()
-            && self
-                .exprs
-                .iter()
-                .zip(exprs)
-                .all(|(a, b)| a.normalized() == b.normalized())
-    }
-}
-
-/// A set as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetInfo {
-    /// Name.
-    pub name: String,
-    /// `NFT_SET_*` flags.
-    pub flags: u32,
-    /// nft key type id.
-    pub key_type: u32,
-    /// Key length.
-    pub key_len: u32,
-    /// Data type for maps ([`NFT_DATA_VERDICT`] for verdict maps).
-    pub data_type: Option<u32>,
-    /// Comment.
-    pub comment: Option<String>,
-}
-
-/// A set element as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElemInfo {
-    /// Key bytes.
-    pub key: Vec<u8>,
-    /// Data (value or verdict) of map elements.
-    pub data: Option<Data>,
-    /// Comment.
-    pub comment: Option<String>,
-}
-
-impl ElemInfo {
-    /// The chain a verdict-map element jumps or goes to.
-    pub fn target_chain(&self) -> Option<&str> {
-        match &self.data {
-            Some(Data::Verdict(v)) => v.chain(),
-            _ => None,
-        }
-    }
-}
 
 /// An nf_tables socket in the calling thread's network namespace.
 #[derive(Debug)]
@@ -364,21 +231,7 @@ impl NftSocket {
         let op = format!("get table {t}");
         Ok(self
             .get_one(&op, NFT_MSG_GETTABLE, t.family.raw(), w.into_bytes())?
-            .map(|m| {
-                let a = m.as_msg().nf_attrs();
-                TableInfo {
-                    name: a
-                        .attr(NFTA_TABLE_NAME)
-                        .map(|x| x.string())
-                        .unwrap_or_default(),
-                    flags: a.attr(NFTA_TABLE_FLAGS).and_then(|x| x.be32()).unwrap_or(0),
-                    objects: a.attr(NFTA_TABLE_USE).and_then(|x| x.be32()).unwrap_or(0),
-                    handle: a
-                        .attr(NFTA_TABLE_HANDLE)
-                        .and_then(|x| x.be64())
-                        .unwrap_or(0),
-                }
-            }))
+            .map(|m| TableInfo::decode(m.as_msg().nf_attrs())))
     }
 
     /// `nft list chain <t> <name>` without rules; `None` if it (or the table) does not exist.
@@ -419,7 +272,10 @@ impl NftSocket {
                     errno,
                     extack,
                 )),
-                None => Ok(r.msgs.first().map(|m| parse_chain(m.as_msg().nf_attrs()))),
+                None => Ok(r
+                    .msgs
+                    .first()
+                    .map(|m| ChainInfo::decode(m.as_msg().nf_attrs()))),
             })
             .collect()
     }
@@ -451,7 +307,7 @@ impl NftSocket {
                 if a.attr(NFTA_RULE_TABLE).map(|x| x.string()).as_deref() != Some(&t.name) {
                     return None;
                 }
-                Some(parse_rule(a))
+                Some(RuleInfo::decode(a))
             })
             .filter(|r| chain.is_none_or(|c| r.chain == c))
             .collect())
@@ -500,7 +356,7 @@ impl NftSocket {
         let op = format!("get set {t} {name}");
         Ok(self
             .get_one(&op, NFT_MSG_GETSET, t.family.raw(), w.into_bytes())?
-            .map(|m| parse_set(m.as_msg().nf_attrs())))
+            .map(|m| SetInfo::decode(m.as_msg().nf_attrs())))
     }
 
     /// `nft list sets table <t>`: a dump of the sets of our table only.
@@ -515,7 +371,7 @@ impl NftSocket {
             .iter()
             .map(|m| m.as_msg().nf_attrs())
             .filter(|a| a.attr(NFTA_SET_TABLE).map(|x| x.string()).as_deref() == Some(&t.name))
-            .map(parse_set)
+            .map(SetInfo::decode)
             .collect())
     }
 
@@ -534,7 +390,7 @@ impl NftSocket {
         };
         Ok(Some(
             msgs.iter()
-                .flat_map(|m| parse_elems(m.as_msg().nf_attrs()))
+                .flat_map(|m| ElemInfo::decode_list(m.as_msg().nf_attrs()))
                 .collect(),
         ))
     }
@@ -592,158 +448,9 @@ impl NftSocket {
                 None => Ok(r
                     .msgs
                     .iter()
-                    .flat_map(|m| parse_elems(m.as_msg().nf_attrs()))
+                    .flat_map(|m| ElemInfo::decode_list(m.as_msg().nf_attrs()))
                     .next()),
             })
             .collect()
     }
-}
-
-/// The bytes of one transaction: `NFNL_MSG_BATCH_BEGIN` (seq `first`, with
-/// `NFNL_BATCH_GENID` when given), the `active` operations (seq `first + 1 + k`, each asking
-/// for an ACK) and `NFNL_MSG_BATCH_END`.
-pub(crate) fn encode_batch(
-    batch: &Batch,
-    active: &[usize],
-    first: u32,
-    genid: Option<u32>,
-) -> Vec<u8> {
-    let ops = batch.ops();
-    let ids = batch.set_ids(|i| active.contains(&i));
-    let mut buf = Vec::new();
-    let mut begin = AttrWriter::new();
-    if let Some(g) = genid {
-        begin.put_be32(NFNL_BATCH_GENID, g);
-    }
-    wire::push_msg(
-        &mut buf,
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        first,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-        &begin.into_bytes(),
-    );
-    for (k, &i) in active.iter().enumerate() {
-        let (ty, flags, attrs) = ops[i].encode(&ids);
-        wire::push_msg(
-            &mut buf,
-            (NFNL_SUBSYS_NFTABLES << 8) | ty,
-            op_flags(flags),
-            first.wrapping_add(1 + k as u32),
-            ops[i].table.family.raw(),
-            0,
-            &attrs,
-        );
-    }
-    wire::push_msg(
-        &mut buf,
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST,
-        first.wrapping_add(1 + active.len() as u32),
-        0,
-        NFNL_SUBSYS_NFTABLES,
-        &[],
-    );
-    buf
-}
-
-fn parse_chain(a: Attrs<'_>) -> ChainInfo {
-    let base = a.attr(NFTA_CHAIN_HOOK).and_then(|h| {
-        let h = h.nested();
-        Some(BaseChain {
-            kind: ChainType::from_name(&a.attr(NFTA_CHAIN_TYPE)?.string())?,
-            hook: Hook::from_raw(h.attr(NFTA_HOOK_HOOKNUM)?.be32()?)?,
-            priority: h.attr(NFTA_HOOK_PRIORITY)?.be32()? as i32,
-            policy: match a.attr(NFTA_CHAIN_POLICY).and_then(|p| p.be32()) {
-                Some(0) => Policy::Drop,
-                _ => Policy::Accept,
-            },
-        })
-    });
-    ChainInfo {
-        name: a
-            .attr(NFTA_CHAIN_NAME)
-            .map(|x| x.string())
-            .unwrap_or_default(),
-        handle: a
-            .attr(NFTA_CHAIN_HANDLE)
-            .and_then(|x| x.be64())
-            .unwrap_or(0),
-        base,
-        comment: a.attr(NFTA_CHAIN_USERDATA).and_then(|u| comment_of(u.data)),
-        references: a.attr(NFTA_CHAIN_USE).and_then(|x| x.be32()).unwrap_or(0),
-    }
-}
-
-fn parse_rule(a: Attrs<'_>) -> RuleInfo {
-    let exprs = a
-        .attr(NFTA_RULE_EXPRESSIONS)
-        .map(|e| {
-            e.nested()
-                .filter(|x| x.ty == NFTA_LIST_ELEM)
-                .map(|x| Expr::decode(x.nested()))
-                .collect()
-        })
-        .unwrap_or_default();
-    RuleInfo {
-        chain: a
-            .attr(NFTA_RULE_CHAIN)
-            .map(|x| x.string())
-            .unwrap_or_default(),
-        handle: a.attr(NFTA_RULE_HANDLE).and_then(|x| x.be64()).unwrap_or(0),
-        exprs,
-        comment: a.attr(NFTA_RULE_USERDATA).and_then(|u| comment_of(u.data)),
-    }
-}
-
-fn parse_set(a: Attrs<'_>) -> SetInfo {
-    let u32_of = |ty| a.attr(ty).and_then(|x| x.be32());
-    SetInfo {
-        name: a
-            .attr(NFTA_SET_NAME)
-            .map(|x| x.string())
-            .unwrap_or_default(),
-        flags: u32_of(NFTA_SET_FLAGS).unwrap_or(0),
-        key_type: u32_of(NFTA_SET_KEY_TYPE).unwrap_or(0),
-        key_len: u32_of(NFTA_SET_KEY_LEN).unwrap_or(0),
-        data_type: u32_of(NFTA_SET_DATA_TYPE),
-        comment: a
-            .attr(NFTA_SET_USERDATA)
-            .and_then(|u| set_comment_of(u.data)),
-    }
-}
-
-fn parse_elems(a: Attrs<'_>) -> Vec<ElemInfo> {
-    let Some(list) = a.attr(NFTA_SET_ELEM_LIST_ELEMENTS) else {
-        return Vec::new();
-    };
-    list.nested()
-        .filter(|e| e.ty == NFTA_LIST_ELEM)
-        .filter_map(|e| {
-            let e = e.nested();
-            // Skip interval ends and catch-all elements: not used by this suite.
-            if e.attr(NFTA_SET_ELEM_FLAGS)
-                .and_then(|f| f.be32())
-                .unwrap_or(0)
-                != 0
-            {
-                return None;
-            }
-            Some(ElemInfo {
-                key: e
-                    .attr(NFTA_SET_ELEM_KEY)?
-                    .nested()
-                    .attr(NFTA_DATA_VALUE)?
-                    .data
-                    .to_vec(),
-                data: e
-                    .attr(NFTA_SET_ELEM_DATA)
-                    .and_then(|d| Data::decode(d.nested())),
-                comment: e
-                    .attr(NFTA_SET_ELEM_USERDATA)
-                    .and_then(|u| comment_of(u.data)),
-            })
-        })
-        .collect()
 }

@@ -1,66 +1,31 @@
-//! nfnetlink framing shared by [`crate::nft`] and [`crate::conntrack`]: message headers,
-//! attributes (TLVs) and their parsing, and the kernel constants they use.
-//!
-//! Constants come from the kernel UAPI: `linux/netlink.h`, `linux/netfilter/nfnetlink.h`,
-//! `linux/netfilter/nf_tables.h` and `linux/netfilter/nfnetlink_conntrack.h`.
+//! Netlink framing shared by nf_tables and ctnetlink (and any other nfnetlink subsystem):
+//! message headers with their `nfgenmsg`, attributes (TLVs) built and parsed, nested ones
+//! included. No I/O here: [`crate::sock`] sends and receives what this module frames.
 
-// ---- linux/netlink.h -------------------------------------------------------------------------
-
-/// Length of `struct nlmsghdr`.
-pub(crate) const NLMSG_HDRLEN: usize = 16;
-/// Length of `struct nfgenmsg`.
-pub(crate) const NFGENMSG_LEN: usize = 4;
-
-pub(crate) const NLMSG_NOOP: u16 = 1;
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
-
-pub(crate) const NLM_F_REQUEST: u16 = 0x001;
-pub(crate) const NLM_F_ACK: u16 = 0x004;
-pub(crate) const NLM_F_DUMP_INTR: u16 = 0x010;
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
-pub(crate) const NLM_F_EXCL: u16 = 0x200;
-pub(crate) const NLM_F_CREATE: u16 = 0x400;
-pub(crate) const NLM_F_APPEND: u16 = 0x800;
-/// In an `NLMSG_ERROR`: the original message is not echoed past its header.
-pub(crate) const NLM_F_CAPPED: u16 = 0x100;
-/// In an `NLMSG_ERROR`: extended-ack TLVs follow.
-pub(crate) const NLM_F_ACK_TLVS: u16 = 0x200;
-/// `NLMSGERR_ATTR_MSG`: the extended-ack message string.
-pub(crate) const NLMSGERR_ATTR_MSG: u16 = 1;
-
-pub(crate) const NLA_F_NESTED: u16 = 0x8000;
-pub(crate) const NLA_F_NET_BYTEORDER: u16 = 0x4000;
-pub(crate) const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
-
-// ---- linux/netfilter/nfnetlink.h ------------------------------------------------------------
-
-pub(crate) const NFNL_SUBSYS_CTNETLINK: u16 = 1;
-pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
-/// `NLMSG_MIN_TYPE`: the batch delimiters.
-pub(crate) const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-pub(crate) const NFNL_MSG_BATCH_END: u16 = 0x11;
-/// `NFNL_BATCH_GENID`: apply the batch only if the ruleset generation is still this one.
-pub(crate) const NFNL_BATCH_GENID: u16 = 1;
+use crate::uapi::{
+    NFGENMSG_LEN, NLA_F_NESTED, NLA_TYPE_MASK, NLMSGERR_ATTR_MSG, NLMSG_ERROR, NLMSG_HDRLEN,
+    NLM_F_ACK_TLVS, NLM_F_CAPPED,
+};
 
 /// Aligns `n` to the 4-byte netlink boundary.
-pub(crate) const fn align4(n: usize) -> usize {
+pub const fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
 /// Builds attributes (`struct nlattr` TLVs) into a buffer, nested ones included.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct AttrWriter {
-    pub(crate) buf: Vec<u8>,
+pub struct AttrWriter {
+    buf: Vec<u8>,
 }
 
 impl AttrWriter {
-    pub(crate) fn new() -> Self {
+    /// An empty buffer.
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// One attribute; the payload is padded to 4 bytes (the length field excludes padding).
-    pub(crate) fn put(&mut self, ty: u16, data: &[u8]) {
+    pub fn put(&mut self, ty: u16, data: &[u8]) {
         let len = 4 + data.len();
         // Attribute payloads are bounded by the callers (names, keys, userdata ≤ 256 bytes).
         let len16 = u16::try_from(len).unwrap_or(u16::MAX);
@@ -70,29 +35,28 @@ impl AttrWriter {
         self.pad();
     }
 
-    #[cfg(test)]
-    pub(crate) fn put_u8(&mut self, ty: u16, v: u8) {
+    /// A one-byte value (ctnetlink protocol numbers).
+    pub fn put_u8(&mut self, ty: u16, v: u8) {
         self.put(ty, &[v]);
     }
 
     /// A big-endian 16-bit value (ports in ctnetlink).
-    #[cfg(test)]
-    pub(crate) fn put_be16(&mut self, ty: u16, v: u16) {
+    pub fn put_be16(&mut self, ty: u16, v: u16) {
         self.put(ty, &v.to_be_bytes());
     }
 
     /// A big-endian 32-bit value (every `NLA_U32` of nf_tables is `__be32`).
-    pub(crate) fn put_be32(&mut self, ty: u16, v: u32) {
+    pub fn put_be32(&mut self, ty: u16, v: u32) {
         self.put(ty, &v.to_be_bytes());
     }
 
     /// A big-endian 64-bit value (handles).
-    pub(crate) fn put_be64(&mut self, ty: u16, v: u64) {
+    pub fn put_be64(&mut self, ty: u16, v: u64) {
         self.put(ty, &v.to_be_bytes());
     }
 
     /// A NUL-terminated string (`NLA_STRING` as nft sends it).
-    pub(crate) fn put_strz(&mut self, ty: u16, s: &str) {
+    pub fn put_strz(&mut self, ty: u16, s: &str) {
         let mut v = Vec::with_capacity(s.len() + 1);
         v.extend_from_slice(s.as_bytes());
         v.push(0);
@@ -100,7 +64,7 @@ impl AttrWriter {
     }
 
     /// A nested attribute (flagged `NLA_F_NESTED`, as libnftnl does) filled by `f`.
-    pub(crate) fn nest(&mut self, ty: u16, f: impl FnOnce(&mut AttrWriter)) {
+    pub fn nest(&mut self, ty: u16, f: impl FnOnce(&mut AttrWriter)) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
         self.buf
@@ -116,13 +80,14 @@ impl AttrWriter {
         }
     }
 
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
+    /// The attributes built.
+    pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
 }
 
 /// Appends one nfnetlink message (`nlmsghdr` + `nfgenmsg` + attributes) to `out`.
-pub(crate) fn push_msg(
+pub fn push_msg(
     out: &mut Vec<u8>,
     ty: u16,
     flags: u16,
@@ -149,31 +114,36 @@ pub(crate) fn push_msg(
 
 /// One attribute of a received message.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Attr<'a> {
+pub struct Attr<'a> {
     /// The type without the nested/byte-order flags.
-    pub(crate) ty: u16,
-    pub(crate) data: &'a [u8],
+    pub ty: u16,
+    /// The payload, without padding.
+    pub data: &'a [u8],
 }
 
 impl<'a> Attr<'a> {
-    pub(crate) fn be32(&self) -> Option<u32> {
+    /// A big-endian 32-bit value.
+    pub fn be32(&self) -> Option<u32> {
         Some(u32::from_be_bytes(self.data.get(..4)?.try_into().ok()?))
     }
 
-    pub(crate) fn be64(&self) -> Option<u64> {
+    /// A big-endian 64-bit value.
+    pub fn be64(&self) -> Option<u64> {
         Some(u64::from_be_bytes(self.data.get(..8)?.try_into().ok()?))
     }
 
-    pub(crate) fn be16(&self) -> Option<u16> {
+    /// A big-endian 16-bit value.
+    pub fn be16(&self) -> Option<u16> {
         Some(u16::from_be_bytes(self.data.get(..2)?.try_into().ok()?))
     }
 
-    pub(crate) fn u8(&self) -> Option<u8> {
+    /// A one-byte value.
+    pub fn u8(&self) -> Option<u8> {
         self.data.first().copied()
     }
 
     /// The string without its NUL terminator (lossy for non-UTF-8 names).
-    pub(crate) fn string(&self) -> String {
+    pub fn string(&self) -> String {
         let end = self
             .data
             .iter()
@@ -182,24 +152,26 @@ impl<'a> Attr<'a> {
         String::from_utf8_lossy(&self.data[..end]).into_owned()
     }
 
-    pub(crate) fn nested(&self) -> Attrs<'a> {
+    /// The attributes nested in this one.
+    pub fn nested(&self) -> Attrs<'a> {
         Attrs::new(self.data)
     }
 }
 
 /// Iterates over the attributes in a buffer; stops at the first malformed one.
 #[derive(Debug, Clone)]
-pub(crate) struct Attrs<'a> {
+pub struct Attrs<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Attrs<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    /// The attributes in `data`.
+    pub fn new(data: &'a [u8]) -> Self {
         Attrs { rest: data }
     }
 
     /// The first attribute of type `ty`.
-    pub(crate) fn attr(&self, ty: u16) -> Option<Attr<'a>> {
+    pub fn attr(&self, ty: u16) -> Option<Attr<'a>> {
         self.clone().find(|a| a.ty == ty)
     }
 }
@@ -226,28 +198,30 @@ impl<'a> Iterator for Attrs<'a> {
 
 /// One received netlink message.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Msg<'a> {
-    pub(crate) ty: u16,
-    pub(crate) flags: u16,
-    pub(crate) seq: u32,
+pub struct Msg<'a> {
+    /// `nlmsg_type`.
+    pub ty: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
+    /// `nlmsg_seq`.
+    pub seq: u32,
     /// Everything after the `nlmsghdr`.
-    pub(crate) payload: &'a [u8],
+    pub payload: &'a [u8],
 }
 
 impl<'a> Msg<'a> {
     /// The attributes after the `nfgenmsg` header.
-    pub(crate) fn nf_attrs(&self) -> Attrs<'a> {
+    pub fn nf_attrs(&self) -> Attrs<'a> {
         Attrs::new(self.payload.get(NFGENMSG_LEN..).unwrap_or(&[]))
     }
 
     /// `nfgen_family` of the message.
-    pub(crate) fn nf_family(&self) -> u8 {
+    pub fn nf_family(&self) -> u8 {
         self.payload.first().copied().unwrap_or(0)
     }
 
     /// `res_id` of the `nfgenmsg` (the low 16 bits of the ruleset generation in replies).
-    #[cfg(test)]
-    pub(crate) fn nf_res_id(&self) -> u16 {
+    pub fn nf_res_id(&self) -> u16 {
         match self.payload.get(2..4) {
             Some(b) => u16::from_be_bytes([b[0], b[1]]),
             None => 0,
@@ -256,7 +230,7 @@ impl<'a> Msg<'a> {
 
     /// For `NLMSG_ERROR`: the (negative) error code, the sequence number of the message it
     /// answers, and the extended-ack message if the kernel sent one.
-    pub(crate) fn error(&self) -> Option<(i32, Option<String>)> {
+    pub fn error(&self) -> Option<(i32, Option<String>)> {
         if self.ty != NLMSG_ERROR {
             return None;
         }
@@ -288,7 +262,7 @@ impl<'a> Msg<'a> {
 }
 
 /// Iterates over the messages in one received datagram; stops at a truncated one.
-pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
     let mut rest = buf;
     std::iter::from_fn(move || {
         if rest.len() < NLMSG_HDRLEN {
@@ -313,6 +287,7 @@ pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::uapi::NLM_F_REQUEST;
 
     #[test]
     fn attributes_are_padded_and_nested_lengths_cover_their_children() {

@@ -1,19 +1,20 @@
-//! Helpers for the nftables root tests: a private network namespace per test, and the `nft`
-//! and `conntrack` command-line tools run inside it to verify what the code built.
-
-#![allow(dead_code)]
+//! Helpers for the nftables root tests (the codec's and the firewall model's): a private
+//! network namespace per test, and the `nft` command-line tool run inside it to verify what
+//! the code built. The table inspected is `inet ferro_cni`.
 
 use std::process::Command;
 
 use nix::sched::{unshare, CloneFlags};
 use serde_json::Value;
 
+pub use crate::netns::sh;
+
 /// Runs `f` on a fresh thread that unshared its network namespace (`lo` up). Child processes
 /// spawned from that thread (`nft`, `conntrack`, `ip`) run in the same namespace; the
 /// namespace disappears with the thread, so nothing needs cleaning up and the root
 /// namespace's firewall is never touched.
 pub fn in_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    ferro_testutil::require_root();
+    crate::require_root();
     std::thread::scope(|s| {
         s.spawn(|| {
             unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
@@ -23,21 +24,6 @@ pub fn in_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
-}
-
-/// Runs a command, panicking with its output when it fails; returns stdout.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `nft <args>`.

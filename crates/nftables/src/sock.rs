@@ -1,5 +1,6 @@
-//! A synchronous `NETLINK_NETFILTER` socket: send a buffer of requests in one `sendmsg`, then
-//! collect the replies of each request by sequence number.
+//! A synchronous netlink socket (`NETLINK_NETFILTER` by default): send a buffer of requests in
+//! one `sendmsg`, then collect the replies of each request by sequence number. nf_tables
+//! ([`crate::NftSocket`]) and ctnetlink users share it.
 //!
 //! The socket is opened in the calling thread's network namespace and stays bound to it.
 
@@ -11,7 +12,8 @@ use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
-use super::wire::{self, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR};
+use crate::uapi::{NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR};
+use crate::wire;
 
 /// How long to wait for the kernel before giving up on a reply (the kernel answers
 /// nf_tables and ctnetlink requests synchronously, so this only guards against bugs).
@@ -21,7 +23,7 @@ const RECV_BUF: usize = 128 * 1024;
 
 /// A failure below the nf_tables/ctnetlink layer, given context by the caller.
 #[derive(Debug)]
-pub(crate) enum SockError {
+pub enum SockError {
     /// A socket call failed.
     Io(io::Error),
     /// The kernel answered with an error: positive errno, extended-ack message.
@@ -32,15 +34,20 @@ pub(crate) enum SockError {
 
 /// A received message, owned.
 #[derive(Debug, Clone)]
-pub(crate) struct OwnedMsg {
-    pub(crate) ty: u16,
-    pub(crate) flags: u16,
-    pub(crate) seq: u32,
-    pub(crate) payload: Vec<u8>,
+pub struct OwnedMsg {
+    /// `nlmsg_type`.
+    pub ty: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
+    /// `nlmsg_seq`.
+    pub seq: u32,
+    /// Everything after the `nlmsghdr`.
+    pub payload: Vec<u8>,
 }
 
 impl OwnedMsg {
-    pub(crate) fn as_msg(&self) -> wire::Msg<'_> {
+    /// The message, borrowed, for parsing.
+    pub fn as_msg(&self) -> wire::Msg<'_> {
         wire::Msg {
             ty: self.ty,
             flags: self.flags,
@@ -52,28 +59,32 @@ impl OwnedMsg {
 
 /// What the kernel answered to one request of a [`NlSocket::transact`] call.
 #[derive(Debug, Default)]
-pub(crate) struct Reply {
+pub struct Reply {
     /// The data messages (dump entries, or the object of a non-dump GET).
-    pub(crate) msgs: Vec<OwnedMsg>,
+    pub msgs: Vec<OwnedMsg>,
     /// `Some((errno, extack))` when the request failed.
-    pub(crate) error: Option<(i32, Option<String>)>,
+    pub error: Option<(i32, Option<String>)>,
     /// A dump whose messages carried `NLM_F_DUMP_INTR` (the ruleset changed meanwhile).
-    pub(crate) interrupted: bool,
+    pub interrupted: bool,
 }
 
 /// One request for [`NlSocket::transact`]: must carry `NLM_F_ACK` or `NLM_F_DUMP`, so that
 /// it is terminated by an ACK/error or by `NLMSG_DONE`.
 #[derive(Debug, Clone)]
-pub(crate) struct Request {
-    pub(crate) ty: u16,
-    pub(crate) flags: u16,
-    pub(crate) family: u8,
-    pub(crate) attrs: Vec<u8>,
+pub struct Request {
+    /// The message type within the subsystem (the low byte of `nlmsg_type`).
+    pub ty: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
+    /// `nfgen_family`.
+    pub family: u8,
+    /// The attributes after the `nfgenmsg`.
+    pub attrs: Vec<u8>,
 }
 
 /// The socket.
 #[derive(Debug)]
-pub(crate) struct NlSocket {
+pub struct NlSocket {
     sock: Socket,
     seq: u32,
     rbuf: Vec<u8>,
@@ -83,14 +94,14 @@ pub(crate) struct NlSocket {
 
 impl NlSocket {
     /// Opens a `NETLINK_NETFILTER` socket in the calling thread's network namespace.
-    pub(crate) fn open() -> Result<NlSocket, io::Error> {
+    pub fn open() -> Result<NlSocket, io::Error> {
         Self::open_protocol(NETLINK_NETFILTER)
     }
 
     /// Opens a socket of another netlink protocol whose messages have the same 4-byte
     /// family header as nfnetlink (e.g. `NETLINK_ROUTE` netconf requests, whose
     /// `struct netconfmsg` is one family byte padded to 4).
-    pub(crate) fn open_protocol(protocol: isize) -> Result<NlSocket, io::Error> {
+    pub fn open_protocol(protocol: isize) -> Result<NlSocket, io::Error> {
         let mut sock = Socket::new(protocol)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
@@ -121,7 +132,7 @@ impl NlSocket {
     }
 
     /// Reserves `n` consecutive sequence numbers; returns the first.
-    pub(crate) fn alloc_seq(&mut self, n: u32) -> u32 {
+    pub fn alloc_seq(&mut self, n: u32) -> u32 {
         let first = self.seq;
         self.seq = self.seq.wrapping_add(n);
         first
@@ -130,7 +141,7 @@ impl NlSocket {
     /// Makes sure the socket buffers can hold a request of `send` bytes and the replies to
     /// `replies` messages (each ACK is its own skb, about 1 KiB of receive buffer). Uses
     /// the `*FORCE` options (we run as root) and falls back to the plain ones.
-    pub(crate) fn reserve(&mut self, send: usize, replies: usize) {
+    pub fn reserve(&mut self, send: usize, replies: usize) {
         let want_snd = send + 16 * 1024;
         if want_snd > self.sndbuf {
             let fd = self.sock.as_fd();
@@ -150,7 +161,7 @@ impl NlSocket {
     }
 
     /// Sends `buf` in one `sendmsg`.
-    pub(crate) fn send(&mut self, buf: &[u8]) -> Result<(), SockError> {
+    pub fn send(&mut self, buf: &[u8]) -> Result<(), SockError> {
         let n = self.sock.send(buf, 0).map_err(SockError::Io)?;
         if n != buf.len() {
             return Err(SockError::Protocol(format!(
@@ -162,7 +173,7 @@ impl NlSocket {
     }
 
     /// Receives one datagram (one or more messages).
-    pub(crate) fn recv(&mut self) -> Result<Vec<u8>, SockError> {
+    pub fn recv(&mut self) -> Result<Vec<u8>, SockError> {
         loop {
             self.rbuf.clear();
             match self.sock.recv(&mut self.rbuf, nix::libc::MSG_TRUNC) {
@@ -187,11 +198,7 @@ impl NlSocket {
 
     /// Sends every request in one `sendmsg` and collects each one's replies. Requests are
     /// independent (not a transaction); each must ask for an ACK or be a dump.
-    pub(crate) fn transact(
-        &mut self,
-        subsys: u16,
-        reqs: &[Request],
-    ) -> Result<Vec<Reply>, SockError> {
+    pub fn transact(&mut self, subsys: u16, reqs: &[Request]) -> Result<Vec<Reply>, SockError> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
