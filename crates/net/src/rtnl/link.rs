@@ -1,0 +1,603 @@
+//! Links: lookups, veth pairs, bridges, VXLAN devices, flags, MTU, bridge-port settings and
+//! VLANs, deletion. `ip link ...`, `bridge vlan ...`.
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoPortKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::Rtnl;
+use crate::error::NetError;
+use crate::names::mac_string;
+use crate::netns::Netns;
+
+/// A link as the kernel reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Link {
+    /// ifindex.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Hardware address.
+    pub mac: Option<Vec<u8>>,
+    /// MTU.
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Promiscuous (IFF_PROMISC).
+    pub promisc: bool,
+    /// `IFLA_INFO_KIND` (`bridge`, `veth`, `vxlan`...).
+    pub kind: Option<String>,
+    /// ifindex of the master (bridge).
+    pub master: Option<u32>,
+    /// Bridge port hairpin mode, when the link is a bridge port.
+    pub hairpin: Option<bool>,
+    /// VXLAN: VNI, destination port, local address, underlay ifindex, learning.
+    pub vxlan: Option<VxlanInfo>,
+}
+
+impl Link {
+    /// The MAC as `aa:bb:...`.
+    pub fn mac_string(&self) -> Option<String> {
+        self.mac.as_deref().map(mac_string)
+    }
+}
+
+/// VXLAN parameters of a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VxlanInfo {
+    /// VNI.
+    pub vni: u32,
+    /// UDP destination port.
+    pub port: u16,
+    /// Local (source) address.
+    pub local: Option<IpAddr>,
+    /// Underlay ifindex.
+    pub dev: Option<u32>,
+    /// Source-address learning.
+    pub learning: bool,
+}
+
+/// The host end of a veth pair and its peer, created in one request.
+#[derive(Debug, Clone, Default)]
+pub struct VethSpec<'a> {
+    /// Host-side name.
+    pub name: String,
+    /// Host-side MAC.
+    pub mac: Option<[u8; 6]>,
+    /// MTU of both ends.
+    pub mtu: Option<u32>,
+    /// Bridge to enslave the host end to.
+    pub master: Option<u32>,
+    /// Peer name (the container interface name when `peer_ns` is set).
+    pub peer_name: String,
+    /// Peer MAC.
+    pub peer_mac: Option<[u8; 6]>,
+    /// Namespace to create the peer in.
+    pub peer_ns: Option<&'a Netns>,
+}
+
+/// A bridge to create if missing.
+#[derive(Debug, Clone, Default)]
+pub struct BridgeSpec {
+    /// Name.
+    pub name: String,
+    /// MTU at creation.
+    pub mtu: Option<u32>,
+    /// Fixed MAC (so the bridge does not copy the lowest port MAC).
+    pub mac: Option<[u8; 6]>,
+    /// `vlan_filtering` on.
+    pub vlan_filtering: bool,
+}
+
+/// A VXLAN device to create if missing.
+#[derive(Debug, Clone, Default)]
+pub struct VxlanSpec {
+    /// Name.
+    pub name: String,
+    /// VNI.
+    pub vni: u32,
+    /// UDP port.
+    pub port: u16,
+    /// Local underlay address.
+    pub local: Option<IpAddr>,
+    /// Underlay ifindex.
+    pub dev: Option<u32>,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// MAC.
+    pub mac: Option<[u8; 6]>,
+}
+
+fn parse_link(m: &LinkMessage) -> Link {
+    let mut l = Link {
+        index: m.header.index,
+        up: m.header.flags.contains(LinkFlags::Up),
+        promisc: m.header.flags.contains(LinkFlags::Promisc),
+        ..Link::default()
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n.clone(),
+            LinkAttribute::Address(mac) => l.mac = Some(mac.clone()),
+            LinkAttribute::Mtu(mtu) => l.mtu = *mtu,
+            LinkAttribute::Controller(m) => l.master = Some(*m),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    match i {
+                        LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
+                        LinkInfo::PortData(InfoPortData::BridgePort(p)) => {
+                            for x in p {
+                                if let InfoBridgePort::HairpinMode(h) = x {
+                                    l.hairpin = Some(*h);
+                                }
+                            }
+                        }
+                        LinkInfo::Data(InfoData::Vxlan(v)) => {
+                            let mut x = VxlanInfo::default();
+                            for a in v {
+                                match a {
+                                    InfoVxlan::Id(id) => x.vni = *id,
+                                    InfoVxlan::Port(p) => x.port = *p,
+                                    InfoVxlan::Local(a) => x.local = Some(IpAddr::V4(*a)),
+                                    InfoVxlan::Local6(a) => x.local = Some(IpAddr::V6(*a)),
+                                    InfoVxlan::Link(i) => x.dev = Some(*i),
+                                    InfoVxlan::Learning(b) => x.learning = *b,
+                                    _ => {}
+                                }
+                            }
+                            l.vxlan = Some(x);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    l
+}
+
+impl Rtnl<'_> {
+    /// The link named `name`, or `None`. `ip link show <name>`.
+    pub fn link(&self, name: &str) -> Result<Option<Link>, NetError> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.get(
+            format!("get link {name} ({})", self.place),
+            RouteNetlinkMessage::GetLink(m),
+        ) {
+            Ok(msgs) => Ok(msgs.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+                _ => None,
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The link named `name`, or an error naming it.
+    pub fn link_required(&self, name: &str) -> Result<Link, NetError> {
+        self.link(name)?.ok_or_else(|| NetError::Netlink {
+            op: format!("link {name} ({})", self.place),
+            errno: crate::error::libc_errno::ENODEV,
+        })
+    }
+
+    /// The link with ifindex `index`, or `None`.
+    pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.get(
+            format!("get link #{index}"),
+            RouteNetlinkMessage::GetLink(m),
+        ) {
+            Ok(msgs) => Ok(msgs.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+                _ => None,
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The link of the default route (IPv4 first, then IPv6): a node's uplink when the
+    /// configuration does not name it. `ip route show default`.
+    pub fn default_route_link(&self) -> Result<Option<Link>, NetError> {
+        // Ask the kernel which route it would use towards a documentation address (RFC 5737,
+        // RFC 3849): one lookup instead of a dump of every route of the node.
+        for probe in ["192.0.2.1", "2001:db8::1"] {
+            let ip: IpAddr = probe
+                .parse()
+                .map_err(|_| NetError::Other(format!("bad probe address {probe}")))?;
+            if let Some(oif) = self.route_get(ip)?.and_then(|r| r.oif) {
+                return self.link_by_index(oif);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every link. `ip link show`.
+    pub fn links(&self) -> Result<Vec<Link>, NetError> {
+        let msgs = self.dump(
+            "dump links",
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Creates a veth pair in one request, the host end up (and enslaved when `master` is
+    /// set), the peer created directly inside `peer_ns` and left down.
+    /// `ip link add <name> [address] [mtu] [master] up type veth peer name <peer> netns <ns>`.
+    /// Fails with EEXIST if either name is taken. Returns the host end as the kernel echoes
+    /// it (`NLM_F_ECHO`; `None` on kernels that do not echo link creation), which saves the
+    /// lookup that would otherwise follow.
+    pub fn veth_add(&self, spec: &VethSpec<'_>) -> Result<Option<Link>, NetError> {
+        let mut peer = LinkMessage::default();
+        peer.attributes
+            .push(LinkAttribute::IfName(spec.peer_name.clone()));
+        if let Some(mac) = spec.peer_mac {
+            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = spec.mtu {
+            peer.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(ns) = spec.peer_ns {
+            peer.attributes.push(LinkAttribute::NetNsFd(ns.raw_fd()));
+        }
+        let mut m = LinkMessage::default();
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        m.attributes.push(LinkAttribute::IfName(spec.name.clone()));
+        if let Some(mac) = spec.mac {
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = spec.mtu {
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(master) = spec.master {
+            m.attributes.push(LinkAttribute::Controller(master));
+        }
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        let echoed = self.ack_echo(
+            format!("add veth {} (peer {})", spec.name, spec.peer_name),
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )?;
+        Ok(echoed.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)).filter(|l| l.name == spec.name),
+            _ => None,
+        }))
+    }
+
+    /// Creates the bridge if missing (race-free: create-exclusive, then read) and brings it
+    /// up. Fails if `name` exists and is not a bridge.
+    /// `ip link add <name> [address] [mtu] type bridge [vlan_filtering 1]; ip link set <name> up`.
+    pub fn bridge_ensure(&self, spec: &BridgeSpec) -> Result<Link, NetError> {
+        if let Some(l) = self.link(&spec.name)? {
+            return self.bridge_checked_up(l);
+        }
+        let mut m = LinkMessage::default();
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        m.attributes.push(LinkAttribute::IfName(spec.name.clone()));
+        if let Some(mac) = spec.mac {
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = spec.mtu {
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
+        if spec.vlan_filtering {
+            info.push(LinkInfo::Data(InfoData::Bridge(vec![
+                netlink_packet_route::link::InfoBridge::VlanFiltering(true),
+            ])));
+        }
+        m.attributes.push(LinkAttribute::LinkInfo(info));
+        match self.ack(
+            format!("add bridge {}", spec.name),
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {} // another ADD won the race
+            Err(e) => return Err(e),
+        }
+        let l = self.link_required(&spec.name)?;
+        self.bridge_checked_up(l)
+    }
+
+    fn bridge_checked_up(&self, l: Link) -> Result<Link, NetError> {
+        if l.kind.as_deref() != Some("bridge") {
+            return Err(NetError::Other(format!(
+                "{} already exists and is not a bridge (kind {})",
+                l.name,
+                l.kind.as_deref().unwrap_or("none")
+            )));
+        }
+        if !l.up {
+            self.link_set_up(l.index, true)?;
+        }
+        Ok(Link { up: true, ..l })
+    }
+
+    /// Creates the VXLAN device if missing, learning off, up. An existing device with other
+    /// VNI, port, local address or underlay is an error naming the difference.
+    /// `ip link add <name> type vxlan id <vni> dstport <port> local <ip> dev <dev> nolearning`.
+    pub fn vxlan_ensure(&self, spec: &VxlanSpec) -> Result<Link, NetError> {
+        if self.link(&spec.name)?.is_none() {
+            let mut m = LinkMessage::default();
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
+            m.attributes.push(LinkAttribute::IfName(spec.name.clone()));
+            if let Some(mac) = spec.mac {
+                m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+            }
+            if let Some(mtu) = spec.mtu {
+                m.attributes.push(LinkAttribute::Mtu(mtu));
+            }
+            let mut data = vec![
+                InfoVxlan::Id(spec.vni),
+                InfoVxlan::Port(spec.port),
+                InfoVxlan::Learning(false),
+            ];
+            match spec.local {
+                Some(IpAddr::V4(a)) => data.push(InfoVxlan::Local(a)),
+                Some(IpAddr::V6(a)) => data.push(InfoVxlan::Local6(a)),
+                None => {}
+            }
+            if let Some(dev) = spec.dev {
+                data.push(InfoVxlan::Link(dev));
+            }
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Vxlan),
+                LinkInfo::Data(InfoData::Vxlan(data)),
+            ]));
+            match self.ack(
+                format!("add vxlan {}", spec.name),
+                RouteNetlinkMessage::NewLink(m),
+                NLM_F_CREATE | NLM_F_EXCL,
+            ) {
+                Ok(()) => {}
+                Err(e) if e.is_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let l = self.link_required(&spec.name)?;
+        let Some(v) = &l.vxlan else {
+            return Err(NetError::Other(format!(
+                "{} already exists and is not a vxlan device",
+                spec.name
+            )));
+        };
+        let mut diffs = Vec::new();
+        if v.vni != spec.vni {
+            diffs.push(format!("vni {} (want {})", v.vni, spec.vni));
+        }
+        if v.port != spec.port {
+            diffs.push(format!("dstport {} (want {})", v.port, spec.port));
+        }
+        if spec.local.is_some() && v.local != spec.local {
+            diffs.push(format!("local {:?} (want {:?})", v.local, spec.local));
+        }
+        if spec.dev.is_some() && v.dev != spec.dev {
+            diffs.push(format!("dev #{:?} (want #{:?})", v.dev, spec.dev));
+        }
+        if !diffs.is_empty() {
+            return Err(NetError::Other(format!(
+                "vxlan device {} exists with different settings: {}",
+                spec.name,
+                diffs.join(", ")
+            )));
+        }
+        if !l.up {
+            self.link_set_up(l.index, true)?;
+        }
+        Ok(l)
+    }
+
+    /// Sets or clears one `IFF_*` flag of a link, with `attrs` in the same request.
+    fn link_set_flag(
+        &self,
+        index: u32,
+        flag: LinkFlags,
+        on: bool,
+        attrs: Vec<LinkAttribute>,
+        op: String,
+    ) -> Result<(), NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.header.flags = if on { flag } else { LinkFlags::empty() };
+        m.header.change_mask = flag;
+        m.attributes = attrs;
+        self.ack(op, RouteNetlinkMessage::SetLink(m), 0)
+    }
+
+    /// `ip link set <index> up`; with `arp_notify`, also `sysctl
+    /// net.ipv4.conf.<ifname>.arp_notify=1` (announce the addresses when the link comes up or
+    /// changes MAC) in the same request (`IFLA_AF_SPEC`), without a `/proc/sys` lookup.
+    pub fn link_up_notify(&self, index: u32, arp_notify: bool) -> Result<(), NetError> {
+        let mut attrs = Vec::new();
+        if arp_notify {
+            let mut conf = InetDevConf::default();
+            conf.arp_notify = 1;
+            attrs.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        }
+        self.link_set_flag(
+            index,
+            LinkFlags::Up,
+            true,
+            attrs,
+            format!("set link #{index} up (arp_notify {})", u8::from(arp_notify)),
+        )
+    }
+
+    /// `ip link set <index> up|down`.
+    pub fn link_set_up(&self, index: u32, up: bool) -> Result<(), NetError> {
+        let state = if up { "up" } else { "down" };
+        self.link_set_flag(
+            index,
+            LinkFlags::Up,
+            up,
+            Vec::new(),
+            format!("set link #{index} {state}"),
+        )
+    }
+
+    /// `ip link set <index> promisc on|off`.
+    pub fn link_set_promisc(&self, index: u32, on: bool) -> Result<(), NetError> {
+        self.link_set_flag(
+            index,
+            LinkFlags::Promisc,
+            on,
+            Vec::new(),
+            format!("set link #{index} promisc {on}"),
+        )
+    }
+
+    /// `ip link set <index> mtu <mtu>`.
+    pub fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<(), NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        self.ack(
+            format!("set link #{index} mtu {mtu}"),
+            RouteNetlinkMessage::SetLink(m),
+            0,
+        )
+    }
+
+    /// `ip link set <index> type bridge_slave <setting>`.
+    fn bridge_port_set(
+        &self,
+        index: u32,
+        setting: InfoBridgePort,
+        op: String,
+    ) -> Result<(), NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![setting])),
+        ]));
+        self.ack(op, RouteNetlinkMessage::NewLink(m), 0)
+    }
+
+    /// `ip link set <index> type bridge_slave hairpin on|off`.
+    pub fn bridge_port_set_hairpin(&self, index: u32, on: bool) -> Result<(), NetError> {
+        self.bridge_port_set(
+            index,
+            InfoBridgePort::HairpinMode(on),
+            format!("set hairpin {on} on link #{index}"),
+        )
+    }
+
+    /// `ip link set <index> type bridge_slave isolated on|off`.
+    pub fn bridge_port_set_isolated(&self, index: u32, on: bool) -> Result<(), NetError> {
+        self.bridge_port_set(
+            index,
+            InfoBridgePort::Isolated(on),
+            format!("set isolated {on} on link #{index}"),
+        )
+    }
+
+    /// `bridge vlan add vid <vid> dev <index> [pvid] [untagged] [self]` (`on_bridge` adds it to
+    /// the bridge device itself).
+    pub fn bridge_vlan_add(
+        &self,
+        index: u32,
+        vid: u16,
+        pvid_untagged: bool,
+        on_bridge: bool,
+    ) -> Result<(), NetError> {
+        self.bridge_vlan(index, vid, pvid_untagged, on_bridge, true)
+    }
+
+    /// `bridge vlan del vid <vid> dev <index> [self]`; a missing VLAN is success.
+    pub fn bridge_vlan_del(&self, index: u32, vid: u16, on_bridge: bool) -> Result<(), NetError> {
+        match self.bridge_vlan(index, vid, false, on_bridge, false) {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn bridge_vlan(
+        &self,
+        index: u32,
+        vid: u16,
+        pvid_untagged: bool,
+        on_bridge: bool,
+        add: bool,
+    ) -> Result<(), NetError> {
+        use netlink_packet_route::link::{
+            AfSpecBridge, BridgeFlag, BridgeVlanInfo, BridgeVlanInfoFlags,
+        };
+        let mut m = LinkMessage::default();
+        m.header.interface_family = AddressFamily::Bridge;
+        m.header.index = index;
+        let mut flags = BridgeVlanInfoFlags::empty();
+        if pvid_untagged {
+            flags |= BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged;
+        }
+        let mut spec = Vec::new();
+        if on_bridge {
+            spec.push(AfSpecBridge::Flags(BridgeFlag::LowerDev));
+        }
+        spec.push(AfSpecBridge::VlanInfo(BridgeVlanInfo { flags, vid }));
+        m.attributes.push(LinkAttribute::AfSpecBridge(spec));
+        let op = format!(
+            "{} vlan {vid} on link #{index}",
+            if add { "add" } else { "delete" }
+        );
+        if add {
+            self.ack(op, RouteNetlinkMessage::SetLink(m), 0)
+        } else {
+            self.ack(op, RouteNetlinkMessage::DelLink(m), 0)
+        }
+    }
+
+    /// `ip link del <index>`; `Ok(false)` when it was already gone.
+    pub fn link_del(&self, index: u32) -> Result<bool, NetError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.ack(
+            format!("delete link #{index}"),
+            RouteNetlinkMessage::DelLink(m),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `ip link del <name>`; `Ok(false)` when it was already gone.
+    pub fn link_del_name(&self, name: &str) -> Result<bool, NetError> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.ack(
+            format!("delete link {name} ({})", self.place),
+            RouteNetlinkMessage::DelLink(m),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

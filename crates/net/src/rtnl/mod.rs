@@ -1,0 +1,320 @@
+//! Route netlink (links, addresses, routes, neighbours, FDB) over `rtnetlink`, driven
+//! synchronously on a current-thread runtime.
+//!
+//! [`Kernel`] owns the runtime; [`Kernel::connect`] opens one connection per namespace. The
+//! socket of a pod connection is created inside the pod's namespace and stays bound to it,
+//! so no namespace switch is needed afterwards. Every operation is one request and, where it
+//! says so, idempotent; each names its `ip` equivalent. Every request goes through one
+//! reply loop (`Rtnl::request`); dumps that the kernel flags as interrupted by a
+//! concurrent change (`NLM_F_DUMP_INTR`) are read again, a bounded number of times.
+//!
+//! ## Layout
+//! - this module: [`Kernel`], [`Rtnl`], the reply loop and the dump retry;
+//! - `link`: links (veth, bridge, vxlan), their flags, bridge ports and VLANs ([`Link`]);
+//! - `addr`: addresses ([`AddrInfo`]);
+//! - `route`: routes ([`RouteSpec`]);
+//! - `neigh`: neighbour and proxy entries, the neighbour table's proxy delay ([`NeighSpec`]);
+//! - `fdb`: FDB entries of VXLAN devices ([`FdbEntry`]).
+
+mod addr;
+mod fdb;
+mod link;
+mod neigh;
+mod route;
+
+use std::net::IpAddr;
+
+use futures::StreamExt;
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use crate::error::NetError;
+use crate::netns::Netns;
+
+pub use addr::{AddrInfo, AddrOpts};
+pub use fdb::FdbEntry;
+pub use link::{BridgeSpec, Link, VethSpec, VxlanInfo, VxlanSpec};
+pub use neigh::NeighSpec;
+pub use route::{describe_route, RouteSpec};
+
+/// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is read again.
+const DUMP_ATTEMPTS: usize = 5;
+
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+
+/// The runtime that drives every netlink connection of one plugin invocation.
+#[derive(Debug)]
+pub struct Kernel {
+    rt: tokio::runtime::Runtime,
+}
+
+/// One route-netlink connection, bound to the namespace it was opened in.
+#[derive(Debug, Clone)]
+pub struct Rtnl<'k> {
+    rt: &'k tokio::runtime::Runtime,
+    handle: rtnetlink::Handle,
+    /// Where this connection lives, for error messages ("host" or the netns path).
+    place: String,
+}
+
+impl Kernel {
+    /// A current-thread runtime; never a multi-threaded one, since namespaces are per thread.
+    pub fn new() -> Result<Kernel, NetError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| NetError::io("start netlink runtime", e))?;
+        Ok(Kernel { rt })
+    }
+
+    /// Opens a connection in the calling thread's namespace (`None`) or inside `ns`.
+    pub fn connect(&self, ns: Option<&Netns>) -> Result<Rtnl<'_>, NetError> {
+        let _ctx = self.rt.enter();
+        // Strict checking lets the kernel filter dumps (by link, table, output interface),
+        // so lookups stay O(1) in the number of pods instead of walking every address, route
+        // and neighbour of the node.
+        let opened = match ns {
+            None => rtnetlink::new_connection_with_strict_check(),
+            Some(ns) => ns.run(rtnetlink::new_connection_with_strict_check)?,
+        };
+        let (conn, handle, _) = opened.map_err(|e| NetError::io("open netlink socket", e))?;
+        self.rt.spawn(conn);
+        Ok(Rtnl {
+            rt: &self.rt,
+            handle,
+            place: ns.map_or_else(|| "host".to_string(), |n| n.path().display().to_string()),
+        })
+    }
+}
+
+/// What the kernel answered to one request: the messages before the ACK or `NLMSG_DONE`, and
+/// whether a dump was flagged as interrupted.
+#[derive(Debug, Default)]
+struct Replies {
+    msgs: Vec<RouteNetlinkMessage>,
+    interrupted: bool,
+}
+
+impl Replies {
+    /// Files one reply; an error answer ends the request with that error.
+    fn absorb(&mut self, op: &str, m: NetlinkMessage<RouteNetlinkMessage>) -> Result<(), NetError> {
+        if m.header.flags & NLM_F_DUMP_INTR != 0 {
+            self.interrupted = true;
+        }
+        match m.payload {
+            NetlinkPayload::InnerMessage(inner) => self.msgs.push(inner),
+            NetlinkPayload::Error(e) => {
+                if let Some(code) = e.code {
+                    return Err(NetError::Netlink {
+                        op: op.to_string(),
+                        errno: -code.get(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs `attempt` (one dump) until the kernel answers without `NLM_F_DUMP_INTR`, at most
+/// [`DUMP_ATTEMPTS`] times; a dump interrupted every time is an error naming `op`.
+fn retry_interrupted(
+    op: &str,
+    mut attempt: impl FnMut() -> Result<Replies, NetError>,
+) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+    for _ in 0..DUMP_ATTEMPTS {
+        let r = attempt()?;
+        if !r.interrupted {
+            return Ok(r.msgs);
+        }
+        log::debug!("{op}: interrupted by a concurrent change; dumping again");
+    }
+    Err(NetError::Other(format!(
+        "{op}: interrupted {DUMP_ATTEMPTS} times by concurrent changes"
+    )))
+}
+
+impl Rtnl<'_> {
+    /// The reply loop: sends `msg` with `NLM_F_REQUEST | flags` and collects what the kernel
+    /// answers until the ACK (or the end of the dump); an error answer is an error naming `op`.
+    fn request(
+        &self,
+        op: String,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Replies, NetError> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | flags;
+        let mut handle = self.handle.clone();
+        self.rt.block_on(async move {
+            let mut resp = handle
+                .request(req)
+                .map_err(|e| NetError::Other(format!("{op}: {e}")))?;
+            let mut replies = Replies::default();
+            while let Some(m) = resp.next().await {
+                replies.absorb(&op, m)?;
+            }
+            Ok(replies)
+        })
+    }
+
+    /// Sends one request and waits for its ACK.
+    fn ack(
+        &self,
+        op: impl Into<String>,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(), NetError> {
+        self.request(op.into(), msg, NLM_F_ACK | flags).map(drop)
+    }
+
+    /// Sends one request, waits for its ACK and returns the messages answered before it
+    /// (with `NLM_F_ECHO`, the kernel's copy of the created object).
+    fn ack_echo(
+        &self,
+        op: impl Into<String>,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+        self.request(op.into(), msg, NLM_F_ACK | flags)
+            .map(|r| r.msgs)
+    }
+
+    /// A GET of one object.
+    fn get(
+        &self,
+        op: impl Into<String>,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+        self.request(op.into(), msg, 0).map(|r| r.msgs)
+    }
+
+    /// A dump, read again while the kernel flags it as interrupted.
+    fn dump(
+        &self,
+        op: &str,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+        retry_interrupted(op, || self.request(op.to_string(), msg.clone(), NLM_F_DUMP))
+    }
+}
+
+fn family_of(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroI32;
+
+    use netlink_packet_core::{ErrorMessage, NetlinkHeader, NLM_F_MULTIPART};
+    use netlink_packet_route::link::LinkMessage;
+
+    use super::*;
+
+    fn reply(
+        flags: u16,
+        payload: NetlinkPayload<RouteNetlinkMessage>,
+    ) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        NetlinkMessage::new(header, payload)
+    }
+
+    fn link_entry(flags: u16) -> NetlinkMessage<RouteNetlinkMessage> {
+        reply(
+            flags,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(LinkMessage::default())),
+        )
+    }
+
+    #[test]
+    fn the_reply_loop_collects_entries_and_notices_an_interrupted_dump() {
+        let mut r = Replies::default();
+        r.absorb("dump links", link_entry(NLM_F_MULTIPART)).unwrap();
+        assert!(!r.interrupted);
+        r.absorb("dump links", link_entry(NLM_F_MULTIPART | NLM_F_DUMP_INTR))
+            .unwrap();
+        assert!(r.interrupted);
+        assert_eq!(r.msgs.len(), 2);
+        // An ACK (error code 0) is not an error.
+        r.absorb(
+            "dump links",
+            reply(0, NetlinkPayload::Error(ErrorMessage::default())),
+        )
+        .unwrap();
+        let mut nack = ErrorMessage::default();
+        nack.code = NonZeroI32::new(-19);
+        let e = r
+            .absorb(
+                "get link eth9 (host)",
+                reply(0, NetlinkPayload::Error(nack)),
+            )
+            .unwrap_err();
+        assert!(e.is_not_found());
+        assert_eq!(
+            e.to_string(),
+            "get link eth9 (host): No such device (os error 19)"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_dump_is_read_again_until_consistent() {
+        // The kernel flags the first two dumps (the table changed meanwhile), not the third.
+        let mut attempts = 0;
+        let msgs = retry_interrupted("dump routes", || {
+            attempts += 1;
+            let mut r = Replies::default();
+            let flags = if attempts < 3 {
+                NLM_F_MULTIPART | NLM_F_DUMP_INTR
+            } else {
+                NLM_F_MULTIPART
+            };
+            for _ in 0..attempts {
+                r.absorb("dump routes", link_entry(flags))?;
+            }
+            Ok(r)
+        })
+        .unwrap();
+        assert_eq!(attempts, 3);
+        assert_eq!(msgs.len(), 3, "the entries of the consistent dump only");
+    }
+
+    #[test]
+    fn a_dump_interrupted_every_time_is_an_error_and_errors_are_not_retried() {
+        let mut attempts = 0;
+        let e = retry_interrupted("dump neighbours", || {
+            attempts += 1;
+            let mut r = Replies::default();
+            r.absorb(
+                "dump neighbours",
+                link_entry(NLM_F_MULTIPART | NLM_F_DUMP_INTR),
+            )?;
+            Ok(r)
+        })
+        .unwrap_err();
+        assert_eq!(attempts, DUMP_ATTEMPTS);
+        assert!(
+            e.to_string().starts_with("dump neighbours: interrupted"),
+            "{e}"
+        );
+
+        let mut attempts = 0;
+        let e = retry_interrupted("dump fdb", || {
+            attempts += 1;
+            Err(NetError::Netlink {
+                op: "dump fdb".into(),
+                errno: 1,
+            })
+        })
+        .unwrap_err();
+        assert_eq!((attempts, e.errno()), (1, Some(1)));
+    }
+}
