@@ -3,6 +3,11 @@
 //! ([`crate::NftSocket`]) and ctnetlink users share it.
 //!
 //! The socket is opened in the calling thread's network namespace and stays bound to it.
+//!
+//! This module is where the workspace opens its netfilter netlink sockets: `clippy.toml`
+//! forbids `netlink_sys::Socket` everywhere else, so other crates go through [`NlSocket`]
+//! (or [`crate::NftSocket`]) instead of framing and reading netlink themselves.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io;
 use std::os::fd::AsFd;
