@@ -1,12 +1,14 @@
 //! # ferro-net: every kernel side effect of the suite
 //!
-//! Only this crate talks netlink, nftables or sysctl. Operations are small and idempotent
-//! (`ensure_*`), each documented with its `ip`/`nft` equivalent.
+//! Only this crate (and the nf_tables codec it builds on, `ferro-nftables`) talks netlink,
+//! nftables or sysctl; `clippy.toml` rejects netlink sockets opened anywhere else. Operations
+//! are small and idempotent (`ensure_*`), each documented with its `ip`/`nft` equivalent.
 //!
 //! ## Layout
 //! - [`attach`]: applying an IPAM result inside the pod (shared by every main plugin);
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
-//! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink;
+//! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink,
+//!   one file per object, one reply loop, interrupted dumps read again;
 //! - [`overlay`]: the VXLAN device and per-node peers (neighbour, FDB, route), reconciled;
 //! - [`transparent`]: Azure CNI transparent mode pod attachment (flat and overlay);
 //! - [`sysctl`]: per-namespace sysctls, read before written;
@@ -16,7 +18,8 @@
 //!   [`firewall::FirewallError`], which maps them to CNI codes;
 //! - [`firewall`]: the suite's nftables model (masquerade sets, anti-spoofing, host ports),
 //!   built as batch operations on [`nft`];
-//! - [`conntrack`]: conntrack entry removal over ctnetlink.
+//! - [`conntrack`]: conntrack entry removal over ctnetlink, on `ferro-nftables`' netfilter
+//!   netlink socket.
 
 pub mod attach;
 pub mod conntrack;

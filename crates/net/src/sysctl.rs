@@ -8,7 +8,7 @@
 //! namespaces on the machine (each namespace's `net` directory is a dentry of the same name
 //! under `/proc/sys`, all compared on lookup): about 1.5 ms with a thousand pods. The steady
 //! state therefore reads over netlink where the kernel offers it ([`forwarding`]) and sets
-//! per-interface IPv4 settings over netlink too ([`crate::rtnl::Rtnl::link_up_with`]).
+//! per-interface IPv4 settings over netlink too ([`crate::rtnl::Rtnl::link_up_notify`]).
 
 use std::path::PathBuf;
 

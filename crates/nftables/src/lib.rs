@@ -35,7 +35,7 @@
 //! - `expr`: [`Expr`] and its encoding; `rule`: [`RuleBuilder`], nft statements as
 //!   expressions;
 //! - [`decode`]: expressions and objects read back from the kernel ([`RuleInfo`],
-//!   [`SetInfo`], [`ElemInfo`]...); [`print`]: `nft --debug=netlink` notation;
+//!   [`SetInfo`], [`ElemInfo`]...); [`print`](mod@print): `nft --debug=netlink` notation;
 //! - `socket`: [`NftSocket`]: apply batches, GET and dump objects of one table;
 //! - `error`: [`NftError`], naming the operation in nft syntax.
 //!
