@@ -14,7 +14,7 @@
 //! - [`firewall`]: the pod firewall of a network (masquerade, anti-spoofing), pure;
 //! - [`keys`]: the keys `flat` and `overlay` share (`snat`/`ipMasq`, `antiSpoofing`,
 //!   `nonMasqueradeCIDRs`, a required `ipam`);
-//! - [`check`]: CHECK's typed differences and the rule that CHECK needs `prevResult`;
+//! - [`check`](mod@check): CHECK's typed differences and the rule that CHECK needs `prevResult`;
 //! - [`transparent`]: CHECK of a transparent-mode attachment (`flat`, `overlay`): the kernel
 //!   facts, read first, then compared by a pure function;
 //! - [`error`]: [`PodError`], whose CNI codes are assigned in one place.
