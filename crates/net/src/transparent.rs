@@ -35,7 +35,7 @@ pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0x1234, 0x5678, 0x9abc);
 
 /// One pod attachment in transparent mode.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransparentPod {
     /// Container id (names and MACs derive from it).
     pub container_id: String,
@@ -172,7 +172,8 @@ fn host_route(addr: &IpNet, oif: u32) -> RouteSpec {
 }
 
 /// Creates the veth pair, configures the pod side and routes the pod's addresses to it.
-/// Returns the host veth. On failure the caller deletes the host veth (see [`detach`]).
+/// Returns the host veth. On failure the caller deletes the host veth by name
+/// ([`host_veth`]), which takes the pair and the host routes through it along.
 pub fn attach(
     host: &Rtnl<'_>,
     pod: &Rtnl<'_>,
@@ -222,69 +223,4 @@ pub fn attach(
         host.route_add(&host_route(a, hv.index), true)?;
     }
     Ok(hv)
-}
-
-/// Deletes the host veth (the pair and the host routes through it go with it). Works
-/// without the pod's namespace. `Ok(false)` when it was already gone.
-pub fn detach(host: &Rtnl<'_>, container_id: &str, ifname: &str) -> Result<bool, NetError> {
-    host.link_del_name(&host_veth(container_id, ifname))
-}
-
-/// CHECK: the veth pair, the pod's addresses, gateway neighbour and default routes, and the
-/// node's host routes still exist. Returns what is wrong.
-pub fn check(host: &Rtnl<'_>, pod: &Rtnl<'_>, p: &TransparentPod) -> Result<(), String> {
-    let e = |x: NetError| x.to_string();
-    let name = p.host_veth();
-    let hv = host
-        .link(&name)
-        .map_err(e)?
-        .ok_or_else(|| format!("host interface {name} is missing"))?;
-    let link = pod
-        .link(&p.ifname)
-        .map_err(e)?
-        .ok_or_else(|| format!("container interface {} is missing", p.ifname))?;
-    if !link.up || !hv.up {
-        return Err(format!("{} or {name} is down", p.ifname));
-    }
-    let addrs = pod.addrs(Some(link.index)).map_err(e)?;
-    for a in &p.addrs {
-        if !addrs.iter().any(|x| x.addr == *a) {
-            return Err(format!("address {a} is missing from {}", p.ifname));
-        }
-    }
-    let (v4, v6) = p.families();
-    for (want, fam_v6) in [(v4, false), (v6, true)] {
-        if !want {
-            continue;
-        }
-        let neighs = pod.neighs(link.index, false).map_err(e)?;
-        let gw = if fam_v6 {
-            IpAddr::V6(GATEWAY_V6)
-        } else {
-            IpAddr::V4(GATEWAY_V4)
-        };
-        if !neighs
-            .iter()
-            .any(|n| n.ip == gw && n.mac == Some(p.host_mac()))
-        {
-            return Err(format!("gateway neighbour {gw} is missing in the pod"));
-        }
-        let routes = pod.routes(fam_v6, None).map_err(e)?;
-        if !routes
-            .iter()
-            .any(|r| r.dst.prefix_len() == 0 && r.gw == Some(gw))
-        {
-            return Err(format!("default route via {gw} is missing in the pod"));
-        }
-        let host_routes = host.routes_on(fam_v6, None, Some(hv.index)).map_err(e)?;
-        for a in p.addrs.iter().filter(|a| a.addr().is_ipv6() == fam_v6) {
-            if !host_routes
-                .iter()
-                .any(|r| r.dst == IpNet::from(a.addr()) && r.oif == Some(hv.index))
-            {
-                return Err(format!("host route to {} via {name} is missing", a.addr()));
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `bridge`: the kubenet model. See README.md.
 #![forbid(unsafe_code)]
 
+mod apply;
 mod config;
 mod plan;
 mod plugin;

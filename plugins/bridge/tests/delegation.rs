@@ -11,7 +11,8 @@ use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
 use serde_json::{json, Value};
 
 /// A fake IPAM plugin that records its stdin and environment per call in `dir` and answers
-/// with a fixed address, or with an error when `FAKE_IPAM_FAIL` is in its config.
+/// with a fixed address, or with an error when `FAKE_IPAM_FAIL` is in its config, or with
+/// an address that is its own gateway when `FAKE_IPAM_SELF_GATEWAY` is.
 fn fake_ipam(dir: &std::path::Path) {
     let script = format!(
         r#"#!/bin/sh
@@ -21,6 +22,9 @@ cat > {d}/calls/$n/stdin
 env > {d}/calls/$n/env
 if grep -q FAKE_IPAM_FAIL {d}/calls/$n/stdin && [ "$CNI_COMMAND" = ADD ]; then
   echo '{{"cniVersion":"1.0.0","code":11,"msg":"pool busy, try later"}}'; exit 1
+fi
+if grep -q FAKE_IPAM_SELF_GATEWAY {d}/calls/$n/stdin && [ "$CNI_COMMAND" = ADD ]; then
+  echo '{{"cniVersion":"1.0.0","ips":[{{"address":"10.88.0.1/24","gateway":"10.88.0.1"}}]}}'; exit 0
 fi
 [ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion":"1.0.0","ips":[{{"address":"10.88.0.5/24","gateway":"10.88.0.1"}}]}}'
 exit 0
@@ -50,6 +54,29 @@ fn calls(dir: &std::path::Path) -> Vec<(String, String)> {
                 std::fs::read_to_string(p.join("env")).unwrap(),
             )
         })
+        .collect()
+}
+
+/// The `CNI_COMMAND` of each delegate call, in order.
+fn verbs(dir: &std::path::Path) -> Vec<String> {
+    calls(dir)
+        .iter()
+        .map(|(_, env)| {
+            env.lines()
+                .find(|l| l.starts_with("CNI_COMMAND="))
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The names of the links in `ns`.
+fn links(ns: &Netns) -> Vec<String> {
+    ns.ip_json(&["link", "show"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -126,11 +153,7 @@ fn a_delegate_error_reaches_the_runtime_with_its_code() {
     let e = run(&world, dir.path(), &pod, "ADD", &conf).err(11);
     assert!(e["msg"].as_str().unwrap().contains("pool busy"), "{e}");
     assert!(
-        pod.ip_json(&["link", "show"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|l| l["ifname"] != "eth0"),
+        !links(&pod).contains(&"eth0".to_string()),
         "no interface left in the pod"
     );
     let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","ipam":{"type":"not-on-the-path"}});
@@ -150,13 +173,8 @@ fn a_failure_after_ipam_add_releases_the_address() {
     let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","bridge":"cbr9","isGateway":true,"ipam":{"type":"fake-ipam"}});
     let e = run(&world, dir.path(), &pod, "ADD", &conf).err(7);
     assert!(e["msg"].as_str().unwrap().contains("forceAddress"), "{e}");
-    let c = calls(dir.path());
-    let verbs: Vec<&str> = c
-        .iter()
-        .map(|(_, env)| env.lines().find(|l| l.starts_with("CNI_COMMAND=")).unwrap())
-        .collect();
     assert_eq!(
-        verbs,
+        verbs(dir.path()),
         ["CNI_COMMAND=ADD", "CNI_COMMAND=DEL"],
         "IPAM DEL ran after the failed ADD"
     );
@@ -175,5 +193,30 @@ fn a_failure_after_ipam_add_releases_the_address() {
     assert!(
         addrs.contains("10.88.0.1/24") && !addrs.contains("10.77.7.1"),
         "{addrs}"
+    );
+}
+
+#[test]
+fn an_unusable_ipam_result_leaves_no_bridge_and_no_lease() {
+    require_root();
+    let (world, dir, pod) = setup();
+    // the plan refuses the result (its address is its own gateway) before any link exists
+    let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","bridge":"cbr7","isGateway":true,
+        "ipam":{"type":"fake-ipam","FAKE_IPAM_SELF_GATEWAY":true}});
+    let e = run(&world, dir.path(), &pod, "ADD", &conf).err(7);
+    assert!(e["msg"].as_str().unwrap().contains("10.88.0.1/24"), "{e}");
+    assert_eq!(
+        verbs(dir.path()),
+        ["CNI_COMMAND=ADD", "CNI_COMMAND=DEL"],
+        "the lease was given back"
+    );
+    let node = links(&world.nodes[0].ns);
+    assert!(
+        !node.iter().any(|l| l == "cbr7" || l.starts_with("veth")),
+        "no bridge and no veth were created: {node:?}"
+    );
+    assert!(
+        !links(&pod).contains(&"eth0".to_string()),
+        "no interface in the pod"
     );
 }

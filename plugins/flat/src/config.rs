@@ -4,10 +4,11 @@
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use ferro_pod::SharedKeys;
 use ferro_spec::{CniError, Request};
 
 /// Validated configuration (`uplink`/`vnet_cidrs`/`mtu` may still need the node's defaults,
-/// resolved in `plugin.rs` from the kernel).
+/// resolved by `plan::node` from what `apply::node` reads on the node).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The node's VNet interface; `None`: the interface of the default route.
@@ -15,15 +16,12 @@ pub struct Config {
     /// The VNet address spaces: traffic to them keeps the pod's address. `None`: the
     /// subnets of the uplink's addresses.
     pub vnet_cidrs: Option<Vec<IpNet>>,
-    /// More destinations that keep the pod's address (ip-masq-agent's `nonMasqueradeCIDRs`).
-    pub non_masquerade_cidrs: Vec<IpNet>,
-    /// SNAT traffic leaving the VNet to the node's address.
-    pub snat: bool,
+    /// `snat`/`ipMasq` (SNAT traffic leaving the VNet to the node's address),
+    /// `antiSpoofing`, `nonMasqueradeCIDRs`: the keys shared with `overlay`.
+    pub shared: SharedKeys,
     /// Answer ARP/NDP for pod addresses on the uplink (off on fabrics that deliver pod
     /// addresses to the node themselves, like Azure's).
     pub publish_pod_addresses: bool,
-    /// Drop packets from a pod whose source is not one of its addresses.
-    pub anti_spoofing: bool,
     /// MTU of the pod veth pair; `None`: the uplink's.
     pub mtu: Option<u32>,
     /// `dns` of the config, overriding the IPAM's.
@@ -37,18 +35,10 @@ struct Raw {
     uplink: Option<String>,
     #[serde(default, rename = "vnetCIDRs")]
     vnet_cidrs: Option<Vec<IpNet>>,
-    #[serde(default, rename = "nonMasqueradeCIDRs")]
-    non_masquerade_cidrs: Vec<IpNet>,
-    #[serde(default)]
-    snat: Option<bool>,
     #[serde(default)]
     publish_pod_addresses: Option<bool>,
     #[serde(default)]
-    anti_spoofing: Option<bool>,
-    #[serde(default)]
     mtu: Option<u32>,
-    #[serde(default)]
-    ip_masq: Option<bool>,
 }
 
 impl Config {
@@ -67,20 +57,15 @@ impl Config {
             }
         }
         let mtu = ferro_spec::conf::mtu(raw.mtu, "mtu")?;
-        if req.conf.ipam_type().is_none() {
-            return Err(CniError::invalid_config(
-                "ipam: required (e.g. host-local over this node's reserved range of the VNet subnet)",
-            ));
-        }
-        // `ipMasq` is the spec's well-known key for the same switch; `snat` wins when both are set.
-        let snat = raw.snat.or(raw.ip_masq).unwrap_or(true);
+        let shared = SharedKeys::from_request(
+            req,
+            "host-local over this node's reserved range of the VNet subnet",
+        )?;
         Ok(Config {
             uplink: raw.uplink,
             vnet_cidrs: raw.vnet_cidrs.map(|v| v.iter().map(IpNet::trunc).collect()),
-            non_masquerade_cidrs: raw.non_masquerade_cidrs.iter().map(IpNet::trunc).collect(),
-            snat,
+            shared,
             publish_pod_addresses: raw.publish_pod_addresses.unwrap_or(true),
-            anti_spoofing: raw.anti_spoofing.unwrap_or(true),
             mtu,
             dns: req.conf.dns.clone(),
         })
@@ -101,7 +86,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(json!({})).unwrap();
-        assert!(c.snat && c.publish_pod_addresses && c.anti_spoofing);
+        assert!(c.shared.snat && c.publish_pod_addresses && c.shared.anti_spoofing);
         assert_eq!((c.uplink, c.vnet_cidrs, c.mtu), (None, None, None));
     }
 
@@ -110,10 +95,10 @@ mod tests {
         let c = parse(json!({"uplink": "eth1", "vnetCIDRs": ["10.240.1.2/16"], "nonMasqueradeCIDRs": ["10.0.0.0/8"], "snat": false, "publishPodAddresses": false, "mtu": 1400})).unwrap();
         assert_eq!(c.vnet_cidrs, Some(vec!["10.240.0.0/16".parse().unwrap()]));
         assert_eq!(
-            (c.snat, c.publish_pod_addresses, c.mtu),
+            (c.shared.snat, c.publish_pod_addresses, c.mtu),
             (false, false, Some(1400))
         );
-        assert!(!parse(json!({"ipMasq": false})).unwrap().snat);
+        assert!(!parse(json!({"ipMasq": false})).unwrap().shared.snat);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `flat`: the Azure CNI model (transparent mode). See README.md.
 #![forbid(unsafe_code)]
 
+mod apply;
 mod config;
 mod plan;
 mod plugin;

@@ -1,10 +1,9 @@
 //! The overlay configuration: the node-level keys (shared with `cnictl overlay sync`, parsed
-//! by `ferro_net::overlay::NodeConfig`) plus the pod-level ones.
-
-use ipnet::IpNet;
-use serde::Deserialize;
+//! by `ferro_net::overlay::NodeConfig`), the pod-level keys shared with `flat`
+//! (`ferro_pod::SharedKeys`) and `dns`.
 
 use ferro_net::overlay::NodeConfig;
+use ferro_pod::SharedKeys;
 use ferro_spec::{CniError, Request};
 
 /// Validated configuration.
@@ -12,44 +11,22 @@ use ferro_spec::{CniError, Request};
 pub struct Config {
     /// Pod CIDR, slice, VXLAN and node list settings.
     pub node: NodeConfig,
-    /// More destinations that keep the pod's address besides the pod CIDR.
-    pub non_masquerade_cidrs: Vec<IpNet>,
-    /// SNAT traffic leaving the cluster.
-    pub snat: bool,
-    /// Drop forged source addresses from pods.
-    pub anti_spoofing: bool,
+    /// `snat`/`ipMasq` (SNAT traffic leaving the cluster), `antiSpoofing`,
+    /// `nonMasqueradeCIDRs` (more destinations that keep the pod's address besides the pod
+    /// CIDR).
+    pub shared: SharedKeys,
     /// `dns` of the config, overriding the IPAM's.
     pub dns: Option<ferro_spec::Dns>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Raw {
-    #[serde(default, rename = "nonMasqueradeCIDRs")]
-    non_masquerade_cidrs: Vec<IpNet>,
-    #[serde(default)]
-    snat: Option<bool>,
-    #[serde(default)]
-    ip_masq: Option<bool>,
-    #[serde(default)]
-    anti_spoofing: Option<bool>,
 }
 
 impl Config {
     /// Parses and validates.
     pub fn from_request(req: &Request) -> Result<Config, CniError> {
         let node = NodeConfig::from_value(&serde_json::Value::Object(req.conf.raw.clone()))?;
-        let raw: Raw = req.section()?;
-        if req.conf.ipam_type().is_none() {
-            return Err(CniError::invalid_config(
-                "ipam: required (e.g. host-local over this node's slice)",
-            ));
-        }
+        let shared = SharedKeys::from_request(req, "host-local over this node's slice")?;
         Ok(Config {
             node,
-            non_masquerade_cidrs: raw.non_masquerade_cidrs.iter().map(IpNet::trunc).collect(),
-            snat: raw.snat.or(raw.ip_masq).unwrap_or(true),
-            anti_spoofing: raw.anti_spoofing.unwrap_or(true),
+            shared,
             dns: req.conf.dns.clone(),
         })
     }
@@ -70,9 +47,9 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(json!({})).unwrap();
-        assert!(c.snat && c.anti_spoofing);
+        assert!(c.shared.snat && c.shared.anti_spoofing);
         assert_eq!(c.node.vni, 1);
-        assert!(!parse(json!({"ipMasq": false})).unwrap().snat);
+        assert!(!parse(json!({"ipMasq": false})).unwrap().shared.snat);
     }
 
     #[test]

@@ -305,3 +305,48 @@ fn cnitool_runs_the_overlay_example_with_portmap() {
     assert!(out.contains("inet 10.244.1."), "{out}");
     assert_eq!(c.leases(0), 0);
 }
+
+#[test]
+fn an_address_outside_the_slice_creates_nothing_and_keeps_no_lease() {
+    require_root();
+    let c = Cluster::new(1);
+    // IPAM allocates from another node's slice: the plan refuses it before the VXLAN device
+    // or any link is created, and the lease is given back
+    let mut conf = plugin(0, c.data[0].path(), c.list.path());
+    conf["ipam"]["ranges"] = json!([[{"subnet": "10.244.9.0/24"}]]);
+    conf["cniVersion"] = json!("1.1.0");
+    conf["name"] = json!(NET);
+    let pod = Netns::new("ov-slice");
+    let path = pod.path().display().to_string();
+    let bins = ferro_testutil::bin_dir().display().to_string();
+    let out = ferro_testutil::run_plugin_in(
+        ferro_testutil::workspace_bin("overlay"),
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "slice1"),
+            ("CNI_NETNS", path.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", bins.as_str()),
+        ],
+        &conf.to_string(),
+        Some(&c.world.nodes[0].ns.path()),
+    );
+    let e = out.err(7);
+    assert!(
+        e["msg"]
+            .as_str()
+            .unwrap()
+            .contains("outside this node's slice"),
+        "{e}"
+    );
+    let links = c.world.nodes[0].ns.ip(&["-o", "link", "show"]);
+    assert!(
+        !links.contains("ferro.") && !links.contains(": fc"),
+        "no VXLAN device and no pod veth: {links}"
+    );
+    assert_eq!(c.leases(0), 0, "the lease was given back");
+    assert!(
+        !pod.ip(&["-o", "link", "show"]).contains("eth0"),
+        "no interface in the pod"
+    );
+}

@@ -13,7 +13,7 @@ use super::{valid_in, FirewallError, MasqSpec, Tag};
 use crate::nft::{Batch, NftSocket};
 
 /// What the firewall does for the pods of one network.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodFirewall {
     /// Masquerade (with its non-masquerade destinations), when enabled.
     pub masq: Option<MasqSpec>,

@@ -1,0 +1,260 @@
+//! The steps around a plugin's model that every main plugin takes the same way: the frames
+//! of ADD (with its IPAM lease and rollback), CHECK and STATUS, DEL and GC.
+//!
+//! Every model gives a pod one veth pair whose host end is named after the attachment (a
+//! prefix of the model and a hash, `ferro_net::names::host_ifname`), so DEL and a failed
+//! ADD find it without the pod's namespace, and deleting it takes the pair and every route
+//! through it along.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use ferro_net::firewall::{self, PodFirewall, Tag};
+use ferro_net::{names, Kernel, Netns, Rtnl};
+use ferro_spec::delegate::{self, IpamLease};
+use ferro_spec::{CniError, CniResult, FirstError, Request};
+
+use crate::check::prev_result;
+use crate::error::PodError;
+use crate::session::Session;
+
+/// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only). The
+/// lease is given back (IPAM DEL) when dropped without [`Attach::settle`] keeping it, so
+/// every early return of a failed ADD releases the address.
+fn lease(req: &Request) -> Result<Option<IpamLease<'_>>, CniError> {
+    match req.conf.ipam_type() {
+        Some(_) => IpamLease::acquire(req).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What a model's apply step works with once its plan is made: the request, the
+/// connections on the node and in the pod, the pod's namespace, and the IPAM lease, which is
+/// released unless [`Attach::settle`] keeps it.
+#[derive(Debug)]
+pub struct Attach<'a> {
+    /// The request.
+    pub req: &'a Request,
+    /// The node's connection.
+    pub host: &'a Rtnl<'a>,
+    /// The connection inside the pod.
+    pub pod: &'a Rtnl<'a>,
+    /// The pod's namespace.
+    pub ns: &'a Netns,
+    /// The IPAM lease (none without `ipam`).
+    pub lease: Option<IpamLease<'a>>,
+}
+
+impl Attach<'_> {
+    /// The end of an ADD once the host veth exists: on success the lease is kept; on
+    /// failure the host veth is deleted (with its peer in the pod and the routes through
+    /// it), `undo` removes what the model added elsewhere, then the lease is released.
+    /// Returns `outcome`.
+    pub fn settle<T>(
+        self,
+        outcome: Result<T, CniError>,
+        host_veth: &str,
+        undo: impl FnOnce(),
+    ) -> Result<T, CniError> {
+        match outcome {
+            Ok(v) => {
+                if let Some(l) = self.lease {
+                    l.keep();
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(e2) = self.host.link_del_name(host_veth) {
+                    log::warn!("rolling back {host_veth}: {e2}");
+                }
+                undo();
+                drop(self.lease);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a model's plan is made from besides its configuration and node facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The request.
+    pub req: &'a Request,
+    /// The pod's namespace as results name it (`interfaces[].sandbox`).
+    pub sandbox: &'a str,
+    /// The IPAM result (empty without `ipam`).
+    pub ipam: &'a CniResult,
+}
+
+/// ADD, the same frame for every model: the pod's namespace opened and `CNI_IFNAME` found
+/// free in it, the node facts the model needs read (`read_node`), the IPAM lease taken,
+/// the model's plan made from them (`plan`), and only then `apply`, the model's kernel
+/// work. A configuration refused before this frame, or a plan refused inside it, leaves
+/// nothing behind: no link is touched before `apply`, and the lease is released whenever
+/// `apply` is not reached or does not keep it.
+pub fn add<C, N, P>(
+    req: &Request,
+    cfg: &C,
+    read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
+    plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
+    apply: impl FnOnce(Attach<'_>, &N, &P) -> Result<CniResult, CniError>,
+) -> Result<CniResult, CniError> {
+    let s = Session::open(req)?;
+    let (host, pod) = s.connect_for_add(&req.cmd.ifname)?;
+    let node = read_node(cfg, &host)?;
+    let lease = lease(req)?;
+    let empty = CniResult::default();
+    let inputs = Inputs {
+        req,
+        sandbox: &s.sandbox(),
+        ipam: lease.as_ref().map_or(&empty, |l| &l.result),
+    };
+    let plan = plan(cfg, &node, &inputs)?;
+    let a = Attach {
+        req,
+        host: &host,
+        pod: &pod,
+        ns: &s.ns,
+        lease,
+    };
+    apply(a, &node, &plan)
+}
+
+/// What a model's CHECK works with: `prevResult`, the connections on the node and in the
+/// pod, and `CNI_NETNS` as results name it.
+#[derive(Debug)]
+pub struct Inspect<'a> {
+    /// The request.
+    pub req: &'a Request,
+    /// `prevResult`.
+    pub prev: &'a CniResult,
+    /// The node's connection.
+    pub host: &'a Rtnl<'a>,
+    /// The connection inside the pod.
+    pub pod: &'a Rtnl<'a>,
+    /// The pod's namespace as results name it.
+    pub sandbox: String,
+}
+
+impl Inspect<'_> {
+    /// `prevResult`'s addresses of `CNI_IFNAME`.
+    pub fn addrs(&self) -> Vec<IpNet> {
+        self.prev
+            .addresses_of(&self.req.cmd.ifname)
+            .iter()
+            .map(|i| i.address)
+            .collect()
+    }
+
+    /// The firewall holds what ADD put there for these addresses (code 103 naming what
+    /// differs).
+    pub fn firewall(&self, fw: &PodFirewall) -> Result<(), CniError> {
+        let ips: Vec<IpAddr> = self.addrs().iter().map(IpNet::addr).collect();
+        Ok(fw.check(&ips, &Tag::of(self.req))?)
+    }
+}
+
+/// CHECK, the same frame for every model: `prevResult` required (code 7), IPAM CHECK when
+/// configured, the pod's namespace opened; then the model's `check`, whose differences are
+/// code 103.
+pub fn check(
+    req: &Request,
+    check: impl FnOnce(&Inspect<'_>) -> Result<(), CniError>,
+) -> Result<(), CniError> {
+    let prev = prev_result(req)?;
+    if req.conf.ipam_type().is_some() {
+        delegate::ipam_check(req)?;
+    }
+    let s = Session::open(req)?;
+    let (host, pod) = s.connect()?;
+    check(&Inspect {
+        req,
+        prev,
+        host: &host,
+        pod: &pod,
+        sandbox: s.sandbox(),
+    })
+}
+
+/// STATUS of a model whose ADD reads node facts: `node_ready` reads them (code 50, with
+/// the reason, when it cannot), then IPAM STATUS when configured.
+pub fn status(
+    req: &Request,
+    node_ready: impl FnOnce(&Rtnl<'_>) -> Result<(), CniError>,
+) -> Result<(), CniError> {
+    let k = Kernel::new()?;
+    let host = k.connect(None)?;
+    node_ready(&host).map_err(|e| CniError::not_available(e.msg))?;
+    if req.conf.ipam_type().is_some() {
+        delegate::ipam_status(req)?;
+    }
+    Ok(())
+}
+
+/// DEL of one attachment, best effort and idempotent: with `masquerade`, this attachment's
+/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag)
+/// around the deletion of its host veth (the model's `host_prefix` and the attachment's
+/// hash), so that the two RCU grace periods overlap; IPAM DEL
+/// runs alongside on a thread. Then `after` runs with the node connection and every address
+/// known to have been the pod's (`prevResult`'s and those of the removed elements), for
+/// per-address state the model keeps elsewhere. Keeps going after a failure and returns the
+/// first. A missing netns, link, element or lease is success.
+pub fn del(
+    req: &Request,
+    masquerade: bool,
+    host_prefix: &str,
+    after: impl FnOnce(&Rtnl<'_>, &[IpAddr]),
+) -> Result<(), CniError> {
+    let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
+    let mut errors = FirstError::default();
+    let k = Kernel::new()?;
+    let host = k.connect(None)?;
+    let hint = req.prev_ips();
+    let ((unmasked, deleted), released) = delegate::ipam_del_alongside(req, || {
+        let out = firewall::pod_del_around(
+            masquerade,
+            &req.conf.name,
+            hint.as_deref(),
+            &Tag::of(req),
+            || host.link_del_name(&host_veth),
+        );
+        let mut known = hint.clone().unwrap_or_default();
+        if let Ok(removed) = &out.0 {
+            for ip in removed {
+                if !known.contains(ip) {
+                    known.push(*ip);
+                }
+            }
+        }
+        after(&host, &known);
+        out
+    });
+    errors.note(unmasked);
+    errors.note(deleted);
+    errors.note(released);
+    errors.finish()
+}
+
+/// GC: IPAM GC (when configured), then, with `masquerade`, the masquerade elements of
+/// attachments the runtime no longer lists (`cni.dev/valid-attachments`). Keeps going after
+/// a failure (spec: GC); returns the addresses whose elements were removed, for per-address
+/// state the model keeps elsewhere, and the failures so far.
+pub fn gc(req: &Request, masquerade: bool) -> (Vec<IpAddr>, FirstError) {
+    let mut errors = FirstError::default();
+    if req.conf.ipam_type().is_some() {
+        errors.note(delegate::ipam_gc(req));
+    }
+    let mut gone = Vec::new();
+    if masquerade {
+        let removed = errors.note(firewall::pod_gc(
+            &req.conf.name,
+            req.conf.valid_attachments.as_deref(),
+        ));
+        if let Some(removed) = removed.filter(|g| !g.is_empty()) {
+            log::info!("gc: removed the masquerade elements of {removed:?}");
+            gone = removed;
+        }
+    }
+    (gone, errors)
+}

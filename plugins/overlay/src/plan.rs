@@ -1,0 +1,233 @@
+//! The pure plan of `overlay`: every decision, none of the kernel calls (`apply.rs` makes
+//! those). The node's view (slice, VXLAN device, peers, MTU) is read before IPAM; once
+//! IPAM has answered, [`plan`] checks the addresses against the slice and builds the
+//! transparent-mode attachment, the firewall and the result, before the VXLAN device or
+//! any link is touched. CHECK compares the device and its peers in [`node_differences`].
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use ferro_net::firewall::PodFirewall;
+use ferro_net::overlay::{NodeView, SyncReport};
+use ferro_net::transparent::TransparentPod;
+use ferro_pod::{Difference, Differences, Inputs, PodError};
+use ferro_spec::{CniResult, Request};
+
+use crate::config::Config;
+
+/// What ADD creates once the node's VXLAN device and peers are in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The pod attachment.
+    pub pod: TransparentPod,
+    /// The network's pod firewall.
+    pub firewall: PodFirewall,
+    /// The result.
+    pub result: CniResult,
+}
+
+impl Plan {
+    /// The pod's addresses without their prefixes.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.pod.addrs.iter().map(IpNet::addr).collect()
+    }
+}
+
+/// The network's pod firewall: SNAT outside the pod CIDR and `nonMasqueradeCIDRs`;
+/// anti-spoofing on the pod veths.
+pub fn firewall(network: &str, cfg: &Config) -> PodFirewall {
+    cfg.shared.firewall(network, &[cfg.node.pod_cidr])
+}
+
+/// The transparent-mode attachment of the request with `addrs`.
+pub fn pod(req: &Request, addrs: Vec<IpNet>, mtu: u32, extra_routes: Vec<IpNet>) -> TransparentPod {
+    TransparentPod {
+        container_id: req.cmd.container_id.clone(),
+        ifname: req.cmd.ifname.clone(),
+        addrs,
+        mtu: Some(mtu),
+        extra_routes,
+    }
+}
+
+/// From the IPAM result to what ADD creates. An
+/// IPv4 address outside this node's slice is code 7: VXLAN peers route each slice to its
+/// node, so the pod would be unreachable from the others.
+pub fn plan(cfg: &Config, view: &NodeView, i: &Inputs<'_>) -> Result<Plan, PodError> {
+    let (req, ipam) = (i.req, i.ipam);
+    let addrs: Vec<IpNet> = ipam.ips.iter().map(|i| i.address).collect();
+    if addrs.is_empty() {
+        return Err(PodError::NoAddress);
+    }
+    if let Some(a) = addrs
+        .iter()
+        .find(|a| a.addr().is_ipv4() && !view.slice.contains(&a.addr()))
+    {
+        return Err(PodError::Invalid(format!(
+            "ipam returned {a}, outside this node's slice {}: point ipam at the slice",
+            view.slice
+        )));
+    }
+    let pod = pod(
+        req,
+        addrs,
+        view.mtu,
+        ipam.routes.iter().map(|r| r.dst()).collect(),
+    );
+    let result = pod.result(
+        i.sandbox,
+        cfg.dns.clone().unwrap_or_else(|| ipam.dns.clone()),
+    );
+    Ok(Plan {
+        pod,
+        firewall: firewall(&req.conf.name, cfg),
+        result,
+    })
+}
+
+/// CHECK of the node side: the VXLAN device `device` exists (`exists`) and its peers match
+/// the node list (`drift`, a dry-run reconcile, read only when the device exists).
+pub fn node_differences(device: &str, exists: bool, drift: Option<&SyncReport>) -> Differences {
+    let mut d = Differences::default();
+    if !exists {
+        d.push(Difference::LinkMissing {
+            role: "vxlan device",
+            name: device.to_string(),
+        });
+    }
+    if let Some(r) = drift.filter(|r| !r.is_noop()) {
+        d.push(Difference::Peers {
+            missing: r.added.clone(),
+            changed: r.updated.clone(),
+            stale: r.removed.clone(),
+        });
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferro_net::firewall::MasqSpec;
+    use ferro_net::overlay::Device;
+    use ferro_net::transparent;
+    use serde_json::json;
+
+    fn req() -> Request {
+        ferro_testutil::add_request(
+            json!({"cniVersion": "1.1.0", "name": "ovl", "type": "overlay",
+            "podCIDR": "10.244.0.0/16", "nodeSubnet": "10.244.1.0/24", "nodeList": "/n.json",
+            "nonMasqueradeCIDRs": ["10.0.0.0/8"], "ipam": {"type": "host-local"}}),
+        )
+    }
+
+    fn cfg() -> Config {
+        Config::from_request(&req()).unwrap()
+    }
+
+    fn view() -> NodeView {
+        let slice: IpNet = "10.244.1.0/24".parse().unwrap();
+        NodeView {
+            slice,
+            peers: Vec::new(),
+            device: Device {
+                name: "ferro.1".into(),
+                vni: 1,
+                port: 8472,
+                underlay: 2,
+                local: "10.240.0.4".parse().unwrap(),
+                mtu: 1450,
+                mac: [2, 0, 0, 0, 0, 4],
+                slice,
+            },
+            mtu: 1450,
+        }
+    }
+
+    fn ipam(v: serde_json::Value) -> CniResult {
+        CniResult::from_value(&v).unwrap()
+    }
+
+    fn planned(netns: &str, ipam: &CniResult) -> Result<Plan, PodError> {
+        let req = req();
+        plan(
+            &cfg(),
+            &view(),
+            &Inputs {
+                req: &req,
+                sandbox: netns,
+                ipam,
+            },
+        )
+    }
+
+    #[test]
+    fn the_plan_routes_everything_through_the_node_and_snats_outside_the_pod_cidr() {
+        let p = planned("/run/netns/p", &ipam(json!({"ips": [{"address": "10.244.1.7/24", "gateway": "10.244.1.1"}], "dns": {"nameservers": ["10.96.0.10"]}})))
+        .unwrap();
+        assert_eq!(p.pod.mtu, Some(1450));
+        assert_eq!(p.ips(), vec!["10.244.1.7".parse::<IpAddr>().unwrap()]);
+        let r = p.result.to_value(ferro_spec::Version::V1_1_0).unwrap();
+        assert_eq!(
+            r,
+            json!({"cniVersion": "1.1.0",
+                "interfaces": [
+                    {"name": p.pod.host_veth(), "mac": ferro_net::names::mac_string(&p.pod.host_mac()), "mtu": 1450},
+                    {"name": "eth0", "mac": ferro_net::names::mac_string(&p.pod.container_mac()), "mtu": 1450, "sandbox": "/run/netns/p"}],
+                "ips": [{"address": "10.244.1.7/24", "gateway": "169.254.1.1", "interface": 1}],
+                "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}],
+                "dns": {"nameservers": ["10.96.0.10"]}})
+        );
+        assert_eq!(
+            p.firewall,
+            PodFirewall {
+                masq: Some(MasqSpec {
+                    network: "ovl".into(),
+                    non_masquerade: ["10.244.0.0/16", "10.0.0.0/8"]
+                        .iter()
+                        .map(|n| n.parse().unwrap())
+                        .collect(),
+                }),
+                antispoof_prefix: Some(transparent::HOST_PREFIX.into()),
+            },
+            "SNAT outside the pod CIDR and nonMasqueradeCIDRs, anti-spoofing on the pod veths"
+        );
+    }
+
+    #[test]
+    fn addresses_outside_the_slice_or_none_at_all_are_code_7() {
+        let e = planned("/x", &ipam(json!({"ips": [{"address": "10.244.2.7/24"}]}))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ipam returned 10.244.2.7/24, outside this node's slice 10.244.1.0/24: point ipam at the slice"
+        );
+        assert_eq!(ferro_spec::CniError::from(e).code.number(), 7);
+        let e = planned("/x", &CniResult::default()).unwrap_err();
+        assert_eq!(e.to_string(), "ipam returned no address");
+        // IPv6 addresses are not sliced
+        assert!(planned(
+            "/x",
+            &ipam(json!({"ips": [{"address": "10.244.1.7/24"}, {"address": "fd00:244::7/64"}]}))
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn check_names_a_missing_device_and_drifted_peers() {
+        assert!(node_differences("ferro.1", true, Some(&SyncReport::default())).is_empty());
+        assert_eq!(
+            node_differences("ferro.1", false, None).to_string(),
+            "vxlan device ferro.1 is missing"
+        );
+        let drift = SyncReport {
+            added: vec!["10.244.3.0/24".parse().unwrap()],
+            removed: vec!["10.244.9.0/24".parse().unwrap()],
+            ..SyncReport::default()
+        };
+        assert_eq!(
+            node_differences("ferro.1", true, Some(&drift)).to_string(),
+            "overlay peers differ from the node list: missing [10.244.3.0/24], changed [], stale [10.244.9.0/24]"
+        );
+    }
+}
