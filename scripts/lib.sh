@@ -61,6 +61,35 @@ build_plugins() {
   fi
 }
 
+# debian_source PACKAGE VERSION STATE DEST: unpacks the upstream tarball of Debian source
+# package PACKAGE=VERSION into DEST (replacing it). apt-get fetches it through a private
+# deb-src list derived from the machine's deb lines, with its lists under STATE: /etc/apt is
+# not modified and nothing but apt is used.
+debian_source() {
+  local pkg=$1 version=$2 state=$3 dest=$4 f tmp
+  ensure_packages dpkg-dev xz-utils
+  mkdir -p "$state/etc" "$state/lists/partial"
+  {
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [[ -f $f ]] && sed -n '/^Types: deb$/,/^$/p' "$f" | sed 's/^Types: deb$/Types: deb-src/'
+    done
+  } >"$state/etc/src.sources"
+  if [[ ! -s $state/etc/src.sources && -f /etc/apt/sources.list ]]; then
+    grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' >"$state/etc/src.list"
+  fi
+  local apto=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$state/etc"
+    -o Dir::State::Lists="$state/lists" -o APT::Sandbox::User=root)
+  apt-get "${apto[@]}" update -qq >/dev/null
+  tmp=$(mktemp -d "$state/download.XXXXXX")
+  if ! (cd "$tmp" && apt-get "${apto[@]}" source --download-only "$pkg=$version" >/dev/null 2>&1); then
+    rm -rf "$tmp"
+    die "apt-get source $pkg=$version failed"
+  fi
+  rm -rf "$dest" && mkdir -p "$dest"
+  tar xf "$tmp/${pkg}_${version%-*}".orig.tar.* -C "$dest" --strip-components=1
+  rm -rf "$tmp"
+}
+
 # Builds cnitool 1.1.2 (the CNI project's own client) into $CNITOOL_DIR unless present.
 ensure_cnitool() {
   export CNITOOL_DIR=${CNITOOL_DIR:-/var/tmp/cnitool}

@@ -49,6 +49,8 @@ need_root "scripts/test.sh"
 ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
 ensure_rust
 ensure_cnitool
+# the reference plugins' suites that tests/reference_suites.rs runs: packages, source, build
+"$ROOT/scripts/reference-suites.sh" --prepare
 
 say "checking formatting and lints"
 cargo fmt --all -- --check
