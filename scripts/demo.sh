@@ -107,7 +107,7 @@ conf_kubenet() { # <node letter> <slice index>
   cat <<JSON
 {"cniVersion":"1.0.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"kubenet","plugins":[
  {"type":"bridge","bridge":"cbr0","isGateway":true,"hairpinMode":true,"ipMasq":true,
-  "nonMasqueradeCIDRs":["10.244.0.0/16","10.240.0.0/16"],
+  "nonMasqueradeCIDRs":["10.244.0.0/16"],
   "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"10.244.$2.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
 JSON
@@ -188,8 +188,15 @@ run_model() {
   printf '  pods: a1 %s, a2 %s (node A), b1 %s (node B)\n' "$a1" "$a2" "$b1"
   serve "$m-a1" "$a1"; serve "$m-a2" "$a2"; serve "$m-b1" "$b1"
   sleep 0.3
-  # overlay pods are private to the cluster: the VNet sees the node, and cannot reach them
-  if [[ $m == overlay ]]; then nat_vm=10.240.0.4 back_ok=''; else nat_vm=$a1 back_ok=10.240.0.100; fi
+  # What a VM on the VNet sees from a pod, and whether it reaches the pod (then the pod sees
+  # the VM's address). kubenet: NAT to the node's address for everything outside the pod
+  # CIDR; the VM reaches pods through the route table. flat: pods are VNet addresses, no NAT
+  # inside the VNet. overlay: NAT to the node; pod addresses are private to the cluster.
+  case $m in
+    kubenet) nat_vm=10.240.0.4 back_ok=10.240.0.100 ;;
+    flat) nat_vm=$a1 back_ok=10.240.0.100 ;;
+    overlay) nat_vm=10.240.0.4 back_ok='' ;;
+  esac
   printf '  %-28s %-15s %s\n' "from pod a1 to" "address" "the far end saw"
   row "$m" a1 "$a2" "pod a2 (same node)" "$a1" "$a1"
   row "$m" a1 "$b1" "pod b1 (node B)" "$a1" "$a1"
