@@ -15,6 +15,6 @@ if [[ ! -f $SRC/cnitool/cnitool.go ]]; then
   debian_source golang-github-appc-cni 1.1.2-1 "$OUT/apt" "$SRC"
 fi
 mkdir -p "$OUT/bin"
-GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH="$OUT/gopath:/usr/share/gocode" \
+GO111MODULE=off GOPROXY=off GOFLAGS='' GOPATH="$OUT/gopath:/usr/share/gocode" \
   go build -o "$OUT/bin/cnitool" github.com/containernetworking/cni/cnitool
 echo "$OUT/bin/cnitool"

@@ -46,14 +46,7 @@ VLAN_SPECS='vlan id 100 using|vlanID 100'
 # ---- inside the private mount and network namespaces: run one suite ---------------------
 if [[ ${1:-} == --inner ]]; then
   suite=$2 bin=$3 out=$4
-  self_ns=$(readlink /proc/self/ns/mnt)
-  parent_ns=$(readlink "/proc/$PPID/ns/mnt" || true)
-  [[ -n $parent_ns && $self_ns != "$parent_ns" ]] || die "--inner is internal to scripts/reference-suites.sh"
-  scratch=$out/scratch
-  mkdir -p "$scratch"
-  mount -t tmpfs -o mode=1777 ferro-suite "$scratch"
-  export TMPDIR=$scratch FERRO_SCRATCH=$scratch
-  private_dir /run/netns
+  private_mounts "$out/scratch" /run/netns
   ip link set lo up
   skip=()
   if [[ $suite != bridge ]]; then
@@ -90,7 +83,7 @@ prepare() {
   for s in bridge ptp; do
     [[ -x $WORK/bin/$s.test ]] && continue
     say "building the $s suite (go test -c, GOPATH mode)"
-    (cd "$SRC" && GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH="$GOPATH_DIR:/usr/share/gocode" \
+    (cd "$SRC" && GO111MODULE=off GOPROXY=off GOFLAGS='' GOPATH="$GOPATH_DIR:/usr/share/gocode" \
       go test -c -o "$WORK/bin/$s.test.$$" "./plugins/main/$s") >&2
     mv "$WORK/bin/$s.test.$$" "$WORK/bin/$s.test"
   done
@@ -155,7 +148,7 @@ for suite in "${suites[@]}"; do
   before=$(root_state)
   t0=$(date +%s%N)
   suite_status=0
-  unshare --mount --net --propagation private -- "$0" --inner "$suite" "$out/bin" "$out" ||
+  in_private_mounts unshare --net -- "$0" --inner "$suite" "$out/bin" "$out" ||
     suite_status=$?
   secs=$((($(date +%s%N) - t0) / 1000000000))
   after=$(root_state)
