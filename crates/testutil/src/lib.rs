@@ -7,7 +7,8 @@
 //! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
 //!   so tests prove NAT and no-NAT with real packets.
 //!
-//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md.
+//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md
+//!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`).
 //!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
