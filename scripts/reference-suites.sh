@@ -73,13 +73,17 @@ fi
 
 # ---- preparation: packages, source, test binaries ------------------------------------------
 prepare() {
-  ensure_packages "${GO_PACKAGES[@]}" iproute2 iptables nftables util-linux
+  local s lock
+  ensure_packages util-linux
+  # one preparation at a time (the two suites' tests may start together)
+  mkdir -p "$WORK/bin"
+  exec {lock}>"$WORK/prepare.lock"
+  flock "$lock"
+  ensure_packages "${GO_PACKAGES[@]}" iproute2 iptables nftables
   if [[ ! -f $SRC/plugins/main/bridge/bridge_test.go ]]; then
     say "fetching Debian's source of containernetworking-plugins $PLUGINS_SRC_VERSION"
     debian_source "$PLUGINS_SRC_PKG" "$PLUGINS_SRC_VERSION" "$WORK/apt" "$SRC"
   fi
-  local s
-  mkdir -p "$WORK/bin"
   for s in bridge ptp; do
     [[ -x $WORK/bin/$s.test ]] && continue
     say "building the $s suite (go test -c, GOPATH mode)"
@@ -87,6 +91,7 @@ prepare() {
       go test -c -o "$WORK/bin/$s.test.$$" "./plugins/main/$s") >&2
     mv "$WORK/bin/$s.test.$$" "$WORK/bin/$s.test"
   done
+  exec {lock}>&-
 }
 
 # The state of the namespace the script runs in that a suite could change: links, namespaces
