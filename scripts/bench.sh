@@ -21,21 +21,11 @@ cd "$ROOT"
 
 if [[ ${1:-} == --inner ]]; then
   shift
-  # only ever inside the mount namespace made below: never shadow the machine's directories
-  self_ns=$(readlink /proc/self/ns/mnt)
-  parent_ns=$(readlink "/proc/$PPID/ns/mnt" || true)
-  [[ -n $parent_ns && $self_ns != "$parent_ns" ]] || die "--inner is internal to scripts/bench.sh"
   scratch=$1 driver=$2
   shift 2
   # The run's scratch space (copies of the binaries, node lists, the floor probes, overlay
-  # scratch for the mount points) in memory. Not a tmpfs over /tmp, which could hide this
-  # very checkout.
-  mount -t tmpfs -o mode=1777 ferro-tmp "$scratch"
-  export TMPDIR=$scratch
-  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
-    private_dir "$d"
-  done
-  mount --make-shared /run/netns 2>/dev/null || true
+  # scratch for the mount points) in memory, the CNI directories fresh.
+  private_mounts "$scratch"
   exec "$driver" --workdir "$scratch/run" "$@"
 fi
 
@@ -108,7 +98,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "running the benchmark (private mount namespace)"
-unshare --mount --propagation private -- "$0" --inner "$scratch" "$target/release/ferro-bench" \
+in_private_mounts "$0" --inner "$scratch" "$target/release/ferro-bench" \
   --ours "$ours" --ref /usr/lib/cni --out "$out" --ipam-dir "$ipam_parent" \
   ${mode[@]+"${mode[@]}"} ${not_built[@]+"${not_built[@]}"} ${extra[@]+"${extra[@]}"} &
 driver_pid=$!

@@ -8,29 +8,13 @@ set -euo pipefail
 OUT=${1:-/var/tmp/cnitool}
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
-ensure_packages golang-go dpkg-dev xz-utils
+ensure_packages golang-go
 
 SRC=$OUT/gopath/src/github.com/containernetworking/cni
 if [[ ! -f $SRC/cnitool/cnitool.go ]]; then
-  mkdir -p "$OUT/apt/etc" "$OUT/apt/lists/partial"
-  {
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [[ -f $f ]] && sed -n '/^Types: deb$/,/^$/p' "$f" | sed 's/^Types: deb$/Types: deb-src/'
-    done
-  } >"$OUT/apt/etc/src.sources"
-  if [[ ! -s $OUT/apt/etc/src.sources && -f /etc/apt/sources.list ]]; then
-    grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' >"$OUT/apt/etc/src.list"
-  fi
-  apto=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$OUT/apt/etc"
-    -o Dir::State::Lists="$OUT/apt/lists")
-  apt-get "${apto[@]}" update -qq >/dev/null
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && apt-get "${apto[@]}" source --download-only golang-github-appc-cni=1.1.2-1 >/dev/null 2>&1)
-  rm -rf "$SRC" && mkdir -p "$SRC"
-  tar xJf "$tmp"/golang-github-appc-cni_1.1.2.orig.tar.xz -C "$SRC" --strip-components=1
+  debian_source golang-github-appc-cni 1.1.2-1 "$OUT/apt" "$SRC"
 fi
 mkdir -p "$OUT/bin"
-GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH="$OUT/gopath:/usr/share/gocode" \
+GO111MODULE=off GOPROXY=off GOFLAGS='' GOPATH="$OUT/gopath:/usr/share/gocode" \
   go build -o "$OUT/bin/cnitool" github.com/containernetworking/cni/cnitool
 echo "$OUT/bin/cnitool"

@@ -8,8 +8,9 @@
 #   scripts/demo.sh            everything (as root)
 #   scripts/demo.sh kubenet    one model (kubenet, flat or overlay)
 #
-# It runs inside a private mount namespace and touches nothing of the machine: its namespaces
-# and files disappear when it exits, even if it is interrupted.
+# The simulated network is the tests' own (crates/testutil/src/topology.rs), built and removed
+# by `ferro-world`. The demo runs inside a private mount namespace and touches nothing of the
+# machine: its namespaces and files disappear when it exits, even if it is interrupted.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -26,23 +27,18 @@ if [[ ${FERRO_DEMO_INNER:-} != 1 ]]; then
   ensure_rust
   say "building (release)"
   cargo build --release --locked --quiet -p ferro-bridge -p ferro-flat -p ferro-overlay \
-    -p ferro-host-local -p ferro-loopback -p ferro-portmap -p ferro-cnictl
+    -p ferro-host-local -p ferro-loopback -p ferro-portmap -p ferro-cnictl -p ferro-testutil
   export FERRO_DEMO_INNER=1
-  exec unshare --mount --propagation private -- "$0" "$@"
+  in_private_mounts "$0" "$@" # (set -e: its exit status is the demo's)
+  exit 0
 fi
 
 # ---- inside a private mount namespace from here on -------------------------------------
 WORK=$ROOT/target/demo
-mkdir -p "$WORK"
-mount -t tmpfs -o mode=0755 ferro-demo "$WORK"
-export TMPDIR=$WORK
-for d in /run/netns /var/lib/cni; do
-  private_dir "$d"
-done
-mount --make-shared /run/netns 2>/dev/null || true
+private_mounts "$WORK" /run/netns /var/lib/cni
 BIN=$WORK/bin
 mkdir -p "$BIN"
-for b in bridge flat overlay host-local loopback portmap cnictl; do
+for b in bridge flat overlay host-local loopback portmap cnictl ferro-world; do
   cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/$b" "$BIN/"
 done
 export CNI_PATH=$BIN
@@ -53,35 +49,22 @@ cleanup() {
   containerd_stop "$WORK/containerd" 2>/dev/null || true
   for n in "${NS[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
   for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  "$BIN/ferro-world" down "$P" 2 || true
 }
 trap cleanup EXIT
 
 ns() { ip netns add "$P-$1"; ip -n "$P-$1" link set lo up; NS+=("$P-$1"); }
 inns() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
-wire() { # wire <ns> <vnet-side-name>: veth from the VNet switch to eth0 of <ns>
-  ip -n "$P-vnet" link add "$2" type veth peer name eth0 netns "$P-$1"
-  ip -n "$P-vnet" link set "$2" master vnet0 up
-  ip -n "$P-$1" link set eth0 up
-}
 
-say "simulating the network: VNet 10.240.0.0/16 with node A (.4), node B (.5), a VM (.100); a router to the internet (203.0.113.10)"
-ns vnet; ip -n "$P-vnet" link add vnet0 type bridge; ip -n "$P-vnet" link set vnet0 up
-ns router; wire router v-router
-ip -n "$P-router" addr add 10.240.0.1/16 dev eth0
-ns inet
-ip -n "$P-router" link add eth1 type veth peer name eth0 netns "$P-inet"
-ip -n "$P-router" addr add 203.0.113.1/24 dev eth1; ip -n "$P-router" link set eth1 up
-inns router sysctl -qw net.ipv4.ip_forward=1
-ip -n "$P-inet" addr add 203.0.113.10/24 dev eth0; ip -n "$P-inet" link set eth0 up
-ip -n "$P-inet" route add default via 203.0.113.1
-ns peer; wire peer v-peer
-ip -n "$P-peer" addr add 10.240.0.100/16 dev eth0; ip -n "$P-peer" route add default via 10.240.0.1
-declare -A NODE_IP=([a]=10.240.0.4 [b]=10.240.0.5)
-for n in a b; do
-  ns "node$n"; wire "node$n" "v-node$n"
-  ip -n "$P-node$n" addr add "${NODE_IP[$n]}/16" dev eth0
-  ip -n "$P-node$n" route add default via 10.240.0.1
-done
+# The tests' world: the VNet switch, a router to the internet host, a VM on the VNet, nodes
+# A and B; namespaces $P-vnet, $P-router, $P-inet, $P-peer, $P-nodea, $P-nodeb.
+eval "$("$BIN/ferro-world" up "$P" 2)"
+read -r -a NS <<<"$WORLD_NAMESPACES"
+read -r -a node_ips <<<"$WORLD_NODE_IPS"
+declare -A NODE_IP=([a]=${node_ips[0]} [b]=${node_ips[1]})
+VM=$WORLD_PEER
+VNET_BASE=${WORLD_VNET%.*} # 10.240.0
+say "simulated the network: VNet $WORLD_VNET with node A (${NODE_IP[a]}), node B (${NODE_IP[b]}), a VM ($VM); a router ($WORLD_ROUTER) to the internet ($WORLD_INTERNET)"
 
 # Servers that answer every TCP connection with the source address they see.
 serve() { # serve <ns> <addr>
@@ -90,8 +73,8 @@ serve() { # serve <ns> <addr>
 seen() { # seen <from-ns> <addr>: the source address the server at <addr> saw, or "-"
   inns "$1" timeout 3 socat -T2 - "TCP:$2:7000,connect-timeout=2" </dev/null 2>/dev/null | head -1 || true
 }
-serve peer 10.240.0.100
-serve inet 203.0.113.10
+serve peer "$VM"
+serve inet "$WORLD_INTERNET"
 
 say "starting containerd on node A (its own root, state and socket; a busybox image built offline)"
 mkdir -p "$WORK/conf-a" "$WORK/conf-b"
@@ -107,7 +90,7 @@ conf_kubenet() { # <node letter> <slice index>
   cat <<JSON
 {"cniVersion":"1.0.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"kubenet","plugins":[
  {"type":"bridge","bridge":"cbr0","isGateway":true,"hairpinMode":true,"ipMasq":true,
-  "nonMasqueradeCIDRs":["10.244.0.0/16","10.240.0.0/16"],
+  "nonMasqueradeCIDRs":["10.244.0.0/16"],
   "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"10.244.$2.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
 JSON
@@ -115,8 +98,8 @@ JSON
 conf_flat() { # <node letter> <first address of the node's reserved range>
   cat <<JSON
 {"cniVersion":"1.0.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"azure","plugins":[
- {"type":"flat","vnetCIDRs":["10.240.0.0/16"],
-  "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"10.240.0.0/16","rangeStart":"10.240.0.$2","rangeEnd":"10.240.0.$(($2 + 9))","gateway":"10.240.0.1"}]]}},
+ {"type":"flat","vnetCIDRs":["$WORLD_VNET"],
+  "ipam":{"type":"host-local","dataDir":"$WORK/ipam-$1","ranges":[[{"subnet":"$WORLD_VNET","rangeStart":"$VNET_BASE.$2","rangeEnd":"$VNET_BASE.$(($2 + 9))","gateway":"$WORLD_ROUTER"}]]}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
 JSON
 }
@@ -129,16 +112,16 @@ conf_overlay() { # <node letter> <slice index>
 JSON
 }
 cat >"$WORK/nodes.json" <<JSON
-{"nodes":[{"name":"node-a","address":"10.240.0.4","podSubnet":"10.245.1.0/24"},
-          {"name":"node-b","address":"10.240.0.5","podSubnet":"10.245.2.0/24"}]}
+{"nodes":[{"name":"node-a","address":"${NODE_IP[a]}","podSubnet":"10.245.1.0/24"},
+          {"name":"node-b","address":"${NODE_IP[b]}","podSubnet":"10.245.2.0/24"}]}
 JSON
 
 addr_of() { ip -n "$P-$1" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1; }
 who() { # name the address the far end saw
   case "$1" in
     "") echo "(nothing came back)";;
-    10.240.0.4) echo "$1 (node A: NAT)";;
-    10.240.0.5) echo "$1 (node B: NAT)";;
+    "${NODE_IP[a]}") echo "$1 (node A: NAT)";;
+    "${NODE_IP[b]}") echo "$1 (node B: NAT)";;
     "$2") echo "$1 (the pod itself: no NAT)";;
     *) echo "$1";;
   esac
@@ -170,8 +153,8 @@ run_model() {
       # what AKS's route table does for kubenet: each node's pod CIDR via that node, for
       # every host of the VNet
       for h in nodea nodeb peer; do
-        [[ $h == nodea ]] || ip -n "$P-$h" route replace 10.244.1.0/24 via 10.240.0.4
-        [[ $h == nodeb ]] || ip -n "$P-$h" route replace 10.244.2.0/24 via 10.240.0.5
+        [[ $h == nodea ]] || ip -n "$P-$h" route replace 10.244.1.0/24 via "${NODE_IP[a]}"
+        [[ $h == nodeb ]] || ip -n "$P-$h" route replace 10.244.2.0/24 via "${NODE_IP[b]}"
       done ;;
     flat)
       net=azure; conf_flat a 20 >"$WORK/conf-a/10-flat.conflist"; conf_flat b 30 >"$WORK/conf-b/10-flat.conflist" ;;
@@ -188,13 +171,20 @@ run_model() {
   printf '  pods: a1 %s, a2 %s (node A), b1 %s (node B)\n' "$a1" "$a2" "$b1"
   serve "$m-a1" "$a1"; serve "$m-a2" "$a2"; serve "$m-b1" "$b1"
   sleep 0.3
-  # overlay pods are private to the cluster: the VNet sees the node, and cannot reach them
-  if [[ $m == overlay ]]; then nat_vm=10.240.0.4 back_ok=''; else nat_vm=$a1 back_ok=10.240.0.100; fi
+  # What a VM on the VNet sees from a pod, and whether it reaches the pod (then the pod sees
+  # the VM's address). kubenet: NAT to the node's address for everything outside the pod
+  # CIDR; the VM reaches pods through the route table. flat: pods are VNet addresses, no NAT
+  # inside the VNet. overlay: NAT to the node; pod addresses are private to the cluster.
+  case $m in
+    kubenet) nat_vm=${NODE_IP[a]} back_ok=$VM ;;
+    flat) nat_vm=$a1 back_ok=$VM ;;
+    overlay) nat_vm=${NODE_IP[a]} back_ok='' ;;
+  esac
   printf '  %-28s %-15s %s\n' "from pod a1 to" "address" "the far end saw"
   row "$m" a1 "$a2" "pod a2 (same node)" "$a1" "$a1"
   row "$m" a1 "$b1" "pod b1 (node B)" "$a1" "$a1"
-  row "$m" a1 10.240.0.100 "VM on the VNet" "$a1" "$nat_vm"
-  row "$m" a1 203.0.113.10 "host on the internet" "$a1" 10.240.0.4
+  row "$m" a1 "$VM" "VM on the VNet" "$a1" "$nat_vm"
+  row "$m" a1 "$WORLD_INTERNET" "host on the internet" "$a1" "${NODE_IP[a]}"
   local back
   back=$(seen peer "$a1")
   verdict "$m: VM to pod a1" "$back_ok" "$back"

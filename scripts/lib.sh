@@ -30,15 +30,23 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The oldest Rust the workspace builds with: `rust-version` of Cargo.toml, stated only there.
+msrv() {
+  sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml" | head -1
+}
+
 # Puts cargo on PATH (rustup installs it under ~/.cargo/bin) or explains what is missing.
 ensure_rust() {
+  local need v
+  need=$(msrv)
+  [[ -n $need ]] || die "no rust-version in $ROOT/Cargo.toml"
   if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
   fi
-  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust 1.89 or newer (https://rustup.rs)"
-  local v
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust $need or newer (https://rustup.rs)"
   v=$(rustc --version | awk '{print $2}')
-  [[ $(printf '%s\n1.89.0\n' "$v" | sort -V | head -1) == 1.89.0 ]] || die "rustc $v is too old: 1.89 or newer is needed"
+  [[ $(printf '%s\n%s\n' "$v" "$need" | sort -V | head -1) == "$need" ]] ||
+    die "rustc $v is too old: $need or newer is needed (rust-version in Cargo.toml)"
 }
 
 # Builds release binaries of the given packages the way they are installed: on glibc targets
@@ -59,6 +67,35 @@ build_plugins() {
     (cd "$ROOT" && cargo build --release --locked --quiet "${pkgs[@]}") >&2
     echo "$target_dir/release"
   fi
+}
+
+# debian_source PACKAGE VERSION STATE DEST: unpacks the upstream tarball of Debian source
+# package PACKAGE=VERSION into DEST (replacing it). apt-get fetches it through a private
+# deb-src list derived from the machine's deb lines, with its lists under STATE: /etc/apt is
+# not modified and nothing but apt is used.
+debian_source() {
+  local pkg=$1 version=$2 state=$3 dest=$4 f tmp
+  ensure_packages dpkg-dev xz-utils
+  mkdir -p "$state/etc" "$state/lists/partial"
+  {
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [[ -f $f ]] && sed -n '/^Types: deb$/,/^$/p' "$f" | sed 's/^Types: deb$/Types: deb-src/'
+    done
+  } >"$state/etc/src.sources"
+  if [[ ! -s $state/etc/src.sources && -f /etc/apt/sources.list ]]; then
+    grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' >"$state/etc/src.list"
+  fi
+  local apto=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$state/etc"
+    -o Dir::State::Lists="$state/lists" -o APT::Sandbox::User=root)
+  apt-get "${apto[@]}" update -qq >/dev/null
+  tmp=$(mktemp -d "$state/download.XXXXXX")
+  if ! (cd "$tmp" && apt-get "${apto[@]}" source --download-only "$pkg=$version" >/dev/null 2>&1); then
+    rm -rf "$tmp"
+    die "apt-get source $pkg=$version failed"
+  fi
+  rm -rf "$dest" && mkdir -p "$dest"
+  tar xf "$tmp/${pkg}_${version%-*}".orig.tar.* -C "$dest" --strip-components=1
+  rm -rf "$tmp"
 }
 
 # Builds cnitool 1.1.2 (the CNI project's own client) into $CNITOOL_DIR unless present.
@@ -93,6 +130,41 @@ mount_point() {
   mount -t overlay ferro-overlay -o "lowerdir=$p,upperdir=$scratch/upper,workdir=$scratch/work" "$p"
   FERRO_OVERLAID+=("$p")
   mkdir -p "$d"
+}
+
+# The directories every root run of ours (tests, benchmark, demo) shadows with a fresh tmpfs:
+# where namespaces are pinned and the CNI directories of the machine.
+PRIVATE_DIRS=(/run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin)
+
+# in_private_mounts CMD...: runs CMD in a new mount namespace whose mounts never reach the
+# machine (propagation private); the script re-executes itself there with --inner, which
+# calls private_mounts first.
+in_private_mounts() {
+  unshare --mount --propagation private -- "$@"
+}
+
+# private_mounts SCRATCH [DIR...]: the setup of a run inside in_private_mounts (refused
+# anywhere else: the mounts would shadow the machine's directories). SCRATCH gets a fresh
+# tmpfs (in memory: the run's temporary files and the overlays' scratch space; never a tmpfs
+# over /tmp, which could hide the checkout) and becomes TMPDIR; each DIR (default
+# PRIVATE_DIRS) a fresh tmpfs; /run/netns, when among them, is made shared so that `ip
+# netns add` pins namespaces there.
+private_mounts() {
+  local scratch=$1 d self parent
+  shift
+  self=$(readlink /proc/self/ns/mnt)
+  parent=$(readlink "/proc/$PPID/ns/mnt" || true)
+  [[ -n $parent && $self != "$parent" ]] || die "private_mounts outside a private mount namespace"
+  (($#)) || set -- "${PRIVATE_DIRS[@]}"
+  mkdir -p "$scratch"
+  mount -t tmpfs -o mode=1777 ferro-tmp "$scratch"
+  export TMPDIR=$scratch FERRO_SCRATCH=$scratch
+  for d in "$@"; do
+    private_dir "$d"
+  done
+  if [[ " $* " == *" /run/netns "* ]]; then
+    mount --make-shared /run/netns 2>/dev/null || true
+  fi
 }
 
 # Inside a private mount namespace: gives $1 a fresh tmpfs (see mount_point).

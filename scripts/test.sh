@@ -21,21 +21,13 @@ cd "$ROOT"
 
 if [[ ${1:-} == --inner ]]; then
   shift
-  # A private temporary directory first (in memory): test temp files and the overlays'
-  # scratch space live there. Not a tmpfs over /tmp, which could hide this very checkout.
-  tmp=$ROOT/target/test-tmp
-  mkdir -p "$tmp"
-  mount -t tmpfs -o mode=1777 ferro-tmp "$tmp"
+  # test temp files and the overlays' scratch space in memory, the CNI directories fresh
+  private_mounts "$ROOT/target/test-tmp"
   # Deliberately long (over 100 bytes whatever the checkout's path): anything that names a
   # socket or a run root after a temporary directory breaks here, not only on a machine whose
   # checkout happens to live deep (a unix socket path has at most 107 bytes).
-  TMPDIR=$tmp/as-deep-as-a-ci-checkout-may-be-$(printf 'd%.0s' {1..64})
-  export TMPDIR
+  TMPDIR=$TMPDIR/as-deep-as-a-ci-checkout-may-be-$(printf 'd%.0s' {1..64})
   mkdir -p "$TMPDIR"
-  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
-    private_dir "$d"
-  done
-  mount --make-shared /run/netns 2>/dev/null || true
   if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast --failure-output final "$@"
   else
@@ -49,6 +41,8 @@ need_root "scripts/test.sh"
 ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
 ensure_rust
 ensure_cnitool
+# the reference plugins' suites that tests/reference_suites.rs runs: packages, source, build
+"$ROOT/scripts/reference-suites.sh" --prepare
 
 say "checking formatting and lints"
 cargo fmt --all -- --check
@@ -59,7 +53,7 @@ cargo build --workspace --all-targets --locked
 
 say "running the tests (private mount namespace)"
 status=0
-unshare --mount --propagation private -- "$0" --inner "$@" || status=$?
+in_private_mounts "$0" --inner "$@" || status=$?
 
 # Belt and braces: nothing of ours may remain in the root namespace.
 left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^ft[0-9]+-' || true)

@@ -1,6 +1,9 @@
 //! containerd 1.6 and `ctr run --cni` (issue 6): under each example model, unchanged, a
 //! container on node A gets its address, reaches its gateway and a pod on node B (which sees
-//! the container's own address), and after `ctr run --rm` exits nothing of it is left on the
+//! the container's own address), a VM on the VNet (which sees the model's source: node A's
+//! address under kubenet and overlay, the container's under flat) and the internet (node A's
+//! address); the VM reaches the pod on node B where the model lets it (kubenet through the
+//! route table, flat); and after `ctr run --rm` exits nothing of it is left on the
 //! node: no veth, no element in our nftables sets, no lease. ctr runs the plugins itself, with
 //! the conflist it reads from `/etc/cni/net.d` (only the lexically first file), and sends DEL
 //! with an empty `CNI_NETNS` once the task is gone.
@@ -12,17 +15,34 @@
 //! config are in a temporary directory; it is stopped by its pid when the test ends.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use ferro_e2e::{example, leases, our_table, pod_veths, Cluster, Containerd, Model, Plugins};
-use ferro_testutil::probe::ProbeServer;
+use ferro_testutil::probe::{tcp_source, ProbeServer};
+use ferro_testutil::topology::{INTERNET, PEER};
 
 fn run_one_container(model: Model) {
     let t0 = Instant::now();
     let c = Cluster::new(model);
     let (b, b_ip) = c.pod_b("ctr-b");
     let _srv = ProbeServer::start(&b.path(), SocketAddr::new(b_ip.parse().unwrap(), 7000));
+    let _on_vm = ProbeServer::start(
+        &c.world.peer.path(),
+        SocketAddr::new(PEER.parse().unwrap(), 7000),
+    );
+    let _on_inet = ProbeServer::start(
+        &c.world.internet.path(),
+        SocketAddr::new(INTERNET.parse().unwrap(), 7000),
+    );
+    // the VM reaches the pod on node B (kubenet: through the route table), and keeps its
+    // address; overlay pods are private to the cluster
+    let vm_to_b = tcp_source(
+        &c.world.peer.path(),
+        SocketAddr::new(b_ip.parse().unwrap(), 7000),
+    );
+    let want: Option<IpAddr> = model.vm_reaches_pods().then(|| PEER.parse().unwrap());
+    assert_eq!(vm_to_b, want, "{model:?}: the VM to pod {b_ip}");
 
     let plugins = Plugins::new(model.plugins());
     let conf = tempfile::tempdir().unwrap();
@@ -43,7 +63,9 @@ fn run_one_container(model: Model) {
     let script = format!(
         "ip -4 -o addr show dev eth0\n\
          ping -c1 -W2 {gw} >/dev/null && echo GATEWAY-OK\n\
-         echo SEEN-BY-B $(nc -w 3 {b_ip} 7000 </dev/null)\n",
+         echo SEEN-BY-B $(nc -w 3 {b_ip} 7000 </dev/null)\n\
+         echo SEEN-BY-VM $(nc -w 3 {PEER} 7000 </dev/null)\n\
+         echo SEEN-BY-INTERNET $(nc -w 3 {INTERNET} 7000 </dev/null)\n",
         gw = model.gateway_target()
     );
     let ran = ctrd.run_cni(&id, &script);
@@ -64,6 +86,15 @@ fn run_one_container(model: Model) {
     assert!(
         out.contains(&format!("SEEN-BY-B {addr} 0")),
         "the pod on node B must see the container's own address {addr}:\n{out}"
+    );
+    let vm_sees = model.vm_sees(&addr);
+    assert!(
+        out.contains(&format!("SEEN-BY-VM {vm_sees} 0")),
+        "{model:?}: the VM on the VNet must see {vm_sees}:\n{out}"
+    );
+    assert!(
+        out.contains("SEEN-BY-INTERNET 10.240.0.4 0"),
+        "the internet must see node A's address:\n{out}"
     );
 
     // nothing left once `ctr run --rm` returned

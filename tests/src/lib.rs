@@ -570,6 +570,22 @@ impl Model {
         }
     }
 
+    /// The source address a VM on the VNet sees from the pod `ip` of node A: the pod's own
+    /// under flat (pods are VNet addresses), node A's under kubenet and overlay (NAT).
+    pub fn vm_sees(self, ip: &str) -> String {
+        match self {
+            Model::Flat => ip.to_string(),
+            Model::Kubenet | Model::Overlay => "10.240.0.4".into(),
+        }
+    }
+
+    /// Whether a VM on the VNet reaches pods directly: under kubenet through the route
+    /// table, under flat because they are VNet addresses; overlay pods are private to the
+    /// cluster.
+    pub fn vm_reaches_pods(self) -> bool {
+        self != Model::Overlay
+    }
+
     /// What a pod on node A pings to prove its gateway forwards: the bridge address for
     /// kubenet; node A's own address for flat and overlay, whose gateway 169.254.1.1 is a
     /// virtual one (a neighbour entry, no address answers it).
@@ -583,7 +599,8 @@ impl Model {
 
 /// The design.md world with two nodes for one example model: node B runs the example (with
 /// node B's values, a private dataDir) through `cnictl`; node A is left to the client under
-/// test. For kubenet, both nodes route each other's pod slice (what AKS's route table does);
+/// test. For kubenet, the nodes and the VM on the VNet route each node's pod slice to it (what
+/// AKS's route table does);
 /// for overlay, `conf-examples/nodes.json` (its addresses are the world's nodes) is in
 /// [`Cluster::etc_ferro`], to be shown at `/etc/ferro-cni`.
 #[derive(Debug)]
@@ -617,6 +634,12 @@ impl Cluster {
                 let (a, b) = (&world.nodes[0].ns, &world.nodes[1].ns);
                 a.ip(&["route", "add", "10.244.2.0/24", "via", "10.240.0.5"]);
                 b.ip(&["route", "add", "10.244.1.0/24", "via", "10.240.0.4"]);
+                for (slice, node) in [
+                    ("10.244.1.0/24", "10.240.0.4"),
+                    ("10.244.2.0/24", "10.240.0.5"),
+                ] {
+                    world.peer.ip(&["route", "add", slice, "via", node]);
+                }
             }
             Model::Flat => {
                 p["ipam"]["ranges"][0][0]["rangeStart"] = json!("10.240.0.50");

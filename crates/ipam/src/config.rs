@@ -186,14 +186,9 @@ impl IpamConfig {
         }
         if version < Version::V0_3_0 {
             let v4 = sets.iter().filter(|s| s.is_ipv4()).count();
-            if v4 > 1 || sets.len() - v4 > 1 {
-                return Err(IpamError::config(
-                    "ipam.ranges",
-                    format!(
-                        "cniVersion {version} allows at most one IPv4 and one IPv6 range set ({v4} IPv4, {} IPv6 given)",
-                        sets.len() - v4
-                    ),
-                ));
+            let v6 = sets.len() - v4;
+            if v4 > 1 || v6 > 1 {
+                return Err(IpamError::SeveralPerFamily { version, v4, v6 });
             }
         }
         for (j, later) in sets.iter().enumerate() {
@@ -853,6 +848,16 @@ mod tests {
                 .contains("cniVersion 0.2.0 allows at most one IPv4"),
             "{e}"
         );
+        // reported in the reference's words, our explanation kept for the log
+        let e = ferro_spec::CniError::from(e);
+        assert_eq!(
+            (e.msg.as_str(), e.details.as_deref()),
+            (
+                "CNI version 0.2.0 does not support more than 1 address per family",
+                None
+            )
+        );
+        assert!(e.note.unwrap().contains("(2 IPv4, 0 IPv6 given)"));
         IpamConfig::parse(&two_v4, None, Version::V0_3_0).unwrap();
         let dual = json!({"ranges": [[{"subnet": "10.0.0.0/24"}], [{"subnet": "fd00::/64"}]]});
         IpamConfig::parse(&dual, None, Version::V0_1_0).unwrap();

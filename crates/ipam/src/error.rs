@@ -9,7 +9,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use ferro_spec::{CniError, Code};
+use ferro_spec::{CniError, Code, Version};
 
 /// Everything that can go wrong in the IPAM: configuration, requests, allocation, the store.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,19 @@ pub enum IpamError {
         path: String,
         /// What is wrong with it.
         msg: String,
+    },
+
+    /// A 0.1.0/0.2.0 request with more than one IPv4 or IPv6 range set, which its result
+    /// could not hold (code 7). Reported in the reference plugins' words (see
+    /// [`CniError::several_addresses_per_family`]); this text goes to the log.
+    #[error("ipam.ranges: cniVersion {version} allows at most one IPv4 and one IPv6 range set ({v4} IPv4, {v6} IPv6 given)")]
+    SeveralPerFamily {
+        /// The request's version.
+        version: Version,
+        /// IPv4 range sets given.
+        v4: usize,
+        /// IPv6 range sets given.
+        v6: usize,
     },
 
     /// A configuration key has the wrong JSON type (code 6).
@@ -177,6 +190,7 @@ impl IpamError {
     pub fn code(&self) -> Code {
         match self {
             IpamError::Config { .. }
+            | IpamError::SeveralPerFamily { .. }
             | IpamError::RequestedOutside { .. }
             | IpamError::RequestedGateway { .. }
             | IpamError::RequestedSameSet { .. } => Code::InvalidConfig,
@@ -195,7 +209,12 @@ impl IpamError {
 
 impl From<IpamError> for CniError {
     fn from(e: IpamError) -> Self {
-        CniError::new(e.code(), e.to_string())
+        match e {
+            IpamError::SeveralPerFamily { version, .. } => {
+                CniError::several_addresses_per_family(version, e.to_string())
+            }
+            e => CniError::new(e.code(), e.to_string()),
+        }
     }
 }
 

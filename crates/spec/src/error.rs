@@ -9,6 +9,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::env::Command;
+use crate::version::{self, Version};
+
 /// Error codes of the CNI specification (SPEC.md "Error"), plus this suite's plugin codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
@@ -97,6 +100,10 @@ pub struct CniError {
     pub msg: String,
     /// Optional longer explanation.
     pub details: Option<String>,
+    /// An explanation for the plugin's log only (stderr and `FERRO_LOG_FILE`), never written
+    /// to stdout: for the errors whose `msg` and `details` are the reference plugins' word
+    /// for word (see [`CniError::verb_not_in_version`]).
+    pub note: Option<String>,
 }
 
 impl CniError {
@@ -106,6 +113,7 @@ impl CniError {
             code,
             msg: msg.into(),
             details: None,
+            note: None,
         }
     }
 
@@ -115,9 +123,49 @@ impl CniError {
         self
     }
 
+    /// Adds a note for the log (see [`CniError::note`]).
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
     /// Code 1.
     pub fn incompatible_version(msg: impl Into<String>) -> Self {
         Self::new(Code::IncompatibleVersion, msg)
+    }
+
+    // The next three answer situations the reference plugins (libcni's skel and result
+    // types) also report, in their exact words and with no `details`: Go clients render an
+    // error as `msg` or `msg; details`, and tools and the reference test suites compare that
+    // whole text. What we would add goes to the log as the note.
+
+    /// Code 1: `command` does not exist in the config's `version` (CHECK before 0.4.0, GC and
+    /// STATUS before 1.1.0): `config version does not allow CHECK`.
+    pub fn verb_not_in_version(command: Command, version: Version) -> Self {
+        Self::incompatible_version(format!("config version does not allow {command}")).with_note(
+            format!(
+                "config version is {version}; {command} needs {} or later",
+                version::first_version_of(command)
+            ),
+        )
+    }
+
+    /// Code 7: a 0.1.0 or 0.2.0 request asks for more than one address of a family, which
+    /// those results cannot hold: `CNI version 0.2.0 does not support more than 1 address
+    /// per family`. `note` says which key holds what.
+    pub fn several_addresses_per_family(version: Version, note: impl Into<String>) -> Self {
+        Self::invalid_config(format!(
+            "CNI version {version} does not support more than 1 address per family"
+        ))
+        .with_note(note)
+    }
+
+    /// Code 1: a result without any address cannot be written in the 0.1.0/0.2.0 layout:
+    /// `cannot convert: no valid IP addresses`.
+    pub fn no_address_for_legacy_result(version: Version) -> Self {
+        Self::incompatible_version("cannot convert: no valid IP addresses").with_note(format!(
+            "a cniVersion {version} result needs an IPv4 or IPv6 address (ip4/ip6), and there is none"
+        ))
     }
 
     /// Code 2: `key` is a known key this plugin does not implement.
@@ -212,6 +260,7 @@ impl CniError {
             code: Code::from_number(u32::try_from(code).unwrap_or(u32::MAX)),
             msg: msg.to_string(),
             details: details.map(str::to_string),
+            note: None,
         })
     }
 }
@@ -219,8 +268,8 @@ impl CniError {
 impl fmt::Display for CniError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.msg)?;
-        if let Some(d) = &self.details {
-            write!(f, " ({d})")?;
+        for extra in [&self.details, &self.note].into_iter().flatten() {
+            write!(f, " ({extra})")?;
         }
         Ok(())
     }
@@ -261,6 +310,7 @@ pub type CniResultOf<T> = Result<T, CniError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn json_has_version_code_msg_and_optional_details() {
@@ -273,6 +323,36 @@ mod tests {
 
         let j = e.with_details("more").to_json("0.4.0");
         assert_eq!(j["details"], "more");
+    }
+
+    #[test]
+    fn reference_worded_errors_keep_our_explanation_out_of_the_json() {
+        let e = CniError::verb_not_in_version(Command::Check, Version::V0_3_1);
+        let j = e.to_json("0.3.1");
+        assert_eq!(
+            (&j["code"], &j["msg"]),
+            (&json!(1), &json!("config version does not allow CHECK"))
+        );
+        assert!(j.get("details").is_none() && j.get("note").is_none(), "{j}");
+        assert_eq!(
+            e.note.as_deref(),
+            Some("config version is 0.3.1; CHECK needs 0.4.0 or later")
+        );
+        assert!(e.to_string().contains("needs 0.4.0"), "{e}");
+        let e = CniError::verb_not_in_version(Command::Status, Version::V1_0_0);
+        assert_eq!(e.msg, "config version does not allow STATUS");
+        assert!(e.note.unwrap().contains("1.1.0"));
+        let e = CniError::several_addresses_per_family(Version::V0_1_0, "ipam.ranges: 2 IPv6");
+        assert_eq!(
+            (e.code, e.msg.as_str(), e.details),
+            (
+                Code::InvalidConfig,
+                "CNI version 0.1.0 does not support more than 1 address per family",
+                None
+            )
+        );
+        let e = CniError::no_address_for_legacy_result(Version::V0_2_0);
+        assert_eq!(e.msg, "cannot convert: no valid IP addresses");
     }
 
     #[test]

@@ -313,9 +313,7 @@ impl CniResult {
             obj.insert(key.into(), to_json(&legacy)?);
         }
         if !obj.contains_key("ip4") && !obj.contains_key("ip6") {
-            return Err(CniError::incompatible_version(format!(
-                "cannot express a result without addresses in cniVersion {version}"
-            )));
+            return Err(CniError::no_address_for_legacy_result(version));
         }
         if !self.dns.is_empty() {
             obj.insert("dns".into(), to_json(&self.dns)?);

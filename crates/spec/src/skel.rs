@@ -219,23 +219,18 @@ fn prepare(
         .ok()
         .filter(|v| plugin.versions().contains(v))
         .ok_or_else(|| {
+            // libcni's words, and its details with Go's %q of a list: ["0.1.0" "0.2.0"]
+            let supported: Vec<String> = version::supported_strings(plugin.versions())
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect();
             CniError::incompatible_version("incompatible CNI versions").with_details(format!(
-                "config is {version_str:?}, plugin supports {:?}",
-                version::supported_strings(plugin.versions())
+                "config is {version_str:?}, plugin supports [{}]",
+                supported.join(" ")
             ))
         })?;
-    match command {
-        Command::Check if !version.allows_check() => {
-            return Err(CniError::incompatible_version(format!(
-                "config version {version} does not allow CHECK (needs 0.4.0 or later)"
-            )))
-        }
-        Command::Gc | Command::Status if !version.allows_gc_and_status() => {
-            return Err(CniError::incompatible_version(format!(
-                "config version {version} does not allow {command} (needs 1.1.0 or later)"
-            )))
-        }
-        _ => {}
+    if !version.allows(command) {
+        return Err(CniError::verb_not_in_version(command, version));
     }
     let conf = NetConf::from_value(&value)?;
     let prev_result = match value.get("prevResult") {
@@ -303,6 +298,9 @@ fn reply_version(plugin: &dyn Plugin, input: &[u8], stdout: &mut dyn Write) -> u
 }
 
 fn reply_error(stdout: &mut dyn Write, version: &str, e: &CniError) -> u8 {
+    if let Some(note) = &e.note {
+        log::warn!("{}: {note}", e.msg);
+    }
     let _ = write_json(stdout, &e.to_json(version));
     1
 }
@@ -479,17 +477,26 @@ mod tests {
         let (_, out, _) = call(&p, env_for("ADD"), r#"{"cniVersion":"9.9.9","name":"n"}"#);
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["code"], 1);
-        assert!(v["details"].as_str().unwrap().contains("9.9.9"));
-        let (_, out, _) = call(&p, env_for("CHECK"), r#"{"cniVersion":"0.3.1","name":"n"}"#);
-        assert_eq!(error_code(&out), 1);
-        let (_, out, _) = call(&p, env_for("GC"), r#"{"cniVersion":"1.0.0","name":"n"}"#);
-        assert_eq!(error_code(&out), 1);
-        let (_, out, _) = call(
-            &p,
-            env_for("STATUS"),
-            r#"{"cniVersion":"1.0.0","name":"n"}"#,
+        // libcni's words: Go tools compare `msg; details` as one text
+        assert_eq!(v["msg"], "incompatible CNI versions");
+        assert_eq!(
+            v["details"],
+            r#"config is "9.9.9", plugin supports ["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]"#
         );
-        assert_eq!(error_code(&out), 1);
+        for (verb, version) in [
+            ("CHECK", "0.3.1"),
+            ("CHECK", "0.1.0"),
+            ("GC", "1.0.0"),
+            ("STATUS", "1.0.0"),
+        ] {
+            let conf = format!(r#"{{"cniVersion":"{version}","name":"n"}}"#);
+            let (code, out, _) = call(&p, env_for(verb), &conf);
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!((code, &v["code"]), (1, &json!(1)), "{verb} {version}");
+            assert_eq!(v["msg"], format!("config version does not allow {verb}"));
+            assert!(v.get("details").is_none(), "{v}");
+        }
+        assert!(p.seen.borrow().is_empty(), "the plugin was never called");
         let (code, out, _) = call(&p, env_for("GC"), r#"{"cniVersion":"1.1.0","name":"n"}"#);
         assert_eq!((code, out.as_str()), (0, ""));
         let (code, out, _) = call(&p, env_for("CHECK"), r#"{"cniVersion":"0.4.0","name":"n"}"#);

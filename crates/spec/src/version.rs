@@ -6,6 +6,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::env::Command;
+
 /// A CNI specification version this suite implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Version {
@@ -64,14 +66,19 @@ impl Version {
         (Version::V0_3_0..=Version::V0_4_0).contains(&self)
     }
 
+    /// Whether `command` exists in this version (see [`first_version_of`]).
+    pub fn allows(self, command: Command) -> bool {
+        self >= first_version_of(command)
+    }
+
     /// CHECK exists from 0.4.0 on.
     pub fn allows_check(self) -> bool {
-        self >= Version::V0_4_0
+        self.allows(Command::Check)
     }
 
     /// GC and STATUS exist from 1.1.0 on.
     pub fn allows_gc_and_status(self) -> bool {
-        self >= Version::V1_1_0
+        self.allows(Command::Gc)
     }
 
     /// Network lists exist from 0.3.0 on; `prevResult` is only sent to chained plugins.
@@ -99,6 +106,15 @@ impl FromStr for Version {
             .copied()
             .find(|v| v.as_str() == s)
             .ok_or_else(|| UnknownVersion(s.to_string()))
+    }
+}
+
+/// The first version that defines `command` (ADD, DEL and VERSION exist in every one).
+pub fn first_version_of(command: Command) -> Version {
+    match command {
+        Command::Add | Command::Del | Command::Version => Version::V0_1_0,
+        Command::Check => Version::V0_4_0,
+        Command::Gc | Command::Status => Version::V1_1_0,
     }
 }
 

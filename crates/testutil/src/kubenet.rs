@@ -1,6 +1,8 @@
 //! The kubenet cluster the bridge and portmap tests build: the design.md world, one runtime
 //! (cnictl, private conf/cache/plugin dirs) per node, a pod CIDR slice per node, and the
-//! per-node routes AKS's route table would hold.
+//! per-node routes AKS's route table would hold, on every node and on the VM of the VNet.
+//! Masquerade exempts the cluster's pod CIDR only, as kubenet does: pods see pod addresses,
+//! the VM and the internet see the node's.
 
 use std::path::PathBuf;
 
@@ -64,6 +66,9 @@ impl Kubenet {
                     n.ns.ip(&["route", "add", &slice(j), "via", &m.ip.to_string()]);
                 }
             }
+            world
+                .peer
+                .ip(&["route", "add", &slice(i), "via", &n.ip.to_string()]);
             rt.push(r);
             data.push(d);
         }

@@ -5,11 +5,11 @@
 //! - [`netns`]: uniquely named network namespaces that are removed on drop, even when the
 //!   test fails, and closures run inside them;
 //! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
-//!   so tests prove NAT and no-NAT with real packets.
-//!
+//!   so tests prove NAT and no-NAT with real packets;
 //! - [`nft`]: a private network namespace per test thread, and `nft` run inside it to check
 //!   what nftables code built;
-//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md.
+//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md
+//!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`).
 //!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.

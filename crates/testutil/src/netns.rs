@@ -32,6 +32,21 @@ impl Netns {
         ns
     }
 
+    /// Creates exactly `name` (no per-process prefix) with `lo` up: for namespaces a tool
+    /// leaves behind on purpose (see [`Netns::keep`]); tests use [`Netns::new`].
+    pub fn named(name: &str) -> Netns {
+        sh(&["ip", "netns", "add", name]);
+        let ns = Netns { name: name.into() };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Keeps the namespace when this handle goes away (it is not deleted); returns its name.
+    pub fn keep(self) -> String {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut me.name)
+    }
+
     /// Whether a namespace of that name exists under /run/netns.
     pub fn exists(name: &str) -> bool {
         Path::new("/run/netns").join(name).exists()

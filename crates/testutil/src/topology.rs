@@ -16,6 +16,8 @@ use std::net::IpAddr;
 
 use crate::netns::Netns;
 
+/// The VNet.
+pub const VNET: &str = "10.240.0.0/16";
 /// VNet prefix length.
 pub const VNET_PREFIX: u8 = 16;
 /// The router's VNet address (every host's default gateway on the VNet).
@@ -55,6 +57,17 @@ pub struct World {
     pub peer: Netns,
     /// The nodes.
     pub nodes: Vec<Node>,
+    /// `Some(p)`: namespaces are named exactly `p-<label>` (see [`World::with_prefix`]).
+    prefix: Option<String>,
+}
+
+/// A namespace of the world: `<prefix>-<label>` when the world has a prefix, else a test
+/// namespace (`ft<pid>-<n>-<label>`).
+fn namespace(prefix: Option<&str>, label: &str) -> Netns {
+    match prefix {
+        Some(p) => Netns::named(&format!("{p}-{label}")),
+        None => Netns::new(label),
+    }
 }
 
 fn wire(vnet: &Netns, other: &Netns, vnet_side: &str, inner: &str) {
@@ -77,11 +90,41 @@ fn wire(vnet: &Netns, other: &Netns, vnet_side: &str, inner: &str) {
 impl World {
     /// Builds the world with `nodes` nodes (A, B, C...).
     pub fn new(nodes: usize) -> World {
-        let vnet = Netns::new("vnet");
+        Self::build(None, nodes)
+    }
+
+    /// The same world with namespaces named exactly `<prefix>-vnet`, `-router`, `-inet`,
+    /// `-peer`, `-nodea`, `-nodeb`... (the demo's, through `ferro-world`).
+    pub fn with_prefix(prefix: &str, nodes: usize) -> World {
+        Self::build(Some(prefix), nodes)
+    }
+
+    /// The labels of the namespaces of a world of `nodes` nodes, in the order they are made.
+    pub fn labels(nodes: usize) -> Vec<String> {
+        let mut l: Vec<String> = ["vnet", "router", "inet", "peer"].map(String::from).into();
+        l.extend((0..nodes).map(node_label));
+        l
+    }
+
+    /// Keeps every namespace when the world goes away (see [`Netns::keep`]); returns their
+    /// names in the order of [`World::labels`].
+    pub fn keep(self) -> Vec<String> {
+        let mut names = vec![
+            self.vnet.keep(),
+            self.router.keep(),
+            self.internet.keep(),
+            self.peer.keep(),
+        ];
+        names.extend(self.nodes.into_iter().map(|n| n.ns.keep()));
+        names
+    }
+
+    fn build(prefix: Option<&str>, nodes: usize) -> World {
+        let vnet = namespace(prefix, "vnet");
         vnet.ip(&["link", "add", "vnet0", "type", "bridge"]);
         vnet.ip(&["link", "set", "vnet0", "up"]);
 
-        let router = Netns::new("router");
+        let router = namespace(prefix, "router");
         wire(&vnet, &router, "v-router", "eth0");
         router.ip(&[
             "addr",
@@ -99,7 +142,7 @@ impl World {
             "eth0",
             "nodad",
         ]);
-        let internet = Netns::new("inet");
+        let internet = namespace(prefix, "inet");
         router.ip(&[
             "link",
             "add",
@@ -119,7 +162,7 @@ impl World {
         internet.ip(&["link", "set", "eth0", "up"]);
         internet.ip(&["route", "add", "default", "via", "203.0.113.1"]);
 
-        let peer = Netns::new("peer");
+        let peer = namespace(prefix, "peer");
         wire(&vnet, &peer, "v-peer", "eth0");
         peer.ip(&[
             "addr",
@@ -145,6 +188,7 @@ impl World {
             internet,
             peer,
             nodes: Vec::new(),
+            prefix: prefix.map(str::to_string),
         };
         for _ in 0..nodes {
             world.add_node();
@@ -155,9 +199,9 @@ impl World {
     /// Adds one more node (10.240.0.4, .5, .6, ...).
     pub fn add_node(&mut self) -> &Node {
         let i = self.nodes.len();
-        let letter = (b'a' + i as u8) as char;
-        let ns = Netns::new(&format!("node{letter}"));
-        wire(&self.vnet, &ns, &format!("v-node{letter}"), "eth0");
+        let label = node_label(i);
+        let ns = namespace(self.prefix.as_deref(), &label);
+        wire(&self.vnet, &ns, &format!("v-{label}"), "eth0");
         let ip = format!("10.240.0.{}", 4 + i);
         let ip6 = format!("fd00:240::{}", 4 + i);
         ns.ip(&["addr", "add", &format!("{ip}/{VNET_PREFIX}"), "dev", "eth0"]);
@@ -180,6 +224,12 @@ impl World {
         });
         self.nodes.last().expect("just pushed")
     }
+}
+
+/// The label of node `i`: `nodea`, `nodeb`...
+fn node_label(i: usize) -> String {
+    let letter = char::from(b'a' + u8::try_from(i).expect("at most 26 nodes"));
+    format!("node{letter}")
 }
 
 /// `ping -c1 -W1` from `ns` to `dst`, up to three tries; true when answered.

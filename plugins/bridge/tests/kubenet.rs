@@ -10,7 +10,7 @@ use common::{gateway, Kubenet, NET};
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
-use ferro_testutil::topology::{ping, INTERNET};
+use ferro_testutil::topology::{ping, INTERNET, PEER};
 use ferro_testutil::{cnitool, require_root};
 use serde_json::json;
 
@@ -46,6 +46,8 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
     let on_a2 = ProbeServer::start(&a2.path(), sock(&a2_ip, 7000));
     let on_b1 = ProbeServer::start(&b1.path(), sock(&b1_ip, 7000));
     let on_inet = ProbeServer::start(&k.world.internet.path(), sock(INTERNET, 7000));
+    let on_vm = ProbeServer::start(&k.world.peer.path(), sock(PEER, 7000));
+    let on_a1 = ProbeServer::start(&a1.path(), sock(&a1_ip, 7001));
     let me: IpAddr = a1_ip.parse().unwrap();
     assert_eq!(
         tcp_source(&a1.path(), on_a2.addr),
@@ -56,6 +58,16 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
         tcp_source(&a1.path(), on_b1.addr),
         Some(me),
         "across nodes: the pod's own address"
+    );
+    assert_eq!(
+        tcp_source(&a1.path(), on_vm.addr),
+        Some(k.world.nodes[0].ip),
+        "a VM on the VNet: node A's address (kubenet NATs everything outside the pod CIDR)"
+    );
+    assert_eq!(
+        tcp_source(&k.world.peer.path(), on_a1.addr),
+        Some(PEER.parse().unwrap()),
+        "the VM reaches the pod through the route table, with its own address"
     );
     assert_eq!(
         tcp_source(&a1.path(), on_inet.addr),

@@ -154,3 +154,31 @@ fn legacy_and_crashed_files_left_by_the_reference() {
     net.reference("DEL", "b", &net.conf()).ok();
     assert_eq!(net.leases().len(), 2);
 }
+
+/// The errors the reference test suites and Go tools compare as text (`msg`, or
+/// `msg; details` when there are details) are the reference's word for word.
+#[test]
+fn refusals_are_worded_as_the_reference_words_them() {
+    require_reference();
+    let three = json!([[{"subnet": "10.22.0.0/24"}], [{"subnet": "fd00:22::/64"}], [{"subnet": "fd00:23::/64"}]]);
+    let cases = [
+        (Net::new(three.clone()).version("0.1.0"), "ADD"),
+        (Net::new(three.clone()).version("0.2.0"), "ADD"),
+        (Net::new(three).version("0.2.0"), "DEL"),
+        (net().version("0.3.1"), "CHECK"),
+        (net().version("0.2.0"), "CHECK"),
+    ];
+    for (net, cmd) in cases {
+        let ours = net.run(cmd, "a", &net.conf());
+        let theirs = net.reference(cmd, "a", &net.conf());
+        assert!(ours.code != 0 && theirs.code != 0, "{cmd}: both refuse");
+        let (ours, theirs) = (ours.json(), theirs.json());
+        assert_eq!(ours["msg"], theirs["msg"], "{cmd} {}", net.version);
+        assert_eq!(
+            ours.get("details").is_some(),
+            theirs.get("details").is_some_and(|d| d != ""),
+            "{cmd} {}: details only where the reference has them",
+            net.version
+        );
+    }
+}

@@ -340,14 +340,24 @@ fn h7_bad_configs_name_the_key() {
             "nothing created for an invalid config"
         );
     }
-    // Two v4 sets are refused before 0.3.0.
+    // Two v4 sets are refused before 0.3.0, on DEL too (the config is invalid), in the
+    // reference's words; which key holds what goes to the log.
     let net = Net::new(json!([[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]))
         .version("0.2.0");
-    let e = net.run("ADD", "a", &net.conf()).err(7);
-    assert!(
-        e["msg"].as_str().unwrap().contains("at most one IPv4"),
-        "{e}"
-    );
+    for cmd in ["ADD", "DEL"] {
+        let run = net.run(cmd, "a", &net.conf());
+        let e = run.err(7);
+        assert_eq!(
+            e["msg"], "CNI version 0.2.0 does not support more than 1 address per family",
+            "{cmd}"
+        );
+        assert!(e.get("details").is_none(), "{e}");
+        assert!(
+            run.stderr.contains("ipam.ranges: cniVersion 0.2.0 allows at most one IPv4 and one IPv6 range set (2 IPv4, 0 IPv6 given)"),
+            "{cmd}: {}",
+            run.stderr
+        );
+    }
     // No ipam section at all.
     let conf = json!({"cniVersion": "1.0.0", "name": "n", "type": "host-local"});
     let e = run_as(OURS, "ADD", "a", "eth0", &conf, "").err(7);
