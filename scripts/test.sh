@@ -46,7 +46,8 @@ fi
 
 need_root "scripts/test.sh"
 # the clients of the end-to-end suites (tests/) too; they install them themselves when missing
-ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
+ensure_packages "${BASE_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
+ensure_cluster_packages
 ensure_rust
 ensure_cnitool
 
