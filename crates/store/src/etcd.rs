@@ -1,8 +1,9 @@
 //! The etcd v3 backend, over the `etcd-client` crate (gRPC).
 //!
-//! - Every unary request has a deadline (`requestTimeout`); no answer in time, a refused
-//!   connection or a failed TLS handshake is [`StoreError::Unavailable`], naming the
-//!   endpoints.
+//! - Every request has a deadline (`requestTimeoutSeconds`); within it, transient failures
+//!   (no leader, leader changed, member down, an attempt unanswered for a third of the
+//!   deadline) are retried. No answer in time, a refused connection or a failed TLS handshake
+//!   is [`StoreError::Unavailable`], naming the endpoints.
 //! - The client balances over every endpoint; a dead member is skipped.
 //! - A watch is a task that keeps the next revision it owes its consumer: when the stream
 //!   breaks (member killed, connection lost, no leader) it opens a new one from that revision
@@ -126,14 +127,10 @@ impl Etcd {
             timeout: cfg.request_timeout(),
         };
         // The client connects lazily: ask something, within the dial timeout.
-        let mut c = etcd.client.clone();
-        tokio::time::timeout(
-            cfg.dial_timeout(),
-            c.get("/", Some(GetOptions::new().with_count_only())),
-        )
-        .await
-        .map_err(|_| etcd.timed_out(cfg.dial_timeout()))?
-        .map_err(|e| etcd.map_err(e))?;
+        etcd.call_within(cfg.dial_timeout(), |mut c| async move {
+            c.get("/", Some(GetOptions::new().with_count_only())).await
+        })
+        .await?;
         Ok(etcd)
     }
 
@@ -178,15 +175,43 @@ impl Etcd {
         }
     }
 
-    /// Runs one request with the request timeout.
-    async fn call<T>(
-        &self,
-        f: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-    ) -> Result<T> {
-        tokio::time::timeout(self.timeout, f)
-            .await
-            .map_err(|_| self.timed_out(self.timeout))?
-            .map_err(|e| self.map_err(e))
+    /// Runs one request, retrying transient failures (no leader, leader changed, a member
+    /// down) with a short back-off until the request timeout has passed. A write may so be
+    /// applied although etcd reported a failure: every write that must not race carries a
+    /// compare, which then fails, and the caller reads again.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.call_within(self.timeout, f).await
+    }
+
+    async fn call_within<T, F, Fut>(&self, timeout: Duration, mut f: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // One attempt gets a third of the time: a request stuck on a member that lost its
+        // leader (etcd answers it only after its own 7 s) is abandoned and sent again.
+        let attempt = (timeout / 3).max(Duration::from_secs(1));
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let until = deadline.min(tokio::time::Instant::now() + attempt);
+            let last = match tokio::time::timeout_at(until, f(self.client.clone())).await {
+                Err(_) if until >= deadline => return Err(self.timed_out(timeout)),
+                Err(_) => self.timed_out(attempt),
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => self.map_err(e),
+            };
+            if !last.is_unavailable() || tokio::time::Instant::now() + pause >= deadline {
+                return Err(last);
+            }
+            log::debug!("etcd: {last}; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// The endpoints, for messages.
@@ -250,15 +275,15 @@ fn txn_op(op: &Op) -> TxnOp {
 
 impl Store for Etcd {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut c = self.client.clone();
-        let resp = self.call(c.get(key, None)).await?;
+        let resp = self
+            .call(|mut c| async move { c.get(key, None).await })
+            .await?;
         resp.kvs().first().map(convert).transpose()
     }
 
     async fn list(&self, prefix: &str) -> Result<Listing> {
-        let mut c = self.client.clone();
         let resp = self
-            .call(c.get(prefix, Some(GetOptions::new().with_prefix())))
+            .call(|mut c| async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await })
             .await?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let kvs = resp.kvs().iter().map(convert).collect::<Result<_>>()?;
@@ -279,9 +304,11 @@ impl Store for Etcd {
                     .map(|c| TxnOp::get(c.key(), None))
                     .collect::<Vec<_>>(),
             );
-        let mut c = self.client.clone();
         let resp = self
-            .call(c.txn(t))
+            .call(|mut c| {
+                let t = t.clone();
+                async move { c.txn(t).await }
+            })
             .await
             .map_err(|e| match (e, lease_of_put) {
                 (StoreError::LeaseNotFound(_), Some(l)) => StoreError::LeaseNotFound(l),
@@ -305,8 +332,9 @@ impl Store for Etcd {
 
     async fn grant(&self, ttl: Duration) -> Result<Lease> {
         let secs = ttl.as_secs().max(1) as i64;
-        let mut c = self.client.clone();
-        let resp = self.call(c.lease_grant(secs, None)).await?;
+        let resp = self
+            .call(|mut c| async move { c.lease_grant(secs, None).await })
+            .await?;
         if !resp.error().is_empty() {
             return Err(StoreError::Rejected(format!(
                 "etcd lease grant: {}",
@@ -320,10 +348,9 @@ impl Store for Etcd {
     }
 
     async fn keepalive(&self, lease: LeaseId) -> Result<()> {
-        let mut c = self.client.clone();
         // One round trip: the client sends a keep-alive and reads its answer (TTL 0 when the
         // lease is gone).
-        self.call(c.lease_keep_alive(lease.0))
+        self.call(|mut c| async move { c.lease_keep_alive(lease.0).await })
             .await
             .map(|_| ())
             .map_err(|e| match e {
@@ -333,8 +360,10 @@ impl Store for Etcd {
     }
 
     async fn revoke(&self, lease: LeaseId) -> Result<()> {
-        let mut c = self.client.clone();
-        match self.call(c.lease_revoke(lease.0)).await {
+        match self
+            .call(|mut c| async move { c.lease_revoke(lease.0).await })
+            .await
+        {
             Ok(_) | Err(StoreError::LeaseNotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -347,8 +376,7 @@ impl Store for Etcd {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut c = self.client.clone();
-        self.call(c.compact(revision, None))
+        self.call(|mut c| async move { c.compact(revision, None).await })
             .await
             .map(|_| ())
             .map_err(|e| match e {
@@ -409,8 +437,13 @@ async fn stream_once(
     if r.next > 0 {
         opts = opts.with_start_revision(r.next);
     }
-    let mut c = etcd.client.clone();
-    let mut stream = match etcd.call(c.watch(prefix, Some(opts))).await {
+    let mut stream = match etcd
+        .call(|mut c| {
+            let opts = opts.clone();
+            async move { c.watch(prefix, Some(opts)).await }
+        })
+        .await
+    {
         Ok(s) => s,
         Err(e) => return StreamEnd::Broken(e.to_string()),
     };

@@ -7,14 +7,17 @@
 //! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
 //!   so tests prove NAT and no-NAT with real packets.
 //!
-//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md.
+//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md;
+//! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA.
 //!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
 
 pub mod cnitool;
+pub mod etcd;
 pub mod kubenet;
 pub mod netns;
+pub mod pki;
 pub mod probe;
 pub mod runtime;
 pub mod topology;
