@@ -36,3 +36,12 @@ pub use manifest::{Applicable, Document, ManifestError, Origin};
 pub use network::Settings;
 pub use resource::{NodeLease, Object};
 pub use selector::Selector;
+
+/// The current time, to the second (what `creationTimestamp` holds).
+pub fn now() -> k8s_openapi::jiff::Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0))
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
