@@ -334,5 +334,10 @@ pub fn admit_all(source: &str, text: &str) -> Result<Vec<Applicable>, Vec<Manife
     }
 }
 
+/// `v` as YAML (what `cnictl get -o yaml` prints).
+pub fn to_yaml(v: &Value) -> String {
+    serde_saphyr::to_string(v).unwrap_or_else(|e| format!("# cannot write YAML: {e}\n"))
+}
+
 #[cfg(test)]
 mod tests;
