@@ -4,7 +4,8 @@
 # root-only ones included.
 #
 # The tests run inside a private mount namespace with fresh tmpfs over /run/netns,
-# /var/lib/cni, /etc/cni/net.d, /run/cni and /opt/cni/bin, and a private TMPDIR: the
+# /var/lib/cni, /etc/cni/net.d, /run/cni, /opt/cni/bin, /var/lib/ferro-cni and /run/ferro-cni
+# (ferro-agent's defaults), and a private TMPDIR: the
 # namespaces they create are invisible to the rest of the machine and disappear with the run even if a test is killed,
 # and the machine's real CNI directories are never read or written (not even created).
 #
@@ -32,7 +33,7 @@ if [[ ${1:-} == --inner ]]; then
   TMPDIR=$tmp/as-deep-as-a-ci-checkout-may-be-$(printf 'd%.0s' {1..64})
   export TMPDIR
   mkdir -p "$TMPDIR"
-  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin; do
+  for d in /run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin /var/lib/ferro-cni /run/ferro-cni; do
     private_dir "$d"
   done
   mount --make-shared /run/netns 2>/dev/null || true

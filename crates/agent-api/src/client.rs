@@ -130,7 +130,11 @@ mod tests {
 
     #[test]
     fn one_line_per_message_both_ways() {
-        let dir = tempfile::tempdir().unwrap();
+        // short: a socket path has at most 107 bytes, and TMPDIR may be deep
+        let dir = tempfile::Builder::new()
+            .prefix("ft")
+            .tempdir_in("/tmp")
+            .unwrap();
         let path = dir.path().join("s");
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {

@@ -111,15 +111,19 @@ pub fn main_with_args(argv: &[String]) -> u8 {
 }
 
 /// Opens the store `cfg` names (the embedded file's directory is created, mode 0700).
-async fn open_store(cfg: &StoreConfig) -> Result<AnyStore, AgentError> {
+async fn open_store(
+    cfg: &StoreConfig,
+    state_dir: &std::path::Path,
+) -> Result<AnyStore, AgentError> {
     if let StoreConfig::Embedded(e) = cfg {
-        if let Some(dir) = e.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let file = e.file(state_dir);
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
                 state::make_private_dir(dir)?;
             }
         }
     }
-    Ok(AnyStore::open(cfg).await?)
+    Ok(AnyStore::open(cfg, state_dir).await?)
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -129,7 +133,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| AgentError::io("installing the SIGINT handler", e))?;
 
-    let store = open_store(&cfg.store).await?;
+    let store = open_store(&cfg.store, &cfg.state_dir).await?;
     let store_name = store.describe();
     log::info!("store {store_name}: reachable");
     let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);

@@ -11,8 +11,8 @@ use crate::{
     Watch,
 };
 
-/// The embedded database's default file.
-pub const DEFAULT_EMBEDDED_PATH: &str = "/var/lib/ferro-cni/store.redb";
+/// The embedded database's file name in the agent's state directory (its default place).
+pub const EMBEDDED_FILE: &str = "store.redb";
 /// Default time to reach an etcd member.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default deadline of one etcd request.
@@ -35,23 +35,20 @@ impl Default for StoreConfig {
 }
 
 /// The embedded store's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmbeddedConfig {
-    /// The database file (default `/var/lib/ferro-cni/store.redb`).
-    #[serde(default = "default_embedded_path")]
-    pub path: PathBuf,
+    /// The database file (default: `store.redb` in the agent's state directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
 }
 
-fn default_embedded_path() -> PathBuf {
-    PathBuf::from(DEFAULT_EMBEDDED_PATH)
-}
-
-impl Default for EmbeddedConfig {
-    fn default() -> Self {
-        EmbeddedConfig {
-            path: default_embedded_path(),
-        }
+impl EmbeddedConfig {
+    /// The database file: `path`, or `store.redb` in `state_dir`.
+    pub fn file(&self, state_dir: &std::path::Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| state_dir.join(EMBEDDED_FILE))
     }
 }
 
@@ -139,11 +136,14 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    /// Opens the store `cfg` names: the embedded file (created when missing; its directory
-    /// must exist), or a connection to etcd that has answered once.
-    pub async fn open(cfg: &StoreConfig) -> Result<AnyStore> {
+    /// Opens the store `cfg` names: the embedded file (created when missing, its directory
+    /// must exist; `state_dir` holds it unless a path is given), or a connection to etcd that
+    /// has answered once.
+    pub async fn open(cfg: &StoreConfig, state_dir: &std::path::Path) -> Result<AnyStore> {
         Ok(match cfg {
-            StoreConfig::Embedded(e) => AnyStore::Embedded(Embedded::open(&e.path).await?),
+            StoreConfig::Embedded(e) => {
+                AnyStore::Embedded(Embedded::open(&e.file(state_dir)).await?)
+            }
             StoreConfig::Etcd(e) => AnyStore::Etcd(Box::new(Etcd::connect(e).await?)),
         })
     }

@@ -8,11 +8,14 @@
 //!   so tests prove NAT and no-NAT with real packets.
 //!
 //! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md;
-//! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA.
+//! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA;
+//! - [`agent`]: a real `ferro-agent` with its own socket and state directory, and `cnictl`
+//!   talking to it.
 //!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
 
+pub mod agent;
 pub mod cnitool;
 pub mod etcd;
 pub mod kubenet;
