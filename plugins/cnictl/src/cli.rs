@@ -338,6 +338,40 @@ mod tests {
     }
 
     #[test]
+    fn cluster_verbs_take_kubectl_flags() {
+        let x = p(&[
+            "apply",
+            "-f",
+            "a.yaml",
+            "--filename=dir",
+            "-f",
+            "-",
+            "--socket",
+            "/s",
+        ])
+        .unwrap();
+        assert_eq!(x.invocation.values("filename"), ["a.yaml", "dir", "-"]);
+        assert_eq!(x.global.socket, Some(PathBuf::from("/s")));
+        let x = p(&["get", "po", "web", "-n", "shop", "-o", "yaml"]).unwrap();
+        assert_eq!(x.invocation.positionals, ["po", "web"]);
+        assert_eq!(x.invocation.values("namespace"), ["shop"]);
+        assert_eq!(x.invocation.values("output"), ["yaml"]);
+        let x = p(&["get", "svc", "-A", "-o", "wide"]).unwrap();
+        assert!(x.invocation.has("all-namespaces"));
+        let x = p(&["delete", "svc", "web", "-n", "shop"]).unwrap();
+        assert_eq!(x.invocation.positionals, ["svc", "web"]);
+        for bad in [
+            &["get"][..],
+            &["get", "a", "b", "c"],
+            &["describe", "po"],
+            &["get", "po", "-o"],
+            &["apply", "-x"],
+        ] {
+            assert_eq!(p(bad).unwrap_err().exit_status(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn help_skips_argument_checks() {
         let x = p(&["add", "-h"]).unwrap();
         assert!(x.global.help);
