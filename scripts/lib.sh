@@ -15,6 +15,25 @@ need_root() {
 BASE_PACKAGES=(iproute2 nftables jq iputils-ping conntrack socat procps util-linux
   containernetworking-plugins iptables time ca-certificates)
 
+# Debian packages needed to build the workspace: protoc generates etcd-client's gRPC code.
+BUILD_PACKAGES=(protobuf-compiler)
+# Debian packages the cluster tests run: etcd 3.4 (the tests start their own members, never
+# the packaged service) and openssl (the tests' certificate authority).
+CLUSTER_PACKAGES=(etcd-server openssl)
+
+# Installs CLUSTER_PACKAGES when missing. Installing etcd-server may enable and start the
+# packaged etcd service on a systemd machine: nothing of ours uses it (tests start members in
+# their own namespaces, ports and data dirs), so a service this call brought up is stopped and
+# disabled again.
+ensure_cluster_packages() {
+  local fresh=0
+  dpkg-query -W -f='${Status}' etcd-server 2>/dev/null | grep -q "ok installed" || fresh=1
+  ensure_packages "${CLUSTER_PACKAGES[@]}"
+  if ((fresh)) && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  fi
+}
+
 # Installs the given Debian packages when any is missing (apt-get update once per run).
 ensure_packages() {
   local missing=()
@@ -134,7 +153,7 @@ mount_point() {
 
 # The directories every root run of ours (tests, benchmark, demo) shadows with a fresh tmpfs:
 # where namespaces are pinned and the CNI directories of the machine.
-PRIVATE_DIRS=(/run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin)
+PRIVATE_DIRS=(/run/netns /var/lib/cni /etc/cni/net.d /run/cni /opt/cni/bin /var/lib/ferro-cni /run/ferro-cni)
 
 # in_private_mounts CMD...: runs CMD in a new mount namespace whose mounts never reach the
 # machine (propagation private); the script re-executes itself there with --inner, which

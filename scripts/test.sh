@@ -4,7 +4,8 @@
 # root-only ones included.
 #
 # The tests run inside a private mount namespace with fresh tmpfs over /run/netns,
-# /var/lib/cni, /etc/cni/net.d, /run/cni and /opt/cni/bin, and a private TMPDIR: the
+# /var/lib/cni, /etc/cni/net.d, /run/cni, /opt/cni/bin, /var/lib/ferro-cni and /run/ferro-cni
+# (ferro-agent's defaults), and a private TMPDIR: the
 # namespaces they create are invisible to the rest of the machine and disappear with the run even if a test is killed,
 # and the machine's real CNI directories are never read or written (not even created).
 #
@@ -38,7 +39,8 @@ fi
 
 need_root "scripts/test.sh"
 # the clients of the end-to-end suites (tests/) too; they install them themselves when missing
-ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
+ensure_packages "${BASE_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"
+ensure_cluster_packages
 ensure_rust
 ensure_cnitool
 # the reference plugins' suites that tests/reference_suites.rs runs: packages, source, build

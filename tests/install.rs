@@ -131,6 +131,92 @@ fn install_puts_exactly_its_files_and_uninstall_removes_exactly_them() {
 }
 
 #[test]
+fn the_agent_its_unit_and_its_configuration() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    std::fs::create_dir_all(root.join("usr/local")).unwrap();
+    let before = tree(root);
+    let d = |p: &str| root.join(p).display().to_string();
+    let from = ferro_testutil::bin_dir();
+    let args = [
+        "--from".to_string(),
+        from.display().to_string(),
+        "--prefix".into(),
+        d("opt/cni/bin"),
+        "--agent".into(),
+        "--sbin-dir".into(),
+        d("usr/local/sbin"),
+        "--unit-dir".into(),
+        d("etc/systemd/system"),
+        "--etc-dir".into(),
+        d("etc/ferro-cni"),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = install(&argv);
+    out.ok("install.sh --agent");
+    assert!(
+        out.stdout.contains("systemctl enable --now ferro-agent"),
+        "{}",
+        out.stdout
+    );
+    let after = tree(root);
+    for f in [
+        "usr/local/sbin/ferro-agent",
+        "etc/systemd/system/ferro-agent.service",
+        "etc/ferro-cni/agent.json",
+        "opt/cni/bin/cnictl",
+    ] {
+        assert!(after.contains(f), "{f} in {after:?}");
+    }
+    assert_eq!(
+        std::fs::read(root.join("usr/local/sbin/ferro-agent")).unwrap(),
+        std::fs::read(from.join("ferro-agent")).unwrap()
+    );
+    let unit =
+        std::fs::read_to_string(root.join("etc/systemd/system/ferro-agent.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} --config {}/agent.json",
+            d("usr/local/sbin/ferro-agent"),
+            d("etc/ferro-cni")
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("KillSignal=SIGTERM") && unit.contains("RuntimeDirectoryMode=0700"),
+        "{unit}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/ferro-cni/agent.json")).unwrap(),
+        ferro_e2e::example("agent-embedded.json")
+    );
+
+    // an edited configuration survives a reinstall and the uninstall
+    std::fs::write(
+        root.join("etc/ferro-cni/agent.json"),
+        "{\"nodeName\":\"mine\"}",
+    )
+    .unwrap();
+    let again = install(&argv);
+    again.ok("install.sh --agent again");
+    assert!(again.stdout.contains("kept"), "{}", again.stdout);
+    install(&["--prefix", &d("opt/cni/bin"), "--uninstall"]).ok("uninstall");
+    let mut expected = before.clone();
+    expected.insert("etc/".into());
+    expected.insert("etc/ferro-cni/".into());
+    expected.insert("etc/ferro-cni/agent.json".into());
+    assert_eq!(
+        tree(root),
+        expected,
+        "only the edited configuration is left"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/ferro-cni/agent.json")).unwrap(),
+        "{\"nodeName\":\"mine\"}"
+    );
+}
+
+#[test]
 fn files_that_are_not_ours_are_refused_or_kept_and_put_back() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path();

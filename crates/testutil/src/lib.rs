@@ -9,15 +9,21 @@
 //! - [`nft`]: a private network namespace per test thread, and `nft` run inside it to check
 //!   what nftables code built;
 //! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md
-//!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`).
+//!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`);
+//! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA;
+//! - [`agent`]: a real `ferro-agent` with its own socket and state directory, and `cnictl`
+//!   talking to it.
 //!
 //! Tests that need root call [`require_root`] first: it panics with a clear message instead
 //! of silently skipping.
 
+pub mod agent;
 pub mod cnitool;
+pub mod etcd;
 pub mod kubenet;
 pub mod netns;
 pub mod nft;
+pub mod pki;
 pub mod probe;
 pub mod runtime;
 pub mod topology;

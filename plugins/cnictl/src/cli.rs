@@ -51,6 +51,12 @@ pub const GLOBAL_FLAGS: &[FlagSpec] = &[
         help: "use this network configuration file instead of searching NETCONFPATH",
     },
     FlagSpec {
+        long: "socket",
+        short: None,
+        metavar: Some("PATH"),
+        help: "ferro-agent's socket (env FERRO_AGENT_SOCKET; default /run/ferro-cni/agent.sock)",
+    },
+    FlagSpec {
         long: "help",
         short: Some('h'),
         metavar: None,
@@ -69,6 +75,8 @@ pub struct GlobalOpts {
     pub container_id: Option<String>,
     /// `--conf-file`.
     pub conf_file: Option<PathBuf>,
+    /// `--socket`.
+    pub socket: Option<PathBuf>,
     /// `-h`/`--help`.
     pub help: bool,
 }
@@ -115,6 +123,7 @@ fn set_global(g: &mut GlobalOpts, long: &str, value: Option<String>) {
         "ifname" => g.ifname = value,
         "container-id" => g.container_id = value,
         "conf-file" => g.conf_file = value.map(PathBuf::from),
+        "socket" => g.socket = value.map(PathBuf::from),
         "help" => g.help = true,
         _ => {}
     }
@@ -234,12 +243,14 @@ Environment:
   CAP_ARGS               JSON object of capability arguments, e.g. {\"portMappings\":[...]}
   CNI_IFNAME             interface name (default eth0)
   CNI_CACHE_DIR          result cache directory (default /var/lib/cni)
+  FERRO_AGENT_SOCKET     ferro-agent's socket for apply/get/delete/describe (default /run/ferro-cni/agent.sock)
 ";
 
 /// The general help text.
 pub fn usage(table: &[Subcommand]) -> String {
     let mut s = String::from(
-        "cnictl: run CNI network configurations against a network namespace (libcni-compatible)\n\n\
+        "cnictl: run CNI network configurations against a network namespace (libcni-compatible),\n\
+         and manage the cluster's resources through ferro-agent (kubectl-like)\n\n\
          Usage: cnictl [global flags] <command> [arguments]\n\nCommands:\n",
     );
     for c in table {
@@ -323,6 +334,40 @@ mod tests {
         ] {
             let e = p(bad).unwrap_err();
             assert_eq!(e.exit_status(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_verbs_take_kubectl_flags() {
+        let x = p(&[
+            "apply",
+            "-f",
+            "a.yaml",
+            "--filename=dir",
+            "-f",
+            "-",
+            "--socket",
+            "/s",
+        ])
+        .unwrap();
+        assert_eq!(x.invocation.values("filename"), ["a.yaml", "dir", "-"]);
+        assert_eq!(x.global.socket, Some(PathBuf::from("/s")));
+        let x = p(&["get", "po", "web", "-n", "shop", "-o", "yaml"]).unwrap();
+        assert_eq!(x.invocation.positionals, ["po", "web"]);
+        assert_eq!(x.invocation.values("namespace"), ["shop"]);
+        assert_eq!(x.invocation.values("output"), ["yaml"]);
+        let x = p(&["get", "svc", "-A", "-o", "wide"]).unwrap();
+        assert!(x.invocation.has("all-namespaces"));
+        let x = p(&["delete", "svc", "web", "-n", "shop"]).unwrap();
+        assert_eq!(x.invocation.positionals, ["svc", "web"]);
+        for bad in [
+            &["get"][..],
+            &["get", "a", "b", "c"],
+            &["describe", "po"],
+            &["get", "po", "-o"],
+            &["apply", "-x"],
+        ] {
+            assert_eq!(p(bad).unwrap_err().exit_status(), 2, "{bad:?}");
         }
     }
 

@@ -19,6 +19,7 @@ use ferro_spec::{Attachment, CniError, Env};
 use serde_json::{Map, Value};
 
 use crate::cli::{self, FlagSpec, GlobalOpts, Invocation};
+use crate::cluster;
 use crate::conflist::{self, NetworkList};
 use crate::error::{io_error, Error};
 use crate::exec::ProcessExec;
@@ -78,6 +79,20 @@ pub struct Subcommand {
     /// The handler.
     pub run: Handler,
 }
+
+const FILENAME_FLAG: FlagSpec = FlagSpec {
+    long: "filename",
+    short: Some('f'),
+    metavar: Some("FILE|DIR|-"),
+    help: "a manifest, a directory of them (.yaml, .yml, .json) or - for stdin (repeatable)",
+};
+
+const NAMESPACE_FLAG: FlagSpec = FlagSpec {
+    long: "namespace",
+    short: Some('n'),
+    metavar: Some("NS"),
+    help: "the namespace (default: default)",
+};
 
 /// Every command.
 pub const SUBCOMMANDS: &[Subcommand] = &[
@@ -189,6 +204,57 @@ verdict. Exit status 1 when anything is missing or unsupported.",
         max_args: 1,
         flags: &[],
         run: cmd_validate,
+    },
+    Subcommand {
+        name: "apply",
+        args: "-f FILE|DIR|-",
+        summary: "create or update the cluster resources of manifests (YAML or JSON) through ferro-agent",
+        details: "Every document of every file is checked first (kind, fields, names, ports, \
+selectors): one bad document refuses the whole apply, naming file, document and field. The \
+agent writes everything in one store transaction: all or nothing. Kinds: Namespace, Pod, \
+Service (v1), NetworkPolicy (networking.k8s.io/v1), ClusterNetwork (ferro-cni.io/v1).",
+        min_args: 0,
+        max_args: 0,
+        flags: &[FILENAME_FLAG],
+        run: cluster::cmd_apply,
+    },
+    Subcommand {
+        name: "get",
+        args: "KIND [NAME]",
+        summary: "list or show cluster resources (pods, svc, netpol, ns, nodes, clusternetworks, ipamblocks, attachments)",
+        details: "KIND is a kind's name, plural or short name, as kubectl's (pods, po, services, \
+svc, networkpolicies, netpol, namespaces, ns, nodes, clusternetworks, ipamblocks, attachments). \
+Namespaced kinds are read from the default namespace unless -n or -A is given.",
+        min_args: 1,
+        max_args: 2,
+        flags: &[
+            NAMESPACE_FLAG,
+            FlagSpec { long: "all-namespaces", short: Some('A'), metavar: None, help: "every namespace" },
+            FlagSpec { long: "output", short: Some('o'), metavar: Some("FORMAT"), help: "yaml, json or wide (default: a table)" },
+        ],
+        run: cluster::cmd_get,
+    },
+    Subcommand {
+        name: "delete",
+        args: "-f FILE|DIR|- | KIND NAME",
+        summary: "delete the cluster resources of manifests, or one by kind and name",
+        details: "Everything named is deleted in one store transaction. Deleting a namespace \
+deletes its pods, services and network policies. Objects that do not exist are reported \
+(exit status 1) without stopping the others.",
+        min_args: 0,
+        max_args: 2,
+        flags: &[FILENAME_FLAG, NAMESPACE_FLAG],
+        run: cluster::cmd_delete,
+    },
+    Subcommand {
+        name: "describe",
+        args: "KIND NAME",
+        summary: "show one cluster resource and what relates to it (selected pods, lease...)",
+        details: "",
+        min_args: 2,
+        max_args: 2,
+        flags: &[NAMESPACE_FLAG],
+        run: cluster::cmd_describe,
     },
     Subcommand {
         name: "help",

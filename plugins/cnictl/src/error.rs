@@ -25,6 +25,9 @@ pub enum Error {
     },
     /// Several independent failures (GC keeps going and reports them all).
     Many(Vec<Error>),
+    /// A failure of a cluster command (apply, get, delete, describe): an invalid manifest,
+    /// the agent's answer, an unreachable agent. One line per problem, no CNI code.
+    Cluster(String),
 }
 
 impl Error {
@@ -62,13 +65,14 @@ impl Error {
                 error: error.context(ctx),
             },
             Error::Many(v) => Error::Many(v.into_iter().map(|e| e.context_str(ctx)).collect()),
+            Error::Cluster(m) => Error::Cluster(format!("{ctx}: {m}")),
         }
     }
 
     /// The code of the (first) failure; `None` for usage errors.
     pub fn code(&self) -> Option<u32> {
         match self {
-            Error::Usage(_) => None,
+            Error::Usage(_) | Error::Cluster(_) => None,
             Error::Cni { error, .. } => Some(error.code.number()),
             Error::Many(v) => v.iter().find_map(Error::code),
         }
@@ -106,6 +110,7 @@ impl Error {
                 )]
             }
             Error::Many(v) => v.iter().flat_map(|e| e.lines(verb)).collect(),
+            Error::Cluster(m) => m.lines().map(|l| format!("cnictl: {verb}: {l}")).collect(),
         }
     }
 }
@@ -130,6 +135,7 @@ impl fmt::Display for Error {
                 let parts: Vec<String> = v.iter().map(ToString::to_string).collect();
                 f.write_str(&parts.join("; "))
             }
+            Error::Cluster(m) => f.write_str(m),
         }
     }
 }

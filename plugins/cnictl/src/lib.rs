@@ -18,6 +18,7 @@
 //! - [`exec`]: running plugins and parsing their errors, behind the [`exec::Exec`] trait;
 //! - [`runtime`]: the ADD/CHECK/DEL/GC/STATUS algorithms;
 //! - [`validate`]: `cnictl validate`;
+//! - [`cluster`]: `apply`, `get`, `delete`, `describe` through ferro-agent's socket;
 //! - [`error`]: the one error type.
 //!
 //! Nothing here writes to the process's stdout or exits: [`run`] takes the output streams and
@@ -26,6 +27,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod conflist;
 pub mod error;

@@ -1,0 +1,29 @@
+//! # ferro-agent-api: talking to ferro-agent
+//!
+//! The agent serves its node's API on a unix socket (default
+//! [`DEFAULT_SOCKET`], mode 0600, root only). The protocol:
+//!
+//! - one JSON [`Request`] per line (UTF-8, `\n`-terminated, no newline inside: serde_json's
+//!   compact form), answered by one JSON [`Response`] per line, in order; a connection may
+//!   carry any number of requests;
+//! - requests are tagged by `op` (`status`, `apply`, `get`, `list`, `delete`, `describe`),
+//!   responses by `result`; a failure is `{"result":"error","error":{"code":...,"message":...}}`
+//!   with an [`ErrorCode`] callers can act on (`unavailable`: the store cannot be reached,
+//!   try again later);
+//! - later parts add IPAM and attachment requests to the same enums.
+//!
+//! [`Client`] is a blocking client (std only, no async runtime), cheap enough for a plugin's
+//! ADD path: one connect, one write, one read.
+
+mod client;
+mod proto;
+
+pub use client::{call, Client, ClientError};
+pub use proto::*;
+
+/// The agent's default socket.
+pub const DEFAULT_SOCKET: &str = "/run/ferro-cni/agent.sock";
+/// The environment variable clients read the socket path from.
+pub const SOCKET_ENV: &str = "FERRO_AGENT_SOCKET";
+/// The longest line the agent accepts (a request), in bytes.
+pub const MAX_LINE: usize = 64 << 20;

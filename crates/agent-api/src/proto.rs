@@ -1,0 +1,246 @@
+//! The messages.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A request to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Request {
+    /// The agent's node, store and version.
+    Status,
+    /// Creates or updates every document, all or nothing (one store transaction).
+    Apply {
+        /// The documents, as parsed by the client (the agent decodes and checks them again).
+        documents: Vec<ApplyDocument>,
+    },
+    /// One object.
+    Get {
+        /// Kind, as on the command line (`pods`, `po`, `Pod`...).
+        kind: String,
+        /// Namespace (namespaced kinds; default `default`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// Name.
+        name: String,
+    },
+    /// Every object of a kind.
+    List {
+        /// Kind.
+        kind: String,
+        /// Only this namespace (`None`: every namespace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
+    /// Deletes objects, all in one transaction. Missing objects are reported, not an error
+    /// of the others.
+    Delete {
+        /// What to delete.
+        targets: Vec<Target>,
+    },
+    /// One object and what the agent knows about it (selected pods, lease...).
+    Describe {
+        /// Kind.
+        kind: String,
+        /// Namespace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// Name.
+        name: String,
+    },
+}
+
+/// One document of an apply, with where it came from (for messages).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyDocument {
+    /// The file (`-`: standard input).
+    pub source: String,
+    /// Its position in the file, from 1.
+    pub document: usize,
+    /// Its position in a `List` document, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
+    /// The document.
+    pub object: Value,
+}
+
+/// An object named by kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// Kind.
+    pub kind: String,
+    /// Namespace (namespaced kinds; default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "camelCase")]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status {
+        /// The node's name.
+        node: String,
+        /// The store (`embedded <path>` or `etcd <endpoints>`).
+        store: String,
+        /// The agent's version.
+        version: String,
+        /// The store's revision.
+        revision: i64,
+    },
+    /// Answer to [`Request::Apply`].
+    Applied {
+        /// One per document, in order.
+        results: Vec<Outcome>,
+        /// The store's revision after the apply.
+        revision: i64,
+    },
+    /// Answer to [`Request::Get`].
+    Object {
+        /// The object (`metadata.resourceVersion`: its store revision).
+        object: Value,
+    },
+    /// Answer to [`Request::List`].
+    List {
+        /// The objects, sorted by namespace and name.
+        items: Vec<Value>,
+        /// The revision of the read.
+        revision: i64,
+    },
+    /// Answer to [`Request::Delete`].
+    Deleted {
+        /// One per target, in order.
+        results: Vec<Outcome>,
+        /// The store's revision after the deletion.
+        revision: i64,
+    },
+    /// Answer to [`Request::Describe`].
+    Description {
+        /// The object.
+        object: Value,
+        /// What the agent adds, as `(label, value)` lines.
+        facts: Vec<(String, String)>,
+    },
+    /// The request failed.
+    Error {
+        /// What went wrong.
+        error: ApiError,
+    },
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// Kind (`Pod`).
+    pub kind: String,
+    /// Namespace, for namespaced kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// What was done.
+    pub action: Action,
+}
+
+impl fmt::Display for Outcome {
+    /// kubectl's line: `pod/web-1 created`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{} {}",
+            self.kind.to_ascii_lowercase(),
+            self.name,
+            self.action
+        )?;
+        if let Some(ns) = &self.namespace {
+            write!(f, " (namespace {ns})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What was done to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// It did not exist and was created.
+    Created,
+    /// It existed and was changed.
+    Configured,
+    /// It existed exactly so.
+    Unchanged,
+    /// It was deleted.
+    Deleted,
+    /// It did not exist (delete).
+    NotFound,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Created => "created",
+            Action::Configured => "configured",
+            Action::Unchanged => "unchanged",
+            Action::Deleted => "deleted",
+            Action::NotFound => "not found",
+        })
+    }
+}
+
+/// A failure the agent reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// Its class.
+    pub code: ErrorCode,
+    /// What failed, for people (names file, document and field for invalid manifests).
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of class `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Classes of failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    /// The request is malformed (not JSON, unknown op).
+    BadRequest,
+    /// A manifest is invalid (nothing was written).
+    Invalid,
+    /// The object does not exist.
+    NotFound,
+    /// The object changed since the revision the request named, or a concurrent writer won
+    /// every retry.
+    Conflict,
+    /// Not allowed (system-written kinds, the default namespace).
+    Forbidden,
+    /// The store cannot be reached: try again later (CNI code 11).
+    Unavailable,
+    /// Anything else.
+    Internal,
+}
+
+impl Response {
+    /// An error response.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error {
+            error: ApiError::new(code, message),
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! The node's API: what each socket request does to the store.
+//!
+//! - `apply`: every document is decoded and checked again (never trust the client); a
+//!   namespaced object needs its namespace in the store or in the same apply; then one
+//!   transaction writes everything, with a compare on every key it read (created objects
+//!   must still be absent, updated ones unchanged, namespaces still there), retried a few
+//!   times when a concurrent writer got in between. All or nothing.
+//! - `get`, `list`, `describe`: read the store; `metadata.resourceVersion` is the object's
+//!   revision; nodes get their `status` from their lease records.
+//! - `delete`: one transaction; deleting a namespace deletes what is in it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferro_agent_api::{
+    Action, ApiError, ApplyDocument, ErrorCode, Outcome, Request, Response, Target,
+};
+use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use ferro_cluster::manifest::{self, Applicable, Document, Origin};
+use ferro_cluster::network::CLUSTER_NETWORK_NAME;
+use ferro_cluster::resource::{ClusterNetwork, NodeStatus};
+use ferro_cluster::validate::{self, DEFAULT_NAMESPACE};
+use ferro_cluster::{keys, Kind, NodeLease, Object, Selector};
+use ferro_store::{Compare, KeyValue, Op, Store, StoreError, Txn};
+use serde_json::Value;
+
+/// Namespaces that always exist and cannot be deleted.
+pub const SYSTEM_NAMESPACES: [&str; 2] = [DEFAULT_NAMESPACE, "kube-system"];
+/// How often an apply or delete is retried when concurrent writers win.
+const ATTEMPTS: usize = 5;
+
+type Reply = Result<Response, ApiError>;
+
+fn store_error(e: StoreError) -> ApiError {
+    let code = if e.is_unavailable() {
+        ErrorCode::Unavailable
+    } else {
+        ErrorCode::Internal
+    };
+    ApiError::new(code, e.to_string())
+}
+
+fn kind_of(word: &str) -> Result<Kind, ApiError> {
+    Kind::from_cli(word).map_err(|e| ApiError::new(ErrorCode::BadRequest, e))
+}
+
+/// A kind's namespace for a request: the given one, or `default` (namespaced kinds only).
+fn ns_for(kind: Kind, ns: Option<&str>) -> Option<String> {
+    kind.namespaced()
+        .then(|| ns.unwrap_or(DEFAULT_NAMESPACE).to_string())
+}
+
+fn not_found(kind: Kind, ns: Option<&str>, name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        match ns {
+            Some(ns) => format!("{} {name:?} not found in namespace {ns:?}", kind.plural()),
+            None => format!("{} {name:?} not found", kind.plural()),
+        },
+    )
+}
+
+/// Decodes a stored value; `None` (logged) when it is not an object of `kind`.
+fn decode_stored(kind: Kind, kv: &KeyValue) -> Option<Object> {
+    let v: Value = serde_json::from_slice(&kv.value).ok()?;
+    match Object::from_value(kind, v) {
+        Ok(mut o) => {
+            o.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+            Some(o)
+        }
+        Err(e) => {
+            log::warn!("{}: not a {kind}: {e}", kv.key);
+            None
+        }
+    }
+}
+
+/// The API, over a store.
+#[derive(Debug, Clone)]
+pub struct Api<S> {
+    store: S,
+    node: String,
+    store_name: String,
+}
+
+impl<S: Store> Api<S> {
+    /// The API of node `node` over `store` (described as `store_name` in `status`).
+    pub fn new(store: S, node: String, store_name: String) -> Self {
+        Api {
+            store,
+            node,
+            store_name,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request) -> Response {
+        let r = match req {
+            Request::Status => self.status().await,
+            Request::Apply { documents } => self.apply(documents).await,
+            Request::Get {
+                kind,
+                namespace,
+                name,
+            } => self.get(&kind, namespace.as_deref(), &name).await,
+            Request::List { kind, namespace } => self.list(&kind, namespace.as_deref()).await,
+            Request::Delete { targets } => self.delete(targets).await,
+            Request::Describe {
+                kind,
+                namespace,
+                name,
+            } => self.describe(&kind, namespace.as_deref(), &name).await,
+        };
+        r.unwrap_or_else(|error| Response::Error { error })
+    }
+
+    async fn status(&self) -> Reply {
+        let revision = self
+            .store
+            .list(keys::NODE_LEASES)
+            .await
+            .map_err(store_error)?
+            .revision;
+        Ok(Response::Status {
+            node: self.node.clone(),
+            store: self.store_name.clone(),
+            version: crate::VERSION.to_string(),
+            revision,
+        })
+    }
+
+    /// Creates the namespaces that always exist, when missing.
+    pub async fn ensure_system_namespaces(&self) -> Result<(), StoreError> {
+        for ns in SYSTEM_NAMESPACES {
+            let doc = Document {
+                origin: Origin::new("built-in", 1),
+                value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            };
+            let Ok(mut a) = manifest::admit(&doc) else {
+                continue;
+            };
+            a.object.meta_mut().creation_timestamp = Some(Time(ferro_cluster::now()));
+            let value = serde_json::to_vec(&a.object.to_value()).unwrap_or_default();
+            if self.store.create(&a.object.key(), value, None).await? {
+                log::info!("namespace {ns} created");
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<KeyValue>, ApiError> {
+        self.store.get(key).await.map_err(store_error)
+    }
+
+    async fn apply(&self, documents: Vec<ApplyDocument>) -> Reply {
+        // Decode and check everything first: nothing is written unless all is well.
+        let mut admitted: Vec<Applicable> = Vec::new();
+        let mut problems = Vec::new();
+        for d in documents {
+            let doc = Document {
+                origin: Origin {
+                    source: d.source,
+                    document: d.document,
+                    item: d.item,
+                },
+                value: d.object,
+            };
+            match manifest::admit(&doc) {
+                Ok(a) => admitted.push(a),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let mut seen: BTreeMap<String, &Origin> = BTreeMap::new();
+        for a in &admitted {
+            if let Some(first) = seen.insert(a.object.key(), &a.origin) {
+                problems.push(format!(
+                    "{} ({}): also in {first}: an object appears once per apply",
+                    a.origin,
+                    a.object.describe()
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::new(ErrorCode::Invalid, problems.join("\n")));
+        }
+        if admitted.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "nothing to apply: no documents",
+            ));
+        }
+        for attempt in 1..=ATTEMPTS {
+            if let Some(done) = self.apply_once(&admitted).await? {
+                return Ok(done);
+            }
+            log::info!(
+                "apply: a concurrent change won (attempt {attempt} of {ATTEMPTS}); retrying"
+            );
+        }
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("apply: concurrent changes won {ATTEMPTS} times in a row; try again"),
+        ))
+    }
+
+    /// One attempt: `None` when a compare failed (something changed meanwhile).
+    async fn apply_once(&self, admitted: &[Applicable]) -> Result<Option<Response>, ApiError> {
+        let mut txn = Txn::new();
+        let mut problems = Vec::new();
+        let mut results = Vec::new();
+        // Namespaces: in the store (compared: they must not vanish meanwhile) or applied now.
+        let applied_ns: BTreeSet<&str> = admitted
+            .iter()
+            .filter(|a| a.object.kind() == Kind::Namespace)
+            .map(|a| a.object.name())
+            .collect();
+        let mut checked_ns: BTreeMap<String, bool> = BTreeMap::new();
+        for a in admitted {
+            let Some(ns) = a.object.namespace() else {
+                continue;
+            };
+            if applied_ns.contains(ns) || checked_ns.contains_key(ns) {
+                continue;
+            }
+            let key = keys::object(Kind::Namespace, None, ns);
+            let cur = self.read(&key).await?;
+            if let Some(kv) = &cur {
+                txn = txn.when(Compare::unchanged(&key, kv.mod_revision));
+            }
+            checked_ns.insert(ns.to_string(), cur.is_some());
+        }
+        // The cluster's settings, for services.
+        let settings = match admitted.iter().find_map(|a| match &a.object {
+            Object::ClusterNetwork(c) => Some(c.clone()),
+            _ => None,
+        }) {
+            Some(c) => c.settings().ok(),
+            None => {
+                let key = keys::object(Kind::ClusterNetwork, None, CLUSTER_NETWORK_NAME);
+                self.read(&key)
+                    .await?
+                    .and_then(|kv| decode_stored(Kind::ClusterNetwork, &kv))
+                    .and_then(|o| match o {
+                        Object::ClusterNetwork(c) => Some(c),
+                        _ => None,
+                    })
+                    .and_then(|c: ClusterNetwork| c.settings().ok())
+            }
+        };
+        for a in admitted {
+            let o = &a.object;
+            let fail = |p: String| format!("{} ({}): {p}", a.origin, o.describe());
+            if let Some(ns) = o.namespace() {
+                if checked_ns.get(ns) == Some(&false) {
+                    problems.push(fail(format!(
+                        "namespace {ns:?} does not exist (create it first, or in the same apply)"
+                    )));
+                    continue;
+                }
+            }
+            if let (Object::Service(s), Some(st)) = (o, &settings) {
+                let errs = validate::service_in_cluster(s, st);
+                if !errs.is_empty() {
+                    problems.push(fail(errs.join("; ")));
+                    continue;
+                }
+            }
+            let key = o.key();
+            let cur = self.read(&key).await?;
+            let mut new = o.clone();
+            let action = match &cur {
+                None => {
+                    if let Some(rv) = a.precondition {
+                        return Err(ApiError::new(
+                            ErrorCode::Conflict,
+                            fail(format!(
+                                "metadata.resourceVersion is {rv} but the object does not exist"
+                            )),
+                        ));
+                    }
+                    new.meta_mut().creation_timestamp = Some(Time(ferro_cluster::now()));
+                    txn = txn.when(Compare::absent(&key));
+                    Action::Created
+                }
+                Some(kv) => {
+                    if let Some(rv) = a.precondition.filter(|rv| *rv != kv.mod_revision) {
+                        return Err(ApiError::new(
+                            ErrorCode::Conflict,
+                            fail(format!(
+                                "the object has changed: it is at revision {}, the manifest names {rv} (get it again, or drop metadata.resourceVersion)",
+                                kv.mod_revision
+                            )),
+                        ));
+                    }
+                    let old = decode_stored(o.kind(), kv);
+                    new.meta_mut().creation_timestamp = old
+                        .as_ref()
+                        .and_then(|x| x.meta().creation_timestamp.clone())
+                        .or_else(|| Some(Time(ferro_cluster::now())));
+                    txn = txn.when(Compare::unchanged(&key, kv.mod_revision));
+                    let same = old.is_some_and(|mut x| {
+                        x.meta_mut().resource_version = None;
+                        x.to_value() == new.to_value()
+                    });
+                    if same {
+                        Action::Unchanged
+                    } else {
+                        Action::Configured
+                    }
+                }
+            };
+            if action != Action::Unchanged {
+                let value = serde_json::to_vec(&new.to_value())
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                txn = txn.then(Op::put(key, value));
+            }
+            results.push(Outcome {
+                kind: o.kind().name().to_string(),
+                namespace: o.namespace().map(str::to_string),
+                name: o.name().to_string(),
+                action,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::new(ErrorCode::Invalid, problems.join("\n")));
+        }
+        let r = self.store.txn(txn).await.map_err(store_error)?;
+        if !r.succeeded {
+            return Ok(None);
+        }
+        for o in &results {
+            log::info!("apply: {o}");
+        }
+        Ok(Some(Response::Applied {
+            results,
+            revision: r.revision,
+        }))
+    }
+
+    /// Every object of `kind` (in `ns` when given), decoded, with node status filled in.
+    async fn objects(&self, kind: Kind, ns: Option<&str>) -> Result<(Vec<Object>, i64), ApiError> {
+        let l = self
+            .store
+            .list(&keys::prefix(kind, ns))
+            .await
+            .map_err(store_error)?;
+        let mut out: Vec<Object> = l
+            .kvs
+            .iter()
+            .filter_map(|kv| decode_stored(kind, kv))
+            .collect();
+        if kind == Kind::Node {
+            self.node_status(&mut out).await?;
+        }
+        Ok((out, l.revision))
+    }
+
+    /// Fills in each node's status from its lease record.
+    async fn node_status(&self, nodes: &mut [Object]) -> Result<(), ApiError> {
+        let leases = self
+            .store
+            .list(keys::NODE_LEASES)
+            .await
+            .map_err(store_error)?;
+        let by_node: BTreeMap<String, NodeLease> = leases
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<NodeLease>(&kv.value).ok())
+            .map(|l| (l.node.clone(), l))
+            .collect();
+        let blocks = self.objects_plain(Kind::IpamBlock).await?;
+        for o in nodes {
+            if let Object::Node(n) = o {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let l = by_node.get(&name);
+                n.status = Some(NodeStatus {
+                    ready: l.is_some(),
+                    lease: l.map(|l| l.lease.clone()),
+                    lease_ttl_seconds: l.map(|l| l.ttl_seconds),
+                    since: l.map(|l| l.since.clone()),
+                    blocks: blocks
+                        .iter()
+                        .filter_map(|b| match b {
+                            Object::IpamBlock(b) if b.spec.node.as_deref() == Some(&name) => {
+                                Some(b.spec.cidr.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn objects_plain(&self, kind: Kind) -> Result<Vec<Object>, ApiError> {
+        let l = self
+            .store
+            .list(&keys::prefix(kind, None))
+            .await
+            .map_err(store_error)?;
+        Ok(l.kvs
+            .iter()
+            .filter_map(|kv| decode_stored(kind, kv))
+            .collect())
+    }
+
+    async fn one(&self, kind: Kind, ns: Option<&str>, name: &str) -> Result<Object, ApiError> {
+        let ns = ns_for(kind, ns);
+        let key = keys::object(kind, ns.as_deref(), name);
+        let kv = self
+            .read(&key)
+            .await?
+            .ok_or_else(|| not_found(kind, ns.as_deref(), name))?;
+        let mut o = decode_stored(kind, &kv).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("{key}: stored value is not a {kind}"),
+            )
+        })?;
+        if kind == Kind::Node {
+            self.node_status(std::slice::from_mut(&mut o)).await?;
+        }
+        Ok(o)
+    }
+
+    async fn get(&self, kind: &str, ns: Option<&str>, name: &str) -> Reply {
+        let kind = kind_of(kind)?;
+        let o = self.one(kind, ns, name).await?;
+        Ok(Response::Object {
+            object: o.to_value(),
+        })
+    }
+
+    async fn list(&self, kind: &str, ns: Option<&str>) -> Reply {
+        let kind = kind_of(kind)?;
+        let (objects, revision) = self.objects(kind, ns).await?;
+        Ok(Response::List {
+            items: objects.iter().map(Object::to_value).collect(),
+            revision,
+        })
+    }
+
+    async fn delete(&self, targets: Vec<Target>) -> Reply {
+        let mut resolved = Vec::new();
+        for t in &targets {
+            let kind = kind_of(&t.kind)?;
+            if kind.system_written() {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("{kind} is written by the cluster itself: it cannot be deleted"),
+                ));
+            }
+            if kind == Kind::Namespace && SYSTEM_NAMESPACES.contains(&t.name.as_str()) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("namespace {:?} always exists: it cannot be deleted", t.name),
+                ));
+            }
+            resolved.push((kind, ns_for(kind, t.namespace.as_deref()), t.name.clone()));
+        }
+        for attempt in 1..=ATTEMPTS {
+            if let Some(done) = self.delete_once(&resolved).await? {
+                return Ok(done);
+            }
+            log::info!(
+                "delete: a concurrent change won (attempt {attempt} of {ATTEMPTS}); retrying"
+            );
+        }
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("delete: concurrent changes won {ATTEMPTS} times in a row; try again"),
+        ))
+    }
+
+    async fn delete_once(
+        &self,
+        targets: &[(Kind, Option<String>, String)],
+    ) -> Result<Option<Response>, ApiError> {
+        let mut txn = Txn::new();
+        let mut keys_done = BTreeSet::new();
+        let mut results = Vec::new();
+        for (kind, ns, name) in targets {
+            let key = keys::object(*kind, ns.as_deref(), name);
+            let cur = self.read(&key).await?;
+            let action = match cur {
+                None => Action::NotFound,
+                Some(kv) => {
+                    if keys_done.insert(key.clone()) {
+                        txn = txn
+                            .when(Compare::unchanged(&key, kv.mod_revision))
+                            .then(Op::delete(&key));
+                    }
+                    if *kind == Kind::Namespace {
+                        // What lives in it goes with it.
+                        for k in [Kind::Pod, Kind::Service, Kind::NetworkPolicy] {
+                            let l = self
+                                .store
+                                .list(&keys::prefix(k, Some(name)))
+                                .await
+                                .map_err(store_error)?;
+                            for kv in l.kvs {
+                                if keys_done.insert(kv.key.clone()) {
+                                    txn = txn
+                                        .when(Compare::unchanged(&kv.key, kv.mod_revision))
+                                        .then(Op::delete(&kv.key));
+                                }
+                            }
+                        }
+                    }
+                    Action::Deleted
+                }
+            };
+            results.push(Outcome {
+                kind: kind.name().to_string(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                action,
+            });
+        }
+        let r = self.store.txn(txn).await.map_err(store_error)?;
+        if !r.succeeded {
+            return Ok(None);
+        }
+        for o in results.iter().filter(|o| o.action == Action::Deleted) {
+            log::info!("delete: {o}");
+        }
+        Ok(Some(Response::Deleted {
+            results,
+            revision: r.revision,
+        }))
+    }
+
+    async fn describe(&self, kind: &str, ns: Option<&str>, name: &str) -> Reply {
+        let kind = kind_of(kind)?;
+        let o = self.one(kind, ns, name).await?;
+        let mut facts = Vec::new();
+        let names = |v: Vec<&Object>| {
+            if v.is_empty() {
+                "<none>".to_string()
+            } else {
+                v.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        match &o {
+            Object::Namespace(_) => {
+                for (k, label) in [
+                    (Kind::Pod, "Pods"),
+                    (Kind::Service, "Services"),
+                    (Kind::NetworkPolicy, "NetworkPolicies"),
+                ] {
+                    let (objs, _) = self.objects(k, Some(o.name())).await?;
+                    facts.push((label.to_string(), objs.len().to_string()));
+                }
+            }
+            Object::Pod(_) => {
+                let ns = o.namespace();
+                let (svcs, _) = self.objects(Kind::Service, ns).await?;
+                let (pols, _) = self.objects(Kind::NetworkPolicy, ns).await?;
+                let selecting: Vec<&Object> = svcs
+                    .iter()
+                    .filter(|s| match s {
+                        Object::Service(s) => s
+                            .spec
+                            .as_ref()
+                            .and_then(|sp| sp.selector.as_ref())
+                            .is_some_and(|m| {
+                                !m.is_empty() && Selector::from_map(m).matches(o.labels())
+                            }),
+                        _ => false,
+                    })
+                    .collect();
+                facts.push(("Services".to_string(), names(selecting)));
+                let policies: Vec<&Object> = pols
+                    .iter()
+                    .filter(|p| policy_selects(p, o.labels()))
+                    .collect();
+                facts.push(("NetworkPolicies".to_string(), names(policies)));
+            }
+            Object::Service(s) => {
+                let (pods, _) = self.objects(Kind::Pod, o.namespace()).await?;
+                let sel = s.spec.as_ref().and_then(|sp| sp.selector.clone());
+                let v = match &sel {
+                    Some(m) if !m.is_empty() => {
+                        let sel = Selector::from_map(m);
+                        names(pods.iter().filter(|p| sel.matches(p.labels())).collect())
+                    }
+                    _ => "<no selector>".to_string(),
+                };
+                facts.push(("Pods".to_string(), v));
+            }
+            Object::NetworkPolicy(_) => {
+                let (pods, _) = self.objects(Kind::Pod, o.namespace()).await?;
+                facts.push((
+                    "Selected pods".to_string(),
+                    names(
+                        pods.iter()
+                            .filter(|p| policy_selects(&o, p.labels()))
+                            .collect(),
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        Ok(Response::Description {
+            object: o.to_value(),
+            facts,
+        })
+    }
+}
+
+/// Whether NetworkPolicy `p` selects a pod with `labels` (same namespace assumed).
+fn policy_selects(p: &Object, labels: &BTreeMap<String, String>) -> bool {
+    let Object::NetworkPolicy(p) = p else {
+        return false;
+    };
+    p.spec
+        .as_ref()
+        .and_then(|s| s.pod_selector.as_ref())
+        .and_then(|s| Selector::parse(s).ok())
+        .is_some_and(|s| s.matches(labels))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+use ferro_agent_api::{Action, ApplyDocument, ErrorCode, Request, Response, Target};
+use ferro_store::Embedded;
+use serde_json::json;
+
+use super::*;
+
+struct T {
+    api: Api<Embedded>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Embedded::open(&dir.path().join("s.redb")).await.unwrap();
+    let api = Api::new(store, "node-a".into(), "embedded".into());
+    api.ensure_system_namespaces().await.unwrap();
+    T { api, _dir: dir }
+}
+
+fn docs(text: &str) -> Vec<ApplyDocument> {
+    ferro_cluster::manifest::parse_documents("app.yaml", text)
+        .unwrap()
+        .into_iter()
+        .map(|d| ApplyDocument {
+            source: d.origin.source,
+            document: d.origin.document,
+            item: d.origin.item,
+            object: d.value,
+        })
+        .collect()
+}
+
+async fn apply(t: &T, text: &str) -> Response {
+    t.api
+        .handle(Request::Apply {
+            documents: docs(text),
+        })
+        .await
+}
+
+fn actions(r: &Response) -> Vec<Action> {
+    match r {
+        Response::Applied { results, .. } | Response::Deleted { results, .. } => {
+            results.iter().map(|o| o.action).collect()
+        }
+        other => panic!("not applied: {other:?}"),
+    }
+}
+
+fn error(r: Response) -> (ErrorCode, String) {
+    match r {
+        Response::Error { error } => (error.code, error.message),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+async fn list(t: &T, kind: &str) -> Vec<Value> {
+    match t
+        .api
+        .handle(Request::List {
+            kind: kind.into(),
+            namespace: None,
+        })
+        .await
+    {
+        Response::List { items, .. } => items,
+        other => panic!("{other:?}"),
+    }
+}
+
+const APP: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: c, ports: [{name: http, containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: http}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}}
+";
+
+#[tokio::test]
+async fn apply_creates_then_reports_unchanged_and_configured() {
+    let t = api().await;
+    let r = apply(&t, APP).await;
+    assert_eq!(actions(&r), [Action::Created; 4]);
+    let again = apply(&t, APP).await;
+    assert_eq!(actions(&again), [Action::Unchanged; 4]);
+    let changed = apply(&t, &APP.replace("targetPort: http", "targetPort: 8080")).await;
+    assert_eq!(
+        actions(&changed),
+        [
+            Action::Unchanged,
+            Action::Unchanged,
+            Action::Configured,
+            Action::Unchanged
+        ]
+    );
+    let ns = list(&t, "ns").await;
+    let names: Vec<&str> = ns
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "kube-system", "shop"]);
+    assert_eq!(
+        ns[2]["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "shop"
+    );
+    assert!(ns[2]["metadata"]["creationTimestamp"].is_string());
+}
+
+#[tokio::test]
+async fn a_failing_document_writes_nothing() {
+    let t = api().await;
+    let bad = format!("{APP}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: nope}}\nspec: {{containers: [{{name: c}}]}}\n");
+    let (code, msg) = error(apply(&t, &bad).await);
+    assert_eq!(code, ErrorCode::Invalid);
+    assert_eq!(
+        msg,
+        "app.yaml: document 5 (Pod nope/p): namespace \"nope\" does not exist (create it first, or in the same apply)"
+    );
+    assert!(list(&t, "pods").await.is_empty(), "nothing written");
+    assert_eq!(list(&t, "ns").await.len(), 2);
+    let (code, msg) = error(
+        t.api
+            .handle(Request::Apply {
+                documents: vec![ApplyDocument {
+                    source: "x.json".into(),
+                    document: 1,
+                    item: None,
+                    object: json!({"apiVersion": "ferro-cni.io/v1", "kind": "Node", "metadata": {"name": "n"}}),
+                }],
+            })
+            .await,
+    );
+    assert_eq!(code, ErrorCode::Invalid);
+    assert!(
+        msg.contains("Node is written by the cluster itself"),
+        "{msg}"
+    );
+    let (_, msg) = error(
+        apply(
+            &t,
+            &format!("{APP}---\n{}", APP.split("---").nth(1).unwrap()),
+        )
+        .await,
+    );
+    assert!(
+        msg.contains("document 5 (Pod shop/web-1): also in app.yaml: document 2"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn resource_versions_are_preconditions() {
+    let t = api().await;
+    apply(&t, APP).await;
+    let pod = match t
+        .api
+        .handle(Request::Get {
+            kind: "po".into(),
+            namespace: Some("shop".into()),
+            name: "web-1".into(),
+        })
+        .await
+    {
+        Response::Object { object } => object,
+        other => panic!("{other:?}"),
+    };
+    let rv = pod["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut edited = pod.clone();
+    edited["metadata"]["labels"]["tier"] = json!("fe");
+    let doc = |o: Value| Request::Apply {
+        documents: vec![ApplyDocument {
+            source: "-".into(),
+            document: 1,
+            item: None,
+            object: o,
+        }],
+    };
+    assert_eq!(
+        actions(&t.api.handle(doc(edited.clone())).await),
+        [Action::Configured]
+    );
+    let (code, msg) = error(t.api.handle(doc(edited)).await);
+    assert_eq!(code, ErrorCode::Conflict);
+    assert!(msg.contains(&format!("the manifest names {rv}")), "{msg}");
+}
+
+#[tokio::test]
+async fn services_are_checked_against_the_cluster_network() {
+    let t = api().await;
+    apply(
+        &t,
+        "apiVersion: ferro-cni.io/v1\nkind: ClusterNetwork\nmetadata: {name: default}\nspec: {podCIDRs: [10.244.0.0/16], serviceCIDRs: [10.96.0.0/12]}\n",
+    )
+    .await;
+    let (code, msg) = error(
+        apply(
+            &t,
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 80}]}\n",
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Invalid);
+    assert!(
+        msg.contains(
+            "spec.ports[0].nodePort: 80 is outside the cluster's NodePort range 30000-32767"
+        ),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_what_is_in_it() {
+    let t = api().await;
+    apply(&t, APP).await;
+    let r = t
+        .api
+        .handle(Request::Delete {
+            targets: vec![
+                Target {
+                    kind: "namespace".into(),
+                    namespace: None,
+                    name: "shop".into(),
+                },
+                Target {
+                    kind: "svc".into(),
+                    namespace: Some("shop".into()),
+                    name: "gone".into(),
+                },
+            ],
+        })
+        .await;
+    assert_eq!(actions(&r), [Action::Deleted, Action::NotFound]);
+    for k in ["pods", "services", "networkpolicies"] {
+        assert!(list(&t, k).await.is_empty(), "{k}");
+    }
+    for (kind, name) in [("ns", "default"), ("nodes", "node-a")] {
+        let (code, _) = error(
+            t.api
+                .handle(Request::Delete {
+                    targets: vec![Target {
+                        kind: kind.into(),
+                        namespace: None,
+                        name: name.into(),
+                    }],
+                })
+                .await,
+        );
+        assert_eq!(code, ErrorCode::Forbidden, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn describe_adds_what_selects_what() {
+    let t = api().await;
+    apply(&t, APP).await;
+    let facts = |r: Response| match r {
+        Response::Description { facts, .. } => facts,
+        other => panic!("{other:?}"),
+    };
+    let d = |kind: &str, name: &str| Request::Describe {
+        kind: kind.into(),
+        namespace: Some("shop".into()),
+        name: name.into(),
+    };
+    assert_eq!(
+        facts(t.api.handle(d("svc", "web")).await),
+        [("Pods".to_string(), "web-1".to_string())]
+    );
+    assert_eq!(
+        facts(t.api.handle(d("netpol", "web")).await),
+        [("Selected pods".to_string(), "web-1".to_string())]
+    );
+    assert_eq!(
+        facts(t.api.handle(d("po", "web-1")).await),
+        [
+            ("Services".to_string(), "web".to_string()),
+            ("NetworkPolicies".to_string(), "web".to_string())
+        ]
+    );
+    let (code, msg) = error(t.api.handle(d("po", "nope")).await);
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ErrorCode::NotFound,
+            "pods \"nope\" not found in namespace \"shop\""
+        )
+    );
+    let (code, _) = error(t.api.handle(d("deployments", "x")).await);
+    assert_eq!(code, ErrorCode::BadRequest);
+}

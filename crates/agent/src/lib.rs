@@ -1,0 +1,219 @@
+//! # ferro-agent: the node's cluster agent
+//!
+//! The one long-running piece of the cluster layer. At start it reads its configuration,
+//! opens the store (an unreachable store stops it with a clear error before it writes
+//! anything), locks its state directory, makes sure the `default` and `kube-system`
+//! namespaces exist, registers its `Node` with a lease it renews, and serves the node's API
+//! on a unix socket (and metrics over HTTP when configured). SIGTERM (or SIGINT) stops it
+//! cleanly: the socket is removed and the lease revoked, so the node's lease record vanishes
+//! at once.
+//!
+//! # Layout
+//! - [`config`]: the configuration file;
+//! - [`node`]: registration and lease renewal;
+//! - [`api`]: what each request does to the store;
+//! - [`server`]: the socket;
+//! - [`metrics`]: Prometheus metrics and their endpoint;
+//! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
+//! - [`mod@error`]: the error type, [`AgentError`].
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod journal;
+mod logger;
+pub mod metrics;
+pub mod node;
+pub mod server;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferro_store::{AnyStore, Store, StoreConfig};
+use tokio::signal::unix::{signal, SignalKind};
+
+pub use config::Config;
+pub use error::AgentError;
+
+/// The agent's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const USAGE: &str = "\
+Usage: ferro-agent [--config FILE]
+
+The node's cluster agent: registers the node in the cluster store with a lease, serves the
+node's API on a unix socket (cnictl apply/get/delete/describe), exports metrics.
+
+  --config FILE   configuration (default /etc/ferro-cni/agent.json)
+  --version       print the version
+  -h, --help      this help
+
+Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on failure, 2 for a bad command line
+or configuration.
+";
+
+/// Runs the agent with the command line `argv` (without the program name); the exit status.
+pub fn main_with_args(argv: &[String]) -> u8 {
+    let mut config = PathBuf::from(config::DEFAULT_CONFIG);
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" => match it.next() {
+                Some(p) => config = PathBuf::from(p),
+                None => {
+                    eprintln!("ferro-agent: --config needs a file\n\n{USAGE}");
+                    return 2;
+                }
+            },
+            s if s.starts_with("--config=") => config = PathBuf::from(&s["--config=".len()..]),
+            "--version" => {
+                eprintln!("ferro-agent {VERSION}");
+                return 0;
+            }
+            "-h" | "--help" => {
+                eprint!("{USAGE}");
+                return 0;
+            }
+            other => {
+                eprintln!("ferro-agent: unknown argument {other:?}\n\n{USAGE}");
+                return 2;
+            }
+        }
+    }
+    let cfg = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferro-agent: {e}");
+            return 2;
+        }
+    };
+    logger::init(cfg.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("starting the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+/// Opens the store `cfg` names (the embedded file's directory is created, mode 0700).
+async fn open_store(
+    cfg: &StoreConfig,
+    state_dir: &std::path::Path,
+) -> Result<AnyStore, AgentError> {
+    if let StoreConfig::Embedded(e) = cfg {
+        let file = e.file(state_dir);
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                state::make_private_dir(dir)?;
+            }
+        }
+    }
+    Ok(AnyStore::open(cfg, state_dir).await?)
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> Result<(), AgentError> {
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| AgentError::io("installing the SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| AgentError::io("installing the SIGINT handler", e))?;
+
+    let store = open_store(&cfg.store, &cfg.state_dir).await?;
+    let store_name = store.describe();
+    log::info!("store {store_name}: reachable");
+    let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);
+    let _journal = journal::Journal::open(state.path())
+        .map_err(|e| AgentError::io(format!("opening {}/journal", state.path().display()), e))?;
+    let api = Arc::new(api::Api::new(
+        store.clone(),
+        cfg.node_name.clone(),
+        store_name.clone(),
+    ));
+    api.ensure_system_namespaces().await?;
+    let lease = node::register(&store, &cfg, &state).await?;
+    log::info!(
+        "node {} registered: lease {}, TTL {}s",
+        cfg.node_name,
+        lease.id,
+        lease.ttl.as_secs()
+    );
+    let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
+    let metrics = Arc::new(metrics::Metrics::default());
+    metrics.set_registered(true);
+
+    let started = async {
+        let (listener, socket) = server::bind(&cfg.socket)?;
+        let metrics_task = match cfg.metrics {
+            None => None,
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| AgentError::io(format!("metrics: binding {addr}"), e))?;
+                log::info!("metrics on http://{addr}/metrics");
+                Some(tokio::spawn(metrics::serve(l, metrics.clone())))
+            }
+        };
+        Ok::<_, AgentError>((listener, socket, metrics_task))
+    }
+    .await;
+    let (listener, socket, metrics_task) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            release(&store, &state, &current).await;
+            return Err(e);
+        }
+    };
+    let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
+    let renewer = tokio::spawn(node::keep_alive(
+        store.clone(),
+        cfg.clone(),
+        state.clone(),
+        current.clone(),
+        metrics.clone(),
+    ));
+    log::info!("serving {}", cfg.socket.display());
+
+    let sig = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    log::info!("{sig}: stopping");
+    server.abort();
+    renewer.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    drop(socket);
+    release(&store, &state, &current).await;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Revokes the node lease (its record vanishes at once) and forgets it.
+async fn release(store: &AnyStore, state: &state::StateDir, current: &node::CurrentLease) {
+    let id = current.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(id) = id else { return };
+    match tokio::time::timeout(Duration::from_secs(10), store.revoke(id)).await {
+        Ok(Ok(())) => {
+            state.clear_lease();
+            log::info!("lease {id} revoked");
+        }
+        Ok(Err(e)) => log::warn!("revoking lease {id}: {e} (it expires with its TTL)"),
+        Err(_) => log::warn!("revoking lease {id}: no answer (it expires with its TTL)"),
+    }
+}

@@ -1,0 +1,185 @@
+//! Prometheus metrics (`prometheus-client`), served at `http://<metrics>/metrics` when the
+//! `metrics` key is set:
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `ferro_agent_requests_total` | `op`, `result` | socket requests answered (`result`: `ok` or an error code) |
+//! | `ferro_agent_request_duration_seconds` | `op` | time to answer them |
+//! | `ferro_agent_lease_renewals_total` | `result` | node lease renewals (`ok`, `unavailable`, `expired`) |
+//! | `ferro_agent_node_registered` | | 1 while the node holds its lease |
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Labels = Vec<(String, String)>;
+
+fn histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+/// The agent's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    lease_renewals: Family<Labels, Counter>,
+    registered: Gauge<i64, AtomicI64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let request_seconds =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
+        let lease_renewals = Family::<Labels, Counter>::default();
+        let registered = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "ferro_agent_requests",
+            "Socket requests answered",
+            requests.clone(),
+        );
+        registry.register(
+            "ferro_agent_request_duration_seconds",
+            "Time to answer a socket request",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "ferro_agent_lease_renewals",
+            "Node lease renewals",
+            lease_renewals.clone(),
+        );
+        registry.register(
+            "ferro_agent_node_registered",
+            "1 while the node holds its lease",
+            registered.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            lease_renewals,
+            registered,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn request(&self, op: &str, result: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&vec![
+                ("op".to_string(), op.to_string()),
+                ("result".to_string(), result.to_string()),
+            ])
+            .inc();
+        self.request_seconds
+            .get_or_create(&vec![("op".to_string(), op.to_string())])
+            .observe(seconds);
+    }
+
+    /// Counts one lease renewal.
+    pub fn renewal(&self, result: &str) {
+        self.lease_renewals
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
+    }
+
+    /// Whether the node holds its lease.
+    pub fn set_registered(&self, yes: bool) {
+        self.registered.set(i64::from(yes));
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = encode(&mut s, &self.registry);
+        s
+    }
+}
+
+/// Serves `GET /metrics` (anything else: 404) on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut n = 0;
+            // Read the request head (bounded), then answer and close.
+            while n < buf.len() {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    conn.read(&mut buf[n..]),
+                )
+                .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(k)) => n += k,
+                }
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let (status, ctype, body) = if head.starts_with("GET /metrics ") {
+                (
+                    "200 OK",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics.render(),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    "text/plain",
+                    "not found: try /metrics\n".to_string(),
+                )
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_every_metric() {
+        let m = Metrics::default();
+        m.request("apply", "ok", 0.002);
+        m.renewal("ok");
+        m.set_registered(true);
+        let t = m.render();
+        for want in [
+            "ferro_agent_requests_total{op=\"apply\",result=\"ok\"} 1",
+            "ferro_agent_request_duration_seconds_count{op=\"apply\"} 1",
+            "ferro_agent_lease_renewals_total{result=\"ok\"} 1",
+            "ferro_agent_node_registered 1",
+        ] {
+            assert!(t.contains(want), "missing {want} in\n{t}");
+        }
+    }
+}
