@@ -1440,34 +1440,35 @@ mod tests {
         Duration::from_millis(v)
     }
 
-    fn flat(d: Duration) -> Summary {
-        Summary::of(&[d]).unwrap()
+    /// A summary with median `d` and p95 `1.5 d`.
+    fn fig(d: Duration) -> Summary {
+        Summary::of(&[d, d, d * 3 / 2]).unwrap()
     }
 
     fn chain(plugins: &[&str], add: u64, del: u64) -> ChainStats {
         ChainStats {
             plugins: plugins.iter().map(|s| s.to_string()).collect(),
-            add: flat(ms(add)),
-            del: flat(ms(del)),
-            cycle: flat(ms(add + del)),
-            add_per_plugin: plugins.iter().map(|_| flat(ms(add))).collect(),
-            del_per_plugin: plugins.iter().map(|_| flat(ms(del))).collect(),
+            add: fig(ms(add)),
+            del: fig(ms(del)),
+            cycle: fig(ms(add + del)),
+            add_per_plugin: plugins.iter().map(|_| fig(ms(add))).collect(),
+            del_per_plugin: plugins.iter().map(|_| fig(ms(del))).collect(),
             leftover_leases: 0,
         }
     }
 
     fn sample(quick: bool) -> Report {
         let par = |add: u64| ParallelStats {
-            add_wall: flat(ms(add)),
-            del_wall: flat(ms(add * 2)),
+            add_wall: fig(ms(add)),
+            del_wall: fig(ms(add * 2)),
             duplicates: 0,
             failures: 0,
             first_failure: None,
             leftover_leases: 0,
         };
         let scale = |small: u64, large: u64| ScaleStats {
-            small: flat(ms(small)),
-            large: flat(ms(large)),
+            small: fig(ms(small)),
+            large: fig(ms(large)),
             small_add: ms(small / 3),
             small_del: ms(small - small / 3),
             large_add: ms(large / 3),
@@ -1571,22 +1572,86 @@ mod tests {
                 ours: Outcome::Done(1 << 20),
                 reference: Outcome::Done(3 << 20),
             }],
-            bare_exec: Some(flat(ms(1))),
+            bare_exec: Some(fig(ms(1))),
             floor: vec![FloorRow {
                 ours_plugin: "bridge".into(),
                 ref_plugin: "bridge".into(),
-                ours: Outcome::Done(flat(ms(2))),
-                reference: Outcome::Done(flat(ms(5))),
+                ours: Outcome::Done(fig(ms(2))),
+                reference: Outcome::Done(fig(ms(5))),
             }],
             kernel: Outcome::Done(KernelFloor {
                 batch: 50,
                 veth_add: ms(1),
                 veth_del: ms(15),
-                nft_list: flat(ms(3)),
-                nft_add: flat(ms(4)),
-                nft_del: flat(ms(13)),
+                nft_list: fig(ms(3)),
+                nft_add: fig(ms(4)),
+                nft_del: fig(ms(13)),
             }),
         }
+    }
+
+    /// A quick run where much went wrong: parallel failed on one side, scale skipped, the
+    /// kernel probes failed, leases left behind.
+    fn degraded() -> Report {
+        let mut r = sample(true);
+        if let Outcome::Done(c) = &mut r.latency[0].ours {
+            c.leftover_leases = 2;
+        }
+        r.parallel = Some(ParallelRow {
+            pods: 50,
+            workers: 8,
+            rounds: 1,
+            ours: Outcome::Done(ParallelStats {
+                add_wall: fig(ms(300)),
+                del_wall: fig(ms(500)),
+                duplicates: 1,
+                failures: 2,
+                first_failure: Some("bridge ADD failed (exit 1):\nno address".into()),
+                leftover_leases: 1,
+            }),
+            reference: Outcome::Failed("warm-up: bridge ADD failed".into()),
+        });
+        r.scale = None;
+        r.rss[0].reference = Outcome::Failed("no RSS in time's output: ".into());
+        r.bare_exec = None;
+        r.kernel = Outcome::Failed("nft: not found".into());
+        r
+    }
+
+    /// Compares `actual` with `testdata/<name>`; `FERRO_BLESS=1` rewrites the file.
+    fn golden(name: &str, actual: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name);
+        if std::env::var_os("FERRO_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, actual).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (FERRO_BLESS=1 writes it)", path.display()));
+        if expected != actual {
+            let line = expected
+                .lines()
+                .zip(actual.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+            panic!(
+                "{} differs from line {}:\n--- expected\n{}\n--- actual\n{}",
+                path.display(),
+                line + 1,
+                expected.lines().nth(line).unwrap_or("<end>"),
+                actual.lines().nth(line).unwrap_or("<end>")
+            );
+        }
+    }
+
+    #[test]
+    fn rendering_matches_the_golden_files() {
+        golden("report-full.md", &sample(false).markdown());
+        golden("console-full.txt", &sample(false).console());
+        golden("report-degraded.md", &degraded().markdown());
+        golden("console-degraded.txt", &degraded().console());
     }
 
     fn verdicts(r: &Report) -> Vec<Verdict> {
@@ -1668,8 +1733,8 @@ mod tests {
             small_pods: 10,
             large_pods: 1000,
             ours: Outcome::Done(ScaleStats {
-                small: flat(ms(30)),
-                large: flat(ms(40)),
+                small: fig(ms(30)),
+                large: fig(ms(40)),
                 small_add: ms(10),
                 small_del: ms(20),
                 large_add: ms(10),
