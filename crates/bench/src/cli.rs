@@ -196,7 +196,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
     Ok(Parsed::Run(Box::new(o)))
 }
 
-/// The counts of a run: issue 7's in a full run, a small fraction in `--quick`.
+/// The counts of a run: the full ones, or a small fraction of them with `--quick`.
 pub fn params(o: &Options) -> Params {
     let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor) = if o.quick {
         (20, 5, 1, 1, 100, 10, 20)

@@ -1,4 +1,4 @@
-//! The workloads of issue 7 as configuration lists, one per suite. Both suites get the same
+//! The benchmark's workloads as configuration lists, one per suite. Both suites get the same
 //! list except where a path or a node's own address space must differ (`dataDir`, the flat
 //! node's reserved range), and, for `flat`, the reference's closest L3 analogue.
 

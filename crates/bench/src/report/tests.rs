@@ -342,7 +342,7 @@ fn markdown_has_every_section_and_both_suites() {
     let md = sample(false).markdown().unwrap();
     for h in [
         "# Benchmarks",
-        "## Targets (issue 7)",
+        "## Targets",
         "## Machine and versions",
         "## Method",
         "## Latency of one attachment",
@@ -452,11 +452,32 @@ fn a_failed_floor_probe_keeps_the_report() {
     r.floor.kernel = Outcome::Failed("nft: not found".into());
     r.floor.version.clear();
     let md = r.markdown().unwrap();
-    assert!(md.contains("Not measured: FAILED."));
+    assert!(md.contains("Not measured: nft: not found."));
     assert!(
         !md.contains("Floor of one cycle ("),
         "no scale floor without VERSION"
     );
     assert_eq!(r.floor.process_start(), None);
     assert_eq!(r.floor.cycle_floor(WorkloadId::HostLocal), None);
+}
+
+#[test]
+fn one_blank_line_between_blocks_and_one_newline_at_the_end() {
+    let mut bare = sample(false);
+    bare.latency.rows.truncate(2);
+    bare.cost.rss.truncate(1);
+    bare.parallel = None;
+    let reports = [sample(false), sample(true), degraded(), bare];
+    for r in &reports {
+        for text in [r.markdown().unwrap(), r.console().unwrap()] {
+            assert!(
+                !text.contains("\n\n\n"),
+                "two blank lines in a row:\n{text}"
+            );
+            assert!(
+                text.ends_with('\n') && !text.ends_with("\n\n"),
+                "one newline at the end"
+            );
+        }
+    }
 }

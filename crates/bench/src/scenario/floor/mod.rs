@@ -223,7 +223,7 @@ impl Section for Floor {
             bare_exec,
             version_table => self.version_table(),
             kernel,
-            kernel_missing => self.kernel.missing(),
+            kernel_missing => self.kernel.why().unwrap_or(self.kernel.missing()),
             cycle_table => self.cycle_table(report),
         }
     }
