@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks our plugins against the reference Go plugins (Debian's containernetworking-plugins
-# in /usr/lib/cni), side by side in one run, and writes docs/benchmarks.md (issue 7).
+# in /usr/lib/cni), side by side in one run, and writes docs/benchmarks.md.
 #
 # It installs what the run needs, builds our plugins and the driver (crates/bench) in release
 # mode, then runs the driver inside a private mount namespace with fresh tmpfs over its scratch

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::report::Params;
 use crate::workloads::WorkloadId;
 
 /// Usage text.
@@ -38,6 +37,35 @@ installs the reference and gives the run a private mount namespace.
 /// The most pods the scale run attaches: a Linux bridge takes at most 1024 ports
 /// (`BR_MAX_PORTS`), and the probe pod and warm-up need a few.
 pub const MAX_SCALE_PODS: usize = 1020;
+
+/// The parameters of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// `--quick`.
+    pub quick: bool,
+    /// Measured cycles per suite and workload.
+    pub cycles: usize,
+    /// Cycles per A/B block.
+    pub block: usize,
+    /// Unmeasured warm-up cycles per suite and workload.
+    pub warmup: usize,
+    /// Pods of the parallel run.
+    pub parallel_pods: usize,
+    /// Workers of the parallel run.
+    pub parallel_workers: usize,
+    /// Rounds of the parallel run per suite.
+    pub parallel_rounds: usize,
+    /// Pods attached in the small scale case.
+    pub scale_small: usize,
+    /// Pods attached in the large scale case.
+    pub scale_large: usize,
+    /// Measured cycles per scale case and suite.
+    pub scale_cycles: usize,
+    /// VERSION calls per binary.
+    pub floor_calls: usize,
+    /// Where the host-local `dataDir`s were, with their file system.
+    pub ipam_location: String,
+}
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +196,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
     Ok(Parsed::Run(Box::new(o)))
 }
 
-/// The counts of a run: issue 7's in a full run, a small fraction in `--quick`.
+/// The counts of a run: the full ones, or a small fraction of them with `--quick`.
 pub fn params(o: &Options) -> Params {
     let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor) = if o.quick {
         (20, 5, 1, 1, 100, 10, 20)

@@ -41,6 +41,9 @@ pub enum Error {
         /// Its stderr, prefixed with a separator when non-empty.
         stderr: String,
     },
+    /// A template of the report does not fit the figures given to it.
+    #[error("rendering the report: {0:#}")]
+    Template(#[source] minijinja::Error),
     /// The command line is wrong.
     #[error("{0}")]
     Usage(String),

@@ -1,33 +1,29 @@
 //! # ferro-bench: our plugins against the reference plugins, side by side
 //!
-//! The driver behind `scripts/bench.sh` (issue 7). It acts as a container runtime: it builds
-//! each plugin's stdin and environment as libcni does ([`request`]), runs the binaries of
-//! both suites from inside a simulated node's network namespace and times each process
-//! ([`exec`], [`ns`]), over the workloads of [`workloads`], alternating the suites in small
-//! blocks ([`run`]), and renders the figures and the targets ([`report`], [`stats`]).
-//!
-//! # Layout
-//! - [`cli`]: options and the counts of a full and a `--quick` run;
-//! - [`request`], [`stats`], [`workloads`], [`report`]: pure, unit-tested;
-//! - [`exec`], [`ns`], [`run`], [`machine`]: processes, namespaces, files;
-//! - [`output`]: the only module that prints.
+//! The driver behind `scripts/bench.sh`. A tool, not a library: the public surface is what
+//! `main.rs` needs ([`cli`], [`bench()`], [`Report`], [`write_atomic`], [`output`]). Layout,
+//! templates and how to add a scenario: `crates/bench/README.md`.
 
 pub mod cli;
-pub mod error;
-pub mod exec;
-pub mod machine;
-pub mod ns;
+mod error;
+mod exec;
+mod harness;
+mod machine;
+mod ns;
+mod outcome;
 pub mod output;
-pub mod report;
-pub mod request;
-pub mod run;
-pub mod stats;
-pub mod workloads;
+mod report;
+mod request;
+mod run;
+mod scenario;
+mod stats;
+mod workloads;
 
 use std::path::Path;
 use std::time::Instant;
 
 pub use error::Error;
+pub use report::Report;
 
 /// Writes `text` to `path` atomically (a temporary file in the same directory, renamed), so
 /// a failed run never leaves a half-written report.
@@ -50,7 +46,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
 }
 
 /// Runs the bench with `opts` and returns the report.
-pub fn bench(opts: &cli::Options) -> Result<report::Report, Error> {
+pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
     if !opts.allow_shared_mount_ns && !ns::in_private_mount_ns(&opts.workdir) {
         return Err(Error::Usage(
             "not in a private mount namespace: run scripts/bench.sh (or pass \
@@ -78,7 +74,7 @@ pub fn bench(opts: &cli::Options) -> Result<report::Report, Error> {
         )));
     }
     params.ipam_location = machine::describe_fs(&ipam_dir);
-    let cfg = run::Config {
+    let cfg = harness::Config {
         params: params.clone(),
         ours_src: opts.ours.clone(),
         ref_src: opts.reference.clone(),
@@ -89,25 +85,20 @@ pub fn bench(opts: &cli::Options) -> Result<report::Report, Error> {
         scale: opts.scale,
         not_built: opts.not_built.clone(),
     };
-    let results = {
-        let mut b = run::Bench::new(cfg)?;
-        b.run_all()
-    };
+    let figures = run::run_all(cfg);
     let _ = std::fs::remove_dir_all(&ipam_dir);
+    let figures = figures?;
     machine.load_end = machine::loadavg();
-    Ok(report::Report {
+    Ok(Report {
         started,
         elapsed: t0.elapsed(),
         machine,
         versions: machine::versions(&opts.ours),
         params,
-        latency: results.latency,
-        parallel: results.parallel,
-        scale: results.scale,
-        rss: results.rss,
-        sizes: results.sizes,
-        bare_exec: results.bare_exec,
-        floor: results.floor,
-        kernel: results.kernel,
+        latency: figures.latency,
+        parallel: figures.parallel,
+        scale: figures.scale,
+        cost: figures.cost,
+        floor: figures.floor,
     })
 }

@@ -3,7 +3,31 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::report::{Machine, Versions};
+/// The machine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// CPUs available to the run.
+    pub cores: usize,
+    /// Total memory.
+    pub memory: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Distribution and Debian version.
+    pub os: String,
+    /// Load average (1, 5, 15 min) when the run started.
+    pub load_start: String,
+    /// Load average when it ended.
+    pub load_end: String,
+}
+
+/// Versions of everything measured or used.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Versions {
+    /// `(component, version)` pairs, in display order.
+    pub items: Vec<(String, String)>,
+}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(path)

@@ -29,8 +29,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    output::table(&report.console());
-    if let Err(e) = write_atomic(&opts.out, &report.markdown()) {
+    let written = report.console().and_then(|console| {
+        output::table(&console);
+        write_atomic(&opts.out, &report.markdown()?)
+    });
+    if let Err(e) = written {
         output::error(&e.to_string());
         return ExitCode::FAILURE;
     }

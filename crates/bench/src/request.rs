@@ -40,15 +40,6 @@ impl ConfList {
         }
     }
 
-    /// The list as JSON (the file a runtime would read).
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "cniVersion": self.cni_version,
-            "name": self.name,
-            "plugins": self.plugins,
-        })
-    }
-
     /// The `type` of plugin `i` (the binary run), `""` when missing.
     pub fn plugin_type(&self, i: usize) -> &str {
         self.plugins
@@ -274,7 +265,6 @@ mod tests {
         assert_eq!(r["name"], "n");
         assert_eq!(r["cniVersion"], CNI_VERSION);
         assert_eq!(l.types(), ["host-local"]);
-        assert_eq!(l.to_json()["plugins"][0]["type"], "host-local");
     }
 
     #[test]

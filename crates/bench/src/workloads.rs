@@ -1,4 +1,4 @@
-//! The workloads of issue 7 as configuration lists, one per suite. Both suites get the same
+//! The benchmark's workloads as configuration lists, one per suite. Both suites get the same
 //! list except where a path or a node's own address space must differ (`dataDir`, the flat
 //! node's reserved range), and, for `flat`, the reference's closest L3 analogue.
 
@@ -38,19 +38,19 @@ impl Suite {
         }
     }
 
+    /// Index of the suite's entry in per-suite arrays (`[ours, reference]`).
+    pub fn index(self) -> usize {
+        match self {
+            Suite::Ours => 0,
+            Suite::Ref => 1,
+        }
+    }
+
     /// Seed of the suite's container ids.
     pub fn seed(self) -> u64 {
         match self {
             Suite::Ours => 1,
             Suite::Ref => 2,
-        }
-    }
-
-    /// The other suite.
-    pub fn other(self) -> Suite {
-        match self {
-            Suite::Ours => Suite::Ref,
-            Suite::Ref => Suite::Ours,
         }
     }
 }
@@ -139,8 +139,6 @@ pub struct SuiteSetup {
     pub data_dir: PathBuf,
     /// The node's name (overlay node list).
     pub node_name: String,
-    /// The node's VNet address.
-    pub node_ip: IpAddr,
     /// The overlay node list file.
     pub node_list: PathBuf,
 }
@@ -261,7 +259,6 @@ mod tests {
             suite,
             data_dir: PathBuf::from(format!("/tmp/b/ipam/{}", suite.tag())),
             node_name: "n".into(),
-            node_ip: "10.240.0.4".parse().unwrap(),
             node_list: PathBuf::from("/tmp/b/nodes.json"),
         }
     }
@@ -337,6 +334,5 @@ mod tests {
             assert_eq!(WorkloadId::from_key(w.key()), Some(w));
         }
         assert_eq!(WorkloadId::from_key("nope"), None);
-        assert_eq!(Suite::Ours.other(), Suite::Ref);
     }
 }

@@ -1,0 +1,483 @@
+//! The report from fixed figures: targets, sections and the golden files.
+
+use std::time::Duration;
+
+use super::*;
+use crate::outcome::Outcome;
+use crate::scenario::cost::{RssRow, SizeRow};
+use crate::scenario::floor::{FloorRow, KernelFloor};
+use crate::scenario::latency::{ChainStats, LatencyRow};
+use crate::scenario::parallel::ParallelStats;
+use crate::scenario::scale::ScaleStats;
+use crate::stats::Summary;
+use crate::workloads::WorkloadId;
+use target::Verdict;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// A summary with median `d` and p95 `1.5 d`.
+fn fig(d: Duration) -> Summary {
+    Summary::of(&[d, d, d * 3 / 2]).unwrap()
+}
+
+fn chain(plugins: &[&str], add: u64, del: u64) -> ChainStats {
+    ChainStats {
+        plugins: plugins.iter().map(|s| s.to_string()).collect(),
+        add: fig(ms(add)),
+        del: fig(ms(del)),
+        cycle: fig(ms(add + del)),
+        add_per_plugin: plugins.iter().map(|_| fig(ms(add))).collect(),
+        del_per_plugin: plugins.iter().map(|_| fig(ms(del))).collect(),
+        leftover_leases: 0,
+    }
+}
+
+fn sample(quick: bool) -> Report {
+    let par = |add: u64| ParallelStats {
+        add_wall: fig(ms(add)),
+        del_wall: fig(ms(add * 2)),
+        duplicates: 0,
+        failures: 0,
+        first_failure: None,
+        leftover_leases: 0,
+    };
+    let scale = |small: u64, large: u64| ScaleStats {
+        small: fig(ms(small)),
+        large: fig(ms(large)),
+        small_add: ms(small / 3),
+        small_del: ms(small - small / 3),
+        large_add: ms(large / 3),
+        large_del: ms(large - large / 3),
+        fill: Duration::from_secs(3),
+        drain: Duration::from_secs(4),
+        leftover_leases: 0,
+    };
+    Report {
+        started: "2026-01-01 00:00 UTC".into(),
+        elapsed: Duration::from_secs(60),
+        machine: Machine {
+            cpu: "Test CPU".into(),
+            cores: 2,
+            memory: "1.0 GiB".into(),
+            kernel: "6.1.0".into(),
+            os: "Debian GNU/Linux 12 (bookworm) (debian_version 12.11)".into(),
+            load_start: "0.1 0.2 0.3".into(),
+            load_end: "0.4 0.5 0.6".into(),
+        },
+        versions: Versions {
+            items: vec![(
+                "containernetworking-plugins (reference)".into(),
+                "1.1.1".into(),
+            )],
+        },
+        params: Params {
+            quick,
+            cycles: 200,
+            block: 10,
+            warmup: 3,
+            parallel_pods: 50,
+            parallel_workers: 8,
+            parallel_rounds: 3,
+            scale_small: 10,
+            scale_large: if quick { 100 } else { 1000 },
+            scale_cycles: 30,
+            floor_calls: 200,
+            ipam_location: "/x (ext4 on /dev/vda)".into(),
+        },
+        latency: Latency {
+            rows: vec![
+                LatencyRow {
+                    id: WorkloadId::HostLocal,
+                    ours: Outcome::Done(chain(&["host-local"], 2, 2)),
+                    reference: Outcome::Done(chain(&["host-local"], 5, 5)),
+                },
+                LatencyRow {
+                    id: WorkloadId::BridgeMasq,
+                    ours: Outcome::Done(chain(&["bridge"], 10, 20)),
+                    reference: Outcome::Done(chain(&["bridge"], 100, 200)),
+                },
+                LatencyRow {
+                    id: WorkloadId::BridgePortmap,
+                    ours: Outcome::NotBuilt("portmap not built".into()),
+                    reference: Outcome::Done(chain(&["bridge", "portmap"], 80, 150)),
+                },
+                LatencyRow {
+                    id: WorkloadId::Flat,
+                    ours: Outcome::Done(chain(&["flat"], 20, 40)),
+                    reference: Outcome::Failed("ptp ADD failed (exit 1): boom".into()),
+                },
+                LatencyRow {
+                    id: WorkloadId::Overlay,
+                    ours: Outcome::Done(chain(&["overlay"], 20, 40)),
+                    reference: Outcome::NoEquivalent,
+                },
+            ],
+        },
+        parallel: Some(ParallelRow {
+            pods: 50,
+            workers: 8,
+            rounds: 3,
+            ours: Outcome::Done(par(400)),
+            reference: Outcome::Done(par(1000)),
+        }),
+        scale: Some(ScaleRow {
+            small_pods: 10,
+            large_pods: if quick { 100 } else { 1000 },
+            ours: Outcome::Done(scale(30, 33)),
+            reference: Outcome::Done(scale(300, 900)),
+            kernel: Some([(ms(1), ms(20)), (ms(2), ms(24))]),
+        }),
+        cost: Cost {
+            rss: vec![
+                RssRow {
+                    workload: WorkloadId::HostLocal,
+                    ours_plugin: "host-local".into(),
+                    ref_plugin: "host-local".into(),
+                    ours: Outcome::Done(2048),
+                    reference: Outcome::Done(4096),
+                },
+                RssRow {
+                    workload: WorkloadId::BridgePortmap,
+                    ours_plugin: "portmap".into(),
+                    ref_plugin: "portmap".into(),
+                    ours: Outcome::NotBuilt("portmap not built".into()),
+                    reference: Outcome::Done(5000),
+                },
+            ],
+            sizes: vec![SizeRow {
+                ours_plugin: "flat".into(),
+                ref_plugin: "ptp".into(),
+                ours: Outcome::Done(1 << 20),
+                reference: Outcome::Done(3 << 20),
+            }],
+        },
+        floor: Floor {
+            bare_exec: Some(fig(ms(1))),
+            version: vec![FloorRow {
+                ours_plugin: "bridge".into(),
+                ref_plugin: "bridge".into(),
+                ours: Outcome::Done(fig(ms(2))),
+                reference: Outcome::Done(fig(ms(5))),
+            }],
+            kernel: Outcome::Done(KernelFloor {
+                batch: 50,
+                veth_add: ms(1),
+                veth_del: ms(15),
+                nft_list: fig(ms(3)),
+                nft_add: fig(ms(4)),
+                nft_del: fig(ms(13)),
+            }),
+        },
+    }
+}
+
+/// A quick run where much went wrong: parallel failed on one side, scale skipped, the
+/// kernel probes failed, leases left behind.
+fn degraded() -> Report {
+    let mut r = sample(true);
+    if let Outcome::Done(c) = &mut r.latency.rows[0].ours {
+        c.leftover_leases = 2;
+    }
+    r.parallel = Some(ParallelRow {
+        pods: 50,
+        workers: 8,
+        rounds: 1,
+        ours: Outcome::Done(ParallelStats {
+            add_wall: fig(ms(300)),
+            del_wall: fig(ms(500)),
+            duplicates: 1,
+            failures: 2,
+            first_failure: Some("bridge ADD failed (exit 1):\nno address".into()),
+            leftover_leases: 1,
+        }),
+        reference: Outcome::Failed("warm-up: bridge ADD failed".into()),
+    });
+    r.scale = None;
+    r.cost.rss[0].reference = Outcome::Failed("no RSS in time's output: ".into());
+    r.floor.bare_exec = None;
+    r.floor.kernel = Outcome::Failed("nft: not found".into());
+    r
+}
+
+/// Compares `actual` with `testdata/<name>`; `FERRO_BLESS=1` rewrites the file.
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name);
+    if std::env::var_os("FERRO_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (FERRO_BLESS=1 writes it)", path.display()));
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from line {}:\n--- expected\n{}\n--- actual\n{}",
+            path.display(),
+            line + 1,
+            expected.lines().nth(line).unwrap_or("<end>"),
+            actual.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+}
+
+#[test]
+fn rendering_matches_the_golden_files() {
+    golden("report-full.md", &sample(false).markdown().unwrap());
+    golden("console-full.txt", &sample(false).console().unwrap());
+    golden("report-degraded.md", &degraded().markdown().unwrap());
+    golden("console-degraded.txt", &degraded().console().unwrap());
+}
+
+fn verdicts(r: &Report) -> Vec<Verdict> {
+    r.targets().into_iter().map(|t| t.verdict).collect()
+}
+
+#[test]
+fn targets_are_judged_on_ratios_of_medians() {
+    let r = sample(false);
+    let t = r.targets();
+    assert_eq!(t.len(), 6);
+    // bridge+masq: 300 / 30 = 10.0× -> met (the bound is inclusive)
+    assert_eq!(t[0].verdict, Verdict::Met);
+    assert!(
+        t[0].figure.starts_with("10.00× (30.0 ms vs 300.0 ms)"),
+        "{}",
+        t[0].figure
+    );
+    // portmap: ours not built -> not evaluated, saying why
+    assert_eq!(t[1].verdict, Verdict::NotEvaluated("ours not built".into()));
+    // host-local: 10 / 4 = 2.5× -> met
+    assert_eq!(t[2].verdict, Verdict::Met);
+    // parallel: 1000 / 400 = 2.5× -> not met
+    assert_eq!(t[3].verdict, Verdict::NotMet);
+    // scale: 33 / 30 = 1.1 -> met
+    assert_eq!(t[4].verdict, Verdict::Met);
+    // RSS: 2 MiB -> met, portmap listed as not measured
+    assert_eq!(t[5].verdict, Verdict::Met);
+    assert!(t[5].figure.contains("not measured: portmap"));
+}
+
+#[test]
+fn a_missed_ratio_names_the_floor() {
+    let mut r = sample(false);
+    r.latency.rows[1].ours = Outcome::Done(chain(&["bridge"], 20, 40));
+    let t = &r.targets()[0];
+    assert_eq!(t.verdict, Verdict::NotMet);
+    // floor = 4 processes x 2 ms + 15 ms veth = 23 ms -> 300/23 = 13.0×; the masquerade
+    // element's removal may share the veth deletion's grace period: not counted
+    assert_eq!(r.floor.cycle_floor(WorkloadId::BridgeMasq), Some(ms(23)));
+    assert!(
+        t.figure
+            .contains("floor on this machine 23.0 ms, so at most 13.0× is possible"),
+        "{}",
+        t.figure
+    );
+    // portmap removes its rules in a process of its own: 6 x 2 + 15 + (13 - 3) = 37 ms
+    assert_eq!(r.floor.cycle_floor(WorkloadId::BridgePortmap), Some(ms(37)));
+    assert_eq!(r.floor.cycle_floor(WorkloadId::HostLocal), Some(ms(4)));
+    r.floor.kernel = Outcome::Failed("x".into());
+    assert_eq!(r.floor.cycle_floor(WorkloadId::BridgeMasq), None);
+    assert_eq!(r.floor.cycle_floor(WorkloadId::HostLocal), Some(ms(4)));
+}
+
+#[test]
+fn host_local_target_also_shows_tmpfs() {
+    let mut r = sample(false);
+    r.latency.rows.insert(
+        1,
+        LatencyRow {
+            id: WorkloadId::HostLocalTmpfs,
+            ours: Outcome::Done(chain(&["host-local"], 1, 1)),
+            reference: Outcome::Done(chain(&["host-local"], 3, 3)),
+        },
+    );
+    let t = &r.targets()[2];
+    assert!(
+        t.figure
+            .ends_with("; with the dataDir on tmpfs 3.00× (2.00 ms vs 6.00 ms)"),
+        "{}",
+        t.figure
+    );
+}
+
+#[test]
+fn scale_target_over_the_growth_of_our_cycle() {
+    let mut r = sample(false);
+    r.scale = Some(ScaleRow {
+        small_pods: 10,
+        large_pods: 1000,
+        ours: Outcome::Done(ScaleStats {
+            small: fig(ms(30)),
+            large: fig(ms(40)),
+            small_add: ms(10),
+            small_del: ms(20),
+            large_add: ms(10),
+            large_del: ms(30),
+            fill: Duration::ZERO,
+            drain: Duration::ZERO,
+            leftover_leases: 0,
+        }),
+        reference: Outcome::Skipped,
+        kernel: None,
+    });
+    assert_eq!(verdicts(&r)[4], Verdict::NotMet);
+    assert!(r.targets()[4]
+        .figure
+        .starts_with("1.33× (40.0 ms at 1000 pods"));
+    let quick = sample(true);
+    assert!(quick.targets()[4].figure.contains("quick run: 100 pods"));
+}
+
+#[test]
+fn markdown_has_every_section_and_both_suites() {
+    let md = sample(false).markdown().unwrap();
+    for h in [
+        "# Benchmarks",
+        "## Targets",
+        "## Machine and versions",
+        "## Method",
+        "## Latency of one attachment",
+        "### Per plugin process",
+        "## Parallel: 50 ADDs at parallelism 8, then 50 DELs",
+        "## Scale: ADD+DEL cycle with 10 and with 1000 pods attached",
+        "create 1.00 ms at 10 pods, 2.00 ms at 1000; delete 20.0 ms and 24.0 ms",
+        "### Peak RSS of one ADD",
+        "### Binary size (stripped)",
+        "## Floor: process start",
+        "### Kernel work every implementation pays",
+        "## Failures and missing figures",
+    ] {
+        assert!(md.contains(h), "missing {h}");
+    }
+    assert!(!md.contains("Quick run"));
+    assert!(
+        md.contains("| not built |"),
+        "ours portmap shown as not built"
+    );
+    assert!(md.contains("| FAILED"), "the failed reference flat run");
+    assert!(md.contains("ptp ADD failed (exit 1): boom"));
+    assert!(
+        md.contains("ptp + host-local + ipMasq"),
+        "the analogue is named"
+    );
+    assert!(md.contains("no reference equivalent"));
+    assert!(md.contains("Test CPU, 2 cores"));
+    assert!(md.contains("/x (ext4 on /dev/vda)"));
+    // flat/ptp size ratio 3.0×, RSS ratio 2.0×
+    assert!(
+        md.contains("| flat / ptp          | 1.00 MiB |  3.00 MiB |  3.0× |"),
+        "{md}"
+    );
+    assert!(sample(true).markdown().unwrap().contains("**Quick run**"));
+}
+
+#[test]
+fn tables_are_aligned() {
+    let md = sample(false).markdown().unwrap();
+    let mut block: Vec<&str> = Vec::new();
+    for line in md.lines().chain(std::iter::once("")) {
+        if line.starts_with('|') {
+            block.push(line);
+        } else if !block.is_empty() {
+            let w = block[0].chars().count();
+            assert!(
+                block.iter().all(|l| l.chars().count() == w),
+                "misaligned table:\n{}",
+                block.join("\n")
+            );
+            block.clear();
+        }
+    }
+}
+
+#[test]
+fn console_has_figures_and_targets_without_prose() {
+    let c = sample(false).console().unwrap();
+    assert!(c.contains("latency (ms)"));
+    assert!(c.contains("targets"));
+    assert!(!c.contains("## Method"));
+}
+
+#[test]
+fn failures_are_flagged_but_not_built_is_not_a_failure() {
+    let mut r = sample(false);
+    assert!(r.has_failures(), "the reference flat failed");
+    r.latency.rows[3].reference = Outcome::Done(chain(&["ptp"], 30, 60));
+    assert!(!r.has_failures(), "not built and n/a are not failures");
+}
+
+#[test]
+fn skipped_scenarios_leave_no_section_and_no_failure() {
+    let mut r = sample(false);
+    r.parallel = None;
+    r.scale = None;
+    r.latency.rows.truncate(2);
+    r.cost.rss.truncate(1);
+    let md = r.markdown().unwrap();
+    let console = r.console().unwrap();
+    for text in [&md, &console] {
+        assert!(!text.contains("## Parallel"));
+        assert!(!text.contains("## Scale"));
+        assert!(!text.contains("## Failures"), "nothing failed");
+        assert!(text.contains("## Cost"));
+    }
+    let t = r.targets();
+    assert_eq!(
+        t[1].verdict,
+        Verdict::NotEvaluated("workload skipped".into())
+    );
+    assert_eq!(
+        t[3].verdict,
+        Verdict::NotEvaluated("parallel run skipped".into())
+    );
+    assert_eq!(
+        t[4].verdict,
+        Verdict::NotEvaluated("scale run skipped".into())
+    );
+    assert!(!r.has_failures());
+}
+
+#[test]
+fn a_failed_floor_probe_keeps_the_report() {
+    let mut r = sample(false);
+    r.floor.kernel = Outcome::Failed("nft: not found".into());
+    r.floor.version.clear();
+    let md = r.markdown().unwrap();
+    assert!(md.contains("Not measured: nft: not found."));
+    assert!(
+        !md.contains("Floor of one cycle ("),
+        "no scale floor without VERSION"
+    );
+    assert_eq!(r.floor.process_start(), None);
+    assert_eq!(r.floor.cycle_floor(WorkloadId::HostLocal), None);
+}
+
+#[test]
+fn one_blank_line_between_blocks_and_one_newline_at_the_end() {
+    let mut bare = sample(false);
+    bare.latency.rows.truncate(2);
+    bare.cost.rss.truncate(1);
+    bare.parallel = None;
+    let reports = [sample(false), sample(true), degraded(), bare];
+    for r in &reports {
+        for text in [r.markdown().unwrap(), r.console().unwrap()] {
+            assert!(
+                !text.contains("\n\n\n"),
+                "two blank lines in a row:\n{text}"
+            );
+            assert!(
+                text.ends_with('\n') && !text.ends_with("\n\n"),
+                "one newline at the end"
+            );
+        }
+    }
+}
