@@ -18,6 +18,8 @@
 //! - [`exec`]: running plugins and parsing their errors, behind the [`exec::Exec`] trait;
 //! - [`runtime`]: the ADD/CHECK/DEL/GC/STATUS algorithms;
 //! - [`validate`]: `cnictl validate`;
+//! - [`firewall`](mod@firewall): `cnictl firewall show|remove` (the node's firewall: ferro-cni's
+//!   and the reference plugins' state; going back to the reference plugins);
 //! - [`error`]: the one error type.
 //!
 //! Nothing here writes to the process's stdout or exits: [`run`] takes the output streams and
@@ -30,6 +32,7 @@ pub mod commands;
 pub mod conflist;
 pub mod error;
 pub mod exec;
+pub mod firewall;
 pub mod gojson;
 pub mod identity;
 pub mod plan;

@@ -7,8 +7,10 @@
 //!   the number of pods, ADD/DEL cost the same at 10 and 1000 pods;
 //! - [`antispoof`]: a strict reverse-path check per host-interface prefix;
 //! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment;
-//! - [`reference`](mod@reference): the reference plugins' iptables state of an attachment, removed by DEL
-//!   and GC on a node taken over from them.
+//! - [`reference`](mod@reference): the reference plugins' iptables state of an attachment,
+//!   removed by DEL and GC on a node taken over from them;
+//! - [`node`]: the suite's state on the node, listed for people and removed whole (going
+//!   back to the reference plugins).
 //!
 //! Ownership is recorded in the kernel objects themselves: comments carry the attachment
 //! [`Tag`], so DEL and GC need no state of their own.
@@ -52,6 +54,7 @@
 pub mod antispoof;
 pub mod hostports;
 pub mod masq;
+pub mod node;
 pub mod pod;
 pub mod reference;
 mod tag;
@@ -60,8 +63,8 @@ pub use antispoof::{
     antispoof_chain, antispoof_check, antispoof_ensure, antispoof_ops, antispoof_remove_ops,
 };
 pub use hostports::{
-    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_plan, HostPorts,
-    HostPortsPlan, MappedPort, Replaced,
+    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_list, hostports_plan,
+    HostPorts, HostPortsOf, HostPortsPlan, MappedPort, Replaced,
 };
 pub use masq::{
     masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
