@@ -402,3 +402,62 @@ fn going_back_to_the_reference_removes_everything_of_ours() {
     assert!(masqueraded(&world, &n));
     del(&rt, &n, Some(18932));
 }
+
+#[test]
+fn with_legacy_iptables_del_and_gc_say_what_they_cannot_remove_and_succeed() {
+    require_root();
+    let world = World::new(1);
+    let node = &world.nodes[0].ns;
+    let data = tempfile::tempdir().unwrap();
+    let l = list(data.path(), "cbr75", "10.75.0.0/24");
+    let rt = Runtime::with_plugins(node, ours());
+    // Legacy iptables in use on this node (x_tables, invisible to nf_tables).
+    node.exec(&["iptables-legacy", "-t", "nat", "-N", "CNI-LEGACY"]);
+    let path = rt.plugins.path_str();
+    for p in ["portmap", "bridge"] {
+        let conf = json!({"cniVersion":"1.1.0","name":"kbr"});
+        let mut conf = serde_json::from_value::<serde_json::Map<String, Value>>(conf).unwrap();
+        for (k, v) in l["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == p)
+            .unwrap()
+            .as_object()
+            .unwrap()
+        {
+            conf.insert(k.clone(), v.clone());
+        }
+        for (verb, id) in [("DEL", "gone"), ("GC", "")] {
+            let env = [
+                ("CNI_COMMAND", verb),
+                ("CNI_CONTAINERID", id),
+                ("CNI_NETNS", ""),
+                ("CNI_IFNAME", if verb == "DEL" { "eth0" } else { "" }),
+                ("CNI_PATH", path.as_str()),
+            ];
+            let run = run_plugin_in(
+                rt.plugins.path().join(p),
+                &env,
+                &Value::Object(conf.clone()).to_string(),
+                Some(&node.path()),
+            );
+            run.ok();
+            let lines: Vec<&str> = run
+                .stderr
+                .lines()
+                .filter(|l| l.contains("legacy iptables"))
+                .collect();
+            assert_eq!(lines.len(), 1, "{p} {verb}: {}", run.stderr);
+            assert!(lines[0].contains("iptables-legacy"), "{}", lines[0]);
+            if verb == "DEL" {
+                let chain = if p == "bridge" { "CNI-" } else { "CNI-DN-" };
+                assert!(
+                    lines[0].contains(chain) && lines[0].contains("kbr/gone"),
+                    "{}",
+                    lines[0]
+                );
+            }
+        }
+    }
+}

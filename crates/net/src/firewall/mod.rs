@@ -18,18 +18,18 @@
 //! ## Other owners' tables: never, with one exception
 //!
 //! The suite owns `inet ferro_cni` and nothing else: it never reads, parses or changes a
-//! table of another owner, with **one exception**, [`reference`](mod@reference). When the suite replaces the
-//! reference CNI plugins on a node whose pods keep running, every later DEL and GC of the
-//! pods the reference made is ours, and the reference's per-attachment iptables state
-//! (masquerade and host-port chains, written through iptables-nft into `ip nat` and
-//! `ip6 nat`) would otherwise stay forever: a stale host-port chain then hands traffic to
-//! whichever pod gets the address next, a security defect and not only a leak. So DEL and
-//! GC read those two tables, and delete only the chains the reference named after the
-//! attachment (network and container id, the name's hash checked against the rule's
-//! comment), the rules that jump to them (whole rules, by handle; another owner's rule is
-//! never rewritten), and the reference's shared host-port chains once none of its
+//! table of another owner, with **one exception**, [`reference`](mod@reference). When the
+//! suite replaces the reference CNI plugins on a node whose pods keep running, every later
+//! DEL and GC of the pods the reference made is ours, and the reference's per-attachment
+//! iptables state (masquerade and host-port chains, written through iptables-nft into
+//! `ip nat` and `ip6 nat`) would otherwise stay forever: a stale host-port chain then hands
+//! traffic to whichever pod gets the address next, a security defect and not only a leak.
+//! So DEL and GC read those two tables, and delete only the chains the reference named
+//! after the attachment (network and container id, the name's hash checked against the
+//! rule's comment), the rules that jump to them (whole rules, by handle; another owner's
+//! rule is never rewritten), and the reference's shared host-port chains once none of its
 //! per-attachment state is left. A DEL on a node without that state costs one round trip
-//! (GETs of the chains by name) and no dump.
+//! (GETs of the chain by name) and no dump.
 //!
 //! What a node holds after a bridge (`ipMasq`), a flat pod and a portmap ADD (`nft list
 //! table inet ferro_cni`, abridged; the report of the change has the full listing):

@@ -392,7 +392,7 @@ fn warn_legacy(what: &str) {
     if !legacy.is_empty() {
         log::warn!(
             "legacy iptables ({}, x_tables) holds a nat table on this node: {what} there cannot \
-             be removed through nf_tables and was left; remove it with iptables-legacy",
+             be removed through nf_tables and were left in place; remove them with iptables-legacy",
             legacy.join(", ")
         );
     }
