@@ -62,6 +62,11 @@ impl Ran {
         }
     }
 
+    /// What a finished command did.
+    pub fn of(out: Output) -> Ran {
+        Ran::from(out)
+    }
+
     /// Panics (with both outputs) unless it succeeded; returns stdout.
     pub fn ok(&self, what: &str) -> &str {
         assert_eq!(

@@ -17,7 +17,9 @@
 //!   transaction, reads of one table only); its errors reach the runtime through
 //!   [`firewall::FirewallError`], which maps them to CNI codes;
 //! - [`firewall`]: the suite's nftables model (masquerade sets, anti-spoofing, host ports),
-//!   built as batch operations on [`nft`];
+//!   built as batch operations on [`nft`]; and the removal of the reference plugins'
+//!   iptables-nft state of a pod (a node taken over from them: the one exception to "never
+//!   touch another owner's tables", explained there);
 //! - [`conntrack`]: conntrack entry removal over ctnetlink, on `ferro-nftables`' netfilter
 //!   netlink socket.
 

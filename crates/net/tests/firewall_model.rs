@@ -581,6 +581,50 @@ fn hostports_check_names_the_mapping_whose_rule_or_element_is_missing() {
 }
 
 #[test]
+fn the_node_listing_names_our_pods_and_host_ports_and_removal_takes_the_whole_table() {
+    use ferro_net::firewall::node::{ours, remove_ours};
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        assert_eq!(ours(&mut sock).unwrap(), Default::default());
+        assert!(!remove_ours(&mut sock).unwrap());
+        masq_add(&mut sock, &["10.244.0.5"], &tag("ctr1"));
+        hostports_add(
+            &mut sock,
+            &hp(
+                "ctr1",
+                "10.244.0.5",
+                vec![pm(8080, 80, Protocol::Tcp, None)],
+            ),
+        )
+        .unwrap();
+        let o = ours(&mut sock).unwrap();
+        assert!(o.table && o.has_attachments() && o.objects > 0);
+        assert_eq!(o.pods.len(), 1);
+        assert_eq!(
+            (
+                o.pods[0].set.as_str(),
+                o.pods[0].address,
+                o.pods[0].owner.as_deref()
+            ),
+            ("pods4-kbr", ip("10.244.0.5"), Some("ctr1/eth0"))
+        );
+        assert_eq!(o.host_ports.len(), 1);
+        assert_eq!(o.host_ports[0].owner.as_deref(), Some("kbr/ctr1/eth0"));
+        assert_eq!(o.host_ports[0].chain, tag("ctr1").hostports_chain());
+        assert_eq!(
+            (
+                o.host_ports[0].ports[0].protocol,
+                o.host_ports[0].ports[0].port
+            ),
+            (6, 8080)
+        );
+        assert!(remove_ours(&mut sock).unwrap());
+        assert_eq!(nft(&["list", "ruleset"]), "");
+        assert!(!remove_ours(&mut sock).unwrap());
+    })
+}
+
+#[test]
 fn hostports_gc_removes_invalid_attachments_of_that_network_only() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();

@@ -14,8 +14,12 @@
 //!   `tests/fixtures/` are byte-for-byte captures of nft 1.0.6, with the script that took
 //!   them), decoded back from dumps, printed as `nft --debug=netlink` prints them.
 //! - [`NftSocket`]: the socket, opened in the calling thread's network namespace. Reads are
-//!   non-dump GETs of one object, or dumps restricted to one table (rules, sets, elements of
-//!   one set); other owners' tables are never dumped or parsed.
+//!   non-dump GETs of named objects, or dumps the kernel restricts to one table (rules, sets,
+//!   elements of one set) and, for rules, to one chain: a caller reads exactly the table it
+//!   names, never the whole ruleset.
+//! - [`Expr::Match`]/[`Expr::Target`]: the x_tables matches and targets iptables-nft stores
+//!   (`nft_compat`), decoded so that its rules can be recognised: their names, and the text
+//!   of a `comment` match ([`RuleInfo::iptables_comment`]).
 //! - [`sock`]/[`wire`]: the netfilter netlink layer underneath, public so that other
 //!   nfnetlink users (ctnetlink) share it instead of framing messages again.
 //!
@@ -40,7 +44,9 @@
 //! - `error`: [`NftError`], naming the operation in nft syntax.
 //!
 //! Tests: unit tests beside the code; `tests/encoding.rs` against the captures in
-//! `tests/fixtures/`; `tests/kernel.rs` (root) against the kernel in private namespaces.
+//! `tests/fixtures/` of what nft sends; `tests/xtables.rs` against what the kernel dumps for
+//! rules iptables-nft wrote (the reference CNI plugins' nat rules);
+//! `tests/kernel.rs` (root) against the kernel in private namespaces.
 
 mod batch;
 pub mod decode;

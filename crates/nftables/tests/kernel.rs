@@ -373,3 +373,72 @@ fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
             .is_empty());
     })
 }
+
+#[test]
+fn chains_of_several_tables_in_one_round_trip_and_iptables_rules_read_back() {
+    in_netns(|| {
+        // What iptables-nft writes, by iptables-nft itself.
+        ferro_testutil::nft::sh(&["iptables-nft", "-t", "nat", "-N", "CNI-X"]);
+        ferro_testutil::nft::sh(&[
+            "iptables-nft",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            "10.99.0.2",
+            "-m",
+            "comment",
+            "--comment",
+            "name: \"kbr\" id: \"a\"",
+            "-j",
+            "CNI-X",
+        ]);
+        let nat4 = TableRef::new(Family::Ip, "nat");
+        let nat6 = TableRef::new(Family::Ip6, "nat");
+        let mut sock = NftSocket::open().unwrap();
+        let got = sock
+            .get_chains_in(&[
+                (&nat4, "CNI-X"),
+                (&nat6, "CNI-X"),
+                (&nat4, "CNI-Y"),
+                (&nat4, "POSTROUTING"),
+            ])
+            .unwrap();
+        let names: Vec<Option<&str>> = got
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [Some("CNI-X"), None, None, Some("POSTROUTING")],
+            "a missing table reads as a missing chain"
+        );
+        let rules = sock.list_rules(&nat4, Some("POSTROUTING")).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].jump_target(), Some("CNI-X"));
+        assert_eq!(
+            rules[0].iptables_comment().as_deref(),
+            Some(r#"name: "kbr" id: "a""#)
+        );
+
+        // Our codec writes the same comment match; iptables-nft reads it back.
+        let comment = rules[0]
+            .exprs
+            .iter()
+            .find(|e| e.xt_comment().is_some())
+            .cloned()
+            .unwrap();
+        let mut b = Batch::new();
+        b.add_rule(
+            &nat4,
+            Rule::new("CNI-X", vec![comment, Expr::verdict(Verdict::Accept)]),
+        );
+        sock.apply(&b).unwrap();
+        let saved = ferro_testutil::nft::sh(&["iptables-nft-save", "-t", "nat"]);
+        assert!(
+            saved.contains(r#"-A CNI-X -m comment --comment "name: \"kbr\" id: \"a\"" -j ACCEPT"#),
+            "{saved}"
+        );
+    });
+}

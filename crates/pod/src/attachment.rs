@@ -193,13 +193,14 @@ pub fn status(
 }
 
 /// DEL of one attachment, best effort and idempotent: with `masquerade`, this attachment's
-/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag)
-/// around the deletion of its host veth (the model's `host_prefix` and the attachment's
-/// hash), so that the two RCU grace periods overlap; IPAM DEL
-/// runs alongside on a thread. Then `after` runs with the node connection and every address
-/// known to have been the pod's (`prevResult`'s and those of the removed elements), for
-/// per-address state the model keeps elsewhere. Keeps going after a failure and returns the
-/// first. A missing netns, link, element or lease is success.
+/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag),
+/// and so is the reference plugins' iptables state of the attachment (a node taken over from
+/// them), around the deletion of its host veth (the model's `host_prefix` and the
+/// attachment's hash), so that the RCU grace periods overlap; IPAM DEL runs alongside on a
+/// thread. Then `after` runs with the node connection and every address known to have been
+/// the pod's (`prevResult`'s and those of the removed elements), for per-address state the
+/// model keeps elsewhere. Keeps going after a failure and returns the first. A missing
+/// netns, link, element, chain or lease is success.
 pub fn del(
     req: &Request,
     masquerade: bool,
@@ -211,7 +212,7 @@ pub fn del(
     let k = Kernel::new()?;
     let host = k.connect(None)?;
     let hint = req.prev_ips();
-    let ((unmasked, deleted), released) = delegate::ipam_del_alongside(req, || {
+    let (out, released) = delegate::ipam_del_alongside(req, || {
         let out = firewall::pod_del_around(
             masquerade,
             &req.conf.name,
@@ -220,7 +221,7 @@ pub fn del(
             || host.link_del_name(&host_veth),
         );
         let mut known = hint.clone().unwrap_or_default();
-        if let Ok(removed) = &out.0 {
+        if let Ok(removed) = &out.unmasked {
             for ip in removed {
                 if !known.contains(ip) {
                     known.push(*ip);
@@ -230,31 +231,33 @@ pub fn del(
         after(&host, &known);
         out
     });
-    errors.note(unmasked);
-    errors.note(deleted);
+    errors.note(out.unmasked);
+    errors.note(out.reference);
+    errors.note(out.teardown);
     errors.note(released);
     errors.finish()
 }
 
-/// GC: IPAM GC (when configured), then, with `masquerade`, the masquerade elements of
-/// attachments the runtime no longer lists (`cni.dev/valid-attachments`). Keeps going after
-/// a failure (spec: GC); returns the addresses whose elements were removed, for per-address
-/// state the model keeps elsewhere, and the failures so far.
+/// GC: IPAM GC (when configured); then, with `masquerade`, the masquerade elements of
+/// attachments the runtime no longer lists (`cni.dev/valid-attachments`), and, always, the
+/// reference plugins' iptables state of those attachments. Keeps going after a failure
+/// (spec: GC); returns the addresses whose elements were removed, for per-address state the
+/// model keeps elsewhere, and the failures so far.
 pub fn gc(req: &Request, masquerade: bool) -> (Vec<IpAddr>, FirstError) {
     let mut errors = FirstError::default();
     if req.conf.ipam_type().is_some() {
         errors.note(delegate::ipam_gc(req));
     }
     let mut gone = Vec::new();
-    if masquerade {
-        let removed = errors.note(firewall::pod_gc(
-            &req.conf.name,
-            req.conf.valid_attachments.as_deref(),
-        ));
-        if let Some(removed) = removed.filter(|g| !g.is_empty()) {
-            log::info!("gc: removed the masquerade elements of {removed:?}");
-            gone = removed;
-        }
+    let (unmasked, reference) = firewall::pod_gc(
+        &req.conf.name,
+        masquerade,
+        req.conf.valid_attachments.as_deref(),
+    );
+    if let Some(removed) = errors.note(unmasked).filter(|g| !g.is_empty()) {
+        log::info!("gc: removed the masquerade elements of {removed:?}");
+        gone = removed;
     }
+    errors.note(reference);
     (gone, errors)
 }

@@ -23,6 +23,7 @@ use crate::cluster;
 use crate::conflist::{self, NetworkList};
 use crate::error::{io_error, Error};
 use crate::exec::ProcessExec;
+use crate::firewall;
 use crate::gojson;
 use crate::identity::{cnitool_container_id, go_abs};
 use crate::runtime::{Runtime, RuntimeConf, Validity};
@@ -183,6 +184,24 @@ the node's network namespace; --dry-run reports without changing anything.",
         max_args: 2,
         flags: &[FlagSpec { long: "dry-run", short: None, metavar: None, help: "report, change nothing" }],
         run: cmd_overlay,
+    },
+    Subcommand {
+        name: "firewall",
+        args: "show|remove",
+        summary: "what the node's firewall holds of ferro-cni and of the reference plugins; remove ferro-cni's",
+        details: "show: the pod addresses and host ports in ferro-cni's table (inet ferro_cni), and \
+the reference plugins' per-pod iptables-nft state (ip nat, ip6 nat: network, container id, \
+address, host ports, chains) that ferro-cni's DEL and GC remove on a node taken over from them, \
+plus their shared chains; --json for scripts. remove: deletes inet ferro_cni, every chain, rule, \
+set and map of ferro-cni (going back to the reference plugins); refused while pods still have \
+state in it, unless --force. Run it on the node (inside the node's network namespace).",
+        min_args: 1,
+        max_args: 1,
+        flags: &[
+            FlagSpec { long: "json", short: None, metavar: None, help: "show: JSON for scripts" },
+            FlagSpec { long: "force", short: None, metavar: None, help: "remove: even while pods still have state (they lose masquerade and host ports)" },
+        ],
+        run: cmd_firewall,
     },
     Subcommand {
         name: "status",
@@ -580,6 +599,27 @@ fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     }
 }
 
+fn cmd_firewall(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    match inv.positionals[0].as_str() {
+        "show" => {
+            let f = firewall::read()?;
+            let text = if inv.has("json") {
+                format!("{}\n", firewall::render_json(&f))
+            } else {
+                firewall::render_text(&f)
+            };
+            write_out(ctx.out, &text)
+        }
+        "remove" => {
+            let text = firewall::remove(inv.has("force"))?;
+            write_out(ctx.out, &text)
+        }
+        other => Err(Error::usage(format!(
+            "firewall: unknown verb {other:?} (show, remove)"
+        ))),
+    }
+}
+
 fn cmd_overlay(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     use ferro_net::overlay::{self, FileSource, NodeConfig};
     if inv.positionals[0] != "sync" {
@@ -677,6 +717,19 @@ mod tests {
             out,
             err,
         }
+    }
+
+    #[test]
+    fn firewall_knows_two_verbs() {
+        let env = Env::from_pairs(Vec::<(&str, &str)>::new());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let inv = Invocation {
+            positionals: vec!["frobnicate".into()],
+            flags: Vec::new(),
+        };
+        let e = cmd_firewall(&mut ctx(&env, &mut out, &mut err), &inv).unwrap_err();
+        assert_eq!(e.exit_status(), 2);
+        assert!(e.to_string().contains("show, remove"), "{e}");
     }
 
     #[test]

@@ -479,6 +479,40 @@ fn map_elems(sock: &mut NftSocket) -> Result<HashMap<&'static str, Vec<ElemInfo>
     Ok(out)
 }
 
+/// One attachment's host ports as the maps hold them (for people: `cnictl firewall show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPortsOf {
+    /// The chain the map elements jump to (`hp-<hash>`).
+    pub chain: String,
+    /// The elements' comment (the attachment's tag).
+    pub owner: Option<String>,
+    /// The keys.
+    pub ports: Vec<MappedPort>,
+}
+
+/// Every host port of the node, grouped by the chain it jumps to. Equivalent to `nft list
+/// map inet ferro_cni hostports-any` (and `-ip4`, `-ip6`).
+pub fn hostports_list(sock: &mut NftSocket) -> Result<Vec<HostPortsOf>, FirewallError> {
+    let elems = map_elems(sock)?;
+    let mut out: Vec<HostPortsOf> = Vec::new();
+    for m in MAPS {
+        for e in elems.get(m).into_iter().flatten() {
+            let (Some(chain), Some(port)) = (e.target_chain(), mapped_port(m, &e.key)) else {
+                continue;
+            };
+            match out.iter_mut().find(|h| h.chain == chain) {
+                Some(h) => h.ports.push(port),
+                None => out.push(HostPortsOf {
+                    chain: chain.to_string(),
+                    owner: e.comment.clone(),
+                    ports: vec![port],
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Appends the removal of `chain` and of every map element jumping to it.
 fn remove_chain_ops(
     b: &mut Batch,

@@ -33,9 +33,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::tag::{StoredTag, Tag};
-use super::{
-    check_network, ensure_table, net_key, retry_races, table, FirewallError, RACE_ATTEMPTS,
-};
+use super::{check_network, ensure_table, guarded, net_key, table, FirewallError};
 use crate::nft::{
     nfproto, priority, Batch, Chain, ChainType, DataType, Dir, Elem, ElemInfo, Hook, NftSocket,
     Rule, RuleBuilder, SetDef, Verdict,
@@ -285,9 +283,7 @@ fn select(
 }
 
 /// Deletes the selected elements in one transaction made against the generation they were
-/// read at; retried when the ruleset changed in between (another ADD may have re-tagged an
-/// element meanwhile). The last attempt goes without the guard, so that a node whose ruleset
-/// never stops changing cannot make a DEL fail.
+/// read at (see [`guarded`]: another ADD may have re-tagged an element meanwhile).
 fn delete_selected(
     sock: &mut NftSocket,
     what: &str,
@@ -295,34 +291,19 @@ fn delete_selected(
     ips: Option<&[IpAddr]>,
     keep: impl Fn(&ElemInfo) -> bool,
 ) -> Result<Vec<IpAddr>, FirewallError> {
-    let mut attempt = 0;
-    retry_races(
-        what,
-        || {
-            attempt += 1;
-            let genid = sock.generation()?;
-            let doomed = select(sock, network, ips, &keep)?;
-            if doomed.is_empty() {
-                return Ok(Vec::new());
-            }
-            let t = table();
-            let mut b = Batch::new();
-            for (set, e) in &doomed {
-                b.del_elems(&t, set, vec![Elem::raw(e.key.clone())], true);
-            }
-            log::debug!("{what}:\n{}", b.describe());
-            if attempt < RACE_ATTEMPTS {
-                sock.apply_at(&b, genid)?;
-            } else {
-                sock.apply(&b)?;
-            }
-            Ok(doomed
-                .iter()
-                .filter_map(|(_, e)| key_addr(&e.key))
-                .collect())
-        },
-        |e| e.is_generation_changed(),
-    )
+    guarded(sock, what, |sock| {
+        let doomed = select(sock, network, ips, &keep)?;
+        let t = table();
+        let mut b = Batch::new();
+        for (set, e) in &doomed {
+            b.del_elems(&t, set, vec![Elem::raw(e.key.clone())], true);
+        }
+        let removed = doomed
+            .iter()
+            .filter_map(|(_, e)| key_addr(&e.key))
+            .collect();
+        Ok((b, removed))
+    })
 }
 
 /// The address an element key of `pods4-N`/`pods6-N` holds.

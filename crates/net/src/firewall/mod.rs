@@ -6,10 +6,30 @@
 //! - [`masq`]: masquerade per network with sets of pod addresses: rules do not grow with
 //!   the number of pods, ADD/DEL cost the same at 10 and 1000 pods;
 //! - [`antispoof`]: a strict reverse-path check per host-interface prefix;
-//! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment.
+//! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment;
+//! - [`reference`](mod@reference): the reference plugins' iptables state of an attachment,
+//!   removed by DEL and GC on a node taken over from them;
+//! - [`node`]: the suite's state on the node, listed for people and removed whole (going
+//!   back to the reference plugins).
 //!
 //! Ownership is recorded in the kernel objects themselves: comments carry the attachment
 //! [`Tag`], so DEL and GC need no state of their own.
+//!
+//! ## Other owners' tables: never, with one exception
+//!
+//! The suite owns `inet ferro_cni` and nothing else: it never reads, parses or changes a
+//! table of another owner, with **one exception**, [`reference`](mod@reference). When the
+//! suite replaces the reference CNI plugins on a node whose pods keep running, every later
+//! DEL and GC of the pods the reference made is ours, and the reference's per-attachment
+//! iptables state (masquerade and host-port chains, written through iptables-nft into
+//! `ip nat` and `ip6 nat`) would otherwise stay forever: a stale host-port chain then hands
+//! traffic to whichever pod gets the address next, a security defect and not only a leak.
+//! So DEL and GC read those two tables, and delete only the chains the reference named
+//! after the attachment (network and container id, the name's hash checked against the
+//! rule's comment), the rules that jump to them (whole rules, by handle; another owner's
+//! rule is never rewritten), and the reference's shared host-port chains once none of its
+//! per-attachment state is left. A DEL on a node without that state costs one round trip
+//! (GETs of the chain by name) and no dump.
 //!
 //! What a node holds after a bridge (`ipMasq`), a flat pod and a portmap ADD (`nft list
 //! table inet ferro_cni`, abridged; the report of the change has the full listing):
@@ -34,26 +54,32 @@
 pub mod antispoof;
 pub mod hostports;
 pub mod masq;
+pub mod node;
 pub mod pod;
+pub mod reference;
 mod tag;
 
 pub use antispoof::{
     antispoof_chain, antispoof_check, antispoof_ensure, antispoof_ops, antispoof_remove_ops,
 };
 pub use hostports::{
-    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_plan, HostPorts,
-    HostPortsPlan, MappedPort, Replaced,
+    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_list, hostports_plan,
+    HostPorts, HostPortsOf, HostPortsPlan, MappedPort, Replaced,
 };
 pub use masq::{
     masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
 };
-pub use pod::{pod_del_around, pod_gc, valid_tags, PodFirewall};
+pub use pod::{pod_del_around, pod_gc, valid_tags, PodDel, PodFirewall};
+pub use reference::{
+    legacy_nat_tables, reference_del, reference_gc, reference_state, valid_ids, RefAttachment,
+    RefGc, RefKind, RefRemoved,
+};
 pub use tag::{valid_in, StoredTag, Tag};
 
 use ferro_spec::CniError;
 use sha2::{Digest, Sha256};
 
-use crate::nft::{Batch, NftError, TableRef};
+use crate::nft::{Batch, NftError, NftSocket, TableRef};
 
 /// The one table the suite owns.
 pub const TABLE: &str = "ferro_cni";
@@ -166,6 +192,36 @@ pub(crate) fn retry_races<T>(
         Some(e) => FirewallError::Nft(e),
         None => FirewallError::Invalid(format!("{what}: no attempt made")),
     })
+}
+
+/// Reads and decides with `f`, then applies its batch (if not empty) against the ruleset
+/// generation the reads saw; all of it retried when the ruleset changed in between, the last
+/// attempt without the guard (so that a node whose ruleset never stops changing cannot make
+/// a DEL or GC fail). Returns `f`'s value.
+pub(crate) fn guarded<T>(
+    sock: &mut NftSocket,
+    what: &str,
+    mut f: impl FnMut(&mut NftSocket) -> Result<(Batch, T), FirewallError>,
+) -> Result<T, FirewallError> {
+    let mut attempt = 0;
+    retry_races(
+        what,
+        || {
+            attempt += 1;
+            let genid = sock.generation()?;
+            let (b, out) = f(sock)?;
+            if !b.is_empty() {
+                log::debug!("{what}:\n{}", b.describe());
+                if attempt < RACE_ATTEMPTS {
+                    sock.apply_at(&b, genid)?;
+                } else {
+                    sock.apply(&b)?;
+                }
+            }
+            Ok(out)
+        },
+        NftError::is_generation_changed,
+    )
 }
 
 #[cfg(test)]

@@ -426,24 +426,33 @@ impl Rtnl<'_> {
         self.ack(op, RouteNetlinkMessage::SetLink(m), 0)
     }
 
-    /// `ip link set <index> up`; with `arp_notify`, also `sysctl
+    /// `ip link set <index> up`; with `arp_notify`, first `sysctl
     /// net.ipv4.conf.<ifname>.arp_notify=1` (announce the addresses when the link comes up or
-    /// changes MAC) in the same request (`IFLA_AF_SPEC`), without a `/proc/sys` lookup.
+    /// changes MAC) in a request of its own (`IFLA_AF_SPEC`, no `/proc/sys` lookup): the
+    /// kernel applies `IFLA_AF_SPEC` after the flags of the same request, and the
+    /// announcement is made when the link comes up, so both in one request would announce
+    /// nothing.
     pub fn link_up_notify(&self, index: u32, arp_notify: bool) -> Result<(), NetError> {
-        let mut attrs = Vec::new();
         if arp_notify {
             let mut conf = InetDevConf::default();
             conf.arp_notify = 1;
-            attrs.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+            let attrs = vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
                 AfSpecInet::DevConfRequest(conf),
-            ])]));
+            ])])];
+            self.link_set_flag(
+                index,
+                LinkFlags::empty(),
+                false,
+                attrs,
+                format!("set link #{index} arp_notify 1"),
+            )?;
         }
         self.link_set_flag(
             index,
             LinkFlags::Up,
             true,
-            attrs,
-            format!("set link #{index} up (arp_notify {})", u8::from(arp_notify)),
+            Vec::new(),
+            format!("set link #{index} up"),
         )
     }
 
