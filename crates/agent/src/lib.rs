@@ -12,12 +12,14 @@
 //! - [`config`]: the configuration file;
 //! - [`node`]: registration and lease renewal;
 //! - [`api`]: what each request does to the store;
+//! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod journal;
@@ -178,6 +180,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             return Err(e);
         }
     };
+    // The cluster as every loop sees it: one watch of the store, shared snapshots.
+    let (_cache, cache_task) = cache::follow(store.clone());
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
@@ -195,6 +199,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     log::info!("{sig}: stopping");
     server.abort();
     renewer.abort();
+    cache_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
     }
