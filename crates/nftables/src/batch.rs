@@ -207,6 +207,9 @@ impl Op {
                 if let Some(id) = ids(&s.name) {
                     w.put_be32(NFTA_SET_ID, id);
                 }
+                if let Some(t) = s.timeout_ms {
+                    w.put_be64(NFTA_SET_TIMEOUT, t);
+                }
                 w.put(NFTA_SET_USERDATA, &s.userdata());
                 (NFT_MSG_NEWSET, NLM_F_CREATE)
             }

@@ -130,6 +130,28 @@ impl Expr {
                 dreg: reg_of(NFTA_CT_DREG)?,
             },
             "counter" => Expr::Counter,
+            "numgen" => Expr::Numgen {
+                dreg: reg_of(NFTA_NG_DREG)?,
+                modulus: u32_of(NFTA_NG_MODULUS)?,
+                random: u32_of(NFTA_NG_TYPE).unwrap_or(0) == 1,
+                offset: u32_of(NFTA_NG_OFFSET).unwrap_or(0),
+            },
+            "reject" => Expr::Reject {
+                kind: u32_of(NFTA_REJECT_TYPE)?,
+                code: d
+                    .attr(NFTA_REJECT_ICMP_CODE)
+                    .and_then(|a| a.u8())
+                    .unwrap_or(0),
+            },
+            "dynset" => Expr::Dynset {
+                set: d.attr(NFTA_DYNSET_SET_NAME)?.string(),
+                op: u32_of(NFTA_DYNSET_OP)?,
+                sreg: reg_of(NFTA_DYNSET_SREG_KEY)?,
+                timeout_ms: d
+                    .attr(NFTA_DYNSET_TIMEOUT)
+                    .and_then(|a| a.be64())
+                    .filter(|t| *t != 0),
+            },
             "match" => {
                 let (name, rev, info) = xt_of(d)?;
                 Expr::Match { name, rev, info }

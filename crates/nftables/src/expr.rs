@@ -352,6 +352,38 @@ pub enum Expr {
     },
     /// `[ counter ]`.
     Counter,
+    /// `[ numgen reg N = random mod M offset O ]` (`numgen random mod M`; `inc` when not
+    /// random).
+    Numgen {
+        /// Destination register.
+        dreg: Reg,
+        /// The modulus: values are `offset .. offset + modulus`.
+        modulus: u32,
+        /// `random` (else `inc`).
+        random: bool,
+        /// Added to the value.
+        offset: u32,
+    },
+    /// `[ reject type T code C ]`: `reject with icmpx port-unreachable` is type 2 code 1;
+    /// `reject with tcp reset` is type 1.
+    Reject {
+        /// `NFT_REJECT_*`.
+        kind: u32,
+        /// The ICMP (or ICMPX) code.
+        code: u8,
+    },
+    /// `[ dynset update reg_key N set <name> timeout T ]`: `update @set { <key> }` adds the
+    /// key held in `sreg` to the set (or refreshes its timeout) from the packet path.
+    Dynset {
+        /// The set (created with `dynamic`, `timeout`).
+        set: String,
+        /// `NFT_DYNSET_OP_*` (1: update).
+        op: u32,
+        /// Register holding the key.
+        sreg: Reg,
+        /// Element timeout in milliseconds (`None`: the set's).
+        timeout_ms: Option<u64>,
+    },
     /// `[ match name <name> rev <rev> ]`: an x_tables match run by `nft_compat`, as
     /// iptables-nft writes the matches it has no native translation for (`comment`,
     /// `multiport`, `addrtype`...). Decoded so that other owners' rules can be recognised;
@@ -430,6 +462,9 @@ impl Expr {
             Expr::Fib { .. } => "fib",
             Expr::Ct { .. } => "ct",
             Expr::Counter => "counter",
+            Expr::Numgen { .. } => "numgen",
+            Expr::Reject { .. } => "reject",
+            Expr::Dynset { .. } => "dynset",
             Expr::Match { .. } => "match",
             Expr::Target { .. } => "target",
             Expr::Unknown { name } => name,
@@ -561,6 +596,39 @@ impl Expr {
                 w.put_strz(NFTA_TARGET_NAME, name);
                 w.put_be32(NFTA_TARGET_REV, *rev);
                 w.put(NFTA_TARGET_INFO, info);
+            }
+            Expr::Numgen {
+                dreg,
+                modulus,
+                random,
+                offset,
+            } => {
+                w.put_be32(NFTA_NG_DREG, dreg.0);
+                w.put_be32(NFTA_NG_MODULUS, *modulus);
+                w.put_be32(NFTA_NG_TYPE, u32::from(*random));
+                if *offset != 0 {
+                    w.put_be32(NFTA_NG_OFFSET, *offset);
+                }
+            }
+            Expr::Reject { kind, code } => {
+                w.put_be32(NFTA_REJECT_TYPE, *kind);
+                w.put_u8(NFTA_REJECT_ICMP_CODE, *code);
+            }
+            Expr::Dynset {
+                set,
+                op,
+                sreg,
+                timeout_ms,
+            } => {
+                w.put_be32(NFTA_DYNSET_SREG_KEY, sreg.0);
+                w.put_strz(NFTA_DYNSET_SET_NAME, set);
+                if let Some(id) = set_ids(set) {
+                    w.put_be32(NFTA_DYNSET_SET_ID, id);
+                }
+                w.put_be32(NFTA_DYNSET_OP, *op);
+                if let Some(t) = timeout_ms {
+                    w.put_be64(NFTA_DYNSET_TIMEOUT, *t);
+                }
             }
             Expr::Counter | Expr::Unknown { .. } => {}
         }

@@ -268,6 +268,8 @@ pub enum DataType {
     InetService,
     /// `mark`.
     Mark,
+    /// `integer` of 32 bits, host byte order (what `numgen` and `jhash` produce).
+    Integer,
 }
 
 impl DataType {
@@ -279,13 +281,14 @@ impl DataType {
             DataType::InetProto => 12,
             DataType::InetService => 13,
             DataType::Mark => 19,
+            DataType::Integer => 4,
         }
     }
 
     /// Size in bytes.
     pub fn size(self) -> u32 {
         match self {
-            DataType::Ipv4Addr | DataType::Mark => 4,
+            DataType::Ipv4Addr | DataType::Mark | DataType::Integer => 4,
             DataType::Ipv6Addr => 16,
             DataType::InetProto => 1,
             DataType::InetService => 2,
@@ -295,7 +298,7 @@ impl DataType {
     /// nft's `enum byteorder`: 1 host, 2 big endian.
     fn byteorder(self) -> u32 {
         match self {
-            DataType::Mark => 1,
+            DataType::Mark | DataType::Integer => 1,
             _ => 2,
         }
     }
@@ -308,6 +311,7 @@ impl DataType {
             DataType::InetProto => "inet_proto",
             DataType::InetService => "inet_service",
             DataType::Mark => "mark",
+            DataType::Integer => "integer",
         }
     }
 }
@@ -334,6 +338,8 @@ pub struct SetDef {
     pub flags: u32,
     /// Comment.
     pub comment: Option<String>,
+    /// Default element timeout in milliseconds (sets with `NFT_SET_TIMEOUT`).
+    pub timeout_ms: Option<u64>,
 }
 
 impl SetDef {
@@ -345,6 +351,17 @@ impl SetDef {
             data: None,
             flags: 0,
             comment: None,
+            timeout_ms: None,
+        }
+    }
+
+    /// `set <name> { type <key>; flags dynamic,timeout; timeout <t>; }`: a set the packet
+    /// path fills (`update @set { ... }`) whose elements expire after `timeout_ms`.
+    pub fn dynamic_timeout(name: impl Into<String>, key: Vec<DataType>, timeout_ms: u64) -> SetDef {
+        SetDef {
+            flags: crate::uapi::NFT_SET_TIMEOUT | crate::uapi::NFT_SET_EVAL,
+            timeout_ms: Some(timeout_ms),
+            ..SetDef::set(name, key)
         }
     }
 
@@ -483,6 +500,16 @@ impl Elem {
                 .map(KeyPart::label)
                 .collect::<Vec<_>>()
                 .join(" . "),
+        }
+    }
+
+    /// A 32-bit integer element in host byte order (the keys of a `numgen` map).
+    pub fn int(n: u32) -> Elem {
+        Elem {
+            key: n.to_ne_bytes().to_vec(),
+            data: None,
+            comment: None,
+            label: n.to_string(),
         }
     }
 

@@ -211,6 +211,29 @@ impl fmt::Display for Expr {
                 write!(f, "ct load {n} => {dreg}")?;
             }
             Expr::Counter => f.write_str("counter pkts 0 bytes 0")?,
+            Expr::Numgen {
+                dreg,
+                modulus,
+                random,
+                offset,
+            } => write!(
+                f,
+                "numgen {dreg} = {} mod {modulus} offset {offset}",
+                if *random { "random" } else { "inc" }
+            )?,
+            Expr::Reject { kind, code } => write!(f, "reject type {kind} code {code}")?,
+            Expr::Dynset {
+                set,
+                op,
+                sreg,
+                timeout_ms,
+            } => {
+                let o = if *op == 1 { "update" } else { "add" };
+                write!(f, "dynset {o} reg_key {sreg} set {set}")?;
+                if let Some(t) = timeout_ms {
+                    write!(f, " timeout {t}ms")?;
+                }
+            }
             Expr::Match { name, rev, .. } => write!(f, "match name {name} rev {rev}")?,
             Expr::Target { name, rev, .. } => write!(f, "target name {name} rev {rev}")?,
             Expr::Unknown { name } => write!(f, "{name} (not decoded)")?,

@@ -13,7 +13,8 @@ use crate::object::Rule;
 #[cfg(doc)]
 use crate::uapi::RTN_LOCAL;
 use crate::uapi::{
-    nfproto, FIB_F_DADDR, FIB_F_IIF, FIB_F_PRESENT, FIB_F_SADDR, NF_NAT_RANGE_PROTO_SPECIFIED,
+    nfproto, FIB_F_DADDR, FIB_F_IIF, FIB_F_PRESENT, FIB_F_SADDR, NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+    NF_NAT_RANGE_PROTO_SPECIFIED,
 };
 
 /// Source or destination address.
@@ -128,6 +129,19 @@ impl RuleBuilder {
             dreg: None,
             inverted,
         });
+        self
+    }
+
+    /// `ip saddr != 10.0.0.0/8`: [`RuleBuilder::addr_cidr`] with the comparison inverted.
+    /// `/0` matches nothing of the family, so it is refused by the caller's logic: here it
+    /// compares the family only, like `addr_cidr`.
+    pub fn not_addr_cidr(mut self, dir: Dir, net: IpNet) -> RuleBuilder {
+        self = self.addr_cidr(dir, net);
+        if let Some(Expr::Cmp { op, .. }) = self.exprs.last_mut() {
+            if net.prefix_len() != 0 {
+                *op = CmpOp::Neq;
+            }
+        }
         self
     }
 
@@ -262,6 +276,24 @@ impl RuleBuilder {
         self
     }
 
+    /// `meta mark set meta mark & ~<bits>` (clears them).
+    pub fn clear_mark(mut self, bits: u32) -> RuleBuilder {
+        self.exprs.push(Expr::meta(MetaKey::MARK, Reg::R1));
+        self.exprs.push(Expr::Bitwise {
+            sreg: Reg::R1,
+            dreg: Reg::R1,
+            len: 4,
+            mask: (!bits).to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+            explicit_op: true,
+        });
+        self.exprs.push(Expr::MetaSet {
+            key: MetaKey::MARK,
+            sreg: Reg::R1,
+        });
+        self
+    }
+
     /// `meta mark set <value>`.
     pub fn set_mark(mut self, value: u32) -> RuleBuilder {
         self.exprs
@@ -386,6 +418,52 @@ impl RuleBuilder {
     /// `masquerade`.
     pub fn masquerade(mut self) -> RuleBuilder {
         self.exprs.push(Expr::Masq { flags: 0 });
+        self
+    }
+
+    /// `masquerade fully-random`.
+    pub fn masquerade_fully_random(mut self) -> RuleBuilder {
+        self.exprs.push(Expr::Masq {
+            flags: NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+        });
+        self
+    }
+
+    /// `numgen random mod <n> vmap @<map>`: a map keyed by integers `0..n` chooses the
+    /// verdict (a random choice among `n` chains).
+    pub fn numgen_vmap(mut self, n: u32, map: &str) -> RuleBuilder {
+        self.exprs.push(Expr::Numgen {
+            dreg: Reg::R1,
+            modulus: n,
+            random: true,
+            offset: 0,
+        });
+        self.exprs.push(Expr::Lookup {
+            set: map.to_string(),
+            sreg: Reg::R1,
+            dreg: Some(Reg::VERDICT),
+            inverted: false,
+        });
+        self
+    }
+
+    /// `update @<set> { ip saddr }` / `{ ip6 saddr }`: adds the packet's source address to a
+    /// dynamic set, or refreshes its timeout.
+    pub fn update_saddr(mut self, v6: bool, set: &str) -> RuleBuilder {
+        self = self.load_addr(v6, Dir::Src, if v6 { 16 } else { 4 }, Reg::R1);
+        self.exprs.push(Expr::Dynset {
+            set: set.to_string(),
+            op: 1,
+            sreg: Reg::R1,
+            timeout_ms: None,
+        });
+        self
+    }
+
+    /// `reject` (in an `inet` table: `reject with icmpx port-unreachable`, which a TCP or
+    /// UDP client sees as "connection refused" at once).
+    pub fn reject(mut self) -> RuleBuilder {
+        self.exprs.push(Expr::Reject { kind: 2, code: 1 });
         self
     }
 

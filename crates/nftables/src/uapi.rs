@@ -155,6 +155,8 @@ pub const NFTA_SET_DATA_TYPE: u16 = 6;
 pub const NFTA_SET_DATA_LEN: u16 = 7;
 /// `NFTA_SET_ID`.
 pub const NFTA_SET_ID: u16 = 10;
+/// `NFTA_SET_TIMEOUT` (milliseconds, big endian 64 bits).
+pub const NFTA_SET_TIMEOUT: u16 = 11;
 /// `NFTA_SET_USERDATA`.
 pub const NFTA_SET_USERDATA: u16 = 13;
 
@@ -182,6 +184,10 @@ pub const NFTA_GEN_ID: u16 = 1;
 
 /// `NFT_SET_MAP`.
 pub const NFT_SET_MAP: u32 = 0x8;
+/// `NFT_SET_TIMEOUT`: elements expire.
+pub const NFT_SET_TIMEOUT: u32 = 0x10;
+/// `NFT_SET_EVAL`: the set is updated from the packet path (`dynamic`).
+pub const NFT_SET_EVAL: u32 = 0x20;
 /// `NFT_DATA_VERDICT`: the data type of a verdict map.
 pub const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
@@ -268,6 +274,34 @@ pub const NFTA_NAT_FLAGS: u16 = 7;
 
 /// `NFTA_MASQ_FLAGS`.
 pub const NFTA_MASQ_FLAGS: u16 = 1;
+/// `NF_NAT_RANGE_PROTO_RANDOM_FULLY` (`masquerade fully-random`).
+pub const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 0x10;
+
+/// `NFTA_NG_DREG`.
+pub const NFTA_NG_DREG: u16 = 1;
+/// `NFTA_NG_MODULUS`.
+pub const NFTA_NG_MODULUS: u16 = 2;
+/// `NFTA_NG_TYPE` (`NFT_NG_INCREMENTAL` 0, `NFT_NG_RANDOM` 1).
+pub const NFTA_NG_TYPE: u16 = 3;
+/// `NFTA_NG_OFFSET`.
+pub const NFTA_NG_OFFSET: u16 = 4;
+
+/// `NFTA_REJECT_TYPE` (`NFT_REJECT_ICMP_UNREACH` 0, `NFT_REJECT_TCP_RST` 1,
+/// `NFT_REJECT_ICMPX_UNREACH` 2).
+pub const NFTA_REJECT_TYPE: u16 = 1;
+/// `NFTA_REJECT_ICMP_CODE`.
+pub const NFTA_REJECT_ICMP_CODE: u16 = 2;
+
+/// `NFTA_DYNSET_SET_NAME`.
+pub const NFTA_DYNSET_SET_NAME: u16 = 1;
+/// `NFTA_DYNSET_SET_ID`.
+pub const NFTA_DYNSET_SET_ID: u16 = 2;
+/// `NFTA_DYNSET_OP` (`NFT_DYNSET_OP_ADD` 0, `NFT_DYNSET_OP_UPDATE` 1).
+pub const NFTA_DYNSET_OP: u16 = 3;
+/// `NFTA_DYNSET_SREG_KEY`.
+pub const NFTA_DYNSET_SREG_KEY: u16 = 4;
+/// `NFTA_DYNSET_TIMEOUT` (milliseconds, big endian 64 bits).
+pub const NFTA_DYNSET_TIMEOUT: u16 = 6;
 
 /// `NFTA_FIB_DREG`.
 pub const NFTA_FIB_DREG: u16 = 1;

@@ -442,3 +442,84 @@ fn chains_of_several_tables_in_one_round_trip_and_iptables_rules_read_back() {
         );
     });
 }
+
+#[test]
+fn the_service_statements_read_back_as_nft_writes_them() {
+    // numgen into a named integer map, dynamic sets with timeouts and their updates, reject,
+    // negated CIDR, mark clearing and fully random masquerade: what a kube-proxy-like
+    // ruleset needs, listed back by nft in its own syntax.
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let t = TableRef::inet("svc");
+        let mut b = Batch::new();
+        b.add_table(&t)
+            .add_chain(&t, Chain::regular("ep0"))
+            .add_chain(&t, Chain::regular("ep1"))
+            .add_chain(
+                &t,
+                Chain::base("nat", ChainType::Nat, Hook::Postrouting, priority::SRCNAT),
+            )
+            .add_chain(&t, Chain::base("f", ChainType::Filter, Hook::Input, 0))
+            .add_set(&t, SetDef::vmap("pick", vec![DataType::Integer]))
+            .add_set(
+                &t,
+                SetDef::dynamic_timeout("aff", vec![DataType::Ipv4Addr], 10_800_000),
+            )
+            .add_elems(
+                &t,
+                "pick",
+                vec![
+                    Elem::int(0).with_verdict(Verdict::Goto("ep0".into())),
+                    Elem::int(1).with_verdict(Verdict::Goto("ep1".into())),
+                ],
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .addr_in_set(false, Dir::Src, "aff", false)
+                    .verdict(Verdict::Goto("ep0".into()))
+                    .build("f"),
+            )
+            .add_rule(&t, RuleBuilder::new().numgen_vmap(2, "pick").build("f"))
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .not_addr_cidr(Dir::Src, "10.244.0.0/16".parse().unwrap())
+                    .reject()
+                    .build("f"),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new().update_saddr(false, "aff").build("ep0"),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .mark_masked_eq(0x4000, 0x4000)
+                    .clear_mark(0x4000)
+                    .masquerade_fully_random()
+                    .build("nat"),
+            );
+        sock.apply(&b).unwrap();
+        let l = nft(&["list", "table", "inet", "svc"]);
+        for want in [
+            "numgen random mod 2 vmap @pick",
+            "ip saddr @aff goto ep0",
+            "ip saddr != 10.244.0.0/16 reject",
+            "update @aff { ip saddr }",
+            "meta mark set meta mark & 0xffffbfff",
+            "masquerade fully-random",
+            "flags dynamic,timeout",
+            "timeout 3h",
+            "0 : goto ep0, 1 : goto ep1",
+        ] {
+            assert!(l.contains(want), "missing {want:?} in:\n{l}");
+        }
+        // The expressions decode back to what was sent.
+        let got = sock.list_rules(&t, Some("ep0")).unwrap();
+        assert!(matches!(
+            got[0].exprs.last(),
+            Some(Expr::Dynset { set, op: 1, .. }) if set == "aff"
+        ));
+    })
+}
