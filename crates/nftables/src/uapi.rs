@@ -364,6 +364,8 @@ pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 0x2;
 pub const CT_STATE_ESTABLISHED: u32 = 1 << 1;
 /// `NF_CT_STATE_BIT(IP_CT_RELATED)`.
 pub const CT_STATE_RELATED: u32 = 1 << 2;
+/// `NF_CT_STATE_BIT(IP_CT_NEW)`.
+pub const CT_STATE_NEW: u32 = 1 << 3;
 /// `IPS_DST_NAT` in `ct status`.
 pub const CT_STATUS_DNAT: u32 = 1 << 5;
 /// `RTN_LOCAL`: the route type of the node's own addresses (`fib daddr type local`).

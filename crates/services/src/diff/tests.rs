@@ -1,0 +1,77 @@
+use ferro_nftables::OpKind;
+use serde_json::json;
+
+use super::*;
+use crate::fixtures::{att, cluster, planned, pod};
+
+fn kinds(b: &Batch) -> Vec<String> {
+    b.ops().iter().map(|o| o.describe()).collect()
+}
+
+#[test]
+fn first_sync_rebuilds_the_table_in_one_transaction() {
+    let (s, p, a) = cluster();
+    let r = planned(&s, &p, &a);
+    let b = diff(None, &r);
+    let ops = b.ops();
+    assert!(matches!(ops[0].kind, OpKind::AddTable));
+    assert!(matches!(ops[1].kind, OpKind::DelTable));
+    assert!(matches!(ops[2].kind, OpKind::AddTable));
+    let rules = ops
+        .iter()
+        .filter(|o| matches!(o.kind, OpKind::AddRule(_)))
+        .count();
+    let planned_rules: usize = r.chains.values().map(|c| c.rules.len()).sum();
+    assert_eq!(rules, planned_rules);
+    assert!(
+        diff(Some(&r), &r).is_empty(),
+        "nothing changed, nothing sent"
+    );
+}
+
+#[test]
+fn an_endpoint_change_touches_only_that_service() {
+    let (s, mut p, mut a) = cluster();
+    let before = planned(&s, &p, &a);
+    p.push(pod("shop", "web-3", "web", &[("http", 8080, "TCP")]));
+    a.push(att("shop", "web-3", "b", &["10.244.2.9/24"]));
+    let only_web = vec![s[0].clone()];
+    let _ = only_web;
+    let after = planned(&s, &p, &a);
+    let b = diff(Some(&before), &after);
+    let text = kinds(&b).join("\n");
+    // No table rebuild, no change to the shared chains or maps' other services.
+    assert!(!text.contains("table inet ferro_services\n"), "{text}");
+    for op in b.ops() {
+        let named = op.describe();
+        assert!(
+            !named.contains(" services") && !named.contains("nat-"),
+            "touched a shared chain: {named}"
+        );
+    }
+    // The new endpoint's chains appear, and the services' balancing maps are rewritten.
+    assert!(text.contains("10.244.2.9"), "{text}");
+    // Applying the diff to `before` gives `after`: the reverse goes back.
+    let back = diff(Some(&after), &before);
+    assert!(
+        kinds(&back).iter().any(|k| k.starts_with("delete chain")),
+        "{back:?}"
+    );
+}
+
+#[test]
+fn removal_order_lets_the_kernel_accept_it() {
+    let (s, p, a) = cluster();
+    let before = planned(&s, &p, &a);
+    let after = planned(&s[..1], &p, &a);
+    let b = diff(Some(&before), &after);
+    let ops = b.ops();
+    let first = |f: &dyn Fn(&OpKind) -> bool| ops.iter().position(|o| f(&o.kind));
+    let last = |f: &dyn Fn(&OpKind) -> bool| ops.iter().rposition(|o| f(&o.kind));
+    let del_elems = last(&|k| matches!(k, OpKind::DelElems { .. })).unwrap();
+    let flush = first(&|k| matches!(k, OpKind::FlushChain(_))).unwrap();
+    let del_set = first(&|k| matches!(k, OpKind::DelSet(_))).unwrap();
+    let del_chain = first(&|k| matches!(k, OpKind::DelChain(_))).unwrap();
+    assert!(del_elems < flush && flush < del_set && del_set < del_chain);
+    let _ = json!({});
+}
