@@ -246,6 +246,7 @@ impl<S: Store> Api<S> {
                     .and_then(|c: ClusterNetwork| c.settings().ok())
             }
         };
+        let mut allocs = crate::allocate::Allocations::default();
         for a in admitted {
             let o = &a.object;
             let fail = |p: String| format!("{} ({}): {p}", a.origin, o.describe());
@@ -267,6 +268,28 @@ impl<S: Store> Api<S> {
             let key = o.key();
             let cur = self.read(&key).await?;
             let mut new = o.clone();
+            // A service's ClusterIPs, NodePorts and load-balancer addresses: kept, or
+            // allocated in this same transaction.
+            if let (Object::Service(svc), Some(st)) = (&mut new, &settings) {
+                let old = cur
+                    .as_ref()
+                    .and_then(|kv| decode_stored(Kind::Service, kv))
+                    .and_then(|o| match o {
+                        Object::Service(s) => Some(s),
+                        _ => None,
+                    });
+                match allocs
+                    .allocate(&self.store, svc, old.as_ref(), st, txn)
+                    .await?
+                {
+                    Ok(t) => txn = t,
+                    Err((t, errs)) => {
+                        txn = t;
+                        problems.push(fail(errs.join("; ")));
+                        continue;
+                    }
+                }
+            }
             let action = match &cur {
                 None => {
                     if let Some(rv) = a.precondition {
@@ -489,6 +512,7 @@ impl<S: Store> Api<S> {
                         txn = txn
                             .when(Compare::unchanged(&key, kv.mod_revision))
                             .then(Op::delete(&key));
+                        txn = crate::allocate::release(txn, &kv, &mut keys_done);
                     }
                     if *kind == Kind::Namespace {
                         // What lives in it goes with it.
@@ -503,6 +527,7 @@ impl<S: Store> Api<S> {
                                     txn = txn
                                         .when(Compare::unchanged(&kv.key, kv.mod_revision))
                                         .then(Op::delete(&kv.key));
+                                    txn = crate::allocate::release(txn, &kv, &mut keys_done);
                                 }
                             }
                         }

@@ -11,13 +11,15 @@
 //! # Layout
 //! - [`config`]: the configuration file;
 //! - [`node`]: registration and lease renewal;
-//! - [`api`]: what each request does to the store;
+//! - [`api`]: what each request does to the store; [`allocate`]: services' ClusterIPs,
+//!   NodePorts and load-balancer addresses, allocated in the apply's transaction;
 //! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
 //! - [`mod@error`]: the error type, [`AgentError`].
 
+pub mod allocate;
 pub mod api;
 pub mod cache;
 pub mod config;

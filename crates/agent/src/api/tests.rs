@@ -303,3 +303,185 @@ async fn describe_adds_what_selects_what() {
     let (code, _) = error(t.api.handle(d("deployments", "x")).await);
     assert_eq!(code, ErrorCode::BadRequest);
 }
+
+const NET: &str = "apiVersion: ferro-cni.io/v1\nkind: ClusterNetwork\nmetadata: {name: default}\nspec: {podCIDRs: [10.244.0.0/16, fd00:244::/56], serviceCIDRs: [10.96.0.0/24, fd00:96::/120], nodePortRange: 30000-30099, loadBalancerPools: [{name: vnet, cidrs: [10.240.1.0/29, fd00:240::1:0/125]}]}\n";
+
+async fn get_svc(t: &T, ns: &str, name: &str) -> Value {
+    match t
+        .api
+        .handle(Request::Get {
+            kind: "svc".into(),
+            namespace: Some(ns.into()),
+            name: name.into(),
+        })
+        .await
+    {
+        Response::Object { object } => object,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn records(t: &T) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in [
+        ferro_services::alloc::CLUSTER_IPS,
+        ferro_services::alloc::NODE_PORTS,
+        ferro_services::alloc::LB_IPS,
+    ] {
+        out.extend(
+            t.api
+                .store
+                .list(p)
+                .await
+                .unwrap()
+                .kvs
+                .into_iter()
+                .map(|kv| kv.key),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn services_get_their_addresses_and_ports_allocated_and_keep_them() {
+    let t = api().await;
+    apply(&t, NET).await;
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec: {type: LoadBalancer, ipFamilyPolicy: PreferDualStack, selector: {app: web}, ports: [{name: a, port: 80}, {name: b, port: 53, protocol: UDP}]}\n";
+    assert_eq!(actions(&apply(&t, svc).await), [Action::Created]);
+    let s = get_svc(&t, "default", "lb").await;
+    let ips: Vec<&str> = s["spec"]["clusterIPs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 2, "{s}");
+    assert!(
+        ips[0].starts_with("10.96.0.") && ips[1].starts_with("fd00:96::"),
+        "{ips:?}"
+    );
+    assert_eq!(s["spec"]["clusterIP"], ips[0]);
+    assert_eq!(s["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+    let np: Vec<u64> = s["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["nodePort"].as_u64().unwrap())
+        .collect();
+    assert!(
+        np.iter().all(|p| (30000..=30099).contains(p)) && np[0] != np[1],
+        "{np:?}"
+    );
+    let ingress = s["status"]["loadBalancer"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 2, "{s}");
+    assert!(ingress[0]["ip"].as_str().unwrap().starts_with("10.240.1."));
+    assert_eq!(records(&t).await.len(), 6, "{:?}", records(&t).await);
+    // Applying the same manifest again changes nothing: the allocations are kept.
+    assert_eq!(actions(&apply(&t, svc).await), [Action::Unchanged]);
+    assert_eq!(get_svc(&t, "default", "lb").await, s);
+    // Back to ClusterIP: the NodePorts and the load-balancer addresses are released.
+    let plain = svc.replace("type: LoadBalancer, ", "");
+    assert_eq!(actions(&apply(&t, &plain).await), [Action::Configured]);
+    let p = get_svc(&t, "default", "lb").await;
+    assert_eq!(p["spec"]["clusterIPs"], s["spec"]["clusterIPs"]);
+    assert!(p["spec"]["ports"][0].get("nodePort").is_none(), "{p}");
+    assert_eq!(records(&t).await.len(), 2, "{:?}", records(&t).await);
+    // Deleting it releases the rest.
+    t.api
+        .handle(Request::Delete {
+            targets: vec![Target {
+                kind: "svc".into(),
+                namespace: None,
+                name: "lb".into(),
+            }],
+        })
+        .await;
+    assert!(records(&t).await.is_empty(), "{:?}", records(&t).await);
+}
+
+#[tokio::test]
+async fn given_values_are_checked_and_conflicts_refused_with_the_owner_named() {
+    let t = api().await;
+    apply(&t, NET).await;
+    let one = "apiVersion: v1\nkind: Service\nmetadata: {name: one}\nspec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{port: 80, nodePort: 30010}]}\n";
+    assert_eq!(actions(&apply(&t, one).await), [Action::Created]);
+    let (code, msg) = error(apply(&t, &one.replace("name: one", "name: two")).await);
+    assert_eq!(code, ErrorCode::Invalid);
+    assert!(
+        msg.contains("spec.clusterIP: 10.96.0.10 is already allocated to service default/one"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("spec.ports[0].nodePort: 30010 is already allocated to service default/one"),
+        "{msg}"
+    );
+    let (_, msg) = error(
+        apply(
+            &t,
+            "apiVersion: v1\nkind: Service\nmetadata: {name: out}\nspec: {clusterIP: 10.97.0.1, ports: [{port: 80}]}\n",
+        )
+        .await,
+    );
+    assert!(
+        msg.contains("spec.clusterIP: 10.97.0.1 is outside the cluster's service CIDRs"),
+        "{msg}"
+    );
+    let (_, msg) = error(apply(&t, &one.replace("10.96.0.10", "10.96.0.11")).await);
+    assert!(
+        msg.contains("may not change (the service has 10.96.0.10)"),
+        "{msg}"
+    );
+    // Two services in one apply never share a value.
+    let pair = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {type: NodePort, ports: [{port: 80}]}\n";
+    apply(&t, pair).await;
+    let (a, b) = (
+        get_svc(&t, "default", "a").await,
+        get_svc(&t, "default", "b").await,
+    );
+    assert_ne!(a["spec"]["clusterIP"], b["spec"]["clusterIP"]);
+    assert_ne!(
+        a["spec"]["ports"][0]["nodePort"],
+        b["spec"]["ports"][0]["nodePort"]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_applies_never_hand_out_one_address_twice() {
+    // Two agents' APIs over one store, applying many services at once: the compares make
+    // the losers choose again.
+    let t = api().await;
+    apply(&t, NET).await;
+    let other = Api::new(t.api.store.clone(), "node-b".into(), "embedded".into());
+    let mk = |i: usize| {
+        Request::Apply {
+        documents: docs(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec: {{type: NodePort, ports: [{{port: 80}}]}}\n"
+        )),
+    }
+    };
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let api = if i % 2 == 0 {
+            t.api.clone()
+        } else {
+            other.clone()
+        };
+        let req = mk(i);
+        tasks.push(tokio::spawn(async move { api.handle(req).await }));
+    }
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert!(matches!(r, Response::Applied { .. }), "{r:?}");
+    }
+    let svcs = list(&t, "svc").await;
+    let ips: BTreeSet<String> = svcs
+        .iter()
+        .map(|s| s["spec"]["clusterIP"].as_str().unwrap().to_string())
+        .collect();
+    let ports: BTreeSet<u64> = svcs
+        .iter()
+        .map(|s| s["spec"]["ports"][0]["nodePort"].as_u64().unwrap())
+        .collect();
+    assert_eq!((ips.len(), ports.len()), (40, 40));
+    assert_eq!(records(&t).await.len(), 80);
+}
