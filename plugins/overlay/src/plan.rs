@@ -32,6 +32,15 @@ impl Plan {
     pub fn ips(&self) -> Vec<IpAddr> {
         self.pod.addrs.iter().map(IpNet::addr).collect()
     }
+
+    /// Whether the pod has IPv4 and IPv6 addresses: the families the node must forward.
+    pub fn families(&self) -> (bool, bool) {
+        let ips = self.ips();
+        (
+            ips.iter().any(IpAddr::is_ipv4),
+            ips.iter().any(IpAddr::is_ipv6),
+        )
+    }
 }
 
 /// The network's pod firewall: SNAT outside the pod CIDR and `nonMasqueradeCIDRs`;

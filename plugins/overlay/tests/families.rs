@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, ProbeServer};
+use ferro_testutil::require_root;
 use ferro_testutil::runtime::Runtime;
 use ferro_testutil::topology::World;
-use ferro_testutil::require_root;
 use serde_json::{json, Value};
 
 const NET: &str = "ovl6";
@@ -60,6 +60,18 @@ fn ipv6_pods_reach_each_other_across_freshly_booted_nodes() {
     let a_ip = v6_of(&rt[0].add(NET, &a));
     let b_ip = v6_of(&rt[1].add(NET, &b));
     assert!(a_ip.starts_with("fd00:10:244:1:"), "{a_ip}");
+    for (node, ip) in [(&world.nodes[0].ns, &a_ip), (&world.nodes[1].ns, &b_ip)] {
+        assert_eq!(
+            node.exec(&["sysctl", "-n", "net.ipv6.conf.all.forwarding"])
+                .trim(),
+            "1",
+            "the plugin turned IPv6 forwarding on"
+        );
+        // the node needs no NDP to reach its pod: it would wait for the host veth's
+        // link-local address to pass DAD (a second or two) before asking
+        let neigh = node.ip(&["-6", "neigh", "show", ip]);
+        assert!(neigh.contains("PERMANENT"), "{neigh}");
+    }
     let on_b = ProbeServer::start(&b.path(), SocketAddr::new(b_ip.parse().unwrap(), 7000));
     assert_eq!(
         tcp_source(&a.path(), on_b.addr),
