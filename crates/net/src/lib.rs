@@ -37,3 +37,34 @@ pub use ferro_nftables as nft;
 pub use error::NetError;
 pub use netns::Netns;
 pub use rtnl::{Kernel, Link, Rtnl};
+
+use std::net::IpAddr;
+
+/// A link-local address (`169.254.0.0/16`, `fe80::/10`): never a node's VNet or pod
+/// address, never clashing with a gateway.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_in_both_families() {
+        for (ip, want) in [
+            ("169.254.1.1", true),
+            ("169.255.0.1", false),
+            ("10.0.0.1", false),
+            ("fe80::1", true),
+            ("febf::1", true),
+            ("fec0::1", false),
+            ("fd00::1", false),
+        ] {
+            assert_eq!(is_link_local(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+}
