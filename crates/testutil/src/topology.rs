@@ -93,7 +93,21 @@ fn wire(vnet: &Netns, other: &Netns, vnet_side: &str, inner: &str) {
         other.name(),
     ]);
     vnet.ip(&["link", "set", vnet_side, "master", "vnet0", "up"]);
+    settled(other, inner);
     other.ip(&["link", "set", inner, "up"]);
+}
+
+/// The VNet's hosts have been up for long: their links' IPv6 duplicate address detection
+/// is over. Without this, a link's link-local address stays tentative for a second or two
+/// after it comes up, and the kernel sends no neighbour solicitation from it, so the first
+/// packets a host forwards over it would be lost. Only the world's own links: a link a
+/// plugin creates goes through DAD as on a real node. Called before the link comes up.
+fn settled(ns: &Netns, ifname: &str) {
+    ns.exec(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{ifname}.accept_dad=0"),
+    ]);
 }
 
 impl World {
@@ -165,6 +179,8 @@ impl World {
             internet.name(),
         ]);
         router.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
+        settled(&router, "eth1");
+        settled(&internet, "eth0");
         router.ip(&["link", "set", "eth1", "up"]);
         router.ip(&[
             "-6",

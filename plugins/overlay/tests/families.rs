@@ -1,83 +1,470 @@
-//! The overlay in every address family: IPv6-only pods across freshly booted nodes (both
-//! forwarding sysctls at 0).
+//! The overlay in every address family, proven with real traffic between two simulated
+//! nodes that start as freshly booted nodes do (both forwarding sysctls at 0): IPv6-only and
+//! dual-stack pods, over an IPv4 and over an IPv6 underlay. In each family a pod reaches a
+//! pod on the other node with its own address, carried in VXLAN (a counter on the VNet
+//! switch sees no pod address between the nodes, and proves it would by routing around
+//! VXLAN at the end); reaches the VNet's VM and the internet from its node's address of that
+//! family; sends a full-MTU packet with DF set across; and DEL leaves nothing of either
+//! address.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ferro_testutil::netns::Netns;
-use ferro_testutil::probe::{tcp_source, ProbeServer};
-use ferro_testutil::require_root;
+use ferro_testutil::probe::{tcp_seen_from, tcp_source, udp_source, ProbeServer, WireCounter};
 use ferro_testutil::runtime::Runtime;
-use ferro_testutil::topology::World;
+use ferro_testutil::topology::{ping_df, World, INTERNET, INTERNET6, PEER, PEER6};
+use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
 use serde_json::{json, Value};
 
-const NET: &str = "ovl6";
+const NET: &str = "ovlds";
+const PORT: u16 = 7000;
 
-fn v6_of(r: &Value) -> String {
-    r["ips"]
-        .as_array()
-        .unwrap()
+/// The families of the pods and of the underlay.
+#[derive(Debug, Clone, Copy)]
+struct Stack {
+    v4: bool,
+    v6: bool,
+    underlay6: bool,
+}
+
+impl Stack {
+    fn families(self) -> Vec<bool> {
+        [(self.v4, false), (self.v6, true)]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, v6)| v6)
+            .collect()
+    }
+
+    fn pod_cidrs(self) -> Vec<&'static str> {
+        self.families()
+            .into_iter()
+            .map(|v6| {
+                if v6 {
+                    "fd00:10:244::/56"
+                } else {
+                    "10.244.0.0/16"
+                }
+            })
+            .collect()
+    }
+
+    /// Node `i`'s slices, one per family.
+    fn slices(self, i: usize) -> Vec<String> {
+        self.families()
+            .into_iter()
+            .map(|v6| {
+                if v6 {
+                    format!("fd00:10:244:{}::/64", i + 1)
+                } else {
+                    format!("10.244.{}.0/24", i + 1)
+                }
+            })
+            .collect()
+    }
+
+    fn mtu(self) -> usize {
+        if self.underlay6 {
+            1500 - 70
+        } else {
+            1500 - 50
+        }
+    }
+}
+
+struct Cluster {
+    stack: Stack,
+    world: World,
+    rt: Vec<Runtime>,
+    data: Vec<tempfile::TempDir>,
+    _list: tempfile::NamedTempFile,
+}
+
+struct Pod {
+    ns: Netns,
+    addrs: Vec<IpAddr>,
+}
+
+impl Pod {
+    fn addr(&self, v6: bool) -> IpAddr {
+        *self.addrs.iter().find(|a| a.is_ipv6() == v6).unwrap()
+    }
+}
+
+impl Cluster {
+    fn new(stack: Stack) -> Cluster {
+        let world = World::new(2);
+        for n in &world.nodes {
+            for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+                assert_eq!(
+                    n.ns.exec(&["sysctl", "-n", key]).trim(),
+                    "0",
+                    "nodes boot with {key} off"
+                );
+            }
+        }
+        let list = tempfile::NamedTempFile::new().unwrap();
+        let nodes: Vec<Value> = world
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let address = if stack.underlay6 { n.ip6 } else { n.ip };
+                json!({"name": format!("node{i}"), "address": address.to_string(), "podSubnets": stack.slices(i)})
+            })
+            .collect();
+        std::fs::write(list.path(), json!({ "nodes": nodes }).to_string()).unwrap();
+        let mut rt = Vec::new();
+        let mut data = Vec::new();
+        for (i, n) in world.nodes.iter().enumerate() {
+            let d = tempfile::tempdir().unwrap();
+            let ranges: Vec<Value> = stack
+                .slices(i)
+                .iter()
+                .map(|s| json!([{ "subnet": s }]))
+                .collect();
+            let r = Runtime::new(&n.ns, &["overlay", "host-local"]);
+            r.write_conflist(
+                "10-ovlds",
+                &json!({"cniVersion":"1.1.0","name":NET,"plugins":[{"type":"overlay","podCIDRs":stack.pod_cidrs(),
+                    "nodeName":format!("node{i}"),"nodeList":list.path(),
+                    "ipam":{"type":"host-local","dataDir":d.path(),"ranges":ranges}}]}),
+            );
+            rt.push(r);
+            data.push(d);
+        }
+        Cluster {
+            stack,
+            world,
+            rt,
+            data,
+            _list: list,
+        }
+    }
+
+    fn node(&self, i: usize) -> &Netns {
+        &self.world.nodes[i].ns
+    }
+
+    fn node_addr(&self, i: usize, v6: bool) -> IpAddr {
+        let n = &self.world.nodes[i];
+        if v6 {
+            n.ip6
+        } else {
+            n.ip
+        }
+    }
+
+    fn pod(&self, i: usize, label: &str) -> Pod {
+        let ns = Netns::new(label);
+        let r = self.rt[i].add(NET, &ns);
+        let addrs: Vec<IpAddr> = r["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ip| {
+                ip["address"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            addrs.len(),
+            self.stack.families().len(),
+            "one address per family: {r}"
+        );
+        Pod { ns, addrs }
+    }
+
+    /// Lease files of node `i`.
+    fn leases(&self, i: usize) -> Vec<String> {
+        std::fs::read_dir(self.data[i].path().join(NET))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.parse::<IpAddr>().is_ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The payload of a ping whose packet is exactly `mtu` bytes (IPv4 header 20, IPv6 40,
+/// ICMP 8).
+fn df_payload(mtu: usize, v6: bool) -> usize {
+    mtu - if v6 { 48 } else { 28 }
+}
+
+fn carries(stack: Stack) {
+    require_root();
+    let c = Cluster::new(stack);
+    let a = c.pod(0, "ds-a");
+    let b = c.pod(1, "ds-b");
+    let pod_addrs: Vec<String> = a
+        .addrs
         .iter()
-        .map(|i| i["address"].as_str().unwrap())
-        .find(|a| a.contains(':'))
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
+        .chain(&b.addrs)
+        .map(|x| x.to_string())
+        .collect();
+    let addr_refs: Vec<&str> = pod_addrs.iter().map(String::as_str).collect();
+    let wire = WireCounter::install(&c.world.vnet, &addr_refs, 8472);
+
+    // the node side: forwarding on for exactly the families in use, the device over the
+    // underlay's family, the pod's IPv6 addresses reachable without NDP
+    for i in 0..2 {
+        let node = c.node(i);
+        for (key, on) in [
+            ("net.ipv4.ip_forward", stack.v4),
+            ("net.ipv6.conf.all.forwarding", stack.v6),
+        ] {
+            assert_eq!(
+                node.exec(&["sysctl", "-n", key]).trim(),
+                if on { "1" } else { "0" },
+                "node {i}: {key}"
+            );
+        }
+        let dev = &node.ip_json(&["-d", "link", "show", "ferro.1"])[0];
+        let info = &dev["linkinfo"]["info_data"];
+        // `ip -j` names an IPv6 source `local6`
+        let local = info["local"].as_str().or(info["local6"].as_str());
+        assert_eq!(
+            local,
+            Some(c.node_addr(i, stack.underlay6).to_string().as_str()),
+            "node {i}: VXLAN over the underlay's family: {info}"
+        );
+        assert_eq!(dev["mtu"], stack.mtu());
+    }
+    let neigh = c.node(0).ip(&["neigh", "show", "dev", "ferro.1"]);
+    for slice in stack.slices(1) {
+        let gw = slice.split('/').next().unwrap();
+        assert!(
+            neigh.contains(&format!("{gw} lladdr")),
+            "node B's {slice} has its neighbour entry: {neigh}"
+        );
+    }
+
+    // a server per family on the VNet's VM and on the internet host
+    let servers = |ns: &Netns, ip4: &str, ip6: &str| -> Vec<ProbeServer> {
+        let start = |v6: bool| {
+            let ip = if v6 { ip6 } else { ip4 };
+            ProbeServer::start(&ns.path(), SocketAddr::new(ip.parse().unwrap(), PORT))
+        };
+        stack.families().into_iter().map(start).collect()
+    };
+    let vm = servers(&c.world.peer, PEER, PEER6);
+    let inet = servers(&c.world.internet, INTERNET, INTERNET6);
+    for (k, v6) in stack.families().into_iter().enumerate() {
+        let (ai, bi) = (a.addr(v6), b.addr(v6));
+        let on_a = ProbeServer::start(&a.ns.path(), SocketAddr::new(ai, PORT));
+        let on_b = ProbeServer::start(&b.ns.path(), SocketAddr::new(bi, PORT));
+        assert_eq!(
+            tcp_source(&a.ns.path(), on_b.addr),
+            Some(ai),
+            "{v6}: A to B across nodes keeps A's address"
+        );
+        assert_eq!(
+            tcp_source(&b.ns.path(), on_a.addr),
+            Some(bi),
+            "{v6}: B to A keeps B's address"
+        );
+        assert_eq!(
+            tcp_source(&a.ns.path(), vm[k].addr),
+            Some(c.node_addr(0, v6)),
+            "{v6}: to the VNet's VM from node A's address of the family"
+        );
+        assert_eq!(
+            tcp_source(&a.ns.path(), inet[k].addr),
+            Some(c.node_addr(0, v6)),
+            "{v6}: to the internet from node A's address of the family"
+        );
+        assert_eq!(
+            tcp_seen_from(&a.ns.path(), on_b.addr, 4 << 20),
+            Some((ai, 4 << 20)),
+            "{v6}: a bulk transfer across nodes"
+        );
+        let target = bi.to_string();
+        let full = df_payload(stack.mtu(), v6);
+        assert!(
+            ping_df(&a.ns, &target, full),
+            "{v6}: a full-MTU packet with DF set crosses"
+        );
+        assert!(
+            !ping_df(&a.ns, &target, full + 1),
+            "{v6}: one byte more does not fit the pod MTU"
+        );
+    }
+    for p in &pod_addrs {
+        assert_eq!(
+            wire.raw(p),
+            0,
+            "{p} was seen raw between the nodes: not carried in VXLAN"
+        );
+    }
+    let carried = wire.udp();
+    assert!(carried > 0, "no VXLAN datagram crossed the VNet");
+    eprintln!("{stack:?}: {carried} VXLAN datagrams on the VNet, no pod address in the clear");
+
+    // The check can fail: routed around VXLAN (each slice of B straight to B's VNet
+    // address), A's packets cross the VNet with the pod address in the clear.
+    for v6 in stack.families() {
+        let slice = &stack.slices(1)[usize::from(v6 && stack.v4)];
+        let via = c.node_addr(1, v6).to_string();
+        c.node(0)
+            .ip(&["route", "replace", slice, "via", &via, "dev", "eth0"]);
+        let ai = a.addr(v6);
+        let _ = udp_source(
+            &a.ns.path(),
+            Some(SocketAddr::new(ai, 0)),
+            SocketAddr::new(b.addr(v6), PORT),
+        );
+        assert!(
+            wire.raw(&ai.to_string()) > 0,
+            "{v6}: the counter sees a pod address sent outside VXLAN"
+        );
+    }
+
+    c.rt[0].del(NET, &a.ns);
+    c.rt[1].del(NET, &b.ns);
+    for (i, p) in [(0, &a), (1, &b)] {
+        assert!(c.leases(i).is_empty(), "node {i}: {:?}", c.leases(i));
+        let node = c.node(i);
+        let routes = format!("{}{}", node.ip(&["route"]), node.ip(&["-6", "route"]));
+        let neigh = node.ip(&["neigh"]);
+        let table = node.exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+        for ip in p.addrs.iter().map(IpAddr::to_string) {
+            assert!(!routes.contains(&format!("{ip} ")), "{ip} left: {routes}");
+            assert!(!neigh.contains(&format!("{ip} ")), "{ip} left: {neigh}");
+            assert!(!table.contains(&ip), "{ip} left: {table}");
+        }
+        assert!(!node.ip(&["link"]).contains(" fc"), "no pod veth left");
+    }
 }
 
 #[test]
-fn ipv6_pods_reach_each_other_across_freshly_booted_nodes() {
+fn ipv6_pods_over_an_ipv4_underlay() {
+    carries(Stack {
+        v4: false,
+        v6: true,
+        underlay6: false,
+    });
+}
+
+#[test]
+fn ipv6_pods_over_an_ipv6_underlay() {
+    carries(Stack {
+        v4: false,
+        v6: true,
+        underlay6: true,
+    });
+}
+
+#[test]
+fn dual_stack_pods_over_an_ipv4_underlay() {
+    carries(Stack {
+        v4: true,
+        v6: true,
+        underlay6: false,
+    });
+}
+
+#[test]
+fn dual_stack_pods_over_an_ipv6_underlay() {
+    carries(Stack {
+        v4: true,
+        v6: true,
+        underlay6: true,
+    });
+}
+
+#[test]
+fn check_and_gc_cover_both_families() {
     require_root();
-    let world = World::new(2);
-    let list = tempfile::NamedTempFile::new().unwrap();
-    let nodes: Vec<Value> = world
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| json!({"name": format!("node{i}"), "address": n.ip.to_string(), "podSubnet": format!("fd00:10:244:{}::/64", i + 1)}))
-        .collect();
-    std::fs::write(list.path(), json!({"nodes": nodes}).to_string()).unwrap();
-    let mut rt = Vec::new();
-    let mut data = Vec::new();
-    for (i, n) in world.nodes.iter().enumerate() {
-        let fwd = n.ns.exec(&["sysctl", "-n", "net.ipv6.conf.all.forwarding"]);
-        assert_eq!(fwd.trim(), "0", "nodes boot with IPv6 forwarding off");
-        let d = tempfile::tempdir().unwrap();
-        let r = Runtime::new(&n.ns, &["overlay", "host-local"]);
-        r.write_conflist(
-            "10-ovl6",
-            &json!({"cniVersion":"1.1.0","name":NET,"plugins":[{"type":"overlay","podCIDR":"fd00:10:244::/56",
-                "nodeName":format!("node{i}"),"nodeList":list.path(),
-                "ipam":{"type":"host-local","dataDir":d.path(),"ranges":[[{"subnet":format!("fd00:10:244:{}::/64", i + 1)}]]}}]}),
-        );
-        rt.push(r);
-        data.push(d);
-    }
-    let a = Netns::new("ov6-a");
-    let b = Netns::new("ov6-b");
-    let a_ip = v6_of(&rt[0].add(NET, &a));
-    let b_ip = v6_of(&rt[1].add(NET, &b));
-    assert!(a_ip.starts_with("fd00:10:244:1:"), "{a_ip}");
-    for (node, ip) in [(&world.nodes[0].ns, &a_ip), (&world.nodes[1].ns, &b_ip)] {
-        assert_eq!(
-            node.exec(&["sysctl", "-n", "net.ipv6.conf.all.forwarding"])
-                .trim(),
-            "1",
-            "the plugin turned IPv6 forwarding on"
-        );
-        // the node needs no NDP to reach its pod: it would wait for the host veth's
-        // link-local address to pass DAD (a second or two) before asking
-        let neigh = node.ip(&["-6", "neigh", "show", ip]);
-        assert!(neigh.contains("PERMANENT"), "{neigh}");
-    }
-    let on_b = ProbeServer::start(&b.path(), SocketAddr::new(b_ip.parse().unwrap(), 7000));
-    assert_eq!(
-        tcp_source(&a.path(), on_b.addr),
-        Some(a_ip.parse().unwrap()),
-        "pod A reaches pod B on the other node with its own IPv6 address"
+    let c = Cluster::new(Stack {
+        v4: true,
+        v6: true,
+        underlay6: false,
+    });
+    let a = c.pod(0, "dschk-a");
+    let gone = c.pod(0, "dschk-gone");
+    assert_eq!(c.rt[0].check(NET, &a.ns, &[]).code, 0);
+    // the IPv6 host route of `a` removed by hand: CHECK names it
+    let a6 = a.addr(true).to_string();
+    c.node(0).ip(&["-6", "route", "del", &a6]);
+    let bad = c.rt[0].check(NET, &a.ns, &[]);
+    assert!(
+        bad.code != 0 && bad.stderr.contains(&format!("host route to {a6}")),
+        "{}",
+        bad.stderr
     );
-    rt[0].del(NET, &a);
-    rt[1].del(NET, &b);
+    // GC with only `a` valid: both addresses of `gone` lose their lease and SNAT elements
+    let id = Runtime::container_id(&a.ns);
+    assert_eq!(
+        c.rt[0]
+            .cnictl(&["gc", NET, "--valid", &format!("{id}/eth0")], &[])
+            .code,
+        0
+    );
+    let mut left = c.leases(0);
+    left.sort();
+    let mut want: Vec<String> = a.addrs.iter().map(IpAddr::to_string).collect();
+    want.sort();
+    assert_eq!(left, want);
+    let table = c
+        .node(0)
+        .exec(&["nft", "list", "table", "inet", "ferro_cni"]);
+    for ip in &a.addrs {
+        assert!(table.contains(&ip.to_string()), "{table}");
+    }
+    for ip in &gone.addrs {
+        assert!(!table.contains(&ip.to_string()), "{table}");
+    }
+}
+
+#[test]
+fn an_underlay_without_an_address_of_the_lists_family_is_code_7_and_creates_nothing() {
+    require_root();
+    let c = Cluster::new(Stack {
+        v4: true,
+        v6: true,
+        underlay6: true,
+    });
+    // an interface with an IPv4 address only, named as the underlay of an IPv6 node list
+    let node = c.node(0);
+    node.ip(&["link", "add", "u4", "type", "veth", "peer", "name", "u4p"]);
+    node.ip(&["addr", "add", "192.0.2.4/24", "dev", "u4"]);
+    node.ip(&["link", "set", "u4", "up"]);
+    let conf = json!({"cniVersion":"1.1.0","name":NET,"type":"overlay","podCIDRs":c.stack.pod_cidrs(),
+        "nodeName":"node0","nodeList":c._list.path(),"underlay":"u4",
+        "ipam":{"type":"host-local","dataDir":c.data[0].path(),"ranges":[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]}});
+    let pod = Netns::new("ds-u4");
+    let path = pod.path().display().to_string();
+    let bins = ferro_testutil::bin_dir().display().to_string();
+    let out = run_plugin_in(
+        workspace_bin("overlay"),
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "u4"),
+            ("CNI_NETNS", path.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", bins.as_str()),
+        ],
+        &conf.to_string(),
+        Some(&node.path()),
+    );
+    let e = out.err(7);
+    assert_eq!(
+        e["msg"],
+        "underlay: u4 has no IPv6 address, and the node list's addresses are IPv6"
+    );
+    let links = node.ip(&["-o", "link", "show"]);
+    assert!(
+        !links.contains("ferro.") && !links.contains(": fc"),
+        "{links}"
+    );
+    assert!(c.leases(0).is_empty(), "no lease kept: {:?}", c.leases(0));
 }
