@@ -10,10 +10,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use ferro_testutil::families::{assert_paths, node_addr, PodAt};
 use ferro_testutil::netns::Netns;
-use ferro_testutil::probe::{tcp_seen_from, tcp_source, udp_source, ProbeServer, WireCounter};
-use ferro_testutil::runtime::Runtime;
-use ferro_testutil::topology::{ping_df, World, INTERNET, INTERNET6, PEER, PEER6};
+use ferro_testutil::probe::{tcp_seen_from, udp_source, ProbeServer, WireCounter};
+use ferro_testutil::runtime::{pod_addr, Runtime};
+use ferro_testutil::topology::{ping_df, World};
 use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
 use serde_json::{json, Value};
 
@@ -83,12 +84,18 @@ struct Cluster {
 
 struct Pod {
     ns: Netns,
+    result: Value,
+    node: usize,
     addrs: Vec<IpAddr>,
 }
 
 impl Pod {
+    fn at(&self) -> PodAt<'_> {
+        PodAt::new(&self.ns, &self.result, self.node)
+    }
+
     fn addr(&self, v6: bool) -> IpAddr {
-        *self.addrs.iter().find(|a| a.is_ipv6() == v6).unwrap()
+        self.at().addr(v6)
     }
 }
 
@@ -148,38 +155,27 @@ impl Cluster {
     }
 
     fn node_addr(&self, i: usize, v6: bool) -> IpAddr {
-        let n = &self.world.nodes[i];
-        if v6 {
-            n.ip6
-        } else {
-            n.ip
-        }
+        node_addr(&self.world, i, v6)
     }
 
     fn pod(&self, i: usize, label: &str) -> Pod {
         let ns = Netns::new(label);
-        let r = self.rt[i].add(NET, &ns);
-        let addrs: Vec<IpAddr> = r["ips"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|ip| {
-                ip["address"]
-                    .as_str()
-                    .unwrap()
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            })
+        let result = self.rt[i].add(NET, &ns);
+        let addrs: Vec<IpAddr> = [false, true]
+            .into_iter()
+            .filter_map(|v6| pod_addr(&result, v6))
             .collect();
         assert_eq!(
             addrs.len(),
             self.stack.families().len(),
-            "one address per family: {r}"
+            "one address per family: {result}"
         );
-        Pod { ns, addrs }
+        Pod {
+            ns,
+            result,
+            node: i,
+            addrs,
+        }
     }
 
     /// Lease files of node `i`.
@@ -238,6 +234,11 @@ fn carries(stack: Stack) {
             "node {i}: VXLAN over the underlay's family: {info}"
         );
         assert_eq!(dev["mtu"], stack.mtu());
+        if stack.v6 {
+            let pod6 = [&a, &b][i].addr(true).to_string();
+            let entry = node.ip(&["-6", "neigh", "show", &pod6]);
+            assert!(entry.contains("PERMANENT"), "node {i}: {entry}");
+        }
     }
     let neigh = c.node(0).ip(&["neigh", "show", "dev", "ferro.1"]);
     for slice in stack.slices(1) {
@@ -248,40 +249,17 @@ fn carries(stack: Stack) {
         );
     }
 
-    // a server per family on the VNet's VM and on the internet host
-    let servers = |ns: &Netns, ip4: &str, ip6: &str| -> Vec<ProbeServer> {
-        let start = |v6: bool| {
-            let ip = if v6 { ip6 } else { ip4 };
-            ProbeServer::start(&ns.path(), SocketAddr::new(ip.parse().unwrap(), PORT))
-        };
-        stack.families().into_iter().map(start).collect()
-    };
-    let vm = servers(&c.world.peer, PEER, PEER6);
-    let inet = servers(&c.world.internet, INTERNET, INTERNET6);
-    for (k, v6) in stack.families().into_iter().enumerate() {
+    assert_paths(
+        "overlay",
+        &c.world,
+        a.at(),
+        b.at(),
+        &stack.families(),
+        false,
+    );
+    for v6 in stack.families() {
         let (ai, bi) = (a.addr(v6), b.addr(v6));
-        let on_a = ProbeServer::start(&a.ns.path(), SocketAddr::new(ai, PORT));
         let on_b = ProbeServer::start(&b.ns.path(), SocketAddr::new(bi, PORT));
-        assert_eq!(
-            tcp_source(&a.ns.path(), on_b.addr),
-            Some(ai),
-            "{v6}: A to B across nodes keeps A's address"
-        );
-        assert_eq!(
-            tcp_source(&b.ns.path(), on_a.addr),
-            Some(bi),
-            "{v6}: B to A keeps B's address"
-        );
-        assert_eq!(
-            tcp_source(&a.ns.path(), vm[k].addr),
-            Some(c.node_addr(0, v6)),
-            "{v6}: to the VNet's VM from node A's address of the family"
-        );
-        assert_eq!(
-            tcp_source(&a.ns.path(), inet[k].addr),
-            Some(c.node_addr(0, v6)),
-            "{v6}: to the internet from node A's address of the family"
-        );
         assert_eq!(
             tcp_seen_from(&a.ns.path(), on_b.addr, 4 << 20),
             Some((ai, 4 << 20)),

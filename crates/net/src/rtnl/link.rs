@@ -28,6 +28,8 @@ pub struct Link {
     pub mtu: u32,
     /// Administratively up (IFF_UP).
     pub up: bool,
+    /// Carrier (IFF_LOWER_UP): a bridge has it once one of its ports has.
+    pub lower_up: bool,
     /// Promiscuous (IFF_PROMISC).
     pub promisc: bool,
     /// `IFLA_INFO_KIND` (`bridge`, `veth`, `vxlan`...).
@@ -117,6 +119,7 @@ fn parse_link(m: &LinkMessage) -> Link {
     let mut l = Link {
         index: m.header.index,
         up: m.header.flags.contains(LinkFlags::Up),
+        lower_up: m.header.flags.contains(LinkFlags::LowerUp),
         promisc: m.header.flags.contains(LinkFlags::Promisc),
         ..Link::default()
     };
