@@ -73,8 +73,9 @@ impl Kubenet {
         Self::build(nodes, extra, false)
     }
 
-    /// A dual-stack cluster: each node has an IPv4 and an IPv6 pod subnet, and every node
-    /// routes the others' subnets of both families to their VNet address of that family.
+    /// A dual-stack cluster: each node has an IPv4 and an IPv6 pod subnet, and every host of
+    /// the VNet routes the nodes' subnets of both families to their VNet address of that
+    /// family.
     pub fn dual_stack(nodes: usize) -> Kubenet {
         Self::build(nodes, json!({}), true)
     }
@@ -98,6 +99,11 @@ impl Kubenet {
             world
                 .peer
                 .ip(&["route", "add", &slice(i), "via", &n.ip.to_string()]);
+            if dual {
+                world
+                    .peer
+                    .ip(&["-6", "route", "add", &slice6(i), "via", &n.ip6.to_string()]);
+            }
             rt.push(r);
             data.push(d);
         }
