@@ -23,6 +23,8 @@ use crate::netns::Netns;
 
 /// The VNet.
 pub const VNET: &str = "10.240.0.0/16";
+/// The VNet's IPv6 prefix.
+pub const VNET6: &str = "fd00:240::/64";
 /// VNet prefix length.
 pub const VNET_PREFIX: u8 = 16;
 /// The router's VNet address (every host's default gateway on the VNet).
