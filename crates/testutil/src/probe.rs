@@ -165,7 +165,8 @@ pub struct ArrivalCounter<'a> {
 }
 
 impl<'a> ArrivalCounter<'a> {
-    /// Installs one counter per source in `sources` for UDP packets to `port`.
+    /// Installs one counter per source in `sources` (either family) for UDP packets to
+    /// `port`.
     pub fn install(ns: &'a crate::netns::Netns, port: u16, sources: &[&str]) -> Self {
         ns.exec(&["nft", "add", "table", "inet", "probe"]);
         ns.exec(&[
@@ -179,8 +180,9 @@ impl<'a> ArrivalCounter<'a> {
         ]);
         let port = port.to_string();
         for src in sources {
+            let l3 = if src.contains(':') { "ip6" } else { "ip" };
             ns.exec(&[
-                "nft", "add", "rule", "inet", "probe", "seen", "ip", "saddr", src, "udp", "dport",
+                "nft", "add", "rule", "inet", "probe", "seen", l3, "saddr", src, "udp", "dport",
                 &port, "counter",
             ]);
         }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ferro_testutil::families::{assert_paths, node_addr, PodAt};
 use ferro_testutil::netns::Netns;
-use ferro_testutil::probe::{tcp_seen_from, udp_source, ProbeServer, WireCounter};
+use ferro_testutil::probe::{tcp_seen_from, udp_source, ArrivalCounter, ProbeServer, WireCounter};
 use ferro_testutil::runtime::{pod_addr, Runtime};
 use ferro_testutil::topology::{ping_df, World};
 use ferro_testutil::{require_root, run_plugin_in, workspace_bin};
@@ -404,29 +404,79 @@ fn check_and_gc_cover_both_families() {
 }
 
 #[test]
-fn an_underlay_without_an_address_of_the_lists_family_is_code_7_and_creates_nothing() {
+fn a_pod_sending_from_a_forged_address_gets_nothing_through_in_either_family() {
     require_root();
     let c = Cluster::new(Stack {
         v4: true,
         v6: true,
-        underlay6: true,
+        underlay6: false,
     });
-    // an interface with an IPv4 address only, named as the underlay of an IPv6 node list
+    let a = c.pod(0, "dsspoof-a");
+    let a2 = c.pod(0, "dsspoof-a2");
+    let b = c.pod(1, "dsspoof-b");
+    for v6 in [false, true] {
+        let (ai, bi) = (a.addr(v6).to_string(), b.addr(v6));
+        // another pod's address, a free one of its own slice, of the other node's slice, and
+        // one outside the cluster
+        let a2i = a2.addr(v6).to_string();
+        let forged: [&str; 4] = if v6 {
+            [
+                &a2i,
+                "fd00:10:244:1::200",
+                "fd00:10:244:2::200",
+                "2001:db8:9::9",
+            ]
+        } else {
+            [&a2i, "10.244.1.200", "10.244.2.200", "192.0.2.9"]
+        };
+        let port = 7001 + u16::from(v6);
+        let mut sources = vec![ai.as_str()];
+        sources.extend(forged);
+        let seen = ArrivalCounter::install(&b.ns, port, &sources);
+        let _srv = ProbeServer::start(&b.ns.path(), SocketAddr::new(bi, port));
+        let to = SocketAddr::new(bi, port);
+        assert_eq!(
+            udp_source(&a.ns.path(), Some(SocketAddr::new(a.addr(v6), 0)), to),
+            Some(a.addr(v6))
+        );
+        assert!(
+            seen.count(&ai) > 0,
+            "{v6}: the pod's own address gets through"
+        );
+        for src in forged {
+            let host = if v6 { "128" } else { "32" };
+            a.ns.ip(&[
+                "addr",
+                "add",
+                &format!("{src}/{host}"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            let from = SocketAddr::new(src.parse().unwrap(), 0);
+            assert_eq!(udp_source(&a.ns.path(), Some(from), to), None);
+            assert_eq!(
+                seen.count(src),
+                0,
+                "a packet from {src} reached the other node's pod"
+            );
+        }
+        b.ns.exec(&["nft", "delete", "table", "inet", "probe"]);
+    }
+}
+
+/// ADD of `conf` on node 0 of `c`: code 7 whose message contains every one of `needles`,
+/// and nothing created (no VXLAN device, no pod veth, no lease).
+fn refused(c: &Cluster, label: &str, conf: &Value, needles: &[&str]) {
     let node = c.node(0);
-    node.ip(&["link", "add", "u4", "type", "veth", "peer", "name", "u4p"]);
-    node.ip(&["addr", "add", "192.0.2.4/24", "dev", "u4"]);
-    node.ip(&["link", "set", "u4", "up"]);
-    let conf = json!({"cniVersion":"1.1.0","name":NET,"type":"overlay","podCIDRs":c.stack.pod_cidrs(),
-        "nodeName":"node0","nodeList":c._list.path(),"underlay":"u4",
-        "ipam":{"type":"host-local","dataDir":c.data[0].path(),"ranges":[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]}});
-    let pod = Netns::new("ds-u4");
+    let pod = Netns::new(label);
     let path = pod.path().display().to_string();
     let bins = ferro_testutil::bin_dir().display().to_string();
     let out = run_plugin_in(
         workspace_bin("overlay"),
         &[
             ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "u4"),
+            ("CNI_CONTAINERID", label),
             ("CNI_NETNS", path.as_str()),
             ("CNI_IFNAME", "eth0"),
             ("CNI_PATH", bins.as_str()),
@@ -435,14 +485,81 @@ fn an_underlay_without_an_address_of_the_lists_family_is_code_7_and_creates_noth
         Some(&node.path()),
     );
     let e = out.err(7);
-    assert_eq!(
-        e["msg"],
-        "underlay: u4 has no IPv6 address, and the node list's addresses are IPv6"
-    );
+    let msg = e["msg"].as_str().unwrap();
+    for needle in needles {
+        assert!(msg.contains(needle), "{label}: {msg}");
+    }
     let links = node.ip(&["-o", "link", "show"]);
     assert!(
         !links.contains("ferro.") && !links.contains(": fc"),
-        "{links}"
+        "{label}: {links}"
     );
-    assert!(c.leases(0).is_empty(), "no lease kept: {:?}", c.leases(0));
+    assert!(c.leases(0).is_empty(), "{label}: {:?}", c.leases(0));
+}
+
+#[test]
+fn bad_dual_stack_input_is_code_7_naming_the_key_or_node_and_creates_nothing() {
+    require_root();
+    let c = Cluster::new(Stack {
+        v4: true,
+        v6: true,
+        underlay6: true,
+    });
+    let node = c.node(0);
+    // an interface with an IPv4 address only
+    node.ip(&["link", "add", "u4", "type", "veth", "peer", "name", "u4p"]);
+    node.ip(&["addr", "add", "192.0.2.4/24", "dev", "u4"]);
+    node.ip(&["link", "set", "u4", "up"]);
+    let list = |nodes: Value| {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), json!({ "nodes": nodes }).to_string()).unwrap();
+        f
+    };
+    let without_v6 = list(json!([
+        {"name": "node0", "address": "10.240.0.4", "podSubnets": ["10.244.1.0/24", "fd00:10:244:1::/64"]},
+        {"name": "node1", "address": "10.240.0.5", "podSubnet": "10.244.2.0/24"}]));
+    let mixed = list(json!([
+        {"name": "node0", "address": "10.240.0.4", "podSubnets": ["10.244.1.0/24", "fd00:10:244:1::/64"]},
+        {"name": "node1", "address": "fd00:240::5", "podSubnets": ["10.244.2.0/24", "fd00:10:244:2::/64"]}]));
+    let base = json!({"cniVersion":"1.1.0","name":NET,"type":"overlay","podCIDRs":c.stack.pod_cidrs(),
+        "nodeName":"node0","nodeList":c._list.path(),
+        "ipam":{"type":"host-local","dataDir":c.data[0].path(),"ranges":[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]}});
+    let with = |extra: Value| ferro_testutil::with_keys(base.clone(), extra);
+    for (label, conf, needles) in [
+        (
+            "bad-both",
+            with(json!({"podCIDR": "10.244.0.0/16"})),
+            &["podCIDR and podCIDRs: give one of them"][..],
+        ),
+        (
+            "bad-twice",
+            with(json!({"podCIDRs": ["10.244.0.0/16", "10.245.0.0/16"]})),
+            &["podCIDRs: two IPv4 CIDRs (10.244.0.0/16, 10.245.0.0/16)"],
+        ),
+        (
+            "bad-outside",
+            with(json!({"nodeName": null, "nodeSubnets": ["10.244.1.0/24", "fd00:99::/64"]})),
+            &["nodeSubnets: fd00:99::/64 is not inside the IPv6 pod CIDR fd00:10:244::/56"],
+        ),
+        (
+            "bad-missing",
+            with(json!({"nodeList": without_v6.path()})),
+            &[
+                "nodeList: node node1 in file",
+                "no IPv6 slice, but podCIDRs has fd00:10:244::/56",
+            ],
+        ),
+        (
+            "bad-mixed",
+            with(json!({"nodeList": mixed.path()})),
+            &["node node1: address fd00:240::5 is IPv6, but node node0 has an IPv4 address"],
+        ),
+        (
+            "bad-underlay",
+            with(json!({"underlay": "u4"})),
+            &["underlay: u4 has no IPv6 address, and the node list's addresses are IPv6"],
+        ),
+    ] {
+        refused(&c, label, &conf, needles);
+    }
 }
