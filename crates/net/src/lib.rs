@@ -9,7 +9,8 @@
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
 //! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink,
 //!   one file per object, one reply loop, interrupted dumps read again;
-//! - [`overlay`]: the VXLAN device and per-node peers (neighbour, FDB, route), reconciled;
+//! - [`overlay`]: the VXLAN device (over an IPv4 or IPv6 underlay) and per-node peers
+//!   (neighbour, FDB, route per pod family), reconciled; pod CIDRs and slices per family;
 //! - [`transparent`]: Azure CNI transparent mode pod attachment (flat and overlay);
 //! - [`sysctl`]: per-namespace sysctls, read before written;
 //! - [`names`]: deterministic interface names and MACs per attachment;

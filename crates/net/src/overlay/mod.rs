@@ -171,7 +171,8 @@ pub fn view_of(
             let m = underlay.mtu.saturating_sub(overhead);
             if m < IPV6_MIN_MTU && slices.families().1 {
                 return Err(invalid(format!(
-                    "mtu: not set, and the underlay {} (MTU {}) less the VXLAN overhead ({overhead})                      leaves {m}, below the {IPV6_MIN_MTU} IPv6 pods need",
+                    "mtu: not set, and the underlay {} (MTU {}) less the VXLAN overhead ({overhead}) \
+                     leaves {m}, below the {IPV6_MIN_MTU} IPv6 pods need",
                     underlay.name, underlay.mtu
                 )));
             }
@@ -383,7 +384,10 @@ mod tests {
             ..eth0()
         };
         let e = view_of(&c, leases(true, DUAL), &small, &addrs(HOST), "t").unwrap_err();
-        assert!(e.msg.contains("leaves 1270, below the 1280"), "{}", e.msg);
+        assert_eq!(
+            e.msg,
+            "mtu: not set, and the underlay eth0 (MTU 1340) less the VXLAN overhead (70) leaves 1270, below the 1280 IPv6 pods need"
+        );
         let ok = view_of(&c, leases(false, DUAL), &small, &addrs(HOST), "t").unwrap();
         assert_eq!(ok.mtu, 1290, "over IPv4 the same link leaves enough");
     }
