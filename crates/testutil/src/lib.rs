@@ -10,6 +10,7 @@
 //!   what nftables code built;
 //! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md
 //!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`);
+//! - [`families`]: the paths every model carries in each address family, checked alike;
 //! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA;
 //! - [`agent`]: a real `ferro-agent` with its own socket and state directory, and `cnictl`
 //!   talking to it.
@@ -20,6 +21,7 @@
 pub mod agent;
 pub mod cnitool;
 pub mod etcd;
+pub mod families;
 pub mod kubenet;
 pub mod netns;
 pub mod nft;

@@ -7,6 +7,7 @@ use ferro_testutil::kubenet as common;
 use std::net::{IpAddr, SocketAddr};
 
 use common::{gateway, Kubenet, NET};
+use ferro_testutil::families::{assert_paths, PodAt};
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
@@ -112,6 +113,43 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
     assert!(k.set_elements(0, &format!("pods4-{NET}")).is_empty());
     assert!(k.leases(0).is_empty() && k.leases(1).is_empty());
     assert!(k.host_veths(0).is_empty());
+}
+
+#[test]
+fn dual_stack_pods_reach_each_other_across_nodes_in_both_families() {
+    require_root();
+    let k = Kubenet::dual_stack(2);
+    let (a, _, ra) = k.pod(0, "kds-a");
+    let (b, _, rb) = k.pod(1, "kds-b");
+    for i in 0..2 {
+        assert_eq!(
+            k.node(i)
+                .exec(&["sysctl", "-n", "net.ipv6.conf.all.forwarding"])
+                .trim(),
+            "1",
+            "node {i} forwards IPv6"
+        );
+        // without it the node could not reach its first pod over IPv6 for a second or
+        // two: no neighbour solicitation from the bridge's tentative link-local address
+        assert_eq!(
+            k.node(i)
+                .exec(&["sysctl", "-n", "net.ipv6.conf.cbr0.accept_dad"])
+                .trim(),
+            "0"
+        );
+    }
+    assert_paths(
+        "kubenet",
+        &k.world,
+        PodAt::new(&a, &ra, 0),
+        PodAt::new(&b, &rb, 1),
+        &[false, true],
+        false,
+    );
+    k.rt[0].del(NET, &a);
+    k.rt[1].del(NET, &b);
+    assert!(k.leases(0).is_empty() && k.leases(1).is_empty());
+    assert!(k.set_elements(0, &format!("pods6-{NET}")).is_empty());
 }
 
 #[test]

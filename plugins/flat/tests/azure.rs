@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use ferro_testutil::families::{assert_paths, PodAt};
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, udp_source, ArrivalCounter, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
@@ -290,6 +291,25 @@ fn dual_stack_pods_are_reached_over_ipv6_from_the_vnet() {
         Some("fd00:240::20".parse().unwrap())
     );
     az.rt[0].del(NET, &a);
+}
+
+#[test]
+fn dual_stack_pods_reach_each_other_across_nodes_in_both_families() {
+    require_root();
+    let az = Azure::new(true);
+    let (a, _, ra) = az.pod(0, "fds-a");
+    let (b, _, rb) = az.pod(1, "fds-b");
+    assert_paths(
+        "flat",
+        &az.world,
+        PodAt::new(&a, &ra, 0),
+        PodAt::new(&b, &rb, 1),
+        &[false, true],
+        true,
+    );
+    az.rt[0].del(NET, &a);
+    az.rt[1].del(NET, &b);
+    assert_eq!(az.leases(0) + az.leases(1), 0);
 }
 
 #[test]
