@@ -150,7 +150,7 @@ pub fn run_plugin_in(
 pub fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
-        "this test needs root (network namespaces); run it through scripts/test.sh"
+        "this test needs root (network namespaces): mark it #[ignore = \"needs root: run scripts/test.sh\"] and run it through scripts/test.sh"
     );
 }
 

@@ -22,6 +22,7 @@ fn world(args: &[&str]) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn up_builds_the_named_world_and_down_removes_only_it() {
     require_root();
     let p = format!("{}-w", prefix());

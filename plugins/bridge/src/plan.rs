@@ -504,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn b7_result_layout_bridge_host_container() {
+    fn result_layout_bridge_host_container() {
         let p = planned(
             &cfg(json!({"bridge": "cbr0", "isGateway": true, "mtu": 1460})),
             "ctr1",
@@ -539,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn b3_default_gateway_adds_a_default_route_per_family() {
+    fn default_gateway_adds_a_default_route_per_family() {
         let p = planned(
             &cfg(json!({"isDefaultGateway": true})),
             "c",

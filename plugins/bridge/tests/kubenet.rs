@@ -20,6 +20,7 @@ fn sock(ip: &str, port: u16) -> SocketAddr {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
     require_root();
     let k = Kubenet::new(2);
@@ -116,6 +117,7 @@ fn pods_reach_each_other_the_gateway_other_nodes_and_the_internet() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn dual_stack_pods_reach_each_other_across_nodes_in_both_families() {
     require_root();
     let k = Kubenet::dual_stack(2);
@@ -153,6 +155,7 @@ fn dual_stack_pods_reach_each_other_across_nodes_in_both_families() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
     require_root();
     let k = Kubenet::new(1);
@@ -209,6 +212,7 @@ fn del_after_the_netns_is_gone_leaves_no_link_rule_element_or_lease() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn fifty_parallel_adds_on_one_bridge_get_distinct_addresses() {
     require_root();
     let k = Kubenet::new(1);
@@ -260,6 +264,7 @@ fn fifty_parallel_adds_on_one_bridge_get_distinct_addresses() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn cnitool_runs_the_kubenet_example_through_add_check_and_del() {
     require_root();
     let k = Kubenet::new(1);

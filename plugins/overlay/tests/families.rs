@@ -324,6 +324,7 @@ fn carries(stack: Stack) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn ipv6_pods_over_an_ipv4_underlay() {
     carries(Stack {
         v4: false,
@@ -333,6 +334,7 @@ fn ipv6_pods_over_an_ipv4_underlay() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn ipv6_pods_over_an_ipv6_underlay() {
     carries(Stack {
         v4: false,
@@ -342,6 +344,7 @@ fn ipv6_pods_over_an_ipv6_underlay() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn dual_stack_pods_over_an_ipv4_underlay() {
     carries(Stack {
         v4: true,
@@ -351,6 +354,7 @@ fn dual_stack_pods_over_an_ipv4_underlay() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn dual_stack_pods_over_an_ipv6_underlay() {
     carries(Stack {
         v4: true,
@@ -360,6 +364,7 @@ fn dual_stack_pods_over_an_ipv6_underlay() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn check_and_gc_cover_both_families() {
     require_root();
     let c = Cluster::new(Stack {
@@ -404,6 +409,7 @@ fn check_and_gc_cover_both_families() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_pod_sending_from_a_forged_address_gets_nothing_through_in_either_family() {
     require_root();
     let c = Cluster::new(Stack {
@@ -498,6 +504,7 @@ fn refused(c: &Cluster, label: &str, conf: &Value, needles: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn bad_dual_stack_input_is_code_7_naming_the_key_or_node_and_creates_nothing() {
     require_root();
     let c = Cluster::new(Stack {

@@ -108,6 +108,7 @@ fn sync(node: &Netns, confdir: &std::path::Path, extra: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn removing_a_node_from_the_list_removes_exactly_its_entries() {
     require_root();
     let world = World::new(3);
@@ -205,6 +206,7 @@ fn removing_a_node_from_the_list_removes_exactly_its_entries() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn dual_stack_peers_over_ipv6_are_synced_in_both_families() {
     require_root();
     let world = World::new(3);
