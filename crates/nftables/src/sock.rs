@@ -236,8 +236,9 @@ impl NlSocket {
 
 /// Files the messages of one received datagram under the requests they answer (by sequence
 /// number from `first`); returns how many requests it completed. Messages of other
-/// sequence numbers (stale replies) are ignored.
-pub(crate) fn absorb(
+/// sequence numbers (stale replies) are ignored. Public for tests and fuzzing: it is where
+/// every reply datagram is first read.
+pub fn absorb(
     dgram: &[u8],
     first: u32,
     replies: &mut [Reply],
