@@ -100,12 +100,13 @@ fuzz_one() {
   local dirs=("$corpus" "$OUT/seeds/$t") status=0
   mkdir -p "$corpus" "$art"
   [[ -d crates/fuzz/regressions/$t ]] && dirs+=("crates/fuzz/regressions/$t")
+  local start=$SECONDS
   nice -n 10 "$bin/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1 || status=$?
   local runs crashes
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   crashes=$(find "$art" -type f | wc -l)
-  printf '| %s | %s | %s | %s | %s |\n' "$t" "$seconds" "${runs:-?}" \
+  printf '| %s | %s | %s | %s | %s |\n' "$t" "$((SECONDS - start))" "${runs:-?}" \
     "$(find "$corpus" -type f | wc -l)" \
     "$( ((status == 0 && crashes == 0)) && echo none || echo "exit $status, $crashes input(s) in target/fuzz/artifacts/$t")" \
     >"$OUT/logs/$t.summary"
@@ -125,7 +126,7 @@ done
 wait
 
 {
-  echo "| target | seconds | executions | corpus | crashes |"
+  echo "| target | seconds run | executions | corpus | crashes |"
   echo "|---|---|---|---|---|"
   for t in "${wanted[@]}"; do cat "$OUT/logs/$t.summary"; done
 } | tee "$OUT/report.md"

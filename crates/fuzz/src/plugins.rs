@@ -61,7 +61,12 @@ fn parse_twice<T: PartialEq + Debug>(
         }
         (Err(a), Err(b)) => {
             check_config_error(&a);
-            assert_eq!(a, b, "printed configuration fails differently");
+            // Same code; the messages may quote a float printed and read again, which
+            // serde_json does not round-trip to the last digit.
+            assert_eq!(
+                a.code, b.code,
+                "printed configuration fails differently: {a} / {b}"
+            );
             None
         }
         (a, b) => panic!("printed configuration parses differently: {a:?} then {b:?}"),

@@ -352,6 +352,47 @@ mod tests {
     }
 
     #[test]
+    fn an_error_code_of_i32_min_does_not_overflow() {
+        // Found while writing the rtnl_decode fuzz target: `-code` overflowed (a panic in
+        // debug builds) for a corrupt NLMSG_ERROR carrying i32::MIN.
+        let mut nack = ErrorMessage::default();
+        nack.code = NonZeroI32::new(i32::MIN);
+        let e = Replies::default()
+            .absorb("get link", reply(0, NetlinkPayload::Error(nack)))
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(i32::MAX));
+    }
+
+    #[test]
+    fn replies_decode_and_what_the_suite_writes_reads_back() {
+        let route = RouteSpec {
+            table: Some(MAIN_TABLE),
+            scope: Some(0),
+            ..RouteSpec::new(
+                "10.244.2.0/24".parse().unwrap(),
+                Some("10.240.0.5".parse().unwrap()),
+                Some(3),
+            )
+        };
+        let fdb = FdbEntry {
+            ifindex: 7,
+            mac: [2, 0, 0, 0, 0, 1],
+            dst: "10.240.0.5".parse().unwrap(),
+        };
+        let mut dgram = encode(&Decoded::Route(route.clone())).unwrap();
+        dgram.extend(encode(&Decoded::Fdb(fdb.clone())).unwrap());
+        let got: Vec<Decoded> = decode_datagram(&dgram)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, [Decoded::Route(route), Decoded::Fdb(fdb)]);
+        assert!(
+            decode_datagram(&dgram[..10]).is_empty(),
+            "a truncated header"
+        );
+    }
+
+    #[test]
     fn an_interrupted_dump_is_read_again_until_consistent() {
         // The kernel flags the first two dumps (the table changed meanwhile), not the third.
         let mut attempts = 0;
