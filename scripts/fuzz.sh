@@ -90,9 +90,16 @@ cargo run --locked --quiet -p ferro-fuzz --bin ferro-fuzz-seeds -- "$OUT/seeds"
 say "building the fuzz targets (sanitizer: $sanitizer)"
 RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir "$FUZZ_DIR" --target-dir "$OUT" -s "$sanitizer"
 bin=$OUT/$(rustc -vV | sed -n 's/^host: //p')/release
-# ipam_store writes its store files under the temporary directory: keep them in target/.
-export TMPDIR=$OUT/tmp
-mkdir -p "$TMPDIR"
+# ipam_store writes a store directory per input under the temporary directory: in memory
+# when the machine has /dev/shm (about twenty times the executions of a disk), else in target/.
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+  TMPDIR=$(mktemp -d /dev/shm/ferro-fuzz.XXXXXX)
+  trap 'rm -rf "$TMPDIR"' EXIT
+else
+  TMPDIR=$OUT/tmp
+  mkdir -p "$TMPDIR"
+fi
+export TMPDIR
 
 # Runs one target for $seconds; its summary line goes to $OUT/logs/<target>.summary.
 fuzz_one() {
