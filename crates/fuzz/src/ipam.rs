@@ -140,4 +140,5 @@ pub fn store(data: &[u8]) {
         let left = store.scan().expect("scans");
         assert!(left.is_empty(), "leases left after GC: {left:?}");
     }
+    let _ = fs::remove_dir_all(base);
 }
