@@ -77,6 +77,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "building"
 cargo build --workspace --all-targets --locked
 
+# Fuzzing (scripts/fuzz.sh): the ferro-fuzz tests below replay every target's seeds and kept
+# crash inputs plus a mutation smoke; here the cargo-fuzz package's own lock is checked.
+cargo metadata --locked --format-version 1 --manifest-path crates/fuzz/libfuzzer/Cargo.toml >/dev/null
+
 if [[ $# -eq 0 ]]; then
   say "the pure tests as an unprivileged user (what a plain cargo test runs)"
   pure_tier_unprivileged
@@ -93,6 +97,11 @@ if [[ -n $left ]]; then
   for n in $left; do ip netns del "$n" 2>/dev/null || true; done
 fi
 ((status == 0)) || exit $status
+
+# Fuzzing, coverage-guided, when asked: FERRO_FUZZ_SECONDS=N runs every target N seconds.
+if [[ -n ${FERRO_FUZZ_SECONDS:-} ]]; then
+  "$ROOT/scripts/fuzz.sh" "$FERRO_FUZZ_SECONDS"
+fi
 
 # The benchmark's quick mode: proves scripts/bench.sh still runs end to end (its report goes
 # under target/, never to docs/). Skip with FERRO_SKIP_BENCH=1 when iterating locally.

@@ -190,6 +190,22 @@ pub fn dispatch(
     }
 }
 
+impl Request {
+    /// Builds the request of one invocation of `plugin` from the verb, the environment and
+    /// stdin, with every check [`dispatch`] makes before calling the plugin (environment,
+    /// JSON, `cniVersion` and the verb rules, shared keys, `prevResult`, `CNI_ARGS`): what a
+    /// plugin's configuration parser sees, for tests and fuzzing without a process.
+    pub fn parse(
+        plugin: &dyn Plugin,
+        command: Command,
+        env: Env,
+        stdin: Vec<u8>,
+    ) -> Result<Request, CniError> {
+        let parsed = serde_json::from_slice(&stdin);
+        prepare(plugin, command, env, stdin, parsed)
+    }
+}
+
 fn prepare(
     plugin: &dyn Plugin,
     command: Command,

@@ -115,7 +115,7 @@ pub struct VxlanSpec {
     pub mac: Option<[u8; 6]>,
 }
 
-fn parse_link(m: &LinkMessage) -> Link {
+pub(super) fn parse_link(m: &LinkMessage) -> Link {
     let mut l = Link {
         index: m.header.index,
         up: m.header.flags.contains(LinkFlags::Up),
@@ -163,6 +163,57 @@ fn parse_link(m: &LinkMessage) -> Link {
         }
     }
     l
+}
+
+/// `l` as an `RTM_NEWLINK` carrying what [`parse_link`] reads (for round trips in tests and
+/// fuzzing; links are created from the specs above).
+pub(super) fn link_message(l: &Link) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = l.index;
+    if l.up {
+        m.header.flags |= LinkFlags::Up;
+    }
+    if l.promisc {
+        m.header.flags |= LinkFlags::Promisc;
+    }
+    m.attributes.push(LinkAttribute::IfName(l.name.clone()));
+    if let Some(mac) = &l.mac {
+        m.attributes.push(LinkAttribute::Address(mac.clone()));
+    }
+    m.attributes.push(LinkAttribute::Mtu(l.mtu));
+    if let Some(master) = l.master {
+        m.attributes.push(LinkAttribute::Controller(master));
+    }
+    let mut info = Vec::new();
+    if let Some(kind) = &l.kind {
+        info.push(LinkInfo::Kind(InfoKind::from(kind.as_str())));
+    }
+    if let Some(x) = &l.vxlan {
+        let mut v = vec![
+            InfoVxlan::Id(x.vni),
+            InfoVxlan::Port(x.port),
+            InfoVxlan::Learning(x.learning),
+        ];
+        match x.local {
+            Some(IpAddr::V4(a)) => v.push(InfoVxlan::Local(a)),
+            Some(IpAddr::V6(a)) => v.push(InfoVxlan::Local6(a)),
+            None => {}
+        }
+        if let Some(dev) = x.dev {
+            v.push(InfoVxlan::Link(dev));
+        }
+        info.push(LinkInfo::Data(InfoData::Vxlan(v)));
+    }
+    if let Some(h) = l.hairpin {
+        info.push(LinkInfo::PortKind(InfoPortKind::Bridge));
+        info.push(LinkInfo::PortData(InfoPortData::BridgePort(vec![
+            InfoBridgePort::HairpinMode(h),
+        ])));
+    }
+    if !info.is_empty() {
+        m.attributes.push(LinkAttribute::LinkInfo(info));
+    }
+    m
 }
 
 impl Rtnl<'_> {
