@@ -453,6 +453,7 @@ fn chains_of_several_tables_in_one_round_trip_and_iptables_rules_read_back() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_service_statements_read_back_as_nft_writes_them() {
     // numgen into a named integer map, dynamic sets with timeouts and their updates, reject,
     // negated CIDR, mark clearing and fully random masquerade: what a kube-proxy-like

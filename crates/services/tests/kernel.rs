@@ -32,6 +32,7 @@ fn check_listing(r: &Ruleset) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_plan_and_its_diffs_apply_and_list_as_planned() {
     ferro_testutil::require_root();
     in_netns(|| {
