@@ -7,6 +7,7 @@
 //! plugins#123, checklist M6).
 
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferro_spec::CniError;
 use nix::errno::Errno;
@@ -21,6 +22,13 @@ use ferro_nftables::wire::{AttrWriter, Attrs};
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
 const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_TUPLE_IP: u16 = 1;
+const CTA_IP_V4_SRC: u16 = 1;
+const CTA_IP_V4_DST: u16 = 2;
+const CTA_IP_V6_SRC: u16 = 3;
+const CTA_IP_V6_DST: u16 = 4;
+const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_ZONE: u16 = 18;
 const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
@@ -87,12 +95,51 @@ struct Victim {
     zone: Option<Vec<u8>>,
 }
 
-fn udp_dport(tuple: Attrs<'_>) -> Option<u16> {
+/// A tuple's UDP port (`dst`: destination, else source), when it is UDP.
+fn udp_port(tuple: Attrs<'_>, dst: bool) -> Option<u16> {
     let proto = tuple.attr(CTA_TUPLE_PROTO)?.nested();
     if proto.attr(CTA_PROTO_NUM)?.u8()? != IPPROTO_UDP {
         return None;
     }
-    proto.attr(CTA_PROTO_DST_PORT)?.be16()
+    proto
+        .attr(if dst {
+            CTA_PROTO_DST_PORT
+        } else {
+            CTA_PROTO_SRC_PORT
+        })?
+        .be16()
+}
+
+/// A tuple's address (`dst`: destination, else source).
+fn tuple_ip(tuple: Attrs<'_>, dst: bool) -> Option<IpAddr> {
+    let ip = tuple.attr(CTA_TUPLE_IP)?.nested();
+    let (v4, v6) = if dst {
+        (CTA_IP_V4_DST, CTA_IP_V6_DST)
+    } else {
+        (CTA_IP_V4_SRC, CTA_IP_V6_SRC)
+    };
+    if let Some(a) = ip.attr(v4) {
+        let b: [u8; 4] = a.data.try_into().ok()?;
+        return Some(IpAddr::V4(Ipv4Addr::from(b)));
+    }
+    let b: [u8; 16] = ip.attr(v6)?.data.try_into().ok()?;
+    Some(IpAddr::V6(Ipv6Addr::from(b)))
+}
+
+/// A UDP conntrack entry, as the filter of [`delete_udp`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpEntry {
+    /// Where the first packet went (a service address, before DNAT).
+    pub orig_dst: (IpAddr, u16),
+    /// Where the replies come from (after DNAT: the endpoint).
+    pub reply_src: (IpAddr, u16),
+}
+
+fn udp_entry(orig: Attrs<'_>, reply: Attrs<'_>) -> Option<UdpEntry> {
+    Some(UdpEntry {
+        orig_dst: (tuple_ip(orig.clone(), true)?, udp_port(orig, true)?),
+        reply_src: (tuple_ip(reply.clone(), false)?, udp_port(reply, false)?),
+    })
 }
 
 /// Deletes every conntrack entry whose original tuple is UDP with a destination port in
@@ -102,6 +149,14 @@ pub fn delete_udp_dport(ports: &[u16]) -> Result<usize, ConntrackError> {
     if ports.is_empty() {
         return Ok(0);
     }
+    delete_udp(|e| ports.contains(&e.orig_dst.1))
+}
+
+/// Deletes every UDP conntrack entry `matches` selects (IPv4 and IPv6); returns how many
+/// were deleted. Services use it for the entries of a removed endpoint
+/// (`conntrack -D -p udp --orig-dst <service address> --reply-src <endpoint>`): without it a
+/// UDP client keeps sending to an endpoint that is gone until the entry times out.
+pub fn delete_udp(matches: impl Fn(&UdpEntry) -> bool) -> Result<usize, ConntrackError> {
     let mut sock = NlSocket::open().map_err(|source| ConntrackError::Io {
         op: "open netlink socket".into(),
         source,
@@ -135,7 +190,9 @@ pub fn delete_udp_dport(ports: &[u16]) -> Result<usize, ConntrackError> {
             let Some(orig) = attrs.attr(CTA_TUPLE_ORIG) else {
                 continue;
             };
-            if udp_dport(orig.nested()).is_some_and(|p| ports.contains(&p)) {
+            let reply = attrs.attr(CTA_TUPLE_REPLY).map(|r| r.nested());
+            let entry = reply.and_then(|r| udp_entry(orig.nested(), r));
+            if entry.is_some_and(|e| matches(&e)) {
                 victims.push(Victim {
                     family: msg.nf_family(),
                     tuple: orig.data.to_vec(),
@@ -187,7 +244,7 @@ pub fn delete_udp_dport(ports: &[u16]) -> Result<usize, ConntrackError> {
             }
         }
     }
-    log::debug!("conntrack: deleted {deleted} UDP entries for ports {ports:?}");
+    log::debug!("conntrack: deleted {deleted} UDP entries");
     Ok(deleted)
 }
 
@@ -210,7 +267,7 @@ mod tests {
             w.put_be16(CTA_PROTO_DST_PORT, 5353);
         });
         let b = w.into_bytes();
-        assert_eq!(udp_dport(Attrs::new(&b)), Some(5353));
+        assert_eq!(udp_port(Attrs::new(&b), true), Some(5353));
 
         let mut w = AttrWriter::new();
         w.nest(CTA_TUPLE_PROTO, |w| {
@@ -218,7 +275,30 @@ mod tests {
             w.put_be16(CTA_PROTO_DST_PORT, 5353);
         });
         let b = w.into_bytes();
-        assert_eq!(udp_dport(Attrs::new(&b)), None, "tcp is not udp");
+        assert_eq!(udp_port(Attrs::new(&b), true), None, "tcp is not udp");
+    }
+
+    #[test]
+    fn a_udp_entry_reads_service_address_and_endpoint() {
+        let tuple = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16| {
+            let mut w = AttrWriter::new();
+            w.nest(CTA_TUPLE_IP, |w| {
+                w.put(CTA_IP_V4_SRC, &src);
+                w.put(CTA_IP_V4_DST, &dst);
+            });
+            w.nest(CTA_TUPLE_PROTO, |w| {
+                w.put_u8(CTA_PROTO_NUM, 17);
+                w.put_be16(CTA_PROTO_SRC_PORT, sport);
+                w.put_be16(CTA_PROTO_DST_PORT, dport);
+            });
+            w.into_bytes()
+        };
+        // client 10.244.1.5:4000 -> service 10.96.0.10:53, DNATed to 10.244.2.7:5353
+        let orig = tuple([10, 244, 1, 5], [10, 96, 0, 10], 4000, 53);
+        let reply = tuple([10, 244, 2, 7], [10, 244, 1, 5], 5353, 4000);
+        let e = udp_entry(Attrs::new(&orig), Attrs::new(&reply)).unwrap();
+        assert_eq!(e.orig_dst, ("10.96.0.10".parse().unwrap(), 53));
+        assert_eq!(e.reply_src, ("10.244.2.7".parse().unwrap(), 5353));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! are small and idempotent (`ensure_*`), each documented with its `ip`/`nft` equivalent.
 //!
 //! ## Layout
+//! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisements (a load-balancer
+//!   address moving to this node);
 //! - [`attach`]: applying an IPAM result inside the pod (shared by every main plugin);
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
 //! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink,
@@ -24,6 +26,7 @@
 //! - [`conntrack`]: conntrack entry removal over ctnetlink, on `ferro-nftables`' netfilter
 //!   netlink socket.
 
+pub mod announce;
 pub mod attach;
 pub mod conntrack;
 pub mod error;
