@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferro_cluster::{keys, Kind, NodeLease, Object, ALL_KINDS};
+use ferro_services::announce::{self, Announcement};
 use ferro_store::{Event, EventKind, KeyValue, Revision, Store, StoreError};
 use tokio::sync::watch;
 
@@ -26,12 +27,22 @@ use tokio::sync::watch;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// A load-balancer address's announcement record and its revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncementRecord {
+    /// Who announces it.
+    pub announcement: Announcement,
+    /// The record's modification revision (for compares).
+    pub revision: Revision,
+}
+
 /// Every resource as of one store revision.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: Revision,
     objects: BTreeMap<Kind, BTreeMap<String, Arc<Object>>>,
     leases: BTreeMap<String, Arc<NodeLease>>,
+    announcements: BTreeMap<std::net::IpAddr, Arc<AnnouncementRecord>>,
     generations: BTreeMap<Kind, u64>,
     lease_generation: u64,
     relists: u64,
@@ -89,6 +100,18 @@ impl Snapshot {
         self.leases.keys().map(String::as_str)
     }
 
+    /// The announcement record of load-balancer address `ip`.
+    pub fn announcement(&self, ip: std::net::IpAddr) -> Option<&Arc<AnnouncementRecord>> {
+        self.announcements.get(&ip)
+    }
+
+    /// Every announcement record, by address.
+    pub fn announcements(
+        &self,
+    ) -> impl Iterator<Item = (&std::net::IpAddr, &Arc<AnnouncementRecord>)> {
+        self.announcements.iter()
+    }
+
     /// The generation of `kind`: it changes whenever an object of that kind does.
     pub fn generation(&self, kind: Kind) -> u64 {
         self.generations.get(&kind).copied().unwrap_or(0)
@@ -109,7 +132,7 @@ impl Snapshot {
         match changed {
             Some(Changed::Kind(k)) => *self.generations.entry(k).or_default() += 1,
             Some(Changed::Leases) => self.lease_generation += 1,
-            None => {}
+            Some(Changed::Announcements) | None => {}
         }
         self.revision = self.revision.max(ev.revision());
         changed.is_some()
@@ -117,6 +140,22 @@ impl Snapshot {
 
     fn insert(&mut self, kv: &KeyValue) -> Option<Changed> {
         match classify(&kv.key)? {
+            Entry::Announcement(ip) => match serde_json::from_slice::<Announcement>(&kv.value) {
+                Ok(a) => {
+                    self.announcements.insert(
+                        ip,
+                        Arc::new(AnnouncementRecord {
+                            announcement: a,
+                            revision: kv.mod_revision,
+                        }),
+                    );
+                    Some(Changed::Announcements)
+                }
+                Err(e) => {
+                    log::warn!("cache: ignoring {}: {e}", kv.key);
+                    None
+                }
+            },
             Entry::Lease(node) => match serde_json::from_slice::<NodeLease>(&kv.value) {
                 Ok(l) => {
                     self.leases.insert(node.to_string(), Arc::new(l));
@@ -150,6 +189,10 @@ impl Snapshot {
 
     fn remove(&mut self, key: &str) -> Option<Changed> {
         match classify(key)? {
+            Entry::Announcement(ip) => self
+                .announcements
+                .remove(&ip)
+                .map(|_| Changed::Announcements),
             Entry::Lease(node) => self.leases.remove(node).map(|_| Changed::Leases),
             Entry::Object(kind) => self
                 .objects
@@ -183,17 +226,22 @@ impl Snapshot {
 enum Changed {
     Kind(Kind),
     Leases,
+    Announcements,
 }
 
 enum Entry<'a> {
     Object(Kind),
     Lease(&'a str),
+    Announcement(std::net::IpAddr),
 }
 
 /// What a key under the root holds.
 fn classify(key: &str) -> Option<Entry<'_>> {
     if let Some(node) = key.strip_prefix(keys::NODE_LEASES) {
         return Some(Entry::Lease(node));
+    }
+    if key.starts_with(announce::ANNOUNCERS) {
+        return announce::address_of(key).map(Entry::Announcement);
     }
     let rest = key.strip_prefix(keys::ROOT)?;
     let plural = rest.split('/').next()?;

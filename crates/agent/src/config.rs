@@ -30,6 +30,7 @@ struct File {
     #[serde(rename = "leaseTTL")]
     lease_ttl: Option<u64>,
     log_level: Option<String>,
+    services: Option<bool>,
 }
 
 /// The checked configuration.
@@ -51,6 +52,9 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// Log level.
     pub log_level: log::LevelFilter,
+    /// Whether the agent provides Services on this node (the `inet ferro_services` table and
+    /// load-balancer announcements); off where another service proxy runs.
+    pub services: bool,
 }
 
 fn invalid(path: &Path, msg: impl std::fmt::Display) -> AgentError {
@@ -157,6 +161,7 @@ impl Config {
             metrics,
             lease_ttl,
             log_level,
+            services: f.services.unwrap_or(true),
         })
     }
 }

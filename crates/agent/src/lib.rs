@@ -20,6 +20,7 @@
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod allocate;
+pub mod announcer;
 pub mod api;
 pub mod cache;
 pub mod config;
@@ -29,6 +30,7 @@ mod logger;
 pub mod metrics;
 pub mod node;
 pub mod server;
+pub mod services;
 pub mod state;
 
 use std::path::PathBuf;
@@ -183,7 +185,24 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         }
     };
     // The cluster as every loop sees it: one watch of the store, shared snapshots.
-    let (_cache, cache_task) = cache::follow(store.clone());
+    let (cache, cache_task) = cache::follow(store.clone());
+    let lb_addresses = announcer::LocalAddresses::default();
+    let mut loops = Vec::new();
+    if cfg.services {
+        loops.push(tokio::spawn(services::run(
+            cache.clone(),
+            cfg.node_name.clone(),
+            metrics.clone(),
+        )));
+        loops.push(tokio::spawn(announcer::run(
+            store.clone(),
+            cache.clone(),
+            cfg.node_name.clone(),
+            current.clone(),
+            metrics.clone(),
+            lb_addresses.clone(),
+        )));
+    }
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
@@ -201,7 +220,14 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     log::info!("{sig}: stopping");
     server.abort();
     renewer.abort();
+    for l in &loops {
+        l.abort();
+    }
     cache_task.abort();
+    // The load-balancer addresses go before the lease: the next candidates claim them as
+    // soon as the lease's records vanish.
+    let lb = lb_addresses.clone();
+    let _ = tokio::task::spawn_blocking(move || announcer::release_all(&lb)).await;
     if let Some(t) = metrics_task {
         t.abort();
     }

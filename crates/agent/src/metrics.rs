@@ -7,6 +7,9 @@
 //! | `ferro_agent_request_duration_seconds` | `op` | time to answer them |
 //! | `ferro_agent_lease_renewals_total` | `result` | node lease renewals (`ok`, `unavailable`, `expired`) |
 //! | `ferro_agent_node_registered` | | 1 while the node holds its lease |
+//! | `ferro_agent_services_syncs_total` | `result` | services table syncs (`ok`, `error`) |
+//! | `ferro_agent_services_sync_duration_seconds` | | time to compute and apply one |
+//! | `ferro_agent_lb_announcements_total` | `event` | load-balancer addresses `claimed`, `released`, `lost` |
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -33,6 +36,9 @@ pub struct Metrics {
     request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     lease_renewals: Family<Labels, Counter>,
     registered: Gauge<i64, AtomicI64>,
+    service_syncs: Family<Labels, Counter>,
+    service_sync_seconds: Histogram,
+    announcements: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -49,6 +55,24 @@ impl Default for Metrics {
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
         let lease_renewals = Family::<Labels, Counter>::default();
         let registered = Gauge::<i64, AtomicI64>::default();
+        let service_syncs = Family::<Labels, Counter>::default();
+        let service_sync_seconds = histogram();
+        let announcements = Family::<Labels, Counter>::default();
+        registry.register(
+            "ferro_agent_services_syncs",
+            "Services table syncs",
+            service_syncs.clone(),
+        );
+        registry.register(
+            "ferro_agent_services_sync_duration_seconds",
+            "Time to compute and apply one services table sync",
+            service_sync_seconds.clone(),
+        );
+        registry.register(
+            "ferro_agent_lb_announcements",
+            "Load-balancer addresses claimed, released or lost by this node",
+            announcements.clone(),
+        );
         registry.register(
             "ferro_agent_requests",
             "Socket requests answered",
@@ -75,6 +99,9 @@ impl Default for Metrics {
             request_seconds,
             lease_renewals,
             registered,
+            service_syncs,
+            service_sync_seconds,
+            announcements,
         }
     }
 }
@@ -103,6 +130,21 @@ impl Metrics {
     /// Whether the node holds its lease.
     pub fn set_registered(&self, yes: bool) {
         self.registered.set(i64::from(yes));
+    }
+
+    /// Counts one services table sync.
+    pub fn services_sync(&self, result: &str, seconds: f64) {
+        self.service_syncs
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
+        self.service_sync_seconds.observe(seconds);
+    }
+
+    /// Counts one load-balancer announcement event.
+    pub fn announcement(&self, event: &str) {
+        self.announcements
+            .get_or_create(&vec![("event".to_string(), event.to_string())])
+            .inc();
     }
 
     /// The exposition text.

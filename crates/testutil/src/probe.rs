@@ -30,6 +30,16 @@ pub struct ProbeServer {
 impl ProbeServer {
     /// Listens on `addr` (TCP and UDP, same port) inside the namespace at `ns`.
     pub fn start(ns: &Path, addr: SocketAddr) -> ProbeServer {
+        Self::start_inner(ns, addr, None)
+    }
+
+    /// Like [`ProbeServer::start`], and every answer also names the server (`label`, e.g.
+    /// the pod's name): which backend of a service answered ([`tcp_who`], [`udp_who`]).
+    pub fn start_labelled(ns: &Path, addr: SocketAddr, label: &str) -> ProbeServer {
+        Self::start_inner(ns, addr, Some(label.to_string()))
+    }
+
+    fn start_inner(ns: &Path, addr: SocketAddr, label: Option<String>) -> ProbeServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
@@ -37,6 +47,7 @@ impl ProbeServer {
             let ns: PathBuf = ns.to_path_buf();
             let stop = stop.clone();
             let tx = tx.clone();
+            let tail = label.as_ref().map(|l| format!(" {l}")).unwrap_or_default();
             threads.push(std::thread::spawn(move || {
                 enter(&ns);
                 if udp {
@@ -46,7 +57,7 @@ impl ProbeServer {
                     let mut buf = [0u8; 2048];
                     while !stop.load(Ordering::Relaxed) {
                         if let Ok((_, from)) = s.recv_from(&mut buf) {
-                            let _ = s.send_to(format!("{}\n", from.ip()).as_bytes(), from);
+                            let _ = s.send_to(format!("{}{tail}\n", from.ip()).as_bytes(), from);
                         }
                     }
                 } else {
@@ -67,7 +78,8 @@ impl ProbeServer {
                                     }
                                     total += n;
                                 }
-                                let _ = c.write_all(format!("{} {total}\n", from.ip()).as_bytes());
+                                let _ = c
+                                    .write_all(format!("{} {total}{tail}\n", from.ip()).as_bytes());
                             }
                             Err(_) => std::thread::sleep(Duration::from_millis(10)),
                         }
@@ -147,6 +159,65 @@ pub fn udp_source(ns: &Path, bind: Option<SocketAddr>, dst: SocketAddr) -> Optio
             s.send_to(b"probe", dst).ok()?;
             if let Ok((n, _)) = s.recv_from(&mut buf) {
                 return std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok();
+            }
+        }
+        None
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// Connects over TCP from inside `ns` to `dst`: the source address a labelled server
+/// ([`ProbeServer::start_labelled`]) saw and its label; the error kind when the connection
+/// failed (`ConnectionRefused` for a reject, `TimedOut` when nothing answered within
+/// `timeout`).
+pub fn tcp_who(
+    ns: &Path,
+    dst: SocketAddr,
+    timeout: Duration,
+) -> Result<(IpAddr, String), std::io::ErrorKind> {
+    let ns = ns.to_path_buf();
+    std::thread::spawn(move || {
+        enter(&ns);
+        let mut c = TcpStream::connect_timeout(&dst, timeout).map_err(|e| e.kind())?;
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.kind())?;
+        c.shutdown(std::net::Shutdown::Write)
+            .map_err(|e| e.kind())?;
+        let mut s = String::new();
+        c.read_to_string(&mut s).map_err(|e| e.kind())?;
+        let mut it = s.split_whitespace();
+        let ip = it
+            .next()
+            .and_then(|x| x.parse().ok())
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        let _bytes = it.next();
+        Ok((ip, it.next().unwrap_or_default().to_string()))
+    })
+    .join()
+    .unwrap_or(Err(std::io::ErrorKind::Other))
+}
+
+/// One UDP datagram from inside `ns` (from `bind` when given) to a labelled server: the
+/// source it saw and its label; `None` when nothing answered (three tries).
+pub fn udp_who(ns: &Path, bind: Option<SocketAddr>, dst: SocketAddr) -> Option<(IpAddr, String)> {
+    let ns = ns.to_path_buf();
+    std::thread::spawn(move || {
+        enter(&ns);
+        let any: SocketAddr = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .ok()?;
+        let s = UdpSocket::bind(bind.unwrap_or(any)).ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(700))).ok()?;
+        let mut buf = [0u8; 256];
+        for _ in 0..3 {
+            s.send_to(b"probe", dst).ok()?;
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                let text = std::str::from_utf8(&buf[..n]).ok()?;
+                let mut it = text.split_whitespace();
+                let ip = it.next()?.parse().ok()?;
+                return Some((ip, it.next().unwrap_or_default().to_string()));
             }
         }
         None

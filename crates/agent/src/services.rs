@@ -1,0 +1,196 @@
+//! The services loop: the shared cache's snapshots -> the service model and the desired
+//! `inet ferro_services` table (pure, `ferro-services`) -> the one nftables batch of
+//! differences, applied in the agent's network namespace.
+//!
+//! The first sync (and any sync after a failure) rebuilds the table whole in one
+//! transaction; the others send only what changed. UDP conntrack entries whose replies come
+//! from an endpoint that left a service are deleted after the table no longer sends there.
+//! A failed sync is retried with a bounded back-off, on the latest snapshot.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferro_cluster::k8s_openapi::api::core::v1::{Pod, Service};
+use ferro_cluster::network::CLUSTER_NETWORK_NAME;
+use ferro_cluster::resource::Attachment;
+use ferro_cluster::{Kind, Object, Settings};
+use ferro_services::model::{service_ports, Proto};
+use ferro_services::plan::NodeFacts;
+use ferro_services::{diff, plan, Ruleset, ServicePort, Topology};
+
+use crate::cache::{Cache, Snapshot};
+use crate::metrics::Metrics;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The cluster's settings, when a valid ClusterNetwork exists.
+pub fn settings(s: &Snapshot) -> Option<Settings> {
+    match s
+        .get(Kind::ClusterNetwork, None, CLUSTER_NETWORK_NAME)?
+        .as_ref()
+    {
+        Object::ClusterNetwork(c) => c.settings().ok(),
+        _ => None,
+    }
+}
+
+/// Every service port of the snapshot, with its endpoints.
+pub fn ports_of(s: &Snapshot) -> Vec<ServicePort> {
+    let services: Vec<&Service> = s
+        .all(Kind::Service)
+        .filter_map(|o| match o.as_ref() {
+            Object::Service(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    let pods: Vec<&Pod> = s
+        .all(Kind::Pod)
+        .filter_map(|o| match o.as_ref() {
+            Object::Pod(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    let attachments: Vec<&Attachment> = s
+        .all(Kind::Attachment)
+        .filter_map(|o| match o.as_ref() {
+            Object::Attachment(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    service_ports(&Topology {
+        services,
+        pods,
+        attachments,
+        live_nodes: s.live_nodes().collect::<BTreeSet<_>>(),
+    })
+}
+
+/// The desired table of node `node` for snapshot `s`.
+pub fn desired(s: &Snapshot, node: &str) -> (Vec<ServicePort>, Ruleset) {
+    let ports = ports_of(s);
+    let st = settings(s);
+    let (pods, services) = st
+        .map(|st| (st.pod_cidrs, st.service_cidrs))
+        .unwrap_or_default();
+    let r = plan(
+        &ports,
+        &NodeFacts {
+            node,
+            pod_cidrs: &pods,
+            service_cidrs: &services,
+        },
+    );
+    (ports, r)
+}
+
+/// A UDP flow target: service address and port, endpoint address and port.
+type UdpTarget = (IpAddr, u16, IpAddr, u16);
+
+/// What UDP traffic to each virtual address may be sent to.
+fn udp_targets(ports: &[ServicePort]) -> BTreeSet<UdpTarget> {
+    let mut out = BTreeSet::new();
+    for sp in ports.iter().filter(|p| p.proto == Proto::Udp) {
+        let vips = sp
+            .cluster_ip
+            .iter()
+            .chain(&sp.external_ips)
+            .chain(&sp.lb_ips)
+            .map(|ip| (*ip, sp.port));
+        for (vip, port) in vips {
+            for e in &sp.endpoints {
+                out.insert((vip, port, e.ip, e.port));
+            }
+        }
+    }
+    out
+}
+
+fn apply(batch: &ferro_nftables::Batch) -> Result<(), String> {
+    let mut sock = ferro_nftables::NftSocket::open().map_err(|e| e.to_string())?;
+    sock.apply(batch).map_err(|e| e.to_string())
+}
+
+fn flush_udp(gone: &BTreeSet<UdpTarget>) {
+    if gone.is_empty() {
+        return;
+    }
+    let r = ferro_net::conntrack::delete_udp(|e| {
+        gone.iter().any(|(vip, port, ip, tport)| {
+            e.orig_dst == (*vip, *port) && e.reply_src == (*ip, *tport)
+        })
+    });
+    match r {
+        Ok(n) if n > 0 => {
+            log::info!("services: deleted {n} UDP conntrack entries of removed endpoints")
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("services: {e}"),
+    }
+}
+
+/// Runs the loop until the cache stops.
+pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
+    let Some(mut snap) = cache.ready().await else {
+        return;
+    };
+    let mut applied: Option<Ruleset> = None;
+    let mut targets: BTreeSet<UdpTarget> = BTreeSet::new();
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let t0 = Instant::now();
+        let (ports, want) = desired(&snap, &node);
+        let batch = diff(applied.as_ref(), &want);
+        let mut failed = false;
+        if !batch.is_empty() {
+            let ops = batch.len();
+            let full = applied.is_none();
+            let r = tokio::task::spawn_blocking(move || apply(&batch))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let secs = t0.elapsed().as_secs_f64();
+            match r {
+                Ok(()) => {
+                    metrics.services_sync("ok", secs);
+                    let endpoints: usize = ports.iter().map(|p| p.endpoints.len()).sum();
+                    log::info!(
+                        "services: {} {} service ports, {endpoints} endpoints: {ops} operations in {:.1} ms (revision {})",
+                        if full { "programmed" } else { "updated" },
+                        ports.len(),
+                        secs * 1000.0,
+                        snap.revision()
+                    );
+                    applied = Some(want);
+                    backoff = BACKOFF_MIN;
+                    let now = udp_targets(&ports);
+                    let gone: BTreeSet<UdpTarget> = targets.difference(&now).copied().collect();
+                    targets = now;
+                    tokio::task::spawn_blocking(move || flush_udp(&gone));
+                }
+                Err(e) => {
+                    metrics.services_sync("error", secs);
+                    log::warn!("services: applying the table: {e}; rebuilding it in {backoff:?}");
+                    applied = None;
+                    failed = true;
+                }
+            }
+        }
+        let next = if failed {
+            tokio::select! {
+                s = cache.changed() => s,
+                _ = tokio::time::sleep(backoff) => Some(cache.snapshot()),
+            }
+        } else {
+            cache.changed().await
+        };
+        if failed {
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        match next {
+            Some(s) => snap = s,
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Services end to end (root): real agents on simulated kubenet nodes sharing an etcd store,
+//! real pods (the bridge plugin attaches them, dual stack) running servers that report which
+//! pod answered and the source address they saw, real clients in pods, on nodes, on the
+//! VNet's VM and on the internet host.
+//!
+//! The pods' attachment records are written into the store the way the agent records the
+//! plugins' reports (namespace of the pod, `spec.pod`, `spec.node`, addresses).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferro_cluster::{keys, Kind};
+use ferro_store::{Etcd, EtcdConfig, Store};
+use ferro_testutil::agent::Agent;
+use ferro_testutil::etcd::EtcdCluster;
+use ferro_testutil::kubenet::Kubenet;
+use ferro_testutil::netns::Netns;
+use ferro_testutil::probe::{tcp_who, udp_who, ProbeServer};
+use ferro_testutil::runtime::pod_addr;
+use serde_json::{json, Value};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ferro-agent"))
+}
+
+const NAMES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+struct Pod {
+    ns: Netns,
+    v4: IpAddr,
+    v6: IpAddr,
+    _servers: Vec<ProbeServer>,
+}
+
+struct Cluster {
+    k: Kubenet,
+    etcd: EtcdCluster,
+    agents: Vec<Agent>,
+    pods: BTreeMap<String, Pod>,
+}
+
+/// Runs `f` on a runtime inside `ns`.
+fn in_ns<T: Send, F: std::future::Future<Output = T>>(
+    ns: &Netns,
+    f: impl FnOnce() -> F + Send,
+) -> T {
+    ns.run(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+}
+
+const NETWORK: &str = "apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec:
+  podCIDRs: [10.244.0.0/16, fd00:10:244::/56]
+  serviceCIDRs: [10.96.0.0/16, fd00:96::/112]
+  nodePortRange: 30000-30999
+  loadBalancerPools: [{name: vnet, cidrs: [10.240.1.0/28, fd00:240::1:0/124]}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+";
+
+impl Cluster {
+    fn new(nodes: usize, ttl: u64) -> Cluster {
+        ferro_testutil::require_root();
+        let k = Kubenet::dual_stack(nodes);
+        let members: Vec<(&Netns, IpAddr)> = k.world.nodes.iter().map(|n| (&n.ns, n.ip)).collect();
+        let etcd = EtcdCluster::start(&members[..1], None);
+        let agents = k
+            .world
+            .nodes
+            .iter()
+            .zip(NAMES)
+            .map(|(n, name)| {
+                Agent::start(
+                    bin(),
+                    Some(&n.ns),
+                    json!({"nodeName": name, "nodeAddresses": [n.ip.to_string(), n.ip6.to_string()],
+                        "store": {"etcd": {"endpoints": etcd.endpoints(), "dialTimeoutSeconds": 10}},
+                        "leaseTTL": ttl, "logLevel": "info"}),
+                )
+            })
+            .collect();
+        let c = Cluster {
+            k,
+            etcd,
+            agents,
+            pods: BTreeMap::new(),
+        };
+        c.apply(NETWORK);
+        c
+    }
+
+    fn apply(&self, text: &str) -> String {
+        let out = self.agents[0].cnictl(&["apply", "-f", "-"], Some(text));
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        out.stdout
+    }
+
+    fn store_op(&self, key: String, value: Option<Value>) {
+        let endpoints = self.etcd.endpoints();
+        in_ns(self.k.node(0), move || async move {
+            let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
+            match value {
+                Some(v) => {
+                    s.put(&key, v.to_string().into_bytes()).await.unwrap();
+                }
+                None => {
+                    s.delete(&key).await.unwrap();
+                }
+            }
+        });
+    }
+
+    /// A pod `name` (labels `app`) on node `i` serving TCP and UDP on `port` of both its
+    /// addresses, its Pod resource and its attachment record.
+    fn pod(&mut self, i: usize, name: &str, app: &str, port: u16) {
+        let (ns, _, result) = self.k.pod(i, name);
+        let v4 = pod_addr(&result, false).unwrap();
+        let v6 = pod_addr(&result, true).unwrap();
+        let servers = vec![
+            ProbeServer::start_labelled(&ns.path(), SocketAddr::new(v4, port), name),
+            ProbeServer::start_labelled(&ns.path(), SocketAddr::new(v6, port), name),
+        ];
+        self.apply(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{name: http, containerPort: {port}}}]}}]}}\n"
+        ));
+        self.attach(i, name, v4, v6);
+        self.pods.insert(
+            name.to_string(),
+            Pod {
+                ns,
+                v4,
+                v6,
+                _servers: servers,
+            },
+        );
+    }
+
+    fn attachment_key(name: &str) -> String {
+        keys::object(Kind::Attachment, Some("shop"), &format!("{name}-eth0"))
+    }
+
+    fn attach(&self, i: usize, name: &str, v4: IpAddr, v6: IpAddr) {
+        self.store_op(
+            Self::attachment_key(name),
+            Some(json!({"apiVersion":"ferro-cni.io/v1","kind":"Attachment",
+                "metadata":{"namespace":"shop","name":format!("{name}-eth0")},
+                "spec":{"node":NAMES[i],"pod":name,"containerID":name,"interface":"eth0",
+                    "addresses":[format!("{v4}/24"), format!("{v6}/64")]}})),
+        );
+    }
+
+    fn svc(&self, name: &str) -> Value {
+        let out = self.agents[0].cnictl(&["get", "svc", name, "-n", "shop", "-o", "json"], None);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    fn cluster_ip(&self, name: &str, v6: bool) -> IpAddr {
+        let s = self.svc(name);
+        s["spec"]["clusterIPs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().parse::<IpAddr>().unwrap())
+            .find(|ip| ip.is_ipv6() == v6)
+            .unwrap_or_else(|| panic!("{name} has no ClusterIP of that family: {s}"))
+    }
+
+    fn node_port(&self, name: &str) -> u16 {
+        self.svc(name)["spec"]["ports"][0]["nodePort"]
+            .as_u64()
+            .unwrap() as u16
+    }
+}
+
+/// Who answers `n` connections from `ns` to `dst`, per label, and the sources they saw.
+fn tally(ns: &Netns, dst: SocketAddr, n: usize) -> (BTreeMap<String, usize>, Vec<IpAddr>) {
+    let mut who = BTreeMap::new();
+    let mut sources = Vec::new();
+    for _ in 0..n {
+        let (src, label) = tcp_who(&ns.path(), dst, Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("{dst}: {e:?}"));
+        *who.entry(label).or_insert(0) += 1;
+        sources.push(src);
+    }
+    (who, sources)
+}
+
+/// Waits (up to `limit`) until `f` holds; how long it took.
+fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t0.elapsed()
+}
+
+fn answers(ns: &Netns, dst: SocketAddr) -> bool {
+    tcp_who(&ns.path(), dst, Duration::from_millis(500)).is_ok()
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn cluster_ips_node_ports_policies_affinity_and_hairpin_under_kubenet() {
+    let mut c = Cluster::new(2, 10);
+    c.pod(0, "web-1", "web", 8080);
+    c.pod(1, "web-2", "web", 8080);
+    c.pod(0, "solo-1", "solo", 8080);
+    c.pod(0, "client", "client", 9);
+    c.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ipFamilyPolicy: RequireDualStack, ports: [{name: http, port: 80, targetPort: http}, {name: dns, port: 53, protocol: UDP, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: np, namespace: shop}
+spec: {type: NodePort, ipFamilyPolicy: PreferDualStack, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo, namespace: shop}
+spec: {type: NodePort, externalTrafficPolicy: Local, selector: {app: solo}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky, namespace: shop}
+spec: {selector: {app: web}, sessionAffinity: ClientIP, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: shop}
+spec: {type: NodePort, selector: {app: nothing}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: inner, namespace: shop}
+spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080}]}
+",
+    );
+    let client = &c.pods["client"].ns;
+    let web4 = SocketAddr::new(c.cluster_ip("web", false), 80);
+    let web6 = SocketAddr::new(c.cluster_ip("web", true), 80);
+    let took = until(Duration::from_secs(10), "the ClusterIP answers", || {
+        answers(client, web4)
+    });
+    eprintln!("ClusterIP answering {took:?} after the apply returned");
+
+    // Balancing over both endpoints, each roughly its share; the pod's own address is kept.
+    let n = 60;
+    for dst in [web4, web6] {
+        let (who, sources) = tally(client, dst, n);
+        eprintln!("{dst}: {who:?} over {n} connections");
+        assert_eq!(who.len(), 2, "{who:?}");
+        for (pod, k) in &who {
+            assert!(*k >= n / 5, "{pod} got {k} of {n}");
+        }
+        let own = if dst.is_ipv6() {
+            c.pods["client"].v6
+        } else {
+            c.pods["client"].v4
+        };
+        assert!(sources.iter().all(|s| *s == own), "{sources:?}");
+    }
+    // UDP, by targetPort number on a port of its own.
+    let dns = SocketAddr::new(web4.ip(), 53);
+    let (src, pod) = udp_who(&client.path(), None, dns).expect("UDP through the ClusterIP");
+    assert!(
+        pod.starts_with("web-") && src == c.pods["client"].v4,
+        "{src} {pod}"
+    );
+
+    // From the node itself (not a pod): answered, masqueraded to the node's side.
+    let (src, _) = tcp_who(&c.k.node(0).path(), web4, Duration::from_secs(3)).unwrap();
+    assert!(
+        !c.pods.values().any(|p| p.v4 == src),
+        "node traffic masqueraded: {src}"
+    );
+
+    // Hairpin: solo-1 reaching its own service lands on itself, masqueraded.
+    let solo = SocketAddr::new(c.cluster_ip("solo", false), 80);
+    let (src, pod) =
+        tcp_who(&c.pods["solo-1"].ns.path(), solo, Duration::from_secs(3)).expect("hairpin");
+    assert_eq!(pod, "solo-1");
+    eprintln!("hairpin: solo-1 reached itself, seen from {src}");
+
+    // Affinity: one client always lands on one pod.
+    let sticky = SocketAddr::new(c.cluster_ip("sticky", false), 80);
+    let (who, _) = tally(client, sticky, 20);
+    assert_eq!(who.len(), 1, "affinity: {who:?}");
+
+    // internalTrafficPolicy: Local: from node A only node A's endpoint.
+    let inner = SocketAddr::new(c.cluster_ip("inner", false), 80);
+    let (who, _) = tally(client, inner, 20);
+    assert_eq!(who.keys().collect::<Vec<_>>(), ["web-1"], "{who:?}");
+
+    // No endpoints: refused at once, not a timeout; over its NodePort too.
+    let empty = SocketAddr::new(c.cluster_ip("empty", false), 80);
+    let t0 = Instant::now();
+    let e = tcp_who(&client.path(), empty, Duration::from_secs(3)).unwrap_err();
+    assert_eq!(e, ErrorKind::ConnectionRefused, "{e:?}");
+    eprintln!(
+        "a service without endpoints refused the connection in {:?}",
+        t0.elapsed()
+    );
+    let np_empty = SocketAddr::new(c.k.world.nodes[0].ip, c.node_port("empty"));
+    let e = tcp_who(&c.k.world.peer.path(), np_empty, Duration::from_secs(3)).unwrap_err();
+    assert_eq!(e, ErrorKind::ConnectionRefused, "{e:?}");
+
+    // NodePort from outside the cluster, on every node, both families: Cluster policy
+    // balances over all endpoints and masquerades.
+    let np = c.node_port("np");
+    for node in &c.k.world.nodes {
+        for ip in [node.ip, node.ip6] {
+            let dst = SocketAddr::new(ip, np);
+            let (who, sources) = tally(&c.k.world.peer, dst, 20);
+            assert!(!who.is_empty());
+            let peer: IpAddr = if ip.is_ipv6() {
+                ferro_testutil::topology::PEER6.parse().unwrap()
+            } else {
+                ferro_testutil::topology::PEER.parse().unwrap()
+            };
+            assert!(
+                sources.iter().all(|s| *s != peer),
+                "masqueraded: {sources:?}"
+            );
+        }
+    }
+    // From the internet host too.
+    let (who, _) = tally(
+        &c.k.world.internet,
+        SocketAddr::new(c.k.world.nodes[1].ip, np),
+        10,
+    );
+    assert!(!who.is_empty());
+    // Not on 127.0.0.1.
+    let lo = SocketAddr::new("127.0.0.1".parse().unwrap(), np);
+    assert!(tcp_who(&c.k.node(0).path(), lo, Duration::from_millis(500)).is_err());
+
+    // externalTrafficPolicy: Local keeps the client's address and uses this node's
+    // endpoints only; a node without one drops (no answer, no refusal).
+    let solo_np = c.node_port("solo");
+    let peer = &c.k.world.peer;
+    let (src, pod) = tcp_who(
+        &peer.path(),
+        SocketAddr::new(c.k.world.nodes[0].ip, solo_np),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!(
+        (src.to_string().as_str(), pod.as_str()),
+        (ferro_testutil::topology::PEER, "solo-1")
+    );
+    let e = tcp_who(
+        &peer.path(),
+        SocketAddr::new(c.k.world.nodes[1].ip, solo_np),
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    assert_eq!(e, ErrorKind::TimedOut, "dropped, not refused: {e:?}");
+
+    // An endpoint leaving: its attachment record goes, the set follows within a second.
+    c.store_op(Cluster::attachment_key("web-2"), None);
+    let gone = Instant::now();
+    until(Duration::from_secs(10), "web-2 leaves the service", || {
+        tally(client, web4, 6).0.keys().all(|k| k == "web-1")
+    });
+    eprintln!(
+        "an endpoint left the service {:?} after its record",
+        gone.elapsed()
+    );
+    let (who, _) = tally(client, web4, 20);
+    assert_eq!(who.keys().collect::<Vec<_>>(), ["web-1"]);
+}
