@@ -6,7 +6,6 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   fuzz each target SECONDS (default 60) in turn
 #   scripts/fuzz.sh --list                  the targets
-#   scripts/fuzz.sh --update-lock           refresh crates/fuzz/libfuzzer/Cargo.lock
 #
 #   FERRO_FUZZ_JOBS=2        targets fuzzed at the same time (default 1)
 #   FERRO_FUZZ_SANITIZER=... none (default) or address: the project forbids unsafe code, so
@@ -15,7 +14,7 @@
 # The target bodies live in crates/fuzz (the ferro-fuzz library, a workspace member: its seeds
 # and every kept crash input are replayed as ordinary tests by scripts/test.sh). The libFuzzer
 # binaries are built by cargo-fuzz from crates/fuzz/libfuzzer, a package outside the
-# workspace with its own Cargo.lock (checked here like --locked would), so libfuzzer-sys
+# workspace with its own Cargo.lock (derived from the workspace's at each run), so libfuzzer-sys
 # never enters a normal build. cargo-fuzz needs nightly flags: the installed stable
 # toolchain gets them through RUSTC_BOOTSTRAP=1. Installs cargo-fuzz when missing.
 #
@@ -42,14 +41,6 @@ targets() {
 case ${1:-} in
   --list)
     targets
-    exit 0
-    ;;
-  --update-lock)
-    # Start from the workspace's lock so shared packages keep their versions; only the
-    # fuzzing-only packages (libfuzzer-sys and its build dependencies) are resolved anew.
-    cp Cargo.lock "$FUZZ_DIR/Cargo.lock"
-    cargo metadata --format-version 1 --manifest-path "$FUZZ_DIR/Cargo.toml" >/dev/null
-    say "updated $FUZZ_DIR/Cargo.lock"
     exit 0
     ;;
   -h | --help)
@@ -79,8 +70,11 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
-cargo metadata --locked --format-version 1 --manifest-path "$FUZZ_DIR/Cargo.toml" >/dev/null ||
-  die "$FUZZ_DIR/Cargo.lock is out of date (a dependency changed): run scripts/fuzz.sh --update-lock and commit it"
+# The cargo-fuzz package's lock is derived from the workspace's at every run (shared packages
+# keep the workspace's versions; only libfuzzer-sys and its build dependencies are resolved):
+# nothing to keep in step by hand when a workspace dependency changes.
+cp Cargo.lock "$FUZZ_DIR/Cargo.lock"
+cargo metadata --format-version 1 --manifest-path "$FUZZ_DIR/Cargo.toml" >/dev/null
 
 say "writing the seed corpora"
 rm -rf "$OUT/seeds"

@@ -77,9 +77,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "building"
 cargo build --workspace --all-targets --locked
 
-# Fuzzing (scripts/fuzz.sh): the ferro-fuzz tests below replay every target's seeds and kept
-# crash inputs plus a mutation smoke; here the cargo-fuzz package's own lock is checked.
-cargo metadata --locked --format-version 1 --manifest-path crates/fuzz/libfuzzer/Cargo.toml >/dev/null
 
 if [[ $# -eq 0 ]]; then
   say "the pure tests as an unprivileged user (what a plain cargo test runs)"

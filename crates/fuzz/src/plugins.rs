@@ -97,8 +97,11 @@ pub fn overlay(data: &[u8]) {
     use ferro_overlay::config::Config;
     if let Some((_, c)) = parse_twice(&ferro_overlay::plugin::Overlay, data, Config::from_request) {
         let n = &c.node;
-        assert_eq!(n.pod_cidr, n.pod_cidr.trunc());
-        assert!(n.node_subnet.is_none_or(|s| n.pod_cidr.contains(&s)));
+        assert!(n.pod_cidrs.iter().all(|c| c == c.trunc()));
+        // every slice given is inside the pod CIDR of its family
+        assert!(n.node_subnets.is_none_or(|s| s
+            .iter()
+            .all(|s| n.pod_cidrs.of(s.addr()).is_some_and(|c| c.contains(&s)))));
         assert!((1..=0xff_ffff).contains(&n.vni) && n.port != 0);
     }
 }
@@ -181,7 +184,7 @@ pub fn node_list(data: &[u8]) {
         return;
     };
     for (i, l) in leases.iter().enumerate() {
-        assert_eq!(l.pod_subnet, l.pod_subnet.trunc(), "{}", l.name);
+        assert!(l.pod_subnets.iter().all(|s| s == s.trunc()), "{}", l.name);
         let _ = l.mac();
         for o in &leases[..i] {
             assert!(
@@ -189,18 +192,24 @@ pub fn node_list(data: &[u8]) {
                 "{} twice",
                 l.name
             );
-            assert!(
-                !o.pod_subnet.contains(&l.pod_subnet.network())
-                    && !l.pod_subnet.contains(&o.pod_subnet.network()),
-                "{} overlaps {}",
-                l.name,
-                o.name
-            );
+            for (a, b) in o
+                .pod_subnets
+                .iter()
+                .flat_map(|a| l.pod_subnets.iter().map(move |b| (a, b)))
+            {
+                assert!(
+                    a.addr().is_ipv6() != b.addr().is_ipv6()
+                        || (!a.contains(&b.network()) && !b.contains(&a.network())),
+                    "{} overlaps {}",
+                    l.name,
+                    o.name
+                );
+            }
         }
     }
     for l in leases.iter().take(8) {
-        for (name, subnet) in [(Some(l.name.as_str()), None), (None, Some(l.pod_subnet))] {
-            let (me, peers) = split_self(leases.clone(), name, subnet, None);
+        for (name, subnets) in [(Some(l.name.as_str()), None), (None, Some(&l.pod_subnets))] {
+            let (me, peers) = split_self(leases.clone(), name, subnets, None);
             assert_eq!(me.as_ref(), Some(l));
             assert_eq!(peers.len() + 1, leases.len());
         }
