@@ -111,7 +111,7 @@ impl Cluster {
 
     fn store_op(&self, key: String, value: Option<Value>) {
         let endpoints = self.etcd.endpoints();
-        in_ns(self.k.node(0), move || async move {
+        in_ns(&self.k.world.peer, move || async move {
             let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
             match value {
                 Some(v) => {
@@ -387,4 +387,171 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     );
     let (who, _) = tally(client, web4, 20);
     assert_eq!(who.keys().collect::<Vec<_>>(), ["web-1"]);
+}
+
+/// The nodes holding `ip` on a link.
+fn holders(c: &Cluster, ip: IpAddr) -> Vec<usize> {
+    (0..c.k.world.nodes.len())
+        .filter(|i| {
+            c.k.node(*i)
+                .ip(&["addr", "show"])
+                .contains(&format!(" {ip}/"))
+        })
+        .collect()
+}
+
+fn lb_ip(c: &Cluster, name: &str, v6: bool) -> IpAddr {
+    let s = c.svc(name);
+    s["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} has no load-balancer address: {s}"))
+        .iter()
+        .map(|i| i["ip"].as_str().unwrap().parse::<IpAddr>().unwrap())
+        .find(|ip| ip.is_ipv6() == v6)
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn load_balancers_are_announced_by_one_node_and_move_when_it_dies() {
+    let ttl = 3;
+    let mut c = Cluster::new(3, ttl);
+    for i in 0..3 {
+        c.pod(i, &format!("web-{}", i + 1), "web", 8080);
+    }
+    c.pod(1, "solo-1", "solo", 8080);
+    c.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: shop}
+spec: {type: LoadBalancer, ipFamilyPolicy: PreferDualStack, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fw, namespace: shop}
+spec: {type: LoadBalancer, loadBalancerSourceRanges: [203.0.113.0/24], selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: shop}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: solo}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ext, namespace: shop}
+spec: {externalIPs: [10.240.2.1], selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: theirs, namespace: shop}
+spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+",
+    );
+    let peer = &c.k.world.peer;
+    let lb4 = lb_ip(&c, "lb", false);
+    let lb6 = lb_ip(&c, "lb", true);
+    assert!(lb4.to_string().starts_with("10.240.1."), "{lb4}");
+    for ip in [lb4, lb6] {
+        let t = until(Duration::from_secs(10), "the address is announced", || {
+            holders(&c, ip).len() == 1
+        });
+        eprintln!(
+            "{ip} announced by node {:?} {t:?} after the apply",
+            holders(&c, ip)
+        );
+        let (who, _) = tally(peer, SocketAddr::new(ip, 80), 30);
+        assert!(who.len() >= 2, "balanced over the cluster: {who:?}");
+    }
+    // Another class's service: no address, nobody announces.
+    assert!(c.svc("theirs")["status"]["loadBalancer"]["ingress"].is_null());
+
+    // Source ranges: the internet host (203.0.113.10) gets in, the VNet's VM does not.
+    let fw = SocketAddr::new(lb_ip(&c, "fw", false), 80);
+    until(Duration::from_secs(10), "fw announced", || {
+        holders(&c, fw.ip()).len() == 1
+    });
+    assert!(answers(&c.k.world.internet, fw), "allowed source");
+    let e = tcp_who(&peer.path(), fw, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(e, ErrorKind::TimedOut, "other sources dropped");
+
+    // externalTrafficPolicy: Local: announced by the node with the endpoint, the client's
+    // address kept.
+    let local = lb_ip(&c, "local", false);
+    until(Duration::from_secs(10), "local announced", || {
+        holders(&c, local) == [1]
+    });
+    let (src, pod) = tcp_who(
+        &peer.path(),
+        SocketAddr::new(local, 80),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!(
+        (src.to_string().as_str(), pod.as_str()),
+        (ferro_testutil::topology::PEER, "solo-1")
+    );
+
+    // External IPs: routed to a node by the network, served there.
+    peer.ip(&[
+        "route",
+        "add",
+        "10.240.2.1/32",
+        "via",
+        &c.k.world.nodes[0].ip.to_string(),
+    ]);
+    assert!(answers(peer, "10.240.2.1:80".parse().unwrap()));
+
+    // The announcing node dies (its agent killed, its link down): the address moves within
+    // the lease TTL and a few seconds, and the VM's connections work again.
+    let dst = SocketAddr::new(lb4, 80);
+    let dead = holders(&c, lb4)[0];
+    assert!(answers(peer, dst));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (stop, path) = (stop.clone(), peer.path());
+        std::thread::spawn(move || {
+            let mut log = Vec::new();
+            let t0 = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ok = tcp_who(&path, dst, Duration::from_millis(300)).is_ok();
+                log.push((t0.elapsed(), ok));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            log
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    c.agents[dead].kill9();
+    c.k.node(dead).ip(&["link", "set", "eth0", "down"]);
+    let killed = Instant::now();
+    let moved = until(
+        Duration::from_secs(ttl + 20),
+        "another node announces the address",
+        || {
+            let h = holders(&c, lb4);
+            h.len() == 2 && h.iter().any(|i| *i != dead) || (h.len() == 1 && h[0] != dead)
+        },
+    );
+    let back = until(
+        Duration::from_secs(20),
+        "the VM reaches the service again",
+        || answers(peer, dst),
+    ) + moved;
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let log = prober.join().unwrap();
+    let first_fail = log.iter().find(|(_, ok)| !ok).map(|(t, _)| *t);
+    let last_fail = log.iter().rev().find(|(_, ok)| !ok).map(|(t, _)| *t);
+    let outage = match (first_fail, last_fail) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "failover (lease TTL {ttl} s): address moved {moved:?} after the node died, the VM's \
+         connections worked again after {back:?}; outage seen by the VM's client {outage:?} \
+         ({} probes)",
+        log.len()
+    );
+    assert!(log.last().unwrap().1, "the client ends up connected");
+    let _ = killed;
 }
