@@ -555,3 +555,82 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     assert!(log.last().unwrap().1, "the client ends up connected");
     let _ = killed;
 }
+
+/// Median of `n` TCP handshakes from `ns` to `dst` (`connect` returns when the SYN-ACK is
+/// back: the first packet's way through the table and the answer), inside the namespace.
+fn connect_median(ns: &Netns, dst: SocketAddr, n: usize) -> Duration {
+    let mut v: Vec<Duration> = ns.run(|| {
+        (0..n)
+            .map(|_| {
+                let t0 = Instant::now();
+                let s = std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(3));
+                let d = t0.elapsed();
+                s.unwrap();
+                d
+            })
+            .collect()
+    });
+    v.sort();
+    v[n / 2]
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn many_services_apply_at_once_and_one_change_costs_one_service() {
+    // FERRO_SERVICES_SCALE=1000x10 runs the full scale case; CI runs a modest one.
+    let scale = std::env::var("FERRO_SERVICES_SCALE").unwrap_or_else(|_| "200x5".into());
+    let (services, endpoints) = scale
+        .split_once('x')
+        .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
+        .expect("FERRO_SERVICES_SCALE=<services>x<endpoints>");
+    let mut c = Cluster::new(2, 10);
+    for i in 0..endpoints {
+        c.pod(i % 2, &format!("be-{i}"), "be", 8080);
+    }
+    c.pod(0, "client", "client", 9);
+    // Applied 25 services at a time: one apply is one store transaction, and etcd takes
+    // at most 128 operations in one (its --max-txn-ops default).
+    let t0 = Instant::now();
+    for chunk in (0..services).collect::<Vec<_>>().chunks(25) {
+        let mut text = String::new();
+        for i in chunk {
+            text.push_str(&format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i:05}, namespace: shop}}\nspec: {{selector: {{app: be}}, ports: [{{port: 80, targetPort: 8080}}]}}\n---\n"
+            ));
+        }
+        c.apply(&text);
+    }
+    let applied = t0.elapsed();
+    let first = SocketAddr::new(c.cluster_ip("s00000", false), 80);
+    let last = SocketAddr::new(c.cluster_ip(&format!("s{:05}", services - 1), false), 80);
+    let client = &c.pods["client"].ns;
+    let ready = until(Duration::from_secs(120), "the last service answers", || {
+        answers(client, last)
+    }) + applied;
+    let (who, _) = tally(client, last, 4 * endpoints);
+    assert!(who.len() > endpoints / 2, "{who:?}");
+    let m_first = connect_median(client, first, 21);
+    let m_last = connect_median(client, last, 21);
+    // One change at that size: the last service selects another pod.
+    c.pod(1, "late", "late", 8080);
+    let last_name = format!("s{:05}", services - 1);
+    let t1 = Instant::now();
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {last_name}, namespace: shop}}\nspec: {{selector: {{app: late}}, ports: [{{port: 80, targetPort: 8080}}]}}\n"
+    ));
+    let client = &c.pods["client"].ns;
+    until(Duration::from_secs(30), "the change reaches the datapath", || {
+        tally(client, last, 2).0.keys().all(|k| k == "late")
+    });
+    let change = t1.elapsed();
+    let log = c.agents[0].log();
+    let syncs: Vec<&str> = log.lines().filter(|l| l.contains("services: ")).collect();
+    eprintln!(
+        "scale {services} services x {endpoints} endpoints: apply answered in {applied:?}, the \
+         last service answered {ready:?} after the apply started; TCP handshake (median of \
+         21) {m_first:?} to the first service, {m_last:?} to the last; one service changed \
+         (another selector) and answering from its new endpoint {change:?} after the apply \
+         started\n  agent syncs:\n    {}",
+        syncs[syncs.len().saturating_sub(3)..].join("\n    ")
+    );
+}
