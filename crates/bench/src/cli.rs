@@ -23,10 +23,13 @@ installs the reference and gives the run a private mount namespace.
                       under bench.sh; bench.sh passes a disk directory, as
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
-                      bridge-masq, bridge-portmap, flat, overlay, parallel, scale
+                      bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
+                      services
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
+  --services LIST     service counts of the services scenario (default 100,1000,10000;
+                      quick 100,1000)
   --not-built NAME    treat our binary NAME as not built (repeatable)
   --allow-shared-mount-ns
                       run even outside a private mount namespace (namespaces then
@@ -63,6 +66,8 @@ pub struct Params {
     pub scale_cycles: usize,
     /// VERSION calls per binary.
     pub floor_calls: usize,
+    /// Service counts of the services scenario.
+    pub services_sizes: Vec<usize>,
     /// Where the host-local `dataDir`s were, with their file system.
     pub ipam_location: String,
 }
@@ -88,6 +93,10 @@ pub struct Options {
     pub parallel: bool,
     /// Run the scale scenario.
     pub scale: bool,
+    /// Run the services scenario.
+    pub services: bool,
+    /// `--services`.
+    pub services_sizes: Option<Vec<usize>>,
     /// `--cycles`.
     pub cycles: Option<usize>,
     /// `--scale-pods`.
@@ -128,6 +137,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         workloads: WorkloadId::ALL.to_vec(),
         parallel: true,
         scale: true,
+        services: true,
+        services_sizes: None,
         cycles: None,
         scale_pods: None,
         not_built: Vec::new(),
@@ -166,15 +177,25 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.scale_pods = Some(n);
             }
             "--not-built" => o.not_built.push(value()?),
+            "--services" => {
+                let v = value()?;
+                let sizes = v
+                    .split(',')
+                    .map(|n| positive(flag, n.trim()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                o.services_sizes = Some(sizes);
+            }
             "--only" => {
                 let v = value()?;
                 o.workloads.clear();
                 o.parallel = false;
                 o.scale = false;
+                o.services = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
                         "parallel" => o.parallel = true,
                         "scale" => o.scale = true,
+                        "services" => o.services = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
                             None => {
@@ -215,6 +236,13 @@ pub fn params(o: &Options) -> Params {
         scale_large: o.scale_pods.unwrap_or(scale_large),
         scale_cycles,
         floor_calls: floor,
+        services_sizes: o.services_sizes.clone().unwrap_or_else(|| {
+            if o.quick {
+                vec![100, 1000]
+            } else {
+                vec![100, 1000, 10_000]
+            }
+        }),
         ipam_location: String::new(),
     }
 }

@@ -9,6 +9,7 @@ use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
 use crate::scenario::parallel::{self, ParallelRow};
 use crate::scenario::scale::{self, ScaleRow};
+use crate::scenario::services::{self, ServicesBench};
 
 /// The figures of every scenario (the report adds the machine and the versions).
 #[derive(Debug)]
@@ -19,6 +20,8 @@ pub struct Figures {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario, when run.
     pub scale: Option<ScaleRow>,
+    /// Services scenario, when run.
+    pub services: Option<ServicesBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -29,7 +32,11 @@ pub struct Figures {
 pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     let mut b = Bench::new(cfg)?;
     let mut floor = floor::run::Sampler::default();
-    let parts = b.cfg.workloads.len() + usize::from(b.cfg.parallel) + usize::from(b.cfg.scale) + 1;
+    let parts = b.cfg.workloads.len()
+        + usize::from(b.cfg.parallel)
+        + usize::from(b.cfg.scale)
+        + usize::from(b.cfg.services)
+        + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
     floor.slice(&mut b, slice);
@@ -49,12 +56,17 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if scale.is_some() {
         floor.slice(&mut b, slice);
     }
+    let services = b.cfg.services.then(|| services::run::run(&mut b));
+    if services.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
         latency: Latency { rows },
         parallel,
         scale,
+        services,
         cost: Cost { rss, sizes },
         floor,
     })

@@ -24,6 +24,7 @@ use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
 use crate::scenario::parallel::ParallelRow;
 use crate::scenario::scale::ScaleRow;
+use crate::scenario::services::ServicesBench;
 use format::fmt_s;
 use table::Table;
 use target::Target;
@@ -72,6 +73,8 @@ pub struct Report {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario.
     pub scale: Option<ScaleRow>,
+    /// Services scenario.
+    pub services: Option<ServicesBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -80,13 +83,14 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 5] {
+    fn sections(&self) -> [&dyn Section; 6] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
             &self.cost,
             &self.floor,
+            &self.services,
         ]
     }
 

@@ -9,6 +9,7 @@ use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
 use crate::scenario::parallel::ParallelStats;
 use crate::scenario::scale::ScaleStats;
+use crate::scenario::services::{ServicesBench, ServicesRow};
 use crate::stats::Summary;
 use crate::workloads::WorkloadId;
 use target::Verdict;
@@ -84,6 +85,7 @@ fn sample(quick: bool) -> Report {
             scale_large: if quick { 100 } else { 1000 },
             scale_cycles: 30,
             floor_calls: 200,
+            services_sizes: vec![100, 1000],
             ipam_location: "/x (ext4 on /dev/vda)".into(),
         },
         latency: Latency {
@@ -128,6 +130,31 @@ fn sample(quick: bool) -> Report {
             ours: Outcome::Done(scale(30, 33)),
             reference: Outcome::Done(scale(300, 900)),
             kernel: Some([(ms(1), ms(20)), (ms(2), ms(24))]),
+        }),
+        services: Some(ServicesBench {
+            endpoints: 4,
+            rate_window: ms(3000),
+            iptables: "iptables-restore v1.8.9 (nf_tables)".into(),
+            rows: vec![
+                ServicesRow {
+                    services: 100,
+                    ours_apply: Outcome::Done(ms(5)),
+                    ref_apply: Outcome::Done(ms(50)),
+                    ours_change: Outcome::Done(ms(1)),
+                    ref_change: Outcome::Done(ms(20)),
+                    ours_rate: Outcome::Done(10_000.0),
+                    ref_rate: Outcome::Done(9_000.0),
+                },
+                ServicesRow {
+                    services: 1000,
+                    ours_apply: Outcome::Done(ms(40)),
+                    ref_apply: Outcome::Done(ms(400)),
+                    ours_change: Outcome::Done(ms(3)),
+                    ref_change: Outcome::Done(ms(90)),
+                    ours_rate: Outcome::Done(9_900.0),
+                    ref_rate: Outcome::Done(3_000.0),
+                },
+            ],
         }),
         cost: Cost {
             rss: vec![
@@ -245,7 +272,7 @@ fn verdicts(r: &Report) -> Vec<Verdict> {
 fn targets_are_judged_on_ratios_of_medians() {
     let r = sample(false);
     let t = r.targets();
-    assert_eq!(t.len(), 6);
+    assert_eq!(t.len(), 7);
     // bridge+masq: 300 / 30 = 10.0× -> met (the bound is inclusive)
     assert_eq!(t[0].verdict, Verdict::Met);
     assert!(
@@ -480,4 +507,24 @@ fn one_blank_line_between_blocks_and_one_newline_at_the_end() {
             );
         }
     }
+}
+
+#[test]
+fn services_rows_ratios_target_and_failures() {
+    let mut r = sample(false);
+    if let Some(s) = r.services.as_mut() {
+        s.rows[1].ref_apply = Outcome::Failed("iptables-restore: boom".into());
+    }
+    let md = r.markdown().unwrap();
+    assert!(md.contains("## Services: 100 to 1000 services of 4 endpoints"), "{md}");
+    assert!(md.contains("|     1000 |"), "{md}");
+    assert!(md.contains("iptables-restore v1.8.9 (nf_tables)"));
+    // rate kept from 100 to 1000: ours 0.99, iptables 0.33
+    assert!(md.contains("keeps 0.99× of its value with our table and 0.33×"), "{md}");
+    let t = r.targets();
+    let s = t.last().unwrap();
+    assert_eq!(s.verdict, Verdict::Met, "{}", s.figure);
+    assert!(s.figure.contains("1000 services: ours 3.00 ms, iptables 90.0 ms"), "{}", s.figure);
+    assert!(r.has_failures());
+    assert!(md.contains("services, 1000: apply (iptables): iptables-restore: boom"), "{md}");
 }

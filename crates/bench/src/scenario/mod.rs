@@ -8,3 +8,4 @@ pub mod floor;
 pub mod latency;
 pub mod parallel;
 pub mod scale;
+pub mod services;
