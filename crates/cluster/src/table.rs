@@ -65,6 +65,30 @@ fn port_text(p: &ServicePort) -> String {
     }
 }
 
+/// What `kubectl get svc` shows as EXTERNAL-IP: the load-balancer addresses and external
+/// IPs, `<pending>` for a LoadBalancer without an address yet, else `<none>`.
+fn external_ips(s: &k8s_openapi::api::core::v1::Service) -> String {
+    let lb: Vec<String> = s
+        .status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+        .collect();
+    let spec = s.spec.as_ref();
+    let mut all = lb;
+    all.extend(spec.and_then(|s| s.external_ips.clone()).unwrap_or_default());
+    if all.is_empty() {
+        if spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {
+            return "<pending>".into();
+        }
+        return "<none>".into();
+    }
+    all.join(",")
+}
+
 fn int_or_string(v: &IntOrString) -> String {
     match v {
         IntOrString::Int(n) => n.to_string(),
@@ -87,7 +111,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
     let mut c = match kind {
         Kind::Namespace => vec!["STATUS"],
         Kind::Pod => vec!["CONTAINERS", "NODE"],
-        Kind::Service => vec!["TYPE", "CLUSTER-IP", "PORT(S)"],
+        Kind::Service => vec!["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"],
         Kind::NetworkPolicy => vec!["POD-SELECTOR"],
         Kind::ClusterNetwork => vec!["POD-CIDRS", "SERVICE-CIDRS"],
         Kind::Node => vec!["STATUS", "ADDRESSES"],
@@ -126,6 +150,7 @@ fn cells(o: &Object, wide: bool) -> Vec<String> {
                 spec.and_then(|s| s.cluster_ip.clone())
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "<none>".into()),
+                external_ips(s),
                 none_if_empty(
                     spec.and_then(|s| s.ports.as_ref())
                         .map(|ps| ps.iter().map(port_text).collect::<Vec<_>>().join(","))
@@ -540,6 +565,40 @@ mod tests {
     }
 
     #[test]
+    fn external_ips_show_load_balancer_addresses_or_pending() {
+        let o = objects(
+            "apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: shop}
+spec: {type: LoadBalancer, clusterIP: 10.96.0.11, externalIPs: [192.0.2.7], ports: [{port: 80, nodePort: 30081}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: waiting, namespace: shop}
+spec: {type: LoadBalancer, clusterIP: 10.96.0.12, ports: [{port: 80}]}
+",
+        );
+        let mut lb = o[0].clone();
+        if let Object::Service(s) = &mut lb {
+            s.status = serde_json::from_value(serde_json::json!(
+                {"loadBalancer": {"ingress": [{"ip": "10.240.1.1"}]}}
+            ))
+            .unwrap();
+        }
+        let t = render(
+            Kind::Service,
+            &[lb, o[1].clone()],
+            TableOptions {
+                wide: false,
+                all_namespaces: false,
+                now: now(),
+            },
+        );
+        assert!(t.contains(" 10.240.1.1,192.0.2.7 "), "{t}");
+        assert!(t.contains(" <pending> "), "{t}");
+    }
+
+    #[test]
     fn service_tables_follow_kubectl() {
         let mut o = objects(
             "apiVersion: v1
@@ -567,8 +626,8 @@ spec:
         );
         assert_eq!(
             t,
-            "NAMESPACE   NAME   TYPE       CLUSTER-IP   PORT(S)               SELECTOR   AGE\n\
-             shop        web    NodePort   10.96.0.10   80:30080/TCP,53/UDP   app=web    5m\n"
+            "NAMESPACE   NAME   TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)               SELECTOR   AGE\n\
+             shop        web    NodePort   10.96.0.10   <none>        80:30080/TCP,53/UDP   app=web    5m\n"
         );
         assert_eq!(
             render(
