@@ -375,6 +375,15 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     .unwrap_err();
     assert_eq!(e, ErrorKind::TimedOut, "dropped, not refused: {e:?}");
 
+    // A UDP flow pinned (by conntrack) to web-2, from a fixed source port.
+    let client_v4 = c.pods["client"].v4;
+    let pinned = (20000..20100)
+        .map(|p| SocketAddr::new(client_v4, p))
+        .find(|from| {
+            udp_who(&client.path(), Some(*from), dns).is_some_and(|(_, pod)| pod == "web-2")
+        })
+        .expect("a source port whose flow lands on web-2");
+
     // An endpoint leaving: its attachment record goes, the set follows within a second.
     c.store_op(Cluster::attachment_key("web-2"), None);
     let gone = Instant::now();
@@ -387,6 +396,10 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     );
     let (who, _) = tally(client, web4, 20);
     assert_eq!(who.keys().collect::<Vec<_>>(), ["web-1"]);
+    // The pinned UDP flow's conntrack entry went with the endpoint: the same source port now
+    // reaches web-1 (web-2 still runs: without the flush it would keep answering).
+    let (_, pod) = udp_who(&client.path(), Some(pinned), dns).expect("UDP after the change");
+    assert_eq!(pod, "web-1", "stale UDP conntrack entry flushed");
 }
 
 /// The nodes holding `ip` on a link.
