@@ -21,7 +21,8 @@ use ferro_testutil::etcd::EtcdCluster;
 use ferro_testutil::kubenet::Kubenet;
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_who, udp_who, ProbeServer};
-use ferro_testutil::runtime::pod_addr;
+use ferro_testutil::runtime::{pod_addr, Runtime};
+use ferro_testutil::topology::World;
 use serde_json::{json, Value};
 
 fn bin() -> &'static Path {
@@ -33,12 +34,27 @@ const NAMES: [&str; 3] = ["node-a", "node-b", "node-c"];
 struct Pod {
     ns: Netns,
     v4: IpAddr,
-    v6: IpAddr,
+    v6: Option<IpAddr>,
     _servers: Vec<ProbeServer>,
 }
 
+/// The network model the pods are attached with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    /// kubenet: bridge + host-local, a pod subnet per node routed by the VNet (dual stack).
+    Kubenet,
+    /// Azure CNI: pods hold VNet addresses (dual stack).
+    Flat,
+    /// VXLAN overlay between the nodes (IPv4).
+    Overlay,
+}
+
 struct Cluster {
-    k: Kubenet,
+    world: World,
+    rt: Vec<Runtime>,
+    net: &'static str,
+    _data: Vec<tempfile::TempDir>,
+    _list: Option<tempfile::NamedTempFile>,
     etcd: EtcdCluster,
     agents: Vec<Agent>,
     pods: BTreeMap<String, Pod>,
@@ -58,7 +74,11 @@ fn in_ns<T: Send, F: std::future::Future<Output = T>>(
     })
 }
 
-const NETWORK: &str = "apiVersion: ferro-cni.io/v1
+/// The ClusterNetwork of `model` and the namespace `shop`.
+fn network(model: Model) -> &'static str {
+    match model {
+        Model::Kubenet => {
+            "apiVersion: ferro-cni.io/v1
 kind: ClusterNetwork
 metadata: {name: default}
 spec:
@@ -70,16 +90,117 @@ spec:
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop}
-";
+"
+        }
+        Model::Flat => {
+            "apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec:
+  podCIDRs: [10.240.0.0/16, fd00:240::/64]
+  serviceCIDRs: [10.96.0.0/16, fd00:96::/112]
+  nodePortRange: 30000-30999
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+"
+        }
+        Model::Overlay => {
+            "apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec:
+  podCIDRs: [10.244.0.0/16]
+  serviceCIDRs: [10.96.0.0/16]
+  nodePortRange: 30000-30999
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+"
+        }
+    }
+}
+
+/// The simulated network and a runtime per node attaching pods with `model`.
+#[allow(clippy::type_complexity)]
+fn attach_with(
+    model: Model,
+    nodes: usize,
+) -> (
+    World,
+    Vec<Runtime>,
+    Vec<tempfile::TempDir>,
+    Option<tempfile::NamedTempFile>,
+    &'static str,
+) {
+    match model {
+        Model::Kubenet => {
+            let k = Kubenet::dual_stack(nodes);
+            (k.world, k.rt, k.data, None, ferro_testutil::kubenet::NET)
+        }
+        Model::Flat => {
+            let world = World::new(nodes);
+            let (mut rt, mut data) = (Vec::new(), Vec::new());
+            for (i, n) in world.nodes.iter().enumerate() {
+                let d = tempfile::tempdir().unwrap();
+                let start = 20 + 10 * i;
+                let r = Runtime::new(&n.ns, &["flat", "host-local"]);
+                r.write_conflist(
+                    "10-azure",
+                    &json!({"cniVersion":"1.1.0","name":"azure","plugins":[
+                        {"type":"flat","vnetCIDRs":["10.240.0.0/16","fd00:240::/64"],"ipam":{"type":"host-local","dataDir":d.path(),"ranges":[
+                            [{"subnet":"10.240.0.0/16","rangeStart":format!("10.240.0.{start}"),"rangeEnd":format!("10.240.0.{}", start + 9),"gateway":"10.240.0.1"}],
+                            [{"subnet":"fd00:240::/64","rangeStart":format!("fd00:240::{start}"),"rangeEnd":format!("fd00:240::{}", start + 9)}]]}}]}),
+                );
+                rt.push(r);
+                data.push(d);
+            }
+            (world, rt, data, None, "azure")
+        }
+        Model::Overlay => {
+            let world = World::new(nodes);
+            let list = tempfile::NamedTempFile::new().unwrap();
+            let leases: Vec<Value> = world
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| json!({"name": format!("node{i}"), "address": n.ip.to_string(), "podSubnet": format!("10.244.{}.0/24", i + 1)}))
+                .collect();
+            std::fs::write(list.path(), json!({"nodes": leases}).to_string()).unwrap();
+            let (mut rt, mut data) = (Vec::new(), Vec::new());
+            for (i, n) in world.nodes.iter().enumerate() {
+                let d = tempfile::tempdir().unwrap();
+                let r = Runtime::new(&n.ns, &["overlay", "host-local"]);
+                r.write_conflist(
+                    "10-ovl",
+                    &json!({"cniVersion":"1.1.0","name":"ovl","plugins":[
+                        {"type":"overlay","podCIDR":"10.244.0.0/16","nodeName":format!("node{i}"),"nodeList":list.path(),
+                         "ipam":{"type":"host-local","dataDir":d.path(),"ranges":[[{"subnet":format!("10.244.{}.0/24", i + 1)}]]}}]}),
+                );
+                rt.push(r);
+                data.push(d);
+            }
+            (world, rt, data, Some(list), "ovl")
+        }
+    }
+}
 
 impl Cluster {
+    /// A dual-stack kubenet cluster of `nodes` nodes, agents with lease TTL `ttl`; the store
+    /// is one etcd member on the VNet's VM (so any node can die).
     fn new(nodes: usize, ttl: u64) -> Cluster {
+        Self::with(Model::Kubenet, nodes, ttl)
+    }
+
+    /// The same with pods attached by `model`.
+    fn with(model: Model, nodes: usize, ttl: u64) -> Cluster {
         ferro_testutil::require_root();
-        let k = Kubenet::dual_stack(nodes);
-        let members: Vec<(&Netns, IpAddr)> = k.world.nodes.iter().map(|n| (&n.ns, n.ip)).collect();
-        let etcd = EtcdCluster::start(&members[..1], None);
-        let agents = k
-            .world
+        let (world, rt, data, list, net) = attach_with(model, nodes);
+        let vm: IpAddr = ferro_testutil::topology::PEER.parse().unwrap();
+        let etcd = EtcdCluster::start(&[(&world.peer, vm)], None);
+        let agents = world
             .nodes
             .iter()
             .zip(NAMES)
@@ -94,13 +215,21 @@ impl Cluster {
             })
             .collect();
         let c = Cluster {
-            k,
+            world,
+            rt,
+            net,
+            _data: data,
+            _list: list,
             etcd,
             agents,
             pods: BTreeMap::new(),
         };
-        c.apply(NETWORK);
+        c.apply(network(model));
         c
+    }
+
+    fn node(&self, i: usize) -> &Netns {
+        &self.world.nodes[i].ns
     }
 
     fn apply(&self, text: &str) -> String {
@@ -111,7 +240,7 @@ impl Cluster {
 
     fn store_op(&self, key: String, value: Option<Value>) {
         let endpoints = self.etcd.endpoints();
-        in_ns(&self.k.world.peer, move || async move {
+        in_ns(&self.world.peer, move || async move {
             let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
             match value {
                 Some(v) => {
@@ -127,13 +256,22 @@ impl Cluster {
     /// A pod `name` (labels `app`) on node `i` serving TCP and UDP on `port` of both its
     /// addresses, its Pod resource and its attachment record.
     fn pod(&mut self, i: usize, name: &str, app: &str, port: u16) {
-        let (ns, _, result) = self.k.pod(i, name);
+        let ns = Netns::new(name);
+        let result = self.rt[i].add(self.net, &ns);
         let v4 = pod_addr(&result, false).unwrap();
-        let v6 = pod_addr(&result, true).unwrap();
-        let servers = vec![
-            ProbeServer::start_labelled(&ns.path(), SocketAddr::new(v4, port), name),
-            ProbeServer::start_labelled(&ns.path(), SocketAddr::new(v6, port), name),
-        ];
+        let v6 = pod_addr(&result, true);
+        let mut servers = vec![ProbeServer::start_labelled(
+            &ns.path(),
+            SocketAddr::new(v4, port),
+            name,
+        )];
+        if let Some(v6) = v6 {
+            servers.push(ProbeServer::start_labelled(
+                &ns.path(),
+                SocketAddr::new(v6, port),
+                name,
+            ));
+        }
         self.apply(&format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{name: http, containerPort: {port}}}]}}]}}\n"
         ));
@@ -153,13 +291,15 @@ impl Cluster {
         keys::object(Kind::Attachment, Some("shop"), &format!("{name}-eth0"))
     }
 
-    fn attach(&self, i: usize, name: &str, v4: IpAddr, v6: IpAddr) {
+    fn attach(&self, i: usize, name: &str, v4: IpAddr, v6: Option<IpAddr>) {
+        let mut addrs = vec![format!("{v4}/24")];
+        addrs.extend(v6.map(|v6| format!("{v6}/64")));
         self.store_op(
             Self::attachment_key(name),
             Some(json!({"apiVersion":"ferro-cni.io/v1","kind":"Attachment",
                 "metadata":{"namespace":"shop","name":format!("{name}-eth0")},
                 "spec":{"node":NAMES[i],"pod":name,"containerID":name,"interface":"eth0",
-                    "addresses":[format!("{v4}/24"), format!("{v6}/64")]}})),
+                    "addresses":addrs}})),
         );
     }
 
@@ -272,7 +412,7 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
             assert!(*k >= n / 5, "{pod} got {k} of {n}");
         }
         let own = if dst.is_ipv6() {
-            c.pods["client"].v6
+            c.pods["client"].v6.unwrap()
         } else {
             c.pods["client"].v4
         };
@@ -287,7 +427,7 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     );
 
     // From the node itself (not a pod): answered, masqueraded to the node's side.
-    let (src, _) = tcp_who(&c.k.node(0).path(), web4, Duration::from_secs(3)).unwrap();
+    let (src, _) = tcp_who(&c.node(0).path(), web4, Duration::from_secs(3)).unwrap();
     assert!(
         !c.pods.values().any(|p| p.v4 == src),
         "node traffic masqueraded: {src}"
@@ -319,17 +459,17 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
         "a service without endpoints refused the connection in {:?}",
         t0.elapsed()
     );
-    let np_empty = SocketAddr::new(c.k.world.nodes[0].ip, c.node_port("empty"));
-    let e = tcp_who(&c.k.world.peer.path(), np_empty, Duration::from_secs(3)).unwrap_err();
+    let np_empty = SocketAddr::new(c.world.nodes[0].ip, c.node_port("empty"));
+    let e = tcp_who(&c.world.peer.path(), np_empty, Duration::from_secs(3)).unwrap_err();
     assert_eq!(e, ErrorKind::ConnectionRefused, "{e:?}");
 
     // NodePort from outside the cluster, on every node, both families: Cluster policy
     // balances over all endpoints and masquerades.
     let np = c.node_port("np");
-    for node in &c.k.world.nodes {
+    for node in &c.world.nodes {
         for ip in [node.ip, node.ip6] {
             let dst = SocketAddr::new(ip, np);
-            let (who, sources) = tally(&c.k.world.peer, dst, 20);
+            let (who, sources) = tally(&c.world.peer, dst, 20);
             assert!(!who.is_empty());
             let peer: IpAddr = if ip.is_ipv6() {
                 ferro_testutil::topology::PEER6.parse().unwrap()
@@ -344,22 +484,22 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     }
     // From the internet host too.
     let (who, _) = tally(
-        &c.k.world.internet,
-        SocketAddr::new(c.k.world.nodes[1].ip, np),
+        &c.world.internet,
+        SocketAddr::new(c.world.nodes[1].ip, np),
         10,
     );
     assert!(!who.is_empty());
     // Not on 127.0.0.1.
     let lo = SocketAddr::new("127.0.0.1".parse().unwrap(), np);
-    assert!(tcp_who(&c.k.node(0).path(), lo, Duration::from_millis(500)).is_err());
+    assert!(tcp_who(&c.node(0).path(), lo, Duration::from_millis(500)).is_err());
 
     // externalTrafficPolicy: Local keeps the client's address and uses this node's
     // endpoints only; a node without one drops (no answer, no refusal).
     let solo_np = c.node_port("solo");
-    let peer = &c.k.world.peer;
+    let peer = &c.world.peer;
     let (src, pod) = tcp_who(
         &peer.path(),
-        SocketAddr::new(c.k.world.nodes[0].ip, solo_np),
+        SocketAddr::new(c.world.nodes[0].ip, solo_np),
         Duration::from_secs(3),
     )
     .unwrap();
@@ -369,7 +509,7 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     );
     let e = tcp_who(
         &peer.path(),
-        SocketAddr::new(c.k.world.nodes[1].ip, solo_np),
+        SocketAddr::new(c.world.nodes[1].ip, solo_np),
         Duration::from_secs(1),
     )
     .unwrap_err();
@@ -404,9 +544,9 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
 
 /// The nodes holding `ip` on a link.
 fn holders(c: &Cluster, ip: IpAddr) -> Vec<usize> {
-    (0..c.k.world.nodes.len())
+    (0..c.world.nodes.len())
         .filter(|i| {
-            c.k.node(*i)
+            c.node(*i)
                 .ip(&["addr", "show"])
                 .contains(&format!(" {ip}/"))
         })
@@ -460,7 +600,7 @@ metadata: {name: theirs, namespace: shop}
 spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
 ",
     );
-    let peer = &c.k.world.peer;
+    let peer = &c.world.peer;
     let lb4 = lb_ip(&c, "lb", false);
     let lb6 = lb_ip(&c, "lb", true);
     assert!(lb4.to_string().starts_with("10.240.1."), "{lb4}");
@@ -483,7 +623,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     until(Duration::from_secs(10), "fw announced", || {
         holders(&c, fw.ip()).len() == 1
     });
-    assert!(answers(&c.k.world.internet, fw), "allowed source");
+    assert!(answers(&c.world.internet, fw), "allowed source");
     let e = tcp_who(&peer.path(), fw, Duration::from_secs(1)).unwrap_err();
     assert_eq!(e, ErrorKind::TimedOut, "other sources dropped");
 
@@ -510,7 +650,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
         "add",
         "10.240.2.1/32",
         "via",
-        &c.k.world.nodes[0].ip.to_string(),
+        &c.world.nodes[0].ip.to_string(),
     ]);
     assert!(answers(peer, "10.240.2.1:80".parse().unwrap()));
 
@@ -535,7 +675,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     };
     std::thread::sleep(Duration::from_millis(500));
     c.agents[dead].kill9();
-    c.k.node(dead).ip(&["link", "set", "eth0", "down"]);
+    c.node(dead).ip(&["link", "set", "eth0", "down"]);
     let killed = Instant::now();
     let moved = until(
         Duration::from_secs(ttl + 20),
@@ -632,9 +772,11 @@ fn many_services_apply_at_once_and_one_change_costs_one_service() {
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {last_name}, namespace: shop}}\nspec: {{selector: {{app: late}}, ports: [{{port: 80, targetPort: 8080}}]}}\n"
     ));
     let client = &c.pods["client"].ns;
-    until(Duration::from_secs(30), "the change reaches the datapath", || {
-        tally(client, last, 2).0.keys().all(|k| k == "late")
-    });
+    until(
+        Duration::from_secs(30),
+        "the change reaches the datapath",
+        || tally(client, last, 2).0.keys().all(|k| k == "late"),
+    );
     let change = t1.elapsed();
     let log = c.agents[0].log();
     let syncs: Vec<&str> = log.lines().filter(|l| l.contains("services: ")).collect();
@@ -646,4 +788,76 @@ fn many_services_apply_at_once_and_one_change_costs_one_service() {
          started\n  agent syncs:\n    {}",
         syncs[syncs.len().saturating_sub(3)..].join("\n    ")
     );
+}
+
+/// The same service behaviour whatever attaches the pods: ClusterIP from pods on either node
+/// over both endpoints with the pod's address kept (each family the model gives pods),
+/// from the node, hairpin, and a NodePort from the VNet's VM on every node.
+fn services_under(model: Model) {
+    let mut c = Cluster::with(model, 2, 10);
+    c.pod(0, "web-1", "web", 8080);
+    c.pod(1, "web-2", "web", 8080);
+    c.pod(1, "solo-1", "solo", 8080);
+    c.pod(0, "near", "client", 9);
+    c.pod(1, "far", "client", 9);
+    let dual = c.pods["near"].v6.is_some();
+    let policy = if dual {
+        "PreferDualStack"
+    } else {
+        "SingleStack"
+    };
+    c.apply(&format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: shop}}
+spec: {{type: NodePort, ipFamilyPolicy: {policy}, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: solo, namespace: shop}}
+spec: {{selector: {{app: solo}}, ports: [{{port: 80, targetPort: 8080}}]}}
+"
+    ));
+    let mut vips = vec![SocketAddr::new(c.cluster_ip("web", false), 80)];
+    if dual {
+        vips.push(SocketAddr::new(c.cluster_ip("web", true), 80));
+    }
+    until(Duration::from_secs(10), "the ClusterIP answers", || {
+        answers(&c.pods["near"].ns, vips[0])
+    });
+    for client in ["near", "far"] {
+        for dst in &vips {
+            let (who, sources) = tally(&c.pods[client].ns, *dst, 30);
+            eprintln!("{model:?}: {client} -> {dst}: {who:?}");
+            assert_eq!(who.len(), 2, "{model:?} {client} {dst}: {who:?}");
+            let own = if dst.is_ipv6() {
+                c.pods[client].v6.unwrap()
+            } else {
+                c.pods[client].v4
+            };
+            assert!(sources.iter().all(|s| *s == own), "{sources:?}");
+        }
+    }
+    assert!(answers(c.node(0), vips[0]), "from the node");
+    let solo = SocketAddr::new(c.cluster_ip("solo", false), 80);
+    let (_, pod) = tcp_who(&c.pods["solo-1"].ns.path(), solo, Duration::from_secs(3)).unwrap();
+    assert_eq!(pod, "solo-1", "hairpin");
+    let np = c.node_port("web");
+    for node in &c.world.nodes {
+        let dst = SocketAddr::new(node.ip, np);
+        let (who, _) = tally(&c.world.peer, dst, 10);
+        assert!(!who.is_empty(), "{model:?}: NodePort {dst}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn services_work_the_same_under_the_flat_model() {
+    services_under(Model::Flat);
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn services_work_the_same_under_the_overlay_model() {
+    services_under(Model::Overlay);
 }

@@ -79,7 +79,10 @@ fn external_ips(s: &k8s_openapi::api::core::v1::Service) -> String {
         .collect();
     let spec = s.spec.as_ref();
     let mut all = lb;
-    all.extend(spec.and_then(|s| s.external_ips.clone()).unwrap_or_default());
+    all.extend(
+        spec.and_then(|s| s.external_ips.clone())
+            .unwrap_or_default(),
+    );
     if all.is_empty() {
         if spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {
             return "<pending>".into();

@@ -516,15 +516,29 @@ fn services_rows_ratios_target_and_failures() {
         s.rows[1].ref_apply = Outcome::Failed("iptables-restore: boom".into());
     }
     let md = r.markdown().unwrap();
-    assert!(md.contains("## Services: 100 to 1000 services of 4 endpoints"), "{md}");
+    assert!(
+        md.contains("## Services: 100 to 1000 services of 4 endpoints"),
+        "{md}"
+    );
     assert!(md.contains("|     1000 |"), "{md}");
     assert!(md.contains("iptables-restore v1.8.9 (nf_tables)"));
     // rate kept from 100 to 1000: ours 0.99, iptables 0.33
-    assert!(md.contains("keeps 0.99× of its value with our table and 0.33×"), "{md}");
+    assert!(
+        md.contains("keeps 0.99× of its value with our table and 0.33×"),
+        "{md}"
+    );
     let t = r.targets();
     let s = t.last().unwrap();
     assert_eq!(s.verdict, Verdict::Met, "{}", s.figure);
-    assert!(s.figure.contains("1000 services: ours 3.00 ms, iptables 90.0 ms"), "{}", s.figure);
+    assert!(
+        s.figure
+            .contains("1000 services: ours 3.00 ms, iptables 90.0 ms"),
+        "{}",
+        s.figure
+    );
     assert!(r.has_failures());
-    assert!(md.contains("services, 1000: apply (iptables): iptables-restore: boom"), "{md}");
+    assert!(
+        md.contains("services, 1000: apply (iptables): iptables-restore: boom"),
+        "{md}"
+    );
 }

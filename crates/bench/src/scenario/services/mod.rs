@@ -51,7 +51,8 @@ pub struct ServicesBench {
     pub rows: Vec<ServicesRow>,
 }
 
-const TARGET: &str = "one service's change applies faster than kube-proxy's iptables at the largest size";
+const TARGET: &str =
+    "one service's change applies faster than kube-proxy's iptables at the largest size";
 
 fn rate_cell(r: &Outcome<f64>) -> String {
     r.cell(|v| format!("{v:.0}"))

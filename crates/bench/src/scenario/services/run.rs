@@ -45,7 +45,9 @@ fn endpoint_ip(k: usize) -> IpAddr {
 }
 
 fn vip(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + 1 + i as u32))
+    IpAddr::V4(Ipv4Addr::from(
+        u32::from(Ipv4Addr::new(10, 96, 0, 0)) + 1 + i as u32,
+    ))
 }
 
 /// `n` services of one TCP port, each with the first `eps[i]` endpoints.
@@ -104,7 +106,10 @@ fn svc_chain(i: usize) -> String {
 fn sep_chain(i: usize, e: usize) -> String {
     format!(
         "KUBE-SEP-{}",
-        kp_hash(&format!("bench/s{i:05}:http tcp {}:{TARGET_PORT}", endpoint_ip(e)))
+        kp_hash(&format!(
+            "bench/s{i:05}:http tcp {}:{TARGET_PORT}",
+            endpoint_ip(e)
+        ))
     )
 }
 
@@ -491,7 +496,11 @@ mod tests {
         assert!(full.contains("-j DNAT --to-destination 10.250.0.14:8080"));
         assert!(svc_chain(0).len() <= 28 && sep_chain(0, 0).len() <= 28);
         let change = iptables_change(3, 1);
-        assert_eq!(change.matches("-A KUBE-SERVICES -d ").count(), 3, "KUBE-SERVICES whole");
+        assert_eq!(
+            change.matches("-A KUBE-SERVICES -d ").count(),
+            3,
+            "KUBE-SERVICES whole"
+        );
         assert!(change.contains(&format!("-X {}", sep_chain(1, 3))));
         assert!(!change.contains(&svc_chain(0).to_string().replace("KUBE-SVC", "-A KUBE-SVC")));
         let m = model(3, Some(1));
