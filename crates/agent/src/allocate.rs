@@ -14,20 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 
-use ferro_agent_api::{ApiError, ErrorCode};
+use ferro_agent_api::ApiError;
 use ferro_cluster::k8s_openapi::api::core::v1::Service;
 use ferro_cluster::{keys, Kind, Object, Settings};
 use ferro_services::alloc::{self, Owner, Slot};
-use ferro_store::{Compare, KeyValue, Op, Revision, Store, StoreError, Txn};
+use ferro_store::{Compare, KeyValue, Op, Revision, Store, Txn};
 
-fn store_error(e: StoreError) -> ApiError {
-    let code = if e.is_unavailable() {
-        ErrorCode::Unavailable
-    } else {
-        ErrorCode::Internal
-    };
-    ApiError::new(code, e.to_string())
-}
+use crate::api::store_error;
 
 /// The records as listed for one apply attempt, and what this attempt claimed.
 #[derive(Debug, Default)]

@@ -30,7 +30,8 @@ const ATTEMPTS: usize = 5;
 
 type Reply = Result<Response, ApiError>;
 
-fn store_error(e: StoreError) -> ApiError {
+/// A store failure as an API error: `unavailable` when the store cannot be reached.
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     let code = if e.is_unavailable() {
         ErrorCode::Unavailable
     } else {

@@ -258,15 +258,15 @@ impl RuleBuilder {
         self
     }
 
-    /// `meta mark set meta mark | <bits>`.
-    pub fn set_mark_or(mut self, bits: u32) -> RuleBuilder {
+    /// `meta mark set (meta mark & <mask>) ^ <xor>`: how nft writes `|` and `&` on the mark.
+    fn mark_bitwise(mut self, mask: u32, xor: u32) -> RuleBuilder {
         self.exprs.push(Expr::meta(MetaKey::MARK, Reg::R1));
         self.exprs.push(Expr::Bitwise {
             sreg: Reg::R1,
             dreg: Reg::R1,
             len: 4,
-            mask: (!bits).to_ne_bytes().to_vec(),
-            xor: bits.to_ne_bytes().to_vec(),
+            mask: mask.to_ne_bytes().to_vec(),
+            xor: xor.to_ne_bytes().to_vec(),
             explicit_op: true,
         });
         self.exprs.push(Expr::MetaSet {
@@ -276,22 +276,14 @@ impl RuleBuilder {
         self
     }
 
+    /// `meta mark set meta mark | <bits>`.
+    pub fn set_mark_or(self, bits: u32) -> RuleBuilder {
+        self.mark_bitwise(!bits, bits)
+    }
+
     /// `meta mark set meta mark & ~<bits>` (clears them).
-    pub fn clear_mark(mut self, bits: u32) -> RuleBuilder {
-        self.exprs.push(Expr::meta(MetaKey::MARK, Reg::R1));
-        self.exprs.push(Expr::Bitwise {
-            sreg: Reg::R1,
-            dreg: Reg::R1,
-            len: 4,
-            mask: (!bits).to_ne_bytes().to_vec(),
-            xor: vec![0; 4],
-            explicit_op: true,
-        });
-        self.exprs.push(Expr::MetaSet {
-            key: MetaKey::MARK,
-            sreg: Reg::R1,
-        });
-        self
+    pub fn clear_mark(self, bits: u32) -> RuleBuilder {
+        self.mark_bitwise(!bits, 0)
     }
 
     /// `meta mark set <value>`.

@@ -146,26 +146,7 @@ pub fn tcp_source(ns: &Path, dst: SocketAddr) -> Option<IpAddr> {
 /// Sends one UDP datagram from inside `ns` (optionally from `bind`) and returns the source
 /// address the server saw.
 pub fn udp_source(ns: &Path, bind: Option<SocketAddr>, dst: SocketAddr) -> Option<IpAddr> {
-    let ns = ns.to_path_buf();
-    std::thread::spawn(move || {
-        enter(&ns);
-        let any: SocketAddr = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-            .parse()
-            .ok()?;
-        let s = UdpSocket::bind(bind.unwrap_or(any)).ok()?;
-        s.set_read_timeout(Some(Duration::from_millis(700))).ok()?;
-        let mut buf = [0u8; 256];
-        for _ in 0..3 {
-            s.send_to(b"probe", dst).ok()?;
-            if let Ok((n, _)) = s.recv_from(&mut buf) {
-                return std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok();
-            }
-        }
-        None
-    })
-    .join()
-    .ok()
-    .flatten()
+    udp_who(ns, bind, dst).map(|(ip, _)| ip)
 }
 
 /// Connects over TCP from inside `ns` to `dst`: the source address a labelled server
