@@ -677,19 +677,62 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     c.agents[dead].kill9();
     c.node(dead).ip(&["link", "set", "eth0", "down"]);
     let killed = Instant::now();
-    let moved = until(
-        Duration::from_secs(ttl + 20),
-        "another node announces the address",
-        || {
-            let h = holders(&c, lb4);
-            h.len() == 2 && h.iter().any(|i| *i != dead) || (h.len() == 1 && h[0] != dead)
-        },
+    // Meanwhile: when the dead node's lease record goes, and when a pod on a surviving node
+    // stops losing connections to the dead node's endpoint through the ClusterIP.
+    let survivor = (0..3).find(|i| *i != dead).unwrap();
+    let client = &c.pods[&format!("web-{}", survivor + 1)].ns;
+    let cip = SocketAddr::new(c.cluster_ip("lb", false), 80);
+    let dead_name = NAMES[dead];
+    let (lease_gone, endpoints_clean, moved) = std::thread::scope(|sc| {
+        let moved = sc.spawn(|| {
+            until(
+                Duration::from_secs(ttl + 30),
+                "another node announces the address",
+                || holders(&c, lb4).iter().any(|i| *i != dead),
+            );
+            killed.elapsed()
+        });
+        let lease = sc.spawn(|| {
+            let key = keys::node_lease(dead_name);
+            let endpoints = c.etcd.endpoints();
+            in_ns(&c.world.peer, move || async move {
+                let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
+                while s.get(&key).await.unwrap().is_some() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                killed.elapsed()
+            })
+        });
+        let mut streak = 0;
+        while streak < 10 {
+            assert!(
+                killed.elapsed() < Duration::from_secs(ttl + 30),
+                "endpoints never cleaned"
+            );
+            if tcp_who(&client.path(), cip, Duration::from_millis(300)).is_ok() {
+                streak += 1;
+            } else {
+                streak = 0;
+            }
+        }
+        (
+            lease.join().unwrap(),
+            killed.elapsed(),
+            moved.join().unwrap(),
+        )
+    });
+    eprintln!(
+        "the dead node's lease record went {lease_gone:?} after it died; its endpoint was out \
+         of the ClusterIP's set {:?} after that (10 connections in a row from a surviving node \
+         all answered)",
+        endpoints_clean.saturating_sub(lease_gone)
     );
-    let back = until(
+    until(
         Duration::from_secs(20),
         "the VM reaches the service again",
         || answers(peer, dst),
-    ) + moved;
+    );
+    let back = killed.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let log = prober.join().unwrap();
@@ -706,7 +749,6 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
         log.len()
     );
     assert!(log.last().unwrap().1, "the client ends up connected");
-    let _ = killed;
 }
 
 /// Median of `n` TCP handshakes from `ns` to `dst` (`connect` returns when the SYN-ACK is
