@@ -131,6 +131,19 @@ fn flush_udp(gone: &BTreeSet<UdpTarget>) {
     }
 }
 
+/// The generations of what the table is computed from.
+type Inputs = [u64; 5];
+
+fn inputs(s: &Snapshot) -> Inputs {
+    [
+        s.generation(Kind::Service),
+        s.generation(Kind::Pod),
+        s.generation(Kind::Attachment),
+        s.generation(Kind::ClusterNetwork),
+        s.lease_generation(),
+    ]
+}
+
 /// Runs the loop until the cache stops.
 pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
     let Some(mut snap) = cache.ready().await else {
@@ -139,7 +152,19 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
     let mut applied: Option<Ruleset> = None;
     let mut targets: BTreeSet<UdpTarget> = BTreeSet::new();
     let mut backoff = BACKOFF_MIN;
+    let mut seen: Option<Inputs> = None;
     loop {
+        // Snapshots that changed nothing the table depends on (policies, IPAM blocks...) cost
+        // nothing.
+        let inputs = inputs(&snap);
+        if applied.is_some() && seen == Some(inputs) {
+            match cache.changed().await {
+                Some(s) => snap = s,
+                None => return,
+            }
+            continue;
+        }
+        seen = Some(inputs);
         let t0 = Instant::now();
         let (ports, want) = desired(&snap, &node);
         let batch = diff(applied.as_ref(), &want);
