@@ -201,7 +201,18 @@ mod tests {
             namespace: Some("shop".into()),
             name: "web".into(),
             action: crate::Action::Created,
+            allocated: vec![],
         };
         assert_eq!(o.to_string(), "pod/web created (namespace shop)");
+        let s = crate::Outcome {
+            kind: "Service".into(),
+            name: "web".into(),
+            allocated: vec!["clusterIP 10.96.0.10".into(), "nodePort 30080/TCP".into()],
+            ..o
+        };
+        assert_eq!(
+            s.to_string(),
+            "service/web created (namespace shop): clusterIP 10.96.0.10, nodePort 30080/TCP"
+        );
     }
 }

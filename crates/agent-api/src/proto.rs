@@ -148,10 +148,14 @@ pub struct Outcome {
     pub name: String,
     /// What was done.
     pub action: Action,
+    /// Values the cluster allocated to it in this apply (a service's `clusterIP 10.96.0.10`,
+    /// `nodePort 30080/TCP`, `loadBalancerIP 10.240.1.1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocated: Vec<String>,
 }
 
 impl fmt::Display for Outcome {
-    /// kubectl's line: `pod/web-1 created`.
+    /// kubectl's line: `pod/web-1 created`, then what was allocated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -162,6 +166,9 @@ impl fmt::Display for Outcome {
         )?;
         if let Some(ns) = &self.namespace {
             write!(f, " (namespace {ns})")?;
+        }
+        if !self.allocated.is_empty() {
+            write!(f, ": {}", self.allocated.join(", "))?;
         }
         Ok(())
     }

@@ -31,8 +31,9 @@ pub struct Allocations {
     claimed: BTreeSet<String>,
 }
 
-/// One allocation check's outcome: the transaction extended, or it and the problems.
-pub type Allocated = Result<Txn, (Txn, Vec<String>)>;
+/// One allocation's outcome: the transaction extended and what was newly chosen
+/// (`clusterIP 10.96.0.10`, `nodePort 30080/TCP`, ...), or the transaction and the problems.
+pub type Allocated = Result<(Txn, Vec<String>), (Txn, Vec<String>)>;
 
 fn seed() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
@@ -76,6 +77,7 @@ impl Allocations {
         let id = alloc::service_id(svc);
         let records = self.records(store).await?.clone();
         let mut errors = Vec::new();
+        let mut chosen = Vec::new();
         let mut mine: BTreeSet<String> = BTreeSet::new();
         let busy = |key: &str, claimed: &BTreeSet<String>, mine: &BTreeSet<String>| {
             mine.contains(key)
@@ -120,6 +122,7 @@ impl Allocations {
                         Some(ip) => {
                             mine.insert(alloc::cluster_ip_key(ip));
                             cluster_ips.push(ip);
+                            chosen.push(format!("clusterIP {ip}"));
                         }
                         None => errors.push(format!(
                             "spec.clusterIP: no free address left in the service CIDR {cidr}"
@@ -157,6 +160,12 @@ impl Allocations {
                         Some(n) => {
                             mine.insert(alloc::node_port_key(n));
                             node_ports.push(Some(n));
+                            let proto = svc
+                                .spec
+                                .as_ref()
+                                .and_then(|s| s.ports.as_ref()?.get(i)?.protocol.clone())
+                                .unwrap_or_else(|| "TCP".into());
+                            chosen.push(format!("nodePort {n}/{proto}"));
                         }
                         None => {
                             errors.push(format!(
@@ -191,6 +200,7 @@ impl Allocations {
                         Some(ip) => {
                             mine.insert(alloc::lb_ip_key(ip));
                             lb.push(ip);
+                            chosen.push(format!("loadBalancerIP {ip}"));
                         }
                         None => errors.push(
                             "status.loadBalancer: no free address left in the load-balancer pools"
@@ -225,7 +235,7 @@ impl Allocations {
         }
         self.claimed.extend(mine);
         alloc::fill(svc, &cluster_ips, &node_ports, &lb);
-        Ok(Ok(txn))
+        Ok(Ok((txn, chosen)))
     }
 }
 

@@ -269,6 +269,7 @@ impl<S: Store> Api<S> {
             let key = o.key();
             let cur = self.read(&key).await?;
             let mut new = o.clone();
+            let mut allocated = Vec::new();
             // A service's ClusterIPs, NodePorts and load-balancer addresses: kept, or
             // allocated in this same transaction.
             if let (Object::Service(svc), Some(st)) = (&mut new, &settings) {
@@ -283,7 +284,10 @@ impl<S: Store> Api<S> {
                     .allocate(&self.store, svc, old.as_ref(), st, txn)
                     .await?
                 {
-                    Ok(t) => txn = t,
+                    Ok((t, chosen)) => {
+                        txn = t;
+                        allocated = chosen;
+                    }
                     Err((t, errs)) => {
                         txn = t;
                         problems.push(fail(errs.join("; ")));
@@ -342,6 +346,7 @@ impl<S: Store> Api<S> {
                 namespace: o.namespace().map(str::to_string),
                 name: o.name().to_string(),
                 action,
+                allocated,
             });
         }
         if !problems.is_empty() {
@@ -541,6 +546,7 @@ impl<S: Store> Api<S> {
                 namespace: ns.clone(),
                 name: name.clone(),
                 action,
+                allocated: Vec::new(),
             });
         }
         let r = self.store.txn(txn).await.map_err(store_error)?;

@@ -347,7 +347,22 @@ async fn services_get_their_addresses_and_ports_allocated_and_keep_them() {
     let t = api().await;
     apply(&t, NET).await;
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec: {type: LoadBalancer, ipFamilyPolicy: PreferDualStack, selector: {app: web}, ports: [{name: a, port: 80}, {name: b, port: 53, protocol: UDP}]}\n";
-    assert_eq!(actions(&apply(&t, svc).await), [Action::Created]);
+    let r = apply(&t, svc).await;
+    assert_eq!(actions(&r), [Action::Created]);
+    let Response::Applied { results, .. } = &r else {
+        panic!("{r:?}")
+    };
+    // The answer names what was allocated: two ClusterIPs, two NodePorts, two addresses.
+    let told = results[0].to_string();
+    assert_eq!(results[0].allocated.len(), 6, "{told}");
+    assert!(
+        told.contains(": clusterIP 10.96.0.") && told.contains("nodePort 3"),
+        "{told}"
+    );
+    assert!(
+        told.contains("/UDP") && told.contains("loadBalancerIP 10.240.1."),
+        "{told}"
+    );
     let s = get_svc(&t, "default", "lb").await;
     let ips: Vec<&str> = s["spec"]["clusterIPs"]
         .as_array()
