@@ -18,7 +18,7 @@ use ferro_cluster::resource::Attachment;
 use ferro_cluster::{Kind, Object, Settings};
 use ferro_services::model::{service_ports, Proto};
 use ferro_services::plan::NodeFacts;
-use ferro_services::{diff, plan, Ruleset, ServicePort, Topology};
+use ferro_services::{Planner, ServicePort, Topology};
 
 use crate::cache::{Cache, Snapshot};
 use crate::metrics::Metrics;
@@ -68,22 +68,11 @@ pub fn ports_of(s: &Snapshot) -> Vec<ServicePort> {
     })
 }
 
-/// The desired table of node `node` for snapshot `s`.
-pub fn desired(s: &Snapshot, node: &str) -> (Vec<ServicePort>, Ruleset) {
-    let ports = ports_of(s);
-    let st = settings(s);
-    let (pods, services) = st
+/// The pod and service CIDRs of the cluster (none before a ClusterNetwork exists).
+fn cidrs(s: &Snapshot) -> (Vec<ipnet::IpNet>, Vec<ipnet::IpNet>) {
+    settings(s)
         .map(|st| (st.pod_cidrs, st.service_cidrs))
-        .unwrap_or_default();
-    let r = plan(
-        &ports,
-        &NodeFacts {
-            node,
-            pod_cidrs: &pods,
-            service_cidrs: &services,
-        },
-    );
-    (ports, r)
+        .unwrap_or_default()
 }
 
 /// A UDP flow target: service address and port, endpoint address and port.
@@ -149,7 +138,8 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
     let Some(mut snap) = cache.ready().await else {
         return;
     };
-    let mut applied: Option<Ruleset> = None;
+    let mut planner = Planner::new();
+    let mut programmed = false;
     let mut targets: BTreeSet<UdpTarget> = BTreeSet::new();
     let mut backoff = BACKOFF_MIN;
     let mut seen: Option<Inputs> = None;
@@ -157,7 +147,7 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
         // Snapshots that changed nothing the table depends on (policies, IPAM blocks...) cost
         // nothing.
         let inputs = inputs(&snap);
-        if applied.is_some() && seen == Some(inputs) {
+        if programmed && seen == Some(inputs) {
             match cache.changed().await {
                 Some(s) => snap = s,
                 None => return,
@@ -166,12 +156,20 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
         }
         seen = Some(inputs);
         let t0 = Instant::now();
-        let (ports, want) = desired(&snap, &node);
-        let batch = diff(applied.as_ref(), &want);
+        let ports = ports_of(&snap);
+        let (pod_cidrs, service_cidrs) = cidrs(&snap);
+        let batch = planner.update(
+            &ports,
+            &NodeFacts {
+                node: &node,
+                pod_cidrs: &pod_cidrs,
+                service_cidrs: &service_cidrs,
+            },
+        );
         let mut failed = false;
         if !batch.is_empty() {
             let ops = batch.len();
-            let full = applied.is_none();
+            let full = !programmed;
             let r = tokio::task::spawn_blocking(move || apply(&batch))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
@@ -187,7 +185,8 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
                         secs * 1000.0,
                         snap.revision()
                     );
-                    applied = Some(want);
+                    planner.applied();
+                    programmed = true;
                     backoff = BACKOFF_MIN;
                     let now = udp_targets(&ports);
                     let gone: BTreeSet<UdpTarget> = targets.difference(&now).copied().collect();
@@ -197,7 +196,8 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
                 Err(e) => {
                     metrics.services_sync("error", secs);
                     log::warn!("services: applying the table: {e}; rebuilding it in {backoff:?}");
-                    applied = None;
+                    planner.forget();
+                    programmed = false;
                     failed = true;
                 }
             }

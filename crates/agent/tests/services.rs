@@ -666,13 +666,15 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
             let mut log = Vec::new();
             let t0 = Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = t0.elapsed();
                 let ok = tcp_who(&path, dst, Duration::from_millis(300)).is_ok();
-                log.push((t0.elapsed(), ok));
+                log.push((start, t0.elapsed(), ok));
                 std::thread::sleep(Duration::from_millis(50));
             }
             log
         })
     };
+    let cip = SocketAddr::new(c.cluster_ip("lb", false), 80);
     std::thread::sleep(Duration::from_millis(500));
     c.agents[dead].kill9();
     c.node(dead).ip(&["link", "set", "eth0", "down"]);
@@ -681,7 +683,6 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     // stops losing connections to the dead node's endpoint through the ClusterIP.
     let survivor = (0..3).find(|i| *i != dead).unwrap();
     let client = &c.pods[&format!("web-{}", survivor + 1)].ns;
-    let cip = SocketAddr::new(c.cluster_ip("lb", false), 80);
     let dead_name = NAMES[dead];
     let (lease_gone, endpoints_clean, moved) = std::thread::scope(|sc| {
         let moved = sc.spawn(|| {
@@ -736,8 +737,10 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let log = prober.join().unwrap();
-    let first_fail = log.iter().find(|(_, ok)| !ok).map(|(t, _)| *t);
-    let last_fail = log.iter().rev().find(|(_, ok)| !ok).map(|(t, _)| *t);
+    // From the start of the first failed attempt to the end of the last one (an attempt
+    // caught by the death may hang until its read times out).
+    let first_fail = log.iter().find(|(_, _, ok)| !ok).map(|(t, _, _)| *t);
+    let last_fail = log.iter().rev().find(|(_, _, ok)| !ok).map(|(_, t, _)| *t);
     let outage = match (first_fail, last_fail) {
         (Some(a), Some(b)) => b.saturating_sub(a),
         _ => Duration::ZERO,
@@ -748,7 +751,20 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
          ({} probes)",
         log.len()
     );
-    assert!(log.last().unwrap().1, "the client ends up connected");
+    let tail: Vec<String> = log
+        .iter()
+        .rev()
+        .take(8)
+        .map(|(t, _, ok)| format!("{t:?} {ok}"))
+        .collect();
+    assert!(
+        log.last().unwrap().2,
+        "the client ends up connected: {tail:?}"
+    );
+    assert!(
+        first_fail.is_some(),
+        "the death was seen by the client: {tail:?}"
+    );
 }
 
 /// Median of `n` TCP handshakes from `ns` to `dst` (`connect` returns when the SYN-ACK is

@@ -19,8 +19,10 @@
 use std::collections::BTreeMap;
 
 use ferro_nftables::{Batch, Chain, Elem, TableRef};
+use ipnet::IpNet;
 
-use crate::plan::{ChainDef, Ruleset, TABLE};
+use crate::model::ServicePort;
+use crate::plan::{common, fragment, ChainDef, NodeFacts, Ruleset, TABLE};
 
 /// The table.
 pub fn table() -> TableRef {
@@ -134,6 +136,110 @@ pub fn diff(old: Option<&Ruleset>, new: &Ruleset) -> Batch {
         b.del_chain(&t, name, false);
     }
     b
+}
+
+/// The programmed table, kept per service so that a sync plans and compares only the
+/// services that changed: the CPU a change costs does not grow with the number of services
+/// (the model itself is still computed whole).
+#[derive(Debug, Default)]
+pub struct Planner {
+    /// The facts the table was planned with (node, pod CIDRs, service CIDRs).
+    facts: Option<(String, Vec<IpNet>, Vec<IpNet>)>,
+    /// The common part.
+    common: Ruleset,
+    /// Each service's ports and its part of the table, by (namespace, name).
+    services: BTreeMap<(String, String), (Vec<ServicePort>, Ruleset)>,
+    /// Whether the kernel holds what this planner holds.
+    programmed: bool,
+}
+
+fn by_service(ports: &[ServicePort]) -> BTreeMap<(String, String), Vec<ServicePort>> {
+    let mut m: BTreeMap<(String, String), Vec<ServicePort>> = BTreeMap::new();
+    for p in ports {
+        m.entry((p.namespace.clone(), p.service.clone()))
+            .or_default()
+            .push(p.clone());
+    }
+    m
+}
+
+impl Planner {
+    /// A planner that knows nothing of the kernel: its first batch rebuilds the table.
+    pub fn new() -> Planner {
+        Planner::default()
+    }
+
+    /// The next batch for `ports`: the whole table when nothing is known of the kernel (the
+    /// first time, after [`Planner::forget`], or when the facts changed), else the
+    /// differences of the services that changed. Call [`Planner::applied`] once the kernel
+    /// took it.
+    pub fn update(&mut self, ports: &[ServicePort], facts: &NodeFacts<'_>) -> Batch {
+        let key = (
+            facts.node.to_string(),
+            facts.pod_cidrs.to_vec(),
+            facts.service_cidrs.to_vec(),
+        );
+        let wanted = by_service(ports);
+        if !self.programmed || self.facts.as_ref() != Some(&key) {
+            self.facts = Some(key);
+            self.common = common(facts);
+            self.services = wanted
+                .into_iter()
+                .map(|(k, v)| {
+                    let f = fragment(&v, facts);
+                    (k, (v, f))
+                })
+                .collect();
+            return diff(None, &self.ruleset());
+        }
+        let mut old = self.common.clone();
+        let mut new = self.common.clone();
+        let gone: Vec<(String, String)> = self
+            .services
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some((_, f)) = self.services.remove(&k) {
+                old.merge(&f);
+            }
+        }
+        for (k, v) in wanted {
+            match self.services.get(&k) {
+                Some((had, _)) if *had == v => {}
+                _ => {
+                    let f = fragment(&v, facts);
+                    if let Some((_, before)) = self.services.get(&k) {
+                        old.merge(before);
+                    }
+                    new.merge(&f);
+                    self.services.insert(k, (v, f));
+                }
+            }
+        }
+        diff(Some(&old), &new)
+    }
+
+    /// The kernel took the last batch.
+    pub fn applied(&mut self) {
+        self.programmed = true;
+    }
+
+    /// The kernel may not hold what the planner thinks (a batch failed): the next
+    /// [`Planner::update`] rebuilds the table.
+    pub fn forget(&mut self) {
+        self.programmed = false;
+    }
+
+    /// The whole table as planned.
+    pub fn ruleset(&self) -> Ruleset {
+        let mut r = self.common.clone();
+        for (_, f) in self.services.values() {
+            r.merge(f);
+        }
+        r
+    }
 }
 
 #[cfg(test)]

@@ -199,6 +199,22 @@ const MARK_CHAIN: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
 
 impl Ruleset {
+    /// Adds everything of `other` (a [`fragment`]) to this table.
+    pub fn merge(&mut self, other: &Ruleset) {
+        for (n, c) in &other.chains {
+            self.chains.insert(n.clone(), c.clone());
+        }
+        for (n, d) in &other.sets {
+            self.sets.insert(n.clone(), d.clone());
+        }
+        for (set, elems) in &other.elems {
+            let mine = self.elems.entry(set.clone()).or_default();
+            for (k, e) in elems {
+                mine.insert(k.clone(), e.clone());
+            }
+        }
+    }
+
     fn chain(&mut self, name: &str, base: Option<BaseChain>, rules: Vec<PlannedRule>) {
         self.chains
             .insert(name.to_string(), ChainDef { base, rules });
@@ -595,6 +611,27 @@ fn port_elem(sp: &ServicePort, port: u16, v: Verdict) -> Elem {
 pub fn plan(ports: &[ServicePort], facts: &NodeFacts<'_>) -> Ruleset {
     let mut r = Ruleset::default();
     skeleton(&mut r, facts);
+    plan_ports(&mut r, ports, facts);
+    r
+}
+
+/// The table's chains, sets and maps every node has, whatever its services.
+pub fn common(facts: &NodeFacts<'_>) -> Ruleset {
+    let mut r = Ruleset::default();
+    skeleton(&mut r, facts);
+    r
+}
+
+/// What `ports` add to the table: their chains and sets, and their elements of the shared
+/// maps (which [`common`] declares).
+pub fn fragment(ports: &[ServicePort], facts: &NodeFacts<'_>) -> Ruleset {
+    let mut r = Ruleset::default();
+    plan_ports(&mut r, ports, facts);
+    r
+}
+
+fn plan_ports(out: &mut Ruleset, ports: &[ServicePort], facts: &NodeFacts<'_>) {
+    let mut r = std::mem::take(out);
     for sp in ports {
         let f = Fam { v6: sp.v6 };
         let sfx = f.suffix();
@@ -752,7 +789,7 @@ pub fn plan(ports: &[ServicePort], facts: &NodeFacts<'_>) -> Ruleset {
             }
         }
     }
-    r
+    *out = r;
 }
 
 /// `fib saddr type ...` loads the source address's route type.

@@ -75,3 +75,71 @@ fn removal_order_lets_the_kernel_accept_it() {
     assert!(del_elems < flush && flush < del_set && del_set < del_chain);
     let _ = json!({});
 }
+
+#[test]
+fn the_planner_touches_only_the_services_that_changed() {
+    use crate::model::{service_ports, Topology};
+    use crate::plan::NodeFacts;
+    let (s, mut p, mut a) = cluster();
+    let ports_of = |p: &[ferro_cluster::k8s_openapi::api::core::v1::Pod],
+                    a: &[ferro_cluster::resource::Attachment]| {
+        service_ports(&Topology {
+            services: s.iter().collect(),
+            pods: p.iter().collect(),
+            attachments: a.iter().collect(),
+            live_nodes: ["a", "b"].into_iter().collect(),
+        })
+    };
+    let pods: Vec<ipnet::IpNet> = vec![
+        "10.244.0.0/16".parse().unwrap(),
+        "fd00:244::/56".parse().unwrap(),
+    ];
+    let svcs: Vec<ipnet::IpNet> = vec![
+        "10.96.0.0/16".parse().unwrap(),
+        "fd00:96::/112".parse().unwrap(),
+    ];
+    let facts = NodeFacts {
+        node: "a",
+        pod_cidrs: &pods,
+        service_cidrs: &svcs,
+    };
+    let mut planner = Planner::new();
+    let first = planner.update(&ports_of(&p, &a), &facts);
+    assert!(
+        matches!(first.ops()[1].kind, OpKind::DelTable),
+        "a rebuild first"
+    );
+    planner.applied();
+    assert_eq!(planner.ruleset(), planned(&s, &p, &a));
+    assert!(planner.update(&ports_of(&p, &a), &facts).is_empty());
+    planner.applied();
+    // A pod selected by the `web` app only: every service selecting it changes, the empty
+    // one does not.
+    p.push(pod("shop", "web-3", "web", &[("http", 8080, "TCP")]));
+    a.push(att("shop", "web-3", "b", &["10.244.2.9/24"]));
+    let b = planner.update(&ports_of(&p, &a), &facts);
+    planner.applied();
+    assert_eq!(
+        b,
+        diff(Some(&planned(&s, &p[..2], &a[..2])), &planned(&s, &p, &a))
+    );
+    assert_eq!(planner.ruleset(), planned(&s, &p, &a));
+    // A failed batch: the next one rebuilds.
+    planner.forget();
+    let again = planner.update(&ports_of(&p, &a), &facts);
+    assert!(matches!(again.ops()[1].kind, OpKind::DelTable));
+    planner.applied();
+    // Removing services removes exactly their objects.
+    let fewer: Vec<_> = ports_of(&p, &a)
+        .into_iter()
+        .filter(|sp| sp.service == "web")
+        .collect();
+    let b = planner.update(&fewer, &facts);
+    planner.applied();
+    let only_web: Vec<_> = s.iter().take(1).cloned().collect();
+    assert_eq!(planner.ruleset(), planned(&only_web, &p, &a));
+    assert!(
+        b.ops().iter().all(|o| !o.describe().contains("shop/web/")),
+        "web untouched"
+    );
+}

@@ -3,9 +3,10 @@
 //! Each side gets a fresh pair of namespaces: a node, and a pod behind a veth pair holding
 //! every endpoint address and a server that accepts and closes connections on port 8080.
 //! The same `N` services (ClusterIPs `10.96.x.y`, port 80, the same endpoints) are loaded:
-//! - ours: the service model -> `ferro_services::plan` -> `diff` against nothing -> one
-//!   nf_tables batch, timed from the model to the kernel's answer (what an agent sync does);
-//!   then one service loses an endpoint: plan, diff against the previous table, apply;
+//! - ours: the service model -> `ferro_services::Planner` (the table planned, diffed against
+//!   nothing) -> one nf_tables batch, timed from the model to the kernel's answer (what an
+//!   agent's first sync does); then one service loses an endpoint: the planner plans that
+//!   service again, diffs it, and the difference is applied (what an agent's next sync does);
 //! - the anchor: kube-proxy's iptables ruleset for the same services, written as kube-proxy
 //!   writes it (`KUBE-SERVICES` with one rule per service, a `KUBE-SVC-*` chain choosing a
 //!   `KUBE-SEP-*` chain with `statistic --mode random --probability 1/k`, the SEP chain
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use ferro_nftables::NftSocket;
 use ferro_services::model::{Endpoint, Proto};
 use ferro_services::plan::NodeFacts;
-use ferro_services::{diff, plan, ServicePort};
+use ferro_services::{Planner, ServicePort};
 use sha2::{Digest, Sha256};
 
 use super::{ServicesBench, ServicesRow};
@@ -260,6 +261,9 @@ fn bed(tag: &str) -> Result<Bed, String> {
     ])?;
     ip(&["-n", n, "addr", "add", "10.250.0.1/24", "dev", "veth0"])?;
     ip(&["-n", n, "link", "set", "veth0", "up"])?;
+    // The node's default route: a ClusterIP must be routable for a local client to connect
+    // at all (its DNAT happens after the route lookup of connect()).
+    ip(&["-n", n, "route", "add", "default", "dev", "veth0"])?;
     for k in 0..ENDPOINTS {
         ip(&[
             "-n",
@@ -365,14 +369,16 @@ fn ours(n: usize, window: Duration) -> Side {
     let changed = model(n, Some(n / 2));
     let r = in_netns(b.node.path(), || {
         let mut sock = NftSocket::open().map_err(|e| e.to_string())?;
+        let mut planner = Planner::new();
         let t0 = Instant::now();
-        let first = plan(&full, &facts);
-        sock.apply(&diff(None, &first)).map_err(|e| e.to_string())?;
+        sock.apply(&planner.update(&full, &facts))
+            .map_err(|e| e.to_string())?;
+        planner.applied();
         let apply = t0.elapsed();
         let t1 = Instant::now();
-        let second = plan(&changed, &facts);
-        sock.apply(&diff(Some(&first), &second))
+        sock.apply(&planner.update(&changed, &facts))
             .map_err(|e| e.to_string())?;
+        planner.applied();
         Ok::<_, String>((apply, t1.elapsed()))
     });
     let (apply, change) = match r {
