@@ -24,7 +24,14 @@ impl Plugin for Overlay {
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
-        ferro_pod::add(req, &cfg, apply::node_view, plan::plan, apply::add)
+        ferro_pod::add(
+            req,
+            &cfg,
+            transparent::HOST_PREFIX,
+            apply::node_view,
+            plan::plan,
+            apply::add,
+        )
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
