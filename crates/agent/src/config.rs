@@ -25,6 +25,7 @@ struct File {
     node_addresses: Option<Vec<String>>,
     store: Option<StoreConfig>,
     socket: Option<PathBuf>,
+    spool: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     metrics: Option<String>,
     #[serde(rename = "leaseTTL")]
@@ -43,6 +44,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// The API socket.
     pub socket: PathBuf,
+    /// The spool plugins write to when the agent cannot take their requests (default:
+    /// `spool` next to the socket).
+    pub spool: PathBuf,
     /// The state directory (lock, lease record, journal).
     pub state_dir: PathBuf,
     /// Where to serve Prometheus metrics (`None`: off).
@@ -144,13 +148,26 @@ impl Config {
                 )
             })?,
         };
+        let socket = f
+            .socket
+            .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
+        let spool = f
+            .spool
+            .unwrap_or_else(|| ferro_agent_api::Spool::next_to(&socket).dir().to_path_buf());
+        for (key, p) in [("socket", &socket), ("spool", &spool)] {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    path,
+                    format!("{key}: {} is not an absolute path", p.display()),
+                ));
+            }
+        }
         Ok(Config {
             node_name,
             node_addresses,
             store,
-            socket: f
-                .socket
-                .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET)),
+            socket,
+            spool,
             state_dir: f
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
@@ -177,6 +194,7 @@ mod tests {
         let c = parse(r#"{"nodeName":"node-a"}"#).unwrap();
         assert_eq!(c.store, StoreConfig::default());
         assert_eq!(c.socket, PathBuf::from("/run/ferro-cni/agent.sock"));
+        assert_eq!(c.spool, PathBuf::from("/run/ferro-cni/spool"));
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/ferro-cni"));
         assert_eq!(c.lease_ttl, Duration::from_secs(10));
         assert_eq!(c.metrics, None);
@@ -242,6 +260,10 @@ mod tests {
                 "agent.json: logLevel: \"loud\"",
             ),
             (r#"{"nodeName":"a""#, "agent.json: EOF while parsing"),
+            (
+                r#"{"nodeName":"a","spool":"spool"}"#,
+                "agent.json: spool: spool is not an absolute path",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with(want), "{text}: {e}");

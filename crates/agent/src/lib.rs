@@ -6,23 +6,29 @@
 //! namespaces exist, registers its `Node` with a lease it renews, and serves the node's API
 //! on a unix socket (and metrics over HTTP when configured). SIGTERM (or SIGINT) stops it
 //! cleanly: the socket is removed and the lease revoked, so the node's lease record vanishes
-//! at once.
+//! at once. It records the attachments the plugins report (replaying those they spooled
+//! while it was away) as the node's `Attachment` objects.
 //!
 //! # Layout
 //! - [`config`]: the configuration file;
 //! - [`node`]: registration and lease renewal;
-//! - [`api`]: what each request does to the store;
+//! - [`api`]: what each request does to the store; the spool's replay;
 //! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
+//! - [`attachments`]: the node's attachments, reported by the plugins, recorded locally and
+//!   kept in step with the store and the node's links;
+//! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod api;
+pub mod attachments;
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod journal;
+pub mod kernel;
 mod logger;
 pub mod metrics;
 pub mod node;
@@ -141,12 +147,9 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);
     let _journal = journal::Journal::open(state.path())
         .map_err(|e| AgentError::io(format!("opening {}/journal", state.path().display()), e))?;
-    let api = Arc::new(api::Api::new(
-        store.clone(),
-        cfg.node_name.clone(),
-        store_name.clone(),
-    ));
+    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone());
     api.ensure_system_namespaces().await?;
+    let kernel = kernel::KernelWorker::start()?;
     let lease = node::register(&store, &cfg, &state).await?;
     log::info!(
         "node {} registered: lease {}, TTL {}s",
@@ -157,6 +160,29 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.set_registered(true);
+
+    // The node's attachments: what waits in the spool first, then the records, the links
+    // and the store in step, all before the socket takes new reports.
+    let attachments = match attachments::Attachments::open(
+        store.clone(),
+        cfg.node_name.clone(),
+        state.path(),
+        attachments::LinkSource::Kernel(kernel.clone()),
+    ) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            release(&store, &state, &current).await;
+            return Err(e);
+        }
+    };
+    let api = Arc::new(
+        api.with_attachments(attachments.clone(), ferro_agent_api::Spool::new(&cfg.spool)),
+    );
+    metrics.replayed(api.replay().await);
+    if let Err(e) = attachments.resync().await {
+        log::warn!("attachments: resync: {e} (retried every second)");
+    }
+    metrics.set_attachments(attachments.count());
 
     let started = async {
         let (listener, socket) = server::bind(&cfg.socket)?;
@@ -183,6 +209,11 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     // The cluster as every loop sees it: one watch of the store, shared snapshots.
     let (_cache, cache_task) = cache::follow(store.clone());
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
+    let in_step = tokio::spawn(attachments::keep_in_step(
+        api.clone(),
+        attachments.clone(),
+        metrics.clone(),
+    ));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
         cfg.clone(),
@@ -198,6 +229,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     };
     log::info!("{sig}: stopping");
     server.abort();
+    in_step.abort();
     renewer.abort();
     cache_task.abort();
     if let Some(t) = metrics_task {

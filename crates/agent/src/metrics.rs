@@ -7,6 +7,8 @@
 //! | `ferro_agent_request_duration_seconds` | `op` | time to answer them |
 //! | `ferro_agent_lease_renewals_total` | `result` | node lease renewals (`ok`, `unavailable`, `expired`) |
 //! | `ferro_agent_node_registered` | | 1 while the node holds its lease |
+//! | `ferro_agent_spool_replayed_total` | `result` | spooled requests replayed: `applied`, `rejected` |
+//! | `ferro_agent_attachments` | | attachments the node records |
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct Metrics {
     request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     lease_renewals: Family<Labels, Counter>,
     registered: Gauge<i64, AtomicI64>,
+    replayed: Family<Labels, Counter>,
+    attachments: Gauge<i64, AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,12 +73,26 @@ impl Default for Metrics {
             "1 while the node holds its lease",
             registered.clone(),
         );
+        let replayed = Family::<Labels, Counter>::default();
+        registry.register(
+            "ferro_agent_spool_replayed",
+            "Spooled requests replayed",
+            replayed.clone(),
+        );
+        let attachments = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "ferro_agent_attachments",
+            "Attachments the node records",
+            attachments.clone(),
+        );
         Metrics {
             registry,
             requests,
             request_seconds,
             lease_renewals,
             registered,
+            replayed,
+            attachments,
         }
     }
 }
@@ -103,6 +121,22 @@ impl Metrics {
     /// Whether the node holds its lease.
     pub fn set_registered(&self, yes: bool) {
         self.registered.set(i64::from(yes));
+    }
+
+    /// Counts what a spool replay did.
+    pub fn replayed(&self, r: crate::api::Replayed) {
+        for (result, n) in [("applied", r.applied), ("rejected", r.rejected)] {
+            if n > 0 {
+                self.replayed
+                    .get_or_create(&vec![("result".to_string(), result.to_string())])
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
+    /// How many attachments the node records.
+    pub fn set_attachments(&self, n: usize) {
+        self.attachments.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The exposition text.
