@@ -30,5 +30,8 @@ pub use spool::{deliver, Delivery, Spool, Spooled};
 pub const DEFAULT_SOCKET: &str = "/run/ferro-cni/agent.sock";
 /// The environment variable clients read the socket path from.
 pub const SOCKET_ENV: &str = "FERRO_AGENT_SOCKET";
+/// The `nodeList` of an `overlay` plugin that leaves the VXLAN peers to the agent (its
+/// `overlay` key), which takes them from the store's nodes.
+pub const AGENT_NODE_LIST: &str = "agent";
 /// The longest line the agent accepts (a request), in bytes.
 pub const MAX_LINE: usize = 64 << 20;

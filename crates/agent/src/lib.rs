@@ -16,6 +16,8 @@
 //! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
 //! - [`attachments`]: the node's attachments, reported by the plugins, recorded locally and
 //!   kept in step with the store and the node's links;
+//! - [`members`]: the other live nodes programmed into the kernel: VXLAN peers (overlay)
+//!   and routes to their pod CIDRs (kubenet);
 //! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
@@ -30,6 +32,7 @@ pub mod error;
 pub mod journal;
 pub mod kernel;
 mod logger;
+pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod server;
@@ -150,7 +153,20 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone());
     api.ensure_system_namespaces().await?;
     let kernel = kernel::KernelWorker::start()?;
-    let lease = node::register(&store, &cfg, &state).await?;
+    let facts: node::SharedFacts = Arc::default();
+    if let Some(o) = cfg.overlay.clone() {
+        // the VXLAN device first, so that the node registers with its VTEP MAC
+        let slices = cfg.pod_cidrs.clone();
+        match kernel
+            .run(move |h| members::overlay_apply(h, &o, &slices, None))
+            .await
+            .and_then(|r| r)
+        {
+            Ok(d) => facts.lock().unwrap_or_else(|p| p.into_inner()).vtep_mac = d.mac,
+            Err(e) => log::warn!("overlay: {e} (retried by the membership loop)"),
+        }
+    }
+    let lease = node::register(&store, &cfg, &state, &facts).await?;
     log::info!(
         "node {} registered: lease {}, TTL {}s",
         cfg.node_name,
@@ -219,8 +235,21 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         cfg.clone(),
         state.clone(),
         current.clone(),
+        facts.clone(),
         metrics.clone(),
     ));
+    let membership = members::Membership::<AnyStore>::wanted(&cfg).then(|| {
+        tokio::spawn(
+            members::Membership {
+                store: store.clone(),
+                cfg: cfg.clone(),
+                kernel: kernel.clone(),
+                facts: facts.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(),
+        )
+    });
     log::info!("serving {}", cfg.socket.display());
 
     let sig = tokio::select! {
@@ -230,6 +259,9 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     log::info!("{sig}: stopping");
     server.abort();
     in_step.abort();
+    if let Some(m) = membership {
+        m.abort();
+    }
     renewer.abort();
     cache_task.abort();
     if let Some(t) = metrics_task {

@@ -18,7 +18,8 @@
 //! - [`FamilyNets`] (`family`): networks held one per family (pod CIDRs, a node's slices);
 //! - [`NodeLease`], [`PeerSource`], [`FileSource`] (`nodes`): the cluster's nodes and where
 //!   they come from (a node list that the operator or a configuration tool writes);
-//! - [`view`]: this node's slices, VXLAN device and peers, from the three;
+//! - [`view`]: this node's slices, VXLAN device and peers, from the three ([`local_address`]:
+//!   the VXLAN source address, also what ferro-agent uses for the device it keeps);
 //! - [`ensure_device`], [`reconcile`] (`device`): the kernel side; [`reconcile`] diffs it
 //!   against the peers and changes only what differs (add order: neighbour, FDB, route;
 //!   removal in reverse).
@@ -202,7 +203,7 @@ pub fn view_of(
 /// The VXLAN source address on `underlay`: this node's listed address when the interface
 /// has it, else its first address of the node list's family (`Some(true)`: IPv6; `None`:
 /// IPv4 if it has one), never a link-local one.
-fn local_address(
+pub fn local_address(
     underlay: &Link,
     addrs: &[IpAddr],
     family: Option<bool>,
