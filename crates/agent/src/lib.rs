@@ -223,7 +223,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         }
     };
     // The cluster as every loop sees it: one watch of the store, shared snapshots.
-    let (_cache, cache_task) = cache::follow(store.clone());
+    let (cache, cache_task) = cache::follow(store.clone());
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
     let in_step = tokio::spawn(attachments::keep_in_step(
         api.clone(),
@@ -247,7 +247,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
                 facts: facts.clone(),
                 metrics: metrics.clone(),
             }
-            .run(),
+            .run(cache.clone()),
         )
     });
     log::info!("serving {}", cfg.socket.display());

@@ -2,38 +2,38 @@
 //! kernel: VXLAN peers (overlay) and routes to their pod CIDRs (kubenet).
 //!
 //! ```text
-//! watch nodes/ nodeleases/ ipamblocks/ ──> Cache ──> members() ──> overlay_peers()  ──> overlay::reconcile (neighbour, FDB, route per slice)
-//!        (no polling)                     (pure)     (pure)   └─> kubenet_routes() ──> routes of protocol 77 in the main table
+//! the agent's cache (one watch of the store) ──> members() ──> overlay_peers()  ──> overlay::reconcile (neighbour, FDB, route per subnet)
+//!   nodes, node leases, IPAM blocks             (pure)     └─> kubenet_routes() ──> routes of protocol 77 in the main table
 //! ```
 //!
 //! - A node is a member while its lease record exists (`/ferro-cni/v1/nodeleases/<node>`):
 //!   its agent registering makes it one, its lease expiring or being revoked (the record's
-//!   deletion event) ends it. Each change is applied as soon as its event arrives.
+//!   deletion event) ends it. A snapshot of the cache in which nodes, leases or IPAM blocks
+//!   changed is applied as soon as it is published: no polling.
 //! - A member's pod subnets are its `Node`'s `spec.podCIDRs` and the IPAM blocks affine to
 //!   it; its VTEP MAC is `spec.vtepMAC` (else derived from its address, as the node-list
 //!   file does); its underlay address is the one of the local VXLAN address's family.
-//! - The desired state is a pure function of the cache ([`members`], [`overlay_peers`],
+//! - The desired state is a pure function of the snapshot ([`members`], [`overlay_peers`],
 //!   [`kubenet_routes`]); the kernel side ([`overlay_apply`], [`routes_apply`]) changes only
 //!   what differs, through `ferro-net`'s overlay module (the code `cnictl overlay sync`
 //!   uses) and its route calls.
 //! - The whole state is compared again every `resyncSeconds` (drift, this node's own VTEP
-//!   MAC); a failed pass is retried with a bounded back-off; a watch that ends (compaction,
-//!   a closed store) is followed by a new listing.
+//!   MAC); a failed pass is retried with a bounded back-off.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferro_cluster::resource::{IpamBlock, Node, NodeSpec};
-use ferro_cluster::{keys, Kind};
+use ferro_cluster::{Kind, Object};
 use ferro_net::names;
 use ferro_net::overlay::{self, Device, FamilyNets, Peer, SyncReport};
 use ferro_net::rtnl::RouteSpec;
 use ferro_net::{NetError, Rtnl};
-use ferro_store::{Event, EventKind, Store, StoreError};
+use ferro_store::Store;
 use ipnet::IpNet;
 
+use crate::cache::{Cache, Snapshot};
 use crate::config::{Config, OverlayConfig};
 use crate::kernel::KernelWorker;
 use crate::metrics::Metrics;
@@ -46,82 +46,37 @@ pub const ROUTE_PROTOCOL: u8 = 77;
 /// The longest pause after failures (a reconcile retried, a watch restarted).
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// What the store says about the cluster's nodes, as far as membership needs it.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Cache {
-    /// Nodes by name.
-    nodes: BTreeMap<String, NodeSpec>,
-    /// Names of the nodes with a lease record.
-    live: BTreeSet<String>,
-    /// IPAM blocks by key: (CIDR, node).
-    blocks: BTreeMap<String, (String, Option<String>)>,
-}
-
-fn node_prefix() -> String {
-    keys::prefix(Kind::Node, None)
-}
-
-fn block_prefix() -> String {
-    keys::prefix(Kind::IpamBlock, None)
-}
-
-impl Cache {
-    /// Applies one change of a key under one of the watched prefixes; whether it changed
-    /// anything membership depends on.
-    pub fn apply(&mut self, ev: &Event) -> bool {
-        let key = ev.kv.key.as_str();
-        let put = ev.kind == EventKind::Put;
-        if let Some(name) = key.strip_prefix(keys::NODE_LEASES) {
-            if put {
-                self.live.insert(name.to_string())
-            } else {
-                self.live.remove(name)
+/// The IPAM blocks of `snap` affine to `node` (their CIDRs).
+fn blocks_of<'a>(snap: &'a Snapshot, node: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    snap.all(Kind::IpamBlock)
+        .filter_map(move |o| match o.as_ref() {
+            Object::IpamBlock(b) if b.spec.node.as_deref() == Some(node) => {
+                Some(b.spec.cidr.as_str())
             }
-        } else if let Some(name) = key.strip_prefix(&node_prefix()) {
-            let new = serde_json::from_slice::<Node>(&ev.kv.value)
-                .ok()
-                .filter(|_| put)
-                .map(|n| n.spec);
-            let old = match new {
-                Some(n) => self.nodes.insert(name.to_string(), n.clone()) == Some(n),
-                None => self.nodes.remove(name).is_none(),
-            };
-            !old
-        } else if key.starts_with(&block_prefix()) {
-            let new = serde_json::from_slice::<IpamBlock>(&ev.kv.value)
-                .ok()
-                .filter(|_| put)
-                .map(|b| (b.spec.cidr, b.spec.node));
-            let same = match new {
-                Some(b) => self.blocks.insert(key.to_string(), b.clone()) == Some(b),
-                None => self.blocks.remove(key).is_none(),
-            };
-            !same
-        } else {
-            false
-        }
-    }
+            _ => None,
+        })
+}
 
-    /// The IPAM blocks affine to `node`.
-    fn blocks_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.blocks
-            .values()
-            .filter(move |(_, n)| n.as_deref() == Some(node))
-            .map(|(c, _)| c.as_str())
-    }
-
-    /// This node's own pod subnets: `configured` and the blocks affine to it.
-    pub fn own_subnets(&self, me: &str, configured: &[IpNet]) -> Vec<IpNet> {
-        let mut out = configured.to_vec();
-        for c in self.blocks_of(me) {
-            if let Ok(n) = c.parse::<IpNet>() {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
+/// This node's own pod subnets: `configured` and the IPAM blocks affine to it.
+pub fn own_subnets(snap: &Snapshot, me: &str, configured: &[IpNet]) -> Vec<IpNet> {
+    let mut out = configured.to_vec();
+    for c in blocks_of(snap, me) {
+        if let Ok(n) = c.parse::<IpNet>() {
+            if !out.contains(&n) {
+                out.push(n);
             }
         }
-        out
     }
+    out
+}
+
+/// What membership reads of a snapshot: when none of it moved, there is nothing to do.
+fn generations(snap: &Snapshot) -> (u64, u64, u64) {
+    (
+        snap.generation(Kind::Node),
+        snap.generation(Kind::IpamBlock),
+        snap.lease_generation(),
+    )
 }
 
 /// Another live node, as this node programs it.
@@ -139,14 +94,17 @@ pub struct Member {
 
 /// The other live nodes (sorted by name) and what was wrong with their records. A subnet
 /// claimed by two nodes stays with the first by name.
-pub fn members(cache: &Cache, me: &str) -> (Vec<Member>, Vec<String>) {
+pub fn members(snap: &Snapshot, me: &str) -> (Vec<Member>, Vec<String>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     let mut claimed: BTreeMap<IpNet, String> = BTreeMap::new();
-    for name in cache.live.iter().filter(|n| n.as_str() != me) {
-        let Some(spec) = cache.nodes.get(name) else {
+    let mut live: Vec<&str> = snap.live_nodes().filter(|n| *n != me).collect();
+    live.sort_unstable();
+    for name in live {
+        let Some(Object::Node(node)) = snap.get(Kind::Node, None, name).map(AsRef::as_ref) else {
             continue; // a lease record before its Node: the Node's event follows
         };
+        let spec = &node.spec;
         let mut addresses = Vec::new();
         for a in &spec.addresses {
             match a.parse::<IpAddr>() {
@@ -163,7 +121,7 @@ pub fn members(cache: &Cache, me: &str) -> (Vec<Member>, Vec<String>) {
         });
         let mut subnets = Vec::new();
         let cidrs = spec.pod_cidrs.iter().flatten().map(String::as_str);
-        for c in cidrs.chain(cache.blocks_of(name)) {
+        for c in cidrs.chain(blocks_of(snap, name)) {
             let Ok(net) = c.parse::<IpNet>() else {
                 problems.push(format!("node {name}: pod subnet {c:?} is not a CIDR"));
                 continue;
@@ -177,14 +135,14 @@ pub fn members(cache: &Cache, me: &str) -> (Vec<Member>, Vec<String>) {
                     "node {name}: pod subnet {net} is also node {other}'s: ignored here"
                 )),
                 None => {
-                    claimed.insert(net, name.clone());
+                    claimed.insert(net, name.to_string());
                     subnets.push(net);
                 }
             }
         }
         subnets.sort();
         out.push(Member {
-            name: name.clone(),
+            name: name.to_string(),
             addresses,
             vtep_mac,
             subnets,
@@ -409,52 +367,19 @@ impl<S: Store + Clone + 'static> Membership<S> {
         cfg.overlay.is_some() || cfg.kubenet_routes
     }
 
-    /// Follows the store until the task is dropped.
-    pub async fn run(self) {
-        let mut backoff = Backoff::default();
-        loop {
-            let e = self.follow().await;
-            let pause = backoff.next();
-            log::warn!("membership: {e}; listing again in {pause:?}");
-            tokio::time::sleep(pause).await;
-        }
-    }
-
-    /// One listing and the watches from it, until a watch ends.
-    async fn follow(&self) -> StoreError {
-        let mut cache = Cache::default();
-        let mut from = Vec::new();
-        for prefix in [node_prefix(), keys::NODE_LEASES.to_string(), block_prefix()] {
-            let l = match self.store.list(&prefix).await {
-                Ok(l) => l,
-                Err(e) => return e,
-            };
-            for kv in l.kvs {
-                cache.apply(&Event {
-                    kind: EventKind::Put,
-                    kv,
-                });
-            }
-            from.push((prefix, l.revision + 1));
-        }
-        let mut watches = Vec::new();
-        for (prefix, rev) in &from {
-            match self.store.watch(prefix, *rev).await {
-                Ok(w) => watches.push(w),
-                Err(e) => return e,
-            }
-        }
-        let [mut wn, mut wl, mut wb]: [ferro_store::Watch; 3] = match watches.try_into() {
-            Ok(w) => w,
-            Err(_) => return StoreError::Closed,
+    /// Follows the agent's cache until it stops (or the task is dropped).
+    pub async fn run(self, mut cache: Cache) {
+        let Some(mut snap) = cache.ready().await else {
+            return;
         };
+        let mut seen = generations(&snap);
         let mut problems = Vec::new();
         let mut retry = Backoff::default();
         let mut next = tokio::time::Instant::now();
         let mut changed = true;
         loop {
             if changed || tokio::time::Instant::now() >= next {
-                next = match self.reconcile(&cache, &mut problems).await {
+                next = match self.reconcile(&snap, &mut problems).await {
                     Ok(()) => {
                         retry.reset();
                         tokio::time::Instant::now() + self.cfg.resync
@@ -466,19 +391,15 @@ impl<S: Store + Clone + 'static> Membership<S> {
                     }
                 };
             }
-            let events = tokio::select! {
-                r = wn.next() => r,
-                r = wl.next() => r,
-                r = wb.next() => r,
-                () = tokio::time::sleep_until(next) => Ok(Vec::new()),
-            };
-            let events = match events {
-                Ok(e) => e,
-                Err(e) => return e,
-            };
-            changed = false;
-            for ev in &events {
-                changed |= cache.apply(ev);
+            tokio::select! {
+                s = cache.changed() => {
+                    let Some(s) = s else { return };
+                    let g = generations(&s);
+                    changed = g != seen;
+                    seen = g;
+                    snap = s;
+                }
+                () = tokio::time::sleep_until(next) => changed = false,
             }
         }
     }
@@ -486,14 +407,14 @@ impl<S: Store + Clone + 'static> Membership<S> {
     /// One pass: the desired state from `cache`, applied to the kernel; this node's VTEP MAC
     /// published when it changed. `problems` are logged when they differ from the last
     /// pass's.
-    async fn reconcile(&self, cache: &Cache, problems: &mut Vec<String>) -> Result<(), String> {
+    async fn reconcile(&self, snap: &Snapshot, problems: &mut Vec<String>) -> Result<(), String> {
         let t0 = Instant::now();
         let me = &self.cfg.node_name;
-        let (members, mut now) = members(cache, me);
+        let (members, mut now) = members(snap, me);
         let mut failed = None;
         let mut peers = 0;
         if let Some(o) = self.cfg.overlay.clone() {
-            let slices = cache.own_subnets(me, &self.cfg.pod_cidrs);
+            let slices = own_subnets(snap, me, &self.cfg.pod_cidrs);
             let ms = members.clone();
             match self
                 .kernel

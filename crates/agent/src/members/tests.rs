@@ -1,61 +1,39 @@
-use ferro_store::KeyValue;
 use serde_json::json;
 
 use super::*;
+use crate::cache::snapshot_of;
 
-fn put(key: &str, value: serde_json::Value) -> Event {
-    Event {
-        kind: EventKind::Put,
-        kv: KeyValue {
-            key: key.into(),
-            value: value.to_string().into_bytes(),
-            create_revision: 1,
-            mod_revision: 1,
-            version: 1,
-            lease: None,
-        },
-    }
-}
-
-fn del(key: &str) -> Event {
-    Event {
-        kind: EventKind::Delete,
-        kv: KeyValue {
-            key: key.into(),
-            value: Vec::new(),
-            create_revision: 0,
-            mod_revision: 2,
-            version: 0,
-            lease: None,
-        },
-    }
-}
-
-fn node(name: &str, addrs: &[&str], cidrs: &[&str], mac: Option<&str>) -> Event {
+fn node(name: &str, addrs: &[&str], cidrs: &[&str], mac: Option<&str>) -> (String, String) {
     let mut spec = json!({"addresses": addrs, "podCIDRs": cidrs});
     if let Some(m) = mac {
         spec["vtepMAC"] = json!(m);
     }
-    put(
-        &format!("/ferro-cni/v1/nodes/{name}"),
-        json!({"apiVersion": "ferro-cni.io/v1", "kind": "Node", "metadata": {"name": name}, "spec": spec}),
+    (
+        format!("/ferro-cni/v1/nodes/{name}"),
+        json!({"apiVersion": "ferro-cni.io/v1", "kind": "Node", "metadata": {"name": name}, "spec": spec})
+            .to_string(),
     )
 }
 
-fn lease(name: &str) -> Event {
-    put(
-        &format!("/ferro-cni/v1/nodeleases/{name}"),
-        json!({"node": name, "lease": "1", "ttlSeconds": 10, "since": "x"}),
+fn lease(name: &str) -> (String, String) {
+    (
+        format!("/ferro-cni/v1/nodeleases/{name}"),
+        json!({"node": name, "lease": "1", "ttlSeconds": 10, "since": "x"}).to_string(),
     )
 }
 
-fn block(cidr: &str, node: &str) -> Event {
+fn block(cidr: &str, node: &str) -> (String, String) {
     let name = cidr.replace('/', "-");
-    put(
-        &format!("/ferro-cni/v1/ipamblocks/{name}"),
+    (
+        format!("/ferro-cni/v1/ipamblocks/{name}"),
         json!({"apiVersion": "ferro-cni.io/v1", "kind": "IPAMBlock", "metadata": {"name": name},
-               "spec": {"cidr": cidr, "node": node}}),
+               "spec": {"cidr": cidr, "node": node}})
+        .to_string(),
     )
+}
+
+fn snap(entries: &[(String, String)]) -> Snapshot {
+    snapshot_of(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 fn net(s: &str) -> IpNet {
@@ -66,10 +44,9 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// A cluster of a (this node), b and c, with b and c live.
-fn cluster() -> Cache {
-    let mut c = Cache::default();
-    for ev in [
+/// A cluster of a (this node), b and c, all live.
+fn cluster() -> Vec<(String, String)> {
+    vec![
         node("node-a", &["10.240.0.4"], &["10.244.1.0/24"], None),
         node(
             "node-b",
@@ -81,73 +58,58 @@ fn cluster() -> Cache {
         lease("node-a"),
         lease("node-b"),
         lease("node-c"),
-    ] {
-        assert!(c.apply(&ev));
-    }
-    c
+    ]
+}
+
+fn names(m: &[Member]) -> Vec<&str> {
+    m.iter().map(|m| m.name.as_str()).collect()
 }
 
 #[test]
 fn members_are_the_other_live_nodes() {
     let mut c = cluster();
-    let (m, problems) = members(&c, "node-a");
+    let (m, problems) = members(&snap(&c), "node-a");
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(
-        m.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
-        ["node-b", "node-c"]
-    );
+    assert_eq!(names(&m), ["node-b", "node-c"]);
     assert_eq!(m[0].vtep_mac, Some([2, 0, 0, 0, 0, 0x0b]));
     assert_eq!(
         m[0].subnets,
         [net("10.244.2.0/24"), net("fd00:10:244:2::/64")]
     );
-    // node C's lease expires: it is no member any more; its Node stays
-    assert!(c.apply(&del("/ferro-cni/v1/nodeleases/node-c")));
-    assert!(
-        !c.apply(&del("/ferro-cni/v1/nodeleases/node-c")),
-        "nothing new"
-    );
-    assert_eq!(members(&c, "node-a").0.len(), 1);
+    // node C's lease is gone (expired): no member any more, though its Node stays
+    c.retain(|(k, _)| k != "/ferro-cni/v1/nodeleases/node-c");
+    assert_eq!(names(&members(&snap(&c), "node-a").0), ["node-b"]);
     // a lease record whose Node is not there yet: not yet a member
-    c.apply(&lease("node-d"));
-    assert_eq!(members(&c, "node-a").0.len(), 1);
-    c.apply(&node("node-d", &["10.240.0.7"], &["10.244.4.0/24"], None));
-    assert_eq!(members(&c, "node-a").0.len(), 2);
-    // the same Node written again changes nothing
-    assert!(!c.apply(&node("node-d", &["10.240.0.7"], &["10.244.4.0/24"], None)));
-    assert!(c.apply(&node(
-        "node-d",
-        &["10.240.0.7"],
-        &["10.244.4.0/24"],
-        Some("02:00:00:00:00:0d")
-    )));
+    c.push(lease("node-d"));
+    assert_eq!(members(&snap(&c), "node-a").0.len(), 1);
+    c.push(node("node-d", &["10.240.0.7"], &["10.244.4.0/24"], None));
+    assert_eq!(names(&members(&snap(&c), "node-a").0), ["node-b", "node-d"]);
 }
 
 #[test]
 fn ipam_blocks_join_a_nodes_subnets() {
     let mut c = cluster();
-    c.apply(&block("10.244.128.0/26", "node-c"));
-    c.apply(&block("10.244.128.64/26", "node-a"));
-    let (m, _) = members(&c, "node-a");
+    c.push(block("10.244.128.0/26", "node-c"));
+    c.push(block("10.244.128.64/26", "node-a"));
+    let s = snap(&c);
+    let (m, _) = members(&s, "node-a");
     assert_eq!(m[1].subnets, [net("10.244.3.0/24"), net("10.244.128.0/26")]);
     assert_eq!(
-        c.own_subnets("node-a", &[net("10.244.1.0/24")]),
+        own_subnets(&s, "node-a", &[net("10.244.1.0/24")]),
         [net("10.244.1.0/24"), net("10.244.128.64/26")]
     );
-    c.apply(&del("/ferro-cni/v1/ipamblocks/10.244.128.0-26"));
-    assert_eq!(members(&c, "node-a").0[1].subnets, [net("10.244.3.0/24")]);
 }
 
 #[test]
 fn bad_records_are_reported_not_programmed() {
     let mut c = cluster();
-    c.apply(&node(
+    c[2] = node(
         "node-c",
         &["nope", "10.240.0.6"],
         &["10.244.3.0/24", "x", "10.244.2.0/24"],
         Some("zz"),
-    ));
-    let (m, problems) = members(&c, "node-a");
+    );
+    let (m, problems) = members(&snap(&c), "node-a");
     assert_eq!(m[1].addresses, [ip("10.240.0.6")]);
     assert_eq!(m[1].vtep_mac, None);
     assert_eq!(m[1].subnets, [net("10.244.3.0/24")]);
@@ -164,20 +126,21 @@ fn bad_records_are_reported_not_programmed() {
 
 #[test]
 fn overlay_peers_follow_the_underlay_family() {
-    let (m, _) = members(&cluster(), "node-a");
+    let (m, _) = members(&snap(&cluster()), "node-a");
     let (peers, problems) = overlay_peers(&m, ip("10.240.0.4"));
     assert!(problems.is_empty());
+    let b_mac = [2, 0, 0, 0, 0, 0x0b];
     assert_eq!(
         peers,
         [
             Peer {
                 subnet: net("10.244.2.0/24"),
-                mac: [2, 0, 0, 0, 0, 0x0b],
+                mac: b_mac,
                 underlay: ip("10.240.0.5")
             },
             Peer {
                 subnet: net("fd00:10:244:2::/64"),
-                mac: [2, 0, 0, 0, 0, 0x0b],
+                mac: b_mac,
                 underlay: ip("10.240.0.5")
             },
             Peer {
@@ -198,7 +161,7 @@ fn overlay_peers_follow_the_underlay_family() {
 
 #[test]
 fn kubenet_routes_go_via_the_nodes_address_of_their_family() {
-    let (m, _) = members(&cluster(), "node-a");
+    let (m, _) = members(&snap(&cluster()), "node-a");
     let (routes, problems) = kubenet_routes(&m);
     let shown: Vec<String> = routes
         .iter()
@@ -217,13 +180,8 @@ fn kubenet_routes_go_via_the_nodes_address_of_their_family() {
     );
     assert!(problems.is_empty());
     let mut c = cluster();
-    c.apply(&node(
-        "node-c",
-        &["10.240.0.6"],
-        &["fd00:10:244:3::/64"],
-        None,
-    ));
-    let (_, problems) = kubenet_routes(&members(&c, "node-a").0);
+    c[2] = node("node-c", &["10.240.0.6"], &["fd00:10:244:3::/64"], None);
+    let (_, problems) = kubenet_routes(&members(&snap(&c), "node-a").0);
     assert_eq!(
         problems,
         ["node node-c: no IPv6 address to route fd00:10:244:3::/64 via"]
