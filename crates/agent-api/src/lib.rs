@@ -24,7 +24,7 @@ pub mod spool;
 
 pub use client::{call, Client, ClientError};
 pub use proto::*;
-pub use spool::{deliver, Delivery, Spool, Spooled};
+pub use spool::{deliver, Delivery, Spool};
 
 /// The agent's default socket.
 pub const DEFAULT_SOCKET: &str = "/run/ferro-cni/agent.sock";

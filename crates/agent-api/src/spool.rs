@@ -2,22 +2,25 @@
 //! or not answering in time), kept as files until the agent applies them.
 //!
 //! ```text
-//! <spool dir>/                       mode 0700, root only (default: `spool` next to the socket)
-//!   01733312345678901234-0004242-0000.json    one request per file, mode 0600
-//!   .01733312345678901234-0004242-0001.tmp    being written (ignored)
-//!   01733312345678000000-0004100-0000.rejected  a file the agent could not use (kept for people)
+//! <spool dir>/                               mode 0700, root only (default: `spool` next to the socket)
+//!   0001733312345678-4242-0.json             {"at": <ms since 1970>, "request": {...}}, mode 0600
+//!   .0001733312345678-4242-1.json.tmp        being written (ignored)
+//!   0001733312340000-4100-0.rejected         a file the agent could not use (kept for people)
 //! ```
 //!
-//! - A file holds one [`Request`] as JSON. It is written under a dot name, synced, then
-//!   renamed into place, so a reader never sees half a request.
-//! - Names sort in the order the requests were made: the wall clock in nanoseconds, the
-//!   writer's pid, a per-process counter. Requests about one attachment are made one after
-//!   the other by the runtime (ADD returns before DEL starts), so replaying in name order
-//!   keeps their order.
+//! - A file holds one [`Request`] and when it was spooled. It is written under a dot name,
+//!   synced, then renamed into place, so a reader never sees half a request.
+//! - Names sort in the order the requests were made: milliseconds since 1970, the writer's
+//!   pid, a per-process counter. Requests about one attachment are made one after the other
+//!   by the runtime (ADD returns before DEL starts), so replaying in name order keeps their
+//!   order (two spooled within the same millisecond by two processes may swap: the agent's
+//!   resync of attachments against the node's links repairs that case).
 //! - The agent replays pending files in name order at start, before it serves its socket,
 //!   whenever it finds files (it looks every second), and before it handles any request
 //!   that the spool could be ahead of; it deletes each file once applied, and renames one it
-//!   cannot read or that the agent refuses to `.rejected`.
+//!   cannot read or that it refuses `.rejected`. `at` lets it judge a request by its age
+//!   (an address release spooled before the attachment was made again must not take the new
+//!   addresses away).
 //! - Replaying is only correct for requests that are idempotent and carry everything they
 //!   need: attachment reports, address releases.
 //!
@@ -28,8 +31,10 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientError};
 use crate::{ErrorCode, Request, Response};
@@ -49,58 +54,48 @@ pub struct Spool {
     dir: PathBuf,
 }
 
-/// A pending request file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spooled {
-    path: PathBuf,
+/// One pending file, as read back.
+#[derive(Debug)]
+pub struct Entry {
+    /// The file.
+    pub path: PathBuf,
+    /// When it was spooled (milliseconds since 1970; from the name when the file is
+    /// unreadable).
+    pub at_ms: u64,
+    /// The request, or why it cannot be read.
+    pub request: Result<Request, String>,
 }
 
-/// A spool file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
-    /// Reading it failed.
-    #[error("spool file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// It is not a request.
-    #[error("spool file {path}: not a request: {source}")]
-    Decode {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
+/// A file's content.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    at: u64,
+    request: Request,
 }
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A file name that sorts after every earlier one of this process and, clock permitting, of
-/// every other writer.
-fn next_name() -> String {
-    let nanos = SystemTime::now()
+/// Milliseconds since 1970, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{nanos:020}-{:07}-{seq:04}", std::process::id())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Spool {
     /// The spool at `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> Spool {
+    pub fn at(dir: impl Into<PathBuf>) -> Spool {
         Spool { dir: dir.into() }
     }
 
     /// The spool next to `socket` (`<socket's directory>/spool`): plugins and the agent find
     /// the same one from the socket alone.
-    pub fn next_to(socket: &Path) -> Spool {
-        let dir = socket.parent().unwrap_or_else(|| Path::new("/"));
-        Spool::new(dir.join(SPOOL_DIR_NAME))
+    pub fn for_socket(socket: &Path) -> Spool {
+        let dir = socket
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Spool::at(dir.join(SPOOL_DIR_NAME))
     }
 
     /// The directory.
@@ -110,15 +105,24 @@ impl Spool {
 
     /// Writes `req` as a new pending file (creating the directory, mode 0700, when missing);
     /// returns its path.
-    pub fn put(&self, req: &Request) -> std::io::Result<PathBuf> {
+    pub fn push(&self, req: &Request) -> std::io::Result<PathBuf> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        let body = serde_json::to_vec(req).map_err(std::io::Error::other)?;
-        let name = next_name();
+        let at = now_ms();
+        let body = serde_json::to_vec(&Stored {
+            at,
+            request: req.clone(),
+        })
+        .map_err(std::io::Error::other)?;
+        let name = format!(
+            "{at:016}-{}-{}.{PENDING}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let path = self.dir.join(format!("{name}.{PENDING}"));
+        let path = self.dir.join(name);
         let written = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -136,47 +140,53 @@ impl Spool {
     }
 
     /// The pending files, oldest first (none when the directory does not exist).
-    pub fn pending(&self) -> std::io::Result<Vec<Spooled>> {
+    pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut out = Vec::new();
+        let mut names = Vec::new();
         for e in rd {
-            let e = e?;
-            let name = e.file_name();
-            let name = name.to_string_lossy();
+            let name = e?.file_name().to_string_lossy().into_owned();
             if !name.starts_with('.') && name.ends_with(&format!(".{PENDING}")) {
-                out.push(Spooled { path: e.path() });
+                names.push(name);
             }
         }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
-    }
-}
-
-impl Spooled {
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The request it holds.
-    pub fn read(&self) -> Result<Request, SpoolError> {
-        let bytes = std::fs::read(&self.path).map_err(|source| SpoolError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|source| SpoolError::Decode {
-            path: self.path.clone(),
-            source,
-        })
+        names.sort();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let path = self.dir.join(&name);
+                let stored = std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| {
+                        serde_json::from_slice::<Stored>(&b)
+                            .map_err(|e| format!("not a spooled request: {e}"))
+                    });
+                match stored {
+                    Ok(s) => Entry {
+                        path,
+                        at_ms: s.at,
+                        request: Ok(s.request),
+                    },
+                    Err(e) => Entry {
+                        at_ms: name
+                            .split('-')
+                            .next()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0),
+                        path,
+                        request: Err(e),
+                    },
+                }
+            })
+            .collect())
     }
 
     /// The request was applied: the file goes (already gone is fine).
-    pub fn done(self) -> std::io::Result<()> {
-        match std::fs::remove_file(&self.path) {
+    pub fn remove(&self, entry: &Entry) -> std::io::Result<()> {
+        match std::fs::remove_file(&entry.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -184,9 +194,9 @@ impl Spooled {
 
     /// The request cannot be applied, now or later: the file is renamed `.rejected` (no
     /// longer pending, kept for people to look at); returns the new path.
-    pub fn reject(self) -> std::io::Result<PathBuf> {
-        let to = self.path.with_extension(REJECTED);
-        std::fs::rename(&self.path, &to).map(|()| to)
+    pub fn reject(&self, entry: &Entry) -> std::io::Result<PathBuf> {
+        let to = entry.path.with_extension(REJECTED);
+        std::fs::rename(&entry.path, &to).map(|()| to)
     }
 }
 
@@ -231,7 +241,7 @@ pub fn deliver(socket: &Path, spool: &Spool, req: &Request, timeout: Duration) -
         Err(e) if !worth_spooling(&e) => return Delivery::Refused(e),
         Err(e) => e,
     };
-    match spool.put(req) {
+    match spool.push(req) {
         Ok(path) => Delivery::Spooled { reason, path },
         Err(spool) => Delivery::Lost { reason, spool },
     }
@@ -262,8 +272,8 @@ mod tests {
     #[test]
     fn files_are_private_whole_and_replayed_in_order() {
         let t = tempfile::tempdir().unwrap();
-        let spool = Spool::new(t.path().join("run/spool"));
-        assert!(spool.pending().unwrap().is_empty(), "no directory yet");
+        let spool = Spool::at(t.path().join("run/spool"));
+        assert!(spool.entries().unwrap().is_empty(), "no directory yet");
         let reqs: Vec<Request> = (0..30)
             .map(|i| {
                 let ev = if i % 2 == 0 {
@@ -274,20 +284,23 @@ mod tests {
                 report(ev, &format!("c{i}"))
             })
             .collect();
+        let t0 = now_ms();
         for r in &reqs {
-            spool.put(r).unwrap();
+            spool.push(r).unwrap();
         }
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(spool.dir()), 0o700);
-        let pending = spool.pending().unwrap();
-        assert_eq!(pending.len(), 30);
-        let back: Vec<Request> = pending.iter().map(|p| p.read().unwrap()).collect();
+        let entries = spool.entries().unwrap();
+        assert_eq!(entries.len(), 30);
+        let back: Vec<Request> = entries.iter().map(|e| e.request.clone().unwrap()).collect();
         assert_eq!(back, reqs, "name order is the order of writing");
-        assert!(pending.iter().all(|p| mode(p.path()) == 0o600));
-        for p in pending {
-            p.done().unwrap();
+        assert!(entries.iter().all(|e| mode(&e.path) == 0o600));
+        assert!(entries.iter().all(|e| e.at_ms >= t0 && e.at_ms <= now_ms()));
+        for e in &entries {
+            spool.remove(e).unwrap();
+            spool.remove(e).unwrap();
         }
-        assert!(spool.pending().unwrap().is_empty());
+        assert!(spool.entries().unwrap().is_empty());
         assert_eq!(
             std::fs::read_dir(spool.dir()).unwrap().count(),
             0,
@@ -298,25 +311,23 @@ mod tests {
     #[test]
     fn half_written_and_rejected_files_are_not_pending() {
         let t = tempfile::tempdir().unwrap();
-        let spool = Spool::new(t.path());
-        std::fs::write(t.path().join(".0001-1-0.tmp"), b"{\"op\":").unwrap();
-        std::fs::write(t.path().join("0002-1-0.json"), b"not json").unwrap();
-        let p = spool.pending().unwrap();
-        assert_eq!(p.len(), 1);
-        let e = p[0].read().unwrap_err();
-        assert!(
-            e.to_string().contains("0002-1-0.json: not a request"),
-            "{e}"
-        );
-        let to = p.into_iter().next().unwrap().reject().unwrap();
-        assert!(to.ends_with("0002-1-0.rejected"));
-        assert!(spool.pending().unwrap().is_empty());
+        let spool = Spool::at(t.path());
+        std::fs::write(t.path().join(".0000000000000001-1-0.json.tmp"), b"{\"at\":").unwrap();
+        std::fs::write(t.path().join("0000000000000002-1-0.json"), b"not json").unwrap();
+        let e = spool.entries().unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].at_ms, 2, "from the name");
+        let why = e[0].request.as_ref().unwrap_err();
+        assert!(why.starts_with("not a spooled request"), "{why}");
+        let to = spool.reject(&e[0]).unwrap();
+        assert!(to.ends_with("0000000000000002-1-0.rejected"));
+        assert!(spool.entries().unwrap().is_empty());
     }
 
     #[test]
     fn the_spool_lives_next_to_the_socket() {
         assert_eq!(
-            Spool::next_to(Path::new("/run/ferro-cni/agent.sock")).dir(),
+            Spool::for_socket(Path::new("/run/ferro-cni/agent.sock")).dir(),
             Path::new("/run/ferro-cni/spool")
         );
     }
@@ -328,7 +339,7 @@ mod tests {
             .tempdir_in("/tmp")
             .unwrap();
         let sock = t.path().join("agent.sock");
-        let spool = Spool::next_to(&sock);
+        let spool = Spool::for_socket(&sock);
         let req = report(AttachmentEvent::Add, "c1");
         match deliver(&sock, &spool, &req, Duration::from_secs(1)) {
             Delivery::Spooled { reason, path } => {
@@ -337,9 +348,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let p = spool.pending().unwrap();
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].read().unwrap(), req);
+        let e = spool.entries().unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].request.as_ref().unwrap(), &req);
     }
 
     #[test]

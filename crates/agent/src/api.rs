@@ -148,41 +148,41 @@ impl<S: Store> Api<S> {
         let Some(spool) = &self.spool else {
             return done;
         };
-        let pending = match spool.pending() {
-            Ok(p) => p,
+        let entries = match spool.entries() {
+            Ok(e) => e,
             Err(e) => {
                 log::warn!("spool {}: {e}", spool.dir().display());
                 return done;
             }
         };
-        let total = pending.len();
-        for (i, f) in pending.into_iter().enumerate() {
-            let req = match f.read() {
-                Ok(r) => r,
-                Err(e) => {
-                    log::warn!("{e}: rejected");
-                    let _ = f.reject();
-                    done.rejected += 1;
-                    continue;
-                }
+        let total = entries.len();
+        for (i, entry) in entries.iter().enumerate() {
+            let shown = entry.path.display();
+            let refused = match &entry.request {
+                Err(e) => Some(e.clone()),
+                Ok(req) => match self.dispatch(req.clone()).await {
+                    Response::Error { error }
+                        if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Internal) =>
+                    {
+                        log::warn!("spool {shown}: {error}; retrying later");
+                        done.left = total - i;
+                        return done;
+                    }
+                    Response::Error { error } => Some(error.to_string()),
+                    _ => None,
+                },
             };
-            match self.dispatch(req).await {
-                Response::Error { error }
-                    if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Internal) =>
-                {
-                    log::warn!("spool {}: {error}; retrying later", f.path().display());
-                    done.left = total - i;
-                    return done;
-                }
-                Response::Error { error } => {
-                    log::warn!("spool {}: refused: {error}", f.path().display());
-                    let _ = f.reject();
+            match refused {
+                Some(why) => {
+                    log::warn!("spool {shown}: refused: {why}");
+                    if let Err(e) = spool.reject(entry) {
+                        log::warn!("spool {shown}: renaming: {e}");
+                    }
                     done.rejected += 1;
                 }
-                _ => {
-                    let path = f.path().display().to_string();
-                    if let Err(e) = f.done() {
-                        log::warn!("spool {path}: removing: {e}");
+                None => {
+                    if let Err(e) = spool.remove(entry) {
+                        log::warn!("spool {shown}: removing: {e}");
                     }
                     done.applied += 1;
                 }

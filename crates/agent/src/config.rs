@@ -195,9 +195,11 @@ impl Config {
         let socket = f
             .socket
             .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
-        let spool = f
-            .spool
-            .unwrap_or_else(|| ferro_agent_api::Spool::next_to(&socket).dir().to_path_buf());
+        let spool = f.spool.unwrap_or_else(|| {
+            ferro_agent_api::Spool::for_socket(&socket)
+                .dir()
+                .to_path_buf()
+        });
         for (key, p) in [("socket", &socket), ("spool", &spool)] {
             if !p.is_absolute() {
                 return Err(invalid(

@@ -191,9 +191,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             return Err(e);
         }
     };
-    let api = Arc::new(
-        api.with_attachments(attachments.clone(), ferro_agent_api::Spool::new(&cfg.spool)),
-    );
+    let api =
+        Arc::new(api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool)));
     metrics.replayed(api.replay().await);
     if let Err(e) = attachments.resync().await {
         log::warn!("attachments: resync: {e} (retried every second)");

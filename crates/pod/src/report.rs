@@ -72,7 +72,9 @@ impl AgentKey {
                 )));
             }
         }
-        let spool = a.spool.map_or_else(|| Spool::next_to(&socket), Spool::new);
+        let spool = a
+            .spool
+            .map_or_else(|| Spool::for_socket(&socket), Spool::at);
         Ok(Some(AgentKey { socket, spool }))
     }
 }

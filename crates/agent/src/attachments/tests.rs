@@ -30,7 +30,7 @@ async fn setup(node_links: &[&str]) -> T {
         )
         .unwrap(),
     );
-    let spool = Spool::new(dir.path().join("spool"));
+    let spool = Spool::at(dir.path().join("spool"));
     let api = Api::new(store.clone(), "node-a".into(), "embedded".into())
         .with_attachments(att.clone(), spool.clone());
     api.ensure_system_namespaces().await.unwrap();
@@ -264,13 +264,17 @@ async fn the_spool_is_replayed_before_a_report_and_in_order() {
         (AttachmentEvent::Del, "c2"),
     ] {
         t.spool
-            .put(&Request::Report {
+            .push(&Request::Report {
                 report: report(ev, cid, Some(("default", cid))),
             })
             .unwrap();
     }
-    t.spool.put(&Request::Status).unwrap();
-    std::fs::write(t.spool.dir().join("9-1-0.json"), b"{\"op\":\"nope\"}").unwrap();
+    t.spool.push(&Request::Status).unwrap();
+    std::fs::write(
+        t.spool.dir().join("9999999999999999-1-0.json"),
+        b"{\"at\":1,\"request\":{\"op\":\"nope\"}}",
+    )
+    .unwrap();
     // a report now: c1's DEL, which must come after its spooled ADD
     let r = t
         .api
@@ -283,15 +287,15 @@ async fn the_spool_is_replayed_before_a_report_and_in_order() {
         "{r:?}"
     );
     assert!(stored(&t).await.is_empty(), "{:?}", stored(&t).await);
-    assert!(t.spool.pending().unwrap().is_empty());
+    assert!(t.spool.entries().unwrap().is_empty());
     let rejected: Vec<String> = std::fs::read_dir(t.spool.dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(rejected, ["9-1-0.rejected"]);
+    assert_eq!(rejected, ["9999999999999999-1-0.rejected"]);
     // and on its own
     t.spool
-        .put(&Request::Report {
+        .push(&Request::Report {
             report: report(AttachmentEvent::Add, "c2", Some(("default", "c2"))),
         })
         .unwrap();
