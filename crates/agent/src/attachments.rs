@@ -7,10 +7,11 @@
 //!                      the node's links (host veths) ──── resync ─────────┘
 //! ```
 //!
-//! - A report is applied to the local record first (one file per attachment, named after
-//!   its container id and interface, written whole by rename), then to the store. The local
-//!   record is what the node knows; the store is told when it can be: a store that cannot be
-//!   reached does not lose the report, the next resync writes it.
+//! - A report is applied to the local record (one file per attachment, named after its
+//!   container id and interface, written whole by rename) and answered; its store write
+//!   follows in the background, in report order, so the plugin never waits for the store.
+//!   The local record is what the node knows; the store is told when it can be: a store
+//!   that cannot be reached does not lose the report, the next resync writes it.
 //! - DEL needs no more than the container id and interface: the record says where the
 //!   store object is (without a record, the store's attachments of this node are searched).
 //! - [`Attachments::resync`] (at start, after a store failure, and every minute) compares
@@ -33,6 +34,7 @@ use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, 
 use ferro_cluster::resource::{Attachment, AttachmentSpec};
 use ferro_cluster::{keys, Kind, Object};
 use ferro_store::{KeyValue, Op, Store, StoreError, Txn};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{store_error, Api};
 use crate::kernel::KernelWorker;
@@ -68,14 +70,35 @@ impl LinkSource {
 /// The node's attachments.
 #[derive(Debug)]
 pub struct Attachments<S> {
-    store: S,
-    node: String,
+    writer: Writer<S>,
     dir: PathBuf,
     links: LinkSource,
-    /// Set when the store missed a change: the next tick resyncs.
-    dirty: AtomicBool,
     /// One change at a time (records and store in step).
     lock: tokio::sync::Mutex<()>,
+    /// The store writes of reports, in order, to the writer task.
+    tx: mpsc::UnboundedSender<StoreOp>,
+}
+
+/// A store write a report owes.
+#[derive(Debug)]
+enum StoreOp {
+    /// Write the attachment (and delete its previous key).
+    Put(Box<Attachment>, Option<String>),
+    /// Delete a key.
+    Delete(String),
+    /// Delete this node's attachment of a container and interface, wherever it is.
+    DeleteFound(String, String),
+    /// Answer once everything before is done.
+    Flush(oneshot::Sender<()>),
+}
+
+/// What writes the store: the report's writes (in the background, in order) and the resync.
+#[derive(Debug, Clone)]
+struct Writer<S> {
+    store: S,
+    node: String,
+    /// Set when the store missed a change: the next tick resyncs.
+    dirty: Arc<AtomicBool>,
 }
 
 /// What a resync changes.
@@ -162,28 +185,52 @@ fn outcome(a: &Attachment, action: Action) -> Outcome {
 
 impl<S: Store> Attachments<S> {
     /// The attachments of `node`, recorded under `<state_dir>/attachments` (created, mode
-    /// 0700).
+    /// 0700); starts the task that writes reports to the store (it ends with this value).
     pub fn open(
         store: S,
         node: String,
         state_dir: &Path,
         links: LinkSource,
-    ) -> Result<Self, AgentError> {
+    ) -> Result<Self, AgentError>
+    where
+        S: Clone + 'static,
+    {
         let dir = state_dir.join("attachments");
         make_private_dir(&dir)?;
-        Ok(Attachments {
+        let writer = Writer {
             store,
             node,
+            dirty: Arc::new(AtomicBool::new(true)),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer.clone().run(rx));
+        Ok(Attachments {
+            writer,
             dir,
             links,
-            dirty: AtomicBool::new(true),
             lock: tokio::sync::Mutex::new(()),
+            tx,
         })
     }
 
     /// Whether a resync is owed (a store write failed since the last one, or none ran yet).
     pub fn dirty(&self) -> bool {
-        self.dirty.load(Ordering::Relaxed)
+        self.writer.dirty.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the store writes of every report so far are done (or failed).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(StoreOp::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn send(&self, op: StoreOp) {
+        if self.tx.send(op).is_err() {
+            // the writer is gone (the agent is stopping): the next start resyncs
+            self.writer.dirty.store(true, Ordering::Relaxed);
+        }
     }
 
     fn record_path(&self, id: &str) -> PathBuf {
@@ -211,8 +258,9 @@ impl<S: Store> Attachments<S> {
             .mode(0o600)
             .open(&tmp)
             .map_err(internal)?;
+        // Not synced: a record must outlive the agent, not the node (a node that loses power
+        // loses its pods too, and the resync forgets them).
         std::io::Write::write_all(&mut f, &body).map_err(internal)?;
-        f.sync_data().map_err(internal)?;
         std::fs::rename(&tmp, self.record_path(id)).map_err(internal)
     }
 
@@ -271,7 +319,7 @@ impl<S: Store> Attachments<S> {
                 ..Default::default()
             },
             spec: AttachmentSpec {
-                node: self.node.clone(),
+                node: self.writer.node.clone(),
                 pod: r.pod_name.clone().filter(|p| !p.is_empty()),
                 container_id: r.container_id.clone(),
                 interface: r.ifname.clone(),
@@ -283,9 +331,9 @@ impl<S: Store> Attachments<S> {
         }
     }
 
-    /// Applies one report: the local record, then the store. A store failure is logged and
-    /// left to the next resync (the report is kept); only a record that cannot be written
-    /// is an error.
+    /// Applies one report to the local record and queues its store write (done in the
+    /// background, in order: the answer does not wait for the store). Only a record that
+    /// cannot be written is an error. The action says what changed in the record.
     pub async fn report(&self, r: &AttachmentReport) -> Result<Outcome, ApiError> {
         if r.container_id.is_empty() || r.ifname.is_empty() {
             return Err(ApiError::new(
@@ -296,143 +344,57 @@ impl<S: Store> Attachments<S> {
         let _g = self.lock.lock().await;
         let id = record_id(&r.container_id, &r.ifname);
         let old = self.read_record(&id);
-        match r.event {
+        let (shown, action) = match r.event {
             AttachmentEvent::Add => {
                 let mut a = self.object(r);
-                if let Some(o) = old.as_ref().filter(|o| same(o, &a)) {
-                    a.metadata.creation_timestamp = o.metadata.creation_timestamp.clone();
-                }
+                let action = match &old {
+                    None => Action::Created,
+                    Some(o) if same(o, &a) => {
+                        a.metadata.creation_timestamp = o.metadata.creation_timestamp.clone();
+                        Action::Unchanged
+                    }
+                    Some(_) => Action::Configured,
+                };
                 self.write_record(&id, &a)?;
                 let stale = old.as_ref().map(key_of).filter(|k| *k != key_of(&a));
-                let action = self.store_put(&a, stale).await;
-                log::info!(
-                    "attachment {}/{} {} ({} {} of container {})",
-                    a.metadata.namespace.as_deref().unwrap_or_default(),
-                    a.metadata.name.as_deref().unwrap_or_default(),
-                    action,
-                    r.network,
-                    r.ifname,
-                    r.container_id
-                );
-                Ok(outcome(&a, action))
+                self.send(StoreOp::Put(Box::new(a.clone()), stale));
+                (a, action)
             }
             AttachmentEvent::Del => {
-                let key = match &old {
-                    Some(a) => Some(key_of(a)),
-                    None => self.find_in_store(&r.container_id, &r.ifname).await,
-                };
                 self.forget_record(&id);
-                let action = match &key {
-                    Some(k) => self.store_delete(k).await,
-                    None => Action::NotFound,
-                };
-                let shown = old.unwrap_or_else(|| self.object(r));
-                log::info!(
-                    "attachment {}/{} {action} ({} {} of container {})",
-                    shown.metadata.namespace.as_deref().unwrap_or_default(),
-                    shown.metadata.name.as_deref().unwrap_or_default(),
-                    r.network,
-                    r.ifname,
-                    r.container_id
-                );
-                Ok(outcome(&shown, action))
-            }
-        }
-    }
-
-    /// Writes `a` (and deletes `stale`, its previous key); the action, `Created` when the
-    /// store could not be reached (it will be).
-    async fn store_put(&self, a: &Attachment, stale: Option<String>) -> Action {
-        let key = key_of(a);
-        let result = async {
-            let cur = self.store.get(&key).await?;
-            let action = match cur.as_ref().and_then(decode) {
-                None => Action::Created,
-                Some(c) if same(&c, a) => Action::Unchanged,
-                Some(_) => Action::Configured,
-            };
-            let mut txn = Txn::new();
-            if action != Action::Unchanged {
-                let mut a = a.clone();
-                if let Some(c) = cur.as_ref().and_then(decode) {
-                    a.metadata.creation_timestamp = c.metadata.creation_timestamp;
+                match old {
+                    Some(a) => {
+                        self.send(StoreOp::Delete(key_of(&a)));
+                        (a, Action::Deleted)
+                    }
+                    None => {
+                        self.send(StoreOp::DeleteFound(
+                            r.container_id.clone(),
+                            r.ifname.clone(),
+                        ));
+                        (self.object(r), Action::NotFound)
+                    }
                 }
-                let value = serde_json::to_vec(&a).unwrap_or_default();
-                txn = txn.then(Op::put(&key, value));
             }
-            if let Some(s) = &stale {
-                txn = txn.then(Op::delete(s));
-            }
-            if !txn.ops.is_empty() {
-                self.store.txn(txn).await?;
-            }
-            Ok::<_, StoreError>(action)
-        }
-        .await;
-        result.unwrap_or_else(|e| {
-            log::warn!("attachments: writing {key}: {e} (kept; written when the store answers)");
-            self.dirty.store(true, Ordering::Relaxed);
-            Action::Created
-        })
-    }
-
-    async fn store_delete(&self, key: &str) -> Action {
-        let result = async {
-            let found = self.store.get(key).await?.is_some();
-            if found {
-                self.store.delete(key).await?;
-            }
-            Ok::<_, StoreError>(found)
-        }
-        .await;
-        match result {
-            Ok(true) => Action::Deleted,
-            Ok(false) => Action::NotFound,
-            Err(e) => {
-                log::warn!(
-                    "attachments: deleting {key}: {e} (the resync deletes it when the store answers)"
-                );
-                self.dirty.store(true, Ordering::Relaxed);
-                Action::Deleted
-            }
-        }
-    }
-
-    /// This node's attachments in the store, by key.
-    async fn stored(&self) -> Result<BTreeMap<String, Attachment>, StoreError> {
-        let l = self
-            .store
-            .list(&keys::prefix(Kind::Attachment, None))
-            .await?;
-        Ok(l.kvs
-            .iter()
-            .filter_map(|kv| decode(kv).map(|a| (kv.key.clone(), a)))
-            .filter(|(_, a)| a.spec.node == self.node)
-            .collect())
-    }
-
-    /// The key of this node's attachment of `container_id`/`ifname` in the store (DEL
-    /// without a record).
-    async fn find_in_store(&self, container_id: &str, ifname: &str) -> Option<String> {
-        match self.stored().await {
-            Ok(m) => m
-                .into_iter()
-                .find(|(_, a)| a.spec.container_id == container_id && a.spec.interface == ifname)
-                .map(|(k, _)| k),
-            Err(e) => {
-                log::warn!("attachments: looking for {container_id}/{ifname}: {e}");
-                self.dirty.store(true, Ordering::Relaxed);
-                None
-            }
-        }
+        };
+        log::info!(
+            "attachment {}/{} {action} ({} {} of container {})",
+            shown.metadata.namespace.as_deref().unwrap_or_default(),
+            shown.metadata.name.as_deref().unwrap_or_default(),
+            r.network,
+            r.ifname,
+            r.container_id
+        );
+        Ok(outcome(&shown, action))
     }
 
     /// Brings records and store in step with the node (see the module documentation).
     pub async fn resync(&self) -> Result<Resync, ApiError> {
         let _g = self.lock.lock().await;
-        self.dirty.store(false, Ordering::Relaxed);
+        let dirty = &self.writer.dirty;
+        dirty.store(false, Ordering::Relaxed);
         let failed = |e: ApiError| {
-            self.dirty.store(true, Ordering::Relaxed);
+            dirty.store(true, Ordering::Relaxed);
             e
         };
         // Records before links: a record exists only once its veth does, so a veth missing
@@ -444,7 +406,11 @@ impl<S: Store> Attachments<S> {
                 format!("listing links: {e}"),
             ))
         })?;
-        let stored = self.stored().await.map_err(|e| failed(store_error(e)))?;
+        let stored = self
+            .writer
+            .stored()
+            .await
+            .map_err(|e| failed(store_error(e)))?;
         let plan = plan_resync(&records, &links, &stored);
         for id in &plan.forget {
             if let Some(a) = records.get(id) {
@@ -472,7 +438,8 @@ impl<S: Store> Attachments<S> {
             txn = txn.then(Op::delete(k));
         }
         if !txn.ops.is_empty() {
-            self.store
+            self.writer
+                .store
                 .txn(txn)
                 .await
                 .map_err(|e| failed(store_error(e)))?;
@@ -488,6 +455,93 @@ impl<S: Store> Attachments<S> {
     /// How many attachments the node records.
     pub fn count(&self) -> usize {
         self.records().len()
+    }
+}
+
+impl<S: Store> Writer<S> {
+    /// Applies the reports' store writes in order until every sender is gone.
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<StoreOp>) {
+        while let Some(op) = rx.recv().await {
+            match op {
+                StoreOp::Put(a, stale) => self.put(&a, stale).await,
+                StoreOp::Delete(key) => self.delete(&key).await,
+                StoreOp::DeleteFound(container_id, ifname) => {
+                    if let Some(key) = self.find(&container_id, &ifname).await {
+                        self.delete(&key).await;
+                    }
+                }
+                StoreOp::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    fn missed(&self, what: &str, e: &StoreError) {
+        log::warn!("attachments: {what}: {e} (kept; the store gets it when it answers)");
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes `a` unless the store has it already (its creation time kept), and deletes
+    /// `stale`, its previous key.
+    async fn put(&self, a: &Attachment, stale: Option<String>) {
+        let key = key_of(a);
+        let result = async {
+            let cur = self.store.get(&key).await?.as_ref().and_then(decode);
+            let mut txn = Txn::new();
+            if !cur.as_ref().is_some_and(|c| same(c, a)) {
+                let mut a = a.clone();
+                if let Some(c) = cur {
+                    a.metadata.creation_timestamp = c.metadata.creation_timestamp;
+                }
+                txn = txn.then(Op::put(&key, serde_json::to_vec(&a).unwrap_or_default()));
+            }
+            if let Some(s) = &stale {
+                txn = txn.then(Op::delete(s));
+            }
+            if !txn.ops.is_empty() {
+                self.store.txn(txn).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.missed(&format!("writing {key}"), &e);
+        }
+    }
+
+    async fn delete(&self, key: &str) {
+        if let Err(e) = self.store.delete(key).await {
+            self.missed(&format!("deleting {key}"), &e);
+        }
+    }
+
+    /// This node's attachments in the store, by key.
+    async fn stored(&self) -> Result<BTreeMap<String, Attachment>, StoreError> {
+        let l = self
+            .store
+            .list(&keys::prefix(Kind::Attachment, None))
+            .await?;
+        Ok(l.kvs
+            .iter()
+            .filter_map(|kv| decode(kv).map(|a| (kv.key.clone(), a)))
+            .filter(|(_, a)| a.spec.node == self.node)
+            .collect())
+    }
+
+    /// The key of this node's attachment of `container_id`/`ifname` in the store (a DEL
+    /// without a record).
+    async fn find(&self, container_id: &str, ifname: &str) -> Option<String> {
+        match self.stored().await {
+            Ok(m) => m
+                .into_iter()
+                .find(|(_, a)| a.spec.container_id == container_id && a.spec.interface == ifname)
+                .map(|(k, _)| k),
+            Err(e) => {
+                self.missed(&format!("looking for {container_id}/{ifname}"), &e);
+                None
+            }
+        }
     }
 }
 

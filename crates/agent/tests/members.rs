@@ -348,17 +348,17 @@ fn overlay_nodes_join_and_leave_through_the_store() {
         "{}",
         nodes_wide.stdout
     );
-    let att = agents[0].cnictl(&["get", "attachments", "-A"], None);
-    println!("cnictl get attachments -A\n{}", att.stdout);
-    for (node, ip) in [("node-a", &ip_a), ("node-b", &ip_b), ("node-c", &ip_c)] {
-        assert!(
-            att.stdout
-                .lines()
-                .any(|l| l.contains(node) && l.contains(&format!("{ip}/24"))),
-            "{}",
-            att.stdout
-        );
-    }
+    let listed = |a: &Agent| a.cnictl(&["get", "attachments", "-A"], None).stdout;
+    until("every pod's attachment", BOUND, || {
+        let att = listed(&agents[0]);
+        [("node-a", &ip_a), ("node-b", &ip_b), ("node-c", &ip_c)]
+            .iter()
+            .all(|(node, ip)| {
+                att.lines()
+                    .any(|l| l.contains(node) && l.contains(&format!("{ip}/24")))
+            })
+    });
+    println!("cnictl get attachments -A\n{}", listed(&agents[0]));
 
     // C dies: when its lease expires, A and B drop it
     agents[2].kill9();

@@ -95,6 +95,7 @@ async fn add_and_del_write_and_remove_the_store_object() {
     let add = report(AttachmentEvent::Add, "c1", Some(("shop", "web-1")));
     let o = t.att.report(&add).await.unwrap();
     assert_eq!(o.action, Action::Created);
+    t.att.flush().await;
     assert_eq!(o.namespace.as_deref(), Some("shop"));
     assert!(o.name.starts_with("web-1-eth0-"), "{}", o.name);
     let key = format!("/ferro-cni/v1/attachments/shop/{}", o.name);
@@ -111,6 +112,7 @@ async fn add_and_del_write_and_remove_the_store_object() {
     // DEL as ctr sends it: no pod name, no addresses
     let del = report(AttachmentEvent::Del, "c1", None);
     assert_eq!(action(t.att.report(&del).await), Action::Deleted);
+    t.att.flush().await;
     assert!(t.store.get(&key).await.unwrap().is_none());
     assert_eq!(t.att.count(), 0);
     assert_eq!(action(t.att.report(&del).await), Action::NotFound);
@@ -123,11 +125,18 @@ async fn del_without_a_record_finds_the_object_in_the_store() {
         .report(&report(AttachmentEvent::Add, "c1", Some(("shop", "web-1"))))
         .await
         .unwrap();
+    t.att.flush().await;
+    assert_eq!(stored(&t).await.len(), 1);
     std::fs::remove_dir_all(t.dir.path().join("state/attachments")).unwrap();
     std::fs::create_dir(t.dir.path().join("state/attachments")).unwrap();
     let del = report(AttachmentEvent::Del, "c1", None);
-    assert_eq!(action(t.att.report(&del).await), Action::Deleted);
-    assert!(stored(&t).await.is_empty());
+    assert_eq!(
+        action(t.att.report(&del).await),
+        Action::NotFound,
+        "not in the records"
+    );
+    t.att.flush().await;
+    assert!(stored(&t).await.is_empty(), "but found in the store");
 }
 
 #[tokio::test]
@@ -142,6 +151,7 @@ async fn a_pod_renamed_for_one_sandbox_moves_its_object() {
         .report(&report(AttachmentEvent::Add, "c1", Some(("shop", "web-1"))))
         .await
         .unwrap();
+    t.att.flush().await;
     let keys: Vec<String> = stored(&t).await.into_keys().collect();
     assert_eq!(keys, [format!("shop/{}", o.name)]);
 }
@@ -235,6 +245,7 @@ async fn resync_forgets_the_dead_restores_the_lost_and_spares_other_nodes() {
         .await
         .unwrap();
     // web-2's veth disappears without a DEL; web-1's object is lost from the store
+    t.att.flush().await;
     set_links(&t, &["vethc1"]);
     let web1: Vec<String> = stored(&t)
         .await
@@ -286,6 +297,7 @@ async fn the_spool_is_replayed_before_a_report_and_in_order() {
         matches!(&r, Response::Reported { outcome } if outcome.action == Action::Deleted),
         "{r:?}"
     );
+    t.att.flush().await;
     assert!(stored(&t).await.is_empty(), "{:?}", stored(&t).await);
     assert!(t.spool.entries().unwrap().is_empty());
     let rejected: Vec<String> = std::fs::read_dir(t.spool.dir())
@@ -301,6 +313,7 @@ async fn the_spool_is_replayed_before_a_report_and_in_order() {
         .unwrap();
     let done = t.api.replay().await;
     assert_eq!((done.applied, done.rejected, done.left), (1, 0, 0));
+    t.att.flush().await;
     assert_eq!(stored(&t).await.into_values().collect::<Vec<_>>(), ["c2"]);
 }
 
@@ -333,6 +346,7 @@ async fn reads_join_pods_and_attachments() {
         ))
         .await
         .unwrap();
+    t.att.flush().await;
     let list = |kind: &str| Request::List {
         kind: kind.into(),
         namespace: None,
