@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! <spool dir>/                               mode 0700, root only (default: `spool` next to the socket)
-//!   0001733312345678-4242-0.json             {"at": <ms since 1970>, "request": {...}}, mode 0600
-//!   .0001733312345678-4242-1.json.tmp        being written (ignored)
-//!   0001733312340000-4100-0.rejected         a file the agent could not use (kept for people)
+//!   0001733312345678-0004242-000000.json     {"at": <ms since 1970>, "request": {...}}, mode 0600
+//!   .0001733312345678-0004242-000001.json.tmp  being written (ignored)
+//!   0001733312340000-0004100-000000.rejected   a file the agent could not use (kept for people)
 //! ```
 //!
 //! - A file holds one [`Request`] and when it was spooled. It is written under a dot name,
@@ -116,10 +116,12 @@ impl Spool {
             request: req.clone(),
         })
         .map_err(std::io::Error::other)?;
+        // Zero-padded: names sort as the requests were made (within one millisecond, one
+        // process's in its order).
         let name = format!(
-            "{at:016}-{}-{}.{PENDING}",
+            "{at:016}-{:07}-{:06}.{PENDING}",
             std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
+            SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000
         );
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(name);
