@@ -220,21 +220,8 @@ pub fn device(
         return Ok(None);
     }
     let slices = FamilyNets::new(&own).map_err(NetError::Other)?;
-    let underlay = match &cfg.underlay {
-        Some(n) => host
-            .link(n)?
-            .ok_or_else(|| NetError::Other(format!("overlay.underlay: no interface {n:?}")))?,
-        None => host.default_route_link()?.ok_or_else(|| {
-            NetError::Other(
-                "overlay: no underlay given and no default route to take it from".into(),
-            )
-        })?,
-    };
-    let addrs: Vec<IpAddr> = host
-        .addrs(Some(underlay.index))?
-        .into_iter()
-        .map(|a| a.addr.addr())
-        .collect();
+    let (underlay, addrs) = overlay::underlay_of(host, cfg.underlay.as_deref(), None)
+        .map_err(|e| NetError::Other(e.msg))?;
     let local = overlay::local_address(&underlay, &addrs, None, None)
         .map_err(|e| NetError::Other(e.msg))?;
     Ok(Some(Device {

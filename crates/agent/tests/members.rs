@@ -329,6 +329,9 @@ fn overlay_nodes_join_and_leave_through_the_store() {
         Some(ip_a.parse::<IpAddr>().unwrap()),
         "across nodes, pod C sees pod A's own address"
     );
+    // CHECK with nodeList "agent": the device, the pod, the firewall; the peers are the agent's
+    let checked = nodes[0].rt.check("ovl", &pa, &[]);
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
     let (mac_on_a, fdb_on_a, route_on_a) = peer_state(a_ns, "10.244.3.0", &c_ip);
     assert!(mac_on_a.is_some() && fdb_on_a.len() == 1 && route_on_a);
 

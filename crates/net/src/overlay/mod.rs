@@ -84,7 +84,19 @@ pub fn view(
         .map_err(|e| invalid(format!("nodeList: {e}")))?;
     let family = underlay_family(&leases)
         .map_err(|e| invalid(format!("nodeList: {}: {e}", source.describe())))?;
-    let underlay = match &cfg.underlay {
+    let (underlay, addrs) = underlay_of(host, cfg.underlay.as_deref(), family)?;
+    view_of(cfg, leases, &underlay, &addrs, &source.describe())
+}
+
+/// The underlay interface (`name`, else the interface of the default route of `family`,
+/// `None`: of either) and its addresses. Code 7 naming `underlay` when there is none.
+pub fn underlay_of(
+    host: &Rtnl<'_>,
+    name: Option<&str>,
+    family: Option<bool>,
+) -> Result<(Link, Vec<IpAddr>), CniError> {
+    let invalid = CniError::invalid_config;
+    let underlay = match name {
         Some(n) => host.link(n)?.ok_or_else(|| {
             invalid(format!(
                 "underlay: interface {n:?} does not exist on the node"
@@ -106,7 +118,7 @@ pub fn view(
         .into_iter()
         .map(|a| a.addr.addr())
         .collect();
-    view_of(cfg, leases, &underlay, &addrs, &source.describe())
+    Ok((underlay, addrs))
 }
 
 /// [`view`]'s decisions, pure: `leases` from the source described as `origin`, the underlay
