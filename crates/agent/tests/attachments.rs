@@ -122,6 +122,7 @@ fn flat(data: &Path, socket: &Path) -> Value {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn reports_with_and_without_the_agent_and_the_catch_up() {
     require_root();
     // the agent's socket directory, known before the cluster's conflists are written

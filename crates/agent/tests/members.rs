@@ -254,6 +254,7 @@ fn no_peer(ns: &Netns, gw: &str, underlay: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn overlay_nodes_join_and_leave_through_the_store() {
     require_root();
     let (world, etcd, watch) = cluster();
@@ -438,6 +439,7 @@ fn overlay_nodes_join_and_leave_through_the_store() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn kubenet_routes_follow_the_nodes() {
     require_root();
     let (world, etcd, watch) = cluster();

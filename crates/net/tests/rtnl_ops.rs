@@ -376,6 +376,7 @@ fn link_up_notify_sets_arp_notify_in_the_same_request() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_route_carries_the_protocol_that_made_it() {
     require_root();
     let node = Netns::new("rt-proto");
