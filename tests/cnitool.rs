@@ -1,9 +1,9 @@
-//! cnitool 1.1.2 (real libcni) runs every file of `conf-examples/`, unchanged, through ADD,
-//! CHECK and DEL on node A of the design.md world, with `CAP_ARGS` port mappings where the
-//! list has portmap, and the mapped port answers the VM on the VNet at node A's address.
-//! `nodes.json` is the overlay examples' node list (its addresses are the world's nodes); the
-//! dual-stack example's pod gets one address per family, and keeps a lease of each. A
-//! new file in `conf-examples/` fails this test until the test knows how to run it.
+//! cnitool 1.1.2 (real libcni) runs every file of `conf-examples/`, unchanged, through ADD, CHECK
+//! and DEL on node A of the simulated network ([docs/testing.md](../docs/testing.md)), with
+//! `CAP_ARGS` port mappings where the list has portmap, and the mapped port answers the VM on the
+//! VNet at node A's address. `nodes.json` is the overlay examples' node list (its addresses are the
+//! world's nodes); the dual-stack example's pod gets one address per family, and keeps a lease of
+//! each. A new file in `conf-examples/` fails this test until the test knows how to run it.
 //!
 //! Isolation: every cnitool call runs in node A's network namespace and a fresh private mount
 //! namespace (scripts/runtimes.sh `node_run`) where a private directory, kept between the calls
@@ -187,6 +187,8 @@ fn cnitool_runs_every_example_through_add_check_and_del() {
             "nodes.json" => assert!(files.iter().any(|f| f == "overlay.conflist")),
             // (overlay-dual.conflist runs as an overlay example, with the same node list)
             // ferro-agent's configurations and cluster manifests: crates/agent/tests/examples.rs
+            // (the *-cluster lists run here without their agent: their reports wait in the
+            // spool; with agents: crates/agent/tests/attachments.rs and members.rs)
             f if f.starts_with("agent-") || f.ends_with(".yaml") => {}
             f if f.ends_with(".conflist") || f.ends_with(".conf") => {
                 run_example(f, 8090 + i as u16);
@@ -195,5 +197,5 @@ fn cnitool_runs_every_example_through_add_check_and_del() {
             f => panic!("conf-examples/{f}: this test does not know how to run it"),
         }
     }
-    assert_eq!(ran, 5, "{files:?}");
+    assert_eq!(ran, 8, "{files:?}");
 }

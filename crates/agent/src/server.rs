@@ -97,6 +97,7 @@ fn op_name(r: &Request) -> &'static str {
         Request::List { .. } => "list",
         Request::Delete { .. } => "delete",
         Request::Describe { .. } => "describe",
+        Request::Report { .. } => "report",
     }
 }
 
