@@ -252,6 +252,38 @@ impl Op {
     }
 }
 
+/// The most bytes of elements one message carries. The elements travel in one netlink
+/// attribute, whose length field has 16 bits: a list longer than 64 KiB cannot be described
+/// (and would be cut short), so long lists go in several messages of the same transaction,
+/// as nft sends them.
+pub const MAX_ELEMS_BYTES: usize = 32 * 1024;
+
+/// `elems` in consecutive groups of at most [`MAX_ELEMS_BYTES`] encoded (keys only with
+/// `keys_only`); one group, maybe empty, when they all fit.
+fn elem_chunks(elems: Vec<Elem>, keys_only: bool) -> Vec<Vec<Elem>> {
+    // No element comes near 256 bytes (a key of at most 64, a chain name of at most 256
+    // for verdict data, a comment of at most 128): short lists need no measuring.
+    if elems.len() <= 64 {
+        return vec![elems];
+    }
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut size = 0;
+    for e in elems {
+        let mut w = AttrWriter::new();
+        e.encode(&mut w, keys_only);
+        let n = w.into_bytes().len();
+        if !cur.is_empty() && size + n > MAX_ELEMS_BYTES {
+            out.push(std::mem::take(&mut cur));
+            size = 0;
+        }
+        size += n;
+        cur.push(e);
+    }
+    out.push(cur);
+    out
+}
+
 /// Operations sent as ONE nf_tables transaction: `NFNL_MSG_BATCH_BEGIN`, the messages (each
 /// asking for an ACK), `NFNL_MSG_BATCH_END`, in one `sendmsg`. The kernel applies all of them
 /// or none. Built by appending; applied with [`super::NftSocket::apply`].
@@ -367,16 +399,20 @@ impl Batch {
         self.push(t, OpKind::FlushSet(name.to_string()), if_exists)
     }
 
-    /// `nft add element <t> <set> { <elems> }`.
+    /// `nft add element <t> <set> { <elems> }`: one message, or several when the elements
+    /// do not fit one ([`elem_chunks`]).
     pub fn add_elems(&mut self, t: &TableRef, set: &str, elems: Vec<Elem>) -> &mut Batch {
-        self.push(
-            t,
-            OpKind::AddElems {
-                set: set.to_string(),
-                elems,
-            },
-            false,
-        )
+        for elems in elem_chunks(elems, false) {
+            self.push(
+                t,
+                OpKind::AddElems {
+                    set: set.to_string(),
+                    elems,
+                },
+                false,
+            );
+        }
+        self
     }
 
     /// `nft delete element <t> <set> { <elems> }`. With `if_exists`, each element goes into
@@ -401,14 +437,17 @@ impl Batch {
             }
             self
         } else {
-            self.push(
-                t,
-                OpKind::DelElems {
-                    set: set.to_string(),
-                    elems,
-                },
-                false,
-            )
+            for elems in elem_chunks(elems, true) {
+                self.push(
+                    t,
+                    OpKind::DelElems {
+                        set: set.to_string(),
+                        elems,
+                    },
+                    false,
+                );
+            }
+            self
         }
     }
 

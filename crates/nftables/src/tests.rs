@@ -59,6 +59,47 @@ fn a_batch_is_framed_by_begin_and_end_with_an_ack_per_message() {
 }
 
 #[test]
+fn long_element_lists_are_split_into_messages_that_fit_an_attribute() {
+    let t = TableRef::inet("x");
+    let elems: Vec<Elem> = (0..20_000u32)
+        .map(|i| Elem::addr(IpAddr::from(std::net::Ipv4Addr::from(0x0a60_0000 + i))))
+        .collect();
+    let mut b = Batch::new();
+    b.add_elems(&t, "s", elems.clone())
+        .del_elems(&t, "s", elems.clone(), false);
+    let (adds, dels): (Vec<&Op>, Vec<&Op>) = b
+        .ops()
+        .iter()
+        .partition(|o| matches!(o.kind, OpKind::AddElems { .. }));
+    assert!(
+        adds.len() > 1 && dels.len() > 1,
+        "{} {}",
+        adds.len(),
+        dels.len()
+    );
+    let ids = b.set_ids(|_| true);
+    for op in b.ops() {
+        let (_, _, attrs) = op.encode(&ids);
+        let list = Attrs::new(&attrs).attr(3).expect("the elements");
+        assert!(list.data.len() + 4 <= usize::from(u16::MAX));
+        assert!(list.data.len() <= MAX_ELEMS_BYTES);
+    }
+    // Every element once, in order.
+    let sent: Vec<Elem> = adds
+        .iter()
+        .flat_map(|o| match &o.kind {
+            OpKind::AddElems { elems, .. } => elems.clone(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(sent, elems);
+    // A short list stays one message.
+    let mut b = Batch::new();
+    b.add_elems(&t, "s", elems[..10].to_vec());
+    assert_eq!(b.len(), 1);
+}
+
+#[test]
 fn set_ids_follow_sets_created_in_the_batch_only() {
     let t = TableRef::inet("x");
     let mut b = Batch::new();

@@ -347,6 +347,31 @@ fn thousands_of_messages_fit_in_one_transaction() {
 
 #[test]
 #[ignore = "needs root: run scripts/test.sh"]
+fn a_list_of_elements_longer_than_an_attribute_arrives_whole() {
+    // 20,000 keys with comments: several times the 64 KiB one attribute can describe.
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let elems: Vec<Elem> = (0..20_000u32)
+            .map(|i| {
+                Elem::addr(std::net::Ipv4Addr::from(0x0a60_0000 + i).into())
+                    .with_comment(format!("service {i}"))
+            })
+            .collect();
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_set(&t(), SetDef::set("s", vec![DataType::Ipv4Addr]))
+            .add_elems(&t(), "s", elems.clone());
+        sock.apply(&b).unwrap();
+        assert_eq!(sock.list_elems(&t(), "s").unwrap().unwrap().len(), 20_000);
+        let mut b = Batch::new();
+        b.del_elems(&t(), "s", elems[..15_000].to_vec(), false);
+        sock.apply(&b).unwrap();
+        assert_eq!(sock.list_elems(&t(), "s").unwrap().unwrap().len(), 5_000);
+    })
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
     in_netns(|| {
         nft_file(
