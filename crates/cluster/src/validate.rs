@@ -348,6 +348,16 @@ fn service(s: &Service, errors: &mut Vec<String>) {
         &["None", "ClientIP"],
         errors,
     );
+    let timeout = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds);
+    if let Some(t) = timeout.filter(|t| !(1..=86400).contains(t)) {
+        errors.push(format!(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds: {t} is not between 1 and 86400"
+        ));
+    }
     one_of(
         "spec.externalTrafficPolicy",
         spec.external_traffic_policy.as_ref(),

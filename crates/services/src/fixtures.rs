@@ -41,10 +41,11 @@ pub fn att(ns: &str, pod: &str, node: &str, addrs: &[&str]) -> Attachment {
     .expect("attachment")
 }
 
-/// A cluster of five services (ClusterIP with a named target port; NodePort with
+/// A cluster of eight services (ClusterIP with a named target port; NodePort with
 /// `externalTrafficPolicy: Local` and affinity; a dual-stack LoadBalancer with source
-/// ranges; one without endpoints; one with `internalTrafficPolicy: Local`), two pods on
-/// nodes `a` and `b`.
+/// ranges; one without endpoints; one with `internalTrafficPolicy: Local`; one with three
+/// ports of three protocols, UDP, TCP and SCTP, targets by name and number; a headless one
+/// and an ExternalName, which program nothing), three pods on nodes `a` and `b`.
 pub fn cluster() -> (Vec<Service>, Vec<Pod>, Vec<Attachment>) {
     let services = vec![
         svc(
@@ -78,10 +79,34 @@ pub fn cluster() -> (Vec<Service>, Vec<Pod>, Vec<Attachment>) {
             "local",
             json!({"selector":{"app":"web"},"clusterIP":"10.96.0.14","internalTrafficPolicy":"Local","ports":[{"port":81,"targetPort":8080}]}),
         ),
+        svc(
+            "shop",
+            "multi",
+            json!({"selector":{"app":"db"},"clusterIP":"10.96.0.15","ports":[
+                {"name":"dns","port":53,"protocol":"UDP","targetPort":"dns"},
+                {"name":"dns-tcp","port":53,"protocol":"TCP","targetPort":5353},
+                {"name":"diameter","port":3868,"protocol":"SCTP","targetPort":"diameter"}]}),
+        ),
+        svc(
+            "shop",
+            "headless",
+            json!({"selector":{"app":"web"},"clusterIP":"None","ports":[{"port":80}]}),
+        ),
+        svc(
+            "shop",
+            "alias",
+            json!({"type":"ExternalName","externalName":"db.example.com"}),
+        ),
     ];
     let pods = vec![
         pod("shop", "web-1", "web", &[("http", 8080, "TCP")]),
         pod("shop", "web-2", "web", &[("http", 8080, "TCP")]),
+        pod(
+            "shop",
+            "db-1",
+            "db",
+            &[("dns", 5353, "UDP"), ("diameter", 3868, "SCTP")],
+        ),
     ];
     let atts = vec![
         att(
@@ -96,6 +121,7 @@ pub fn cluster() -> (Vec<Service>, Vec<Pod>, Vec<Attachment>) {
             "b",
             &["10.244.2.7/24", "fd00:244:0:2::7/64"],
         ),
+        att("shop", "db-1", "b", &["10.244.2.8/24"]),
     ];
     (services, pods, atts)
 }

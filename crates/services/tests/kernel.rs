@@ -1,6 +1,7 @@
 //! The planned table against the kernel (root), in a private network namespace: the whole
 //! table applies in one batch, `nft list` shows every rule as the plan wrote it, and the
-//! incremental batches (an endpoint more, services removed, back to nothing) apply.
+//! incremental batches (an endpoint more, services removed, back to nothing) apply. The
+//! fixture's services include one with UDP, TCP and SCTP ports.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
@@ -41,6 +42,14 @@ fn the_plan_and_its_diffs_apply_and_list_as_planned() {
         let first = planned(&s, &p, &a);
         sock.apply(&diff(None, &first)).unwrap();
         check_listing(&first);
+        // A service of three protocols: one element per port in the one lookup map.
+        let listing = squash(&nft(&["list", "table", "inet", "ferro_services"]));
+        for proto_port in ["udp . 53", "tcp . 53", "sctp . 3868"] {
+            assert!(
+                listing.contains(&format!("10.96.0.15 . {proto_port} : goto svc-")),
+                "{proto_port}: {listing}"
+            );
+        }
         // Applying the full rebuild again (an agent restart) works on an existing table.
         sock.apply(&diff(None, &first)).unwrap();
 

@@ -244,6 +244,8 @@ spec:
   type: NodePrt
   clusterIP: 10.96.0.300
   ports: [{port: 80, targetPort: 70000}, {port: 80, name: b, nodePort: 30080}]
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}
 ");
     for want in [
         "metadata.name: \"1svc\" must start with a lower-case letter",
@@ -252,6 +254,7 @@ spec:
         "spec.ports[0].targetPort: 70000 is not a port",
         "spec.ports[1]: port 80 TCP is given twice",
         "spec.clusterIP: \"10.96.0.300\" is not an IP address",
+        "spec.sessionAffinityConfig.clientIP.timeoutSeconds: 0 is not between 1 and 86400",
     ] {
         assert!(e.contains(want), "missing {want:?} in {e}");
     }

@@ -39,6 +39,33 @@ fn one_lookup_per_packet_whatever_the_number_of_services() {
 }
 
 #[test]
+fn every_port_and_protocol_of_a_service_and_nothing_for_headless_or_external_names() {
+    let (s, p, a) = cluster();
+    let r = planned(&s, &p, &a).render();
+    // One entry per port and protocol in the one lookup map, each to its own chain.
+    for key in [
+        "10.96.0.15 . udp . 53 : goto svc-",
+        "10.96.0.15 . tcp . 53 : goto svc-",
+        "10.96.0.15 . sctp . 3868 : goto svc-",
+    ] {
+        assert_eq!(r.matches(key).count(), 1, "{key} in\n{r}");
+    }
+    // Targets by name resolved from the pod's ports of that protocol, by number as given.
+    for rule in [
+        "meta l4proto udp dnat ip to 10.244.2.8:5353",
+        "meta l4proto tcp dnat ip to 10.244.2.8:5353",
+        "meta l4proto sctp dnat ip to 10.244.2.8:3868",
+    ] {
+        assert_eq!(r.matches(rule).count(), 1, "{rule} in\n{r}");
+    }
+    // Headless and ExternalName services have no address to program.
+    assert!(
+        !r.contains("shop/headless") && !r.contains("shop/alias"),
+        "{r}"
+    );
+}
+
+#[test]
 fn names_stay_within_the_kernel_limits_and_apart() {
     let long = "x".repeat(300);
     let a = object_name("ep", &format!("{long}a"));
