@@ -3,8 +3,9 @@
 //! pod answered and the source address they saw, real clients in pods, on nodes, on the
 //! VNet's VM and on the internet host.
 //!
-//! The pods' attachment records are written into the store the way the agent records the
-//! plugins' reports (namespace of the pod, `spec.pod`, `spec.node`, addresses).
+//! The pods' plugins report each ADD and DEL to their node's agent (the `agent` key of the
+//! network lists, the pod named by `CNI_ARGS`), which records them as `Attachment` objects:
+//! a pod becomes an endpoint, and leaves, the way it does on a real node.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
@@ -14,12 +15,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferro_cluster::{keys, Kind};
+use ferro_cluster::keys;
 use ferro_store::{Etcd, EtcdConfig, Store};
 use ferro_testutil::agent::Agent;
 use ferro_testutil::etcd::EtcdCluster;
-use ferro_testutil::kubenet::Kubenet;
+use ferro_testutil::kubenet::{self, Kubenet};
 use ferro_testutil::netns::Netns;
+use ferro_testutil::nft::nft;
 use ferro_testutil::probe::{tcp_who, udp_who, ProbeServer};
 use ferro_testutil::runtime::{pod_addr, Runtime};
 use ferro_testutil::topology::World;
@@ -33,6 +35,7 @@ const NAMES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
 struct Pod {
     ns: Netns,
+    node: usize,
     v4: IpAddr,
     v6: Option<IpAddr>,
     _servers: Vec<ProbeServer>,
@@ -54,7 +57,7 @@ struct Cluster {
     rt: Vec<Runtime>,
     net: &'static str,
     _data: Vec<tempfile::TempDir>,
-    _list: Option<tempfile::NamedTempFile>,
+    _list: tempfile::NamedTempFile,
     etcd: EtcdCluster,
     agents: Vec<Agent>,
     pods: BTreeMap<String, Pod>,
@@ -123,68 +126,75 @@ metadata: {name: shop}
     }
 }
 
-/// The simulated network and a runtime per node attaching pods with `model`.
-#[allow(clippy::type_complexity)]
-fn attach_with(
-    model: Model,
-    nodes: usize,
-) -> (
-    World,
-    Vec<Runtime>,
-    Vec<tempfile::TempDir>,
-    Option<tempfile::NamedTempFile>,
-    &'static str,
-) {
+/// The simulated network and a runtime per node for `model` (the network lists come with
+/// the agents: [`conflist`]).
+fn world_for(model: Model, nodes: usize) -> (World, Vec<Runtime>) {
     match model {
+        // (its routes: every host of the VNet routes each node's pod subnets to the node)
         Model::Kubenet => {
             let k = Kubenet::dual_stack(nodes);
-            (k.world, k.rt, k.data, None, ferro_testutil::kubenet::NET)
+            (k.world, k.rt)
         }
         Model::Flat => {
             let world = World::new(nodes);
-            let (mut rt, mut data) = (Vec::new(), Vec::new());
-            for (i, n) in world.nodes.iter().enumerate() {
-                let d = tempfile::tempdir().unwrap();
-                let start = 20 + 10 * i;
-                let r = Runtime::new(&n.ns, &["flat", "host-local"]);
-                r.write_conflist(
-                    "10-azure",
-                    &json!({"cniVersion":"1.1.0","name":"azure","plugins":[
-                        {"type":"flat","vnetCIDRs":["10.240.0.0/16","fd00:240::/64"],"ipam":{"type":"host-local","dataDir":d.path(),"ranges":[
-                            [{"subnet":"10.240.0.0/16","rangeStart":format!("10.240.0.{start}"),"rangeEnd":format!("10.240.0.{}", start + 9),"gateway":"10.240.0.1"}],
-                            [{"subnet":"fd00:240::/64","rangeStart":format!("fd00:240::{start}"),"rangeEnd":format!("fd00:240::{}", start + 9)}]]}}]}),
-                );
-                rt.push(r);
-                data.push(d);
-            }
-            (world, rt, data, None, "azure")
+            let rt = (world.nodes.iter())
+                .map(|n| Runtime::new(&n.ns, &["flat", "host-local"]))
+                .collect();
+            (world, rt)
         }
         Model::Overlay => {
             let world = World::new(nodes);
-            let list = tempfile::NamedTempFile::new().unwrap();
-            let leases: Vec<Value> = world
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| json!({"name": format!("node{i}"), "address": n.ip.to_string(), "podSubnet": format!("10.244.{}.0/24", i + 1)}))
+            let rt = (world.nodes.iter())
+                .map(|n| Runtime::new(&n.ns, &["overlay", "host-local"]))
                 .collect();
-            std::fs::write(list.path(), json!({"nodes": leases}).to_string()).unwrap();
-            let (mut rt, mut data) = (Vec::new(), Vec::new());
-            for (i, n) in world.nodes.iter().enumerate() {
-                let d = tempfile::tempdir().unwrap();
-                let r = Runtime::new(&n.ns, &["overlay", "host-local"]);
-                r.write_conflist(
-                    "10-ovl",
-                    &json!({"cniVersion":"1.1.0","name":"ovl","plugins":[
-                        {"type":"overlay","podCIDR":"10.244.0.0/16","nodeName":format!("node{i}"),"nodeList":list.path(),
-                         "ipam":{"type":"host-local","dataDir":d.path(),"ranges":[[{"subnet":format!("10.244.{}.0/24", i + 1)}]]}}]}),
-                );
-                rt.push(r);
-                data.push(d);
-            }
-            (world, rt, data, Some(list), "ovl")
+            (world, rt)
         }
     }
+}
+
+/// The file and network name of `model`'s list.
+fn network_name(model: Model) -> (&'static str, &'static str) {
+    match model {
+        Model::Kubenet => ("10-kube", kubenet::NET),
+        Model::Flat => ("10-azure", "azure"),
+        Model::Overlay => ("10-ovl", "ovl"),
+    }
+}
+
+/// Node `i`'s network list under `model` (IPAM data in `data`; the overlay's node list at
+/// `list`), its plugin reporting to the agent at `socket`.
+fn conflist(model: Model, i: usize, data: &Path, list: &Path, socket: &Path) -> Value {
+    let agent = json!({"agent": {"socket": socket}});
+    match model {
+        Model::Kubenet => kubenet::conflist_dual_stack(i, data, agent),
+        Model::Flat => {
+            let start = 20 + 10 * i;
+            json!({"cniVersion":"1.1.0","name":"azure","plugins":[
+                {"type":"flat","vnetCIDRs":["10.240.0.0/16","fd00:240::/64"],"agent":agent["agent"],
+                 "ipam":{"type":"host-local","dataDir":data,"ranges":[
+                    [{"subnet":"10.240.0.0/16","rangeStart":format!("10.240.0.{start}"),"rangeEnd":format!("10.240.0.{}", start + 9),"gateway":"10.240.0.1"}],
+                    [{"subnet":"fd00:240::/64","rangeStart":format!("fd00:240::{start}"),"rangeEnd":format!("fd00:240::{}", start + 9)}]]}}]})
+        }
+        Model::Overlay => json!({"cniVersion":"1.1.0","name":"ovl","plugins":[
+            {"type":"overlay","podCIDR":"10.244.0.0/16","nodeName":format!("node{i}"),"nodeList":list,
+             "agent":agent["agent"],
+             "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":format!("10.244.{}.0/24", i + 1)}]]}}]}),
+    }
+}
+
+/// The overlay's static node list (each node's address and pod subnet).
+fn node_list(world: &World) -> tempfile::NamedTempFile {
+    let list = tempfile::NamedTempFile::new().unwrap();
+    let nodes: Vec<Value> = (world.nodes.iter().enumerate())
+        .map(|(i, n)| json!({"name": format!("node{i}"), "address": n.ip.to_string(), "podSubnet": format!("10.244.{}.0/24", i + 1)}))
+        .collect();
+    std::fs::write(list.path(), json!({ "nodes": nodes }).to_string()).unwrap();
+    list
+}
+
+/// `CNI_ARGS` naming pod `shop/<name>`.
+fn k8s(name: &str) -> String {
+    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME={name}")
 }
 
 impl Cluster {
@@ -197,7 +207,7 @@ impl Cluster {
     /// The same with pods attached by `model`.
     fn with(model: Model, nodes: usize, ttl: u64) -> Cluster {
         ferro_testutil::require_root();
-        let (world, rt, data, list, net) = attach_with(model, nodes);
+        let (world, rt) = world_for(model, nodes);
         let vm: IpAddr = ferro_testutil::topology::PEER.parse().unwrap();
         let etcd = EtcdCluster::start(&[(&world.peer, vm)], None);
         let agents = world
@@ -213,7 +223,18 @@ impl Cluster {
                         "leaseTTL": ttl, "logLevel": "info"}),
                 )
             })
-            .collect();
+            .collect::<Vec<Agent>>();
+        let list = node_list(&world);
+        let (file, net) = network_name(model);
+        let mut data = Vec::new();
+        for (i, a) in agents.iter().enumerate() {
+            let d = tempfile::tempdir().unwrap();
+            rt[i].write_conflist(
+                file,
+                &conflist(model, i, d.path(), list.path(), &a.socket()),
+            );
+            data.push(d);
+        }
         let c = Cluster {
             world,
             rt,
@@ -238,26 +259,12 @@ impl Cluster {
         out.stdout
     }
 
-    fn store_op(&self, key: String, value: Option<Value>) {
-        let endpoints = self.etcd.endpoints();
-        in_ns(&self.world.peer, move || async move {
-            let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
-            match value {
-                Some(v) => {
-                    s.put(&key, v.to_string().into_bytes()).await.unwrap();
-                }
-                None => {
-                    s.delete(&key).await.unwrap();
-                }
-            }
-        });
-    }
-
     /// A pod `name` (labels `app`) on node `i` serving TCP and UDP on `port` of both its
-    /// addresses, its Pod resource and its attachment record.
+    /// addresses, and its Pod resource; its plugin reports it to node `i`'s agent. Returns
+    /// once the store joins the pod with its attachment (it has an address).
     fn pod(&mut self, i: usize, name: &str, app: &str, port: u16) {
         let ns = Netns::new(name);
-        let result = self.rt[i].add(self.net, &ns);
+        let result = self.rt[i].add_with(self.net, &ns, &[("CNI_ARGS", &k8s(name))]);
         let v4 = pod_addr(&result, false).unwrap();
         let v6 = pod_addr(&result, true);
         let mut servers = vec![ProbeServer::start_labelled(
@@ -275,11 +282,17 @@ impl Cluster {
         self.apply(&format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{name: http, containerPort: {port}}}]}}]}}\n"
         ));
-        self.attach(i, name, v4, v6);
+        until(Duration::from_secs(10), "the pod's attachment", || {
+            let out =
+                self.agents[0].cnictl(&["get", "pod", name, "-n", "shop", "-o", "json"], None);
+            serde_json::from_str::<Value>(&out.stdout)
+                .is_ok_and(|p| p["status"]["podIP"] == json!(v4.to_string()))
+        });
         self.pods.insert(
             name.to_string(),
             Pod {
                 ns,
+                node: i,
                 v4,
                 v6,
                 _servers: servers,
@@ -287,20 +300,16 @@ impl Cluster {
         );
     }
 
-    fn attachment_key(name: &str) -> String {
-        keys::object(Kind::Attachment, Some("shop"), &format!("{name}-eth0"))
+    /// Deletes pod `name` as its runtime would (DEL, reported to its node's agent).
+    fn delete_pod(&mut self, name: &str) {
+        let p = self.pods.remove(name).unwrap();
+        self.rt[p.node].del_with(self.net, &p.ns, &[("CNI_ARGS", &k8s(name))]);
     }
 
-    fn attach(&self, i: usize, name: &str, v4: IpAddr, v6: Option<IpAddr>) {
-        let mut addrs = vec![format!("{v4}/24")];
-        addrs.extend(v6.map(|v6| format!("{v6}/64")));
-        self.store_op(
-            Self::attachment_key(name),
-            Some(json!({"apiVersion":"ferro-cni.io/v1","kind":"Attachment",
-                "metadata":{"namespace":"shop","name":format!("{name}-eth0")},
-                "spec":{"node":NAMES[i],"pod":name,"containerID":name,"interface":"eth0",
-                    "addresses":addrs}})),
-        );
+    /// Node `i`'s services table, as `nft` lists it.
+    fn table(&self, i: usize) -> String {
+        self.node(i)
+            .run(|| nft(&["list", "table", "inet", "ferro_services"]))
     }
 
     fn svc(&self, name: &str) -> Value {
@@ -362,6 +371,7 @@ fn cluster_ips_node_ports_policies_affinity_and_hairpin_under_kubenet() {
     c.pod(1, "web-2", "web", 8080);
     c.pod(0, "solo-1", "solo", 8080);
     c.pod(0, "client", "client", 9);
+    c.pod(1, "far", "client", 9);
     c.apply(
         "apiVersion: v1
 kind: Service
@@ -385,13 +395,28 @@ spec: {selector: {app: web}, sessionAffinity: ClientIP, ports: [{port: 80, targe
 ---
 apiVersion: v1
 kind: Service
+metadata: {name: brief, namespace: shop}
+spec: {selector: {app: web}, sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 1}}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
 metadata: {name: empty, namespace: shop}
-spec: {type: NodePort, selector: {app: nothing}, ports: [{port: 80}]}
+spec: {type: NodePort, ipFamilyPolicy: PreferDualStack, selector: {app: nothing}, ports: [{port: 80}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: inner, namespace: shop}
 spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: shop}
+spec: {clusterIP: None, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: alias, namespace: shop}
+spec: {type: ExternalName, externalName: db.example.com}
 ",
     );
     let client = &c.pods["client"].ns;
@@ -402,21 +427,45 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     });
     eprintln!("ClusterIP answering {took:?} after the apply returned");
 
-    // Balancing over both endpoints, each roughly its share; the pod's own address is kept.
-    let n = 60;
-    for dst in [web4, web6] {
-        let (who, sources) = tally(client, dst, n);
-        eprintln!("{dst}: {who:?} over {n} connections");
-        assert_eq!(who.len(), 2, "{who:?}");
-        for (pod, k) in &who {
-            assert!(*k >= n / 5, "{pod} got {k} of {n}");
+    // Headless: no VIP; ExternalName: no address either (a DNS name, nothing to program);
+    // neither appears in any node's table, and everything else works beside them.
+    let headless = c.svc("headless");
+    assert_eq!(headless["spec"]["clusterIP"], "None", "{headless}");
+    assert!(
+        headless["spec"]["clusterIPs"]
+            .as_array()
+            .is_none_or(|a| a.iter().all(|ip| ip == "None")),
+        "{headless}"
+    );
+    let alias = c.svc("alias");
+    assert!(alias["spec"]["clusterIP"].is_null(), "{alias}");
+    for i in 0..2 {
+        let t = c.table(i);
+        assert!(t.contains("shop/web/"), "{t}");
+        assert!(
+            !t.contains("shop/headless") && !t.contains("shop/alias"),
+            "{t}"
+        );
+    }
+
+    // Balancing over both endpoints (one on each node), each roughly its share, from a pod
+    // on either node; the pod's own address is kept.
+    let n = 40;
+    for from in ["client", "far"] {
+        for dst in [web4, web6] {
+            let (who, sources) = tally(&c.pods[from].ns, dst, n);
+            eprintln!("{from} -> {dst}: {who:?} over {n} connections");
+            assert_eq!(who.len(), 2, "{who:?}");
+            for (pod, k) in &who {
+                assert!(*k >= n / 5, "{pod} got {k} of {n}");
+            }
+            let own = if dst.is_ipv6() {
+                c.pods[from].v6.unwrap()
+            } else {
+                c.pods[from].v4
+            };
+            assert!(sources.iter().all(|s| *s == own), "{sources:?}");
         }
-        let own = if dst.is_ipv6() {
-            c.pods["client"].v6.unwrap()
-        } else {
-            c.pods["client"].v4
-        };
-        assert!(sources.iter().all(|s| *s == own), "{sources:?}");
     }
     // UDP, by targetPort number on a port of its own.
     let dns = SocketAddr::new(web4.ip(), 53);
@@ -426,12 +475,20 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
         "{src} {pod}"
     );
 
-    // From the node itself (not a pod): answered, masqueraded to the node's side.
-    let (src, _) = tcp_who(&c.node(0).path(), web4, Duration::from_secs(3)).unwrap();
-    assert!(
-        !c.pods.values().any(|p| p.v4 == src),
-        "node traffic masqueraded: {src}"
-    );
+    // From either node itself (not a pod), both families: both endpoints answer, the
+    // connections masqueraded to the node's side.
+    for i in 0..2 {
+        for dst in [web4, web6] {
+            let (who, sources) = tally(c.node(i), dst, 16);
+            assert_eq!(who.len(), 2, "node {i} -> {dst}: {who:?}");
+            assert!(
+                sources
+                    .iter()
+                    .all(|s| !c.pods.values().any(|p| p.v4 == *s || p.v6 == Some(*s))),
+                "node {i} -> {dst}: masqueraded: {sources:?}"
+            );
+        }
+    }
 
     // Hairpin: solo-1 reaching its own service lands on itself, masqueraded.
     let solo = SocketAddr::new(c.cluster_ip("solo", false), 80);
@@ -440,28 +497,51 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
     assert_eq!(pod, "solo-1");
     eprintln!("hairpin: solo-1 reached itself, seen from {src}");
 
-    // Affinity: one client always lands on one pod.
+    // Affinity: one client always lands on one pod (default timeout: 3 hours).
     let sticky = SocketAddr::new(c.cluster_ip("sticky", false), 80);
     let (who, _) = tally(client, sticky, 20);
     assert_eq!(who.len(), 1, "affinity: {who:?}");
+    // With a timeout of 1 s: sticky while the client keeps coming, free again once it has
+    // been away longer than the timeout (then each new pick is even, so a round lands on the
+    // other pod with a chance of one half).
+    let brief = SocketAddr::new(c.cluster_ip("brief", false), 80);
+    let (who, _) = tally(client, brief, 10);
+    assert_eq!(who.len(), 1, "affinity within the timeout: {who:?}");
+    let first = who.keys().next().unwrap().clone();
+    let rounds = (1..=12).find(|_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        tally(client, brief, 1).0.keys().next() != Some(&first)
+    });
+    eprintln!("affinity with a 1 s timeout: another pod after {rounds:?} pauses of 1.5 s");
+    assert!(
+        rounds.is_some(),
+        "always {first} after 12 pauses longer than the timeout"
+    );
 
-    // internalTrafficPolicy: Local: from node A only node A's endpoint.
+    // internalTrafficPolicy: Local: a node's clients reach only that node's endpoint.
     let inner = SocketAddr::new(c.cluster_ip("inner", false), 80);
     let (who, _) = tally(client, inner, 20);
     assert_eq!(who.keys().collect::<Vec<_>>(), ["web-1"], "{who:?}");
+    let (who, _) = tally(&c.pods["far"].ns, inner, 20);
+    assert_eq!(who.keys().collect::<Vec<_>>(), ["web-2"], "{who:?}");
 
-    // No endpoints: refused at once, not a timeout; over its NodePort too.
-    let empty = SocketAddr::new(c.cluster_ip("empty", false), 80);
-    let t0 = Instant::now();
-    let e = tcp_who(&client.path(), empty, Duration::from_secs(3)).unwrap_err();
-    assert_eq!(e, ErrorKind::ConnectionRefused, "{e:?}");
-    eprintln!(
-        "a service without endpoints refused the connection in {:?}",
-        t0.elapsed()
-    );
-    let np_empty = SocketAddr::new(c.world.nodes[0].ip, c.node_port("empty"));
-    let e = tcp_who(&c.world.peer.path(), np_empty, Duration::from_secs(3)).unwrap_err();
-    assert_eq!(e, ErrorKind::ConnectionRefused, "{e:?}");
+    // No endpoints: refused at once, not a timeout, in both families; over its NodePort
+    // from outside too.
+    for v6 in [false, true] {
+        let empty = SocketAddr::new(c.cluster_ip("empty", v6), 80);
+        let t0 = Instant::now();
+        let e = tcp_who(&client.path(), empty, Duration::from_secs(3)).unwrap_err();
+        assert_eq!(e, ErrorKind::ConnectionRefused, "{empty}: {e:?}");
+        eprintln!(
+            "{empty}, a service without endpoints, refused the connection in {:?}",
+            t0.elapsed()
+        );
+    }
+    for ip in [c.world.nodes[0].ip, c.world.nodes[1].ip6] {
+        let np_empty = SocketAddr::new(ip, c.node_port("empty"));
+        let e = tcp_who(&c.world.peer.path(), np_empty, Duration::from_secs(3)).unwrap_err();
+        assert_eq!(e, ErrorKind::ConnectionRefused, "{np_empty}: {e:?}");
+    }
 
     // NodePort from outside the cluster, on every node, both families: Cluster policy
     // balances over all endpoints and masquerades.
@@ -470,7 +550,8 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
         for ip in [node.ip, node.ip6] {
             let dst = SocketAddr::new(ip, np);
             let (who, sources) = tally(&c.world.peer, dst, 20);
-            assert!(!who.is_empty());
+            eprintln!("VM -> NodePort {dst}: {who:?}");
+            assert_eq!(who.len(), 2, "{dst}: {who:?}");
             let peer: IpAddr = if ip.is_ipv6() {
                 ferro_testutil::topology::PEER6.parse().unwrap()
             } else {
@@ -489,9 +570,13 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
         10,
     );
     assert!(!who.is_empty());
-    // Not on 127.0.0.1.
-    let lo = SocketAddr::new("127.0.0.1".parse().unwrap(), np);
-    assert!(tcp_who(&c.node(0).path(), lo, Duration::from_millis(500)).is_err());
+    // Not on the loopback addresses: nothing listens there, so the node refuses (a NodePort
+    // served there would answer).
+    for lo in ["127.0.0.1", "::1"] {
+        let dst = SocketAddr::new(lo.parse().unwrap(), np);
+        let e = tcp_who(&c.node(0).path(), dst, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e, ErrorKind::ConnectionRefused, "{dst}: {e:?}");
+    }
 
     // externalTrafficPolicy: Local keeps the client's address and uses this node's
     // endpoints only; a node without one drops (no answer, no refusal).
@@ -524,20 +609,25 @@ spec: {selector: {app: web}, internalTrafficPolicy: Local, ports: [{port: 80, ta
         })
         .expect("a source port whose flow lands on web-2");
 
-    // An endpoint leaving: its attachment record goes, the set follows within a second.
-    c.store_op(Cluster::attachment_key("web-2"), None);
-    let gone = Instant::now();
-    until(Duration::from_secs(10), "web-2 leaves the service", || {
-        tally(client, web4, 6).0.keys().all(|k| k == "web-1")
+    // A pod leaving: its runtime's DEL reports to node B's agent, which deletes its
+    // attachment; every node's table drops the endpoint.
+    let web2 = c.pods["web-2"].v4.to_string();
+    let t0 = Instant::now();
+    c.delete_pod("web-2");
+    let del = t0.elapsed();
+    let gone = until(Duration::from_secs(10), "web-2 leaves every table", || {
+        (0..2).all(|i| !c.table(i).contains(&web2))
     });
     eprintln!(
-        "an endpoint left the service {:?} after its record",
-        gone.elapsed()
+        "a pod leaving: its DEL took {del:?}; its endpoint was out of both nodes' tables \
+         {gone:?} after the DEL returned"
     );
+    let client = &c.pods["client"].ns;
     let (who, _) = tally(client, web4, 20);
     assert_eq!(who.keys().collect::<Vec<_>>(), ["web-1"]);
     // The pinned UDP flow's conntrack entry went with the endpoint: the same source port now
-    // reaches web-1 (web-2 still runs: without the flush it would keep answering).
+    // reaches web-1 (kept, the entry would still send it to web-2's old address, where
+    // nothing answers).
     let (_, pod) = udp_who(&client.path(), Some(pinned), dns).expect("UDP after the change");
     assert_eq!(pod, "web-1", "stale UDP conntrack entry flushed");
 }
@@ -684,7 +774,8 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     let survivor = (0..3).find(|i| *i != dead).unwrap();
     let client = &c.pods[&format!("web-{}", survivor + 1)].ns;
     let dead_name = NAMES[dead];
-    let (lease_gone, endpoints_clean, moved) = std::thread::scope(|sc| {
+    let dead_pod = c.pods[&format!("web-{}", dead + 1)].v4.to_string();
+    let (lease_gone, tables_clean, endpoints_clean, moved) = std::thread::scope(|sc| {
         let moved = sc.spawn(|| {
             until(
                 Duration::from_secs(ttl + 30),
@@ -704,6 +795,18 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
                 killed.elapsed()
             })
         });
+        let tables = sc.spawn(|| {
+            until(
+                Duration::from_secs(ttl + 30),
+                "the dead node's endpoint leaves the survivors' tables",
+                || {
+                    (0..3)
+                        .filter(|i| *i != dead)
+                        .all(|i| !c.table(i).contains(&dead_pod))
+                },
+            );
+            killed.elapsed()
+        });
         let mut streak = 0;
         while streak < 10 {
             assert!(
@@ -718,14 +821,16 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
         }
         (
             lease.join().unwrap(),
+            tables.join().unwrap(),
             killed.elapsed(),
             moved.join().unwrap(),
         )
     });
     eprintln!(
         "the dead node's lease record went {lease_gone:?} after it died; its endpoint was out \
-         of the ClusterIP's set {:?} after that (10 connections in a row from a surviving node \
-         all answered)",
+         of both surviving nodes' tables {:?} after that; 10 connections in a row from a \
+         surviving node all answered {:?} after it",
+        tables_clean.saturating_sub(lease_gone),
         endpoints_clean.saturating_sub(lease_gone)
     );
     until(
@@ -850,7 +955,8 @@ fn many_services_apply_at_once_and_one_change_costs_one_service() {
 
 /// The same service behaviour whatever attaches the pods: ClusterIP from pods on either node
 /// over both endpoints with the pod's address kept (each family the model gives pods),
-/// from the node, hairpin, and a NodePort from the VNet's VM on every node.
+/// from either node over both endpoints, hairpin, and a NodePort from the VNet's VM on every
+/// node over both endpoints.
 fn services_under(model: Model) {
     let mut c = Cluster::with(model, 2, 10);
     c.pod(0, "web-1", "web", 8080);
@@ -896,15 +1002,20 @@ spec: {{selector: {{app: solo}}, ports: [{{port: 80, targetPort: 8080}}]}}
             assert!(sources.iter().all(|s| *s == own), "{sources:?}");
         }
     }
-    assert!(answers(c.node(0), vips[0]), "from the node");
+    for i in 0..2 {
+        for dst in &vips {
+            let (who, _) = tally(c.node(i), *dst, 16);
+            assert_eq!(who.len(), 2, "{model:?}: node {i} -> {dst}: {who:?}");
+        }
+    }
     let solo = SocketAddr::new(c.cluster_ip("solo", false), 80);
     let (_, pod) = tcp_who(&c.pods["solo-1"].ns.path(), solo, Duration::from_secs(3)).unwrap();
     assert_eq!(pod, "solo-1", "hairpin");
     let np = c.node_port("web");
     for node in &c.world.nodes {
         let dst = SocketAddr::new(node.ip, np);
-        let (who, _) = tally(&c.world.peer, dst, 10);
-        assert!(!who.is_empty(), "{model:?}: NodePort {dst}");
+        let (who, _) = tally(&c.world.peer, dst, 20);
+        assert_eq!(who.len(), 2, "{model:?}: NodePort {dst}: {who:?}");
     }
 }
 

@@ -45,6 +45,11 @@ pub fn conflist(i: usize, data: &std::path::Path, extra: Value) -> Value {
     conflist_of(i, data, extra, false)
 }
 
+/// [`conflist`] of a dual-stack cluster ([`Kubenet::dual_stack`]).
+pub fn conflist_dual_stack(i: usize, data: &std::path::Path, extra: Value) -> Value {
+    conflist_of(i, data, extra, true)
+}
+
 /// [`conflist`], dual stack with `dual`: a range set and a default route per family, both
 /// pod CIDRs kept unmasqueraded.
 fn conflist_of(i: usize, data: &std::path::Path, extra: Value, dual: bool) -> Value {
