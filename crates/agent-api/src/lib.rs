@@ -10,13 +10,19 @@
 //!   responses by `result`; a failure is `{"result":"error","error":{"code":...,"message":...}}`
 //!   with an [`ErrorCode`] callers can act on (`unavailable`: the store cannot be reached,
 //!   try again later);
-//! - later parts add IPAM and attachment requests to the same enums.
+//! - cluster IPAM ([`ipam`]): `ipamAllocate`, `ipamRelease`, `ipamCheck`, `ipamGC`,
+//!   `ipamStatus` for the `cluster-ipam` plugin; `ipamShow`, `ipamAudit`, `ipamReclaim` for
+//!   `cnictl ipam show|check|release`;
+//! - [`spool`]: requests a plugin could not deliver (the agent down on DEL), kept in a
+//!   directory next to the socket and replayed by the agent when it starts.
 //!
 //! [`Client`] is a blocking client (std only, no async runtime), cheap enough for a plugin's
 //! ADD path: one connect, one write, one read.
 
 mod client;
+pub mod ipam;
 mod proto;
+pub mod spool;
 
 pub use client::{call, Client, ClientError};
 pub use proto::*;

@@ -80,15 +80,38 @@ pub struct Api<S> {
     store: S,
     node: String,
     store_name: String,
+    ipam: Option<std::sync::Arc<crate::ipam::Ipam<S>>>,
 }
 
-impl<S: Store> Api<S> {
+impl<S: Store + Clone + 'static> Api<S> {
     /// The API of node `node` over `store` (described as `store_name` in `status`).
     pub fn new(store: S, node: String, store_name: String) -> Self {
         Api {
             store,
             node,
             store_name,
+            ipam: None,
+        }
+    }
+
+    /// The same API, answering cluster IPAM requests with `ipam`.
+    pub fn with_ipam(mut self, ipam: std::sync::Arc<crate::ipam::Ipam<S>>) -> Self {
+        self.ipam = Some(ipam);
+        self
+    }
+
+    /// A request a plugin spooled at `at_ms` while the agent was away: a release is skipped
+    /// when its attachment was added again since; anything else is answered as usual.
+    pub async fn handle_spooled(&self, req: Request, at_ms: u64) -> Response {
+        match (req, &self.ipam) {
+            (Request::IpamRelease(r), Some(ipam)) => match ipam.release_spooled(&r, at_ms) {
+                Ok(addresses) => Response::IpamReleased {
+                    addresses,
+                    blocks: Vec::new(),
+                },
+                Err(error) => Response::Error { error },
+            },
+            (req, _) => self.handle(req).await,
         }
     }
 
@@ -109,6 +132,20 @@ impl<S: Store> Api<S> {
                 namespace,
                 name,
             } => self.describe(&kind, namespace.as_deref(), &name).await,
+            ipam @ (Request::IpamAllocate(_)
+            | Request::IpamRelease(_)
+            | Request::IpamCheck(_)
+            | Request::IpamGc(_)
+            | Request::IpamStatus(_)
+            | Request::IpamShow(_)
+            | Request::IpamAudit(_)
+            | Request::IpamReclaim(_)) => match &self.ipam {
+                Some(i) => i.handle(ipam).await,
+                None => Err(ApiError::new(
+                    ErrorCode::Internal,
+                    "cluster IPAM is not running on this agent",
+                )),
+            },
         };
         r.unwrap_or_else(|error| Response::Error { error })
     }

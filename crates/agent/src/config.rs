@@ -30,6 +30,7 @@ struct File {
     #[serde(rename = "leaseTTL")]
     lease_ttl: Option<u64>,
     log_level: Option<String>,
+    ipam: Option<crate::ipam::config::IpamFile>,
 }
 
 /// The checked configuration.
@@ -51,6 +52,8 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// Log level.
     pub log_level: log::LevelFilter,
+    /// Cluster IPAM's grace periods.
+    pub ipam: crate::ipam::IpamConfig,
 }
 
 fn invalid(path: &Path, msg: impl std::fmt::Display) -> AgentError {
@@ -144,7 +147,13 @@ impl Config {
                 )
             })?,
         };
+        let ipam = f
+            .ipam
+            .unwrap_or_default()
+            .check(lease_ttl)
+            .map_err(|m| invalid(path, m))?;
         Ok(Config {
+            ipam,
             node_name,
             node_addresses,
             store,
@@ -182,6 +191,7 @@ mod tests {
         assert_eq!(c.metrics, None);
         assert_eq!(c.log_level, log::LevelFilter::Info);
         assert!(c.node_addresses.is_empty());
+        assert_eq!(c.ipam, crate::ipam::IpamConfig::default());
     }
 
     #[test]
@@ -242,6 +252,14 @@ mod tests {
                 "agent.json: logLevel: \"loud\"",
             ),
             (r#"{"nodeName":"a""#, "agent.json: EOF while parsing"),
+            (
+                r#"{"nodeName":"a","ipam":{"leakgrace":1}}"#,
+                "agent.json: ipam.leakgrace: unknown field `leakgrace`",
+            ),
+            (
+                r#"{"nodeName":"a","leaseTTL":10,"ipam":{"nodeGraceSeconds":20}}"#,
+                "agent.json: ipam.nodeGraceSeconds: 20 is less than 4 lease TTLs (40 s)",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with(want), "{text}: {e}");

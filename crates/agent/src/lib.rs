@@ -14,17 +14,21 @@
 //! - [`api`]: what each request does to the store;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
-//! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
+//! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
+//! - [`spool`]: requests plugins spooled while the agent was away;
+//! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod ipam;
 pub mod journal;
 mod logger;
 pub mod metrics;
 pub mod node;
 pub mod server;
+pub mod spool;
 pub mod state;
 
 use std::path::PathBuf;
@@ -137,13 +141,22 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let store_name = store.describe();
     log::info!("store {store_name}: reachable");
     let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);
-    let _journal = journal::Journal::open(state.path())
-        .map_err(|e| AgentError::io(format!("opening {}/journal", state.path().display()), e))?;
-    let api = Arc::new(api::Api::new(
-        store.clone(),
-        cfg.node_name.clone(),
-        store_name.clone(),
-    ));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ipam = Arc::new(
+        ipam::Ipam::open(
+            store.clone(),
+            &cfg.node_name,
+            cfg.ipam,
+            cfg.lease_ttl,
+            state.path(),
+            metrics.clone(),
+        )
+        .await?,
+    );
+    let api = Arc::new(
+        api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone())
+            .with_ipam(ipam.clone()),
+    );
     api.ensure_system_namespaces().await?;
     let lease = node::register(&store, &cfg, &state).await?;
     log::info!(
@@ -153,7 +166,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         lease.ttl.as_secs()
     );
     let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
-    let metrics = Arc::new(metrics::Metrics::default());
     metrics.set_registered(true);
 
     let started = async {
@@ -178,7 +190,15 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             return Err(e);
         }
     };
+    // What plugins could not deliver while the agent was away comes first.
+    let spool = ferro_agent_api::spool::Spool::for_socket(&cfg.socket);
+    let replayed = spool::replay(&api, &spool).await;
+    if replayed > 0 {
+        log::info!("spool: {replayed} requests replayed");
+    }
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
+    let ipam_loops = tokio::spawn(ipam.clone().run());
+    let spooler = tokio::spawn(spool::replay_loop(api.clone(), spool));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
         cfg.clone(),
@@ -195,6 +215,9 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     log::info!("{sig}: stopping");
     server.abort();
     renewer.abort();
+    spooler.abort();
+    ipam_loops.abort();
+    ipam.shutdown().await;
     if let Some(t) = metrics_task {
         t.abort();
     }

@@ -7,6 +7,8 @@
 //! | `ferro_agent_request_duration_seconds` | `op` | time to answer them |
 //! | `ferro_agent_lease_renewals_total` | `result` | node lease renewals (`ok`, `unavailable`, `expired`) |
 //! | `ferro_agent_node_registered` | | 1 while the node holds its lease |
+//!
+//! and cluster IPAM's (`ferro_agent_ipam_*`, see [`crate::ipam::metrics`]).
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct Metrics {
     request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     lease_renewals: Family<Labels, Counter>,
     registered: Gauge<i64, AtomicI64>,
+    /// Cluster IPAM's.
+    pub ipam: crate::ipam::metrics::IpamMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,7 +73,9 @@ impl Default for Metrics {
             "1 while the node holds its lease",
             registered.clone(),
         );
+        let ipam = crate::ipam::metrics::IpamMetrics::register(&mut registry);
         Metrics {
+            ipam,
             registry,
             requests,
             request_seconds,
