@@ -266,6 +266,22 @@ mod tests {
             serde_json::to_string(&a).unwrap(),
             r#"{"result":"ipamAllocated","ips":[{"address":"10.244.1.2/24","gateway":"10.244.1.1","block":"10.244.1.0/24"}]}"#
         );
+        // IPv6 pools are larger than 64-bit counts: strings beyond, and back
+        let show = Response::IpamShow(IpamShowReply {
+            pools: vec![PoolUse {
+                cidr: "fd00::/56".parse().unwrap(),
+                block_prefix: 122,
+                node_block_prefix: 64,
+                blocks: 1,
+                claimed_addresses: 64,
+                in_use: 1,
+                size: 1 << 72,
+            }],
+            ..IpamShowReply::default()
+        });
+        let text = serde_json::to_string(&show).unwrap();
+        assert!(text.contains(r#""claimedAddresses":64,"inUse":1,"size":"4722366482869645213696""#), "{text}");
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), show);
         let e = Response::error(ErrorCode::Exhausted, "pool 10.244.0.0/16 is exhausted");
         assert_eq!(
             serde_json::to_string(&e).unwrap(),

@@ -9,6 +9,48 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+/// Address counts (`u128`: an IPv6 pool is larger than any 64-bit number) in JSON: a
+/// number up to `u64::MAX`, a decimal string beyond. Use with `#[serde(with = "count")]`.
+pub mod count {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes `n`.
+    pub fn serialize<S: Serializer>(n: &u128, s: S) -> Result<S::Ok, S::Error> {
+        match u64::try_from(*n) {
+            Ok(small) => s.serialize_u64(small),
+            Err(_) => s.serialize_str(&n.to_string()),
+        }
+    }
+
+    struct V;
+
+    impl Visitor<'_> for V {
+        type Value = u128;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a count (a number, or a decimal string)")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u128, E> {
+            Ok(u128::from(v))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u128, E> {
+            u128::try_from(v).map_err(E::custom)
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<u128, E> {
+            v.parse().map_err(E::custom)
+        }
+    }
+
+    /// Deserializes a count.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        d.deserialize_any(V)
+    }
+}
+
 /// How a network cuts its addresses out of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -218,10 +260,12 @@ pub struct PoolUse {
     /// Blocks claimed.
     pub blocks: u64,
     /// Addresses covered by claimed blocks.
+    #[serde(with = "count")]
     pub claimed_addresses: u128,
     /// Addresses in use.
     pub in_use: u64,
     /// Addresses of the pool.
+    #[serde(with = "count")]
     pub size: u128,
 }
 
@@ -238,6 +282,7 @@ pub struct NodeUse {
     /// Addresses in use in them.
     pub in_use: u64,
     /// Addresses they can hand out.
+    #[serde(with = "count")]
     pub capacity: u128,
 }
 
@@ -254,6 +299,7 @@ pub struct BlockUse {
     /// Addresses in use.
     pub in_use: u64,
     /// Addresses it can hand out.
+    #[serde(with = "count")]
     pub capacity: u128,
     /// Whether the figures come from the owner's memory (the node answering) rather than
     /// the store's copy.

@@ -59,7 +59,7 @@ pub struct BlockStatus {
     #[serde(default)]
     pub in_use: u64,
     /// Addresses the block can hand out.
-    #[serde(default)]
+    #[serde(default, with = "ferro_agent_api::ipam::count")]
     pub capacity: u128,
     /// The allocations.
     #[serde(default)]
