@@ -257,6 +257,27 @@ deletes its pods, services and network policies. Objects that do not exist are r
         run: cluster::cmd_describe,
     },
     Subcommand {
+        name: "ipam",
+        args: "show|check|release [ADDRESS...]",
+        summary: "the cluster's address pool through ferro-agent: use per pool, node and block; leaks; releases",
+        details: "show: each pool's claimed and used addresses, each node's blocks (-o wide: every \
+block). check: what the answering node finds wrong (leaked addresses, attachments missing their \
+address, conflicts, blocks of nodes whose lease is gone); exit status 1 when something is leaked, \
+missing or in conflict. A leak is released by the agent after its grace period, never while the \
+pod's network namespace exists. release ADDRESS... or --attachment ID[/IFNAME]: give addresses \
+back now (refused for a live pod unless --force); release --node NODE: every block of a node \
+whose lease is gone back to the pool now.",
+        min_args: 1,
+        max_args: 64,
+        flags: &[
+            FlagSpec { long: "node", short: None, metavar: Some("NODE"), help: "show: only this node's blocks; release: every block of this gone node" },
+            FlagSpec { long: "attachment", short: None, metavar: Some("ID[/IFNAME]"), help: "release: an attachment's addresses (repeatable; IFNAME defaults to --ifname)" },
+            FlagSpec { long: "force", short: None, metavar: None, help: "release: even when the pod looks alive" },
+            FlagSpec { long: "output", short: Some('o'), metavar: Some("FORMAT"), help: "show: wide or json; check: json" },
+        ],
+        run: crate::ipam::cmd_ipam,
+    },
+    Subcommand {
         name: "help",
         args: "[command]",
         summary: "show help",

@@ -19,6 +19,7 @@
 //! - [`runtime`]: the ADD/CHECK/DEL/GC/STATUS algorithms;
 //! - [`validate`]: `cnictl validate`;
 //! - [`cluster`]: `apply`, `get`, `delete`, `describe` through ferro-agent's socket;
+//! - [`ipam`]: `ipam show|check|release` (the cluster's address pool) through it;
 //! - [`error`]: the one error type.
 //!
 //! Nothing here writes to the process's stdout or exits: [`run`] takes the output streams and
@@ -34,6 +35,7 @@ pub mod error;
 pub mod exec;
 pub mod gojson;
 pub mod identity;
+pub mod ipam;
 pub mod plan;
 pub mod request;
 pub mod runtime;
