@@ -102,9 +102,13 @@ impl Client {
                 source,
             })?;
         if n == 0 {
-            return Err(ClientError::Protocol {
+            // It went away mid-request (a restart, a crash): try again later.
+            return Err(ClientError::Io {
                 path: self.path.clone(),
-                detail: "the agent closed the connection".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the agent closed the connection",
+                ),
             });
         }
         match serde_json::from_slice::<Response>(&answer) {
@@ -280,7 +284,10 @@ mod tests {
             ..IpamShowReply::default()
         });
         let text = serde_json::to_string(&show).unwrap();
-        assert!(text.contains(r#""claimedAddresses":64,"inUse":1,"size":"4722366482869645213696""#), "{text}");
+        assert!(
+            text.contains(r#""claimedAddresses":64,"inUse":1,"size":"4722366482869645213696""#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), show);
         let e = Response::error(ErrorCode::Exhausted, "pool 10.244.0.0/16 is exhausted");
         assert_eq!(

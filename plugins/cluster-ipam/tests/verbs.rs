@@ -4,23 +4,15 @@
 //! and replayed when the agent is back), and `cnictl ipam show|check|release`.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ferro_testutil::agent::Agent;
 use ferro_testutil::{run_plugin, workspace_bin, PluginRun};
 use serde_json::{json, Value};
 
-const CN: &str = "apiVersion: ferro-cni.io/v1
-kind: ClusterNetwork
-metadata: {name: default}
-spec:
-  podCIDRs: [10.244.0.0/16, fd00:244::/56]
-";
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_cluster-ipam"))
-}
+use common::{audit, bin, CN};
 
 fn agent() -> Agent {
     Agent::start(
@@ -52,13 +44,6 @@ fn run(cmd: &str, id: &str, conf: &Value, args: &str) -> PluginRun {
         ],
         &conf.to_string(),
     )
-}
-
-/// The agent's audit, as `cnictl ipam check -o json` prints it.
-fn audit(a: &Agent) -> Value {
-    let out = a.cnictl(&["ipam", "check", "-o", "json"], None);
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr))
 }
 
 fn allocations(a: &Agent) -> u64 {
@@ -185,8 +170,9 @@ fn every_verb_every_version_and_the_agent_away() {
     );
     let node_block = format!("{}.0/24", addr.rsplit_once('.').unwrap().0);
     assert!(
-        show.stdout.lines().any(|l| l.starts_with(&node_block)
-            && l.contains(" node-a   node   1 ")),
+        show.stdout
+            .lines()
+            .any(|l| l.starts_with(&node_block) && l.contains(" node-a   node   1 ")),
         "{}",
         show.stdout
     );
