@@ -155,9 +155,11 @@ cni.dev/valid-attachments and cni.dev/attachments.",
         name: "plan",
         args: "--nodes N --max-pods P --vnet CIDR [--pod-cidr CIDR]",
         summary: "how many VNet addresses and pod slices flat, kubenet and overlay consume; what runs out first",
-        details: "flat reserves maxPods + 1 VNet addresses per node; kubenet and overlay spend one \
-VNet address and one pod-CIDR slice per node (kubenet also one route of the Azure route table, \
-at most 400). Azure reserves 5 addresses of every subnet; --surge nodes (upgrades) must fit too.",
+        details: "flat reserves maxPods + 1 VNet addresses per node; flat-pool (flat with \
+cluster-ipam) spends each node's address and the blocks its pods fill (--pods, --block-prefix); \
+kubenet and overlay spend one VNet address and one pod-CIDR slice per node (kubenet also one \
+route of the Azure route table, at most 400). Azure reserves 5 addresses of every subnet; \
+--surge nodes (upgrades) must fit too.",
         min_args: 0,
         max_args: 0,
         flags: &[
@@ -167,7 +169,9 @@ at most 400). Azure reserves 5 addresses of every subnet; --surge nodes (upgrade
             FlagSpec { long: "pod-cidr", short: None, metavar: Some("CIDR"), help: "the pod CIDR (kubenet, overlay)" },
             FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's pod slice (default 24)" },
             FlagSpec { long: "surge", short: None, metavar: Some("N"), help: "extra nodes during upgrades (default 1)" },
-            FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, kubenet or overlay (default: all three)" },
+            FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, flat-pool (flat with cluster-ipam), kubenet or overlay (default: all)" },
+            FlagSpec { long: "pods", short: None, metavar: Some("N"), help: "pods the cluster runs (flat-pool; default: every node at maxPods)" },
+            FlagSpec { long: "block-prefix", short: None, metavar: Some("LEN"), help: "prefix length of the shared pool's blocks (flat-pool; default 28)" },
             FlagSpec { long: "json", short: None, metavar: None, help: "JSON for scripts" },
         ],
         run: cmd_plan,
@@ -558,22 +562,32 @@ fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
         },
         slice_prefix: one_value(inv, "slice-prefix", Some(24))?,
         surge: one_value(inv, "surge", Some(1))?,
+        pods: match inv.values("pods").last() {
+            None => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| Error::usage(format!("--pods: invalid value {v:?}")))?,
+            ),
+        },
+        block_prefix: one_value(inv, "block-prefix", Some(28))?,
     };
     plan::validate(&input).map_err(Error::usage)?;
     let model: String = one_value(inv, "model", Some("all".to_string()))?;
     let plans: Vec<plan::ModelPlan> = match model.as_str() {
         "all" if input.pod_cidr.is_some() => vec![
             plan::flat(&input),
+            plan::flat_pool(&input),
             plan::kubenet(&input),
             plan::overlay(&input),
         ],
-        "all" => vec![plan::flat(&input)],
+        "all" => vec![plan::flat(&input), plan::flat_pool(&input)],
         "flat" => vec![plan::flat(&input)],
+        "flat-pool" => vec![plan::flat_pool(&input)],
         "kubenet" => vec![plan::kubenet(&input)],
         "overlay" => vec![plan::overlay(&input)],
         other => {
             return Err(Error::usage(format!(
-                "--model: unknown model {other:?} (flat, kubenet, overlay)"
+                "--model: unknown model {other:?} (flat, flat-pool, kubenet, overlay)"
             )))
         }
     };

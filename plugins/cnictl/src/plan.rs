@@ -6,6 +6,12 @@
 //! - **kubenet**: one VNet address per node; one pod-CIDR slice per node; one route per node in
 //!   the VNet's route table (Azure route tables hold at most 400 routes).
 //! - **overlay**: one VNet address per node; one pod-CIDR slice (a /24 on Azure) per node.
+//! - **flat-pool** (flat with `cluster-ipam`): VNet addresses come from one pool shared by
+//!   the cluster, in blocks (`--block-prefix`, /28 by default) a node claims as its pods come
+//!   and gives back as they go: each node spends its own address and the blocks its pods
+//!   fill (at least one), nothing for pods it does not run; a surge node starts with one.
+//!   With `--pods` (the pods the cluster runs; default every node at maxPods) the figure is
+//!   what the cluster really consumes.
 //!
 //! Azure reserves five addresses of every subnet (network, gateway, two DNS, broadcast).
 //! `surge` extra nodes exist during upgrades and must fit too.
@@ -35,6 +41,10 @@ pub struct Input {
     pub slice_prefix: u8,
     /// Extra nodes during upgrades.
     pub surge: u64,
+    /// Pods the cluster runs (flat-pool; `None`: every node at `max_pods`).
+    pub pods: Option<u64>,
+    /// Prefix length of the pool's blocks (flat-pool).
+    pub block_prefix: u8,
 }
 
 /// One model's answer.
@@ -85,6 +95,16 @@ pub fn validate(i: &Input) -> Result<(), String> {
             i.vnet
         ));
     }
+    if i.pods == Some(0) {
+        return Err("--pods: must be at least 1".into());
+    }
+    if i.block_prefix < i.vnet.prefix_len() || i.block_prefix > 32 {
+        return Err(format!(
+            "--block-prefix: /{} must be between /{} (the VNet subnet) and /32",
+            i.block_prefix,
+            i.vnet.prefix_len()
+        ));
+    }
     if let Some(p) = i.pod_cidr {
         if i.slice_prefix < p.prefix_len() || i.slice_prefix > 30 {
             return Err(format!(
@@ -133,6 +153,46 @@ pub fn flat(i: &Input) -> ModelPlan {
         fits: used <= usable(i.vnet) && problems.is_empty(),
         max_nodes: capacity.saturating_sub(i.surge),
         limited_by: format!("VNet subnet addresses ({per_node} per node: maxPods + the node)"),
+        problems,
+    }
+}
+
+/// Flat with a shared pool (`cluster-ipam`).
+pub fn flat_pool(i: &Input) -> ModelPlan {
+    let block = 1u64 << (32 - u32::from(i.block_prefix));
+    let pods = i.pods.unwrap_or(i.nodes * i.max_pods);
+    let per_node = pods.div_ceil(i.nodes).min(i.max_pods);
+    let blocks_per_node = per_node.div_ceil(block).max(1);
+    let node_cost = 1 + blocks_per_node * block;
+    let surge_cost = 1 + block;
+    let used = i.nodes * node_cost + i.surge * surge_cost;
+    let room = usable(i.vnet).saturating_sub(i.surge * surge_cost);
+    let mut problems = Vec::new();
+    if i.max_pods > MAX_PODS_LIMIT {
+        problems.push(format!(
+            "maxPods {} is above AKS's limit of {MAX_PODS_LIMIT}",
+            i.max_pods
+        ));
+    }
+    if pods > i.nodes * i.max_pods {
+        problems.push(format!(
+            "{pods} pods do not fit {} nodes of maxPods {}",
+            i.nodes, i.max_pods
+        ));
+    }
+    ModelPlan {
+        model: "flat-pool",
+        vnet_addresses_used: used,
+        vnet_addresses_usable: usable(i.vnet),
+        pod_slices_used: None,
+        pod_slices_available: None,
+        fits: used <= usable(i.vnet) && problems.is_empty(),
+        max_nodes: room / node_cost,
+        limited_by: format!(
+            "VNet subnet addresses (per node: itself + {blocks_per_node} /{} block{} for {per_node} pods)",
+            i.block_prefix,
+            if blocks_per_node == 1 { "" } else { "s" }
+        ),
         problems,
     }
 }
@@ -215,13 +275,20 @@ pub fn render(i: &Input, plans: &[ModelPlan]) -> String {
     if let Some(p) = i.pod_cidr {
         s.push_str(&format!("pod CIDR {p}: /{} per node\n", i.slice_prefix));
     }
+    if plans.iter().any(|p| p.model == "flat-pool") {
+        s.push_str(&format!(
+            "flat-pool: {} pods, /{} blocks from a shared pool\n",
+            i.pods.unwrap_or(i.nodes * i.max_pods),
+            i.block_prefix
+        ));
+    }
     s.push_str(&format!(
-        "\n{:<8} {:>15} {:>5} {:>10}  {}\n",
+        "\n{:<9} {:>15} {:>5} {:>10}  {}\n",
         "model", "VNet addrs used", "fits", "max nodes", "runs out first"
     ));
     for p in plans {
         s.push_str(&format!(
-            "{:<8} {:>15} {:>5} {:>10}  {}\n",
+            "{:<9} {:>15} {:>5} {:>10}  {}\n",
             p.model,
             p.vnet_addresses_used,
             if p.fits { "yes" } else { "NO" },
@@ -229,8 +296,24 @@ pub fn render(i: &Input, plans: &[ModelPlan]) -> String {
             p.limited_by
         ));
         for problem in &p.problems {
-            s.push_str(&format!("{:<8} {problem}\n", ""));
+            s.push_str(&format!("{:<9} {problem}\n", ""));
         }
+    }
+    let used = |m: &str| {
+        plans
+            .iter()
+            .find(|p| p.model == m)
+            .map(|p| p.vnet_addresses_used)
+    };
+    if let (Some(reserved), Some(pooled)) = (used("flat"), used("flat-pool")) {
+        let (word, d) = if pooled <= reserved {
+            ("fewer", reserved - pooled)
+        } else {
+            ("more", pooled - reserved)
+        };
+        s.push_str(&format!(
+            "\nflat with cluster-ipam spends {d} {word} VNet addresses than flat with per-node ranges ({pooled} against {reserved})\n"
+        ));
     }
     s
 }
@@ -247,7 +330,37 @@ mod tests {
             pod_cidr: pod.map(|p| p.parse().unwrap()),
             slice_prefix: 24,
             surge: 1,
+            pods: None,
+            block_prefix: 28,
         }
+    }
+
+    #[test]
+    fn a_shared_pool_spends_what_the_pods_use() {
+        // 50 nodes (+1 surge), maxPods 30, 10 pods per node on average, /28 blocks
+        let mut i = input(50, 30, "10.240.0.0/16", None);
+        i.pods = Some(500);
+        let p = flat_pool(&i);
+        assert_eq!(p.vnet_addresses_used, 50 * (1 + 16) + (1 + 16));
+        assert_eq!(flat(&i).vnet_addresses_used, 51 * 31);
+        assert!(
+            p.limited_by.contains("1 /28 block for 10 pods"),
+            "{}",
+            p.limited_by
+        );
+        // every node full: 2 blocks each, a little more than reserving maxPods
+        i.pods = None;
+        let p = flat_pool(&i);
+        assert_eq!(p.vnet_addresses_used, 50 * (1 + 32) + 17);
+        let t = render(&i, &[flat(&i), flat_pool(&i)]);
+        assert!(t.contains("flat with cluster-ipam spends 86 more VNet addresses than flat with per-node ranges (1667 against 1581)"), "{t}");
+        i.pods = Some(200);
+        let t = render(&i, &[flat(&i), flat_pool(&i)]);
+        assert!(t.contains("spends 714 fewer"), "{t}");
+        i.pods = Some(2000);
+        assert!(!flat_pool(&i).fits);
+        i.block_prefix = 12;
+        assert!(validate(&i).unwrap_err().starts_with("--block-prefix: /12"));
     }
 
     #[test]
