@@ -48,7 +48,8 @@ const USAGE: &str = "\
 Usage: ferro-agent [--config FILE]
 
 The node's cluster agent: registers the node in the cluster store with a lease, serves the
-node's API on a unix socket (cnictl apply/get/delete/describe), exports metrics.
+node's API on a unix socket (cnictl apply/get/delete/describe/ipam, the cluster-ipam plugin),
+runs cluster IPAM (the node's blocks of the cluster's address pool), exports metrics.
 
   --config FILE   configuration (default /etc/ferro-cni/agent.json)
   --version       print the version

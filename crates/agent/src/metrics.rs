@@ -178,12 +178,18 @@ mod tests {
         m.request("apply", "ok", 0.002);
         m.renewal("ok");
         m.set_registered(true);
+        m.ipam.claim("ok", 0.002);
+        m.ipam.holdings("ipv4", 1, 2, 70, 191);
         let t = m.render();
         for want in [
             "ferro_agent_requests_total{op=\"apply\",result=\"ok\"} 1",
             "ferro_agent_request_duration_seconds_count{op=\"apply\"} 1",
             "ferro_agent_lease_renewals_total{result=\"ok\"} 1",
             "ferro_agent_node_registered 1",
+            "ferro_agent_ipam_claims_total{result=\"ok\"} 1",
+            "ferro_agent_ipam_claim_duration_seconds_count 1",
+            "ferro_agent_ipam_blocks{family=\"ipv4\",mode=\"pod\"} 2",
+            "ferro_agent_ipam_addresses_in_use{family=\"ipv4\"} 70",
         ] {
             assert!(t.contains(want), "missing {want} in\n{t}");
         }

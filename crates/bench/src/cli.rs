@@ -23,7 +23,8 @@ installs the reference and gives the run a private mount namespace.
                       under bench.sh; bench.sh passes a disk directory, as
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
-                      bridge-masq, bridge-portmap, flat, overlay, parallel, scale
+                      bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
+                      cluster-ipam
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
@@ -63,6 +64,8 @@ pub struct Params {
     pub scale_cycles: usize,
     /// VERSION calls per binary.
     pub floor_calls: usize,
+    /// Block claims measured per simulated store size (cluster IPAM).
+    pub claims: usize,
     /// Where the host-local `dataDir`s were, with their file system.
     pub ipam_location: String,
 }
@@ -88,6 +91,8 @@ pub struct Options {
     pub parallel: bool,
     /// Run the scale scenario.
     pub scale: bool,
+    /// Run the cluster IPAM scenario.
+    pub cluster_ipam: bool,
     /// `--cycles`.
     pub cycles: Option<usize>,
     /// `--scale-pods`.
@@ -128,6 +133,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         workloads: WorkloadId::ALL.to_vec(),
         parallel: true,
         scale: true,
+        cluster_ipam: true,
         cycles: None,
         scale_pods: None,
         not_built: Vec::new(),
@@ -171,10 +177,12 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.workloads.clear();
                 o.parallel = false;
                 o.scale = false;
+                o.cluster_ipam = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
                         "parallel" => o.parallel = true,
                         "scale" => o.scale = true,
+                        "cluster-ipam" => o.cluster_ipam = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
                             None => {
@@ -198,10 +206,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
 
 /// The counts of a run: the full ones, or a small fraction of them with `--quick`.
 pub fn params(o: &Options) -> Params {
-    let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor) = if o.quick {
-        (20, 5, 1, 1, 100, 10, 20)
+    let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor, claims) = if o.quick {
+        (20, 5, 1, 1, 100, 10, 20, 3)
     } else {
-        (200, 10, 3, 3, 1000, 60, 200)
+        (200, 10, 3, 3, 1000, 60, 200, 20)
     };
     Params {
         quick: o.quick,
@@ -215,6 +223,7 @@ pub fn params(o: &Options) -> Params {
         scale_large: o.scale_pods.unwrap_or(scale_large),
         scale_cycles,
         floor_calls: floor,
+        claims,
         ipam_location: String::new(),
     }
 }
@@ -249,7 +258,9 @@ mod tests {
     fn only_selects_parts() {
         let o = run("--ours a --out b --only=bridge-masq,scale");
         assert_eq!(o.workloads, [WorkloadId::BridgeMasq]);
-        assert!(o.scale && !o.parallel);
+        assert!(o.scale && !o.parallel && !o.cluster_ipam);
+        let o = run("--ours a --out b --only cluster-ipam");
+        assert!(o.cluster_ipam && o.workloads.is_empty());
         assert!(parse(&args("--ours a --out b --only bogus")).is_err());
     }
 

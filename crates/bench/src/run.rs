@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::harness::{Bench, Config};
 use crate::output::progress;
+use crate::scenario::cluster_ipam::{self, ClusterIpam};
 use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
@@ -19,6 +20,8 @@ pub struct Figures {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario, when run.
     pub scale: Option<ScaleRow>,
+    /// Cluster IPAM scenario, when run.
+    pub cluster_ipam: Option<ClusterIpam>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -29,7 +32,11 @@ pub struct Figures {
 pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     let mut b = Bench::new(cfg)?;
     let mut floor = floor::run::Sampler::default();
-    let parts = b.cfg.workloads.len() + usize::from(b.cfg.parallel) + usize::from(b.cfg.scale) + 1;
+    let parts = b.cfg.workloads.len()
+        + usize::from(b.cfg.parallel)
+        + usize::from(b.cfg.scale)
+        + usize::from(b.cfg.cluster_ipam)
+        + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
     floor.slice(&mut b, slice);
@@ -49,12 +56,17 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if scale.is_some() {
         floor.slice(&mut b, slice);
     }
+    let cluster_ipam = b.cfg.cluster_ipam.then(|| cluster_ipam::run::run(&mut b));
+    if cluster_ipam.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
         latency: Latency { rows },
         parallel,
         scale,
+        cluster_ipam,
         cost: Cost { rss, sizes },
         floor,
     })

@@ -142,6 +142,7 @@ impl<S: Store + Clone + 'static> Ipam<S> {
                 continue;
             }
             let w = claim::write_block(&self.store, &self.node, &p.cidr, p.rev, p.value).await?;
+            self.contact_ok();
             let mut g = self.lock();
             let Some(h) = g.state.blocks.get_mut(&p.cidr) else {
                 continue;
@@ -174,7 +175,7 @@ impl<S: Store + Clone + 'static> Ipam<S> {
             }
         }
         self.sync_node_cidrs().await?;
-        self.contact_ok();
+        // (the store's answers above count as contact; a pass with nothing to write does not)
         Ok(())
     }
 
@@ -189,6 +190,7 @@ impl<S: Store + Clone + 'static> Ipam<S> {
             return Ok(());
         };
         let r = claim::recreate(&self.store, &self.node, &pool, &p.cidr, p.value.clone()).await?;
+        self.contact_ok();
         let mut g = self.lock();
         let Some(h) = g.state.blocks.get_mut(&p.cidr) else {
             return Ok(());
@@ -231,6 +233,7 @@ impl<S: Store + Clone + 'static> Ipam<S> {
             .collect();
         for cidr in held {
             let kv = self.store.get(&stored::block_key(&cidr)).await?;
+            self.contact_ok();
             let mut g = self.lock();
             let Some(h) = g.state.blocks.get_mut(&cidr) else {
                 continue;
@@ -277,6 +280,7 @@ impl<S: Store + Clone + 'static> Ipam<S> {
             let Some(kv) = self.store.get(&key).await? else {
                 return Ok(());
             };
+            self.contact_ok();
             let Ok(mut node) = serde_json::from_slice::<Node>(&kv.value) else {
                 return Ok(());
             };
@@ -334,12 +338,23 @@ impl<S: Store + Clone + 'static> Ipam<S> {
     /// One pass of the maintain loop: every step runs; the first store error is returned.
     pub(super) async fn maintain_once(&self) -> Result<(), StoreError> {
         let mut first = None;
-        let attachments = match self.node_attachments().await {
-            Ok(a) => Some(a),
-            Err(e) => {
-                first.get_or_insert(e);
-                None
+        // Attachment records matter only for allocations whose network namespace the agent
+        // could not see (the namespace path is the better evidence): read them only then.
+        let need = self
+            .lock()
+            .state
+            .allocations()
+            .any(|(_, a)| a.netns.is_none());
+        let attachments = if need {
+            match self.node_attachments().await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    first.get_or_insert(e);
+                    None
+                }
             }
+        } else {
+            None
         };
         self.collect_leaks(attachments.as_ref());
         self.drop_lost_empty();

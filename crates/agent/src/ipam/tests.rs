@@ -428,6 +428,30 @@ async fn an_agent_away_too_long_stops_handing_out() {
 }
 
 #[tokio::test]
+async fn only_the_stores_answers_count_as_contact() {
+    let t = T::new().await;
+    t.cluster_network().await;
+    let a = t.ipam("node-a").await;
+    ips(a.handle(add("c0", IpamMode::Pod, v4())).await);
+    a.sync_once().await.unwrap();
+    t.down(true);
+    let before = a.since_contact();
+    // an idle pass, nothing to write: no contact claimed
+    a.sync_once().await.unwrap();
+    assert!(a.since_contact() >= before);
+    // the heartbeat is due: it fails, contact stays old
+    a.contact.lock().unwrap().last -= Duration::from_secs(6);
+    assert!(a.sync_once().await.is_err());
+    assert!(a.since_contact() >= Duration::from_secs(6));
+    t.down(false);
+    a.sync_once().await.unwrap();
+    assert!(
+        a.since_contact() < Duration::from_secs(1),
+        "the heartbeat answered"
+    );
+}
+
+#[tokio::test]
 async fn two_nodes_never_share_a_block_and_a_taken_block_is_not_used() {
     let t = T::new().await;
     t.cluster_network().await;
