@@ -6,29 +6,38 @@
 //! namespaces exist, registers its `Node` with a lease it renews, and serves the node's API
 //! on a unix socket (and metrics over HTTP when configured). SIGTERM (or SIGINT) stops it
 //! cleanly: the socket is removed and the lease revoked, so the node's lease record vanishes
-//! at once.
+//! at once. It records the attachments the plugins report (replaying those they spooled
+//! while it was away) as the node's `Attachment` objects.
 //!
 //! # Layout
 //! - [`config`]: the configuration file;
 //! - [`node`]: registration and lease renewal;
-//! - [`api`]: what each request does to the store;
+//! - [`api`]: what each request does to the store; the spool's replay;
+//! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
+//! - [`attachments`]: the node's attachments, reported by the plugins, recorded locally and
+//!   kept in step with the store and the node's links;
+//! - [`members`]: the other live nodes programmed into the kernel: VXLAN peers (overlay)
+//!   and routes to their pod CIDRs (kubenet);
+//! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
-//! - [`spool`]: requests plugins spooled while the agent was away;
 //! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod api;
+pub mod attachments;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod ipam;
 pub mod journal;
+pub mod kernel;
 mod logger;
+pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod server;
-pub mod spool;
 pub mod state;
 
 use std::path::PathBuf;
@@ -154,12 +163,24 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         )
         .await?,
     );
-    let api = Arc::new(
-        api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone())
-            .with_ipam(ipam.clone()),
-    );
+    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone())
+        .with_ipam(ipam.clone());
     api.ensure_system_namespaces().await?;
-    let lease = node::register(&store, &cfg, &state).await?;
+    let kernel = kernel::KernelWorker::start()?;
+    let facts: node::SharedFacts = Arc::default();
+    if let Some(o) = cfg.overlay.clone() {
+        // the VXLAN device first, so that the node registers with its VTEP MAC
+        let slices = cfg.pod_cidrs.clone();
+        match kernel
+            .run(move |h| members::overlay_apply(h, &o, &slices, None))
+            .await
+            .and_then(|r| r)
+        {
+            Ok(d) => facts.lock().unwrap_or_else(|p| p.into_inner()).vtep_mac = d.mac,
+            Err(e) => log::warn!("overlay: {e} (retried by the membership loop)"),
+        }
+    }
+    let lease = node::register(&store, &cfg, &state, &facts).await?;
     log::info!(
         "node {} registered: lease {}, TTL {}s",
         cfg.node_name,
@@ -168,6 +189,28 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     );
     let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
     metrics.set_registered(true);
+
+    // The node's attachments: what waits in the spool first, then the records, the links
+    // and the store in step, all before the socket takes new reports.
+    let attachments = match attachments::Attachments::open(
+        store.clone(),
+        cfg.node_name.clone(),
+        state.path(),
+        attachments::LinkSource::Kernel(kernel.clone()),
+    ) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            release(&store, &state, &current).await;
+            return Err(e);
+        }
+    };
+    let api =
+        Arc::new(api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool)));
+    metrics.replayed(api.replay().await);
+    if let Err(e) = attachments.resync().await {
+        log::warn!("attachments: resync: {e} (retried every second)");
+    }
+    metrics.set_attachments(attachments.count());
 
     let started = async {
         let (listener, socket) = server::bind(&cfg.socket)?;
@@ -191,22 +234,35 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             return Err(e);
         }
     };
-    // What plugins could not deliver while the agent was away comes first.
-    let spool = ferro_agent_api::spool::Spool::for_socket(&cfg.socket);
-    let replayed = spool::replay(&api, &spool).await;
-    if replayed > 0 {
-        log::info!("spool: {replayed} requests replayed");
-    }
+    // The cluster as every loop sees it: one watch of the store, shared snapshots.
+    let (cache, cache_task) = cache::follow(store.clone());
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
     let ipam_loops = tokio::spawn(ipam.clone().run());
-    let spooler = tokio::spawn(spool::replay_loop(api.clone(), spool));
+    let in_step = tokio::spawn(attachments::keep_in_step(
+        api.clone(),
+        attachments.clone(),
+        metrics.clone(),
+    ));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
         cfg.clone(),
         state.clone(),
         current.clone(),
+        facts.clone(),
         metrics.clone(),
     ));
+    let membership = members::Membership::<AnyStore>::wanted(&cfg).then(|| {
+        tokio::spawn(
+            members::Membership {
+                store: store.clone(),
+                cfg: cfg.clone(),
+                kernel: kernel.clone(),
+                facts: facts.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(cache.clone()),
+        )
+    });
     log::info!("serving {}", cfg.socket.display());
 
     let sig = tokio::select! {
@@ -215,10 +271,14 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     };
     log::info!("{sig}: stopping");
     server.abort();
+    in_step.abort();
+    if let Some(m) = membership {
+        m.abort();
+    }
     renewer.abort();
-    spooler.abort();
     ipam_loops.abort();
     ipam.shutdown().await;
+    cache_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
     }

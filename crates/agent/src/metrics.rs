@@ -7,6 +7,13 @@
 //! | `ferro_agent_request_duration_seconds` | `op` | time to answer them |
 //! | `ferro_agent_lease_renewals_total` | `result` | node lease renewals (`ok`, `unavailable`, `expired`) |
 //! | `ferro_agent_node_registered` | | 1 while the node holds its lease |
+//! | `ferro_agent_spool_replayed_total` | `result` | spooled requests replayed: `applied`, `rejected` |
+//! | `ferro_agent_attachments` | | attachments the node records |
+//! | `ferro_agent_membership_reconciles_total` | `result` | membership passes (`ok`, `error`) |
+//! | `ferro_agent_membership_reconcile_duration_seconds` | | time of one pass |
+//! | `ferro_agent_membership_nodes` | | other live nodes |
+//! | `ferro_agent_membership_peers` | | VXLAN peers (pod subnets) programmed |
+//! | `ferro_agent_membership_routes` | | kubenet routes programmed |
 //!
 //! and cluster IPAM's (`ferro_agent_ipam_*`, see [`crate::ipam::metrics`]).
 
@@ -37,6 +44,13 @@ pub struct Metrics {
     registered: Gauge<i64, AtomicI64>,
     /// Cluster IPAM's.
     pub ipam: crate::ipam::metrics::IpamMetrics,
+    replayed: Family<Labels, Counter>,
+    attachments: Gauge<i64, AtomicI64>,
+    reconciles: Family<Labels, Counter>,
+    reconcile_seconds: Histogram,
+    members: Gauge<i64, AtomicI64>,
+    peers: Gauge<i64, AtomicI64>,
+    routes: Gauge<i64, AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,6 +88,50 @@ impl Default for Metrics {
             registered.clone(),
         );
         let ipam = crate::ipam::metrics::IpamMetrics::register(&mut registry);
+        let replayed = Family::<Labels, Counter>::default();
+        registry.register(
+            "ferro_agent_spool_replayed",
+            "Spooled requests replayed",
+            replayed.clone(),
+        );
+        let attachments = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "ferro_agent_attachments",
+            "Attachments the node records",
+            attachments.clone(),
+        );
+        let reconciles = Family::<Labels, Counter>::default();
+        registry.register(
+            "ferro_agent_membership_reconciles",
+            "Membership passes",
+            reconciles.clone(),
+        );
+        let reconcile_seconds = histogram();
+        registry.register(
+            "ferro_agent_membership_reconcile_duration_seconds",
+            "Time of one membership pass",
+            reconcile_seconds.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::<i64, AtomicI64>::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let members = gauge(
+            &mut registry,
+            "ferro_agent_membership_nodes",
+            "Other live nodes",
+        );
+        let peers = gauge(
+            &mut registry,
+            "ferro_agent_membership_peers",
+            "VXLAN peers (pod subnets) programmed",
+        );
+        let routes = gauge(
+            &mut registry,
+            "ferro_agent_membership_routes",
+            "Kubenet routes programmed",
+        );
         Metrics {
             ipam,
             registry,
@@ -81,6 +139,13 @@ impl Default for Metrics {
             request_seconds,
             lease_renewals,
             registered,
+            replayed,
+            attachments,
+            reconciles,
+            reconcile_seconds,
+            members,
+            peers,
+            routes,
         }
     }
 }
@@ -109,6 +174,35 @@ impl Metrics {
     /// Whether the node holds its lease.
     pub fn set_registered(&self, yes: bool) {
         self.registered.set(i64::from(yes));
+    }
+
+    /// Counts what a spool replay did.
+    pub fn replayed(&self, r: crate::api::Replayed) {
+        for (result, n) in [("applied", r.applied), ("rejected", r.rejected)] {
+            if n > 0 {
+                self.replayed
+                    .get_or_create(&vec![("result".to_string(), result.to_string())])
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
+    /// How many attachments the node records.
+    pub fn set_attachments(&self, n: usize) {
+        self.attachments.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Records one membership pass.
+    pub fn membership(&self, seconds: f64, ok: bool, nodes: usize, peers: usize, routes: usize) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
+        self.reconcile_seconds.observe(seconds);
+        let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+        self.members.set(n(nodes));
+        self.peers.set(n(peers));
+        self.routes.set(n(routes));
     }
 
     /// The exposition text.
@@ -180,8 +274,25 @@ mod tests {
         m.set_registered(true);
         m.ipam.claim("ok", 0.002);
         m.ipam.holdings("ipv4", 1, 2, 70, 191);
+        m.replayed(crate::api::Replayed {
+            applied: 3,
+            rejected: 1,
+            left: 0,
+        });
+        m.set_attachments(2);
+        m.membership(0.004, true, 2, 4, 0);
+        m.membership(0.001, false, 2, 4, 0);
         let t = m.render();
         for want in [
+            "ferro_agent_spool_replayed_total{result=\"applied\"} 3",
+            "ferro_agent_spool_replayed_total{result=\"rejected\"} 1",
+            "ferro_agent_attachments 2",
+            "ferro_agent_membership_reconciles_total{result=\"ok\"} 1",
+            "ferro_agent_membership_reconciles_total{result=\"error\"} 1",
+            "ferro_agent_membership_reconcile_duration_seconds_count 2",
+            "ferro_agent_membership_nodes 2",
+            "ferro_agent_membership_peers 4",
+            "ferro_agent_membership_routes 0",
             "ferro_agent_requests_total{op=\"apply\",result=\"ok\"} 1",
             "ferro_agent_request_duration_seconds_count{op=\"apply\"} 1",
             "ferro_agent_lease_renewals_total{result=\"ok\"} 1",

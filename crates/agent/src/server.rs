@@ -105,6 +105,7 @@ fn op_name(r: &Request) -> &'static str {
         Request::IpamShow(_) => "ipamShow",
         Request::IpamAudit(_) => "ipamAudit",
         Request::IpamReclaim(_) => "ipamReclaim",
+        Request::Report { .. } => "report",
     }
 }
 

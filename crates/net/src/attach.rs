@@ -1,9 +1,11 @@
 //! Applying an IPAM result inside the pod: the step every main plugin (bridge, flat,
 //! overlay) shares, like the reference plugins' `ipam.ConfigureIface`.
 //!
-//! Order matters and is fixed here: sysctls of the interface (DAD, `arp_notify`), link up,
-//! addresses (with `nodad` unless DAD is wanted, so IPv6 addresses are usable immediately
-//! instead of after a 1–2 s settle), static neighbours, then routes.
+//! Order matters and is fixed here: sysctls of the interface (DAD), addresses (with `nodad`
+//! unless DAD is wanted, so IPv6 addresses are usable immediately instead of after a 1–2 s
+//! settle), link up with `arp_notify` (as the reference does it: the link comes up with its
+//! addresses, so the kernel announces them with a gratuitous ARP), static neighbours, then
+//! routes.
 
 use std::net::IpAddr;
 
@@ -69,16 +71,19 @@ pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link,
             Ok(())
         })??;
     }
-    // Up, with arp_notify for IPv4 in the same request, before any address exists.
-    if !link.up || has_v4 {
-        pod.link_up_notify(link.index, has_v4)?;
-    }
     let opts = AddrOpts {
         nodad: !cfg.enable_dad,
         noprefixroute: cfg.no_prefix_routes,
     };
     for a in &cfg.addrs {
         pod.addr_add(link.index, *a, opts)?;
+    }
+    // Up once the addresses exist, with arp_notify for IPv4 in the same request: bringing
+    // the link up then announces the IPv4 addresses (gratuitous ARP), so a neighbour entry
+    // left on the node by an earlier pod with the same address (another MAC) is replaced at
+    // once instead of blackholing the new pod until it expires.
+    if !link.up || has_v4 {
+        pod.link_up_notify(link.index, has_v4)?;
     }
     for (ip, mac) in &cfg.neighbours {
         pod.neigh_replace(&NeighSpec {

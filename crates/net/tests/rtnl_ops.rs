@@ -7,6 +7,7 @@ use ferro_testutil::netns::Netns;
 use ferro_testutil::require_root;
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn veth_with_peer_created_inside_the_pod_and_enslaved_to_a_bridge() {
     require_root();
     let node = Netns::new("rt-node");
@@ -153,6 +154,7 @@ fn veth_with_peer_created_inside_the_pod_and_enslaved_to_a_bridge() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn bridge_ensure_refuses_a_non_bridge() {
     require_root();
     let node = Netns::new("rt-nb");
@@ -174,6 +176,7 @@ fn bridge_ensure_refuses_a_non_bridge() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn parallel_bridge_ensure_is_race_free() {
     require_root();
     let node = Netns::new("rt-race");
@@ -207,6 +210,7 @@ fn parallel_bridge_ensure_is_race_free() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn vxlan_neighbours_fdb_and_onlink_routes() {
     require_root();
     let node = Netns::new("rt-vx");
@@ -299,6 +303,7 @@ fn vxlan_neighbours_fdb_and_onlink_routes() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn sysctl_ensure_reads_before_writing_in_the_right_namespace() {
     require_root();
     let node = Netns::new("rt-sys");
@@ -323,6 +328,7 @@ fn sysctl_ensure_reads_before_writing_in_the_right_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn forwarding_is_read_over_netlink_in_the_callers_namespace() {
     require_root();
     let node = Netns::new("rt-fwd");
@@ -346,6 +352,7 @@ fn forwarding_is_read_over_netlink_in_the_callers_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn link_up_notify_sets_arp_notify_in_the_same_request() {
     require_root();
     let pod = Netns::new("rt-arpn");
@@ -366,4 +373,44 @@ fn link_up_notify_sets_arp_notify_in_the_same_request() {
     let get = |key: &str| pod.exec(&["sysctl", "-n", key]).trim().to_string();
     assert_eq!(get("net.ipv4.conf.vp-a.arp_notify"), "1");
     assert_eq!(get("net.ipv4.conf.vp-b.arp_notify"), "0");
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn a_route_carries_the_protocol_that_made_it() {
+    require_root();
+    let node = Netns::new("rt-proto");
+    node.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+    node.ip(&["link", "set", "up0", "up"]);
+    node.ip(&["link", "set", "up1", "up"]);
+    node.ip(&["addr", "add", "10.9.0.1/24", "dev", "up0"]);
+    node.run(|| {
+        let k = Kernel::new().unwrap();
+        let host = k.connect(None).unwrap();
+        let mut r = RouteSpec::new(
+            "10.244.2.0/24".parse().unwrap(),
+            Some("10.9.0.5".parse().unwrap()),
+            None,
+        );
+        r.protocol = Some(77);
+        host.route_add(&r, true).unwrap();
+        let plain = RouteSpec::new(
+            "10.244.3.0/24".parse().unwrap(),
+            Some("10.9.0.6".parse().unwrap()),
+            None,
+        );
+        host.route_add(&plain, true).unwrap();
+        let routes = host.routes(false, None).unwrap();
+        let proto = |dst: &str| {
+            routes
+                .iter()
+                .find(|x| x.dst.to_string() == dst)
+                .and_then(|x| x.protocol)
+        };
+        assert_eq!(proto("10.244.2.0/24"), Some(77));
+        assert_eq!(proto("10.244.3.0/24"), Some(3), "boot by default");
+        assert_eq!(proto("10.9.0.0/24"), Some(2), "the kernel's own");
+    });
+    let shown = node.ip(&["route", "show", "proto", "77"]);
+    assert_eq!(shown.trim(), "10.244.2.0/24 via 10.9.0.5 dev up0");
 }

@@ -130,9 +130,33 @@ impl Expr {
                 dreg: reg_of(NFTA_CT_DREG)?,
             },
             "counter" => Expr::Counter,
+            "match" => {
+                let (name, rev, info) = xt_of(d)?;
+                Expr::Match { name, rev, info }
+            }
+            "target" => {
+                let (name, rev, info) = xt_of(d)?;
+                Expr::Target { name, rev, info }
+            }
             _ => return None,
         })
     }
+}
+
+/// Name, revision and payload of an x_tables match or target (`NFTA_MATCH_*` and
+/// `NFTA_TARGET_*` share their numbers).
+fn xt_of(d: &Attrs<'_>) -> Option<(String, u32, Vec<u8>)> {
+    debug_assert_eq!(
+        (NFTA_MATCH_NAME, NFTA_MATCH_REV, NFTA_MATCH_INFO),
+        (NFTA_TARGET_NAME, NFTA_TARGET_REV, NFTA_TARGET_INFO)
+    );
+    Some((
+        d.attr(NFTA_MATCH_NAME)?.string(),
+        d.attr(NFTA_MATCH_REV).and_then(|a| a.be32()).unwrap_or(0),
+        d.attr(NFTA_MATCH_INFO)
+            .map(|a| a.data.to_vec())
+            .unwrap_or_default(),
+    ))
 }
 
 /// A table as the kernel reports it.
@@ -177,6 +201,28 @@ pub struct RuleInfo {
 }
 
 impl RuleInfo {
+    /// The rule's comment as iptables-nft records it: the text of its x_tables `comment`
+    /// match (`-m comment --comment`), else the userdata comment nft (and newer iptables-nft)
+    /// attach.
+    pub fn iptables_comment(&self) -> Option<String> {
+        self.exprs
+            .iter()
+            .find_map(Expr::xt_comment)
+            .or_else(|| self.comment.clone())
+    }
+
+    /// The chain the rule's verdict jumps or goes to (`-j <chain>`, `jump <chain>`), if its
+    /// last expression is such a verdict.
+    pub fn jump_target(&self) -> Option<&str> {
+        match self.exprs.last() {
+            Some(Expr::Immediate {
+                dreg,
+                data: Data::Verdict(v),
+            }) if *dreg == Reg::VERDICT => v.chain(),
+            _ => None,
+        }
+    }
+
     /// Whether the rule does what `exprs` says (compared after [`Expr::normalized`]).
     pub fn matches(&self, exprs: &[Expr]) -> bool {
         self.exprs.len() == exprs.len()

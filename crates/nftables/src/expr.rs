@@ -352,6 +352,28 @@ pub enum Expr {
     },
     /// `[ counter ]`.
     Counter,
+    /// `[ match name <name> rev <rev> ]`: an x_tables match run by `nft_compat`, as
+    /// iptables-nft writes the matches it has no native translation for (`comment`,
+    /// `multiport`, `addrtype`...). Decoded so that other owners' rules can be recognised;
+    /// this suite never writes one.
+    Match {
+        /// The x_tables match name.
+        name: String,
+        /// Its revision.
+        rev: u32,
+        /// Its payload (`struct xt_comment_info` for `comment`...), as the kernel stores it.
+        info: Vec<u8>,
+    },
+    /// `[ target name <name> rev <rev> ]`: an x_tables target run by `nft_compat`
+    /// (`MASQUERADE`, `DNAT`, `MARK`... as iptables-nft writes them).
+    Target {
+        /// The x_tables target name.
+        name: String,
+        /// Its revision.
+        rev: u32,
+        /// Its payload, as the kernel stores it.
+        info: Vec<u8>,
+    },
     /// An expression this codec does not model (decoded from the kernel only).
     Unknown {
         /// Its `NFTA_EXPR_NAME`.
@@ -408,6 +430,8 @@ impl Expr {
             Expr::Fib { .. } => "fib",
             Expr::Ct { .. } => "ct",
             Expr::Counter => "counter",
+            Expr::Match { .. } => "match",
+            Expr::Target { .. } => "target",
             Expr::Unknown { name } => name,
         }
     }
@@ -528,7 +552,30 @@ impl Expr {
                 w.put_be32(NFTA_CT_KEY, key.0);
                 w.put_be32(NFTA_CT_DREG, dreg.0);
             }
+            Expr::Match { name, rev, info } => {
+                w.put_strz(NFTA_MATCH_NAME, name);
+                w.put_be32(NFTA_MATCH_REV, *rev);
+                w.put(NFTA_MATCH_INFO, info);
+            }
+            Expr::Target { name, rev, info } => {
+                w.put_strz(NFTA_TARGET_NAME, name);
+                w.put_be32(NFTA_TARGET_REV, *rev);
+                w.put(NFTA_TARGET_INFO, info);
+            }
             Expr::Counter | Expr::Unknown { .. } => {}
+        }
+    }
+
+    /// The text of an x_tables `comment` match (`-m comment --comment "..."`, which
+    /// iptables-nft stores as `[ match name comment rev 0 ]` with a `struct xt_comment_info`:
+    /// the text, NUL-padded to 256 bytes); `None` for any other expression.
+    pub fn xt_comment(&self) -> Option<String> {
+        match self {
+            Expr::Match { name, info, .. } if name == "comment" => {
+                let end = info.iter().position(|&b| b == 0).unwrap_or(info.len());
+                Some(String::from_utf8_lossy(&info[..end]).into_owned())
+            }
+            _ => None,
         }
     }
 

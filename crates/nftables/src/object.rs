@@ -60,12 +60,17 @@ pub struct TableRef {
 }
 
 impl TableRef {
-    /// A table of the `inet` family.
-    pub fn inet(name: impl Into<String>) -> TableRef {
+    /// A table of `family`.
+    pub fn new(family: Family, name: impl Into<String>) -> TableRef {
         TableRef {
-            family: Family::Inet,
+            family,
             name: name.into(),
         }
+    }
+
+    /// A table of the `inet` family.
+    pub fn inet(name: impl Into<String>) -> TableRef {
+        TableRef::new(Family::Inet, name)
     }
 }
 

@@ -211,6 +211,8 @@ impl fmt::Display for Expr {
                 write!(f, "ct load {n} => {dreg}")?;
             }
             Expr::Counter => f.write_str("counter pkts 0 bytes 0")?,
+            Expr::Match { name, rev, .. } => write!(f, "match name {name} rev {rev}")?,
+            Expr::Target { name, rev, .. } => write!(f, "target name {name} rev {rev}")?,
             Expr::Unknown { name } => write!(f, "{name} (not decoded)")?,
         }
         f.write_str(" ]")

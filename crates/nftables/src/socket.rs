@@ -246,9 +246,20 @@ impl NftSocket {
         t: &TableRef,
         names: &[&str],
     ) -> Result<Vec<Option<ChainInfo>>, NftError> {
-        let reqs = names
+        let pairs: Vec<(&TableRef, &str)> = names.iter().map(|n| (t, *n)).collect();
+        self.get_chains_in(&pairs)
+    }
+
+    /// `nft list chain <t> <name>` for chains of several tables (of any families), still in
+    /// one round trip; `None` for a missing chain or table. Non-dump GETs: nothing but the
+    /// named chains is read.
+    pub fn get_chains_in(
+        &mut self,
+        chains: &[(&TableRef, &str)],
+    ) -> Result<Vec<Option<ChainInfo>>, NftError> {
+        let reqs = chains
             .iter()
-            .map(|n| {
+            .map(|(t, n)| {
                 let mut w = AttrWriter::new();
                 w.put_strz(NFTA_CHAIN_TABLE, &t.name);
                 w.put_strz(NFTA_CHAIN_NAME, n);
@@ -260,12 +271,17 @@ impl NftSocket {
                 }
             })
             .collect();
-        let op = format!("get chains of table {t}");
+        let op = match chains.first() {
+            Some((t, _)) if chains.iter().all(|(u, _)| u == t) => {
+                format!("get chains of table {t}")
+            }
+            _ => "get chains".to_string(),
+        };
         let replies = self.transact(&op, reqs)?;
         replies
             .into_iter()
-            .zip(names)
-            .map(|(r, n)| match r.error {
+            .zip(chains)
+            .map(|(r, (t, n))| match r.error {
                 Some((errno, _)) if errno == nix::errno::Errno::ENOENT as i32 => Ok(None),
                 Some((errno, extack)) => Err(NftError::kernel(
                     format!("get chain {t} {n}"),

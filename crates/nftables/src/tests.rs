@@ -158,3 +158,57 @@ fn the_kernels_dump_form_compares_equal_after_normalization() {
     };
     assert!(!info.matches(&[other]));
 }
+
+#[test]
+fn xt_comments_and_jump_targets() {
+    let mut info = b"name: \"kbr\" id: \"a\"".to_vec();
+    let unpadded = Expr::Match {
+        name: "comment".into(),
+        rev: 0,
+        info: info.clone(),
+    };
+    assert_eq!(
+        unpadded.xt_comment().as_deref(),
+        Some(r#"name: "kbr" id: "a""#)
+    );
+    info.resize(256, 0);
+    let padded = Expr::Match {
+        name: "comment".into(),
+        rev: 0,
+        info,
+    };
+    assert_eq!(padded.xt_comment(), unpadded.xt_comment());
+    let other = Expr::Match {
+        name: "multiport".into(),
+        rev: 1,
+        info: vec![0; 8],
+    };
+    assert_eq!(other.xt_comment(), None);
+    assert_eq!(other.to_string(), "[ match name multiport rev 1 ]");
+
+    let rule = |exprs: Vec<Expr>, comment: Option<&str>| RuleInfo {
+        chain: "POSTROUTING".into(),
+        handle: 1,
+        exprs,
+        comment: comment.map(String::from),
+    };
+    let goto = rule(
+        vec![Expr::verdict(Verdict::Goto("X".into()))],
+        Some("udata"),
+    );
+    assert_eq!(goto.jump_target(), Some("X"));
+    // Without a comment match, the userdata comment.
+    assert_eq!(goto.iptables_comment().as_deref(), Some("udata"));
+    let both = rule(vec![padded, Expr::verdict(Verdict::Accept)], Some("udata"));
+    assert_eq!(both.jump_target(), None);
+    assert_eq!(
+        both.iptables_comment().as_deref(),
+        Some(r#"name: "kbr" id: "a""#)
+    );
+    // A jump that is not the verdict register is no jump.
+    let value = rule(vec![Expr::immediate(Reg::R1, vec![1, 2, 3, 4])], None);
+    assert_eq!(
+        (value.jump_target(), value.iptables_comment()),
+        (None, None)
+    );
+}

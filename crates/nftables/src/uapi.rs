@@ -281,6 +281,19 @@ pub const NFTA_CT_DREG: u16 = 1;
 /// `NFTA_CT_KEY`.
 pub const NFTA_CT_KEY: u16 = 2;
 
+/// `NFTA_MATCH_NAME` (an x_tables match run by `nft_compat`, as iptables-nft writes them).
+pub const NFTA_MATCH_NAME: u16 = 1;
+/// `NFTA_MATCH_REV`.
+pub const NFTA_MATCH_REV: u16 = 2;
+/// `NFTA_MATCH_INFO`: the match's x_tables payload (e.g. `struct xt_comment_info`).
+pub const NFTA_MATCH_INFO: u16 = 3;
+/// `NFTA_TARGET_NAME` (an x_tables target run by `nft_compat`).
+pub const NFTA_TARGET_NAME: u16 = 1;
+/// `NFTA_TARGET_REV`.
+pub const NFTA_TARGET_REV: u16 = 2;
+/// `NFTA_TARGET_INFO`: the target's x_tables payload.
+pub const NFTA_TARGET_INFO: u16 = 3;
+
 /// `NFTA_FIB_F_SADDR`: look up the source address.
 pub const FIB_F_SADDR: u32 = 1 << 0;
 /// `NFTA_FIB_F_DADDR`: look up the destination address.

@@ -18,6 +18,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_batch_is_one_transaction_and_the_first_error_names_operation_and_object() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -78,6 +79,7 @@ fn a_batch_is_one_transaction_and_the_first_error_names_operation_and_object() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn idempotent_deletes_succeed_when_objects_are_already_gone() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -139,6 +141,7 @@ fn idempotent_deletes_succeed_when_objects_are_already_gone() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn reads_decode_what_nft_wrote_and_never_leave_our_table() {
     in_netns(|| {
         nft_file(
@@ -216,6 +219,7 @@ fn reads_decode_what_nft_wrote_and_never_leave_our_table() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_batch_made_against_an_old_generation_is_refused() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -233,6 +237,7 @@ fn a_batch_made_against_an_old_generation_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn an_element_is_retagged_by_add_delete_add_in_one_transaction() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -255,6 +260,7 @@ fn an_element_is_retagged_by_add_delete_add_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn verdict_maps_with_concatenated_keys_list_like_nft_maps() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -311,6 +317,7 @@ fn verdict_maps_with_concatenated_keys_list_like_nft_maps() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn thousands_of_messages_fit_in_one_transaction() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -339,6 +346,7 @@ fn thousands_of_messages_fit_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
     in_netns(|| {
         nft_file(
@@ -372,4 +380,74 @@ fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
             .unwrap()
             .is_empty());
     })
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn chains_of_several_tables_in_one_round_trip_and_iptables_rules_read_back() {
+    in_netns(|| {
+        // What iptables-nft writes, by iptables-nft itself.
+        ferro_testutil::nft::sh(&["iptables-nft", "-t", "nat", "-N", "CNI-X"]);
+        ferro_testutil::nft::sh(&[
+            "iptables-nft",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            "10.99.0.2",
+            "-m",
+            "comment",
+            "--comment",
+            "name: \"kbr\" id: \"a\"",
+            "-j",
+            "CNI-X",
+        ]);
+        let nat4 = TableRef::new(Family::Ip, "nat");
+        let nat6 = TableRef::new(Family::Ip6, "nat");
+        let mut sock = NftSocket::open().unwrap();
+        let got = sock
+            .get_chains_in(&[
+                (&nat4, "CNI-X"),
+                (&nat6, "CNI-X"),
+                (&nat4, "CNI-Y"),
+                (&nat4, "POSTROUTING"),
+            ])
+            .unwrap();
+        let names: Vec<Option<&str>> = got
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [Some("CNI-X"), None, None, Some("POSTROUTING")],
+            "a missing table reads as a missing chain"
+        );
+        let rules = sock.list_rules(&nat4, Some("POSTROUTING")).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].jump_target(), Some("CNI-X"));
+        assert_eq!(
+            rules[0].iptables_comment().as_deref(),
+            Some(r#"name: "kbr" id: "a""#)
+        );
+
+        // Our codec writes the same comment match; iptables-nft reads it back.
+        let comment = rules[0]
+            .exprs
+            .iter()
+            .find(|e| e.xt_comment().is_some())
+            .cloned()
+            .unwrap();
+        let mut b = Batch::new();
+        b.add_rule(
+            &nat4,
+            Rule::new("CNI-X", vec![comment, Expr::verdict(Verdict::Accept)]),
+        );
+        sock.apply(&b).unwrap();
+        let saved = ferro_testutil::nft::sh(&["iptables-nft-save", "-t", "nat"]);
+        assert!(
+            saved.contains(r#"-A CNI-X -m comment --comment "name: \"kbr\" id: \"a\"" -j ACCEPT"#),
+            "{saved}"
+        );
+    });
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use ferro_agent_api::AttachmentEvent;
 use ferro_net::firewall::{self, PodFirewall, Tag};
 use ferro_net::{names, Kernel, Netns, Rtnl};
 use ferro_spec::delegate::{self, IpamLease};
@@ -17,6 +18,7 @@ use ferro_spec::{CniError, CniResult, FirstError, Request};
 
 use crate::check::prev_result;
 use crate::error::PodError;
+use crate::report::{self, AgentKey};
 use crate::session::Session;
 
 /// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only). The
@@ -87,19 +89,23 @@ pub struct Inputs<'a> {
     pub ipam: &'a CniResult,
 }
 
-/// ADD, the same frame for every model: the pod's namespace opened and `CNI_IFNAME` found
-/// free in it, the node facts the model needs read (`read_node`), the IPAM lease taken,
-/// the model's plan made from them (`plan`), and only then `apply`, the model's kernel
-/// work. A configuration refused before this frame, or a plan refused inside it, leaves
-/// nothing behind: no link is touched before `apply`, and the lease is released whenever
-/// `apply` is not reached or does not keep it.
+/// ADD, the same frame for every model: the `agent` key read, the pod's namespace opened
+/// and `CNI_IFNAME` found free in it, the node facts the model needs read (`read_node`),
+/// the IPAM lease taken, the model's plan made from them (`plan`), and only then `apply`,
+/// the model's kernel work. A configuration refused before this frame, or a plan refused
+/// inside it, leaves nothing behind: no link is touched before `apply`, and the lease is
+/// released whenever `apply` is not reached or does not keep it. Once `apply` succeeded,
+/// the attachment (whose host veth has the model's `host_prefix`) is reported to the agent
+/// when the `agent` key names one ([`report`]).
 pub fn add<C, N, P>(
     req: &Request,
     cfg: &C,
+    host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
+    let agent = AgentKey::from_request(req)?;
     let s = Session::open(req)?;
     let (host, pod) = s.connect_for_add(&req.cmd.ifname)?;
     let node = read_node(cfg, &host)?;
@@ -118,7 +124,15 @@ pub fn add<C, N, P>(
         ns: &s.ns,
         lease,
     };
-    apply(a, &node, &plan)
+    let result = apply(a, &node, &plan)?;
+    if let Some(k) = &agent {
+        let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
+        report::send(
+            k,
+            report::report_of(req, AttachmentEvent::Add, &host_veth, Some(&result)),
+        );
+    }
+    Ok(result)
 }
 
 /// What a model's CHECK works with: `prevResult`, the connections on the node and in the
@@ -193,25 +207,27 @@ pub fn status(
 }
 
 /// DEL of one attachment, best effort and idempotent: with `masquerade`, this attachment's
-/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag)
-/// around the deletion of its host veth (the model's `host_prefix` and the attachment's
-/// hash), so that the two RCU grace periods overlap; IPAM DEL
-/// runs alongside on a thread. Then `after` runs with the node connection and every address
-/// known to have been the pod's (`prevResult`'s and those of the removed elements), for
-/// per-address state the model keeps elsewhere. Keeps going after a failure and returns the
-/// first. A missing netns, link, element or lease is success.
+/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag),
+/// and so is the reference plugins' iptables state of the attachment (a node taken over from
+/// them), around the deletion of its host veth (the model's `host_prefix` and the
+/// attachment's hash), so that the RCU grace periods overlap; IPAM DEL runs alongside on a
+/// thread. Then `after` runs with the node connection and every address known to have been
+/// the pod's (`prevResult`'s and those of the removed elements), for per-address state the
+/// model keeps elsewhere. Keeps going after a failure and returns the first. A missing
+/// netns, link, element, chain or lease is success.
 pub fn del(
     req: &Request,
     masquerade: bool,
     host_prefix: &str,
     after: impl FnOnce(&Rtnl<'_>, &[IpAddr]),
 ) -> Result<(), CniError> {
+    let agent = AgentKey::from_request(req)?;
     let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
     let mut errors = FirstError::default();
     let k = Kernel::new()?;
     let host = k.connect(None)?;
     let hint = req.prev_ips();
-    let ((unmasked, deleted), released) = delegate::ipam_del_alongside(req, || {
+    let (out, released) = delegate::ipam_del_alongside(req, || {
         let out = firewall::pod_del_around(
             masquerade,
             &req.conf.name,
@@ -220,7 +236,7 @@ pub fn del(
             || host.link_del_name(&host_veth),
         );
         let mut known = hint.clone().unwrap_or_default();
-        if let Ok(removed) = &out.0 {
+        if let Ok(removed) = &out.unmasked {
             for ip in removed {
                 if !known.contains(ip) {
                     known.push(*ip);
@@ -230,31 +246,39 @@ pub fn del(
         after(&host, &known);
         out
     });
-    errors.note(unmasked);
-    errors.note(deleted);
+    errors.note(out.unmasked);
+    errors.note(out.reference);
+    errors.note(out.teardown);
     errors.note(released);
+    if let Some(k) = &agent {
+        report::send(
+            k,
+            report::report_of(req, AttachmentEvent::Del, &host_veth, None),
+        );
+    }
     errors.finish()
 }
 
-/// GC: IPAM GC (when configured), then, with `masquerade`, the masquerade elements of
-/// attachments the runtime no longer lists (`cni.dev/valid-attachments`). Keeps going after
-/// a failure (spec: GC); returns the addresses whose elements were removed, for per-address
-/// state the model keeps elsewhere, and the failures so far.
+/// GC: IPAM GC (when configured); then, with `masquerade`, the masquerade elements of
+/// attachments the runtime no longer lists (`cni.dev/valid-attachments`), and, always, the
+/// reference plugins' iptables state of those attachments. Keeps going after a failure
+/// (spec: GC); returns the addresses whose elements were removed, for per-address state the
+/// model keeps elsewhere, and the failures so far.
 pub fn gc(req: &Request, masquerade: bool) -> (Vec<IpAddr>, FirstError) {
     let mut errors = FirstError::default();
     if req.conf.ipam_type().is_some() {
         errors.note(delegate::ipam_gc(req));
     }
     let mut gone = Vec::new();
-    if masquerade {
-        let removed = errors.note(firewall::pod_gc(
-            &req.conf.name,
-            req.conf.valid_attachments.as_deref(),
-        ));
-        if let Some(removed) = removed.filter(|g| !g.is_empty()) {
-            log::info!("gc: removed the masquerade elements of {removed:?}");
-            gone = removed;
-        }
+    let (unmasked, reference) = firewall::pod_gc(
+        &req.conf.name,
+        masquerade,
+        req.conf.valid_attachments.as_deref(),
+    );
+    if let Some(removed) = errors.note(unmasked).filter(|g| !g.is_empty()) {
+        log::info!("gc: removed the masquerade elements of {removed:?}");
+        gone = removed;
     }
+    errors.note(reference);
     (gone, errors)
 }

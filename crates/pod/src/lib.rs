@@ -11,6 +11,8 @@
 //! - [`attachment`]: the frame of an ADD (namespace, node facts, IPAM lease, plan, then the
 //!   model's kernel work) and its end (keep the lease, or remove the host veth and release
 //!   it); the frames of CHECK and STATUS; the DEL body; GC;
+//! - [`report`]: attachment reports to the node's `ferro-agent` (the `agent` key), spooled
+//!   when the agent cannot take them;
 //! - [`firewall`]: the pod firewall of a network (masquerade, anti-spoofing), pure;
 //! - [`keys`]: the keys `flat` and `overlay` share (`snat`/`ipMasq`, `antiSpoofing`,
 //!   `nonMasqueradeCIDRs`, a required `ipam`);
@@ -19,7 +21,7 @@
 //!   facts, read first, then compared by a pure function;
 //! - [`error`]: [`PodError`], whose CNI codes are assigned in one place.
 //!
-//! Pure parts (firewall, keys, check rendering, the transparent comparison, [`is_link_local`])
+//! Pure parts (firewall, keys, check rendering, the transparent comparison)
 //! are unit-tested here; the kernel parts run in the plugins' binary tests.
 #![forbid(unsafe_code)]
 
@@ -28,43 +30,17 @@ pub mod check;
 pub mod error;
 pub mod firewall;
 pub mod keys;
+pub mod report;
 pub mod session;
 pub mod transparent;
-
-use std::net::IpAddr;
 
 pub use attachment::{add, check, del, gc, status, Attach, Inputs, Inspect};
 pub use check::{prev_result, Difference, Differences};
 pub use error::PodError;
 pub use firewall::{pod_firewall, union};
 pub use keys::SharedKeys;
+pub use report::AgentKey;
 pub use session::Session;
 
-/// A link-local address (`169.254.0.0/16`, `fe80::/10`): never a node's VNet or pod
-/// address, never clashing with a gateway.
-pub fn is_link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => a.is_link_local(),
-        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_local_in_both_families() {
-        for (ip, want) in [
-            ("169.254.1.1", true),
-            ("169.255.0.1", false),
-            ("10.0.0.1", false),
-            ("fe80::1", true),
-            ("febf::1", true),
-            ("fec0::1", false),
-            ("fd00::1", false),
-        ] {
-            assert_eq!(is_link_local(ip.parse().unwrap()), want, "{ip}");
-        }
-    }
-}
+/// A link-local address (`169.254.0.0/16`, `fe80::/10`), from `ferro-net`.
+pub use ferro_net::is_link_local;

@@ -40,6 +40,12 @@ impl Runtime {
         }
     }
 
+    /// Runs the plugins of `plugins` from now on, keeping the conf dir and the result cache
+    /// (binaries swapped on a node whose pods keep running); returns the previous ones.
+    pub fn swap_plugins(&mut self, plugins: PluginDir) -> PluginDir {
+        std::mem::replace(&mut self.plugins, plugins)
+    }
+
     /// Writes `<name>.conflist` into the conf dir.
     pub fn write_conflist(&self, name: &str, list: &Value) {
         std::fs::write(
@@ -111,10 +117,31 @@ impl Runtime {
     /// runtimes send it: no `CNI_NETNS`, no `prevResult`; run twice (DEL is idempotent).
     /// Panics unless both succeed.
     pub fn bare_del(&self, list: &Value, container_id: &str) {
-        let mut conf = list["plugins"][0].clone();
+        let plugin = list["plugins"][0]["type"].as_str().expect("plugin type");
+        for _ in 0..2 {
+            self.bare_del_of(list, 0, workspace_bin(plugin), container_id);
+        }
+    }
+
+    /// A bare DEL of every plugin of `list`, in reverse order, as this runtime's plugins
+    /// (ours or the reference's), twice: what containerd repeats on RemovePodSandbox once the
+    /// pod's namespace is gone (no `CNI_NETNS`, no `prevResult`, no `runtimeConfig`). Panics
+    /// unless every call succeeds.
+    pub fn bare_del_all(&self, list: &Value, container_id: &str) {
+        let n = list["plugins"].as_array().map_or(0, Vec::len);
+        for _ in 0..2 {
+            for i in (0..n).rev() {
+                let plugin = list["plugins"][i]["type"].as_str().expect("plugin type");
+                let bin = self.plugins.path().join(plugin);
+                self.bare_del_of(list, i, bin, container_id);
+            }
+        }
+    }
+
+    fn bare_del_of(&self, list: &Value, i: usize, bin: PathBuf, container_id: &str) {
+        let mut conf = list["plugins"][i].clone();
         conf["cniVersion"] = list["cniVersion"].clone();
         conf["name"] = list["name"].clone();
-        let plugin = conf["type"].as_str().expect("plugin type").to_string();
         let path = self.plugins.path_str();
         let env = [
             ("CNI_COMMAND", "DEL"),
@@ -123,15 +150,7 @@ impl Runtime {
             ("CNI_IFNAME", "eth0"),
             ("CNI_PATH", path.as_str()),
         ];
-        for _ in 0..2 {
-            crate::run_plugin_in(
-                workspace_bin(&plugin),
-                &env,
-                &conf.to_string(),
-                Some(&self.node),
-            )
-            .ok();
-        }
+        crate::run_plugin_in(bin, &env, &conf.to_string(), Some(&self.node)).ok();
     }
 
     /// The container id cnictl (like cnitool) derives for `pod`.
@@ -145,14 +164,16 @@ impl Runtime {
 
 /// The first IPv4 address of a result's container interface.
 pub fn pod_ip(result: &Value) -> String {
-    result["ips"]
-        .as_array()
-        .and_then(|ips| {
-            ips.iter()
-                .find(|i| !i["address"].as_str().unwrap_or("").contains(':'))
-        })
-        .and_then(|i| i["address"].as_str())
-        .and_then(|a| a.split('/').next())
+    pod_addr(result, false)
         .unwrap_or_else(|| panic!("no IPv4 address in {result}"))
         .to_string()
+}
+
+/// The first address of one family (`v6`) of a result, without its prefix.
+pub fn pod_addr(result: &Value, v6: bool) -> Option<std::net::IpAddr> {
+    result["ips"]
+        .as_array()?
+        .iter()
+        .filter_map(|i| i["address"].as_str()?.split('/').next()?.parse().ok())
+        .find(|a: &std::net::IpAddr| a.is_ipv6() == v6)
 }

@@ -340,6 +340,7 @@ fn check_after_kill(
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn three_nodes_on_etcd_storms_outages_and_a_killed_agent() {
     ferro_testutil::require_root();
     let mut c = cluster(3, 3);
@@ -469,6 +470,7 @@ fn three_nodes_on_etcd_storms_outages_and_a_killed_agent() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_embedded_store_on_one_node_storm_kill_and_restart() {
     ferro_testutil::require_root();
     let node = Netns::new("node");
@@ -528,6 +530,7 @@ fn pod_cidrs(a: &Agent, node: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn kubenet_nodes_take_node_blocks_and_their_pods_talk_across_nodes() {
     ferro_testutil::require_root();
     let c = cluster(2, 1);
@@ -612,6 +615,7 @@ fn kubenet_nodes_take_node_blocks_and_their_pods_talk_across_nodes() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn flat_pods_take_vnet_addresses_from_the_shared_pool() {
     ferro_testutil::require_root();
     let c = cluster(2, 1);

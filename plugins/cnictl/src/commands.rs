@@ -23,6 +23,7 @@ use crate::cluster;
 use crate::conflist::{self, NetworkList};
 use crate::error::{io_error, Error};
 use crate::exec::ProcessExec;
+use crate::firewall;
 use crate::gojson;
 use crate::identity::{cnitool_container_id, go_abs};
 use crate::runtime::{Runtime, RuntimeConf, Validity};
@@ -153,21 +154,24 @@ cni.dev/valid-attachments and cni.dev/attachments.",
     },
     Subcommand {
         name: "plan",
-        args: "--nodes N --max-pods P --vnet CIDR [--pod-cidr CIDR]",
+        args: "--nodes N --max-pods P --vnet CIDR[,CIDR] [--pod-cidr CIDR[,CIDR]]",
         summary: "how many VNet addresses and pod slices flat, kubenet and overlay consume; what runs out first",
         details: "flat reserves maxPods + 1 VNet addresses per node; flat-pool (flat with \
 cluster-ipam) spends each node's address and the blocks its pods fill (--pods, --block-prefix); \
-kubenet and overlay spend one VNet address and one pod-CIDR slice per node (kubenet also one \
-route of the Azure route table, at most 400). Azure reserves 5 addresses of every subnet; \
---surge nodes (upgrades) must fit too.",
+kubenet and overlay spend one VNet address and one pod-CIDR slice per node and pod family (kubenet \
+also one route per node and pod family in the Azure route table, at most 400). Azure reserves 5 \
+addresses of every subnet; --surge nodes (upgrades) must fit too. Dual stack: give --vnet and \
+--pod-cidr one CIDR per family (repeated, or comma-separated); the cluster fits when every family \
+does.",
         min_args: 0,
         max_args: 0,
         flags: &[
             FlagSpec { long: "nodes", short: None, metavar: Some("N"), help: "nodes in steady state" },
             FlagSpec { long: "max-pods", short: None, metavar: Some("P"), help: "pods per node (AKS default: 30 flat, 110 kubenet, 250 overlay)" },
-            FlagSpec { long: "vnet", short: None, metavar: Some("CIDR"), help: "the VNet subnet the nodes live in" },
-            FlagSpec { long: "pod-cidr", short: None, metavar: Some("CIDR"), help: "the pod CIDR (kubenet, overlay)" },
-            FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's pod slice (default 24)" },
+            FlagSpec { long: "vnet", short: None, metavar: Some("CIDR"), help: "the VNet subnet the nodes live in (one per family)" },
+            FlagSpec { long: "pod-cidr", short: None, metavar: Some("CIDR"), help: "the pod CIDR (kubenet, overlay; one per family)" },
+            FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's IPv4 pod slice (default 24)" },
+            FlagSpec { long: "slice-prefix-v6", short: None, metavar: Some("LEN"), help: "prefix length of each node's IPv6 pod slice (default 64)" },
             FlagSpec { long: "surge", short: None, metavar: Some("N"), help: "extra nodes during upgrades (default 1)" },
             FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, flat-pool (flat with cluster-ipam), kubenet or overlay (default: all)" },
             FlagSpec { long: "pods", short: None, metavar: Some("N"), help: "pods the cluster runs (flat-pool; default: every node at maxPods)" },
@@ -187,6 +191,24 @@ the node's network namespace; --dry-run reports without changing anything.",
         max_args: 2,
         flags: &[FlagSpec { long: "dry-run", short: None, metavar: None, help: "report, change nothing" }],
         run: cmd_overlay,
+    },
+    Subcommand {
+        name: "firewall",
+        args: "show|remove",
+        summary: "what the node's firewall holds of ferro-cni and of the reference plugins; remove ferro-cni's",
+        details: "show: the pod addresses and host ports in ferro-cni's table (inet ferro_cni), and \
+the reference plugins' per-pod iptables-nft state (ip nat, ip6 nat: network, container id, \
+address, host ports, chains) that ferro-cni's DEL and GC remove on a node taken over from them, \
+plus their shared chains; --json for scripts. remove: deletes inet ferro_cni, every chain, rule, \
+set and map of ferro-cni (going back to the reference plugins); refused while pods still have \
+state in it, unless --force. Run it on the node (inside the node's network namespace).",
+        min_args: 1,
+        max_args: 1,
+        flags: &[
+            FlagSpec { long: "json", short: None, metavar: None, help: "show: JSON for scripts" },
+            FlagSpec { long: "force", short: None, metavar: None, help: "remove: even while pods still have state (they lose masquerade and host ports)" },
+        ],
+        run: cmd_firewall,
     },
     Subcommand {
         name: "status",
@@ -546,21 +568,29 @@ fn one_value<T: std::str::FromStr>(
     }
 }
 
+/// The networks given to `--flag` (repeatable, each value a comma-separated list), host bits
+/// dropped, at most one per family.
+fn family_nets(inv: &Invocation, flag: &str) -> Result<ferro_net::overlay::FamilyNets, Error> {
+    let mut nets = Vec::new();
+    for v in inv.values(flag).iter().flat_map(|v| v.split(',')) {
+        let n: ipnet::IpNet = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::usage(format!("--{flag}: invalid value {v:?}")))?;
+        nets.push(n.trunc());
+    }
+    ferro_net::overlay::FamilyNets::new(&nets).map_err(|e| Error::usage(format!("--{flag}: {e}")))
+}
+
 fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     use crate::plan;
     let input = plan::Input {
         nodes: one_value(inv, "nodes", None)?,
         max_pods: one_value(inv, "max-pods", None)?,
-        vnet: one_value::<ipnet::Ipv4Net>(inv, "vnet", None)?.trunc(),
-        pod_cidr: match inv.values("pod-cidr").last() {
-            None => None,
-            Some(v) => Some(
-                v.parse::<ipnet::Ipv4Net>()
-                    .map_err(|_| Error::usage(format!("--pod-cidr: invalid value {v:?}")))?
-                    .trunc(),
-            ),
-        },
+        vnet: family_nets(inv, "vnet")?,
+        pod_cidrs: family_nets(inv, "pod-cidr")?,
         slice_prefix: one_value(inv, "slice-prefix", Some(24))?,
+        slice_prefix_v6: one_value(inv, "slice-prefix-v6", Some(plan::SLICE_PREFIX_V6))?,
         surge: one_value(inv, "surge", Some(1))?,
         pods: match inv.values("pods").last() {
             None => None,
@@ -574,7 +604,7 @@ fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     plan::validate(&input).map_err(Error::usage)?;
     let model: String = one_value(inv, "model", Some("all".to_string()))?;
     let plans: Vec<plan::ModelPlan> = match model.as_str() {
-        "all" if input.pod_cidr.is_some() => vec![
+        "all" if !input.pod_cidrs.is_empty() => vec![
             plan::flat(&input),
             plan::flat_pool(&input),
             plan::kubenet(&input),
@@ -615,6 +645,27 @@ fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     }
 }
 
+fn cmd_firewall(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    match inv.positionals[0].as_str() {
+        "show" => {
+            let f = firewall::read()?;
+            let text = if inv.has("json") {
+                format!("{}\n", firewall::render_json(&f))
+            } else {
+                firewall::render_text(&f)
+            };
+            write_out(ctx.out, &text)
+        }
+        "remove" => {
+            let text = firewall::remove(inv.has("force"))?;
+            write_out(ctx.out, &text)
+        }
+        other => Err(Error::usage(format!(
+            "firewall: unknown verb {other:?} (show, remove)"
+        ))),
+    }
+}
+
 fn cmd_overlay(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     use ferro_net::overlay::{self, FileSource, NodeConfig};
     if inv.positionals[0] != "sync" {
@@ -644,6 +695,16 @@ fn cmd_overlay(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     for obj in objects {
         let cfg = NodeConfig::from_value(&Value::Object(obj.clone()))
             .map_err(|e| Error::plugin("overlay", e))?;
+        if cfg.node_list.as_os_str() == ferro_agent_api::AGENT_NODE_LIST {
+            write_out(
+                ctx.out,
+                &format!(
+                    "{}: peers kept by ferro-agent (nodeList \"agent\"): nothing to sync (cnictl get nodes lists them)\n",
+                    overlay::device_name(cfg.vni)
+                ),
+            )?;
+            continue;
+        }
         let view = overlay::view(&cfg, &host, &FileSource::new(&cfg.node_list))
             .map_err(|e| Error::plugin("overlay", e))?;
         let dev = if dry {
@@ -712,6 +773,19 @@ mod tests {
             out,
             err,
         }
+    }
+
+    #[test]
+    fn firewall_knows_two_verbs() {
+        let env = Env::from_pairs(Vec::<(&str, &str)>::new());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let inv = Invocation {
+            positionals: vec!["frobnicate".into()],
+            flags: Vec::new(),
+        };
+        let e = cmd_firewall(&mut ctx(&env, &mut out, &mut err), &inv).unwrap_err();
+        assert_eq!(e.exit_status(), 2);
+        assert!(e.to_string().contains("show, remove"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! - [`validate`]: `cnictl validate`;
 //! - [`cluster`]: `apply`, `get`, `delete`, `describe` through ferro-agent's socket;
 //! - [`ipam`]: `ipam show|check|release` (the cluster's address pool) through it;
+//! - [`firewall`](mod@firewall): `cnictl firewall show|remove` (the node's firewall: ferro-cni's
+//!   and the reference plugins' state; going back to the reference plugins);
 //! - [`error`]: the one error type.
 //!
 //! Nothing here writes to the process's stdout or exits: [`run`] takes the output streams and
@@ -33,6 +35,7 @@ pub mod commands;
 pub mod conflist;
 pub mod error;
 pub mod exec;
+pub mod firewall;
 pub mod gojson;
 pub mod identity;
 pub mod ipam;

@@ -62,6 +62,11 @@ fn the_overlay_node_list_example_parses() {
     let text = std::fs::read_to_string(dir.join("nodes.json")).unwrap();
     let nodes = ferro_net::overlay::FileSource::parse(&text, "nodes.json").unwrap();
     assert_eq!(nodes.len(), 2);
+    assert_eq!(
+        nodes[0].pod_subnets.families(),
+        (true, true),
+        "a slice per family: the list serves the single-family and the dual-stack example"
+    );
 }
 
 /// Runtimes built on libcni before 1.2 (cnitool 1.1.2, containerd 1.6, podman 4.3) use
@@ -79,5 +84,30 @@ fn every_example_is_usable_by_libcni_before_1_2() {
              offer 1.1.0 in cniVersions)",
             file.display()
         );
+    }
+}
+
+/// The cluster-mode lists are the node-local ones with the agent: the `agent` key, and for
+/// the overlay, `nodeList: "agent"` instead of the node list file.
+#[test]
+fn the_cluster_lists_are_the_node_local_ones_with_an_agent() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf-examples");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    for model in ["kubenet", "flat", "overlay"] {
+        let mut cluster = read(&format!("{model}-cluster.conflist"));
+        let main = &mut cluster["plugins"][0];
+        assert_eq!(
+            main["agent"],
+            serde_json::json!({"socket": "/run/ferro-cni/agent.sock"}),
+            "{model}"
+        );
+        main.as_object_mut().unwrap().remove("agent");
+        if model == "overlay" {
+            assert_eq!(main["nodeList"], "agent");
+            main["nodeList"] = "/etc/ferro-cni/nodes.json".into();
+        }
+        assert_eq!(cluster, read(&format!("{model}.conflist")), "{model}");
     }
 }

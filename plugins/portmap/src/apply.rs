@@ -1,11 +1,12 @@
 //! The kernel calls of `portmap`: one nftables transaction for the host ports,
 //! `route_localnet` on the interface routing to the pod, conntrack flushes. The kernel
 //! objects are the record of what was mapped: DEL finds this attachment's chain and map
-//! elements by its tag, with or without `portMappings`.
+//! elements by its tag, with or without `portMappings`, and the reference portmap's chain of
+//! the attachment by its name (a node taken over from the reference plugins).
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ferro_net::firewall::{self, HostPorts, MappedPort, Tag};
+use ferro_net::firewall::{self, HostPorts, MappedPort, RefKind, Tag};
 use ferro_net::nft::NftSocket;
 use ferro_net::{conntrack, sysctl, Kernel};
 use ferro_spec::{CniError, Request};
@@ -29,9 +30,31 @@ pub fn add(m: &Mapping) -> Result<(), CniError> {
     flush_udp(&m.flush_udp)
 }
 
-/// DEL: removes this attachment's host ports; returns the map keys removed.
+/// DEL: removes this attachment's host ports, and the reference portmap's host-port chain
+/// of the attachment on a node taken over from it; returns the map keys
+/// removed, the reference's host ports included. Both are attempted; the first failure is
+/// returned.
 pub fn del(tag: &Tag) -> Result<Vec<MappedPort>, CniError> {
-    Ok(firewall::hostports_del(&mut socket()?, tag)?)
+    let mut sock = socket()?;
+    let ours = firewall::hostports_del(&mut sock, tag);
+    let reference = firewall::reference_del(
+        &mut sock,
+        RefKind::HostPorts,
+        &tag.network,
+        &tag.container_id,
+    );
+    let mut removed = ours?;
+    removed.extend(
+        reference?
+            .host_ports
+            .into_iter()
+            .map(|(protocol, port)| MappedPort {
+                protocol,
+                port,
+                host_ip: None,
+            }),
+    );
+    Ok(removed)
 }
 
 /// CHECK: the host ports are as ADD made them (code 103 naming what differs).
@@ -39,13 +62,24 @@ pub fn check(ports: &HostPorts) -> Result<(), CniError> {
     Ok(firewall::hostports_check(&mut socket()?, ports)?)
 }
 
-/// GC: removes the host ports of attachments the runtime no longer lists.
+/// GC: removes the host ports of attachments the runtime no longer lists, and the reference
+/// portmap's host-port chains of those attachments. Both are attempted; the first failure is
+/// returned.
 pub fn gc(req: &Request) -> Result<(), CniError> {
     let tags = firewall::valid_tags(&req.conf.name, req.conf.valid_attachments.as_deref());
-    let n = firewall::hostports_gc(&mut socket()?, &req.conf.name, firewall::valid_in(&tags))?;
+    let mut sock = socket()?;
+    let ours = firewall::hostports_gc(&mut sock, &req.conf.name, firewall::valid_in(&tags));
+    let reference = firewall::reference_gc(
+        &mut sock,
+        RefKind::HostPorts,
+        &req.conf.name,
+        firewall::valid_ids(&tags),
+    );
+    let n = ours?;
     if n > 0 {
         log::info!("gc: removed the host ports of {n} stale attachments");
     }
+    reference?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
-//! Chaining with the reference plugins (cni-reference §6 P20), through cnictl (our libcni
-//! equivalent): our bridge with the reference portmap, and the reference bridge with ours.
-//! The host port must answer from another host either way, and DEL must leave nothing.
+//! Chaining with the reference plugins (rule P20 of
+//! [docs/conformance.md](../../../docs/conformance.md)), through cnictl (our libcni equivalent):
+//! our bridge with the reference portmap, and the reference bridge with ours. The host port must
+//! answer from another host either way, and DEL must leave nothing.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ fn host_port_round_trip(plugins: PluginDir, check: bool) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn our_bridge_with_the_reference_portmap() {
     require_root();
     host_port_round_trip(
@@ -69,6 +71,7 @@ fn our_bridge_with_the_reference_portmap() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_reference_bridge_with_our_portmap() {
     require_root();
     host_port_round_trip(

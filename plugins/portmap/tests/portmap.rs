@@ -1,5 +1,6 @@
-//! portmap end to end on a kubenet node (cni-reference checklist M1–M8): host ports reached
-//! from another host, from the node on its address and on 127.0.0.1, and from the pod itself.
+//! portmap end to end on a kubenet node (rules M1–M8 of
+//! [docs/conformance.md](../../../docs/conformance.md)): host ports reached from another host, from
+//! the node on its address and on 127.0.0.1, and from the pod itself.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +20,7 @@ fn caps(maps: serde_json::Value) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn host_ports_from_outside_the_node_localhost_and_hairpin() {
     require_root();
     let k = Kubenet::new(1);
@@ -126,6 +128,7 @@ fn host_ports_from_outside_the_node_localhost_and_hairpin() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn host_ip_scoping() {
     require_root();
     let k = Kubenet::new(1);
@@ -148,6 +151,7 @@ fn host_ip_scoping() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_remapped_udp_port_is_not_blackholed_by_old_conntrack_entries() {
     require_root();
     let k = Kubenet::new(1);
@@ -180,6 +184,7 @@ fn a_remapped_udp_port_is_not_blackholed_by_old_conntrack_entries() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn two_pods_claiming_one_host_port_last_wins_and_the_loser_leaving_keeps_it() {
     require_root();
     let k = Kubenet::new(1);

@@ -1,41 +1,13 @@
-//! Masquerade per network `N` (bridge `ipMasq`, flat, overlay), with rules that do not grow
-//! with the number of pods:
-//!
-//! ```text
-//! table inet ferro_cni {
-//!   set pods4-N { type ipv4_addr; }            # one element per pod address,
-//!   set pods6-N { type ipv6_addr; }            #   comment "<containerID>/<ifname>"
-//!   chain masq-N {
-//!     type nat hook postrouting priority srcnat; policy accept;
-//!     meta nfproto ipv4 ip saddr @pods4-N goto masq4-N
-//!     meta nfproto ipv6 ip6 saddr @pods6-N goto masq6-N
-//!   }
-//!   chain masq4-N {
-//!     ip daddr <each non-masquerade CIDR> return
-//!     ip daddr 224.0.0.0/4 return
-//!     ip daddr 255.255.255.255/32 return
-//!     masquerade
-//!   }
-//!   chain masq6-N { ip6 daddr <CIDR> return ... ip6 daddr ff00::/8 return
-//!                   ip6 daddr fe80::/10 return  masquerade }
-//! }
-//! ```
-//!
-//! ADD ([`masq_add`]) reads the three chains and the pod's elements (four small round trips)
-//! and sends only what is missing: in the steady state, the pod's new set elements. When a
-//! chain differs (first pod, config change, a rule deleted by hand) it rebuilds all three in
-//! the same transaction (atomic, so no packet sees an empty chain). Nothing is deleted on the
-//! steady path, which matters: nf_tables frees deleted objects after an RCU grace period and
-//! the kernel makes the process wait for that when it closes its socket (~10-30 ms).
+//! Masquerade per network (bridge `ipMasq`, flat, overlay): a set of pod addresses per family
+//! and three chains that do not grow with the number of pods; ADD sends only what is missing.
+//! The layout and the steady path: [docs/firewall.md](../../../../docs/firewall.md#masquerade).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::tag::{StoredTag, Tag};
-use super::{
-    check_network, ensure_table, net_key, retry_races, table, FirewallError, RACE_ATTEMPTS,
-};
+use super::{check_network, ensure_table, guarded, net_key, table, FirewallError};
 use crate::nft::{
     nfproto, priority, Batch, Chain, ChainType, DataType, Dir, Elem, ElemInfo, Hook, NftSocket,
     Rule, RuleBuilder, SetDef, Verdict,
@@ -285,9 +257,7 @@ fn select(
 }
 
 /// Deletes the selected elements in one transaction made against the generation they were
-/// read at; retried when the ruleset changed in between (another ADD may have re-tagged an
-/// element meanwhile). The last attempt goes without the guard, so that a node whose ruleset
-/// never stops changing cannot make a DEL fail.
+/// read at (see [`guarded`]: another ADD may have re-tagged an element meanwhile).
 fn delete_selected(
     sock: &mut NftSocket,
     what: &str,
@@ -295,34 +265,19 @@ fn delete_selected(
     ips: Option<&[IpAddr]>,
     keep: impl Fn(&ElemInfo) -> bool,
 ) -> Result<Vec<IpAddr>, FirewallError> {
-    let mut attempt = 0;
-    retry_races(
-        what,
-        || {
-            attempt += 1;
-            let genid = sock.generation()?;
-            let doomed = select(sock, network, ips, &keep)?;
-            if doomed.is_empty() {
-                return Ok(Vec::new());
-            }
-            let t = table();
-            let mut b = Batch::new();
-            for (set, e) in &doomed {
-                b.del_elems(&t, set, vec![Elem::raw(e.key.clone())], true);
-            }
-            log::debug!("{what}:\n{}", b.describe());
-            if attempt < RACE_ATTEMPTS {
-                sock.apply_at(&b, genid)?;
-            } else {
-                sock.apply(&b)?;
-            }
-            Ok(doomed
-                .iter()
-                .filter_map(|(_, e)| key_addr(&e.key))
-                .collect())
-        },
-        |e| e.is_generation_changed(),
-    )
+    guarded(sock, what, |sock| {
+        let doomed = select(sock, network, ips, &keep)?;
+        let t = table();
+        let mut b = Batch::new();
+        for (set, e) in &doomed {
+            b.del_elems(&t, set, vec![Elem::raw(e.key.clone())], true);
+        }
+        let removed = doomed
+            .iter()
+            .filter_map(|(_, e)| key_addr(&e.key))
+            .collect();
+        Ok((b, removed))
+    })
 }
 
 /// The address an element key of `pods4-N`/`pods6-N` holds.

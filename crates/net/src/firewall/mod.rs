@@ -1,59 +1,48 @@
 //! # The suite's firewall: one nftables table, `inet ferro_cni`
 //!
 //! Built as operations on an [`nft::Batch`](crate::nft::Batch), so a plugin sends one
-//! transaction per CNI call (and may combine masquerade and anti-spoofing in it).
+//! transaction per CNI call (and may combine masquerade and anti-spoofing in it); ownership is
+//! recorded in the kernel objects' comments ([`Tag`]), so DEL and GC need no state of their own.
 //!
-//! - [`masq`]: masquerade per network with sets of pod addresses: rules do not grow with
-//!   the number of pods, ADD/DEL cost the same at 10 and 1000 pods;
+//! - [`masq`]: masquerade per network with sets of pod addresses;
 //! - [`antispoof`]: a strict reverse-path check per host-interface prefix;
-//! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment.
+//! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment;
+//! - [`reference`](mod@reference): the reference plugins' iptables state of an attachment,
+//!   removed by DEL and GC on a node taken over from them (the one exception to "never touch
+//!   another owner's tables");
+//! - [`node`]: the suite's state on the node, listed for people and removed whole.
 //!
-//! Ownership is recorded in the kernel objects themselves: comments carry the attachment
-//! [`Tag`], so DEL and GC need no state of their own.
-//!
-//! What a node holds after a bridge (`ipMasq`), a flat pod and a portmap ADD (`nft list
-//! table inet ferro_cni`, abridged; the report of the change has the full listing):
-//!
-//! ```text
-//! table inet ferro_cni {
-//!   set pods4-kbr { type ipv4_addr; elements = { 10.244.0.5 comment "ctr1/eth0" } }
-//!   map hostports-any { type inet_proto . inet_service : verdict;
-//!                       elements = { tcp . 8080 comment "kbr/ctr1/eth0" : jump hp-1a2b... } }
-//!   chain masq-kbr { type nat hook postrouting priority srcnat; policy accept;
-//!                    ip saddr @pods4-kbr goto masq4-kbr
-//!                    ip6 saddr @pods6-kbr goto masq6-kbr }
-//!   chain masq4-kbr { ip daddr 10.244.0.0/16 return ... masquerade }
-//!   chain antispoof-fl { type filter hook prerouting priority raw; policy accept;
-//!                        iifname "fl*" fib saddr . iif oif missing drop }
-//!   chain hp-1a2b... { comment "kbr/ctr1/eth0"
-//!                      ip saddr 10.244.0.0/24 tcp dport 8080 meta mark set meta mark | 0x2000
-//!                      tcp dport 8080 dnat ip to 10.244.0.5:80 }
-//! }
-//! ```
+//! The design, with what each part writes: [docs/firewall.md](../../../../docs/firewall.md).
 
 pub mod antispoof;
 pub mod hostports;
 pub mod masq;
+pub mod node;
 pub mod pod;
+pub mod reference;
 mod tag;
 
 pub use antispoof::{
     antispoof_chain, antispoof_check, antispoof_ensure, antispoof_ops, antispoof_remove_ops,
 };
 pub use hostports::{
-    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_plan, HostPorts,
-    HostPortsPlan, MappedPort, Replaced,
+    hostports_add, hostports_check, hostports_del, hostports_gc, hostports_list, hostports_plan,
+    HostPorts, HostPortsOf, HostPortsPlan, MappedPort, Replaced,
 };
 pub use masq::{
     masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
 };
-pub use pod::{pod_del_around, pod_gc, valid_tags, PodFirewall};
+pub use pod::{pod_del_around, pod_gc, valid_tags, PodDel, PodFirewall};
+pub use reference::{
+    legacy_nat_tables, reference_del, reference_gc, reference_state, valid_ids, RefAttachment,
+    RefGc, RefKind, RefRemoved,
+};
 pub use tag::{valid_in, StoredTag, Tag};
 
 use ferro_spec::CniError;
 use sha2::{Digest, Sha256};
 
-use crate::nft::{Batch, NftError, TableRef};
+use crate::nft::{Batch, NftError, NftSocket, TableRef};
 
 /// The one table the suite owns.
 pub const TABLE: &str = "ferro_cni";
@@ -166,6 +155,36 @@ pub(crate) fn retry_races<T>(
         Some(e) => FirewallError::Nft(e),
         None => FirewallError::Invalid(format!("{what}: no attempt made")),
     })
+}
+
+/// Reads and decides with `f`, then applies its batch (if not empty) against the ruleset
+/// generation the reads saw; all of it retried when the ruleset changed in between, the last
+/// attempt without the guard (so that a node whose ruleset never stops changing cannot make
+/// a DEL or GC fail). Returns `f`'s value.
+pub(crate) fn guarded<T>(
+    sock: &mut NftSocket,
+    what: &str,
+    mut f: impl FnMut(&mut NftSocket) -> Result<(Batch, T), FirewallError>,
+) -> Result<T, FirewallError> {
+    let mut attempt = 0;
+    retry_races(
+        what,
+        || {
+            attempt += 1;
+            let genid = sock.generation()?;
+            let (b, out) = f(sock)?;
+            if !b.is_empty() {
+                log::debug!("{what}:\n{}", b.describe());
+                if attempt < RACE_ATTEMPTS {
+                    sock.apply_at(&b, genid)?;
+                } else {
+                    sock.apply(&b)?;
+                }
+            }
+            Ok(out)
+        },
+        NftError::is_generation_changed,
+    )
 }
 
 #[cfg(test)]

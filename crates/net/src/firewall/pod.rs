@@ -1,6 +1,7 @@
 //! The firewall work of one pod attachment, as the main plugins (bridge, flat, overlay) need
 //! it: one transaction on ADD (masquerade and anti-spoofing together), tag-based removal on
-//! DEL (with or without `prevResult`), checks, and GC from the runtime's valid attachments.
+//! DEL (with or without `prevResult`, the reference plugins' state of the attachment
+//! included), checks, and GC from the runtime's valid attachments.
 
 use std::net::IpAddr;
 
@@ -8,9 +9,10 @@ use ferro_spec::Attachment;
 
 use super::antispoof::antispoof_ensure;
 use super::masq::masq_add;
+use super::reference::{reference_del, reference_gc, valid_ids, RefGc, RefKind, RefRemoved};
 use super::{antispoof_check, masq_check, masq_gc, masq_remove};
 use super::{valid_in, FirewallError, MasqSpec, Tag};
-use crate::nft::{Batch, NftSocket};
+use crate::nft::{Batch, NftError, NftSocket};
 
 /// What the firewall does for the pods of one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,40 +76,92 @@ pub fn valid_tags(network: &str, valid: Option<&[Attachment]>) -> Vec<Tag> {
         .collect()
 }
 
+/// A copy of a socket failure, for the second of two results it fails.
+fn same_failure(e: &NftError) -> FirewallError {
+    FirewallError::Nft(match e {
+        NftError::Io { op, source } => NftError::Io {
+            op: op.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => NftError::Protocol {
+            op: "open netlink socket".into(),
+            msg: other.to_string(),
+        },
+    })
+}
+
+/// What [`pod_del_around`] did.
+#[derive(Debug)]
+pub struct PodDel<T> {
+    /// The masquerade elements removed (their addresses), or the failure.
+    pub unmasked: Result<Vec<IpAddr>, FirewallError>,
+    /// The reference plugins' state of the attachment removed (taking over a node).
+    pub reference: Result<RefRemoved, FirewallError>,
+    /// What `teardown` returned.
+    pub teardown: T,
+}
+
 /// DEL's firewall part, around the link teardown: removes this attachment's masquerade
-/// elements (found by address when `ips` is given, by tag otherwise), then runs `teardown`
-/// with the netfilter socket still open. Deleted elements are freed after an RCU grace
-/// period, which the kernel makes the closing of the socket wait for; the link deletion
-/// waits for one too, and this way both waits overlap. Anti-spoofing has no per-pod state;
-/// with `masquerade` off only `teardown` runs. A node without our table is success.
-///
-/// Returns the addresses removed (a plugin uses them to undo per-address state when DEL has
-/// no `prevResult`) and `teardown`'s value.
+/// elements (with `masquerade`; found by address when `ips` is given, by tag otherwise) and
+/// the reference plugins' masquerade chain of the attachment ([`reference_del`]: one round
+/// trip when there is none), then runs `teardown` with the netfilter socket still open.
+/// Deleted objects are freed after an RCU grace period, which the kernel makes the closing
+/// of the socket wait for; the link deletion waits for one too, and this way both waits
+/// overlap. Anti-spoofing has no per-pod state. A node without our table is success.
 pub fn pod_del_around<T>(
     masquerade: bool,
     network: &str,
     ips: Option<&[IpAddr]>,
     tag: &Tag,
     teardown: impl FnOnce() -> T,
-) -> (Result<Vec<IpAddr>, FirewallError>, T) {
-    if !masquerade {
-        return (Ok(Vec::new()), teardown());
-    }
+) -> PodDel<T> {
     let mut sock = match NftSocket::open() {
         Ok(s) => s,
-        Err(e) => return (Err(e.into()), teardown()),
+        Err(e) => {
+            return PodDel {
+                unmasked: Err(same_failure(&e)),
+                reference: Err(e.into()),
+                teardown: teardown(),
+            }
+        }
     };
-    let removed = masq_remove(&mut sock, network, ips, tag);
+    let unmasked = if masquerade {
+        masq_remove(&mut sock, network, ips, tag)
+    } else {
+        Ok(Vec::new())
+    };
+    let reference = reference_del(&mut sock, RefKind::Masquerade, network, &tag.container_id);
     let done = teardown();
     drop(sock);
-    (removed, done)
+    PodDel {
+        unmasked,
+        reference,
+        teardown: done,
+    }
 }
 
-/// GC: removes the masquerade elements of attachments not in `valid` (the runtime's
-/// `cni.dev/valid-attachments`; `None`, no key at all, means the empty set, as Go plugins
-/// read it) and returns their addresses.
-pub fn pod_gc(network: &str, valid: Option<&[Attachment]>) -> Result<Vec<IpAddr>, FirewallError> {
+/// GC: with `masquerade`, removes the masquerade elements of attachments not in `valid` (the
+/// runtime's `cni.dev/valid-attachments`; `None`, no key at all, means the empty set, as Go
+/// plugins read it) and returns their addresses; and removes the reference plugins'
+/// masquerade chains of `network`'s attachments not in `valid` ([`reference_gc`]).
+pub fn pod_gc(
+    network: &str,
+    masquerade: bool,
+    valid: Option<&[Attachment]>,
+) -> (
+    Result<Vec<IpAddr>, FirewallError>,
+    Result<RefGc, FirewallError>,
+) {
     let tags = valid_tags(network, valid);
-    let mut sock = NftSocket::open()?;
-    masq_gc(&mut sock, network, valid_in(&tags))
+    let mut sock = match NftSocket::open() {
+        Ok(s) => s,
+        Err(e) => return (Err(same_failure(&e)), Err(e.into())),
+    };
+    let unmasked = if masquerade {
+        masq_gc(&mut sock, network, valid_in(&tags))
+    } else {
+        Ok(Vec::new())
+    };
+    let reference = reference_gc(&mut sock, RefKind::Masquerade, network, valid_ids(&tags));
+    (unmasked, reference)
 }

@@ -1,0 +1,466 @@
+//! The agent's one view of the cluster: every resource under the store's root, followed by a
+//! single watch and shared by every loop (membership, policy, services...), so each resource
+//! kind is read from the store once per agent, not once per feature.
+//!
+//! [`follow`] lists the root, publishes a [`Snapshot`], then applies each batch of watched
+//! changes and publishes the next one. A loop holds a [`Cache`] (a `tokio::sync::watch`
+//! receiver of snapshots): it waits for a newer snapshot, computes its desired state from it
+//! (a pure function) and applies the difference. Snapshots are cheap to publish and to hold:
+//! objects are shared (`Arc`), a new snapshot copies only the maps' spines. Each kind has a
+//! generation number that moves when an object of that kind changes, so a loop can tell which
+//! kinds changed since the snapshot it last handled even when it skipped snapshots in between.
+//!
+//! When the watch's history was compacted the cache lists again (a relist, counted in
+//! [`Snapshot::relists`]) instead of missing changes; when the store is unreachable it keeps
+//! the last snapshot and retries with a bounded back-off.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferro_cluster::{keys, Kind, NodeLease, Object, ALL_KINDS};
+use ferro_store::{Event, EventKind, KeyValue, Revision, Store, StoreError};
+use tokio::sync::watch;
+
+/// Back-off bounds while the store cannot be read.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Every resource as of one store revision.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    revision: Revision,
+    objects: BTreeMap<Kind, BTreeMap<String, Arc<Object>>>,
+    leases: BTreeMap<String, Arc<NodeLease>>,
+    generations: BTreeMap<Kind, u64>,
+    lease_generation: u64,
+    relists: u64,
+}
+
+impl Snapshot {
+    /// The store revision this snapshot reflects (0 before the first listing).
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// How many times the cache had to list everything again (compacted history).
+    pub fn relists(&self) -> u64 {
+        self.relists
+    }
+
+    /// Every object of `kind`, in key order (for namespaced kinds: by namespace, then name).
+    pub fn all(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> {
+        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
+    /// The objects of `kind` in `namespace` (namespaced kinds).
+    pub fn in_namespace<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: &str,
+    ) -> impl Iterator<Item = &'a Arc<Object>> {
+        let prefix = keys::prefix(kind, Some(namespace));
+        self.objects
+            .get(&kind)
+            .into_iter()
+            .flat_map(move |m| {
+                m.range(prefix.clone()..).take_while({
+                    let prefix = prefix.clone();
+                    move |(k, _)| k.starts_with(&prefix)
+                })
+            })
+            .map(|(_, o)| o)
+    }
+
+    /// One object.
+    pub fn get(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Arc<Object>> {
+        self.objects
+            .get(&kind)?
+            .get(&keys::object(kind, namespace, name))
+    }
+
+    /// The lease record of node `name`, when its agent holds a live lease.
+    pub fn node_lease(&self, name: &str) -> Option<&Arc<NodeLease>> {
+        self.leases.get(name)
+    }
+
+    /// The nodes whose agents hold a live lease.
+    pub fn live_nodes(&self) -> impl Iterator<Item = &str> {
+        self.leases.keys().map(String::as_str)
+    }
+
+    /// The generation of `kind`: it changes whenever an object of that kind does.
+    pub fn generation(&self, kind: Kind) -> u64 {
+        self.generations.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// The generation of the node lease records.
+    pub fn lease_generation(&self) -> u64 {
+        self.lease_generation
+    }
+
+    /// Applies one change; `false` when the key is not one the cache keeps (or a delete of
+    /// what is not there).
+    fn apply(&mut self, ev: &Event) -> bool {
+        let changed = match ev.kind {
+            EventKind::Put => self.insert(&ev.kv),
+            EventKind::Delete => self.remove(&ev.kv.key),
+        };
+        match changed {
+            Some(Changed::Kind(k)) => *self.generations.entry(k).or_default() += 1,
+            Some(Changed::Leases) => self.lease_generation += 1,
+            None => {}
+        }
+        self.revision = self.revision.max(ev.revision());
+        changed.is_some()
+    }
+
+    fn insert(&mut self, kv: &KeyValue) -> Option<Changed> {
+        match classify(&kv.key)? {
+            Entry::Lease(node) => match serde_json::from_slice::<NodeLease>(&kv.value) {
+                Ok(l) => {
+                    self.leases.insert(node.to_string(), Arc::new(l));
+                    Some(Changed::Leases)
+                }
+                Err(e) => {
+                    log::warn!("cache: ignoring {}: {e}", kv.key);
+                    None
+                }
+            },
+            Entry::Object(kind) => {
+                let decoded = serde_json::from_slice(&kv.value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| Object::from_value(kind, v).map_err(|e| e.to_string()));
+                match decoded {
+                    Ok(o) => {
+                        self.objects
+                            .entry(kind)
+                            .or_default()
+                            .insert(kv.key.clone(), Arc::new(o));
+                        Some(Changed::Kind(kind))
+                    }
+                    Err(e) => {
+                        log::warn!("cache: ignoring {}: {e}", kv.key);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Changed> {
+        match classify(key)? {
+            Entry::Lease(node) => self.leases.remove(node).map(|_| Changed::Leases),
+            Entry::Object(kind) => self
+                .objects
+                .get_mut(&kind)?
+                .remove(key)
+                .map(|_| Changed::Kind(kind)),
+        }
+    }
+
+    /// A fresh snapshot from a full listing; every generation moves one step past `self`'s,
+    /// so a loop that handled an older snapshot sees every kind as changed.
+    fn relisted(&self, kvs: &[KeyValue], revision: Revision) -> Snapshot {
+        let mut s = Snapshot {
+            revision,
+            relists: self.relists + u64::from(self.revision != 0),
+            lease_generation: self.lease_generation + 1,
+            generations: ALL_KINDS
+                .iter()
+                .map(|k| (*k, self.generation(*k) + 1))
+                .collect(),
+            ..Snapshot::default()
+        };
+        for kv in kvs {
+            s.insert(kv);
+        }
+        s
+    }
+}
+
+/// What one change touched.
+enum Changed {
+    Kind(Kind),
+    Leases,
+}
+
+enum Entry<'a> {
+    Object(Kind),
+    Lease(&'a str),
+}
+
+/// What a key under the root holds.
+fn classify(key: &str) -> Option<Entry<'_>> {
+    if let Some(node) = key.strip_prefix(keys::NODE_LEASES) {
+        return Some(Entry::Lease(node));
+    }
+    let rest = key.strip_prefix(keys::ROOT)?;
+    let plural = rest.split('/').next()?;
+    ALL_KINDS
+        .iter()
+        .find(|k| k.plural() == plural)
+        .map(|k| Entry::Object(*k))
+}
+
+/// A loop's handle on the cache: the latest snapshot, and a way to wait for a newer one.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    rx: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Cache {
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits until a snapshot newer than the last one this handle returned exists, and
+    /// returns it; `None` when the cache has stopped.
+    pub async fn changed(&mut self) -> Option<Arc<Snapshot>> {
+        self.rx.changed().await.ok()?;
+        Some(self.rx.borrow_and_update().clone())
+    }
+
+    /// Waits for the first listing; `None` when the cache stopped before it.
+    pub async fn ready(&mut self) -> Option<Arc<Snapshot>> {
+        let s = self.rx.wait_for(|s| s.revision() != 0).await.ok()?.clone();
+        Some(s)
+    }
+
+    /// A cache that holds `snapshot` and never changes (tests of loops).
+    pub fn fixed(snapshot: Snapshot) -> (Cache, watch::Sender<Arc<Snapshot>>) {
+        let (tx, rx) = watch::channel(Arc::new(snapshot));
+        (Cache { rx }, tx)
+    }
+}
+
+/// Builds a snapshot from `(key, JSON)` pairs (tests of loops and of the pure stages).
+pub fn snapshot_of<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Snapshot {
+    let kvs: Vec<KeyValue> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, v))| KeyValue {
+            key: k.to_string(),
+            value: v.as_bytes().to_vec(),
+            create_revision: i as Revision + 1,
+            mod_revision: i as Revision + 1,
+            version: 1,
+            lease: None,
+        })
+        .collect();
+    let rev = kvs.len() as Revision;
+    Snapshot::default().relisted(&kvs, rev.max(1))
+}
+
+/// Starts following the store: the returned [`Cache`] sees the first snapshot once the root
+/// has been listed (see [`Cache::ready`]). The task runs until the runtime stops or every
+/// [`Cache`] is dropped.
+pub fn follow<S>(store: S) -> (Cache, tokio::task::JoinHandle<()>)
+where
+    S: Store + Clone + 'static,
+{
+    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    let task = tokio::spawn(async move { run(store, tx).await });
+    (Cache { rx }, task)
+}
+
+async fn run<S: Store>(store: S, tx: watch::Sender<Arc<Snapshot>>) {
+    let mut backoff = BACKOFF_MIN;
+    let mut current = tx.borrow().clone();
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        // (Re)list: the first time, after a compaction, and after an error we could not
+        // resume from.
+        let listing = match store.list(keys::ROOT).await {
+            Ok(l) => l,
+            Err(e) => {
+                log::warn!("cache: listing the store: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let next = current.relisted(&listing.kvs, listing.revision.max(1));
+        if current.revision() != 0 {
+            log::info!(
+                "cache: listed the store again at revision {}",
+                listing.revision
+            );
+        }
+        current = Arc::new(next);
+        tx.send_replace(current.clone());
+        backoff = BACKOFF_MIN;
+        let mut from = listing.revision + 1;
+        // Follow until the watch cannot go on.
+        loop {
+            let mut w = match store.watch(keys::ROOT, from).await {
+                Ok(w) => w,
+                Err(StoreError::Compacted { .. }) => break,
+                Err(e) => {
+                    log::warn!("cache: watching the store: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            let ended = loop {
+                match w.next().await {
+                    Ok(events) => {
+                        backoff = BACKOFF_MIN;
+                        let mut next = (*current).clone();
+                        let mut any = false;
+                        for ev in &events {
+                            any |= next.apply(ev);
+                            from = from.max(ev.revision() + 1);
+                        }
+                        if any || next.revision() != current.revision() {
+                            current = Arc::new(next);
+                            if tx.send(current.clone()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => break e,
+                }
+            };
+            match ended {
+                StoreError::Compacted { .. } => break,
+                StoreError::Closed => return,
+                e => {
+                    log::warn!("cache: watch ended: {e}; resuming from revision {from}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferro_store::Embedded;
+
+    fn pod(ns: &str, name: &str, app: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"{ns}","labels":{{"app":"{app}"}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn snapshots_index_objects_by_kind_and_namespace() {
+        let a = pod("x", "a", "web");
+        let b = pod("y", "b", "db");
+        let s = snapshot_of([
+            ("/ferro-cni/v1/pods/x/a", a.as_str()),
+            ("/ferro-cni/v1/pods/y/b", b.as_str()),
+            (
+                "/ferro-cni/v1/nodeleases/n1",
+                r#"{"node":"n1","lease":"1f","ttlSeconds":10,"since":"2026-01-01T00:00:00Z"}"#,
+            ),
+            ("/ferro-cni/v1/unknownthings/z", "{}"),
+        ]);
+        assert_eq!(s.all(Kind::Pod).count(), 2);
+        let in_x: Vec<_> = s
+            .in_namespace(Kind::Pod, "x")
+            .map(|o| o.name().to_string())
+            .collect();
+        assert_eq!(in_x, ["a"]);
+        assert!(s.get(Kind::Pod, Some("y"), "b").is_some());
+        assert!(s.get(Kind::Pod, Some("x"), "b").is_none());
+        assert_eq!(s.live_nodes().collect::<Vec<_>>(), ["n1"]);
+        assert_eq!(s.all(Kind::Service).count(), 0);
+    }
+
+    #[test]
+    fn generations_move_only_for_the_kind_that_changed() {
+        let mut s = snapshot_of([]);
+        let pods = s.generation(Kind::Pod);
+        let svcs = s.generation(Kind::Service);
+        let p = pod("x", "a", "web");
+        let ev = Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: "/ferro-cni/v1/pods/x/a".into(),
+                value: p.into_bytes(),
+                create_revision: 7,
+                mod_revision: 7,
+                version: 1,
+                lease: None,
+            },
+        };
+        assert!(s.apply(&ev));
+        assert_eq!(s.revision(), 7);
+        assert_ne!(s.generation(Kind::Pod), pods);
+        assert_eq!(s.generation(Kind::Service), svcs);
+        let del = Event {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key: "/ferro-cni/v1/pods/x/a".into(),
+                mod_revision: 8,
+                ..ev.kv.clone()
+            },
+        };
+        let before = s.generation(Kind::Pod);
+        assert!(s.apply(&del));
+        assert_ne!(s.generation(Kind::Pod), before);
+        assert_eq!(s.all(Kind::Pod).count(), 0);
+        // deleting what is not there changes nothing
+        let before = s.generation(Kind::Pod);
+        assert!(!s.apply(&del));
+        assert_eq!(s.generation(Kind::Pod), before);
+    }
+
+    #[test]
+    fn a_relist_moves_every_generation_past_the_old_snapshot() {
+        let old = snapshot_of([]);
+        let p = pod("x", "a", "web");
+        let kv = KeyValue {
+            key: "/ferro-cni/v1/pods/x/a".into(),
+            value: p.into_bytes(),
+            create_revision: 3,
+            mod_revision: 3,
+            version: 1,
+            lease: None,
+        };
+        let new = old.relisted(&[kv], 40);
+        assert_eq!(new.revision(), 40);
+        assert_eq!(new.relists(), 1);
+        for k in ALL_KINDS {
+            assert!(new.generation(k) > old.generation(k), "{k:?}");
+        }
+        assert_eq!(new.all(Kind::Pod).count(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn follows_the_store_from_listing_to_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("s.redb")).await.unwrap();
+        store
+            .put("/ferro-cni/v1/pods/x/a", pod("x", "a", "web").into_bytes())
+            .await
+            .unwrap();
+        let (mut cache, task) = follow(store.clone());
+        let first = cache.ready().await.unwrap();
+        assert_eq!(first.all(Kind::Pod).count(), 1);
+        store
+            .put("/ferro-cni/v1/pods/x/b", pod("x", "b", "db").into_bytes())
+            .await
+            .unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let s = cache.changed().await.unwrap();
+                if s.all(Kind::Pod).count() == 2 {
+                    return s;
+                }
+            }
+        })
+        .await
+        .expect("the cache follows the store");
+        assert!(next.revision() > first.revision());
+        task.abort();
+    }
+}
