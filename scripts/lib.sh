@@ -18,8 +18,10 @@ BASE_PACKAGES=(iproute2 nftables jq iputils-ping conntrack socat procps util-lin
 # Debian packages needed to build the workspace: protoc generates etcd-client's gRPC code.
 BUILD_PACKAGES=(protobuf-compiler)
 # Debian packages the cluster tests run: etcd 3.4 (the tests start their own members, never
-# the packaged service) and openssl (the tests' certificate authority).
-CLUSTER_PACKAGES=(etcd-server openssl)
+# the packaged service), openssl (the tests' certificate authority), dnsmasq-base (the
+# simulated internet's DNS server; the binary without the packaged service) and dnsperf (the
+# cluster DNS figures of the demo).
+CLUSTER_PACKAGES=(etcd-server openssl dnsmasq-base dnsperf)
 
 # Installs CLUSTER_PACKAGES when missing. Installing etcd-server may enable and start the
 # packaged etcd service on a systemd machine: nothing of ours uses it (tests start members in

@@ -35,6 +35,7 @@ struct File {
     log_level: Option<String>,
     services: Option<bool>,
     ipam: Option<crate::ipam::config::IpamFile>,
+    dns: Option<crate::dns::DnsFile>,
     #[serde(rename = "podCIDRs")]
     pod_cidrs: Option<Vec<String>>,
     overlay: Option<RawOverlay>,
@@ -93,6 +94,8 @@ pub struct Config {
     pub services: bool,
     /// Cluster IPAM's grace periods.
     pub ipam: crate::ipam::IpamConfig,
+    /// The cluster DNS server (`None`: off).
+    pub dns: Option<crate::dns::DnsConfig>,
     /// This node's pod CIDRs (its slice of the cluster's pod space, at most one per
     /// family), published in its `Node` for the other nodes' overlay peers and kubenet routes.
     pub pod_cidrs: Vec<IpNet>,
@@ -204,6 +207,10 @@ impl Config {
             .unwrap_or_default()
             .check(lease_ttl)
             .map_err(|m| invalid(path, m))?;
+        let dns = match &f.dns {
+            None => None,
+            Some(d) => Some(d.check().map_err(|m| invalid(path, m))?),
+        };
         let socket = f
             .socket
             .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
@@ -280,6 +287,7 @@ impl Config {
         };
         Ok(Config {
             ipam,
+            dns,
             pod_cidrs,
             overlay,
             kubenet_routes: f.kubenet_routes.unwrap_or(false),

@@ -25,6 +25,7 @@
 //! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
+//! - [`dns`]: the cluster DNS server (the `dns` key);
 //! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
 //! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
@@ -35,6 +36,7 @@ pub mod api;
 pub mod attachments;
 pub mod cache;
 pub mod config;
+pub mod dns;
 pub mod error;
 pub mod ipam;
 pub mod journal;
@@ -259,6 +261,19 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             metrics.clone(),
             lb_addresses.clone(),
         )));
+    }
+    if let Some(d) = &cfg.dns {
+        match dns::start(d, cache.clone(), metrics.dns.clone()).await {
+            Ok(tasks) => loops.extend(tasks),
+            Err(e) => {
+                for l in &loops {
+                    l.abort();
+                }
+                drop(socket);
+                release(&store, &state, &current).await;
+                return Err(e);
+            }
+        }
     }
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
     let ipam_loops = tokio::spawn(ipam.clone().run());

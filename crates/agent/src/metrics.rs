@@ -18,6 +18,8 @@
 //! | `ferro_agent_membership_peers` | | VXLAN peers (pod subnets) programmed |
 //! | `ferro_agent_membership_routes` | | kubenet routes programmed |
 //!
+//! | `ferro_agent_dns_queries_total` | `answer` | DNS queries answered: `cluster`, `cache`, `upstream`, `failed` (no upstream answered), `malformed` |
+//!
 //! and cluster IPAM's (`ferro_agent_ipam_*`, see [`crate::ipam::metrics`]).
 
 use std::sync::atomic::AtomicI64;
@@ -50,6 +52,8 @@ pub struct Metrics {
     announcements: Family<Labels, Counter>,
     /// Cluster IPAM's.
     pub ipam: crate::ipam::metrics::IpamMetrics,
+    /// The DNS server's.
+    pub dns: crate::dns::DnsMetrics,
     replayed: Family<Labels, Counter>,
     attachments: Gauge<i64, AtomicI64>,
     reconciles: Family<Labels, Counter>,
@@ -112,6 +116,7 @@ impl Default for Metrics {
             registered.clone(),
         );
         let ipam = crate::ipam::metrics::IpamMetrics::register(&mut registry);
+        let dns = crate::dns::DnsMetrics::register(&mut registry);
         let replayed = Family::<Labels, Counter>::default();
         registry.register(
             "ferro_agent_spool_replayed",
@@ -158,6 +163,7 @@ impl Default for Metrics {
         );
         Metrics {
             ipam,
+            dns,
             registry,
             requests,
             request_seconds,

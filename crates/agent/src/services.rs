@@ -37,8 +37,8 @@ pub fn settings(s: &Snapshot) -> Option<Settings> {
     }
 }
 
-/// Every service port of the snapshot, with its endpoints.
-pub fn ports_of(s: &Snapshot) -> Vec<ServicePort> {
+/// The services, pods, attachments and live nodes of the snapshot.
+pub fn topology(s: &Snapshot) -> Topology<'_> {
     let services: Vec<&Service> = s
         .all(Kind::Service)
         .filter_map(|o| match o.as_ref() {
@@ -60,12 +60,17 @@ pub fn ports_of(s: &Snapshot) -> Vec<ServicePort> {
             _ => None,
         })
         .collect();
-    service_ports(&Topology {
+    Topology {
         services,
         pods,
         attachments,
         live_nodes: s.live_nodes().collect::<BTreeSet<_>>(),
-    })
+    }
+}
+
+/// Every service port of the snapshot, with its endpoints.
+pub fn ports_of(s: &Snapshot) -> Vec<ServicePort> {
+    service_ports(&topology(s))
 }
 
 /// The pod and service CIDRs of the cluster (none before a ClusterNetwork exists).

@@ -106,6 +106,7 @@ pub fn add<C, N, P>(
     apply: impl FnOnce(Attach<'_>, &N, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
     let agent = AgentKey::from_request(req)?;
+    let dns = crate::cluster_dns::from_request(req)?;
     let s = Session::open(req)?;
     let (host, pod) = s.connect_for_add(&req.cmd.ifname)?;
     let node = read_node(cfg, &host)?;
@@ -124,7 +125,10 @@ pub fn add<C, N, P>(
         ns: &s.ns,
         lease,
     };
-    let result = apply(a, &node, &plan)?;
+    let mut result = apply(a, &node, &plan)?;
+    if let Some(d) = dns {
+        result.dns = d;
+    }
     if let Some(k) = &agent {
         let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
         report::send(

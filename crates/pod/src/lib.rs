@@ -27,6 +27,7 @@
 
 pub mod attachment;
 pub mod check;
+pub mod cluster_dns;
 pub mod error;
 pub mod firewall;
 pub mod keys;

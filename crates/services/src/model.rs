@@ -156,17 +156,21 @@ pub struct Topology<'a> {
 /// A pod's address per family and its node, from its attachments: the first address of
 /// each family in interface order (`eth0` before `net1`), on a live node.
 #[derive(Debug, Clone, Default)]
-struct PodAddrs {
-    v4: Option<IpAddr>,
-    v6: Option<IpAddr>,
-    node: String,
+pub struct PodAddrs {
+    /// Its IPv4 address.
+    pub v4: Option<IpAddr>,
+    /// Its IPv6 address.
+    pub v6: Option<IpAddr>,
+    /// Its node.
+    pub node: String,
 }
 
 fn ip_of(cidr: &str) -> Option<IpAddr> {
     cidr.split('/').next()?.parse().ok()
 }
 
-fn pod_addresses<'a>(
+/// Every attached pod's addresses on a live node, by (namespace, name).
+pub fn pod_addresses<'a>(
     attachments: &[&'a Attachment],
     live: &BTreeSet<&str>,
 ) -> BTreeMap<(&'a str, &'a str), PodAddrs> {
@@ -279,15 +283,42 @@ fn port_name(p: &K8sPort) -> String {
 
 /// Every service port of every family, with endpoints, sorted by id and family. ExternalName
 /// and headless services have none (they are names, not addresses).
-pub fn service_ports(t: &Topology<'_>) -> Vec<ServicePort> {
-    let addrs_by_pod = pod_addresses(&t.attachments, &t.live_nodes);
-    let mut pods_by_ns: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
-    for p in &t.pods {
-        pods_by_ns
-            .entry(p.metadata.namespace.as_deref().unwrap_or_default())
+/// The pods of `pods` by namespace.
+pub fn pods_by_namespace<'a>(pods: &[&'a Pod]) -> BTreeMap<&'a str, Vec<&'a Pod>> {
+    let mut out: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+    for p in pods {
+        out.entry(p.metadata.namespace.as_deref().unwrap_or_default())
             .or_default()
             .push(p);
     }
+    out
+}
+
+/// The pods `svc`'s selector matches in its namespace (none without a selector: such a
+/// service has no endpoints the cluster computes).
+pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &BTreeMap<&str, Vec<&'a Pod>>) -> Vec<&'a Pod> {
+    let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+    let Some(m) = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .filter(|m| !m.is_empty())
+    else {
+        return Vec::new();
+    };
+    let sel = Selector::from_map(m);
+    pods_by_ns
+        .get(ns)
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
+        .collect()
+}
+
+pub fn service_ports(t: &Topology<'_>) -> Vec<ServicePort> {
+    let addrs_by_pod = pod_addresses(&t.attachments, &t.live_nodes);
+    let pods_by_ns = pods_by_namespace(&t.pods);
     let mut out = Vec::new();
     for svc in &t.services {
         let Some(spec) = &svc.spec else { continue };
@@ -320,20 +351,7 @@ pub fn service_ports(t: &Topology<'_>) -> Vec<ServicePort> {
                 .filter(|s| *s > 0)
                 .unwrap_or(DEFAULT_AFFINITY_SECONDS)
         });
-        let selected: Vec<&Pod> = match spec.selector.as_ref().filter(|m| !m.is_empty()) {
-            Some(m) => {
-                let sel = Selector::from_map(m);
-                pods_by_ns
-                    .get(ns)
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
-                    .collect()
-            }
-            // Without a selector the service has no endpoints the cluster computes.
-            None => Vec::new(),
-        };
+        let selected = selected_pods(svc, &pods_by_ns);
         for v6 in families(svc) {
             let fam = |ips: &[IpAddr]| -> Vec<IpAddr> {
                 ips.iter().copied().filter(|i| i.is_ipv6() == v6).collect()

@@ -22,6 +22,7 @@
 
 pub mod agent;
 pub mod cnitool;
+pub mod dns;
 pub mod etcd;
 pub mod families;
 pub mod kubenet;
