@@ -36,6 +36,9 @@ struct File {
     services: Option<bool>,
     ipam: Option<crate::ipam::config::IpamFile>,
     dns: Option<crate::dns::DnsFile>,
+    egress: Option<bool>,
+    #[serde(rename = "egressMinTTL")]
+    egress_min_ttl: Option<u64>,
     #[serde(rename = "podCIDRs")]
     pod_cidrs: Option<Vec<String>>,
     overlay: Option<RawOverlay>,
@@ -96,6 +99,10 @@ pub struct Config {
     pub ipam: crate::ipam::IpamConfig,
     /// The cluster DNS server (`None`: off).
     pub dns: Option<crate::dns::DnsConfig>,
+    /// Whether the agent enforces EgressPolicies on this node (`inet ferro_egress`).
+    pub egress: bool,
+    /// How long an address answered for an allowed name stays allowed at least.
+    pub egress_min_ttl: Duration,
     /// This node's pod CIDRs (its slice of the cluster's pod space, at most one per
     /// family), published in its `Node` for the other nodes' overlay peers and kubenet routes.
     pub pod_cidrs: Vec<IpNet>,
@@ -107,6 +114,9 @@ pub struct Config {
     /// How often membership is compared with the kernel even when nothing changed.
     pub resync: Duration,
 }
+
+/// Default least time an address answered for an allowed name stays allowed.
+pub const DEFAULT_EGRESS_MIN_TTL: Duration = Duration::from_secs(30);
 
 /// Default full resync of membership.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
@@ -211,6 +221,16 @@ impl Config {
             None => None,
             Some(d) => Some(d.check().map_err(|m| invalid(path, m))?),
         };
+        let egress_min_ttl = match f.egress_min_ttl {
+            None => DEFAULT_EGRESS_MIN_TTL,
+            Some(s) if (1..=86400).contains(&s) => Duration::from_secs(s),
+            Some(s) => {
+                return Err(invalid(
+                    path,
+                    format!("egressMinTTL: {s} is not between 1 and 86400 seconds"),
+                ))
+            }
+        };
         let socket = f
             .socket
             .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
@@ -288,6 +308,8 @@ impl Config {
         Ok(Config {
             ipam,
             dns,
+            egress: f.egress.unwrap_or(true),
+            egress_min_ttl,
             pod_cidrs,
             overlay,
             kubenet_routes: f.kubenet_routes.unwrap_or(false),

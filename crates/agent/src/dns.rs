@@ -1,6 +1,10 @@
 //! The cluster DNS server (the `dns` key): UDP and TCP on node-local addresses, the cluster
 //! zone (`ferro-dns`) rebuilt from each snapshot of the shared cache that changes what it
 //! answers, every other name forwarded to the node's upstream resolvers through a cache.
+//!
+//! Egress by name hooks in here: before a reply leaves for a pod, the addresses it carries
+//! for names an egress policy allows that pod are added to the node's allowed sets
+//! ([`crate::egress`]), so the pod's first connection already passes.
 
 pub mod config;
 pub mod forward;
@@ -22,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::cache::{Cache, Snapshot};
+use crate::egress::Egress;
 use crate::AgentError;
 pub use config::{DnsConfig, DnsFile};
 use forward::{Forwarder, Source};
@@ -64,6 +69,7 @@ pub struct Server {
     domain: String,
     ttl: u32,
     metrics: DnsMetrics,
+    egress: Option<Arc<Egress>>,
 }
 
 /// The zone of snapshot `s`.
@@ -106,7 +112,9 @@ impl Server {
             },
         };
         self.metrics.count(how);
-        let _ = client;
+        if let Some(e) = &self.egress {
+            e.observe(client, &reply).await;
+        }
         encode(&reply, limit)
     }
 }
@@ -143,6 +151,7 @@ pub async fn start(
     cfg: &DnsConfig,
     cache: Cache,
     metrics: DnsMetrics,
+    egress: Option<Arc<Egress>>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, AgentError> {
     let addresses = cfg.addresses.clone();
     tokio::task::spawn_blocking(move || ensure_addresses(&addresses))
@@ -163,6 +172,7 @@ pub async fn start(
         domain: cfg.domain.clone(),
         ttl: cfg.ttl,
         metrics,
+        egress,
     });
     let mut tasks = Vec::new();
     for ip in &cfg.addresses {

@@ -26,6 +26,7 @@
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`dns`]: the cluster DNS server (the `dns` key);
+//! - [`egress`]: EgressPolicies in `inet ferro_egress` (the `egress` key);
 //! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
 //! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
@@ -37,6 +38,7 @@ pub mod attachments;
 pub mod cache;
 pub mod config;
 pub mod dns;
+pub mod egress;
 pub mod error;
 pub mod ipam;
 pub mod journal;
@@ -262,8 +264,18 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             lb_addresses.clone(),
         )));
     }
+    let egress = cfg
+        .egress
+        .then(|| Arc::new(egress::Egress::new(cfg.egress_min_ttl)));
+    if let Some(e) = &egress {
+        loops.push(tokio::spawn(egress::run(
+            e.clone(),
+            cache.clone(),
+            cfg.node_name.clone(),
+        )));
+    }
     if let Some(d) = &cfg.dns {
-        match dns::start(d, cache.clone(), metrics.dns.clone()).await {
+        match dns::start(d, cache.clone(), metrics.dns.clone(), egress.clone()).await {
             Ok(tasks) => loops.extend(tasks),
             Err(e) => {
                 for l in &loops {

@@ -19,6 +19,8 @@ pub enum Kind {
     NetworkPolicy,
     /// `ferro-cni.io/v1` ClusterNetwork: the cluster's address space and settings.
     ClusterNetwork,
+    /// `ferro-cni.io/v1` EgressPolicy: what pods may reach outside the cluster.
+    EgressPolicy,
     /// `ferro-cni.io/v1` Node: written by each node's agent.
     Node,
     /// `ferro-cni.io/v1` IPAMBlock: a block of pod addresses, written by the agents.
@@ -28,12 +30,13 @@ pub enum Kind {
 }
 
 /// Every kind, in the order `cnictl` lists them.
-pub const ALL_KINDS: [Kind; 8] = [
+pub const ALL_KINDS: [Kind; 9] = [
     Kind::Namespace,
     Kind::Pod,
     Kind::Service,
     Kind::NetworkPolicy,
     Kind::ClusterNetwork,
+    Kind::EgressPolicy,
     Kind::Node,
     Kind::IpamBlock,
     Kind::Attachment,
@@ -48,6 +51,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::ClusterNetwork => "ClusterNetwork",
+            Kind::EgressPolicy => "EgressPolicy",
             Kind::Node => "Node",
             Kind::IpamBlock => "IPAMBlock",
             Kind::Attachment => "Attachment",
@@ -59,9 +63,11 @@ impl Kind {
         match self {
             Kind::Namespace | Kind::Pod | Kind::Service => "v1",
             Kind::NetworkPolicy => "networking.k8s.io/v1",
-            Kind::ClusterNetwork | Kind::Node | Kind::IpamBlock | Kind::Attachment => {
-                FERRO_API_VERSION
-            }
+            Kind::ClusterNetwork
+            | Kind::EgressPolicy
+            | Kind::Node
+            | Kind::IpamBlock
+            | Kind::Attachment => FERRO_API_VERSION,
         }
     }
 
@@ -73,6 +79,7 @@ impl Kind {
             Kind::Service => "services",
             Kind::NetworkPolicy => "networkpolicies",
             Kind::ClusterNetwork => "clusternetworks",
+            Kind::EgressPolicy => "egresspolicies",
             Kind::Node => "nodes",
             Kind::IpamBlock => "ipamblocks",
             Kind::Attachment => "attachments",
@@ -87,6 +94,7 @@ impl Kind {
             Kind::Service => &["svc"],
             Kind::NetworkPolicy => &["netpol"],
             Kind::ClusterNetwork => &["cn"],
+            Kind::EgressPolicy => &["egp"],
             Kind::Node => &["no"],
             Kind::IpamBlock => &["ipb"],
             Kind::Attachment => &["att"],

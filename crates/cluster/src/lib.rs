@@ -23,6 +23,8 @@
 #![forbid(unsafe_code)]
 
 pub mod attachment;
+pub mod egress;
+mod egress_names;
 pub mod keys;
 pub mod kind;
 pub mod manifest;

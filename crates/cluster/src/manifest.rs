@@ -263,6 +263,7 @@ pub fn decode(doc: &Document) -> Result<Object, ManifestError> {
         Kind::Service => strict(v).map(Object::Service),
         Kind::NetworkPolicy => strict(v).map(Object::NetworkPolicy),
         Kind::ClusterNetwork => strict(v).map(Object::ClusterNetwork),
+        Kind::EgressPolicy => strict(v).map(Object::EgressPolicy),
         Kind::Node => strict(v).map(Object::Node),
         Kind::IpamBlock => strict(v).map(Object::IpamBlock),
         Kind::Attachment => strict(v).map(Object::Attachment),

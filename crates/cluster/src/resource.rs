@@ -260,6 +260,8 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     /// The ClusterNetwork.
     ClusterNetwork(ClusterNetwork),
+    /// An EgressPolicy.
+    EgressPolicy(crate::egress::EgressPolicy),
     /// A Node.
     Node(Node),
     /// An IPAMBlock.
@@ -276,6 +278,7 @@ macro_rules! each {
             Object::Service($o) => $e,
             Object::NetworkPolicy($o) => $e,
             Object::ClusterNetwork($o) => $e,
+            Object::EgressPolicy($o) => $e,
             Object::Node($o) => $e,
             Object::IpamBlock($o) => $e,
             Object::Attachment($o) => $e,
@@ -324,6 +327,7 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::ClusterNetwork(_) => Kind::ClusterNetwork,
+            Object::EgressPolicy(_) => Kind::EgressPolicy,
             Object::Node(_) => Kind::Node,
             Object::IpamBlock(_) => Kind::IpamBlock,
             Object::Attachment(_) => Kind::Attachment,
@@ -388,6 +392,7 @@ impl Object {
             Kind::Service => Object::Service(serde_json::from_value(v)?),
             Kind::NetworkPolicy => Object::NetworkPolicy(serde_json::from_value(v)?),
             Kind::ClusterNetwork => Object::ClusterNetwork(serde_json::from_value(v)?),
+            Kind::EgressPolicy => Object::EgressPolicy(serde_json::from_value(v)?),
             Kind::Node => Object::Node(serde_json::from_value(v)?),
             Kind::IpamBlock => Object::IpamBlock(serde_json::from_value(v)?),
             Kind::Attachment => Object::Attachment(serde_json::from_value(v)?),

@@ -117,6 +117,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::Service => vec!["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"],
         Kind::NetworkPolicy => vec!["POD-SELECTOR"],
         Kind::ClusterNetwork => vec!["POD-CIDRS", "SERVICE-CIDRS"],
+        Kind::EgressPolicy => vec!["NAMESPACES", "POD-SELECTOR", "DEFAULT", "RULES"],
         Kind::Node => vec!["STATUS", "ADDRESSES"],
         Kind::IpamBlock => vec!["CIDR", "NODE", "MODE", "IN-USE"],
         Kind::Attachment => vec!["NODE", "POD", "INTERFACE", "ADDRESSES"],
@@ -165,6 +166,18 @@ fn cells(o: &Object, wide: bool) -> Vec<String> {
         Object::NetworkPolicy(n) => vec![selector_text(
             n.spec.as_ref().and_then(|s| s.pod_selector.as_ref()),
         )],
+        Object::EgressPolicy(e) => vec![
+            e.spec
+                .namespaces
+                .as_ref()
+                .map_or_else(|| "<all>".to_string(), |n| n.join(",")),
+            selector_text(e.spec.pod_selector.as_ref()),
+            e.spec
+                .default_action
+                .clone()
+                .unwrap_or_else(|| "Allow".into()),
+            e.spec.allow.as_ref().map_or(0, Vec::len).to_string(),
+        ],
         Object::ClusterNetwork(c) => vec![
             none_if_empty(c.spec.pod_cidrs.clone().unwrap_or_default().join(",")),
             none_if_empty(c.spec.service_cidrs.clone().unwrap_or_default().join(",")),
@@ -492,6 +505,44 @@ pub fn describe(o: &Object, facts: &[(String, String)]) -> String {
                         policy_ports_text(r.ports.as_ref())
                     ),
                 );
+            }
+        }
+        Object::EgressPolicy(e) => {
+            add(
+                "Namespaces",
+                e.spec
+                    .namespaces
+                    .as_ref()
+                    .map_or_else(|| "<all>".to_string(), |n| n.join(", ")),
+            );
+            add("PodSelector", selector_text(e.spec.pod_selector.as_ref()));
+            add(
+                "DefaultAction",
+                e.spec
+                    .default_action
+                    .clone()
+                    .unwrap_or_else(|| "Allow".into()),
+            );
+            for r in e.spec.allow.iter().flatten() {
+                let ports = r.ports.as_ref().map_or_else(
+                    || "<all>".to_string(),
+                    |ps| {
+                        ps.iter()
+                            .map(|p| {
+                                format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP"))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    },
+                );
+                let to: Vec<String> = r
+                    .to_cidrs
+                    .iter()
+                    .flatten()
+                    .chain(r.to_names.iter().flatten())
+                    .cloned()
+                    .collect();
+                add("Allow", format!("to {} ports {ports}", to.join(",")));
             }
         }
         Object::ClusterNetwork(c) => match c.settings() {

@@ -139,6 +139,11 @@ pub fn object(o: &Object) -> Vec<String> {
                 errors.extend(e);
             }
         }
+        Object::EgressPolicy(e) => {
+            if let Err(e) = e.checked() {
+                errors.extend(e);
+            }
+        }
         Object::Node(_) | Object::IpamBlock(_) | Object::Attachment(_) => {}
     }
     errors

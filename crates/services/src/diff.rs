@@ -50,7 +50,13 @@ fn same(a: &Elem, b: &Elem) -> bool {
 /// The batch taking the kernel from `old` (`None`: unknown) to `new`; empty when nothing
 /// changed.
 pub fn diff(old: Option<&Ruleset>, new: &Ruleset) -> Batch {
-    let t = table();
+    diff_in(&table(), old, new)
+}
+
+/// [`diff`] for a ruleset of another table `t` (another feature's table built with these
+/// types).
+pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
+    let t = t.clone();
     let mut b = Batch::new();
     let empty = BTreeMap::new();
     let Some(old) = old else {

@@ -180,7 +180,8 @@ fn cidr_text(n: &IpNet) -> String {
     }
 }
 
-fn rule(text: impl Into<String>, b: RuleBuilder) -> PlannedRule {
+/// A rule and the nft text it was built from.
+pub fn rule(text: impl Into<String>, b: RuleBuilder) -> PlannedRule {
     PlannedRule {
         text: text.into(),
         exprs: b.exprs().to_vec(),
@@ -215,17 +216,20 @@ impl Ruleset {
         }
     }
 
-    fn chain(&mut self, name: &str, base: Option<BaseChain>, rules: Vec<PlannedRule>) {
+    /// Adds (or replaces) chain `name`.
+    pub fn chain(&mut self, name: &str, base: Option<BaseChain>, rules: Vec<PlannedRule>) {
         self.chains
             .insert(name.to_string(), ChainDef { base, rules });
     }
 
-    fn set(&mut self, def: SetDef) {
+    /// Adds (or replaces) a set, with no elements yet.
+    pub fn set(&mut self, def: SetDef) {
         self.elems.entry(def.name.clone()).or_default();
         self.sets.insert(def.name.clone(), def);
     }
 
-    fn elem(&mut self, set: &str, e: Elem) {
+    /// Adds an element to `set`.
+    pub fn elem(&mut self, set: &str, e: Elem) {
         self.elems
             .entry(set.to_string())
             .or_default()
@@ -235,7 +239,13 @@ impl Ruleset {
     /// The table in nft syntax (sets and maps, then chains, each in name order): what the
     /// golden tests compare.
     pub fn render(&self) -> String {
-        let mut s = format!("table inet {TABLE} {{\n");
+        self.render_as(TABLE)
+    }
+
+    /// [`Ruleset::render`] of the same rules in table `inet <table>` (another feature's
+    /// table built with these types).
+    pub fn render_as(&self, table: &str) -> String {
+        let mut s = format!("table inet {table} {{\n");
         for (name, def) in &self.sets {
             let kind = if def.data.is_some() { "map" } else { "set" };
             let key: Vec<&str> = def.key.iter().map(|t| t.name()).collect();

@@ -86,7 +86,7 @@ impl DnsFile {
             return Err("dns.port: 0 is not a port".into());
         }
         let domain = ferro_dns::zone::normalize(self.domain.as_deref().unwrap_or(DEFAULT_DOMAIN));
-        if ferro_dns::NamePattern::parse(&domain).is_err() {
+        if ferro_cluster::egress::NamePattern::parse(&domain).is_err() {
             return Err(format!("dns.domain: {domain:?} is not a DNS name"));
         }
         let mut upstreams = Vec::new();
