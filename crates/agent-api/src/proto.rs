@@ -78,6 +78,18 @@ pub enum Request {
         /// The attachment and what happened to it.
         report: AttachmentReport,
     },
+    /// The node firewall's rules on this node and why each exists.
+    NodeFirewall,
+}
+
+/// A rule of the node firewall and why it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallRule {
+    /// The rule, in nft syntax.
+    pub rule: String,
+    /// Why it is there.
+    pub why: String,
 }
 
 /// What happened to an attachment.
@@ -226,6 +238,13 @@ pub enum Response {
     Reported {
         /// The attachment (`created`, `configured`, `unchanged`, `deleted`, `notFound`).
         outcome: Outcome,
+    },
+    /// Answer to [`Request::NodeFirewall`].
+    NodeFirewall {
+        /// The node.
+        node: String,
+        /// The rules, in order.
+        rules: Vec<FirewallRule>,
     },
     /// The request failed.
     Error {

@@ -88,6 +88,7 @@ pub struct Api<S> {
     ipam: Option<std::sync::Arc<crate::ipam::Ipam<S>>>,
     attachments: Option<Arc<Attachments<S>>>,
     spool: Option<Spool>,
+    nodefw: crate::nodefw::Explained,
     /// Held while the spool is replayed and while a request the spool could be ahead of is
     /// handled, so that they apply in the order they were made.
     spool_lock: Arc<tokio::sync::Mutex<()>>,
@@ -114,8 +115,15 @@ impl<S: Store + Clone + 'static> Api<S> {
             ipam: None,
             attachments: None,
             spool: None,
+            nodefw: Arc::default(),
             spool_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The same API, showing the node firewall's rules from `explained`.
+    pub fn with_nodefw(mut self, explained: crate::nodefw::Explained) -> Self {
+        self.nodefw = explained;
+        self
     }
 
     /// The same API, answering cluster IPAM requests with `ipam`.
@@ -259,6 +267,19 @@ impl<S: Store + Clone + 'static> Api<S> {
                     "cluster IPAM is not running on this agent (no ipam in its configuration)",
                 )),
             },
+            Request::NodeFirewall => Ok(Response::NodeFirewall {
+                node: self.node.clone(),
+                rules: self
+                    .nodefw
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|l| ferro_agent_api::FirewallRule {
+                        rule: l.rule.clone(),
+                        why: l.why.clone(),
+                    })
+                    .collect(),
+            }),
             Request::Report { report } => match &self.attachments {
                 Some(a) => a
                     .report(&report)

@@ -12,7 +12,7 @@
 
 pub mod plan;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,11 +45,6 @@ struct State {
 pub struct Egress {
     state: Mutex<State>,
     floor: Duration,
-}
-
-fn apply(batch: &ferro_nftables::Batch) -> Result<(), String> {
-    let mut sock = ferro_nftables::NftSocket::open().map_err(|e| e.to_string())?;
-    sock.apply(batch).map_err(|e| e.to_string())
 }
 
 /// The names a reply speaks of: its question, and the owners and targets of its answers.
@@ -137,7 +132,7 @@ async fn sync(st: &mut State) -> Result<(), String> {
     }
     let full = st.programmed.is_none();
     let ops = batch.len();
-    let r = tokio::task::spawn_blocking(move || apply(&batch))
+    let r = tokio::task::spawn_blocking(move || crate::services::apply(&batch))
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
     match r {
@@ -187,15 +182,7 @@ pub fn inputs_of(s: &Snapshot, node: &str) -> Inputs {
     let cluster = crate::services::settings(s)
         .map(|st| st.pod_cidrs.into_iter().chain(st.service_cidrs).collect())
         .unwrap_or_default();
-    let live: BTreeSet<&str> = s.live_nodes().collect();
-    let nodes = s
-        .all(Kind::Node)
-        .filter_map(|o| match o.as_ref() {
-            Object::Node(n) if live.contains(o.name()) => Some(n),
-            _ => None,
-        })
-        .flat_map(|n| n.spec.addresses.iter().filter_map(|a| a.parse().ok()))
-        .collect();
+    let nodes = crate::nodefw::node_addresses(s, None);
     Inputs {
         policies,
         pods,

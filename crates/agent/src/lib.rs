@@ -27,6 +27,7 @@
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`dns`]: the cluster DNS server (the `dns` key);
 //! - [`egress`]: EgressPolicies in `inet ferro_egress` (the `egress` key);
+//! - [`nodefw`]: the node firewall in `inet ferro_nodefw` (the ClusterNetwork's `nodeFirewall`);
 //! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
 //! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
@@ -47,6 +48,7 @@ mod logger;
 pub mod members;
 pub mod metrics;
 pub mod node;
+pub mod nodefw;
 pub mod server;
 pub mod services;
 pub mod state;
@@ -174,8 +176,10 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         )
         .await?,
     );
+    let explained: nodefw::Explained = Arc::default();
     let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone())
-        .with_ipam(ipam.clone());
+        .with_ipam(ipam.clone())
+        .with_nodefw(explained.clone());
     api.ensure_system_namespaces().await?;
     let kernel = kernel::KernelWorker::start()?;
     let facts: node::SharedFacts = Arc::default();
@@ -267,6 +271,11 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let egress = cfg
         .egress
         .then(|| Arc::new(egress::Egress::new(cfg.egress_min_ttl)));
+    loops.push(tokio::spawn(nodefw::run(
+        cache.clone(),
+        cfg.node_name.clone(),
+        explained.clone(),
+    )));
     if let Some(e) = &egress {
         loops.push(tokio::spawn(egress::run(
             e.clone(),

@@ -106,6 +106,7 @@ fn op_name(r: &Request) -> &'static str {
         Request::IpamAudit(_) => "ipamAudit",
         Request::IpamReclaim(_) => "ipamReclaim",
         Request::Report { .. } => "report",
+        Request::NodeFirewall => "nodeFirewall",
     }
 }
 

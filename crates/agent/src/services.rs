@@ -102,7 +102,8 @@ fn udp_targets(ports: &[ServicePort]) -> BTreeSet<UdpTarget> {
     out
 }
 
-fn apply(batch: &ferro_nftables::Batch) -> Result<(), String> {
+/// Sends `batch` in one nf_tables transaction (the agent's network namespace).
+pub(crate) fn apply(batch: &ferro_nftables::Batch) -> Result<(), String> {
     let mut sock = ferro_nftables::NftSocket::open().map_err(|e| e.to_string())?;
     sock.apply(batch).map_err(|e| e.to_string())
 }

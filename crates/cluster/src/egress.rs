@@ -124,6 +124,22 @@ fn proto_number(p: Option<&str>) -> Option<u8> {
     }
 }
 
+/// A port and protocol, checked: (IP protocol number, port); the error names the field
+/// (`port: ...` or `protocol: ...`).
+pub fn port_of(p: &EgressPort) -> Result<(u8, u16), String> {
+    let proto = proto_number(p.protocol.as_deref()).ok_or_else(|| {
+        format!(
+            "protocol: {:?} is not one of TCP, UDP, SCTP",
+            p.protocol.as_deref().unwrap_or_default()
+        )
+    })?;
+    let port = u16::try_from(p.port)
+        .ok()
+        .filter(|n| *n != 0)
+        .ok_or_else(|| format!("port: {} is not a port (1-65535)", p.port))?;
+    Ok((proto, port))
+}
+
 impl EgressPolicy {
     /// The checked policy; every problem names its field.
     pub fn checked(&self) -> Result<Egress, Vec<String>> {
@@ -177,17 +193,9 @@ impl EgressPolicy {
                 ));
             }
             for (j, p) in r.ports.iter().flatten().enumerate() {
-                let proto = proto_number(p.protocol.as_deref());
-                match (proto, u16::try_from(p.port).ok().filter(|n| *n != 0)) {
-                    (Some(pr), Some(n)) => rule.ports.push((pr, n)),
-                    (None, _) => errors.push(format!(
-                        "{at}.ports[{j}].protocol: {:?} is not one of TCP, UDP, SCTP",
-                        p.protocol.as_deref().unwrap_or_default()
-                    )),
-                    (_, None) => errors.push(format!(
-                        "{at}.ports[{j}].port: {} is not a port (1-65535)",
-                        p.port
-                    )),
+                match port_of(p) {
+                    Ok(x) => rule.ports.push(x),
+                    Err(e) => errors.push(format!("{at}.ports[{j}].{e}")),
                 }
             }
             rules.push(rule);

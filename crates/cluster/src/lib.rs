@@ -30,6 +30,7 @@ pub mod kind;
 pub mod manifest;
 pub mod names;
 pub mod network;
+pub mod nodefw;
 pub mod resource;
 pub mod selector;
 pub mod table;

@@ -62,6 +62,9 @@ pub struct ClusterNetworkSpec {
     /// The cluster's DNS domain (default `cluster.local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_domain: Option<String>,
+    /// The node firewall (off unless `enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_firewall: Option<crate::nodefw::NodeFirewallSpec>,
 }
 
 /// A prefix length per address family.

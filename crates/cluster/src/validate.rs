@@ -138,6 +138,11 @@ pub fn object(o: &Object) -> Vec<String> {
             if let Err(e) = c.settings() {
                 errors.extend(e);
             }
+            if let Some(f) = &c.spec.node_firewall {
+                if let Err(e) = f.checked() {
+                    errors.extend(e);
+                }
+            }
         }
         Object::EgressPolicy(e) => {
             if let Err(e) = e.checked() {

@@ -189,8 +189,33 @@ fn decode(kind: Kind, v: Value) -> Result<Object, Error> {
     })
 }
 
+/// `cnictl get nodefirewall [-o json]`: the node firewall's rules on the agent's node, and
+/// why each exists.
+fn get_node_firewall(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    let (node, rules) = match ctx.call(&Request::NodeFirewall)? {
+        Response::NodeFirewall { node, rules } => (node, rules),
+        other => return Err(unexpected(&other)),
+    };
+    if inv.values("output").last().is_some_and(|o| *o == "json") {
+        let v = serde_json::json!({"node": node, "rules": rules});
+        return write(
+            ctx.out,
+            &format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        );
+    }
+    let width = rules.iter().map(|r| r.rule.len()).max().unwrap_or(4).max(4);
+    let mut text = format!("NODE {node}\n{:<width$}  WHY\n", "RULE");
+    for r in &rules {
+        text.push_str(&format!("{:<width$}  {}\n", r.rule, r.why));
+    }
+    write(ctx.out, &text)
+}
+
 /// `cnictl get KIND [NAME] [-n NS | -A] [-o yaml|json|wide]`.
 pub fn cmd_get(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    if ["nodefirewall", "nodefw"].contains(&inv.positionals[0].to_ascii_lowercase().as_str()) {
+        return get_node_firewall(ctx, inv);
+    }
     let kind = kind_arg(&inv.positionals[0])?;
     let output = inv.values("output").last().map(|s| s.to_string());
     if let Some(o) = &output {
