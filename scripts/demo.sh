@@ -6,7 +6,9 @@
 # saw, runs one container per model under containerd (`ctr run --rm --cni`) on node A, and
 # tears everything down. Then a cluster: three nodes of another simulated VNet, an etcd member
 # and a ferro-agent per node, overlay, flat and kubenet pods reported to the agents, a node
-# joining and leaving with nothing edited but its agent started and stopped.
+# joining and leaving with nothing edited but its agent started and stopped, and the
+# cluster's edge: a pod resolving a Service by name through the node's cluster DNS, an
+# EgressPolicy at work, DNS answers per second from one pod.
 #
 #   scripts/demo.sh            everything (as root)
 #   scripts/demo.sh kubenet    one part (kubenet, flat, overlay or cluster)
@@ -473,6 +475,102 @@ YAML
   for n in a b c; do cin "$n" ip link del ferro.1 2>/dev/null || true; done
 }
 
+# The cluster's edge on nodes A and B (kubenet): cluster DNS in each agent (dnsmasq on the
+# internet host as the upstream), a pod resolving a Service by its short name and reaching it,
+# an EgressPolicy letting that pod reach one internet name and nothing else, and DNS answers
+# per second from one pod (dnsperf).
+cluster_edge() {
+  local inet=$WORLD_INTERNET n a dns=169.254.20.10
+  say "cluster edge: cluster DNS on $dns in every agent; dnsmasq on the internet host ($inet) as upstream"
+  for a in 203.0.113.20 203.0.113.21; do ip netns exec "$C-inet" ip addr add "$a/24" dev eth0; done
+  printf '203.0.113.20 api.example.com\n203.0.113.21 other.example.com\n' >"$WORK/inet-hosts"
+  ip netns exec "$C-inet" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --addn-hosts="$WORK/inet-hosts" --listen-address="$inet" --bind-interfaces --local-ttl=30 \
+    --local=/#/ --user=root --pid-file="$WORK/dnsmasq.pid" >/dev/null 2>&1 &
+  PIDS+=("$!")
+  disown
+  ip netns exec "$C-inet" socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &
+  PIDS+=("$!")
+  disown
+  for n in a b; do
+    mkdir -p "$WORK/cconf-$n"; rm -f "$WORK/cconf-$n"/*
+    conf_cluster kubenet "$n" "${CIDX[$n]}" |
+      sed "s|\"agent\":{|\"clusterDNS\":{\"nameservers\":[\"$dns\"]},\"agent\":{|" >"$WORK/cconf-$n/10-kubenet.conflist"
+    agent_start "$n" "\"podCIDRs\":[\"10.244.${CIDX[$n]}.0/24\",\"fd00:10:244:${CIDX[$n]}::/64\"],\"kubenetRoutes\":true,\"dns\":{\"upstreams\":[\"$inet\"]}"
+  done
+  ctl a apply -f - >/dev/null <<'YAML'
+apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec: {podCIDRs: [10.244.0.0/16, fd00:10:244::/56], serviceCIDRs: [10.96.0.0/16]}
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: web-a, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx, ports: [{name: http, containerPort: 7000}]}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: client-b, namespace: demo, labels: {app: client}}, spec: {containers: [{name: c, image: busybox}]}}
+- {apiVersion: v1, kind: Service, metadata: {name: web, namespace: demo}, spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}}
+YAML
+  ns edge-a; ns edge-b
+  ccni a add kubenet edge-a "$(k8s demo web-a)" >/dev/null
+  local result pa pb
+  result=$(ccni b add kubenet edge-b "$(k8s demo client-b)")
+  pa=$(addr_of edge-a 4); pb=$(addr_of edge-b 4)
+  serve edge-a "$pa"
+  # the resolv.conf a runtime writes from the result's dns
+  jq -r '.dns | (.nameservers[] | "nameserver \(.)"), "search \(.search | join(" "))", "options \(.options | join(" "))"' \
+    <<<"$result" >"$WORK/resolv-b.conf"
+  echo "  client-b's resolv.conf, from its CNI result:"
+  sed 's/^/    /' "$WORK/resolv-b.conf"
+  inpod() { ip netns exec "$P-edge-b" sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh "$WORK/resolv-b.conf" "$@"; }
+  local vip t0 got
+  vip=$(ctl a get svc web -n demo -o json | jq -r '.spec.clusterIP')
+  t0=$(now_ms)
+  until got=$(inpod getent ahostsv4 web | awk 'NR==1{print $1}') && [[ $got == "$vip" ]] || (($(now_ms) - t0 > 5000)); do sleep 0.05; done
+  check "edge: pod client-b resolves the Service by its short name: web -> ${got:-nothing} (ClusterIP $vip)" \
+    "$([[ $got == "$vip" ]] && echo ok || echo "expected $vip")"
+  got=$(inpod socat -T2 - TCP:web:80,connect-timeout=2 </dev/null 2>/dev/null || true)
+  check "edge: client-b reaches web:80 by name; web-a ($pa) saw ${got:-nothing}" \
+    "$([[ $(canon "$got") == "$pb" ]] && echo ok || echo "expected $pb")"
+  got=$(inpod getent ahostsv4 api.example.com | awk 'NR==1{print $1}')
+  check "edge: an internet name through the node's DNS: api.example.com -> ${got:-nothing}" \
+    "$([[ $got == 203.0.113.20 ]] && echo ok || echo "expected 203.0.113.20")"
+
+  say "cluster edge: an EgressPolicy: client pods of demo may reach api.example.com, nothing else outside"
+  ctl a apply -f - <<'YAML' | sed 's/^/  /'
+apiVersion: ferro-cni.io/v1
+kind: EgressPolicy
+metadata: {name: demo-client-out}
+spec:
+  namespaces: [demo]
+  podSelector: {matchLabels: {app: client}}
+  defaultAction: Deny
+  allow:
+  - toNames: [api.example.com]
+    ports: [{port: 7000}]
+YAML
+  ctl a get egresspolicies | sed 's/^/    /'
+  sleep 0.3
+  got=$(inpod socat -T2 - TCP:api.example.com:7000,connect-timeout=1 </dev/null 2>/dev/null || true)
+  check "edge: client-b reaches api.example.com:7000 at the first try (the internet host saw ${got:-nothing})" \
+    "$([[ -n $got ]] && echo ok || echo "no answer")"
+  got=$(inpod socat -T2 - TCP:other.example.com:7000,connect-timeout=1 </dev/null 2>/dev/null || true)
+  check "edge: other.example.com resolves but its address is dropped" "$([[ -z $got ]] && echo ok || echo "reached")"
+  got=$(inpod socat -T2 - TCP:web:80,connect-timeout=1 </dev/null 2>/dev/null || true)
+  check "edge: the Service inside the cluster still answers" "$([[ -n $got ]] && echo ok || echo "no answer")"
+  echo "  node B's egress table (the address answered for api.example.com is in the rule's set):"
+  cin b nft list table inet ferro_egress | grep -E 'dns4|elements|counter|saddr @src4' | sed 's/^\s*/    /'
+
+  say "cluster edge: figures"
+  for _ in $(seq 1 20); do echo "web.demo.svc.cluster.local A"; echo "api.example.com A"; done >"$WORK/queries"
+  local qps
+  qps=$(ip netns exec "$P-edge-b" dnsperf -s "$dns" -d "$WORK/queries" -l 5 -c 1 -q 20 2>/dev/null | awk '/Queries per second/{print $4}')
+  echo "  DNS answers per second from one pod (dnsperf, 5 s, 20 queries outstanding, service and cached internet names): ${qps:-not measured}"
+  echo "  the added latency of an allowed name's first answer is measured by crates/agent/tests/egress.rs"
+  ip netns del "$P-edge-a"; ip netns del "$P-edge-b"
+  for n in a b; do agent_stop "$n" TERM; done
+}
+
 run_cluster() {
   say "cluster: three nodes on a VNet of their own, one etcd member on node A"
   local out; out=$("$BIN/ferro-world" up "$C" 3)
@@ -497,6 +595,7 @@ run_cluster() {
   done
   cluster_model overlay '"podCIDRs":["10.245.@.0/24","fd00:10:245:@::/64"],"overlay":{}'
   cluster_model kubenet '"podCIDRs":["10.244.@.0/24","fd00:10:244:@::/64"],"kubenetRoutes":true'
+  cluster_edge
 }
 
 for m in "${MODELS[@]}"; do
