@@ -54,6 +54,11 @@ struct Cluster {
 }
 
 fn cluster(nodes: usize, members: usize) -> Cluster {
+    cluster_with(nodes, members, &json!({}))
+}
+
+/// [`cluster`] with more keys in every agent's configuration.
+fn cluster_with(nodes: usize, members: usize, extra: &Value) -> Cluster {
     let world = World::new(nodes);
     let on: Vec<(&Netns, IpAddr)> = world
         .nodes
@@ -67,13 +72,13 @@ fn cluster(nodes: usize, members: usize) -> Cluster {
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            Agent::start(
-                &workspace_bin("ferro-agent"),
-                Some(&n.ns),
-                json!({"nodeName": NAMES[i], "nodeAddresses": [n.ip.to_string()], "leaseTTL": 3,
-                       "store": {"etcd": {"endpoints": etcd.endpoints(), "dialTimeoutSeconds": 10, "requestTimeoutSeconds": 3}},
-                       "ipam": {"leakGraceSeconds": 2, "nodeGraceSeconds": 120, "emptyBlockGraceSeconds": 5}}),
-            )
+            let mut cfg = json!({"nodeName": NAMES[i], "nodeAddresses": [n.ip.to_string()], "leaseTTL": 3,
+                   "store": {"etcd": {"endpoints": etcd.endpoints(), "dialTimeoutSeconds": 10, "requestTimeoutSeconds": 3}},
+                   "ipam": {"leakGraceSeconds": 2, "nodeGraceSeconds": 120, "emptyBlockGraceSeconds": 5}});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                cfg[k] = v.clone();
+            }
+            Agent::start(&workspace_bin("ferro-agent"), Some(&n.ns), cfg)
         })
         .collect();
     Cluster {
@@ -505,13 +510,14 @@ fn the_embedded_store_on_one_node_storm_kill_and_restart() {
     assert_eq!(chk.code, 0, "{}{}", chk.stdout, chk.stderr);
 }
 
-/// `conf-examples/cluster/<file>` with its ipam pointed at `a`.
+/// `conf-examples/cluster/<file>` with its ipam and its attachment reports pointed at `a`.
 fn cluster_example(file: &str, a: &Agent) -> Value {
     let mut v: Value = serde_json::from_str(
         &std::fs::read_to_string(example(&format!("cluster/{file}"))).unwrap(),
     )
     .unwrap();
     v["plugins"][0]["ipam"]["socket"] = json!(a.socket());
+    v["plugins"][0]["agent"]["socket"] = json!(a.socket());
     v
 }
 
@@ -533,7 +539,8 @@ fn pod_cidrs(a: &Agent, node: &str) -> Vec<String> {
 #[ignore = "needs root: run scripts/test.sh"]
 fn kubenet_nodes_take_node_blocks_and_their_pods_talk_across_nodes() {
     ferro_testutil::require_root();
-    let c = cluster(2, 1);
+    // the agents route each other's node blocks (kubenet on one L2 segment)
+    let c = cluster_with(2, 1, &json!({"kubenetRoutes": true}));
     apply(
         &c.agents[0],
         &std::fs::read_to_string(example("clusternetwork.yaml")).unwrap(),
@@ -580,17 +587,36 @@ fn kubenet_nodes_take_node_blocks_and_their_pods_talk_across_nodes() {
             IpAddr::V4((u32::from(n.network()) + 1).into())
         }
     );
-    // the VNet's route table (what the agents' routes will do): each node block to its node
-    let (a_ip, b_ip) = (
-        c.world.nodes[0].ip.to_string(),
-        c.world.nodes[1].ip.to_string(),
+    // the plugins reported their pods to their agents: the cluster sees every attachment
+    let t0 = Instant::now();
+    loop {
+        let out = c.agents[0].cnictl(&["get", "attachments", "-A", "-o", "wide"], None);
+        if [&ip1, &ip2, &ip3]
+            .iter()
+            .all(|ip| out.stdout.contains(ip.as_str()))
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "attachments not all in the store:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // each node block routed to its node by the other node's agent (from its Node's podCIDRs)
+    let t0 = Instant::now();
+    while !ping(&p1, &ip3) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no route to node B's block {block_b} on node A"
+        );
+    }
+    println!(
+        "pod on A reaches pod on B through the agents' routes after {:?}",
+        t0.elapsed()
     );
-    c.world.nodes[0]
-        .ns
-        .ip(&["route", "add", &block_b.to_string(), "via", &b_ip]);
-    c.world.nodes[1]
-        .ns
-        .ip(&["route", "add", &block_a.to_string(), "via", &a_ip]);
     assert!(ping(&p1, &ip2), "pod to pod on node A");
     assert!(ping(&p1, &ip3), "pod on A to pod on B");
     let srv = ProbeServer::start(&p3.path(), SocketAddr::new(ip3.parse().unwrap(), 8080));

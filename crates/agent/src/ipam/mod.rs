@@ -28,7 +28,7 @@
 //!   `nodeGraceSeconds` other nodes may take its blocks back.
 //! - **Leaks.** An address whose attachment is gone ([`leak`]) is released after
 //!   `leakGraceSeconds`, checked again first; the blocks of a node whose lease record has been
-//!   gone for `nodeGraceSeconds` return to the pool ([`maintain`]).
+//!   gone for `nodeGraceSeconds` return to the pool (the `maintain` loop).
 //!
 //! # Layout
 //! - [`block`], [`pool`], [`state`], [`leak`]: pure (allocator, candidates and claim compares,
