@@ -34,6 +34,7 @@ struct File {
     lease_ttl: Option<u64>,
     log_level: Option<String>,
     services: Option<bool>,
+    ipam: Option<crate::ipam::config::IpamFile>,
     #[serde(rename = "podCIDRs")]
     pod_cidrs: Option<Vec<String>>,
     overlay: Option<RawOverlay>,
@@ -90,6 +91,8 @@ pub struct Config {
     /// Whether the agent provides Services on this node (the `inet ferro_services` table and
     /// load-balancer announcements); off where another service proxy runs.
     pub services: bool,
+    /// Cluster IPAM's grace periods.
+    pub ipam: crate::ipam::IpamConfig,
     /// This node's pod CIDRs (its slice of the cluster's pod space, at most one per
     /// family), published in its `Node` for the other nodes' overlay peers and kubenet routes.
     pub pod_cidrs: Vec<IpNet>,
@@ -196,6 +199,11 @@ impl Config {
                 )
             })?,
         };
+        let ipam = f
+            .ipam
+            .unwrap_or_default()
+            .check(lease_ttl)
+            .map_err(|m| invalid(path, m))?;
         let socket = f
             .socket
             .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
@@ -271,6 +279,7 @@ impl Config {
             }
         };
         Ok(Config {
+            ipam,
             pod_cidrs,
             overlay,
             kubenet_routes: f.kubenet_routes.unwrap_or(false),
@@ -313,6 +322,7 @@ mod tests {
         assert_eq!(c.metrics, None);
         assert_eq!(c.log_level, log::LevelFilter::Info);
         assert!(c.node_addresses.is_empty());
+        assert_eq!(c.ipam, crate::ipam::IpamConfig::default());
         assert!(c.pod_cidrs.is_empty() && c.overlay.is_none() && !c.kubenet_routes);
         assert_eq!(c.resync, Duration::from_secs(30));
         let o = parse(r#"{"nodeName":"a","overlay":{}}"#)
@@ -394,6 +404,14 @@ mod tests {
                 "agent.json: logLevel: \"loud\"",
             ),
             (r#"{"nodeName":"a""#, "agent.json: EOF while parsing"),
+            (
+                r#"{"nodeName":"a","ipam":{"leakgrace":1}}"#,
+                "agent.json: ipam.leakgrace: unknown field `leakgrace`",
+            ),
+            (
+                r#"{"nodeName":"a","leaseTTL":10,"ipam":{"nodeGraceSeconds":20}}"#,
+                "agent.json: ipam.nodeGraceSeconds: 20 is less than 4 lease TTLs (40 s)",
+            ),
             (
                 r#"{"nodeName":"a","spool":"spool"}"#,
                 "agent.json: spool: spool is not an absolute path",

@@ -25,7 +25,8 @@
 //! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
-//! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
+//! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
+//! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod allocate;
@@ -35,6 +36,7 @@ pub mod attachments;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod ipam;
 pub mod journal;
 pub mod kernel;
 mod logger;
@@ -62,7 +64,8 @@ const USAGE: &str = "\
 Usage: ferro-agent [--config FILE]
 
 The node's cluster agent: registers the node in the cluster store with a lease, serves the
-node's API on a unix socket (cnictl apply/get/delete/describe), exports metrics.
+node's API on a unix socket (cnictl apply/get/delete/describe/ipam, the cluster-ipam plugin),
+runs cluster IPAM (the node's blocks of the cluster's address pool), exports metrics.
 
   --config FILE   configuration (default /etc/ferro-cni/agent.json)
   --version       print the version
@@ -155,9 +158,20 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let store_name = store.describe();
     log::info!("store {store_name}: reachable");
     let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);
-    let _journal = journal::Journal::open(state.path())
-        .map_err(|e| AgentError::io(format!("opening {}/journal", state.path().display()), e))?;
-    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone());
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ipam = Arc::new(
+        ipam::Ipam::open(
+            store.clone(),
+            &cfg.node_name,
+            cfg.ipam,
+            cfg.lease_ttl,
+            state.path(),
+            metrics.clone(),
+        )
+        .await?,
+    );
+    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone())
+        .with_ipam(ipam.clone());
     api.ensure_system_namespaces().await?;
     let kernel = kernel::KernelWorker::start()?;
     let facts: node::SharedFacts = Arc::default();
@@ -181,7 +195,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         lease.ttl.as_secs()
     );
     let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
-    let metrics = Arc::new(metrics::Metrics::default());
     metrics.set_registered(true);
 
     // The node's attachments: what waits in the spool first, then the records, the links
@@ -248,6 +261,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         )));
     }
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
+    let ipam_loops = tokio::spawn(ipam.clone().run());
     let in_step = tokio::spawn(attachments::keep_in_step(
         api.clone(),
         attachments.clone(),
@@ -289,6 +303,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     for l in &loops {
         l.abort();
     }
+    ipam_loops.abort();
+    ipam.shutdown().await;
     cache_task.abort();
     // The load-balancer addresses go before the lease: the next candidates claim them as
     // soon as the lease's records vanish.

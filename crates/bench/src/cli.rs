@@ -24,7 +24,7 @@ installs the reference and gives the run a private mount namespace.
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
                       bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
-                      services
+                      services, cluster-ipam
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
@@ -68,6 +68,8 @@ pub struct Params {
     pub floor_calls: usize,
     /// Service counts of the services scenario.
     pub services_sizes: Vec<usize>,
+    /// Block claims measured per simulated store size (cluster IPAM).
+    pub claims: usize,
     /// Where the host-local `dataDir`s were, with their file system.
     pub ipam_location: String,
 }
@@ -97,6 +99,8 @@ pub struct Options {
     pub services: bool,
     /// `--services`.
     pub services_sizes: Option<Vec<usize>>,
+    /// Run the cluster IPAM scenario.
+    pub cluster_ipam: bool,
     /// `--cycles`.
     pub cycles: Option<usize>,
     /// `--scale-pods`.
@@ -139,6 +143,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         scale: true,
         services: true,
         services_sizes: None,
+        cluster_ipam: true,
         cycles: None,
         scale_pods: None,
         not_built: Vec::new(),
@@ -191,11 +196,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.parallel = false;
                 o.scale = false;
                 o.services = false;
+                o.cluster_ipam = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
                         "parallel" => o.parallel = true,
                         "scale" => o.scale = true,
                         "services" => o.services = true,
+                        "cluster-ipam" => o.cluster_ipam = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
                             None => {
@@ -219,10 +226,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
 
 /// The counts of a run: the full ones, or a small fraction of them with `--quick`.
 pub fn params(o: &Options) -> Params {
-    let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor) = if o.quick {
-        (20, 5, 1, 1, 100, 10, 20)
+    let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor, claims) = if o.quick {
+        (20, 5, 1, 1, 100, 10, 20, 3)
     } else {
-        (200, 10, 3, 3, 1000, 60, 200)
+        (200, 10, 3, 3, 1000, 60, 200, 20)
     };
     Params {
         quick: o.quick,
@@ -243,6 +250,7 @@ pub fn params(o: &Options) -> Params {
                 vec![100, 1000, 10_000]
             }
         }),
+        claims,
         ipam_location: String::new(),
     }
 }
@@ -277,7 +285,9 @@ mod tests {
     fn only_selects_parts() {
         let o = run("--ours a --out b --only=bridge-masq,scale");
         assert_eq!(o.workloads, [WorkloadId::BridgeMasq]);
-        assert!(o.scale && !o.parallel);
+        assert!(o.scale && !o.parallel && !o.cluster_ipam);
+        let o = run("--ours a --out b --only cluster-ipam");
+        assert!(o.cluster_ipam && o.workloads.is_empty());
         assert!(parse(&args("--ours a --out b --only bogus")).is_err());
     }
 

@@ -84,6 +84,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         parallel: opts.parallel,
         scale: opts.scale,
         services: opts.services,
+        cluster_ipam: opts.cluster_ipam,
         not_built: opts.not_built.clone(),
     };
     let figures = run::run_all(cfg);
@@ -100,6 +101,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         parallel: figures.parallel,
         scale: figures.scale,
         services: figures.services,
+        cluster_ipam: figures.cluster_ipam,
         cost: figures.cost,
         floor: figures.floor,
     })

@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::harness::{Bench, Config};
 use crate::output::progress;
+use crate::scenario::cluster_ipam::{self, ClusterIpam};
 use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
@@ -22,6 +23,8 @@ pub struct Figures {
     pub scale: Option<ScaleRow>,
     /// Services scenario, when run.
     pub services: Option<ServicesBench>,
+    /// Cluster IPAM scenario, when run.
+    pub cluster_ipam: Option<ClusterIpam>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -36,6 +39,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         + usize::from(b.cfg.parallel)
         + usize::from(b.cfg.scale)
         + usize::from(b.cfg.services)
+        + usize::from(b.cfg.cluster_ipam)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
@@ -60,6 +64,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if services.is_some() {
         floor.slice(&mut b, slice);
     }
+    let cluster_ipam = b.cfg.cluster_ipam.then(|| cluster_ipam::run::run(&mut b));
+    if cluster_ipam.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
@@ -67,6 +75,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         parallel,
         scale,
         services,
+        cluster_ipam,
         cost: Cost { rss, sizes },
         floor,
     })

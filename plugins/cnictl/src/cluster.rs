@@ -32,11 +32,19 @@ impl Ctx<'_> {
         })
     }
 
-    fn call(&self, req: &Request) -> Result<Response, Error> {
+    /// One request to the agent; its error answers become [`Error::Cluster`].
+    pub(crate) fn call(&self, req: &Request) -> Result<Response, Error> {
         let path = self.socket();
         Client::connect(&path, TIMEOUT)
             .and_then(|mut c| c.call(req))
             .map_err(|e| Error::Cluster(client_error(&e)))
+    }
+}
+
+impl Ctx<'_> {
+    /// Writes `text` to stdout.
+    pub(crate) fn write_out(&mut self, text: &str) -> Result<(), Error> {
+        write(self.out, text)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::cli::Params;
 use crate::error::Error;
 use crate::machine::{Machine, Versions};
 use crate::request::CNI_VERSION;
+use crate::scenario::cluster_ipam::ClusterIpam;
 use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
@@ -75,6 +76,8 @@ pub struct Report {
     pub scale: Option<ScaleRow>,
     /// Services scenario.
     pub services: Option<ServicesBench>,
+    /// Cluster IPAM scenario.
+    pub cluster_ipam: Option<ClusterIpam>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -83,11 +86,12 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 6] {
+    fn sections(&self) -> [&dyn Section; 7] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
+            &self.cluster_ipam,
             &self.cost,
             &self.floor,
             &self.services,
@@ -152,6 +156,7 @@ impl Report {
                 scale_small => p.scale_small,
                 scale_large => p.scale_large,
                 scale_cycles => p.scale_cycles,
+                claims => p.claims,
                 floor_calls => p.floor_calls,
                 ipam_location => p.ipam_location.as_str(),
             },

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::outcome::Outcome;
+use crate::scenario::cluster_ipam::{ClaimRow, ClusterIpam, IpamLatency};
 use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
@@ -86,6 +87,7 @@ fn sample(quick: bool) -> Report {
             scale_cycles: 30,
             floor_calls: 200,
             services_sizes: vec![100, 1000],
+            claims: 20,
             ipam_location: "/x (ext4 on /dev/vda)".into(),
         },
         latency: Latency {
@@ -156,6 +158,28 @@ fn sample(quick: bool) -> Report {
                 },
             ],
         }),
+        cluster_ipam: Some(ClusterIpam {
+            host_local: Outcome::Done(IpamLatency {
+                add: fig(ms(2)),
+                del: fig(ms(2)),
+            }),
+            cluster_ipam: Outcome::Done(IpamLatency {
+                add: fig(ms(3)),
+                del: fig(ms(2)),
+            }),
+            claims: vec![
+                ClaimRow {
+                    nodes: 3,
+                    blocks: 12,
+                    claims: Outcome::Done(fig(ms(2))),
+                },
+                ClaimRow {
+                    nodes: 100,
+                    blocks: 400,
+                    claims: Outcome::Done(fig(ms(30))),
+                },
+            ],
+        }),
         cost: Cost {
             rss: vec![
                 RssRow {
@@ -222,6 +246,10 @@ fn degraded() -> Report {
         reference: Outcome::Failed("warm-up: bridge ADD failed".into()),
     });
     r.scale = None;
+    if let Some(c) = &mut r.cluster_ipam {
+        c.claims[1].claims =
+            Outcome::Failed("ferro-agent exited (exit status: 1): store: boom".into());
+    }
     r.cost.rss[0].reference = Outcome::Failed("no RSS in time's output: ".into());
     r.floor.bare_exec = None;
     r.floor.kernel = Outcome::Failed("nft: not found".into());
