@@ -38,7 +38,7 @@
 //! ```
 //!
 //! A packet costs one map lookup whatever the number of services; a change of endpoints
-//! rewrites that service's chains and map only ([`crate::diff`]). Each rule keeps the nft
+//! rewrites that service's chains and map only ([`mod@crate::diff`]). Each rule keeps the nft
 //! text it was built from ([`PlannedRule::text`]): the golden tests read it, and a kernel
 //! test checks that `nft list` shows the same.
 
