@@ -400,7 +400,7 @@ impl Batch {
     }
 
     /// `nft add element <t> <set> { <elems> }`: one message, or several when the elements
-    /// do not fit one ([`elem_chunks`]).
+    /// do not fit one ([`MAX_ELEMS_BYTES`] each).
     pub fn add_elems(&mut self, t: &TableRef, set: &str, elems: Vec<Elem>) -> &mut Batch {
         for elems in elem_chunks(elems, false) {
             self.push(

@@ -452,10 +452,19 @@ impl RuleBuilder {
         self
     }
 
-    /// `reject` (in an `inet` table: `reject with icmpx port-unreachable`, which a TCP or
-    /// UDP client sees as "connection refused" at once).
+    /// `reject` (in an `inet` table: `reject with icmpx port-unreachable`, which a UDP or
+    /// SCTP client sees as "connection refused"; the kernel rate-limits ICMP errors, and a
+    /// TCP client that already holds its socket's lock when the error comes back sees it
+    /// only after its next SYN: prefer [`RuleBuilder::reject_tcp_reset`] for TCP).
     pub fn reject(mut self) -> RuleBuilder {
         self.exprs.push(Expr::Reject { kind: 2, code: 1 });
+        self
+    }
+
+    /// `reject with tcp reset` (TCP packets only: put `meta l4proto tcp` before it): the
+    /// client's `connect` fails with "connection refused" at once, whatever the family.
+    pub fn reject_tcp_reset(mut self) -> RuleBuilder {
+        self.exprs.push(Expr::Reject { kind: 1, code: 0 });
         self
     }
 

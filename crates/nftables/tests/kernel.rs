@@ -525,6 +525,10 @@ fn the_service_statements_read_back_as_nft_writes_them() {
             )
             .add_rule(
                 &t,
+                RuleBuilder::new().l4proto(6).reject_tcp_reset().build("f"),
+            )
+            .add_rule(
+                &t,
                 RuleBuilder::new().update_saddr(false, "aff").build("ep0"),
             )
             .add_rule(
@@ -541,6 +545,7 @@ fn the_service_statements_read_back_as_nft_writes_them() {
             "numgen random mod 2 vmap @pick",
             "ip saddr @aff goto ep0",
             "ip saddr != 10.244.0.0/16 reject",
+            "meta l4proto tcp reject with tcp reset",
             "update @aff { ip saddr }",
             "meta mark set meta mark & 0xffffbfff",
             "masquerade fully-random",

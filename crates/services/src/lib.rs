@@ -9,12 +9,12 @@
 //!   with `targetPort` resolved per pod;
 //! - [`alloc`]: choosing a free ClusterIP, NodePort or load-balancer address, and checking
 //!   given ones (the agent turns the choice into a store transaction);
-//! - [`plan`]: the node's `inet ferro_services` table as data, in the spirit of kube-proxy's
+//! - [`mod@plan`]: the node's `inet ferro_services` table as data, in the spirit of kube-proxy's
 //!   nftables mode: one verdict-map lookup per packet whatever the number of services, a
 //!   chain per service port and per endpoint;
 //! - [`announce`]: which node announces each load-balancer address (records attached to
 //!   node leases, candidates ranked per address);
-//! - [`diff`]: the one nftables batch that turns the programmed table into the desired one,
+//! - [`mod@diff`]: the one nftables batch that turns the programmed table into the desired one,
 //!   touching only what changed (or rebuilding it whole at start).
 #![forbid(unsafe_code)]
 

@@ -31,12 +31,14 @@
 //! connections only: load-balancer source ranges (@firewall-ips: goto fw-...: the ranges
 //! return, the rest is dropped), services without endpoints (@no-endpoint-services and
 //! @no-endpoint-nodeports: goto reject-chain, or drop when only a Local policy leaves none),
-//! ClusterIPs on a port they do not serve (reject) and unallocated addresses of the service
-//! CIDRs (drop).
+//! ClusterIPs on a port they do not serve (goto reject-chain) and unallocated addresses of
+//! the service CIDRs (drop). The reject chain answers TCP with a reset, the rest with an
+//! ICMP port-unreachable: a TCP client is refused at once in either family (an ICMP error
+//! may reach it only with its next SYN, a second later, and ICMP errors are rate-limited).
 //! ```
 //!
 //! A packet costs one map lookup whatever the number of services; a change of endpoints
-//! rewrites that service's chains and map only ([`crate::diff`]). Each rule keeps the nft
+//! rewrites that service's chains and map only ([`mod@crate::diff`]). Each rule keeps the nft
 //! text it was built from ([`PlannedRule::text`]): the golden tests read it, and a kernel
 //! test checks that `nft list` shows the same.
 
@@ -414,10 +416,17 @@ fn skeleton(r: &mut Ruleset, facts: &NodeFacts<'_>) {
             RuleBuilder::new().set_mark_or(MASQUERADE_MARK),
         )],
     );
+    // TCP gets a reset (refused at once, in both families), the rest an ICMP error.
     r.chain(
         REJECT_CHAIN,
         None,
-        vec![rule("reject", RuleBuilder::new().reject())],
+        vec![
+            rule(
+                "meta l4proto tcp reject with tcp reset",
+                RuleBuilder::new().l4proto(6).reject_tcp_reset(),
+            ),
+            rule("reject", RuleBuilder::new().reject()),
+        ],
     );
     let l4 = [KeyField::L4Proto, KeyField::ThDport];
     let mut services = Vec::new();
@@ -474,10 +483,10 @@ fn skeleton(r: &mut Ruleset, facts: &NodeFacts<'_>) {
         services.push(node_port(&format!("service-nodeports{sfx}")));
         no_np.push(node_port(&format!("no-endpoint-nodeports{sfx}")));
         cluster_check.push(rule(
-            format!("{ip} daddr @cluster-ips{sfx} reject"),
+            format!("{ip} daddr @cluster-ips{sfx} goto {REJECT_CHAIN}"),
             RuleBuilder::new()
                 .addr_in_set(v6, Dir::Dst, &format!("cluster-ips{sfx}"), false)
-                .reject(),
+                .verdict(goto(REJECT_CHAIN)),
         ));
         for c in facts
             .service_cidrs
