@@ -66,15 +66,19 @@ impl DnsMetrics {
 pub struct Server {
     zone: RwLock<Arc<Zone>>,
     forwarder: Forwarder,
-    domain: String,
+    domain: Option<String>,
     ttl: u32,
     metrics: DnsMetrics,
     egress: Option<Arc<Egress>>,
 }
 
-/// The zone of snapshot `s`.
-pub fn zone_of(s: &Snapshot, domain: &str, ttl: u32) -> Zone {
+/// The zone of snapshot `s`: of `domain`, else of the ClusterNetwork's `dnsDomain`.
+pub fn zone_of(s: &Snapshot, domain: Option<&str>, ttl: u32) -> Zone {
     let namespaces: Vec<&str> = s.all(Kind::Namespace).map(|o| o.name()).collect();
+    let from_cluster = crate::services::settings(s).map(|st| st.dns_domain);
+    let domain = domain
+        .or(from_cluster.as_deref())
+        .unwrap_or(ferro_cluster::network::DEFAULT_DNS_DOMAIN);
     Zone::build(&crate::services::topology(s), &namespaces, domain, ttl)
 }
 
@@ -167,7 +171,11 @@ pub async fn start(
         log::warn!("dns: no upstream resolvers: names outside the cluster fail (SERVFAIL)");
     }
     let server = Arc::new(Server {
-        zone: RwLock::new(Arc::new(zone_of(&cache.snapshot(), &cfg.domain, cfg.ttl))),
+        zone: RwLock::new(Arc::new(zone_of(
+            &cache.snapshot(),
+            cfg.domain.as_deref(),
+            cfg.ttl,
+        ))),
         forwarder: Forwarder::new(upstreams, cfg.cache_size),
         domain: cfg.domain.clone(),
         ttl: cfg.ttl,
@@ -188,7 +196,7 @@ pub async fn start(
     }
     log::info!(
         "dns: serving {} on {:?} port {}, upstreams {:?}",
-        cfg.domain,
+        server.zone().domain(),
         cfg.addresses,
         cfg.port,
         server.forwarder.upstreams()
@@ -198,8 +206,9 @@ pub async fn start(
 }
 
 /// The generations the zone depends on.
-fn inputs(s: &Snapshot) -> [u64; 5] {
+fn inputs(s: &Snapshot) -> [u64; 6] {
     [
+        s.generation(Kind::ClusterNetwork),
         s.generation(Kind::Service),
         s.generation(Kind::Pod),
         s.generation(Kind::Attachment),
@@ -217,7 +226,7 @@ async fn follow(mut cache: Cache, server: Arc<Server>) {
             continue;
         }
         seen = now;
-        let z = zone_of(&s, &server.domain, server.ttl);
+        let z = zone_of(&s, server.domain.as_deref(), server.ttl);
         *server.zone.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(z);
         log::debug!("dns: zone of revision {}", s.revision());
     }

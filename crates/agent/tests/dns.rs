@@ -286,6 +286,34 @@ fn cluster_dns_under_flat() {
         json!({}),
     );
     basics(&mut c, 0);
+    // the zone's domain follows the ClusterNetwork's dnsDomain (the agent sets none)
+    c.apply("apiVersion: ferro-cni.io/v1\nkind: ClusterNetwork\nmetadata: {name: default}\nspec: {podCIDRs: [10.240.0.0/16], serviceCIDRs: [10.96.0.0/16], dnsDomain: corp.example}\n");
+    let ips = c.cluster_ips("web");
+    let client = &c.pods["client"];
+    let t = until(Duration::from_secs(5), "the new domain", || {
+        query(
+            &client.ns,
+            dns_server(),
+            "web.shop.svc.corp.example.",
+            RecordType::A,
+            false,
+        )
+        .is_some_and(|m| addresses(&m) == ips)
+    });
+    eprintln!("the zone moved to the ClusterNetwork's new dnsDomain within {t:?}");
+    let m = query(
+        &client.ns,
+        dns_server(),
+        "web.shop.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NXDomain,
+        "forwarded: not ours any more"
+    );
 }
 
 #[test]

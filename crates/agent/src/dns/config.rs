@@ -12,8 +12,6 @@ use serde::Deserialize;
 /// The default node-local address pods use as their nameserver (the one the node-local DNS
 /// cache of Kubernetes uses).
 pub const DEFAULT_ADDRESS: &str = "169.254.20.10";
-/// The default cluster domain.
-pub const DEFAULT_DOMAIN: &str = "cluster.local";
 /// The default resolver configuration the upstreams are read from.
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The default number of upstream answers kept.
@@ -39,8 +37,9 @@ pub struct DnsConfig {
     pub addresses: Vec<IpAddr>,
     /// Its port (UDP and TCP).
     pub port: u16,
-    /// The cluster domain.
-    pub domain: String,
+    /// The cluster domain, when the configuration sets it (else the ClusterNetwork's
+    /// `dnsDomain`, `cluster.local` by default).
+    pub domain: Option<String>,
     /// Upstream resolvers given in the configuration (empty: read `resolv_conf`).
     pub upstreams: Vec<SocketAddr>,
     /// Where the node's resolvers are read when `upstreams` is empty.
@@ -85,9 +84,11 @@ impl DnsFile {
         if port == 0 {
             return Err("dns.port: 0 is not a port".into());
         }
-        let domain = ferro_dns::zone::normalize(self.domain.as_deref().unwrap_or(DEFAULT_DOMAIN));
-        if ferro_cluster::egress::NamePattern::parse(&domain).is_err() {
-            return Err(format!("dns.domain: {domain:?} is not a DNS name"));
+        let domain = self.domain.as_deref().map(ferro_dns::zone::normalize);
+        if let Some(d) = &domain {
+            if ferro_cluster::egress::NamePattern::parse(d).is_err() {
+                return Err(format!("dns.domain: {d:?} is not a DNS name"));
+            }
         }
         let mut upstreams = Vec::new();
         for (i, u) in self.upstreams.iter().flatten().enumerate() {
@@ -164,7 +165,7 @@ mod tests {
             c.addresses,
             vec![DEFAULT_ADDRESS.parse::<IpAddr>().unwrap()]
         );
-        assert_eq!((c.port, c.domain.as_str(), c.ttl), (53, "cluster.local", 5));
+        assert_eq!((c.port, c.domain.as_deref(), c.ttl), (53, None, 5));
         assert!(c.upstreams.is_empty());
     }
 
