@@ -913,6 +913,13 @@ fn overlay_pods_take_pool_addresses_and_every_block_is_routed_to_its_node() {
 
     let checked = rts[0].check("overlay", &pods[0], &[]);
     assert_eq!(checked.code, 0, "{}", checked.stderr);
+    let sync = rts[0].cnictl(&["overlay", "sync", "overlay"], &[]);
+    assert_eq!(sync.code, 0, "{}", sync.stderr);
+    assert!(
+        sync.stdout.contains("peers kept by ferro-agent"),
+        "{}",
+        sync.stdout
+    );
     for (i, p) in pods.iter().enumerate() {
         rts[i].del("overlay", p);
     }
