@@ -6,7 +6,8 @@
 # saw, runs one container per model under containerd (`ctr run --rm --cni`) on node A, and
 # tears everything down. Then a cluster: three nodes of another simulated VNet, an etcd member
 # and a ferro-agent per node, overlay, flat and kubenet pods reported to the agents, a node
-# joining and leaving with nothing edited but its agent started and stopped.
+# joining and leaving with nothing edited but its agent started and stopped, and Services
+# (a ClusterIP, a NodePort and a LoadBalancer) answered by the kubenet pods.
 #
 #   scripts/demo.sh            everything (as root)
 #   scripts/demo.sh kubenet    one part (kubenet, flat, overlay or cluster)
@@ -460,6 +461,7 @@ YAML
     "$([[ -n $gone ]] && echo ok || echo "still there after 15 s")"
   ms=$(reach "c$m-a" "$pb" 3000)
   check "$m: pods of A and B still talk" "$([[ -n $ms ]] && echo ok || echo "no answer")"
+  [[ $m != kubenet ]] || cluster_services
   # tidy: DELs reported (node C's waits in the spool: its agent is gone), agents stopped
   ccni a del "$net" "c$m-a" "$(k8s demo web-a)"
   ccni b del "$net" "c$m-b" "$(k8s demo web-b)"
@@ -471,6 +473,135 @@ YAML
   fi
   for n in a b; do agent_stop "$n" TERM; done
   for n in a b c; do cin "$n" ip link del ferro.1 2>/dev/null || true; done
+}
+
+# ---- services (in the kubenet cluster) ------------------------------------------------------
+# ask <netns> <addr> <port>: the answer of the service behind addr:port: "<pod> <source it saw>"
+ask() {
+  local to="TCP:$2:$3" got
+  [[ $2 == *:* ]] && to="TCP6:[$2]:$3"
+  got=$(ip netns exec "$1" timeout 3 socat -T2 - "$to,connect-timeout=2" </dev/null 2>/dev/null | head -1) || true
+  [[ -z $got ]] || echo "${got%% *} $(canon "${got#* }")"
+}
+# serve_as <pod> <name> <addr>: a server on port 8080 of addr answering with its pod's name and
+# the source address it saw
+serve_as() {
+  local listen="TCP-LISTEN:8080,bind=$3"
+  [[ $3 == *:* ]] && listen="TCP6-LISTEN:8080,bind=[$3]"
+  inns "$1" socat "$listen,fork,reuseaddr" SYSTEM:"echo $2 \$SOCAT_PEERADDR" >/dev/null 2>&1 &
+}
+svc_field() { # svc_field <service> <jq filter>
+  ctl a get svc "$1" -n demo -o json | jq -r "$2"
+}
+# cluster_services: a ClusterIP, a NodePort and a LoadBalancer service in front of web-a (node
+# A) and web-b (node B), asked from a pod, from the VNet's VM; then deleted
+cluster_services() {
+  local m=kubenet n
+  say "cluster, services: a ClusterIP, a NodePort and a LoadBalancer in front of web-a (node A) and web-b (node B)"
+  for n in a b; do
+    serve_as "c$m-$n" "web-$n" "$(addr_of "c$m-$n" 4)"
+    serve_as "c$m-$n" "web-$n" "$(addr_of "c$m-$n" 6)"
+  done
+  ns "c$m-client"
+  ccni a add "$m" "c$m-client" "$(k8s demo client)" >/dev/null
+  local me me6
+  me=$(addr_of "c$m-client" 4); me6=$(addr_of "c$m-client" 6)
+  cat >"$WORK/clusternetwork.yaml" <<YAML
+apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec:
+  podCIDRs: [10.244.0.0/16, fd00:10:244::/56]
+  serviceCIDRs: [10.96.0.0/16, fd00:96::/112]
+  nodePortRange: 30000-30999
+  loadBalancerPools: [{name: vnet, cidrs: [${VNET_BASE%.*}.1.0/28]}]
+YAML
+  cat >"$WORK/services.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec: {selector: {app: web}, ipFamilyPolicy: PreferDualStack, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np, namespace: demo}
+spec: {type: NodePort, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: demo}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+YAML
+  echo "  cnictl apply -f clusternetwork.yaml (the service CIDRs, the NodePort range, a load-balancer pool on the VNet):"
+  ctl a apply -f "$WORK/clusternetwork.yaml" | sed 's/^/    /'
+  echo "  cnictl apply -f services.yaml:"
+  ctl a apply -f "$WORK/services.yaml" | sed 's/^/    /'
+  echo "  cnictl get svc -n demo -o wide:"
+  ctl a get svc -n demo -o wide | sed 's/^/    /'
+  local cip cip6 np lb
+  cip=$(svc_field web '.spec.clusterIPs[0]'); cip6=$(svc_field web '.spec.clusterIPs[1]')
+  np=$(svc_field web-np '.spec.ports[0].nodePort'); lb=$(svc_field web-lb '.status.loadBalancer.ingress[0].ip')
+  # the agents program their tables within milliseconds; wait for the first answer
+  local t0 got; t0=$(now_ms)
+  until got=$(ask "$P-c$m-client" "$cip" 80) && [[ -n $got ]] || (($(now_ms) - t0 > 10000)); do sleep 0.05; done
+
+  echo "  ClusterIP $cip:80 from pod client ($me, node A), 12 connections (web-c's node C is dead: not an endpoint):"
+  local seen_pods="" bad_src=""
+  for _ in $(seq 12); do
+    got=$(ask "$P-c$m-client" "$cip" 80)
+    echo "    answered by ${got%% *}, which saw ${got#* }"
+    seen_pods+=" ${got%% *}"
+    [[ ${got#* } == "$me" ]] || bad_src+=" ${got#* }"
+  done
+  check "ClusterIP: both endpoints answered" \
+    "$([[ $seen_pods == *web-a* && $seen_pods == *web-b* && $seen_pods != *web-c* ]] && echo ok || echo "answers:${seen_pods:- none}")"
+  check "ClusterIP: the pods saw the client's own address" "$([[ -z $bad_src ]] && echo ok || echo "saw$bad_src")"
+  got=$(ask "$P-c$m-client" "$cip6" 80)
+  echo "  ClusterIP [$cip6]:80 from the same pod: answered by ${got%% *}, which saw ${got#* }"
+  check "ClusterIP over IPv6: answered, the client's address kept" \
+    "$([[ ${got%% *} == web-? && ${got#* } == "$me6" ]] && echo ok || echo "got ${got:-nothing}")"
+
+  echo "  NodePort $np from the VNet's VM ($WORLD_PEER), on the live nodes' addresses:"
+  local answered=0
+  for n in a b; do
+    for _ in 1 2 3; do
+      got=$(ask "$C-peer" "${CNODE_IP[$n]}" "$np")
+      echo "    ${CNODE_IP[$n]}:$np (node ${n^^}): answered by ${got%% *}, which saw ${got#* }"
+      [[ $got == web-[ab]" "* && ${got#* } != "$WORLD_PEER" ]] && answered=$((answered + 1))
+    done
+  done
+  check "NodePort: answered on nodes A and B, the VM's address masqueraded (Cluster policy)" \
+    "$( ((answered == 6)) && echo ok || echo "$answered of 6 answered as expected")"
+  got=$(ip netns exec "$C-nodea" timeout 3 socat -T1 - "TCP:127.0.0.1:$np,connect-timeout=1" </dev/null 2>&1 | head -1) || true
+  check "NodePort: not served on 127.0.0.1 (${got##*: })" "$([[ $got == *refused* ]] && echo ok || echo "${got:-no answer}")"
+
+  local holder=""
+  t0=$(now_ms)
+  while [[ -z $holder ]] && (($(now_ms) - t0 < 10000)); do
+    for n in a b; do cin "$n" ip -o addr show | grep -q " $lb/" && holder=$n; done
+    sleep 0.05
+  done
+  echo "  LoadBalancer $lb:80 (from the vnet pool, announced by node ${holder^^}) from the VM:"
+  answered=0
+  for _ in $(seq 6); do
+    got=$(ask "$C-peer" "$lb" 80)
+    echo "    answered by ${got%% *}, which saw ${got#* }"
+    [[ $got == web-[ab]" "* ]] && answered=$((answered + 1))
+  done
+  check "LoadBalancer: $lb announced by one live node, answered" \
+    "$([[ -n $holder ]] && ((answered == 6)) && echo ok || echo "holder ${holder:-none}, $answered of 6 answered")"
+
+  say "cluster, services: deleted"
+  ctl a delete -f "$WORK/services.yaml" | sed 's/^/    /'
+  local left=""
+  t0=$(now_ms)
+  until left=$(cin a nft list table inet ferro_services | grep -c 'demo/' || true) && ((left == 0)) || (($(now_ms) - t0 > 10000)); do sleep 0.05; done
+  check "node A's services table holds nothing of them" "$( ((left == 0)) && echo ok || echo "$left lines left")"
+  check "the load-balancer address is gone from node ${holder^^}" \
+    "$(cin "${holder:-a}" ip -o addr show | grep -q " $lb/" && echo "still there" || echo ok)"
+  for n in a b client; do ip netns pids "$P-c$m-$n" | xargs -r kill 2>/dev/null || true; done
+  ccni a del "$m" "c$m-client" "$(k8s demo client)"
+  ip netns del "$P-c$m-client"
 }
 
 run_cluster() {
