@@ -53,6 +53,10 @@ pub enum OpKind {
         /// Elements (only keys are sent).
         elems: Vec<Elem>,
     },
+    /// `add counter` (a named counter; creates if missing, keeping its values).
+    AddCounter(String),
+    /// `delete counter`.
+    DelCounter(String),
 }
 
 /// An operation on one table, and whether a missing object is fine.
@@ -114,6 +118,7 @@ impl Op {
                 }
                 Ok(())
             }
+            OpKind::AddCounter(c) | OpKind::DelCounter(c) => name(c, "counter"),
         }
     }
 
@@ -207,6 +212,15 @@ impl Op {
                 if let Some(id) = ids(&s.name) {
                     w.put_be32(NFTA_SET_ID, id);
                 }
+                if s.concat_intervals() {
+                    w.nest(NFTA_SET_DESC, |w| {
+                        w.nest(NFTA_SET_DESC_CONCAT, |w| {
+                            for len in s.field_lens() {
+                                w.nest(NFTA_LIST_ELEM, |w| w.put_be32(NFTA_SET_FIELD_LEN, len));
+                            }
+                        });
+                    });
+                }
                 w.put(NFTA_SET_USERDATA, &s.userdata());
                 (NFT_MSG_NEWSET, NLM_F_CREATE)
             }
@@ -228,8 +242,8 @@ impl Op {
                     w.put_be32(NFTA_SET_ELEM_LIST_SET_ID, id);
                 }
                 w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    for e in elems {
-                        e.encode(w, false);
+                    for (i, e) in elems.iter().enumerate() {
+                        e.encode(w, i, false);
                     }
                 });
                 (NFT_MSG_NEWSETELEM, NLM_F_CREATE)
@@ -238,11 +252,28 @@ impl Op {
                 w.put_strz(NFTA_SET_ELEM_LIST_TABLE, t);
                 w.put_strz(NFTA_SET_ELEM_LIST_SET, set);
                 w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    for e in elems {
-                        e.encode(w, true);
+                    for (i, e) in elems.iter().enumerate() {
+                        e.encode(w, i, true);
                     }
                 });
                 (NFT_MSG_DELSETELEM, 0)
+            }
+            OpKind::AddCounter(c) => {
+                w.put_strz(NFTA_OBJ_TABLE, t);
+                w.put_strz(NFTA_OBJ_NAME, c);
+                w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+                w.nest(NFTA_OBJ_DATA, |w| {
+                    w.put_be64(NFTA_COUNTER_BYTES, 0);
+                    w.put_be64(NFTA_COUNTER_PACKETS, 0);
+                });
+                (NFT_MSG_NEWOBJ, NLM_F_CREATE)
+            }
+            OpKind::DelCounter(c) => {
+                w.put_strz(NFTA_OBJ_TABLE, t);
+                w.put_strz(NFTA_OBJ_NAME, c);
+                w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+                w.nest(NFTA_OBJ_DATA, |_| {});
+                (NFT_MSG_DELOBJ, 0)
             }
         };
         (ty, flags, w.into_bytes())
@@ -374,6 +405,16 @@ impl Batch {
             },
             false,
         )
+    }
+
+    /// `nft add counter <t> <name>`.
+    pub fn add_counter(&mut self, t: &TableRef, name: &str) -> &mut Batch {
+        self.push(t, OpKind::AddCounter(name.to_string()), false)
+    }
+
+    /// `nft delete counter <t> <name>`.
+    pub fn del_counter(&mut self, t: &TableRef, name: &str, if_exists: bool) -> &mut Batch {
+        self.push(t, OpKind::DelCounter(name.to_string()), if_exists)
     }
 
     /// `nft delete element <t> <set> { <elems> }`. With `if_exists`, each element goes into

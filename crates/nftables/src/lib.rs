@@ -5,7 +5,8 @@
 //! (`rustables`, `nftnl`), or are immature.
 //! Nothing in it is specific to one ruleset: tables of any name and family, base and regular
 //! chains, rules built from expressions, named sets, data maps and verdict maps with
-//! concatenated keys, elements with comments.
+//! concatenated keys, interval sets of concatenations (range elements), elements with
+//! comments, named counters, rate limits and logging to nfnetlink_log groups.
 //!
 //! - [`Batch`]: operations on tables, chains, rules, sets and elements sent as **one**
 //!   transaction (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`, one `sendmsg`, an ACK per
@@ -23,8 +24,9 @@
 //! - [`sock`]/[`wire`]: the netfilter netlink layer underneath, public so that other
 //!   nfnetlink users (ctnetlink) share it instead of framing messages again.
 //!
-//! Kernel requirements: 5.2 for NAT in `inet` tables, 5.10 for chain comments; everything
-//! else (fib, concatenations, non-dump element GET) is older. `NFT_MSG_DESTROY*` (6.3) is
+//! Kernel requirements: 5.2 for NAT in `inet` tables, 5.6 for interval concatenations, 5.10
+//! for chain comments; everything else (fib, concatenations, named counters, non-dump element
+//! GET) is older. `NFT_MSG_DESTROY*` (6.3) is
 //! not used: see [`Batch`] for how deletes stay idempotent on 6.1.
 //!
 //! ## Layout
@@ -65,7 +67,7 @@ pub mod wire;
 mod tests;
 
 pub use batch::{Batch, Op, OpKind};
-pub use decode::{ChainInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
+pub use decode::{ChainInfo, CounterInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
 pub use error::NftError;
 pub use expr::{CmpOp, CtKey, Data, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg, Verdict};
 pub use object::{
@@ -76,6 +78,6 @@ pub use rule::{Dir, KeyField, RuleBuilder};
 pub use socket::NftSocket;
 pub use uapi::{
     nfproto, CT_STATE_ESTABLISHED, CT_STATE_RELATED, CT_STATUS_DNAT, FIB_F_DADDR, FIB_F_IIF,
-    FIB_F_MARK, FIB_F_OIF, FIB_F_PRESENT, FIB_F_SADDR, NFT_DATA_VERDICT, NFT_SET_MAP,
-    NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED, RTN_LOCAL,
+    FIB_F_MARK, FIB_F_OIF, FIB_F_PRESENT, FIB_F_SADDR, NFT_DATA_VERDICT, NFT_SET_INTERVAL,
+    NFT_SET_MAP, NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED, RTN_LOCAL,
 };
