@@ -10,9 +10,15 @@
 //! against these matrices; the end-to-end suites run the same steps against real agents
 //! and compare every probed matrix with the model's prediction.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::model::{Key, Proto};
+use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use ferro_cluster::manifest::{admit, parse_documents};
+use ferro_cluster::resource::{Attachment, AttachmentSpec};
+use ferro_cluster::{Kind, Object};
+
+use crate::model::{Cluster, Key, Proto};
 
 /// The namespaces.
 pub const NAMESPACES: [&str; 3] = ["x", "y", "z"];
@@ -764,4 +770,131 @@ pub fn cases() -> Vec<Case> {
     sctp.sctp = Some("sctp . 80");
     v.push(sctp);
     v
+}
+
+/// The node names of the world.
+pub const NODES: [&str; 2] = ["node-a", "node-b"];
+
+/// The addresses the model world gives pod `k` (when no real ones are at hand):
+/// `10.24<node>.0.<n>` and `fd00:24<node>::<n>`, `n` from 10 in matrix order.
+pub fn model_addrs(k: &Key) -> Vec<IpAddr> {
+    let i = pods().iter().position(|p| p == k).unwrap_or(0) + 10;
+    let node = node_of(k);
+    [format!("10.24{node}.0.{i}"), format!("fd00:24{node}::{i}")]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// The world as objects, changed step by step: what an agent would hold in its cache.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    objects: BTreeMap<(Kind, String, String), Object>,
+    addrs: BTreeMap<Key, Vec<IpAddr>>,
+}
+
+impl Scenario {
+    /// The world's namespaces and pods, each pod attached on its node ([`NODES`]) with
+    /// `addrs(pod)`.
+    pub fn new(addrs: impl Fn(&Key) -> Vec<IpAddr>) -> Scenario {
+        let mut s = Scenario {
+            objects: BTreeMap::new(),
+            addrs: pods().iter().map(|k| (k.clone(), addrs(k))).collect(),
+        };
+        s.apply_text(&world_manifest())
+            .unwrap_or_else(|e| panic!("the world's manifest: {e}"));
+        for k in pods() {
+            let a = s.attachment(&k, NODES[node_of(&k)]);
+            s.put(Object::Attachment(a));
+        }
+        s
+    }
+
+    /// An attachment of pod `k` on `node` with its addresses.
+    fn attachment(&self, k: &Key, node: &str) -> Attachment {
+        let prefix = |a: &IpAddr| if a.is_ipv6() { 128 } else { 32 };
+        Attachment {
+            api_version: crate::model::FERRO_API.into(),
+            kind: "Attachment".into(),
+            metadata: ObjectMeta {
+                name: Some(format!("{}-eth0", k.name)),
+                namespace: Some(k.namespace.clone()),
+                ..Default::default()
+            },
+            spec: AttachmentSpec {
+                node: node.into(),
+                pod: Some(k.name.clone()),
+                interface: "eth0".into(),
+                addresses: self.addrs[k]
+                    .iter()
+                    .map(|a| format!("{a}/{}", prefix(a)))
+                    .collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn put(&mut self, o: Object) {
+        self.objects.insert(
+            (
+                o.kind(),
+                o.namespace().unwrap_or_default().to_string(),
+                o.name().to_string(),
+            ),
+            o,
+        );
+    }
+
+    /// Applies a manifest (checked as the agent checks it).
+    pub fn apply_text(&mut self, text: &str) -> Result<(), String> {
+        for d in parse_documents("case", text).map_err(|e| e.to_string())? {
+            let o = admit(&d).map_err(|e| e.to_string())?.object;
+            self.put(o);
+        }
+        Ok(())
+    }
+
+    /// Runs one action of a step.
+    pub fn run(&mut self, a: &Action) -> Result<(), String> {
+        match a {
+            Action::Apply(m) => self.apply_text(&self.fill(m)),
+            Action::Delete(kind, ns, name) => {
+                let k = Kind::from_cli(kind)?;
+                self.objects
+                    .remove(&(k, ns.to_string(), name.to_string()))
+                    .map(|_| ())
+                    .ok_or_else(|| format!("{kind} {ns}/{name} is not there"))
+            }
+        }
+    }
+
+    /// `text` with the pods' addresses filled in.
+    pub fn fill(&self, text: &str) -> String {
+        fill(text, |k, v6| {
+            self.addrs
+                .get(k)?
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv6() == v6)
+        })
+    }
+
+    /// Pod `k` starts on `node` with `addrs` (its `Pod` is applied with label `pod=<name>`).
+    pub fn start_pod(&mut self, k: &Key, node: &str, addrs: Vec<IpAddr>) {
+        self.apply_text(&pod_manifest(&k.namespace, &k.name, &k.name))
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.addrs.insert(k.clone(), addrs);
+        let a = self.attachment(k, node);
+        self.put(Object::Attachment(a));
+    }
+
+    /// The pods' addresses.
+    pub fn addrs(&self, k: &Key) -> &[IpAddr] {
+        self.addrs.get(k).map_or(&[], Vec::as_slice)
+    }
+
+    /// The cluster as policy sees it now.
+    pub fn cluster(&self) -> Cluster {
+        Cluster::from_objects(self.objects.values())
+    }
 }

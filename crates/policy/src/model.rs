@@ -21,6 +21,9 @@ use ferro_cluster::{Object, Selector};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+/// The apiVersion of ferro-cni's own kinds.
+pub const FERRO_API: &str = ferro_cluster::FERRO_API_VERSION;
+
 /// Labels of a pod or namespace.
 pub type Labels = BTreeMap<String, String>;
 

@@ -4,107 +4,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use ferro_cluster::manifest::{decode, parse_documents};
-use ferro_cluster::resource::{Attachment, AttachmentSpec};
-use ferro_cluster::{Kind, Object};
-
-use crate::cases::{self, Action, Case};
+use crate::cases::{self, Action, Case, Scenario, NODES};
 use crate::decide::{decide, explain};
 use crate::matrix::{compare, Matrix};
-use crate::model::{Cluster, Key};
+use crate::model::Key;
 use crate::node::node_policy;
 use crate::ruleset::{self, Ruleset};
 
-/// The node names of the world.
-pub(crate) const NODES: [&str; 2] = ["node-a", "node-b"];
-
-/// Pod `k`'s addresses in the model world: `10.24<node>.0.<n>` and `fd00:24<node>::<n>`.
-pub(crate) fn addrs_of(k: &Key) -> (IpAddr, IpAddr) {
-    let pods = cases::pods();
-    let i = pods.iter().position(|p| p == k).unwrap_or(0) + 10;
-    let node = cases::node_of(k);
-    (
-        format!("10.24{node}.0.{i}").parse().unwrap(),
-        format!("fd00:24{node}::{i}").parse().unwrap(),
-    )
+fn addrs_of(k: &Key) -> (IpAddr, IpAddr) {
+    let a = cases::model_addrs(k);
+    (a[0], a[1])
 }
 
-/// The objects of the model world, by (kind, namespace, name).
-pub(crate) type World = BTreeMap<(Kind, String, String), Object>;
-
-fn apply_text(world: &mut World, text: &str) {
-    for d in parse_documents("case", text).unwrap() {
-        let o = decode(&d).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let problems = ferro_cluster::validate::object(&o);
-        assert!(problems.is_empty(), "{problems:?}\n{text}");
-        world.insert(
-            (
-                o.kind(),
-                o.namespace().unwrap_or_default().to_string(),
-                o.name().to_string(),
-            ),
-            o,
-        );
-    }
+fn world() -> Scenario {
+    Scenario::new(cases::model_addrs)
 }
 
-/// The world: namespaces, pods, their attachments on two nodes, the nodes.
-pub(crate) fn world() -> World {
-    let mut w = World::new();
-    apply_text(&mut w, &cases::world_manifest());
-    for k in cases::pods() {
-        let (v4, v6) = addrs_of(&k);
-        let a = Attachment {
-            api_version: "ferro-cni.io/v1".into(),
-            kind: "Attachment".into(),
-            metadata: ObjectMeta {
-                name: Some(format!("{}-eth0", k.name)),
-                namespace: Some(k.namespace.clone()),
-                ..Default::default()
-            },
-            spec: AttachmentSpec {
-                node: NODES[cases::node_of(&k)].into(),
-                pod: Some(k.name.clone()),
-                interface: "eth0".into(),
-                addresses: vec![format!("{v4}/24"), format!("{v6}/64")],
-                ..Default::default()
-            },
-        };
-        w.insert(
-            (
-                Kind::Attachment,
-                k.namespace.clone(),
-                format!("{}-eth0", k.name),
-            ),
-            Object::Attachment(a),
-        );
-    }
-    w
-}
-
-pub(crate) fn fill(text: &str) -> String {
-    cases::fill(text, |k, v6| {
-        let (a, b) = addrs_of(k);
-        Some(if v6 { b } else { a })
-    })
-}
-
-pub(crate) fn run_action(w: &mut World, a: &Action) {
-    match a {
-        Action::Apply(m) => apply_text(w, &fill(m)),
-        Action::Delete(kind, ns, name) => {
-            let k = Kind::from_cli(kind).unwrap();
-            assert!(
-                w.remove(&(k, ns.to_string(), name.to_string())).is_some(),
-                "{kind} {ns}/{name} is not there"
-            );
-        }
-    }
-}
-
-pub(crate) fn cluster(w: &World) -> Cluster {
-    Cluster::from_objects(w.values())
+fn run_action(w: &mut Scenario, a: &Action) {
+    w.run(a).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -117,7 +34,7 @@ fn the_model_gives_the_hand_written_truth_table_of_every_case() {
             for a in &s.actions {
                 run_action(&mut w, a);
             }
-            let c = cluster(&w);
+            let c = w.cluster();
             assert!(c.problems().is_empty(), "{name}: {:?}", c.problems());
             for e in &s.expect {
                 let want = Matrix::parse(&pods, &e.rows).unwrap();
@@ -161,7 +78,7 @@ fn what_the_nodes_program_decides_as_the_model_for_every_case() {
             for a in &s.actions {
                 run_action(&mut w, a);
             }
-            let c = cluster(&w);
+            let c = w.cluster();
             let nodes: Vec<_> = NODES.iter().map(|n| node_policy(&c, n)).collect();
             for from in &pods {
                 for to in &pods {
@@ -208,7 +125,7 @@ fn sctp_rules_land_in_the_sets_of_the_selected_pod() {
     for a in &case.steps[0].actions {
         run_action(&mut w, a);
     }
-    let c = cluster(&w);
+    let c = w.cluster();
     let xa = Key::new("x", "a");
     let np = node_policy(&c, NODES[cases::node_of(&xa)]);
     let r = Ruleset::of(&np, None);
@@ -298,8 +215,8 @@ impl KernelModel {
     }
 }
 
-fn state_after(w: &World) -> Ruleset {
-    let c = cluster(w);
+fn state_after(w: &Scenario) -> Ruleset {
+    let c = w.cluster();
     Ruleset::of(&node_policy(&c, NODES[0]), None)
 }
 
@@ -353,18 +270,10 @@ fn a_pod_starting_elsewhere_only_adds_elements_to_the_classes_that_select_it() {
     );
     let before = state_after(&w);
     // y/d starts on node B.
-    apply_text(&mut w, &cases::pod_manifest("y", "d", "d"));
-    let mut att = match w.get(&(Kind::Attachment, "y".into(), "a-eth0".into())) {
-        Some(Object::Attachment(a)) => a.clone(),
-        _ => unreachable!(),
-    };
-    att.metadata.name = Some("d-eth0".into());
-    att.spec.pod = Some("d".into());
-    att.spec.node = NODES[1].into();
-    att.spec.addresses = vec!["10.241.0.99/24".into()];
-    w.insert(
-        (Kind::Attachment, "y".into(), "d-eth0".into()),
-        Object::Attachment(att),
+    w.start_pod(
+        &Key::new("y", "d"),
+        NODES[1],
+        vec!["10.241.0.99".parse().unwrap()],
     );
     let after = state_after(&w);
     let (b, ch) = ruleset::diff(&before, &after);
@@ -393,7 +302,7 @@ fn a_pod_relabelled_out_of_a_peer_is_removed_from_the_sets_only() {
         )),
     );
     let before = state_after(&w);
-    apply_text(&mut w, &cases::pod_manifest("x", "b", "bee"));
+    w.apply_text(&cases::pod_manifest("x", "b", "bee")).unwrap();
     let after = state_after(&w);
     let (b, ch) = ruleset::diff(&before, &after);
     assert_eq!(
@@ -416,7 +325,7 @@ fn the_ruleset_of_a_small_node_reads_as_documented() {
             "{podSelector: {matchLabels: {pod: a}}, policyTypes: [Ingress, Egress], ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}], ports: [{port: 80}, {port: serve-81-udp, protocol: UDP}]}], egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.241.0.0/16]}}]}]}",
         )),
     );
-    let c = cluster(&w);
+    let c = w.cluster();
     let np = node_policy(&c, NODES[0]);
     let r = Ruleset::of(
         &np,
