@@ -6,7 +6,8 @@
 //! - one JSON [`Request`] per line (UTF-8, `\n`-terminated, no newline inside: serde_json's
 //!   compact form), answered by one JSON [`Response`] per line, in order; a connection may
 //!   carry any number of requests;
-//! - requests are tagged by `op` (`status`, `apply`, `get`, `list`, `delete`, `describe`),
+//! - requests are tagged by `op` (`status`, `apply`, `get`, `list`, `delete`, `describe`,
+//!   `policyExplain`, `policyStats`),
 //!   responses by `result`; a failure is `{"result":"error","error":{"code":...,"message":...}}`
 //!   with an [`ErrorCode`] callers can act on (`unavailable`: the store cannot be reached,
 //!   try again later);
@@ -16,6 +17,7 @@
 //! ADD path: one connect, one write, one read.
 
 mod client;
+pub mod policy;
 mod proto;
 
 pub use client::{call, Client, ClientError};

@@ -21,6 +21,8 @@ use ferro_cluster::resource::{ClusterNetwork, NodeStatus};
 use ferro_cluster::validate::{self, DEFAULT_NAMESPACE};
 use ferro_cluster::{keys, Kind, NodeLease, Object, Selector};
 use ferro_store::{Compare, KeyValue, Op, Store, StoreError, Txn};
+
+use crate::policy::PolicyHandle;
 use serde_json::Value;
 
 /// Namespaces that always exist and cannot be deleted.
@@ -80,6 +82,7 @@ pub struct Api<S> {
     store: S,
     node: String,
     store_name: String,
+    policy: Option<PolicyHandle>,
 }
 
 impl<S: Store> Api<S> {
@@ -89,7 +92,26 @@ impl<S: Store> Api<S> {
             store,
             node,
             store_name,
+            policy: None,
         }
+    }
+
+    /// With the node's NetworkPolicy loop (explanations and drop counters).
+    pub fn with_policy(mut self, policy: PolicyHandle) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    fn policy(&self) -> Result<&PolicyHandle, ApiError> {
+        self.policy.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "NetworkPolicy is off on node {} (the agent's policy.enabled is false)",
+                    self.node
+                ),
+            )
+        })
     }
 
     /// Answers one request.
@@ -109,6 +131,23 @@ impl<S: Store> Api<S> {
                 namespace,
                 name,
             } => self.describe(&kind, namespace.as_deref(), &name).await,
+            Request::PolicyExplain {
+                from,
+                to,
+                port,
+                protocol,
+                family,
+            } => self.policy().and_then(|p| {
+                p.explain(&from, &to, port, &protocol, family)
+                    .map(|explanation| Response::Explanation { explanation })
+            }),
+            Request::PolicyStats { namespace } => match self.policy() {
+                Ok(p) => p
+                    .stats(namespace.as_deref())
+                    .await
+                    .map(|stats| Response::PolicyStats { stats }),
+                Err(e) => Err(e),
+            },
         };
         r.unwrap_or_else(|error| Response::Error { error })
     }

@@ -13,6 +13,8 @@
 //! - [`node`]: registration and lease renewal;
 //! - [`api`]: what each request does to the store;
 //! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
+//! - [`policy`]: NetworkPolicy on this node (table `inet ferro_policy`), explanations and
+//!   drop counters;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
@@ -26,6 +28,7 @@ pub mod journal;
 mod logger;
 pub mod metrics;
 pub mod node;
+pub mod policy;
 pub mod server;
 pub mod state;
 
@@ -181,7 +184,21 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         }
     };
     // The cluster as every loop sees it: one watch of the store, shared snapshots.
-    let (_cache, cache_task) = cache::follow(store.clone());
+    let (cache, cache_task) = cache::follow(store.clone());
+    let policy = cfg.policy.enabled.then(|| {
+        policy::spawn(
+            cache.clone(),
+            policy::PolicyConfig {
+                node: cfg.node_name.clone(),
+                deny_log: cfg.policy.deny_log,
+            },
+            metrics.clone(),
+        )
+    });
+    let api = match &policy {
+        Some((handle, _)) => Arc::new((*api).clone().with_policy(handle.clone())),
+        None => api,
+    };
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
@@ -199,6 +216,9 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     log::info!("{sig}: stopping");
     server.abort();
     renewer.abort();
+    if let Some((_, task)) = policy {
+        task.abort();
+    }
     cache_task.abort();
     if let Some(t) = metrics_task {
         t.abort();

@@ -195,7 +195,8 @@ fn cells(o: &Object, wide: bool) -> Vec<String> {
     c
 }
 
-fn layout(rows: &[Vec<String>]) -> String {
+/// Rows as aligned columns (three spaces apart, the last column unpadded), one line each.
+pub fn layout(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..n)
         .map(|i| {

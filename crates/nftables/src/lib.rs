@@ -22,7 +22,8 @@
 //!   (`nft_compat`), decoded so that its rules can be recognised: their names, and the text
 //!   of a `comment` match ([`RuleInfo::iptables_comment`]).
 //! - [`sock`]/[`wire`]: the netfilter netlink layer underneath, public so that other
-//!   nfnetlink users (ctnetlink) share it instead of framing messages again.
+//!   nfnetlink users (ctnetlink) share it instead of framing messages again;
+//!   [`nflog`]: packets of `log group N` rules, read back (nfnetlink_log).
 //!
 //! Kernel requirements: 5.2 for NAT in `inet` tables, 5.6 for interval concatenations, 5.10
 //! for chain comments; everything else (fib, concatenations, named counters, non-dump element
@@ -55,6 +56,7 @@ pub mod decode;
 mod describe;
 mod error;
 mod expr;
+pub mod nflog;
 mod object;
 pub mod print;
 mod rule;

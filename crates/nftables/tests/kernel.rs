@@ -546,3 +546,51 @@ fn interval_concatenations_named_counters_and_logging_reach_the_kernel_and_read_
         assert!(!text.contains("10.0.0.0/24"), "{text}");
     })
 }
+
+#[test]
+fn packets_logged_to_an_nflog_group_are_read_back_with_their_prefix() {
+    in_netns(|| {
+        let t = TableRef::inet("ferro_policy");
+        let mut nflog = ferro_nftables::nflog::NflogSocket::bind(4242).unwrap();
+        let mut b = Batch::new();
+        b.add_table(&t)
+            .add_chain(
+                &t,
+                Chain::base("out", ChainType::Filter, Hook::Output, priority::FILTER),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .l4proto(17)
+                    .th_dport(9)
+                    .log_group(4242, Some("egress x/a"))
+                    .build("out"),
+            );
+        NftSocket::open().unwrap().apply(&b).unwrap();
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.send_to(b"hello", "127.0.0.1:9").unwrap();
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.extend(
+                nflog
+                    .next(std::time::Duration::from_millis(100))
+                    .unwrap()
+                    .packets,
+            );
+            if !got.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].prefix, "egress x/a");
+        let sum = got[0].summary().unwrap();
+        assert_eq!((sum.proto, sum.dport), (17, 9));
+        assert_eq!(sum.dst, ip("127.0.0.1"));
+        // Nothing else arrives.
+        assert!(nflog
+            .next(std::time::Duration::from_millis(50))
+            .unwrap()
+            .packets
+            .is_empty());
+    })
+}

@@ -165,6 +165,29 @@ impl NodePolicy {
     }
 }
 
+impl NodePolicy {
+    /// Whether an existing connection from `src` to `dst` (its real destination, after
+    /// any DNAT; `proto`, destination `port`, 0 without ports) must be cut: one of its ends
+    /// is a pod of this node, the node's own addresses (`local`, where traffic is not
+    /// forwarded, so not the policy's) are neither end, and the sets deny it.
+    pub fn cuts(
+        &self,
+        local: &std::collections::HashSet<IpAddr>,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        port: u16,
+    ) -> bool {
+        if local.contains(&src) || local.contains(&dst) {
+            return false;
+        }
+        if self.pod_at(src).is_none() && self.pod_at(dst).is_none() {
+            return false;
+        }
+        !self.allows(src, dst, proto, port)
+    }
+}
+
 /// Every address of both families.
 fn everything() -> [(Family, Span); 2] {
     [

@@ -404,3 +404,36 @@ fn the_ruleset_of_a_small_node_reads_as_documented() {
     );
     assert_eq!(text, want, "\n{text}");
 }
+
+#[test]
+fn connections_are_cut_only_when_a_local_end_is_now_denied() {
+    let mut w = world();
+    run_action(
+        &mut w,
+        &Action::Apply(cases::policy(
+            "x",
+            "a-from-b",
+            "{podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]}",
+        )),
+    );
+    let c = w.cluster();
+    let xa = Key::new("x", "a");
+    let np = node_policy(&c, NODES[cases::node_of(&xa)]);
+    let (xa4, _) = addrs_of(&xa);
+    let (xb4, _) = addrs_of(&Key::new("x", "b"));
+    let (xc4, _) = addrs_of(&Key::new("x", "c"));
+    let none = std::collections::HashSet::new();
+    assert!(!np.cuts(&none, xb4, xa4, 6, 80), "x/b may reach x/a");
+    assert!(np.cuts(&none, xc4, xa4, 6, 80), "x/c may not any more");
+    assert!(np.cuts(&none, xc4, xa4, 1, 0), "nor ping it");
+    // Replies go the other way: x/a's own connections are not isolated (egress).
+    assert!(!np.cuts(&none, xa4, xc4, 6, 80));
+    // An end that is the node's own address is the node's, not the policy's.
+    let node: IpAddr = "10.240.0.1".parse().unwrap();
+    let local = std::collections::HashSet::from([node]);
+    assert!(!np.cuts(&local, node, xa4, 6, 80));
+    // Neither end on this node: not this node's to cut.
+    let (yb4, _) = addrs_of(&Key::new("y", "b"));
+    let (ya4, _) = addrs_of(&Key::new("y", "a"));
+    assert!(!np.cuts(&none, ya4, yb4, 6, 80));
+}

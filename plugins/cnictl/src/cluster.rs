@@ -32,7 +32,8 @@ impl Ctx<'_> {
         })
     }
 
-    fn call(&self, req: &Request) -> Result<Response, Error> {
+    /// Sends one request to the agent; its answer.
+    pub fn call(&self, req: &Request) -> Result<Response, Error> {
         let path = self.socket();
         Client::connect(&path, TIMEOUT)
             .and_then(|mut c| c.call(req))
@@ -44,6 +45,13 @@ fn client_error(e: &ClientError) -> String {
     match e {
         ClientError::Api(a) => a.message.clone(),
         e => e.to_string(),
+    }
+}
+
+impl Ctx<'_> {
+    /// Writes `text` to standard output.
+    pub fn write_out(&mut self, text: &str) -> Result<(), Error> {
+        write(self.out, text)
     }
 }
 
@@ -161,7 +169,8 @@ pub fn cmd_apply(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     }
 }
 
-fn unexpected(r: &Response) -> Error {
+/// An answer the command did not expect.
+pub fn unexpected(r: &Response) -> Error {
     Error::Cluster(format!("unexpected answer from the agent: {r:?}"))
 }
 
@@ -183,6 +192,9 @@ fn decode(kind: Kind, v: Value) -> Result<Object, Error> {
 
 /// `cnictl get KIND [NAME] [-n NS | -A] [-o yaml|json|wide]`.
 pub fn cmd_get(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    if crate::policy::STATS_KINDS.contains(&inv.positionals[0].to_ascii_lowercase().as_str()) {
+        return crate::policy::cmd_get_stats(ctx, inv);
+    }
     let kind = kind_arg(&inv.positionals[0])?;
     let output = inv.values("output").last().map(|s| s.to_string());
     if let Some(o) = &output {

@@ -38,6 +38,7 @@ pub mod firewall;
 pub mod gojson;
 pub mod identity;
 pub mod plan;
+pub mod policy;
 pub mod request;
 pub mod runtime;
 pub mod validate;
