@@ -46,7 +46,8 @@ fn the_manifests_apply_through_an_agent() {
     let agent = Agent::start(
         Path::new(env!("CARGO_BIN_EXE_ferro-agent")),
         None,
-        json!({"nodeName": "examples", "leaseTTL": 5}),
+        // In the test's own network namespace: no NetworkPolicy table there.
+        json!({"nodeName": "examples", "leaseTTL": 5, "policy": {"enabled": false}}),
     );
     let mut args = vec!["apply".to_string()];
     for m in &manifests {
