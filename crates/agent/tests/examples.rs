@@ -42,7 +42,7 @@ fn the_agent_configurations_load() {
 #[test]
 fn the_manifests_apply_through_an_agent() {
     let manifests = files("yaml");
-    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    assert_eq!(manifests.len(), 3, "{manifests:?}");
     let agent = Agent::start(
         Path::new(env!("CARGO_BIN_EXE_ferro-agent")),
         None,
@@ -63,6 +63,7 @@ fn the_manifests_apply_through_an_agent() {
         "pod/web-1 created (namespace shop)",
         "service/web created (namespace shop)",
         "networkpolicy/web-from-client created (namespace shop)",
+        "networkpolicy/default-deny created (namespace tiers)",
     ] {
         assert!(
             out.stdout.contains(want),

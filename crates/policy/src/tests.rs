@@ -437,3 +437,41 @@ fn connections_are_cut_only_when_a_local_end_is_now_denied() {
     let (ya4, _) = addrs_of(&Key::new("y", "a"));
     assert!(!np.cuts(&none, ya4, yb4, 6, 80));
 }
+
+#[test]
+fn the_three_tier_example_lets_each_tier_reach_only_the_next() {
+    use crate::model::Proto;
+    let mut s = world();
+    s.apply_text(include_str!("../../../conf-examples/three-tier.yaml"))
+        .unwrap();
+    for (i, name) in ["frontend", "backend", "database"].iter().enumerate() {
+        s.start_pod(
+            &Key::new("tiers", *name),
+            NODES[i % 2],
+            vec![format!("10.24{}.9.{}", i % 2, i + 1).parse().unwrap()],
+        );
+    }
+    // The pods' own labels (start_pod labels them pod=<name>): the example's.
+    s.apply_text(include_str!("../../../conf-examples/three-tier.yaml"))
+        .unwrap();
+    let c = s.cluster();
+    let t = |n: &str| Key::new("tiers", n);
+    let allowed = |from: &Key, to: &Key, port: u16| {
+        crate::decide::decide_pods(&c, from, to, Proto::Tcp, port, false)
+            .unwrap()
+            .allowed
+    };
+    let outsider = Key::new("y", "a");
+    assert!(allowed(&outsider, &t("frontend"), 80));
+    assert!(!allowed(&outsider, &t("frontend"), 8080));
+    assert!(!allowed(&outsider, &t("backend"), 8080));
+    assert!(allowed(&t("frontend"), &t("backend"), 8080));
+    assert!(!allowed(&t("frontend"), &t("database"), 5432));
+    assert!(allowed(&t("backend"), &t("database"), 5432));
+    assert!(!allowed(&t("database"), &t("backend"), 8080));
+    assert!(
+        !allowed(&t("backend"), &t("frontend"), 80),
+        "egress is to the database only"
+    );
+    assert!(!allowed(&t("frontend"), &outsider, 80));
+}
