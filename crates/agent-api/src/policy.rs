@@ -59,6 +59,10 @@ pub struct PolicyDrops {
 pub struct PolicyStats {
     /// The node.
     pub node: String,
+    /// The store revision the node's policy tables were last programmed from (0: not yet);
+    /// a change of revision R is enforced on this node once this is at least R.
+    #[serde(default)]
+    pub revision: i64,
     /// Per isolated pod and direction.
     pub pods: Vec<PodDrops>,
     /// Per policy selecting pods of this node.

@@ -190,6 +190,7 @@ impl PolicyHandle {
         };
         let mut s = stats_of(&p, &counters);
         s.node = self.shared.node.clone();
+        s.revision = p.revision;
         if let Some(ns) = namespace {
             s.pods.retain(|d| d.namespace == ns);
             s.policies.retain(|d| d.namespace == ns);
@@ -241,6 +242,7 @@ pub fn stats_of(p: &Programmed, counters: &BTreeMap<String, (u64, u64)>) -> Poli
     }
     PolicyStats {
         node: String::new(),
+        revision: p.revision,
         pods,
         policies: by_policy
             .into_iter()

@@ -213,6 +213,7 @@ mod tests {
     fn stats_render_as_two_tables() {
         let s = PolicyStats {
             node: "node-a".into(),
+            revision: 7,
             pods: vec![PodDrops {
                 namespace: "x".into(),
                 pod: "a".into(),
