@@ -29,13 +29,37 @@ if [[ ${1:-} == --inner ]]; then
   # checkout happens to live deep (a unix socket path has at most 107 bytes).
   TMPDIR=$TMPDIR/as-deep-as-a-ci-checkout-may-be-$(printf 'd%.0s' {1..64})
   mkdir -p "$TMPDIR"
+  # every tier: the pure tests and the ones marked #[ignore = "needs root: ..."]
   if command -v cargo-nextest >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast --failure-output final "$@"
+    cargo nextest run --workspace --no-fail-fast --failure-output final --run-ignored all "$@"
   else
-    cargo test --workspace --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@" -- --include-ignored
   fi
   exit
 fi
+
+# The pure tier, as a plain `cargo test` by a user without root runs it: every test binary
+# as user nobody (with only the capability to read the checkout, wherever it lives), root
+# tests skipped. A test that needs root but is not marked #[ignore = "needs root: run
+# scripts/test.sh"] fails here, so the tiers cannot drift.
+pure_tier_unprivileged() {
+  local bins tmp b out failed=0
+  bins=$(cargo test --workspace --no-run --locked --message-format=json 2>/dev/null |
+    jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test) | .executable' |
+    sort -u)
+  tmp=$(mktemp -d)
+  chmod 1777 "$tmp"
+  for b in $bins; do
+    if ! out=$(cd "$(dirname "$b")" && TMPDIR=$tmp setpriv --reuid=nobody --regid=nogroup --clear-groups \
+      --inh-caps=+dac_read_search --ambient-caps=+dac_read_search -- "$b" --test-threads=2 2>&1); then
+      printf '%s\n' "$out" | grep -E '^test .* FAILED$|panicked' >&2 || printf '%s\n' "$out" | tail -20 >&2
+      echo "error: $(basename "$b"): a pure test failed as an unprivileged user (a root test without #[ignore = \"needs root: run scripts/test.sh\"]?)" >&2
+      failed=1
+    fi
+  done
+  rm -rf "$tmp"
+  return $failed
+}
 
 need_root "scripts/test.sh"
 # the clients of the end-to-end suites (tests/) too; they install them themselves when missing
@@ -53,6 +77,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "building"
 cargo build --workspace --all-targets --locked
 
+
+if [[ $# -eq 0 ]]; then
+  say "the pure tests as an unprivileged user (what a plain cargo test runs)"
+  pure_tier_unprivileged
+fi
+
 say "running the tests (private mount namespace)"
 status=0
 in_private_mounts "$0" --inner "$@" || status=$?
@@ -64,6 +94,11 @@ if [[ -n $left ]]; then
   for n in $left; do ip netns del "$n" 2>/dev/null || true; done
 fi
 ((status == 0)) || exit $status
+
+# Fuzzing, coverage-guided, when asked: FERRO_FUZZ_SECONDS=N runs every target N seconds.
+if [[ -n ${FERRO_FUZZ_SECONDS:-} ]]; then
+  "$ROOT/scripts/fuzz.sh" "$FERRO_FUZZ_SECONDS"
+fi
 
 # The benchmark's quick mode: proves scripts/bench.sh still runs end to end (its report goes
 # under target/, never to docs/). Skip with FERRO_SKIP_BENCH=1 when iterating locally.

@@ -1,7 +1,8 @@
 //! cnitool 1.1.2 (real libcni) runs every file of `conf-examples/`, unchanged, through ADD,
 //! CHECK and DEL on node A of the design.md world, with `CAP_ARGS` port mappings where the
 //! list has portmap, and the mapped port answers the VM on the VNet at node A's address.
-//! `nodes.json` is the overlay example's node list (its addresses are the world's nodes). A
+//! `nodes.json` is the overlay examples' node list (its addresses are the world's nodes); the
+//! dual-stack example's pod gets one address per family, and keeps a lease of each. A
 //! new file in `conf-examples/` fails this test until the test knows how to run it.
 //!
 //! Isolation: every cnitool call runs in node A's network namespace and a fresh private mount
@@ -118,7 +119,31 @@ fn run_example(file: &str, hostport: u16) {
                 "{file}: node A's port {hostport} does not reach the pod"
             );
         }
-        assert_eq!(tool.leases(net), vec![ip.clone()]);
+        let mut ips: Vec<String> = result["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["address"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        ips.sort();
+        if conf["plugins"][0]["podCIDRs"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
+        {
+            assert!(
+                ips.iter().any(|a| a.starts_with("fd00:10:244:1:")),
+                "{file}: {ips:?}"
+            );
+        }
+        assert_eq!(tool.leases(net), ips);
     }
     tool.run("check", net, &pod, &caps)
         .ok(&format!("cnitool check ({file})"));
@@ -146,6 +171,7 @@ fn run_example(file: &str, hostport: u16) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn cnitool_runs_every_example_through_add_check_and_del() {
     ferro_testutil::require_root();
     let mut files: Vec<String> = std::fs::read_dir(repo().join("conf-examples"))
@@ -159,6 +185,7 @@ fn cnitool_runs_every_example_through_add_check_and_del() {
             "README.md" => {}
             // the overlay list's node list: Cluster shows it at /etc/ferro-cni
             "nodes.json" => assert!(files.iter().any(|f| f == "overlay.conflist")),
+            // (overlay-dual.conflist runs as an overlay example, with the same node list)
             // ferro-agent's configurations and cluster manifests: crates/agent/tests/examples.rs
             f if f.starts_with("agent-") || f.ends_with(".yaml") => {}
             f if f.ends_with(".conflist") || f.ends_with(".conf") => {
@@ -168,5 +195,5 @@ fn cnitool_runs_every_example_through_add_check_and_del() {
             f => panic!("conf-examples/{f}: this test does not know how to run it"),
         }
     }
-    assert_eq!(ran, 4, "{files:?}");
+    assert_eq!(ran, 5, "{files:?}");
 }

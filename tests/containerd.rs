@@ -139,16 +139,19 @@ fn run_one_container(model: Model) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn ctr_run_cni_under_kubenet() {
     run_one_container(Model::Kubenet);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn ctr_run_cni_under_flat() {
     run_one_container(Model::Flat);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn ctr_run_cni_under_overlay() {
     run_one_container(Model::Overlay);
 }

@@ -51,6 +51,7 @@ fn address_of(out: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn podman_network_create_runs_our_bridge_with_the_reference_firewall_and_tuning() {
     let t0 = Instant::now();
     let c = Cluster::new(Model::Kubenet);
@@ -167,6 +168,7 @@ fn podman_network_create_runs_our_bridge_with_the_reference_firewall_and_tuning(
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn podman_runs_a_network_whose_conflist_is_the_flat_example() {
     let t0 = Instant::now();
     let c = Cluster::new(Model::Flat);

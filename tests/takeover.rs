@@ -163,6 +163,7 @@ fn lease_held(data: &Path, ip: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn reference_pods_deleted_by_ours_leave_no_trace_and_their_address_inherits_nothing() {
     require_root();
     let world = World::new(1);
@@ -223,6 +224,7 @@ fn reference_pods_deleted_by_ours_leave_no_trace_and_their_address_inherits_noth
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn gc_by_ours_removes_what_the_runtime_no_longer_lists_and_keeps_the_rest() {
     require_root();
     let world = World::new(1);
@@ -275,6 +277,7 @@ fn gc_by_ours_removes_what_the_runtime_no_longer_lists_and_keeps_the_rest() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn pods_of_both_suites_share_a_bridge_and_deleting_ours_leaves_the_references_alone() {
     require_root();
     let world = World::new(1);
@@ -316,6 +319,7 @@ fn script(node: &Netns, name: &str, args: &[&str]) -> Ran {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn going_back_to_the_reference_removes_everything_of_ours() {
     require_root();
     let world = World::new(1);
@@ -404,6 +408,7 @@ fn going_back_to_the_reference_removes_everything_of_ours() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn with_legacy_iptables_del_and_gc_say_what_they_cannot_remove_and_succeed() {
     require_root();
     let world = World::new(1);

@@ -92,6 +92,7 @@ fn refused_by_agent(a: &Agent, doc: Value, want: &str) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn embedded_store_on_one_node() {
     ferro_testutil::require_root();
     let node = Netns::new("node");
@@ -232,6 +233,7 @@ fn embedded_store_on_one_node() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn an_unreachable_store_stops_the_agent_before_it_writes_anything() {
     ferro_testutil::require_root();
     let node = Netns::new("node");
@@ -284,6 +286,7 @@ fn in_ns<T: Send, F: std::future::Future<Output = T>>(
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn agents_on_three_nodes_share_an_etcd_store_with_tls() {
     ferro_testutil::require_root();
     let world = World::new(3);

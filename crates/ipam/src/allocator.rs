@@ -563,7 +563,7 @@ mod tests {
     }
 
     #[test]
-    fn h1_first_address_skips_the_gateway_and_carries_the_prefix() {
+    fn first_address_skips_the_gateway_and_carries_the_prefix() {
         let c = conf(json!([[{"subnet": "10.22.0.0/24"}]]));
         let mut s = FakeStore::default();
         let a = allocate(&mut s, &c, &att("a"), &[]).unwrap();
@@ -575,7 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn h2_round_robin_continues_after_the_last_reserved_address() {
+    fn round_robin_continues_after_the_last_reserved_address() {
         let c = conf(json!([[{"subnet": "10.0.0.0/29"}]])); // .2-.6 usable
         let mut s = FakeStore::default();
         assert_eq!(one(&mut s, &c, "a"), "10.0.0.2");
@@ -632,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn h3_exhaustion_is_101_and_leaks_nothing() {
+    fn exhaustion_is_101_and_leaks_nothing() {
         let c = conf(json!([[{"subnet": "10.0.0.0/29"}]]));
         let mut s = FakeStore::default();
         for id in ["a", "b", "c", "d", "e"] {
@@ -652,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn h3_a_failing_second_set_rolls_back_the_first() {
+    fn a_failing_second_set_rolls_back_the_first() {
         let c = conf(json!([[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/30"}]]));
         let mut s = FakeStore::default();
         allocate(&mut s, &c, &att("a"), &[]).unwrap(); // takes the only 10.1.0.2
@@ -688,7 +688,7 @@ mod tests {
     }
 
     #[test]
-    fn h4_requested_addresses() {
+    fn requested_addresses() {
         let c = conf(json!([[{"subnet": "10.0.0.0/24"}], [{"subnet": "fd00::/64"}]]));
         let mut s = FakeStore::default();
         let a = allocate(&mut s, &c, &att("a"), &[req("10.0.0.50"), req("fd00::50")]).unwrap();
@@ -720,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn h5_dual_stack_gives_one_address_per_set() {
+    fn dual_stack_gives_one_address_per_set() {
         let c = conf(json!([[{"subnet": "10.22.0.0/24"}], [{"subnet": "fd00:22::/64"}]]));
         let mut s = FakeStore::default();
         let a = allocate(&mut s, &c, &att("a"), &[]).unwrap();
@@ -736,7 +736,7 @@ mod tests {
     }
 
     #[test]
-    fn h6_ip_ranges_come_first() {
+    fn ip_ranges_come_first() {
         let ipr = json!([[{"subnet": "10.50.0.0/24"}]]);
         let c = IpamConfig::parse(
             &json!({"ranges": [[{"subnet": "10.0.0.0/24"}]]}),
@@ -865,7 +865,7 @@ mod tests {
     }
 
     #[test]
-    fn h8_release_takes_every_lease_of_the_attachment_and_nothing_else() {
+    fn release_takes_every_lease_of_the_attachment_and_nothing_else() {
         let c = conf(json!([[{"subnet": "10.0.0.0/24"}], [{"subnet": "fd00::/64"}]]));
         let mut s = FakeStore::default();
         allocate(&mut s, &c, &att("a"), &[]).unwrap();
@@ -959,7 +959,7 @@ mod tests {
     }
 
     #[test]
-    fn h9_gc_releases_only_invalid_leases() {
+    fn gc_releases_only_invalid_leases() {
         let c = conf(json!([[{"subnet": "10.0.0.0/24"}]]));
         let mut s = FakeStore::default();
         for id in ["a", "b", "c"] {

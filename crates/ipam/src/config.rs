@@ -563,7 +563,7 @@ mod tests {
     }
 
     #[test]
-    fn h1_defaults_v4() {
+    fn defaults_v4() {
         let c =
             parse(json!({"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/24"}]]})).unwrap();
         let r = &c.range_sets[0].ranges[0];
@@ -582,7 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn h1_defaults_v6_end_is_the_last_address() {
+    fn defaults_v6_end_is_the_last_address() {
         let c = parse(json!({"ranges": [[{"subnet": "fd00:22::/120"}]]})).unwrap();
         let r = &c.range_sets[0].ranges[0];
         assert_eq!(r.start, ip("fd00:22::1"));
@@ -645,7 +645,7 @@ mod tests {
     }
 
     #[test]
-    fn h7_too_small_subnets_are_rejected() {
+    fn too_small_subnets_are_rejected() {
         for s in ["10.0.0.0/31", "10.0.0.1/32", "fd00::/127", "fd00::1/128"] {
             let (code, msg) = err(json!({"ranges": [[{"subnet": s}]]}));
             assert_eq!(code, 7);

@@ -531,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn h10_files_are_byte_for_byte_the_reference_ones() {
+    fn files_are_byte_for_byte_the_reference_ones() {
         let (_t, s) = store();
         let c = conf(json!([[{"subnet": "10.22.0.0/24"}], [{"subnet": "fd00:0:0:1::/64"}]]));
         allocate(&mut s.lock().unwrap(), &c, &att("ctr1"), &[]).unwrap();

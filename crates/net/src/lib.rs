@@ -9,7 +9,8 @@
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
 //! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink,
 //!   one file per object, one reply loop, interrupted dumps read again;
-//! - [`overlay`]: the VXLAN device and per-node peers (neighbour, FDB, route), reconciled;
+//! - [`overlay`]: the VXLAN device (over an IPv4 or IPv6 underlay) and per-node peers
+//!   (neighbour, FDB, route per pod family), reconciled; pod CIDRs and slices per family;
 //! - [`transparent`]: Azure CNI transparent mode pod attachment (flat and overlay);
 //! - [`sysctl`]: per-namespace sysctls, read before written;
 //! - [`names`]: deterministic interface names and MACs per attachment;
@@ -39,3 +40,34 @@ pub use ferro_nftables as nft;
 pub use error::NetError;
 pub use netns::Netns;
 pub use rtnl::{Kernel, Link, Rtnl};
+
+use std::net::IpAddr;
+
+/// A link-local address (`169.254.0.0/16`, `fe80::/10`): never a node's VNet or pod
+/// address, never clashing with a gateway.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_in_both_families() {
+        for (ip, want) in [
+            ("169.254.1.1", true),
+            ("169.255.0.1", false),
+            ("10.0.0.1", false),
+            ("fe80::1", true),
+            ("febf::1", true),
+            ("fec0::1", false),
+            ("fd00::1", false),
+        ] {
+            assert_eq!(is_link_local(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+}

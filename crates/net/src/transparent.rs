@@ -10,6 +10,7 @@
 //!       ip route add default via 169.254.1.1 dev eth0
 //!       ip neigh add 169.254.1.1 lladdr <host veth MAC> dev eth0 nud permanent
 //! node: ip route add 10.240.0.20/32 dev fc<hash>
+//!       ip neigh add <pod IPv6 address> lladdr <pod MAC> dev fc<hash> nud permanent
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -22,7 +23,7 @@ use crate::attach::{self, PodInterface};
 use crate::error::NetError;
 use crate::names;
 use crate::netns::Netns;
-use crate::rtnl::{Link, RouteSpec, Rtnl, VethSpec};
+use crate::rtnl::{Link, NeighSpec, RouteSpec, Rtnl, VethSpec};
 use crate::sysctl;
 
 /// Prefix of host-side veth names in transparent mode: `fc` + 13 hex digits.
@@ -221,6 +222,18 @@ pub fn attach(
     )?;
     for a in &p.addrs {
         host.route_add(&host_route(a, hv.index), true)?;
+        if a.addr().is_ipv6() {
+            // The node reaches the pod's IPv6 addresses without NDP: the kernel sends no
+            // neighbour solicitation before the host veth's link-local address has passed
+            // duplicate address detection, so a new pod would be unreachable from the node
+            // (and every other node) for its first second or two.
+            host.neigh_replace(&NeighSpec {
+                ifindex: hv.index,
+                ip: a.addr(),
+                mac: Some(p.container_mac()),
+                proxy: false,
+            })?;
+        }
     }
     Ok(hv)
 }

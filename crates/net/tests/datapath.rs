@@ -230,6 +230,7 @@ fn pod_tag() -> Tag {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masquerade_rewrites_the_source_outside_non_masquerade_cidrs_only() {
     let w = world();
     let udp = server(&w.ext, 7000, false);
@@ -312,6 +313,7 @@ fn hostports() -> HostPorts {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_host_port_reaches_the_pod_from_outside_by_hairpin_and_from_localhost() {
     let w = world();
     let web = server(&w.pod, 80, true);
@@ -376,6 +378,7 @@ fn udp_mapping(ctr: &str, pod: &str, container_port: u16) -> HostPorts {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_remapped_udp_host_port_is_blackholed_by_the_old_conntrack_entry_until_deleted() {
     let w = world();
     w.pod.ip(&["addr", "add", "10.244.0.6/24", "dev", "eth0"]);
@@ -414,6 +417,7 @@ fn a_remapped_udp_host_port_is_blackholed_by_the_old_conntrack_entry_until_delet
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn antispoofing_drops_packets_from_addresses_not_routed_to_the_pods_veth() {
     let w = world();
     let udp = server(&w.ext, 7002, false);

@@ -54,6 +54,7 @@ fn entry(a: &str, c: &str) -> (String, Option<String>) {
 // ---- masquerade ----------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masq_add_twice_keeps_one_copy_of_each_rule_and_rules_do_not_grow_with_pods() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -95,6 +96,7 @@ fn masq_add_twice_keeps_one_copy_of_each_rule_and_rules_do_not_grow_with_pods() 
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masq_add_rebuilds_a_rule_deleted_by_hand_and_check_notices_it() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -151,6 +153,7 @@ fn masq_add_rebuilds_a_rule_deleted_by_hand_and_check_notices_it() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masq_check_names_a_missing_element_chain_or_table() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -195,6 +198,7 @@ fn masq_check_names_a_missing_element_chain_or_table() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masq_remove_with_ips_and_without_and_again() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -251,6 +255,7 @@ fn masq_remove_with_ips_and_without_and_again() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masq_remove_keeps_an_address_retagged_by_another_attachment() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -276,6 +281,7 @@ fn masq_remove_keeps_an_address_retagged_by_another_attachment() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn masq_gc_deletes_elements_of_invalid_attachments_only() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -317,6 +323,7 @@ fn masq_gc_deletes_elements_of_invalid_attachments_only() {
 // ---- anti-spoofing -------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn antispoof_is_one_rule_rebuilt_by_each_add_and_combined_with_masquerade() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -390,6 +397,7 @@ fn hp(ctr: &str, pod4: &str, mappings: Vec<PortMapping>) -> HostPorts {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn hostports_add_check_del_and_del_again_without_mappings() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -471,6 +479,7 @@ fn hostports_add_check_del_and_del_again_without_mappings() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn hostports_on_a_node_without_our_table_del_is_a_no_op() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -481,6 +490,7 @@ fn hostports_on_a_node_without_our_table_del_is_a_no_op() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn hostports_last_add_wins_a_key_and_the_losers_del_keeps_the_winners_element() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -529,6 +539,7 @@ fn hostports_last_add_wins_a_key_and_the_losers_del_keeps_the_winners_element() 
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn hostports_check_names_the_mapping_whose_rule_or_element_is_missing() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -581,6 +592,7 @@ fn hostports_check_names_the_mapping_whose_rule_or_element_is_missing() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_node_listing_names_our_pods_and_host_ports_and_removal_takes_the_whole_table() {
     use ferro_net::firewall::node::{ours, remove_ours};
     in_netns(|| {
@@ -625,6 +637,7 @@ fn the_node_listing_names_our_pods_and_host_ports_and_removal_takes_the_whole_ta
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn hostports_gc_removes_invalid_attachments_of_that_network_only() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -658,6 +671,7 @@ fn hostports_gc_removes_invalid_attachments_of_that_network_only() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_whole_model_lists_as_one_table() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -699,6 +713,7 @@ fn the_whole_model_lists_as_one_table() {
 // ---- conntrack -----------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn udp_conntrack_entries_of_the_given_ports_are_deleted() {
     in_netns(|| {
         let add = |args: &[&str]| {

@@ -133,6 +133,7 @@ fn lines_with(s: &str, needle: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn del_removes_one_attachment_in_both_families_and_nothing_else() {
     in_netns(|| {
         node();
@@ -179,6 +180,7 @@ fn del_removes_one_attachment_in_both_families_and_nothing_else() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn del_on_a_node_without_reference_state_changes_nothing() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -200,6 +202,7 @@ fn del_on_a_node_without_reference_state_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_jump_from_elsewhere_is_found_by_reading_the_whole_table() {
     in_netns(|| {
         node();
@@ -232,6 +235,7 @@ fn gc_both(sock: &mut NftSocket, network: &str, valid: &[&str]) -> (RefGc, RefGc
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn gc_keeps_valid_attachments_and_removes_the_shared_chains_with_the_last_one() {
     in_netns(|| {
         node();
@@ -294,6 +298,7 @@ fn gc_keeps_valid_attachments_and_removes_the_shared_chains_with_the_last_one() 
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_state_listing_names_attachments_addresses_and_ports() {
     in_netns(|| {
         node();
@@ -322,6 +327,7 @@ fn the_state_listing_names_attachments_addresses_and_ports() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn legacy_iptables_is_detected_in_the_namespace_and_del_still_succeeds() {
     in_netns(|| {
         assert_eq!(legacy_nat_tables(), Vec::<&str>::new());

@@ -7,6 +7,7 @@ use ferro_testutil::netns::Netns;
 use ferro_testutil::require_root;
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn veth_with_peer_created_inside_the_pod_and_enslaved_to_a_bridge() {
     require_root();
     let node = Netns::new("rt-node");
@@ -153,6 +154,7 @@ fn veth_with_peer_created_inside_the_pod_and_enslaved_to_a_bridge() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn bridge_ensure_refuses_a_non_bridge() {
     require_root();
     let node = Netns::new("rt-nb");
@@ -174,6 +176,7 @@ fn bridge_ensure_refuses_a_non_bridge() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn parallel_bridge_ensure_is_race_free() {
     require_root();
     let node = Netns::new("rt-race");
@@ -207,6 +210,7 @@ fn parallel_bridge_ensure_is_race_free() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn vxlan_neighbours_fdb_and_onlink_routes() {
     require_root();
     let node = Netns::new("rt-vx");
@@ -299,6 +303,7 @@ fn vxlan_neighbours_fdb_and_onlink_routes() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn sysctl_ensure_reads_before_writing_in_the_right_namespace() {
     require_root();
     let node = Netns::new("rt-sys");
@@ -323,6 +328,7 @@ fn sysctl_ensure_reads_before_writing_in_the_right_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn forwarding_is_read_over_netlink_in_the_callers_namespace() {
     require_root();
     let node = Netns::new("rt-fwd");
@@ -346,6 +352,7 @@ fn forwarding_is_read_over_netlink_in_the_callers_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn link_up_notify_sets_arp_notify_in_the_same_request() {
     require_root();
     let pod = Netns::new("rt-arpn");

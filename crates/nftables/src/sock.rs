@@ -272,8 +272,9 @@ impl NlSocket {
 
 /// Files the messages of one received datagram under the requests they answer (by sequence
 /// number from `first`); returns how many requests it completed. Messages of other
-/// sequence numbers (stale replies) are ignored.
-pub(crate) fn absorb(
+/// sequence numbers (stale replies) are ignored. Public for tests and fuzzing: it is where
+/// every reply datagram is first read.
+pub fn absorb(
     dgram: &[u8],
     first: u32,
     replies: &mut [Reply],
@@ -295,8 +296,10 @@ pub(crate) fn absorb(
                 let (code, extack) = m
                     .error()
                     .ok_or_else(|| SockError::Protocol("short error message".into()))?;
+                // Negated as the kernel sends it; saturating, so a corrupt i32::MIN cannot
+                // overflow.
                 if code != 0 {
-                    reply.error = Some((-code, extack));
+                    reply.error = Some((code.saturating_neg(), extack));
                 }
                 done[idx] = true;
                 completed += 1;
@@ -310,7 +313,7 @@ pub(crate) fn absorb(
                     .map(i32::from_ne_bytes)
                     .unwrap_or(0);
                 if code < 0 {
-                    reply.error = Some((-code, None));
+                    reply.error = Some((code.saturating_neg(), None));
                 }
                 done[idx] = true;
                 completed += 1;
@@ -374,5 +377,21 @@ mod tests {
         msg(&mut d, NLMSG_DONE, 0x2, 7, &(-16i32).to_ne_bytes());
         assert_eq!(absorb(&d, 7, &mut replies, &mut done).unwrap(), 1);
         assert_eq!(replies[0].error, Some((16, None)));
+    }
+
+    #[test]
+    fn an_error_code_of_i32_min_does_not_overflow() {
+        // Found by the nft_decode fuzz target: `-code` overflowed (a panic in debug builds)
+        // for an NLMSG_ERROR or NLMSG_DONE carrying i32::MIN.
+        let mut replies = vec![Reply::default(), Reply::default()];
+        let mut done = vec![false; 2];
+        let mut d = Vec::new();
+        let mut err = i32::MIN.to_ne_bytes().to_vec();
+        err.extend_from_slice(&[0u8; 16]);
+        msg(&mut d, NLMSG_ERROR, 0x100, 1, &err);
+        msg(&mut d, NLMSG_DONE, 0x2, 2, &i32::MIN.to_ne_bytes());
+        assert_eq!(absorb(&d, 1, &mut replies, &mut done).unwrap(), 2);
+        assert_eq!(replies[0].error, Some((i32::MAX, None)));
+        assert_eq!(replies[1].error, Some((i32::MAX, None)));
     }
 }

@@ -18,6 +18,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_batch_is_one_transaction_and_the_first_error_names_operation_and_object() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -78,6 +79,7 @@ fn a_batch_is_one_transaction_and_the_first_error_names_operation_and_object() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn idempotent_deletes_succeed_when_objects_are_already_gone() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -139,6 +141,7 @@ fn idempotent_deletes_succeed_when_objects_are_already_gone() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn reads_decode_what_nft_wrote_and_never_leave_our_table() {
     in_netns(|| {
         nft_file(
@@ -216,6 +219,7 @@ fn reads_decode_what_nft_wrote_and_never_leave_our_table() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_batch_made_against_an_old_generation_is_refused() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -233,6 +237,7 @@ fn a_batch_made_against_an_old_generation_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn an_element_is_retagged_by_add_delete_add_in_one_transaction() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -255,6 +260,7 @@ fn an_element_is_retagged_by_add_delete_add_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn verdict_maps_with_concatenated_keys_list_like_nft_maps() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -311,6 +317,7 @@ fn verdict_maps_with_concatenated_keys_list_like_nft_maps() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn thousands_of_messages_fit_in_one_transaction() {
     in_netns(|| {
         let mut sock = NftSocket::open().unwrap();
@@ -339,6 +346,7 @@ fn thousands_of_messages_fit_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
     in_netns(|| {
         nft_file(
@@ -375,6 +383,7 @@ fn chains_of_our_table_are_listed_from_our_rules_and_maps_only() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn chains_of_several_tables_in_one_round_trip_and_iptables_rules_read_back() {
     in_netns(|| {
         // What iptables-nft writes, by iptables-nft itself.

@@ -19,7 +19,7 @@
 //!   facts, read first, then compared by a pure function;
 //! - [`error`]: [`PodError`], whose CNI codes are assigned in one place.
 //!
-//! Pure parts (firewall, keys, check rendering, the transparent comparison, [`is_link_local`])
+//! Pure parts (firewall, keys, check rendering, the transparent comparison)
 //! are unit-tested here; the kernel parts run in the plugins' binary tests.
 #![forbid(unsafe_code)]
 
@@ -31,8 +31,6 @@ pub mod keys;
 pub mod session;
 pub mod transparent;
 
-use std::net::IpAddr;
-
 pub use attachment::{add, check, del, gc, status, Attach, Inputs, Inspect};
 pub use check::{prev_result, Difference, Differences};
 pub use error::PodError;
@@ -40,31 +38,5 @@ pub use firewall::{pod_firewall, union};
 pub use keys::SharedKeys;
 pub use session::Session;
 
-/// A link-local address (`169.254.0.0/16`, `fe80::/10`): never a node's VNet or pod
-/// address, never clashing with a gateway.
-pub fn is_link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => a.is_link_local(),
-        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_local_in_both_families() {
-        for (ip, want) in [
-            ("169.254.1.1", true),
-            ("169.255.0.1", false),
-            ("10.0.0.1", false),
-            ("fe80::1", true),
-            ("febf::1", true),
-            ("fec0::1", false),
-            ("fd00::1", false),
-        ] {
-            assert_eq!(is_link_local(ip.parse().unwrap()), want, "{ip}");
-        }
-    }
-}
+/// A link-local address (`169.254.0.0/16`, `fe80::/10`), from `ferro-net`.
+pub use ferro_net::is_link_local;

@@ -190,6 +190,22 @@ pub fn dispatch(
     }
 }
 
+impl Request {
+    /// Builds the request of one invocation of `plugin` from the verb, the environment and
+    /// stdin, with every check [`dispatch`] makes before calling the plugin (environment,
+    /// JSON, `cniVersion` and the verb rules, shared keys, `prevResult`, `CNI_ARGS`): what a
+    /// plugin's configuration parser sees, for tests and fuzzing without a process.
+    pub fn parse(
+        plugin: &dyn Plugin,
+        command: Command,
+        env: Env,
+        stdin: Vec<u8>,
+    ) -> Result<Request, CniError> {
+        let parsed = serde_json::from_slice(&stdin);
+        prepare(plugin, command, env, stdin, parsed)
+    }
+}
+
 fn prepare(
     plugin: &dyn Plugin,
     command: Command,
@@ -399,7 +415,7 @@ mod tests {
     const CONF: &str = r#"{"cniVersion":"1.0.0","name":"net","type":"probe"}"#;
 
     #[test]
-    fn p1_version_echoes_input_and_lists_versions() {
+    fn version_echoes_input_and_lists_versions() {
         let p = Probe::default();
         for (stdin, want) in [
             (r#"{"cniVersion":"1.1.0"}"#, "1.1.0"),
@@ -420,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn p2_unknown_command_is_code_4() {
+    fn unknown_command_is_code_4() {
         let (code, out, _) = call(&Probe::default(), env_for("FROB"), CONF);
         assert_eq!((code, error_code(&out)), (1, 4));
         assert!(out.contains("FROB"));
@@ -435,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn p3_missing_env_names_the_variable() {
+    fn missing_env_names_the_variable() {
         let env: Vec<_> = env_for("ADD")
             .into_iter()
             .filter(|(k, _)| *k != "CNI_IFNAME")
@@ -446,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn p4_bad_json_bad_name_bad_ids() {
+    fn bad_json_bad_name_bad_ids() {
         let p = Probe::default();
         let (_, out, _) = call(&p, env_for("ADD"), "{not json");
         assert_eq!(error_code(&out), 6);
@@ -472,7 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn p5_version_rules() {
+    fn version_rules() {
         let p = Probe::default();
         let (_, out, _) = call(&p, env_for("ADD"), r#"{"cniVersion":"9.9.9","name":"n"}"#);
         let v: Value = serde_json::from_str(&out).unwrap();
@@ -508,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn p6_error_json_carries_the_request_version() {
+    fn error_json_carries_the_request_version() {
         let p = Probe {
             fail_with: Some(CniError::invalid_config("ipam.subnet: bad")),
             ..Probe::default()
@@ -523,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn p7_add_answers_in_the_requested_version() {
+    fn add_answers_in_the_requested_version() {
         let p = Probe::default();
         for ver in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
             let conf = format!(r#"{{"cniVersion":"{ver}","name":"n"}}"#);
@@ -543,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn p15_reserved_and_vendor_keys_are_tolerated() {
+    fn reserved_and_vendor_keys_are_tolerated() {
         let conf = r#"{"cniVersion":"1.1.0","name":"n","type":"probe","capabilities":{"portMappings":true},
             "args":{"cni":{"labels":[]}},"runtimeConfig":{"whatever":1},"cni.dev/foo":1,"vendor":{"x":1}}"#;
         let (code, _, _) = call(&Probe::default(), env_for("ADD"), conf);
@@ -551,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn p17_cni_args_rules() {
+    fn cni_args_rules() {
         let p = Probe::default();
         let mut env = env_for("ADD");
         env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;K8S_POD_INFRA_CONTAINER_ID=x;K8S_POD_UID=u".into()));

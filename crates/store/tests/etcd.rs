@@ -63,6 +63,7 @@ async fn take(w: &mut Watch, n: usize) -> Vec<(String, Revision)> {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn transactions_leases_compaction_and_unreachable() {
     ferro_testutil::require_root();
     let world = World::new(3);
@@ -177,6 +178,7 @@ fn transactions_leases_compaction_and_unreachable() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn watches_resume_after_the_member_serving_them_is_killed() {
     ferro_testutil::require_root();
     let world = World::new(3);
@@ -268,6 +270,7 @@ fn watches_resume_after_the_member_serving_them_is_killed() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn tls_with_client_certificates() {
     ferro_testutil::require_root();
     let world = World::new(3);

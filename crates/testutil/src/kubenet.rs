@@ -30,6 +30,11 @@ pub fn slice(i: usize) -> String {
     format!("10.244.{}.0/24", i + 1)
 }
 
+/// The IPv6 pod subnet of node `i` (dual-stack clusters).
+pub fn slice6(i: usize) -> String {
+    format!("fd00:10:244:{}::/64", i + 1)
+}
+
 /// The gateway of node `i`.
 pub fn gateway(i: usize) -> String {
     format!("10.244.{}.1", i + 1)
@@ -37,9 +42,20 @@ pub fn gateway(i: usize) -> String {
 
 /// The conflist of node `i` (bridge + portmap), `extra` merged into the bridge object.
 pub fn conflist(i: usize, data: &std::path::Path, extra: Value) -> Value {
+    conflist_of(i, data, extra, false)
+}
+
+/// [`conflist`], dual stack with `dual`: a range set and a default route per family, both
+/// pod CIDRs kept unmasqueraded.
+fn conflist_of(i: usize, data: &std::path::Path, extra: Value, dual: bool) -> Value {
     let mut bridge = json!({"type":"bridge","bridge":"cbr0","isGateway":true,"hairpinMode":true,"mtu":1460,
         "ipMasq":true,"nonMasqueradeCIDRs":["10.244.0.0/16"],
         "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":slice(i)}]],"routes":[{"dst":"0.0.0.0/0"}]}});
+    if dual {
+        bridge["nonMasqueradeCIDRs"] = json!(["10.244.0.0/16", "fd00:10:244::/56"]);
+        bridge["ipam"]["ranges"] = json!([[{"subnet": slice(i)}], [{"subnet": slice6(i)}]]);
+        bridge["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]);
+    }
     for (k, v) in extra.as_object().expect("kubenet test cluster") {
         bridge[k] = v.clone();
     }
@@ -54,21 +70,40 @@ impl Kubenet {
 
     /// A cluster whose bridge objects get the keys of `extra`.
     pub fn with(nodes: usize, extra: Value) -> Kubenet {
+        Self::build(nodes, extra, false)
+    }
+
+    /// A dual-stack cluster: each node has an IPv4 and an IPv6 pod subnet, and every host of
+    /// the VNet routes the nodes' subnets of both families to their VNet address of that
+    /// family.
+    pub fn dual_stack(nodes: usize) -> Kubenet {
+        Self::build(nodes, json!({}), true)
+    }
+
+    fn build(nodes: usize, extra: Value, dual: bool) -> Kubenet {
         let world = World::new(nodes);
         let mut rt = Vec::new();
         let mut data = Vec::new();
         for (i, n) in world.nodes.iter().enumerate() {
             let d = tempfile::tempdir().expect("kubenet test cluster");
             let r = Runtime::new(&n.ns, &["bridge", "host-local", "portmap", "loopback"]);
-            r.write_conflist("10-kube", &conflist(i, d.path(), extra.clone()));
+            r.write_conflist("10-kube", &conflist_of(i, d.path(), extra.clone(), dual));
             for (j, m) in world.nodes.iter().enumerate() {
                 if i != j {
                     n.ns.ip(&["route", "add", &slice(j), "via", &m.ip.to_string()]);
+                    if dual {
+                        n.ns.ip(&["-6", "route", "add", &slice6(j), "via", &m.ip6.to_string()]);
+                    }
                 }
             }
             world
                 .peer
                 .ip(&["route", "add", &slice(i), "via", &n.ip.to_string()]);
+            if dual {
+                world
+                    .peer
+                    .ip(&["-6", "route", "add", &slice6(i), "via", &n.ip6.to_string()]);
+            }
             rt.push(r);
             data.push(d);
         }

@@ -11,6 +11,7 @@
 //!   what nftables code built;
 //! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md
 //!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`);
+//! - [`families`]: the paths every model carries in each address family, checked alike;
 //! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA;
 //! - [`agent`]: a real `ferro-agent` with its own socket and state directory, and `cnictl`
 //!   talking to it.
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod cnitool;
 pub mod etcd;
+pub mod families;
 pub mod kubenet;
 pub mod netns;
 pub mod nft;
@@ -150,7 +152,7 @@ pub fn run_plugin_in(
 pub fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
-        "this test needs root (network namespaces); run it through scripts/test.sh"
+        "this test needs root (network namespaces): mark it #[ignore = \"needs root: run scripts/test.sh\"] and run it through scripts/test.sh"
     );
 }
 

@@ -165,7 +165,8 @@ pub struct ArrivalCounter<'a> {
 }
 
 impl<'a> ArrivalCounter<'a> {
-    /// Installs one counter per source in `sources` for UDP packets to `port`.
+    /// Installs one counter per source in `sources` (either family) for UDP packets to
+    /// `port`.
     pub fn install(ns: &'a crate::netns::Netns, port: u16, sources: &[&str]) -> Self {
         ns.exec(&["nft", "add", "table", "inet", "probe"]);
         ns.exec(&[
@@ -179,8 +180,9 @@ impl<'a> ArrivalCounter<'a> {
         ]);
         let port = port.to_string();
         for src in sources {
+            let l3 = if src.contains(':') { "ip6" } else { "ip" };
             ns.exec(&[
-                "nft", "add", "rule", "inet", "probe", "seen", "ip", "saddr", src, "udp", "dport",
+                "nft", "add", "rule", "inet", "probe", "seen", l3, "saddr", src, "udp", "dport",
                 &port, "counter",
             ]);
         }
@@ -189,23 +191,94 @@ impl<'a> ArrivalCounter<'a> {
 
     /// Packets seen from `src` so far.
     pub fn count(&self, src: &str) -> u64 {
-        let out = self
-            .ns
-            .exec(&["nft", "-j", "list", "chain", "inet", "probe", "seen"]);
-        let v: serde_json::Value = serde_json::from_str(&out).expect("nft -j output");
-        v["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.get("rule"))
-            .filter(|r| r["expr"].to_string().contains(&format!("\"{src}\"")))
-            .flat_map(|r| {
-                r["expr"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| e["counter"]["packets"].as_u64())
-            })
-            .sum()
+        let quoted = format!("\"{src}\"");
+        counted(self.ns, &["inet", "probe", "seen"], |r| {
+            r["expr"].to_string().contains(&quoted)
+        })
     }
+}
+
+/// Counts the frames a Linux bridge forwards (the simulated VNet switch, in its own
+/// namespace) with a table `bridge wire` of the test's own: per address, the frames whose
+/// IP source or destination is that address as sent (a packet carried in VXLAN shows only
+/// the nodes' addresses), and the UDP datagrams to one port (the VXLAN traffic itself).
+#[derive(Debug)]
+pub struct WireCounter<'a> {
+    ns: &'a crate::netns::Netns,
+}
+
+impl<'a> WireCounter<'a> {
+    /// Installs the counters in `ns` (whose bridge forwards the traffic): one pair per
+    /// address of `addrs` (either family), one for UDP to `udp_port`.
+    pub fn install(ns: &'a crate::netns::Netns, addrs: &[&str], udp_port: u16) -> Self {
+        ns.exec(&["nft", "add", "table", "bridge", "wire"]);
+        ns.exec(&[
+            "nft",
+            "add",
+            "chain",
+            "bridge",
+            "wire",
+            "seen",
+            "{ type filter hook forward priority 0; }",
+        ]);
+        for a in addrs {
+            let l3 = if a.contains(':') { "ip6" } else { "ip" };
+            for dir in ["saddr", "daddr"] {
+                let comment = format!("\"raw {a}\"");
+                ns.exec(&[
+                    "nft", "add", "rule", "bridge", "wire", "seen", l3, dir, a, "counter",
+                    "comment", &comment,
+                ]);
+            }
+        }
+        let port = udp_port.to_string();
+        ns.exec(&[
+            "nft", "add", "rule", "bridge", "wire", "seen", "udp", "dport", &port, "counter",
+            "comment", "\"udp\"",
+        ]);
+        WireCounter { ns }
+    }
+
+    fn count(&self, comment: &str) -> u64 {
+        counted(self.ns, &["bridge", "wire", "seen"], |r| {
+            r["comment"].as_str() == Some(comment)
+        })
+    }
+
+    /// Frames forwarded so far with `addr` as their IP source or destination.
+    pub fn raw(&self, addr: &str) -> u64 {
+        self.count(&format!("raw {addr}"))
+    }
+
+    /// UDP datagrams to the port forwarded so far.
+    pub fn udp(&self) -> u64 {
+        self.count("udp")
+    }
+}
+
+/// The sum of the packet counters of the rules of a chain (`[family, table, chain]`) in
+/// `ns` that `pick` selects (`nft -j list chain`).
+fn counted(
+    ns: &crate::netns::Netns,
+    chain: &[&str; 3],
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> u64 {
+    let mut args = vec!["nft", "-j", "list", "chain"];
+    args.extend_from_slice(chain);
+    let out = ns.exec(&args);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("nft -j output");
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.get("rule"))
+        .filter(|r| pick(r))
+        .flat_map(|r| {
+            r["expr"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["counter"]["packets"].as_u64())
+        })
+        .sum()
 }

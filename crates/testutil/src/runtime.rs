@@ -164,14 +164,16 @@ impl Runtime {
 
 /// The first IPv4 address of a result's container interface.
 pub fn pod_ip(result: &Value) -> String {
-    result["ips"]
-        .as_array()
-        .and_then(|ips| {
-            ips.iter()
-                .find(|i| !i["address"].as_str().unwrap_or("").contains(':'))
-        })
-        .and_then(|i| i["address"].as_str())
-        .and_then(|a| a.split('/').next())
+    pod_addr(result, false)
         .unwrap_or_else(|| panic!("no IPv4 address in {result}"))
         .to_string()
+}
+
+/// The first address of one family (`v6`) of a result, without its prefix.
+pub fn pod_addr(result: &Value, v6: bool) -> Option<std::net::IpAddr> {
+    result["ips"]
+        .as_array()?
+        .iter()
+        .filter_map(|i| i["address"].as_str()?.split('/').next()?.parse().ok())
+        .find(|a: &std::net::IpAddr| a.is_ipv6() == v6)
 }

@@ -2,15 +2,20 @@
 //! node"), out of namespaces that are all removed when the [`World`] is dropped.
 //!
 //! ```text
-//!   internet 203.0.113.10 ── router ── vnet bridge (VNet 10.240.0.0/16, fd00:240::/64)
-//!                                        ├── node A  10.240.0.4   (uplink eth0)
-//!                                        ├── node B  10.240.0.5
-//!                                        ├── node C  10.240.0.6   (when asked for)
-//!                                        └── peer    10.240.0.100 (a VM that is not a node)
+//!   internet 203.0.113.10      ── router ── vnet bridge (VNet 10.240.0.0/16, fd00:240::/64)
+//!            2001:db8:113::10                 ├── node A  10.240.0.4, fd00:240::4 (uplink eth0)
+//!                                             ├── node B  10.240.0.5, fd00:240::5
+//!                                             ├── node C  10.240.0.6, fd00:240::6 (when asked for)
+//!                                             └── peer    10.240.0.100, fd00:240::100 (a VM, not a node)
 //! ```
-//! The router forwards between the VNet and the internet subnet without any NAT; the
-//! internet host knows no route to anything but its own subnet and the router. So a pod
-//! reaching it is answered only if its traffic was SNATed to an address of the VNet.
+//! The router forwards between the VNet and the internet subnet, in both families, without
+//! any NAT; it knows no route to any pod address, and the internet host none but its own
+//! subnet and the router. So a pod reaching the internet is answered only if its traffic was
+//! SNATed to an address of the VNet.
+//!
+//! Nodes start as a freshly booted node does: forwarding off in both families
+//! (`net.ipv4.ip_forward=0`, `net.ipv6.conf.all.forwarding=0`), whatever the machine's own
+//! settings (a new namespace inherits the IPv4 ones); a plugin turns on what its pods need.
 
 use std::net::IpAddr;
 
@@ -18,6 +23,8 @@ use crate::netns::Netns;
 
 /// The VNet.
 pub const VNET: &str = "10.240.0.0/16";
+/// The VNet's IPv6 prefix.
+pub const VNET6: &str = "fd00:240::/64";
 /// VNet prefix length.
 pub const VNET_PREFIX: u8 = 16;
 /// The router's VNet address (every host's default gateway on the VNet).
@@ -26,6 +33,10 @@ pub const ROUTER_VNET: &str = "10.240.0.1";
 pub const ROUTER_VNET6: &str = "fd00:240::1";
 /// The internet host.
 pub const INTERNET: &str = "203.0.113.10";
+/// The internet host's IPv6 address.
+pub const INTERNET6: &str = "2001:db8:113::10";
+/// The router's IPv6 address on the internet side.
+const ROUTER_INET6: &str = "2001:db8:113::1";
 /// The peer VM on the VNet.
 pub const PEER: &str = "10.240.0.100";
 /// The peer VM's IPv6 address.
@@ -84,7 +95,21 @@ fn wire(vnet: &Netns, other: &Netns, vnet_side: &str, inner: &str) {
         other.name(),
     ]);
     vnet.ip(&["link", "set", vnet_side, "master", "vnet0", "up"]);
+    settled(other, inner);
     other.ip(&["link", "set", inner, "up"]);
+}
+
+/// The VNet's hosts have been up for long: their links' IPv6 duplicate address detection
+/// is over. Without this, a link's link-local address stays tentative for a second or two
+/// after it comes up, and the kernel sends no neighbour solicitation from it, so the first
+/// packets a host forwards over it would be lost. Only the world's own links: a link a
+/// plugin creates goes through DAD as on a real node. Called before the link comes up.
+fn settled(ns: &Netns, ifname: &str) {
+    ns.exec(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{ifname}.accept_dad=0"),
+    ]);
 }
 
 impl World {
@@ -156,11 +181,37 @@ impl World {
             internet.name(),
         ]);
         router.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
+        settled(&router, "eth1");
+        settled(&internet, "eth0");
         router.ip(&["link", "set", "eth1", "up"]);
-        router.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        router.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTER_INET6}/64"),
+            "dev",
+            "eth1",
+            "nodad",
+        ]);
+        router.exec(&[
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+        ]);
         internet.ip(&["addr", "add", &format!("{INTERNET}/24"), "dev", "eth0"]);
+        internet.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{INTERNET6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
         internet.ip(&["link", "set", "eth0", "up"]);
         internet.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+        internet.ip(&["-6", "route", "add", "default", "via", ROUTER_INET6]);
 
         let peer = namespace(prefix, "peer");
         wire(&vnet, &peer, "v-peer", "eth0");
@@ -181,6 +232,7 @@ impl World {
             "nodad",
         ]);
         peer.ip(&["route", "add", "default", "via", ROUTER_VNET]);
+        peer.ip(&["-6", "route", "add", "default", "via", ROUTER_VNET6]);
 
         let mut world = World {
             vnet,
@@ -201,6 +253,13 @@ impl World {
         let i = self.nodes.len();
         let label = node_label(i);
         let ns = namespace(self.prefix.as_deref(), &label);
+        // a freshly booted node: no forwarding in either family until a plugin asks for it
+        ns.exec(&[
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=0",
+            "net.ipv6.conf.all.forwarding=0",
+        ]);
         wire(&self.vnet, &ns, &format!("v-{label}"), "eth0");
         let ip = format!("10.240.0.{}", 4 + i);
         let ip6 = format!("fd00:240::{}", 4 + i);

@@ -33,7 +33,8 @@ fn configs(data: &std::path::Path, list: &std::path::Path) -> Vec<(&'static str,
 }
 
 #[test]
-fn p11_del_with_nothing_to_delete_always_succeeds() {
+#[ignore = "needs root: run scripts/test.sh"]
+fn del_with_nothing_to_delete_always_succeeds() {
     require_root();
     let node = Netns::new("delmx");
     let pod = Netns::new("delmx-pod");

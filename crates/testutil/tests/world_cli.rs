@@ -8,7 +8,7 @@ use std::process::Command;
 
 use ferro_testutil::netns::{prefix, Netns};
 use ferro_testutil::require_root;
-use ferro_testutil::topology::{World, INTERNET};
+use ferro_testutil::topology::{World, INTERNET, INTERNET6};
 
 fn world(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferro-world"))
@@ -22,6 +22,7 @@ fn world(args: &[&str]) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn up_builds_the_named_world_and_down_removes_only_it() {
     require_root();
     let p = format!("{}-w", prefix());
@@ -43,23 +44,33 @@ fn up_builds_the_named_world_and_down_removes_only_it() {
         "{out}"
     );
     assert!(out.contains("WORLD_VNET='10.240.0.0/16'"), "{out}");
+    assert!(
+        out.contains("WORLD_NODE_IPS6='fd00:240::4 fd00:240::5 fd00:240::6'")
+            && out.contains("WORLD_INTERNET6='2001:db8:113::10'"),
+        "{out}"
+    );
     for n in &names {
         assert!(Netns::exists(n), "{n} missing after up");
     }
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &format!("{p}-peer"),
-            "ping",
-            "-c1",
-            "-W2",
-            "-q",
-            INTERNET,
-        ])
-        .status()
-        .unwrap();
-    assert!(ping.success(), "the VM does not reach the internet host");
+    for dst in [INTERNET, INTERNET6] {
+        let ping = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("{p}-peer"),
+                "ping",
+                "-c1",
+                "-W2",
+                "-q",
+                dst,
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            ping.success(),
+            "the VM does not reach the internet host {dst}"
+        );
+    }
     let addr = Command::new("ip")
         .args([
             "-n",

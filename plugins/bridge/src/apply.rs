@@ -51,7 +51,8 @@ pub fn add(a: Attach<'_>, cfg: &Config, plan: &Plan) -> Result<CniResult, CniErr
             }
         })?;
     // From here on a failure removes the veth pair (and releases the lease).
-    let outcome = finish_add(&a, cfg, plan, echoed).map(|mut result| {
+    let dad_off = plan::bridge_dad_off(plan, &bridge);
+    let outcome = finish_add(&a, cfg, plan, echoed, dad_off).map(|mut result| {
         result.interfaces[0].mac = bridge.mac_string();
         result
     });
@@ -75,6 +76,7 @@ fn finish_add(
     cfg: &Config,
     plan: &Plan,
     echoed: Option<Link>,
+    dad_off: bool,
 ) -> Result<CniResult, CniError> {
     let host = a.host;
     let hv = match echoed {
@@ -100,6 +102,9 @@ fn finish_add(
             "0",
         )?;
         sysctl::ensure_if_present(&format!("net/ipv6/conf/{}/accept_ra", cfg.bridge), "0")?;
+        if dad_off {
+            sysctl::ensure_if_present(&format!("net/ipv6/conf/{}/accept_dad", cfg.bridge), "0")?;
+        }
     }
     if cfg.disable_container_interface {
         return Ok(plan.result.clone());

@@ -1,11 +1,6 @@
 //! `bridge`: the kubenet model. See README.md.
 #![forbid(unsafe_code)]
 
-mod apply;
-mod config;
-mod plan;
-mod plugin;
-
 fn main() -> std::process::ExitCode {
-    ferro_spec::run(&plugin::Bridge)
+    ferro_spec::run(&ferro_bridge::plugin::Bridge)
 }

@@ -71,6 +71,16 @@ impl Plan {
     }
 }
 
+/// Whether ADD turns IPv6 duplicate address detection off on the bridge before the pod's
+/// side comes up: for an IPv6 pod when no port of the bridge carries yet. The bridge's
+/// link-local address then appears (again) with this pod, and would stay tentative for
+/// DAD's second or two, during which the kernel sends no neighbour solicitation for traffic
+/// it forwards to the pods: a new pod would be unreachable from other nodes. Nothing but
+/// pod veths is on the bridge to clash with.
+pub fn bridge_dad_off(plan: &Plan, bridge: &Link) -> bool {
+    plan.v6 && !bridge.lower_up
+}
+
 /// The first address of `net` (network + 1): the reference plugin's default gateway.
 pub fn first_host(net: IpNet) -> IpAddr {
     match net.trunc() {
@@ -494,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn b7_result_layout_bridge_host_container() {
+    fn result_layout_bridge_host_container() {
         let p = planned(
             &cfg(json!({"bridge": "cbr0", "isGateway": true, "mtu": 1460})),
             "ctr1",
@@ -529,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn b3_default_gateway_adds_a_default_route_per_family() {
+    fn default_gateway_adds_a_default_route_per_family() {
         let p = planned(
             &cfg(json!({"isDefaultGateway": true})),
             "c",
@@ -548,6 +558,38 @@ mod tests {
             "gateway defaults to network+1 with isGateway"
         );
         assert_eq!(p.gateways.len(), 2);
+    }
+
+    #[test]
+    fn dad_goes_off_on_a_bridge_without_carrier_for_ipv6_pods_only() {
+        let c = cfg(json!({"isGateway": true}));
+        let dual = planned(
+            &c,
+            "c",
+            "/x",
+            [2, 0, 0, 0, 0, 1],
+            &ipam(json!({"ips": [{"address": "10.98.0.2/24"}, {"address": "fd00:98::2/64"}]})),
+        )
+        .unwrap();
+        let v4 = planned(
+            &c,
+            "c",
+            "/x",
+            [2, 0, 0, 0, 0, 1],
+            &ipam(json!({"ips": [{"address": "10.98.0.2/24"}]})),
+        )
+        .unwrap();
+        let fresh = Link::default();
+        let carrying = Link {
+            lower_up: true,
+            ..Link::default()
+        };
+        assert!(bridge_dad_off(&dual, &fresh));
+        assert!(
+            !bridge_dad_off(&dual, &carrying),
+            "a bridge whose ports carry has long passed DAD: nothing to write"
+        );
+        assert!(!bridge_dad_off(&v4, &fresh));
     }
 
     #[test]

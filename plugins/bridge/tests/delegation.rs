@@ -114,6 +114,7 @@ fn run(
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_delegate_gets_the_whole_config_and_the_same_environment() {
     require_root();
     let (world, dir, pod) = setup();
@@ -146,6 +147,7 @@ fn the_delegate_gets_the_whole_config_and_the_same_environment() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_delegate_error_reaches_the_runtime_with_its_code() {
     require_root();
     let (world, dir, pod) = setup();
@@ -162,6 +164,7 @@ fn a_delegate_error_reaches_the_runtime_with_its_code() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_failure_after_ipam_add_releases_the_address() {
     require_root();
     let (world, dir, pod) = setup();
@@ -197,6 +200,7 @@ fn a_failure_after_ipam_add_releases_the_address() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn an_unusable_ipam_result_leaves_no_bridge_and_no_lease() {
     require_root();
     let (world, dir, pod) = setup();

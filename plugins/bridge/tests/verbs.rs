@@ -14,6 +14,7 @@ use serde_json::json;
 type Tamper = Box<dyn Fn(&Kubenet, &Netns, &str, &str)>;
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn check_passes_after_add_and_names_what_was_removed_by_hand() {
     require_root();
     let k = Kubenet::new(1);
@@ -81,6 +82,7 @@ fn check_passes_after_add_and_names_what_was_removed_by_hand() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn gc_releases_leases_and_masquerade_state_of_invalid_attachments_only() {
     require_root();
     let k = Kubenet::new(1);
@@ -110,6 +112,7 @@ fn gc_releases_leases_and_masquerade_state_of_invalid_attachments_only() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn status_reports_an_exhausted_pod_range_with_code_50() {
     require_root();
     let world = ferro_testutil::topology::World::new(1);
@@ -135,6 +138,7 @@ fn status_reports_an_exhausted_pod_range_with_code_50() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn add_onto_an_existing_ifname_fails_and_leaks_nothing() {
     require_root();
     let k = Kubenet::new(1);
@@ -170,6 +174,7 @@ fn add_onto_an_existing_ifname_fails_and_leaks_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn unimplemented_reference_keys_are_refused_before_any_kernel_change() {
     require_root();
     let k = Kubenet::new(1);
@@ -207,6 +212,7 @@ fn unimplemented_reference_keys_are_refused_before_any_kernel_change() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn dual_stack_pods_get_usable_ipv6_without_dad_and_host_links_ignore_ras() {
     require_root();
     let world = ferro_testutil::topology::World::new(1);

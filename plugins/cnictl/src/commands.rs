@@ -154,19 +154,22 @@ cni.dev/valid-attachments and cni.dev/attachments.",
     },
     Subcommand {
         name: "plan",
-        args: "--nodes N --max-pods P --vnet CIDR [--pod-cidr CIDR]",
+        args: "--nodes N --max-pods P --vnet CIDR[,CIDR] [--pod-cidr CIDR[,CIDR]]",
         summary: "how many VNet addresses and pod slices flat, kubenet and overlay consume; what runs out first",
         details: "flat reserves maxPods + 1 VNet addresses per node; kubenet and overlay spend one \
-VNet address and one pod-CIDR slice per node (kubenet also one route of the Azure route table, \
-at most 400). Azure reserves 5 addresses of every subnet; --surge nodes (upgrades) must fit too.",
+VNet address and one pod-CIDR slice per node and pod family (kubenet also one route per node and \
+pod family in the Azure route table, at most 400). Azure reserves 5 addresses of every subnet; \
+--surge nodes (upgrades) must fit too. Dual stack: give --vnet and --pod-cidr one CIDR per family \
+(repeated, or comma-separated); the cluster fits when every family does.",
         min_args: 0,
         max_args: 0,
         flags: &[
             FlagSpec { long: "nodes", short: None, metavar: Some("N"), help: "nodes in steady state" },
             FlagSpec { long: "max-pods", short: None, metavar: Some("P"), help: "pods per node (AKS default: 30 flat, 110 kubenet, 250 overlay)" },
-            FlagSpec { long: "vnet", short: None, metavar: Some("CIDR"), help: "the VNet subnet the nodes live in" },
-            FlagSpec { long: "pod-cidr", short: None, metavar: Some("CIDR"), help: "the pod CIDR (kubenet, overlay)" },
-            FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's pod slice (default 24)" },
+            FlagSpec { long: "vnet", short: None, metavar: Some("CIDR"), help: "the VNet subnet the nodes live in (one per family)" },
+            FlagSpec { long: "pod-cidr", short: None, metavar: Some("CIDR"), help: "the pod CIDR (kubenet, overlay; one per family)" },
+            FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's IPv4 pod slice (default 24)" },
+            FlagSpec { long: "slice-prefix-v6", short: None, metavar: Some("LEN"), help: "prefix length of each node's IPv6 pod slice (default 64)" },
             FlagSpec { long: "surge", short: None, metavar: Some("N"), help: "extra nodes during upgrades (default 1)" },
             FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, kubenet or overlay (default: all three)" },
             FlagSpec { long: "json", short: None, metavar: None, help: "JSON for scripts" },
@@ -561,27 +564,35 @@ fn one_value<T: std::str::FromStr>(
     }
 }
 
+/// The networks given to `--flag` (repeatable, each value a comma-separated list), host bits
+/// dropped, at most one per family.
+fn family_nets(inv: &Invocation, flag: &str) -> Result<ferro_net::overlay::FamilyNets, Error> {
+    let mut nets = Vec::new();
+    for v in inv.values(flag).iter().flat_map(|v| v.split(',')) {
+        let n: ipnet::IpNet = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::usage(format!("--{flag}: invalid value {v:?}")))?;
+        nets.push(n.trunc());
+    }
+    ferro_net::overlay::FamilyNets::new(&nets).map_err(|e| Error::usage(format!("--{flag}: {e}")))
+}
+
 fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     use crate::plan;
     let input = plan::Input {
         nodes: one_value(inv, "nodes", None)?,
         max_pods: one_value(inv, "max-pods", None)?,
-        vnet: one_value::<ipnet::Ipv4Net>(inv, "vnet", None)?.trunc(),
-        pod_cidr: match inv.values("pod-cidr").last() {
-            None => None,
-            Some(v) => Some(
-                v.parse::<ipnet::Ipv4Net>()
-                    .map_err(|_| Error::usage(format!("--pod-cidr: invalid value {v:?}")))?
-                    .trunc(),
-            ),
-        },
+        vnet: family_nets(inv, "vnet")?,
+        pod_cidrs: family_nets(inv, "pod-cidr")?,
         slice_prefix: one_value(inv, "slice-prefix", Some(24))?,
+        slice_prefix_v6: one_value(inv, "slice-prefix-v6", Some(plan::SLICE_PREFIX_V6))?,
         surge: one_value(inv, "surge", Some(1))?,
     };
     plan::validate(&input).map_err(Error::usage)?;
     let model: String = one_value(inv, "model", Some("all".to_string()))?;
     let plans: Vec<plan::ModelPlan> = match model.as_str() {
-        "all" if input.pod_cidr.is_some() => vec![
+        "all" if !input.pod_cidrs.is_empty() => vec![
             plan::flat(&input),
             plan::kubenet(&input),
             plan::overlay(&input),

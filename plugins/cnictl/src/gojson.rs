@@ -184,6 +184,17 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_read_correctly_rounded_as_go_reads_them() {
+        // Found by the cnictl_conflist fuzz target: without serde_json's float_roundtrip,
+        // this number was read one unit in the last place off, so the bytes cnictl wrote
+        // (…557e+22) differed from libcni's (Go reads and writes …555e+22).
+        let v: Value = serde_json::from_str(r#"{"mtu":14677777777755555555550}"#).unwrap();
+        assert_eq!(to_string(&v), r#"{"mtu":1.4677777777755555e+22}"#);
+        let again: Value = serde_json::from_str(&to_string(&v)).unwrap();
+        assert_eq!(to_string(&again), to_string(&v));
+    }
+
+    #[test]
     fn strings_are_html_escaped_like_go() {
         let v = json!({"html": "<&>", "ctl": "a\u{1}\n\t\"\\", "ls": "\u{2028}", "u": "é"});
         assert_eq!(

@@ -1,24 +1,32 @@
-//! `cnictl plan`: address planning for the three models, pure arithmetic.
+//! `cnictl plan`: address planning for the three models, pure arithmetic, in one or both
+//! address families.
 //!
-//! How each model spends addresses (AKS networking docs; datapath-anchors.md §1.4, §1.6, §2):
+//! How each model spends addresses (AKS networking docs):
 //! - **flat** (Azure CNI): every node reserves `maxPods` VNet addresses up front, plus its own:
-//!   `(nodes + surge) × (maxPods + 1)` addresses of the VNet subnet.
-//! - **kubenet**: one VNet address per node; one pod-CIDR slice per node; one route per node in
-//!   the VNet's route table (Azure route tables hold at most 400 routes).
-//! - **overlay**: one VNet address per node; one pod-CIDR slice (a /24 on Azure) per node.
+//!   `(nodes + surge) × (maxPods + 1)` addresses of the VNet subnet, in each of its families.
+//! - **kubenet**: one VNet address per node; one pod-CIDR slice per node and pod family; one
+//!   route per node and pod family in the VNet's route table (Azure route tables hold at most
+//!   400 routes, so a dual-stack cluster fits half as many nodes).
+//! - **overlay**: one VNet address per node; one pod-CIDR slice (a /24 on Azure) per node and
+//!   pod family.
 //!
 //! Azure reserves five addresses of every subnet (network, gateway, two DNS, broadcast).
-//! `surge` extra nodes exist during upgrades and must fit too.
+//! `surge` extra nodes exist during upgrades and must fit too. A dual-stack cluster fits
+//! when it fits in every family; the figures reported for the whole cluster are those of
+//! the family that runs out first, and `families` has each family's.
 
-use ipnet::Ipv4Net;
+use ferro_net::overlay::{family_name, FamilyNets};
+use ipnet::IpNet;
 use serde::Serialize;
 
 /// Addresses Azure reserves in every subnet.
 pub const AZURE_RESERVED: u64 = 5;
-/// Routes an Azure route table holds (kubenet programs one per node).
+/// Routes an Azure route table holds (kubenet programs one per node and pod family).
 pub const ROUTE_TABLE_LIMIT: u64 = 400;
 /// The most pods per node AKS allows under each model.
 pub const MAX_PODS_LIMIT: u64 = 250;
+/// The default prefix length of a node's IPv6 slice (Kubernetes' node CIDR mask for IPv6).
+pub const SLICE_PREFIX_V6: u8 = 64;
 
 /// The question.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,14 +35,58 @@ pub struct Input {
     pub nodes: u64,
     /// Pods per node.
     pub max_pods: u64,
-    /// The VNet subnet the nodes live in.
-    pub vnet: Ipv4Net,
-    /// The pod CIDR (kubenet and overlay).
-    pub pod_cidr: Option<Ipv4Net>,
-    /// Prefix length of each node's pod slice.
+    /// The VNet subnet the nodes live in, one per family.
+    pub vnet: FamilyNets,
+    /// The pod CIDRs (kubenet and overlay), one per family.
+    pub pod_cidrs: FamilyNets,
+    /// Prefix length of each node's IPv4 pod slice.
     pub slice_prefix: u8,
+    /// Prefix length of each node's IPv6 pod slice.
+    pub slice_prefix_v6: u8,
     /// Extra nodes during upgrades.
     pub surge: u64,
+}
+
+impl Input {
+    fn slice_prefix_of(&self, v6: bool) -> u8 {
+        if v6 {
+            self.slice_prefix_v6
+        } else {
+            self.slice_prefix
+        }
+    }
+
+    /// Both families appear in the VNet or the pod CIDRs: limits then name their family.
+    fn dual(&self) -> bool {
+        let (v4, v6) = self.vnet.families();
+        let (p4, p6) = self.pod_cidrs.families();
+        (v4 || p4) && (v6 || p6)
+    }
+
+    fn label(&self, v6: bool, what: &str) -> String {
+        if self.dual() {
+            format!("{} {what}", family_name(v6))
+        } else {
+            what.to_string()
+        }
+    }
+}
+
+/// One family of a model's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyPlan {
+    /// `IPv4` or `IPv6`.
+    pub family: &'static str,
+    /// Usable addresses of the VNet subnet of this family, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vnet_addresses_usable: Option<u64>,
+    /// Pod-CIDR slices of this family available (kubenet and overlay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_slices_available: Option<u64>,
+    /// Pod addresses in one slice of this family (kubenet and overlay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_addresses_per_slice: Option<u64>,
 }
 
 /// One model's answer.
@@ -43,14 +95,14 @@ pub struct Input {
 pub struct ModelPlan {
     /// `flat`, `kubenet` or `overlay`.
     pub model: &'static str,
-    /// VNet subnet addresses the cluster consumes (surge included).
+    /// VNet subnet addresses the cluster consumes (surge included), in each VNet family.
     pub vnet_addresses_used: u64,
-    /// Usable addresses of the VNet subnet.
+    /// Usable addresses of the VNet subnet (of the family with fewer).
     pub vnet_addresses_usable: u64,
-    /// Pod-CIDR slices needed (surge included), for kubenet and overlay.
+    /// Pod-CIDR slices needed (surge included) in each pod family, for kubenet and overlay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_slices_used: Option<u64>,
-    /// Pod-CIDR slices available.
+    /// Pod-CIDR slices available (of the family with fewer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_slices_available: Option<u64>,
     /// Whether the cluster fits.
@@ -61,14 +113,35 @@ pub struct ModelPlan {
     pub limited_by: String,
     /// Other problems (pods per node beyond a slice or beyond AKS's limit).
     pub problems: Vec<String>,
+    /// Each family's figures, IPv4 first.
+    pub families: Vec<FamilyPlan>,
 }
 
-fn size(net: Ipv4Net) -> u64 {
-    1u64 << (32 - u32::from(net.prefix_len()))
+/// 2^bits, saturating (IPv6 sizes exceed u64).
+fn pow2(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        1u64 << bits
+    }
 }
 
-fn usable(net: Ipv4Net) -> u64 {
-    size(net).saturating_sub(AZURE_RESERVED)
+/// The addresses of a block of `bits` host bits less `reserved`; `u64::MAX` (more than
+/// counts) for 64 bits and more.
+fn addresses(bits: u32, reserved: u64) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        pow2(bits).saturating_sub(reserved)
+    }
+}
+
+fn host_bits(net: IpNet) -> u32 {
+    u32::from(net.max_prefix_len() - net.prefix_len())
+}
+
+fn usable(net: IpNet) -> u64 {
+    addresses(host_bits(net), AZURE_RESERVED)
 }
 
 /// Validates the input; messages name the flag.
@@ -79,25 +152,36 @@ pub fn validate(i: &Input) -> Result<(), String> {
     if i.max_pods == 0 {
         return Err("--max-pods: must be at least 1".into());
     }
-    if i.vnet.prefix_len() > 29 {
-        return Err(format!(
-            "--vnet: {} is smaller than Azure's smallest subnet (/29)",
-            i.vnet
-        ));
+    if i.vnet.is_empty() {
+        return Err("--vnet is required".into());
     }
-    if let Some(p) = i.pod_cidr {
-        if i.slice_prefix < p.prefix_len() || i.slice_prefix > 30 {
+    for v in i.vnet.iter() {
+        // Azure's smallest IPv4 subnet is a /29; the same eight addresses in IPv6
+        if host_bits(v) < 3 {
             return Err(format!(
-                "--slice-prefix: /{} must be between /{} (the pod CIDR) and /30",
-                i.slice_prefix,
-                p.prefix_len()
+                "--vnet: {v} is smaller than Azure's smallest subnet (8 addresses, /29)"
             ));
         }
-        if p.contains(&i.vnet.network()) || i.vnet.contains(&p.network()) {
+    }
+    for p in i.pod_cidrs.iter() {
+        let v6 = p.addr().is_ipv6();
+        let (flag, slice) = if v6 {
+            ("--slice-prefix-v6", i.slice_prefix_v6)
+        } else {
+            ("--slice-prefix", i.slice_prefix)
+        };
+        let most = p.max_prefix_len() - 2;
+        if slice < p.prefix_len() || slice > most {
             return Err(format!(
-                "--pod-cidr: {p} overlaps the VNet subnet {}",
-                i.vnet
+                "{flag}: /{slice} must be between /{} (the {} pod CIDR) and /{most}",
+                p.prefix_len(),
+                family_name(v6)
             ));
+        }
+        if let Some(v) = i.vnet.of(p.addr()) {
+            if p.contains(&v.network()) || v.contains(&p.network()) {
+                return Err(format!("--pod-cidr: {p} overlaps the VNet subnet {v}"));
+            }
         }
     }
     Ok(())
@@ -111,84 +195,151 @@ fn pick_limit(limits: &[(u64, String)]) -> (u64, String) {
         .unwrap_or((0, "nothing".into()))
 }
 
-/// The flat model.
-pub fn flat(i: &Input) -> ModelPlan {
-    let per_node = i.max_pods + 1;
-    let total = i.nodes + i.surge;
-    let used = total * per_node;
-    let capacity = usable(i.vnet) / per_node;
-    let mut problems = Vec::new();
+fn aks_limit(i: &Input, problems: &mut Vec<String>) {
     if i.max_pods > MAX_PODS_LIMIT {
         problems.push(format!(
             "maxPods {} is above AKS's limit of {MAX_PODS_LIMIT}",
             i.max_pods
         ));
     }
+}
+
+/// The flat model.
+pub fn flat(i: &Input) -> ModelPlan {
+    let per_node = i.max_pods + 1;
+    let total = i.nodes + i.surge;
+    let used = total.saturating_mul(per_node);
+    let mut problems = Vec::new();
+    aks_limit(i, &mut problems);
+    let limits: Vec<(u64, String)> = i
+        .vnet
+        .iter()
+        .map(|v| {
+            (
+                usable(v) / per_node,
+                i.label(
+                    v.addr().is_ipv6(),
+                    &format!("VNet subnet addresses ({per_node} per node: maxPods + the node)"),
+                ),
+            )
+        })
+        .collect();
+    let (capacity, limited_by) = pick_limit(&limits);
+    let vnet_usable = i.vnet.iter().map(usable).min().unwrap_or(0);
     ModelPlan {
         model: "flat",
         vnet_addresses_used: used,
-        vnet_addresses_usable: usable(i.vnet),
+        vnet_addresses_usable: vnet_usable,
         pod_slices_used: None,
         pod_slices_available: None,
-        fits: used <= usable(i.vnet) && problems.is_empty(),
+        fits: used <= vnet_usable && problems.is_empty(),
         max_nodes: capacity.saturating_sub(i.surge),
-        limited_by: format!("VNet subnet addresses ({per_node} per node: maxPods + the node)"),
+        limited_by,
         problems,
+        families: [false, true]
+            .into_iter()
+            .filter_map(|v6| {
+                let v = i.vnet.get(v6)?;
+                Some(FamilyPlan {
+                    family: family_name(v6),
+                    vnet_addresses_usable: Some(usable(v)),
+                    pod_slices_available: None,
+                    pod_addresses_per_slice: None,
+                })
+            })
+            .collect(),
     }
 }
 
 fn sliced(i: &Input, model: &'static str, route_table: bool) -> ModelPlan {
     let total = i.nodes + i.surge;
     let mut problems = Vec::new();
-    let (slices, per_slice) = match i.pod_cidr {
-        Some(p) => (
-            1u64 << (u32::from(i.slice_prefix) - u32::from(p.prefix_len())),
-            (1u64 << (32 - u32::from(i.slice_prefix))).saturating_sub(3),
-        ),
-        None => {
-            problems.push("--pod-cidr is needed for this model".into());
-            (0, 0)
+    if i.pod_cidrs.is_empty() {
+        problems.push("--pod-cidr is needed for this model".into());
+    }
+    let mut families = Vec::new();
+    let mut limits: Vec<(u64, String)> = i
+        .vnet
+        .iter()
+        .map(|v| {
+            (
+                usable(v),
+                i.label(v.addr().is_ipv6(), "VNet subnet addresses (one per node)"),
+            )
+        })
+        .collect();
+    for v6 in [false, true] {
+        let vnet = i.vnet.get(v6).map(usable);
+        let (slices, per_slice) = match i.pod_cidrs.get(v6) {
+            Some(p) => {
+                let prefix = i.slice_prefix_of(v6);
+                let slices = pow2(u32::from(prefix - p.prefix_len()));
+                // network, gateway and (IPv4) broadcast are no pod's
+                let reserved = if v6 { 2 } else { 3 };
+                let per_slice = addresses(u32::from(p.max_prefix_len() - prefix), reserved);
+                if i.max_pods > per_slice {
+                    problems.push(format!(
+                        "maxPods {} does not fit a{} /{prefix} slice ({per_slice} pod addresses)",
+                        i.max_pods,
+                        if i.dual() {
+                            format!("n {}", family_name(v6))
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                limits.push((
+                    slices,
+                    i.label(v6, &format!("pod CIDR slices ({slices} × /{prefix})")),
+                ));
+                (Some(slices), Some(per_slice))
+            }
+            None => (None, None),
+        };
+        if vnet.is_some() || slices.is_some() {
+            families.push(FamilyPlan {
+                family: family_name(v6),
+                vnet_addresses_usable: vnet,
+                pod_slices_available: slices,
+                pod_addresses_per_slice: per_slice,
+            });
         }
-    };
-    if i.pod_cidr.is_some() && i.max_pods > per_slice {
-        problems.push(format!(
-            "maxPods {} does not fit a /{} slice ({per_slice} pod addresses)",
-            i.max_pods, i.slice_prefix
-        ));
     }
-    if i.max_pods > MAX_PODS_LIMIT {
-        problems.push(format!(
-            "maxPods {} is above AKS's limit of {MAX_PODS_LIMIT}",
-            i.max_pods
-        ));
+    if i.pod_cidrs.is_empty() {
+        limits.push((0, "pod CIDR slices (no pod CIDR)".into()));
     }
-    let mut limits = vec![
-        (
-            usable(i.vnet),
-            "VNet subnet addresses (one per node)".to_string(),
-        ),
-        (
-            slices,
-            format!("pod CIDR slices ({slices} × /{})", i.slice_prefix),
-        ),
-    ];
+    aks_limit(i, &mut problems);
     if route_table {
+        let per_node = i.pod_cidrs.iter().count().max(1) as u64;
         limits.push((
-            ROUTE_TABLE_LIMIT,
-            format!("the Azure route table ({ROUTE_TABLE_LIMIT} routes, one per node)"),
+            ROUTE_TABLE_LIMIT / per_node,
+            if per_node > 1 {
+                format!(
+                    "the Azure route table ({ROUTE_TABLE_LIMIT} routes, one per node and pod family)"
+                )
+            } else {
+                format!("the Azure route table ({ROUTE_TABLE_LIMIT} routes, one per node)")
+            },
         ));
     }
     let (capacity, limited_by) = pick_limit(&limits);
     ModelPlan {
         model,
         vnet_addresses_used: total,
-        vnet_addresses_usable: usable(i.vnet),
+        vnet_addresses_usable: i.vnet.iter().map(usable).min().unwrap_or(0),
         pod_slices_used: Some(total),
-        pod_slices_available: Some(slices),
+        pod_slices_available: Some(
+            families
+                .iter()
+                .filter_map(|f| f.pod_slices_available)
+                .min()
+                .unwrap_or(0),
+        ),
         fits: total <= capacity && problems.is_empty(),
         max_nodes: capacity.saturating_sub(i.surge),
         limited_by,
         problems,
+        families,
     }
 }
 
@@ -205,15 +356,25 @@ pub fn overlay(i: &Input) -> ModelPlan {
 /// Plain text for people.
 pub fn render(i: &Input, plans: &[ModelPlan]) -> String {
     let mut s = format!(
-        "{} nodes (+{} surge), {} pods per node\nVNet subnet {}: {} usable addresses (Azure reserves {AZURE_RESERVED})\n",
-        i.nodes,
-        i.surge,
-        i.max_pods,
-        i.vnet,
-        usable(i.vnet)
+        "{} nodes (+{} surge), {} pods per node\n",
+        i.nodes, i.surge, i.max_pods,
     );
-    if let Some(p) = i.pod_cidr {
-        s.push_str(&format!("pod CIDR {p}: /{} per node\n", i.slice_prefix));
+    for v in i.vnet.iter() {
+        let n = usable(v);
+        let n = if n == u64::MAX {
+            "2^64 or more".to_string()
+        } else {
+            n.to_string()
+        };
+        s.push_str(&format!(
+            "VNet subnet {v}: {n} usable addresses (Azure reserves {AZURE_RESERVED})\n"
+        ));
+    }
+    for p in i.pod_cidrs.iter() {
+        s.push_str(&format!(
+            "pod CIDR {p}: /{} per node\n",
+            i.slice_prefix_of(p.addr().is_ipv6())
+        ));
     }
     s.push_str(&format!(
         "\n{:<8} {:>15} {:>5} {:>10}  {}\n",
@@ -239,14 +400,27 @@ pub fn render(i: &Input, plans: &[ModelPlan]) -> String {
 mod tests {
     use super::*;
 
+    fn nets(list: &[&str]) -> FamilyNets {
+        FamilyNets::new(&list.iter().map(|n| n.parse().unwrap()).collect::<Vec<_>>()).unwrap()
+    }
+
     fn input(nodes: u64, max_pods: u64, vnet: &str, pod: Option<&str>) -> Input {
         Input {
             nodes,
             max_pods,
-            vnet: vnet.parse().unwrap(),
-            pod_cidr: pod.map(|p| p.parse().unwrap()),
+            vnet: nets(&[vnet]),
+            pod_cidrs: nets(&pod.into_iter().collect::<Vec<_>>()),
             slice_prefix: 24,
+            slice_prefix_v6: SLICE_PREFIX_V6,
             surge: 1,
+        }
+    }
+
+    fn dual(nodes: u64, max_pods: u64) -> Input {
+        Input {
+            vnet: nets(&["10.240.0.0/16", "fd00:240::/64"]),
+            pod_cidrs: nets(&["10.244.0.0/16", "fd00:10:244::/56"]),
+            ..input(nodes, max_pods, "10.240.0.0/16", None)
         }
     }
 
@@ -327,6 +501,62 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_fits_when_every_family_fits() {
+        // IPv6 /56 with /64 slices: 256 slices, as many as the IPv4 /16 with /24 slices
+        let i = dual(100, 110);
+        let p = overlay(&i);
+        assert!(p.fits);
+        assert_eq!((p.pod_slices_available, p.max_nodes), (Some(256), 255));
+        assert_eq!(p.families.len(), 2);
+        assert_eq!(p.families[1].family, "IPv6");
+        assert_eq!(p.families[1].pod_slices_available, Some(256));
+        assert_eq!(
+            p.families[1].vnet_addresses_usable,
+            Some(u64::MAX),
+            "a /64 has more than a u64 counts"
+        );
+        // an IPv6 pod CIDR of /60 with /64 slices has 16: IPv6 runs out first
+        let mut small6 = i.clone();
+        small6.pod_cidrs = nets(&["10.244.0.0/16", "fd00:10:244::/60"]);
+        let p = overlay(&small6);
+        assert!(!p.fits);
+        assert_eq!(p.max_nodes, 15);
+        assert_eq!(p.limited_by, "IPv6 pod CIDR slices (16 × /64)");
+        // kubenet: one route per node and family, 200 nodes
+        let p = kubenet(&dual(250, 110));
+        assert_eq!(p.max_nodes, 199);
+        assert!(!p.fits);
+        assert!(p.limited_by.contains("one per node and pod family"));
+        // flat reserves in both VNet families; IPv4 runs out first
+        let p = flat(&dual(50, 30));
+        assert_eq!(p.vnet_addresses_usable, 65531);
+        assert_eq!(
+            p.limited_by,
+            "IPv4 VNet subnet addresses (31 per node: maxPods + the node)"
+        );
+        let t = render(&i, &[p]);
+        assert!(
+            t.contains("VNet subnet fd00:240::/64: ")
+                && t.contains("pod CIDR fd00:10:244::/56: /64 per node"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn ipv6_only_overlay() {
+        let i = Input {
+            vnet: nets(&["fd00:240::/64"]),
+            pod_cidrs: nets(&["fd00:10:244::/56"]),
+            ..input(10, 250, "10.240.0.0/16", None)
+        };
+        validate(&i).unwrap();
+        let p = overlay(&i);
+        assert!(p.fits, "{p:?}");
+        assert_eq!(p.limited_by, "pod CIDR slices (256 × /64)");
+        assert_eq!(p.families.len(), 1);
+    }
+
+    #[test]
     fn input_errors_name_the_flag() {
         assert!(validate(&input(0, 30, "10.240.0.0/16", None))
             .unwrap_err()
@@ -342,6 +572,17 @@ mod tests {
         let mut i = input(1, 30, "10.240.0.0/16", Some("10.244.0.0/16"));
         i.slice_prefix = 12;
         assert!(validate(&i).unwrap_err().contains("--slice-prefix"));
+        let mut d = dual(1, 30);
+        d.slice_prefix_v6 = 40;
+        assert_eq!(
+            validate(&d).unwrap_err(),
+            "--slice-prefix-v6: /40 must be between /56 (the IPv6 pod CIDR) and /126"
+        );
+        let mut d = dual(1, 30);
+        d.pod_cidrs = nets(&["10.244.0.0/16", "fd00:240::/56"]);
+        assert!(validate(&d)
+            .unwrap_err()
+            .contains("overlaps the VNet subnet fd00:240::/64"));
     }
 
     #[test]
@@ -358,5 +599,6 @@ mod tests {
         let j = serde_json::to_value(&plans).unwrap();
         assert_eq!(j[0]["vnetAddressesUsed"], 1581);
         assert_eq!(j[1]["podSlicesAvailable"], 256);
+        assert_eq!(j[2]["families"][0]["family"], "IPv4");
     }
 }

@@ -915,3 +915,50 @@ fn environment_and_command_line_errors() {
     run.ok();
     assert!(run.stdout.contains("--no-cleanup"), "{}", run.stdout);
 }
+
+#[test]
+fn plan_takes_one_cidr_per_family_repeated_or_comma_separated() {
+    let w = World::new();
+    let run = w.cnictl(
+        &[
+            "plan",
+            "--nodes",
+            "250",
+            "--max-pods",
+            "110",
+            "--vnet",
+            "10.240.0.0/16,fd00:240::/64",
+            "--pod-cidr",
+            "10.244.0.0/16",
+            "--pod-cidr",
+            "fd00:10:244::/56",
+            "--model",
+            "kubenet",
+            "--json",
+        ],
+        &[],
+    );
+    assert_ne!(run.code, 0, "250 nodes do not fit: {}", run.stdout);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan[0]["maxNodes"], 199, "one route per node and family");
+    assert_eq!(plan[0]["families"][1]["family"], "IPv6");
+    let bad = w.cnictl(
+        &[
+            "plan",
+            "--nodes",
+            "1",
+            "--max-pods",
+            "1",
+            "--vnet",
+            "10.240.0.0/16",
+            "--pod-cidr",
+            "10.244.0.0/16,10.245.0.0/16",
+        ],
+        &[],
+    );
+    assert!(
+        bad.stderr.contains("--pod-cidr: two IPv4 CIDRs"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -59,6 +59,11 @@ fn the_overlay_node_list_example_parses() {
     let text = std::fs::read_to_string(dir.join("nodes.json")).unwrap();
     let nodes = ferro_net::overlay::FileSource::parse(&text, "nodes.json").unwrap();
     assert_eq!(nodes.len(), 2);
+    assert_eq!(
+        nodes[0].pod_subnets.families(),
+        (true, true),
+        "a slice per family: the list serves the single-family and the dual-stack example"
+    );
 }
 
 /// Runtimes built on libcni before 1.2 (cnitool 1.1.2, containerd 1.6, podman 4.3) use

@@ -108,6 +108,7 @@ ls -A /var/lib/cni/results > "$OUT/4-after-cnitool-del"
 "#;
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn cnitool_and_cnictl_find_each_others_cache_with_a_fake_plugin() {
     for version in ["0.4.0", "1.0.0"] {
         let w = World::new();
@@ -192,6 +193,7 @@ fn cnitool_and_cnictl_find_each_others_cache_with_a_fake_plugin() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_host_local_lease_is_released_across_the_two_tools() {
     let w = World::new();
     let data = w.path("ipam");

@@ -1,11 +1,6 @@
 //! `flat`: the Azure CNI model (transparent mode). See README.md.
 #![forbid(unsafe_code)]
 
-mod apply;
-mod config;
-mod plan;
-mod plugin;
-
 fn main() -> std::process::ExitCode {
-    ferro_spec::run(&plugin::Flat)
+    ferro_spec::run(&ferro_flat::plugin::Flat)
 }

@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use ferro_testutil::families::{assert_paths, PodAt};
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, udp_source, ArrivalCounter, ProbeServer};
 use ferro_testutil::runtime::{pod_ip, Runtime};
@@ -93,6 +94,7 @@ fn sock(ip: &str, port: u16) -> SocketAddr {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn pods_hold_vnet_addresses_reached_without_nat_and_leave_the_vnet_as_the_node() {
     require_root();
     let az = Azure::new(false);
@@ -152,6 +154,7 @@ fn pods_hold_vnet_addresses_reached_without_nat_and_leave_the_vnet_as_the_node()
 /// Counts, in the peer VM, the packets arriving from `src` (an nft counter in the peer's own
 /// namespace, which the test created).
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
     require_root();
     let az = Azure::new(false);
@@ -186,6 +189,7 @@ fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn del_after_the_netns_is_gone_leaves_no_route_proxy_entry_element_or_lease() {
     require_root();
     let az = Azure::new(false);
@@ -226,6 +230,7 @@ fn del_after_the_netns_is_gone_leaves_no_route_proxy_entry_element_or_lease() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn check_finds_tampering_and_gc_reclaims_stale_attachments() {
     require_root();
     let az = Azure::new(false);
@@ -262,6 +267,7 @@ fn check_finds_tampering_and_gc_reclaims_stale_attachments() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn dual_stack_pods_are_reached_over_ipv6_from_the_vnet() {
     require_root();
     let az = Azure::new(true);
@@ -293,6 +299,27 @@ fn dual_stack_pods_are_reached_over_ipv6_from_the_vnet() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn dual_stack_pods_reach_each_other_across_nodes_in_both_families() {
+    require_root();
+    let az = Azure::new(true);
+    let (a, _, ra) = az.pod(0, "fds-a");
+    let (b, _, rb) = az.pod(1, "fds-b");
+    assert_paths(
+        "flat",
+        &az.world,
+        PodAt::new(&a, &ra, 0),
+        PodAt::new(&b, &rb, 1),
+        &[false, true],
+        true,
+    );
+    az.rt[0].del(NET, &a);
+    az.rt[1].del(NET, &b);
+    assert_eq!(az.leases(0) + az.leases(1), 0);
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn cnitool_runs_the_flat_example_with_portmap() {
     require_root();
     let az = Azure::new(false);
@@ -321,6 +348,7 @@ fn cnitool_runs_the_flat_example_with_portmap() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn status_is_code_50_when_the_nodes_reserved_range_is_exhausted() {
     require_root();
     let world = World::new(1);

@@ -42,7 +42,7 @@ where
 }
 
 #[test]
-fn p18_fifty_parallel_adds_get_distinct_addresses_and_dels_leave_nothing() {
+fn fifty_parallel_adds_get_distinct_addresses_and_dels_leave_nothing() {
     let net = Net::new(json!([[{"subnet": "10.60.0.0/24"}], [{"subnet": "fd00:60::/64"}]]));
     let conf = net.conf();
     let adds = parallel(50, 8, |i| {
@@ -72,7 +72,7 @@ fn p18_fifty_parallel_adds_get_distinct_addresses_and_dels_leave_nothing() {
 }
 
 #[test]
-fn p18_interleaved_add_del_storm_leaks_nothing() {
+fn interleaved_add_del_storm_leaks_nothing() {
     let net = Net::new(json!([[{"subnet": "10.61.0.0/26"}]]));
     let conf = net.conf();
     let runs = parallel(120, 8, |i| {

@@ -18,6 +18,7 @@ const INNER: &str = "FERRO_FULL_DISK_INNER";
 const TEST: &str = "enospc_at_every_step_leaves_the_store_consistent";
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn enospc_at_every_step_leaves_the_store_consistent() {
     ferro_testutil::require_root();
     if std::env::var_os(INNER).is_none() {

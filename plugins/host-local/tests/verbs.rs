@@ -15,7 +15,7 @@ fn dual_stack() -> Value {
 }
 
 #[test]
-fn p1_version_lists_every_supported_version() {
+fn version_lists_every_supported_version() {
     let r = run_plugin(
         OURS,
         &[("CNI_COMMAND", "VERSION")],
@@ -28,7 +28,7 @@ fn p1_version_lists_every_supported_version() {
 }
 
 #[test]
-fn p7_p8_add_result_layout_in_every_version() {
+fn add_result_layout_in_every_version() {
     let resolv = tempfile::NamedTempFile::new().unwrap();
     fs::write(resolv.path(), "nameserver 10.0.0.10\nsearch svc.local\n").unwrap();
     let routes = json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0", "gw": "fd00:22::1"}, {"dst": "192.168.0.0/16", "priority": 5}]);
@@ -82,7 +82,7 @@ fn p7_p8_add_result_layout_in_every_version() {
 }
 
 #[test]
-fn h10_add_writes_the_reference_files() {
+fn add_writes_the_reference_files() {
     let net = Net::new(dual_stack());
     net.add("ctr1");
     assert_eq!(
@@ -111,7 +111,7 @@ fn h10_add_writes_the_reference_files() {
 }
 
 #[test]
-fn h1_h2_round_robin_skips_the_gateway_and_does_not_reuse_at_once() {
+fn round_robin_skips_the_gateway_and_does_not_reuse_at_once() {
     let net = Net::new(json!([[{"subnet": "10.0.0.0/29"}]]));
     assert_eq!(net.add("a"), ["10.0.0.2/29"]);
     assert_eq!(net.add("b"), ["10.0.0.3/29"]);
@@ -131,7 +131,7 @@ fn h1_h2_round_robin_skips_the_gateway_and_does_not_reuse_at_once() {
 }
 
 #[test]
-fn h3_p14_exhaustion_is_101_then_status_is_50() {
+fn exhaustion_is_101_then_status_is_50() {
     let net = Net::new(json!([[{"subnet": "10.0.0.0/30"}]]));
     net.run("STATUS", "", &net.conf()).ok();
     assert_eq!(net.add("a"), ["10.0.0.2/30"]);
@@ -179,7 +179,7 @@ fn duplicate_add_is_101() {
 }
 
 #[test]
-fn h4_requested_addresses_from_every_source() {
+fn requested_addresses_from_every_source() {
     let net = Net::new(dual_stack());
     let r = run_as(OURS, "ADD", "a", "eth0", &net.conf(), "IP=10.22.0.50").ok();
     assert_eq!(addresses(&r), ["10.22.0.50/24", "fd00:22::2/64"]);
@@ -216,7 +216,7 @@ fn h4_requested_addresses_from_every_source() {
 }
 
 #[test]
-fn h4_requested_address_errors() {
+fn requested_address_errors() {
     let net = Net::new(dual_stack());
     net.add("a");
     let before = net.leases();
@@ -245,7 +245,7 @@ fn h4_requested_address_errors() {
 }
 
 #[test]
-fn h6_ip_ranges_capability_is_prepended() {
+fn ip_ranges_capability_is_prepended() {
     let net = Net::new(json!([[{"subnet": "10.22.0.0/24"}]]));
     let conf = net.conf_with(json!({
         "capabilities": {"ipRanges": true},
@@ -262,7 +262,7 @@ fn h6_ip_ranges_capability_is_prepended() {
 }
 
 #[test]
-fn h7_bad_configs_name_the_key() {
+fn bad_configs_name_the_key() {
     let cases: Vec<(Value, u64, &str)> = vec![
         (
             json!({"ranges": [[{"subnet": "10.0.0.0/31"}]]}),
@@ -368,7 +368,7 @@ fn h7_bad_configs_name_the_key() {
 }
 
 #[test]
-fn p11_del_is_idempotent_and_best_effort() {
+fn del_is_idempotent_and_best_effort() {
     let net = Net::new(dual_stack());
     // Nothing was ever created: the data directory does not exist.
     net.run("DEL", "a", &net.conf()).ok();
@@ -403,7 +403,7 @@ fn p11_del_is_idempotent_and_best_effort() {
 }
 
 #[test]
-fn h8_del_releases_every_lease_of_the_attachment_and_nothing_else() {
+fn del_releases_every_lease_of_the_attachment_and_nothing_else() {
     let net = Net::new(dual_stack());
     net.add("a");
     run_as(OURS, "ADD", "a", "net1", &net.conf(), "").ok();
@@ -421,7 +421,7 @@ fn h8_del_releases_every_lease_of_the_attachment_and_nothing_else() {
 }
 
 #[test]
-fn p12_check_compares_leases_with_prev_result() {
+fn check_compares_leases_with_prev_result() {
     let net = Net::new(dual_stack());
     let prev = net.run("ADD", "a", &net.conf()).ok();
     net.add("b");
@@ -465,7 +465,7 @@ fn p12_check_compares_leases_with_prev_result() {
 }
 
 #[test]
-fn h9_p13_gc_honours_each_key() {
+fn gc_honours_each_key() {
     let setup = || {
         let net = Net::new(dual_stack());
         for id in ["a", "b", "c"] {
@@ -538,14 +538,14 @@ fn h9_p13_gc_honours_each_key() {
 }
 
 #[test]
-fn p5_gc_and_status_need_1_1_0() {
+fn gc_and_status_need_1_1_0() {
     let net = Net::new(dual_stack()).version("1.0.0");
     net.run("GC", "", &net.conf()).err(1);
     net.run("STATUS", "", &net.conf()).err(1);
 }
 
 #[test]
-fn p14_status_is_ready_on_a_fresh_network() {
+fn status_is_ready_on_a_fresh_network() {
     let net = Net::new(dual_stack());
     let r = net.run("STATUS", "", &net.conf());
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));

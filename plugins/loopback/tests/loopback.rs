@@ -24,6 +24,7 @@ fn lo_state(ns: &Netns) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn add_brings_lo_up_and_reports_its_addresses() {
     require_root();
     let ns = Netns::new("lo-add");
@@ -58,6 +59,7 @@ fn add_brings_lo_up_and_reports_its_addresses() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn chained_add_passes_prev_result_through() {
     require_root();
     let ns = Netns::new("lo-chain");
@@ -88,6 +90,7 @@ fn add_into_a_missing_netns_is_an_error_object() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn add_refuses_the_plugins_own_namespace() {
     require_root();
     let conf = r#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#;

@@ -25,7 +25,8 @@ pub fn node_view(cfg: &Config, host: &Rtnl<'_>) -> Result<NodeView, CniError> {
 pub fn add(a: Attach<'_>, view: &NodeView, plan: &Plan) -> Result<CniResult, CniError> {
     let dev = overlay::ensure_device(a.host, &view.device)?;
     overlay::reconcile(a.host, &dev, &view.peers, false, false)?;
-    attach::ensure_forwarding(true, false)?;
+    let (v4, v6) = plan.families();
+    attach::ensure_forwarding(v4, v6)?;
     let outcome = transparent::attach(a.host, a.pod, a.ns, &plan.pod)
         .map_err(CniError::from)
         .and_then(|_| {

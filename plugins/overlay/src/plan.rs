@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use ferro_net::firewall::PodFirewall;
-use ferro_net::overlay::{NodeView, SyncReport};
+use ferro_net::overlay::{family_name, NodeView, SyncReport};
 use ferro_net::transparent::TransparentPod;
 use ferro_pod::{Difference, Differences, Inputs, PodError};
 use ferro_spec::{CniResult, Request};
@@ -32,12 +32,21 @@ impl Plan {
     pub fn ips(&self) -> Vec<IpAddr> {
         self.pod.addrs.iter().map(IpNet::addr).collect()
     }
+
+    /// Whether the pod has IPv4 and IPv6 addresses: the families the node must forward.
+    pub fn families(&self) -> (bool, bool) {
+        let ips = self.ips();
+        (
+            ips.iter().any(IpAddr::is_ipv4),
+            ips.iter().any(IpAddr::is_ipv6),
+        )
+    }
 }
 
-/// The network's pod firewall: SNAT outside the pod CIDR and `nonMasqueradeCIDRs`;
-/// anti-spoofing on the pod veths.
+/// The network's pod firewall: SNAT (to the node's address of the packet's family) outside
+/// the pod CIDRs and `nonMasqueradeCIDRs`; anti-spoofing on the pod veths.
 pub fn firewall(network: &str, cfg: &Config) -> PodFirewall {
-    cfg.shared.firewall(network, &[cfg.node.pod_cidr])
+    cfg.shared.firewall(network, &cfg.node.pod_cidrs.to_vec())
 }
 
 /// The transparent-mode attachment of the request with `addrs`.
@@ -51,23 +60,41 @@ pub fn pod(req: &Request, addrs: Vec<IpNet>, mtu: u32, extra_routes: Vec<IpNet>)
     }
 }
 
-/// From the IPAM result to what ADD creates. An
-/// IPv4 address outside this node's slice is code 7: VXLAN peers route each slice to its
-/// node, so the pod would be unreachable from the others.
+/// From the IPAM result to what ADD creates. Every address must be inside this node's
+/// slice of its family, and every family of the pod CIDRs must have one (code 7): VXLAN
+/// peers route each slice to its node, so a pod address elsewhere would be unreachable
+/// from the other nodes, and a dual-stack pod missing a family half attached.
 pub fn plan(cfg: &Config, view: &NodeView, i: &Inputs<'_>) -> Result<Plan, PodError> {
     let (req, ipam) = (i.req, i.ipam);
     let addrs: Vec<IpNet> = ipam.ips.iter().map(|i| i.address).collect();
     if addrs.is_empty() {
         return Err(PodError::NoAddress);
     }
-    if let Some(a) = addrs
-        .iter()
-        .find(|a| a.addr().is_ipv4() && !view.slice.contains(&a.addr()))
-    {
-        return Err(PodError::Invalid(format!(
-            "ipam returned {a}, outside this node's slice {}: point ipam at the slice",
-            view.slice
-        )));
+    if let Some(a) = addrs.iter().find(|a| !view.slices.contains(a.addr())) {
+        let v6 = a.addr().is_ipv6();
+        return Err(PodError::Invalid(match view.slices.get(v6) {
+            Some(slice) => format!(
+                "ipam returned {a}, outside this node's slice {slice}: point ipam at the slice"
+            ),
+            None => format!(
+                "ipam returned {a}, but the network has no {} pod CIDR ({} {})",
+                family_name(v6),
+                cfg.node.cidrs_key(),
+                cfg.node.pod_cidrs
+            ),
+        }));
+    }
+    for slice in view.slices.iter() {
+        let v6 = slice.addr().is_ipv6();
+        if !addrs.iter().any(|a| a.addr().is_ipv6() == v6) {
+            return Err(PodError::Invalid(format!(
+                "ipam returned no {} address, and the network has the pod CIDRs {}: give ipam \
+                 one range set per family (this node's slices: {})",
+                family_name(v6),
+                cfg.node.pod_cidrs,
+                view.slices
+            )));
+        }
     }
     let pod = pod(
         req,
@@ -110,7 +137,7 @@ pub fn node_differences(device: &str, exists: bool, drift: Option<&SyncReport>) 
 mod tests {
     use super::*;
     use ferro_net::firewall::MasqSpec;
-    use ferro_net::overlay::Device;
+    use ferro_net::overlay::{Device, FamilyNets};
     use ferro_net::transparent;
     use serde_json::json;
 
@@ -126,10 +153,16 @@ mod tests {
         Config::from_request(&req()).unwrap()
     }
 
-    fn view() -> NodeView {
-        let slice: IpNet = "10.244.1.0/24".parse().unwrap();
+    fn view_with(slices: &[&str]) -> NodeView {
+        let slices = FamilyNets::new(
+            &slices
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
         NodeView {
-            slice,
+            slices,
             peers: Vec::new(),
             device: Device {
                 name: "ferro.1".into(),
@@ -139,10 +172,14 @@ mod tests {
                 local: "10.240.0.4".parse().unwrap(),
                 mtu: 1450,
                 mac: [2, 0, 0, 0, 0, 4],
-                slice,
+                slices,
             },
             mtu: 1450,
         }
+    }
+
+    fn view() -> NodeView {
+        view_with(&["10.244.1.0/24"])
     }
 
     fn ipam(v: serde_json::Value) -> CniResult {
@@ -205,12 +242,86 @@ mod tests {
         assert_eq!(ferro_spec::CniError::from(e).code.number(), 7);
         let e = planned("/x", &CniResult::default()).unwrap_err();
         assert_eq!(e.to_string(), "ipam returned no address");
-        // IPv6 addresses are not sliced
-        assert!(planned(
+        // an address of a family the network does not use
+        let e = planned(
             "/x",
-            &ipam(json!({"ips": [{"address": "10.244.1.7/24"}, {"address": "fd00:244::7/64"}]}))
+            &ipam(json!({"ips": [{"address": "10.244.1.7/24"}, {"address": "fd00:244::7/64"}]})),
         )
-        .is_ok());
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ipam returned fd00:244::7/64, but the network has no IPv6 pod CIDR (podCIDR 10.244.0.0/16)"
+        );
+    }
+
+    fn dual() -> (Request, Config, NodeView) {
+        let req = ferro_testutil::add_request(
+            json!({"cniVersion": "1.1.0", "name": "ovl", "type": "overlay",
+            "podCIDRs": ["10.244.0.0/16", "fd00:10:244::/56"], "nodeName": "a", "nodeList": "/n.json",
+            "ipam": {"type": "host-local"}}),
+        );
+        let cfg = Config::from_request(&req).unwrap();
+        (
+            req,
+            cfg,
+            view_with(&["10.244.1.0/24", "fd00:10:244:1::/64"]),
+        )
+    }
+
+    fn planned_dual(ipam: &CniResult) -> Result<Plan, PodError> {
+        let (req, cfg, view) = dual();
+        plan(
+            &cfg,
+            &view,
+            &Inputs {
+                req: &req,
+                sandbox: "/x",
+                ipam,
+            },
+        )
+    }
+
+    #[test]
+    fn a_dual_stack_pod_gets_one_address_per_family_and_snat_in_both() {
+        let p = planned_dual(&ipam(
+            json!({"ips": [{"address": "10.244.1.7/24"}, {"address": "fd00:10:244:1::7/64"}]}),
+        ))
+        .unwrap();
+        assert_eq!(p.families(), (true, true));
+        let r = p.result.to_value(ferro_spec::Version::V1_1_0).unwrap();
+        assert_eq!(
+            r["routes"],
+            json!([{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}, {"dst": "::/0", "gw": "fe80::1234:5678:9abc"}])
+        );
+        assert_eq!(
+            p.firewall.masq.unwrap().non_masquerade,
+            vec![
+                "10.244.0.0/16".parse::<IpNet>().unwrap(),
+                "fd00:10:244::/56".parse().unwrap()
+            ],
+            "both pod CIDRs keep the pod's address"
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_pod_missing_a_family_or_outside_a_slice_is_code_7() {
+        for (ips, msg) in [
+            (
+                json!([{"address": "10.244.1.7/24"}]),
+                "ipam returned no IPv6 address, and the network has the pod CIDRs 10.244.0.0/16, \
+                 fd00:10:244::/56: give ipam one range set per family (this node's slices: \
+                 10.244.1.0/24, fd00:10:244:1::/64)",
+            ),
+            (
+                json!([{"address": "10.244.1.7/24"}, {"address": "fd00:10:244:2::7/64"}]),
+                "ipam returned fd00:10:244:2::7/64, outside this node's slice fd00:10:244:1::/64: \
+                 point ipam at the slice",
+            ),
+        ] {
+            let e = planned_dual(&ipam(json!({ "ips": ips }))).unwrap_err();
+            assert_eq!(e.to_string(), msg);
+            assert_eq!(ferro_spec::CniError::from(e).code.number(), 7);
+        }
     }
 
     #[test]

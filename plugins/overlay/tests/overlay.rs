@@ -85,6 +85,7 @@ fn sock(ip: &str, port: u16) -> SocketAddr {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn pods_talk_across_nodes_without_nat_and_leave_the_cluster_as_their_node() {
     require_root();
     let c = Cluster::new(3);
@@ -155,6 +156,7 @@ fn pods_talk_across_nodes_without_nat_and_leave_the_cluster_as_their_node() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn del_after_the_netns_is_gone_leaves_nothing_of_the_pod() {
     require_root();
     let c = Cluster::new(2);
@@ -185,6 +187,7 @@ fn del_after_the_netns_is_gone_leaves_nothing_of_the_pod() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
     require_root();
     let c = Cluster::new(2);
@@ -218,6 +221,7 @@ fn a_pod_sending_from_a_forged_address_gets_nothing_through() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn check_finds_tampering_and_gc_reclaims_stale_attachments() {
     require_root();
     let c = Cluster::new(2);
@@ -250,6 +254,7 @@ fn check_finds_tampering_and_gc_reclaims_stale_attachments() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn status_is_code_50_when_the_nodes_slice_is_exhausted() {
     require_root();
     let c = Cluster::new(1);
@@ -278,6 +283,7 @@ fn status_is_code_50_when_the_nodes_slice_is_exhausted() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn cnitool_runs_the_overlay_example_with_portmap() {
     require_root();
     let c = Cluster::new(2);
@@ -307,6 +313,7 @@ fn cnitool_runs_the_overlay_example_with_portmap() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn an_address_outside_the_slice_creates_nothing_and_keeps_no_lease() {
     require_root();
     let c = Cluster::new(1);

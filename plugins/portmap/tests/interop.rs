@@ -60,6 +60,7 @@ fn host_port_round_trip(plugins: PluginDir, check: bool) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn our_bridge_with_the_reference_portmap() {
     require_root();
     host_port_round_trip(
@@ -69,6 +70,7 @@ fn our_bridge_with_the_reference_portmap() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_reference_bridge_with_our_portmap() {
     require_root();
     host_port_round_trip(

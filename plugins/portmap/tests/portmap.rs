@@ -19,6 +19,7 @@ fn caps(maps: serde_json::Value) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn host_ports_from_outside_the_node_localhost_and_hairpin() {
     require_root();
     let k = Kubenet::new(1);
@@ -126,6 +127,7 @@ fn host_ports_from_outside_the_node_localhost_and_hairpin() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn host_ip_scoping() {
     require_root();
     let k = Kubenet::new(1);
@@ -148,6 +150,7 @@ fn host_ip_scoping() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_remapped_udp_port_is_not_blackholed_by_old_conntrack_entries() {
     require_root();
     let k = Kubenet::new(1);
@@ -180,6 +183,7 @@ fn a_remapped_udp_port_is_not_blackholed_by_old_conntrack_entries() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn two_pods_claiming_one_host_port_last_wins_and_the_loser_leaving_keeps_it() {
     require_root();
     let k = Kubenet::new(1);

@@ -37,32 +37,9 @@ impl Rtnl<'_> {
     }
 
     fn addr_add_inner(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<(), NetError> {
-        let mut m = AddressMessage::default();
-        m.header.family = family_of(addr.addr());
-        m.header.prefix_len = addr.prefix_len();
-        m.header.index = index;
-        let mut flags = AddressFlags::empty();
-        if opts.nodad && addr.addr().is_ipv6() {
-            m.header.flags = AddressHeaderFlags::Nodad;
-            flags |= AddressFlags::Nodad;
-        }
-        if opts.noprefixroute {
-            flags |= AddressFlags::Noprefixroute;
-        }
-        if !flags.is_empty() {
-            m.attributes.push(AddressAttribute::Flags(flags));
-        }
-        m.attributes.push(AddressAttribute::Local(addr.addr()));
-        m.attributes.push(AddressAttribute::Address(addr.addr()));
-        if let IpNet::V4(v4) = addr {
-            if v4.prefix_len() < 31 {
-                m.attributes
-                    .push(AddressAttribute::Broadcast(v4.broadcast()));
-            }
-        }
         self.ack(
             format!("add address {addr} to link #{index} ({})", self.place),
-            RouteNetlinkMessage::NewAddress(m),
+            RouteNetlinkMessage::NewAddress(addr_message(index, addr, opts)),
             NLM_F_CREATE | NLM_F_EXCL,
         )
     }
@@ -102,27 +79,58 @@ impl Rtnl<'_> {
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) => {
-                    if index.is_some_and(|i| i != a.header.index) {
-                        return None;
-                    }
-                    let ip = a.attributes.iter().find_map(|x| match x {
-                        AddressAttribute::Local(ip) => Some(*ip),
-                        _ => None,
-                    });
-                    let ip = ip.or_else(|| {
-                        a.attributes.iter().find_map(|x| match x {
-                            AddressAttribute::Address(ip) => Some(*ip),
-                            _ => None,
-                        })
-                    })?;
-                    Some(AddrInfo {
-                        index: a.header.index,
-                        addr: IpNet::new(ip, a.header.prefix_len).ok()?,
-                    })
+                RouteNetlinkMessage::NewAddress(a) if index.is_none_or(|i| i == a.header.index) => {
+                    parse_addr(a)
                 }
                 _ => None,
             })
             .collect())
     }
+}
+
+/// An address as the kernel reports it (`IFA_LOCAL`, else `IFA_ADDRESS`, with the header's
+/// prefix length); `None` without an address or with an impossible prefix length.
+pub(super) fn parse_addr(a: &AddressMessage) -> Option<AddrInfo> {
+    let ip = a.attributes.iter().find_map(|x| match x {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    let ip = ip.or_else(|| {
+        a.attributes.iter().find_map(|x| match x {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })?;
+    Some(AddrInfo {
+        index: a.header.index,
+        addr: IpNet::new(ip, a.header.prefix_len).ok()?,
+    })
+}
+
+/// The `RTM_NEWADDR` message of `ip addr add <addr> dev <index>`.
+pub(super) fn addr_message(index: u32, addr: IpNet, opts: AddrOpts) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = family_of(addr.addr());
+    m.header.prefix_len = addr.prefix_len();
+    m.header.index = index;
+    let mut flags = AddressFlags::empty();
+    if opts.nodad && addr.addr().is_ipv6() {
+        m.header.flags = AddressHeaderFlags::Nodad;
+        flags |= AddressFlags::Nodad;
+    }
+    if opts.noprefixroute {
+        flags |= AddressFlags::Noprefixroute;
+    }
+    if !flags.is_empty() {
+        m.attributes.push(AddressAttribute::Flags(flags));
+    }
+    m.attributes.push(AddressAttribute::Local(addr.addr()));
+    m.attributes.push(AddressAttribute::Address(addr.addr()));
+    if let IpNet::V4(v4) = addr {
+        if v4.prefix_len() < 31 {
+            m.attributes
+                .push(AddressAttribute::Broadcast(v4.broadcast()));
+        }
+    }
+    m
 }

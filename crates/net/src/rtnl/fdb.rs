@@ -40,7 +40,7 @@ fn neigh_ip(d: &NeighbourAddress) -> Option<IpAddr> {
 }
 
 impl Rtnl<'_> {
-    fn fdb_message(f: &FdbEntry) -> NeighbourMessage {
+    pub(super) fn fdb_message(f: &FdbEntry) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
         m.header.family = AddressFamily::Bridge;
         m.header.ifindex = f.ifindex;
@@ -94,30 +94,33 @@ impl Rtnl<'_> {
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewNeighbour(n)
-                    if n.header.ifindex == ifindex && n.header.family == AddressFamily::Bridge =>
-                {
-                    let mut mac = None;
-                    let mut dst = None;
-                    for a in &n.attributes {
-                        match a {
-                            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
-                                let mut m = [0u8; 6];
-                                m.copy_from_slice(l);
-                                mac = Some(m);
-                            }
-                            NeighbourAttribute::Destination(d) => dst = neigh_ip(d),
-                            _ => {}
-                        }
-                    }
-                    Some(FdbEntry {
-                        ifindex,
-                        mac: mac?,
-                        dst: dst?,
-                    })
-                }
+                RouteNetlinkMessage::NewNeighbour(n) if n.header.ifindex == ifindex => parse_fdb(n),
                 _ => None,
             })
             .collect())
     }
+}
+
+/// An FDB entry with a remote destination as the kernel reports it (`AF_BRIDGE`, a 6-byte
+/// MAC, an IPv4 or IPv6 destination); `None` for anything else.
+pub(super) fn parse_fdb(n: &NeighbourMessage) -> Option<FdbEntry> {
+    if n.header.family != AddressFamily::Bridge {
+        return None;
+    }
+    let mut mac = None;
+    let mut dst = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                mac = <[u8; 6]>::try_from(&l[..]).ok()
+            }
+            NeighbourAttribute::Destination(d) => dst = neigh_ip(d),
+            _ => {}
+        }
+    }
+    Some(FdbEntry {
+        ifindex: n.header.ifindex,
+        mac: mac?,
+        dst: dst?,
+    })
 }

@@ -28,6 +28,8 @@ pub struct Link {
     pub mtu: u32,
     /// Administratively up (IFF_UP).
     pub up: bool,
+    /// Carrier (IFF_LOWER_UP): a bridge has it once one of its ports has.
+    pub lower_up: bool,
     /// Promiscuous (IFF_PROMISC).
     pub promisc: bool,
     /// `IFLA_INFO_KIND` (`bridge`, `veth`, `vxlan`...).
@@ -113,10 +115,11 @@ pub struct VxlanSpec {
     pub mac: Option<[u8; 6]>,
 }
 
-fn parse_link(m: &LinkMessage) -> Link {
+pub(super) fn parse_link(m: &LinkMessage) -> Link {
     let mut l = Link {
         index: m.header.index,
         up: m.header.flags.contains(LinkFlags::Up),
+        lower_up: m.header.flags.contains(LinkFlags::LowerUp),
         promisc: m.header.flags.contains(LinkFlags::Promisc),
         ..Link::default()
     };
@@ -160,6 +163,57 @@ fn parse_link(m: &LinkMessage) -> Link {
         }
     }
     l
+}
+
+/// `l` as an `RTM_NEWLINK` carrying what [`parse_link`] reads (for round trips in tests and
+/// fuzzing; links are created from the specs above).
+pub(super) fn link_message(l: &Link) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = l.index;
+    if l.up {
+        m.header.flags |= LinkFlags::Up;
+    }
+    if l.promisc {
+        m.header.flags |= LinkFlags::Promisc;
+    }
+    m.attributes.push(LinkAttribute::IfName(l.name.clone()));
+    if let Some(mac) = &l.mac {
+        m.attributes.push(LinkAttribute::Address(mac.clone()));
+    }
+    m.attributes.push(LinkAttribute::Mtu(l.mtu));
+    if let Some(master) = l.master {
+        m.attributes.push(LinkAttribute::Controller(master));
+    }
+    let mut info = Vec::new();
+    if let Some(kind) = &l.kind {
+        info.push(LinkInfo::Kind(InfoKind::from(kind.as_str())));
+    }
+    if let Some(x) = &l.vxlan {
+        let mut v = vec![
+            InfoVxlan::Id(x.vni),
+            InfoVxlan::Port(x.port),
+            InfoVxlan::Learning(x.learning),
+        ];
+        match x.local {
+            Some(IpAddr::V4(a)) => v.push(InfoVxlan::Local(a)),
+            Some(IpAddr::V6(a)) => v.push(InfoVxlan::Local6(a)),
+            None => {}
+        }
+        if let Some(dev) = x.dev {
+            v.push(InfoVxlan::Link(dev));
+        }
+        info.push(LinkInfo::Data(InfoData::Vxlan(v)));
+    }
+    if let Some(h) = l.hairpin {
+        info.push(LinkInfo::PortKind(InfoPortKind::Bridge));
+        info.push(LinkInfo::PortData(InfoPortData::BridgePort(vec![
+            InfoBridgePort::HairpinMode(h),
+        ])));
+    }
+    if !info.is_empty() {
+        m.attributes.push(LinkAttribute::LinkInfo(info));
+    }
+    m
 }
 
 impl Rtnl<'_> {
@@ -208,17 +262,25 @@ impl Rtnl<'_> {
     /// The link of the default route (IPv4 first, then IPv6): a node's uplink when the
     /// configuration does not name it. `ip route show default`.
     pub fn default_route_link(&self) -> Result<Option<Link>, NetError> {
+        match self.default_route_link_of(false)? {
+            Some(l) => Ok(Some(l)),
+            None => self.default_route_link_of(true),
+        }
+    }
+
+    /// The link of the default route of one family (`v6`). `ip [-6] route show default`.
+    pub fn default_route_link_of(&self, v6: bool) -> Result<Option<Link>, NetError> {
         // Ask the kernel which route it would use towards a documentation address (RFC 5737,
         // RFC 3849): one lookup instead of a dump of every route of the node.
-        for probe in ["192.0.2.1", "2001:db8::1"] {
-            let ip: IpAddr = probe
-                .parse()
-                .map_err(|_| NetError::Other(format!("bad probe address {probe}")))?;
-            if let Some(oif) = self.route_get(ip)?.and_then(|r| r.oif) {
-                return self.link_by_index(oif);
-            }
+        let probe: IpAddr = if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1))
+        };
+        match self.route_get(probe)?.and_then(|r| r.oif) {
+            Some(oif) => self.link_by_index(oif),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// Every link. `ip link show`.

@@ -37,7 +37,7 @@ pub(super) fn neigh_addr(ip: IpAddr) -> NeighbourAddress {
 }
 
 impl Rtnl<'_> {
-    fn neigh_message(n: &NeighSpec) -> NeighbourMessage {
+    pub(super) fn neigh_message(n: &NeighSpec) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
         m.header.family = family_of(n.ip);
         m.header.ifindex = n.ifindex;
@@ -134,33 +134,35 @@ impl Rtnl<'_> {
                     {
                         return None;
                     }
-                    let mut ip = None;
-                    let mut mac = None;
-                    for a in &n.attributes {
-                        match a {
-                            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                                ip = Some(IpAddr::V4(*a))
-                            }
-                            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                                ip = Some(IpAddr::V6(*a))
-                            }
-                            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
-                                let mut m = [0u8; 6];
-                                m.copy_from_slice(l);
-                                mac = Some(m);
-                            }
-                            _ => {}
-                        }
-                    }
-                    Some(NeighSpec {
-                        ifindex,
-                        ip: ip?,
-                        mac,
-                        proxy,
-                    })
+                    parse_neigh(n)
                 }
                 _ => None,
             })
             .collect())
     }
+}
+
+/// A neighbour or proxy entry as the kernel reports it: interface, proxy flag, IPv4 or IPv6
+/// destination, a 6-byte link-layer address; `None` without a destination.
+pub(super) fn parse_neigh(n: &NeighbourMessage) -> Option<NeighSpec> {
+    let mut ip = None;
+    let mut mac = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(IpAddr::V4(*a)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                ip = Some(IpAddr::V6(*a))
+            }
+            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                mac = <[u8; 6]>::try_from(&l[..]).ok()
+            }
+            _ => {}
+        }
+    }
+    Some(NeighSpec {
+        ifindex: n.header.ifindex,
+        ip: ip?,
+        mac,
+        proxy: n.header.flags.contains(NeighbourFlags::Proxy),
+    })
 }

@@ -64,7 +64,7 @@ fn route_addr(ip: IpAddr) -> RouteAddress {
 }
 
 impl Rtnl<'_> {
-    fn route_message(r: &RouteSpec) -> RouteMessage {
+    pub(super) fn route_message(r: &RouteSpec) -> RouteMessage {
         let mut m = RouteMessage::default();
         m.header.address_family = family_of(r.dst.addr());
         m.header.destination_prefix_length = r.dst.prefix_len();
@@ -202,7 +202,7 @@ impl Rtnl<'_> {
     }
 }
 
-fn parse_route(r: &RouteMessage) -> Option<RouteSpec> {
+pub(super) fn parse_route(r: &RouteMessage) -> Option<RouteSpec> {
     let v6 = r.header.address_family == AddressFamily::Inet6;
     let mut dst = None;
     let mut spec = RouteSpec::new(

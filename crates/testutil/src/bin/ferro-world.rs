@@ -16,7 +16,9 @@ use std::io::Write;
 use std::process::{Command, ExitCode};
 
 use ferro_testutil::netns::Netns;
-use ferro_testutil::topology::{World, INTERNET, PEER, ROUTER_VNET, VNET};
+use ferro_testutil::topology::{
+    World, INTERNET, INTERNET6, PEER, PEER6, ROUTER_VNET, ROUTER_VNET6, VNET, VNET6,
+};
 
 const USAGE: &str = "usage: ferro-world up PREFIX [NODES] | ferro-world down PREFIX [NODES]";
 
@@ -70,11 +72,15 @@ fn run(args: &[String]) -> Result<String, String> {
 fn up(prefix: &str, nodes: usize) -> String {
     let world = World::with_prefix(prefix, nodes);
     let node_ips: Vec<String> = world.nodes.iter().map(|n| n.ip.to_string()).collect();
+    let node_ips6: Vec<String> = world.nodes.iter().map(|n| n.ip6.to_string()).collect();
     let names = world.keep();
     format!(
         "WORLD_VNET='{VNET}'\nWORLD_ROUTER='{ROUTER_VNET}'\nWORLD_PEER='{PEER}'\n\
-         WORLD_INTERNET='{INTERNET}'\nWORLD_NODE_IPS='{}'\nWORLD_NAMESPACES='{}'\n",
+         WORLD_INTERNET='{INTERNET}'\nWORLD_NODE_IPS='{}'\n\
+         WORLD_VNET6='{VNET6}'\nWORLD_ROUTER6='{ROUTER_VNET6}'\nWORLD_PEER6='{PEER6}'\n\
+         WORLD_INTERNET6='{INTERNET6}'\nWORLD_NODE_IPS6='{}'\nWORLD_NAMESPACES='{}'\n",
         node_ips.join(" "),
+        node_ips6.join(" "),
         names.join(" ")
     )
 }
