@@ -453,6 +453,7 @@ fn chains_of_several_tables_in_one_round_trip_and_iptables_rules_read_back() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn interval_concatenations_named_counters_and_logging_reach_the_kernel_and_read_back() {
     in_netns(|| {
         let t = TableRef::inet("ferro_policy");
@@ -557,6 +558,7 @@ fn interval_concatenations_named_counters_and_logging_reach_the_kernel_and_read_
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn packets_logged_to_an_nflog_group_are_read_back_with_their_prefix() {
     in_netns(|| {
         let t = TableRef::inet("ferro_policy");
