@@ -1,9 +1,9 @@
-//! cnitool 1.1.2 (real libcni) runs every file of `conf-examples/`, unchanged, through ADD,
-//! CHECK and DEL on node A of the design.md world, with `CAP_ARGS` port mappings where the
-//! list has portmap, and the mapped port answers the VM on the VNet at node A's address.
-//! `nodes.json` is the overlay examples' node list (its addresses are the world's nodes); the
-//! dual-stack example's pod gets one address per family, and keeps a lease of each. A
-//! new file in `conf-examples/` fails this test until the test knows how to run it.
+//! cnitool 1.1.2 (real libcni) runs every file of `conf-examples/`, unchanged, through ADD, CHECK
+//! and DEL on node A of the simulated network ([docs/testing.md](../docs/testing.md)), with
+//! `CAP_ARGS` port mappings where the list has portmap, and the mapped port answers the VM on the
+//! VNet at node A's address. `nodes.json` is the overlay examples' node list (its addresses are the
+//! world's nodes); the dual-stack example's pod gets one address per family, and keeps a lease of
+//! each. A new file in `conf-examples/` fails this test until the test knows how to run it.
 //!
 //! Isolation: every cnitool call runs in node A's network namespace and a fresh private mount
 //! namespace (scripts/runtimes.sh `node_run`) where a private directory, kept between the calls

@@ -1,4 +1,4 @@
-//! containerd 1.6 and `ctr run --cni` (issue 6): under each example model, unchanged, a
+//! containerd 1.6 and `ctr run --cni`: under each example model, unchanged, a
 //! container on node A gets its address, reaches its gateway and a pod on node B (which sees
 //! the container's own address), a VM on the VNet (which sees the model's source: node A's
 //! address under kubenet and overlay, the container's under flat) and the internet (node A's

@@ -1,4 +1,4 @@
-//! `scripts/install.sh` (issue 6): installs exactly the binaries, the chosen example and its
+//! `scripts/install.sh`: installs exactly the binaries, the chosen example and its
 //! manifest into a temporary prefix and conf dir; an installed binary answers VERSION; files
 //! that are not ours are refused, or with `--force` kept and put back; `--uninstall` leaves the
 //! directories exactly as they were.

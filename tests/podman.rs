@@ -1,4 +1,4 @@
-//! podman 4.3 with its CNI backend (issue 6): `podman network create` writes a conflist that
+//! podman 4.3 with its CNI backend: `podman network create` writes a conflist that
 //! runs our `bridge`, `host-local` and `portmap` with the reference `firewall` and `tuning`;
 //! a container gets its address, pings its gateway and publishes a port that answers from
 //! another namespace; a podman network whose conflist is our flat example works too. podman

@@ -1,18 +1,18 @@
 //! # ferro-e2e: the suite under the clients operators use
 //!
-//! The end-to-end suites of design.md's `tests/` (a package of its own: a virtual workspace
+//! The end-to-end suites of the repository's `tests/` (a package of its own: a virtual workspace
 //! root cannot hold test targets). Each client runs on a simulated node of
-//! [`ferro_testutil::topology::World`] exactly as on a real one, but isolated from the
-//! machine: the shell helpers of `scripts/runtimes.sh` (shared with `scripts/demo.sh`) start it
-//! in the node's network namespace and a private mount namespace where our directories are
-//! shown over `/etc/cni/net.d`, `/opt/cni/bin`, `/var/lib/cni` and the runtime's own state
-//! directories. Long-running clients are stopped by their pid when the guard drops, also when
-//! a test fails.
+//! [`ferro_testutil::topology::World`] ([docs/testing.md](../../docs/testing.md)) exactly as on a
+//! real one, but isolated from the machine: the shell helpers of `scripts/runtimes.sh` (shared with
+//! `scripts/demo.sh`) start it in the node's network namespace and a private mount namespace where
+//! our directories are shown over `/etc/cni/net.d`, `/opt/cni/bin`, `/var/lib/cni` and the
+//! runtime's own state directories. Long-running clients are stopped by their pid when the guard
+//! drops, also when a test fails.
 //!
 //! - [`Plugins`]: a plugin directory whose entries record every call (the `CNI_*` variables
 //!   and stdin) before running our binary (or a reference plugin from `/usr/lib/cni`);
 //! - [`Containerd`], [`Podman`]: the clients, with their guards; [`cnitool`];
-//! - [`Cluster`]: the design.md world with node B running one of the example models through
+//! - [`Cluster`]: the simulated network with node B running one of the example models through
 //!   `cnictl`, so node A's client has a pod on another node to reach;
 //! - [`ensure_programs`]: installs a client's Debian packages when one of its programs is
 //!   missing, so a fresh machine passes.
@@ -602,7 +602,7 @@ impl Model {
     }
 }
 
-/// The design.md world with two nodes for one example model: node B runs the example (with
+/// The simulated network with two nodes for one example model: node B runs the example (with
 /// node B's values, a private dataDir) through `cnictl`; node A is left to the client under
 /// test. For kubenet, the nodes and the VM on the VNet route each node's pod slice to it (what
 /// AKS's route table does);

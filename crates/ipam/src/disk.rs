@@ -1,47 +1,9 @@
-//! The on-disk store, file-compatible with the reference host-local plugin.
+//! The on-disk store, file-compatible with the reference host-local plugin: one lease file
+//! per address, round-robin cursors and `lock` as the reference writes them, plus a verified
+//! per-attachment index; crash-safe without `fsync`. The layout, the crash-safety argument and
+//! why the reference never mistakes the index for a lease: [the plugin's README][layout].
 //!
-//! # Layout of `<dataDir>/<network>/`
-//!
-//! | entry | written by | content |
-//! |---|---|---|
-//! | `<ip>` (`10.22.0.2`, `fd00:22::2`) | both plugins | `<containerID>\r\n<ifname>`; old reference versions wrote `<containerID>` alone |
-//! | `last_reserved_ip.<set index>` | both plugins | the last address reserved in that range set, no newline |
-//! | `lock` | both plugins | empty; `flock`ed while leases are created or removed |
-//! | `.ferro-index/<containerID>:<ifname>` | this plugin | the attachment's addresses (see below); the directory is removed when its last entry is |
-//! | `.ferro-tmp-<pid>`, `.ferro-index/.tmp-<pid>` | this plugin | a file being written; only exists under the lock, unless its writer died |
-//!
-//! # Crash safety
-//!
-//! A lease is either complete or absent: it is written to a temporary file in the same
-//! directory, then `link()`ed to its final name (which fails with `EEXIST` when the address is
-//! taken, like the reference's `O_EXCL`), and the temporary name is unlinked, so a crashed
-//! process never leaves a half-written lease under an address's name. The round-robin cursor
-//! and the index entry are replaced with `rename()`.
-//!
-//! Nothing is `fsync`ed, on purpose: durability across a power loss buys nothing here, since
-//! every pod of the node is gone after one and the runtime recreates them; what matters is
-//! that nothing left behind is trusted wrongly. A lease file that comes back empty (its data
-//! never reached the disk) is reclaimed under the lock as a crashed writer's; an index entry
-//! naming an address without a matching lease is verified and only costs a scan; a lost cursor
-//! restarts the round robin. (Two `fsync`s per ADD cost about a millisecond on a disk.)
-//!
-//! A stale temporary file is never opened for writing (it may be a second name of a live
-//! lease): it is unlinked first, and swept whenever the directory is scanned under the lock.
-//!
-//! The reference plugin creates a lease with `O_EXCL` and then writes it, so a crash can leave
-//! an empty file. Both plugins hold the lock while writing, so under the lock an empty lease
-//! file can only be a crashed writer's: [`StoreMut::reserve`] reclaims it and GC removes it.
-//!
-//! # The index
-//!
-//! `.ferro-index/<containerID>:<ifname>` lists the attachment's addresses, so ADD detects a
-//! duplicate and DEL finds the leases without reading the whole directory. It is a cache:
-//! written after the leases, removed before the leases are replaced, and every entry is
-//! verified against the lease's content before use; a missing or stale entry costs a scan.
-//! Its content starts with a header line and has `\n` line breaks, so it never equals
-//! `<id>\r\n<ifname>` or `<id>`: the reference plugin's release-by-content, which walks the
-//! directory tree, never mistakes it for a lease. Its name holds exactly one `:`, so it never
-//! parses as an address either.
+//! [layout]: ../../../plugins/host-local/README.md#on-disk-layout-and-compatibility-with-the-reference-plugin
 
 use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};

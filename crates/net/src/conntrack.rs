@@ -3,9 +3,10 @@
 //!
 //! portmap deletes the UDP entries of its host ports on ADD and DEL: a UDP "connection"
 //! created before the DNAT rule existed (or while it pointed at a previous pod) would
-//! otherwise keep its old translation until it times out, blackholing the port (reference
-//! plugins#123, checklist M6). ferro-agent deletes the entries of connections a network
-//! policy change forbids, so that they stop instead of living on as established.
+//! otherwise keep its old translation until it times out, blackholing the port (rule M6 of
+//! [docs/conformance.md](../../../docs/conformance.md); the reference portmap deletes them on
+//! ADD only). ferro-agent deletes the entries of connections a NetworkPolicy change forbids,
+//! so that they stop instead of living on as established.
 
 use std::io;
 use std::net::IpAddr;

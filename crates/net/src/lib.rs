@@ -20,7 +20,8 @@
 //! - [`firewall`]: the suite's nftables model (masquerade sets, anti-spoofing, host ports),
 //!   built as batch operations on [`nft`]; and the removal of the reference plugins'
 //!   iptables-nft state of a pod (a node taken over from them: the one exception to "never
-//!   touch another owner's tables", explained there);
+//!   touch another owner's tables"); the design is in
+//!   [docs/firewall.md](../../../docs/firewall.md);
 //! - [`conntrack`]: conntrack entry removal over ctnetlink, on `ferro-nftables`' netfilter
 //!   netlink socket.
 

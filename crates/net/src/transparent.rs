@@ -2,7 +2,8 @@
 //! veth per pod; on the node a host route to each pod address through its veth; in the pod
 //! a virtual gateway (169.254.1.1, `fe80::1234:5678:9abc` for IPv6) answered by a permanent
 //! neighbour entry pointing at the host veth's MAC, and no subnet route, so every packet,
-//! same-subnet traffic included, goes through the node (datapath-anchors.md §1.2).
+//! same-subnet traffic included, goes through the node. This is the layout azure-vnet
+//! installs in its transparent mode (the Linux default of Azure CNI).
 //!
 //! ```text
 //! pod:  ip addr add 10.240.0.20/16 dev eth0 noprefixroute

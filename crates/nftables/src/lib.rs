@@ -1,55 +1,37 @@
 //! # ferro-nftables: an nf_tables netlink codec
 //!
-//! Hand-written, because a CNI plugin may not spawn `nft` (≈ 4 ms per exec) and the crates
+//! Hand-written, because a CNI plugin may not spawn `nft` (about 4 ms per exec) and the crates
 //! that speak nf_tables either exec `nft` (`nftables`), need libclang or C libraries
 //! (`rustables`, `nftnl`), or are immature.
 //! Nothing in it is specific to one ruleset: tables of any name and family, base and regular
-//! chains, rules built from expressions, named sets, data maps and verdict maps with
-//! concatenated keys, interval sets of concatenations (range elements), elements with
-//! comments, named counters, rate limits and logging to nfnetlink_log groups.
-//!
-//! - [`Batch`]: operations on tables, chains, rules, sets and elements sent as **one**
-//!   transaction (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`, one `sendmsg`, an ACK per
-//!   message); the first error names the operation and object.
-//! - [`RuleBuilder`]/[`Expr`]: expressions encoded as `nft` encodes them (the crate's
-//!   `tests/fixtures/` are byte-for-byte captures of nft 1.0.6, with the script that took
-//!   them), decoded back from dumps, printed as `nft --debug=netlink` prints them.
-//! - [`NftSocket`]: the socket, opened in the calling thread's network namespace. Reads are
-//!   non-dump GETs of named objects, or dumps the kernel restricts to one table (rules, sets,
-//!   elements of one set) and, for rules, to one chain: a caller reads exactly the table it
-//!   names, never the whole ruleset.
-//! - [`Expr::Match`]/[`Expr::Target`]: the x_tables matches and targets iptables-nft stores
-//!   (`nft_compat`), decoded so that its rules can be recognised: their names, and the text
-//!   of a `comment` match ([`RuleInfo::iptables_comment`]).
-//! - [`sock`]/[`wire`]: the netfilter netlink layer underneath, public so that other
-//!   nfnetlink users (ctnetlink) share it instead of framing messages again;
-//!   [`nflog`]: packets of `log group N` rules, read back (nfnetlink_log).
-//!
-//! Kernel requirements: 5.2 for NAT in `inet` tables, 5.6 for interval concatenations, 5.10
-//! for chain comments; everything else (fib, concatenations, named counters, non-dump element
-//! GET) is older. `NFT_MSG_DESTROY*` (6.3) is
-//! not used: see [`Batch`] for how deletes stay idempotent on 6.1.
+//! chains, rules built from expressions, named sets and (verdict) maps with concatenated keys,
+//! interval sets of concatenations (range elements), elements with comments, named counters,
+//! rate limits and logging to nfnetlink_log groups ([`nflog`] reads those packets back). A
+//! [`Batch`] is sent as **one** transaction; [`NftSocket`] reads only the table it is asked
+//! about, never the whole ruleset. Kernel: 5.2 (NAT in `inet` tables), 5.6 for interval
+//! concatenations, 5.10 for chain comments; `NFT_MSG_DESTROY*` (6.3) is not used (see
+//! [`Batch`]).
 //!
 //! ## Layout
 //! - [`uapi`]: every kernel constant (netlink, nfnetlink, nf_tables, libnftnl userdata);
-//! - [`wire`]: netlink framing: message headers, attributes built and parsed;
-//! - [`sock`]: the synchronous netlink socket: one `sendmsg` of requests, replies filed by
-//!   sequence number, interrupted dumps flagged;
+//! - [`wire`], [`sock`]: netlink framing and the synchronous socket (one `sendmsg` of
+//!   requests, replies filed by sequence number), public so that other nfnetlink users
+//!   (ctnetlink) share them;
 //! - `object`: tables, chains, rules, sets, elements as data ([`TableRef`], [`Chain`],
 //!   [`SetDef`], [`Elem`]...);
-//! - `batch`: [`Op`]/[`Batch`] and their encoding into one transaction; `describe`: the
-//!   same in nft syntax for messages;
-//! - `expr`: [`Expr`] and its encoding; `rule`: [`RuleBuilder`], nft statements as
-//!   expressions;
-//! - [`decode`]: expressions and objects read back from the kernel ([`RuleInfo`],
-//!   [`SetInfo`], [`ElemInfo`]...); [`print`](mod@print): `nft --debug=netlink` notation;
+//! - `batch`: [`Op`]/[`Batch`], encoded into one transaction; `describe`: the same in nft
+//!   syntax for messages; `error`: [`NftError`], naming the operation that failed;
+//! - `expr`: [`Expr`], encoded as `nft` encodes it, including the x_tables matches and
+//!   targets that iptables-nft stores ([`Expr::Match`], [`Expr::Target`]); `rule`:
+//!   [`RuleBuilder`], nft statements as expressions;
+//! - [`decode`]: expressions and objects read back from the kernel ([`RuleInfo`], with
+//!   [`RuleInfo::iptables_comment`]...); [`print`](mod@print): `nft --debug=netlink` notation;
 //! - `socket`: [`NftSocket`]: apply batches, GET and dump objects of one table;
-//! - `error`: [`NftError`], naming the operation in nft syntax.
+//! - [`nflog`]: a socket bound to an nfnetlink_log group, and the packets it reads.
 //!
-//! Tests: unit tests beside the code; `tests/encoding.rs` against the captures in
-//! `tests/fixtures/` of what nft sends; `tests/xtables.rs` against what the kernel dumps for
-//! rules iptables-nft wrote (the reference CNI plugins' nat rules);
-//! `tests/kernel.rs` (root) against the kernel in private namespaces.
+//! Tests: `tests/encoding.rs` compares with byte-for-byte captures of what nft 1.0.6 sends
+//! (`tests/fixtures/`, with the script that took them); `tests/xtables.rs` decodes rules that
+//! iptables-nft wrote; `tests/kernel.rs` (root) runs against the kernel in private namespaces.
 
 mod batch;
 pub mod decode;

@@ -1,5 +1,6 @@
-//! IPAM delegation (SPEC.md §4): find the delegate on `CNI_PATH`, run it with the original
-//! stdin bytes and the same environment (only `CNI_COMMAND` overridden), parse its answer.
+//! IPAM delegation, as the CNI specification's section on delegated plugins describes it:
+//! find the delegate on `CNI_PATH`, run it with the original stdin bytes and the same
+//! environment (only `CNI_COMMAND` overridden), parse its answer.
 //!
 //! [`IpamLease`] runs the delegate's DEL when an ADD fails after the delegate's ADD succeeded.
 

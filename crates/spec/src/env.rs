@@ -159,7 +159,8 @@ pub fn validate_ifname(name: &str) -> Result<(), String> {
 }
 
 impl CmdArgs {
-    /// Reads and validates the variables `command` needs (CNI spec §2 "Parameters"):
+    /// Reads and validates the variables `command` needs (the CNI specification's
+    /// "Parameters" of the execution protocol):
     /// ADD and CHECK need `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`; DEL needs
     /// `CNI_CONTAINERID` and `CNI_IFNAME`; GC and STATUS need none of them. `CNI_PATH` is
     /// checked where a plugin delegates. All failures are code 4 and name the variables.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::env::Command;
 use crate::version::{self, Version};
 
-/// Error codes of the CNI specification (SPEC.md "Error"), plus this suite's plugin codes.
+/// Error codes of the CNI specification (its "Error" result), plus this suite's plugin codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// 1: the requested `cniVersion` (or the verb at that version) is not supported.

@@ -7,7 +7,7 @@
 //!   spellings), GC attachment lists;
 //! - [`result`]: the canonical result and its layout in every version;
 //! - [`error`]: [`CniError`], the one error type facing the runtime, with the spec codes;
-//! - [`args`] and [`env`]: `CNI_ARGS` and the `CNI_*` variables, validated per verb;
+//! - [`args`] and [`env`](mod@env): `CNI_ARGS` and the `CNI_*` variables, validated per verb;
 //! - [`skel`]: the dispatcher, with environment and stdio injected, and the [`Plugin`] trait;
 //! - [`delegate`]: running the IPAM plugin found on `CNI_PATH`.
 //!

@@ -1,30 +1,12 @@
 //! # ferro-store: the cluster's one source of truth
 //!
-//! One trait, [`Store`], with the semantics of etcd v3 that the cluster layer relies on, and
-//! two backends:
-//!
-//! - [`Embedded`]: a [redb](https://www.redb.org) file that only the agent opens (one node,
-//!   no other service to run);
-//! - [`Etcd`]: an etcd v3 cluster (many nodes), through the `etcd-client` crate, with TLS
-//!   client certificates when configured.
-//!
-//! What both guarantee:
-//! - a global [`Revision`], increased by every change; each key carries the revision that
-//!   created it, the one that last changed it, and its version;
-//! - [`Store::txn`]: compares ([`Compare::absent`] for create-if-absent,
-//!   [`Compare::unchanged`] for update-if-unchanged) then writes, atomically at one revision;
-//!   a failed transaction returns the compared keys' present state;
-//! - leases ([`Store::grant`], [`Store::keepalive`], [`Store::revoke`]): keys put with a
-//!   lease are deleted when it expires or is revoked (a later put without the lease, or with
-//!   another, detaches the key);
-//! - [`Store::watch`]: every change under a prefix from a given revision on, in revision
-//!   order, each exactly once. The watch survives disconnects by resuming from the last
-//!   revision it delivered. When the revisions it needs are compacted it ends with
-//!   [`StoreError::Compacted`]: the caller lists again ([`Store::list`] returns the revision
-//!   to watch from) and starts a new watch;
-//! - an unreachable store is always [`StoreError::Unavailable`].
-//!
-//! [`AnyStore`] holds either backend, chosen by a [`StoreConfig`] (the agent's `store` key).
+//! One trait, [`Store`], with the semantics of etcd v3 that the cluster layer relies on
+//! (revisions, transactions with compares, leases, resumable watches; listed on the trait),
+//! and two backends: [`Embedded`], a [redb](https://www.redb.org) file that only the agent
+//! opens (one node, no other service to run), and [`Etcd`], an etcd v3 cluster (many nodes)
+//! through the `etcd-client` crate, with TLS client certificates when configured.
+//! [`AnyStore`] holds either, chosen by a [`StoreConfig`] (the agent's `store` key). How the
+//! cluster uses it: [docs/cluster.md](../../../docs/cluster.md#the-store).
 //!
 //! # Layout
 //! - [`types`]: keys, transactions, leases, events (plain data);
@@ -55,8 +37,21 @@ pub use watch::Watch;
 /// A result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The operations the cluster layer needs from a store (see the crate documentation for the
-/// guarantees).
+/// The operations the cluster layer needs from a store. What every backend guarantees:
+/// - a global [`Revision`], increased by every change; each key carries the revision that
+///   created it, the one that last changed it, and its version;
+/// - [`Store::txn`]: compares ([`Compare::absent`] for create-if-absent,
+///   [`Compare::unchanged`] for update-if-unchanged) then writes, atomically at one revision;
+///   a failed transaction returns the compared keys' present state;
+/// - leases ([`Store::grant`], [`Store::keepalive`], [`Store::revoke`]): keys put with a
+///   lease are deleted when it expires or is revoked (a later put without the lease, or with
+///   another, detaches the key);
+/// - [`Store::watch`]: every change under a prefix from a given revision on, in revision
+///   order, each exactly once. The watch survives disconnects by resuming from the last
+///   revision it delivered. When the revisions it needs are compacted it ends with
+///   [`StoreError::Compacted`]: the caller lists again ([`Store::list`] returns the revision
+///   to watch from) and starts a new watch;
+/// - an unreachable store is always [`StoreError::Unavailable`].
 pub trait Store: Send + Sync {
     /// The key's present value, or `None`.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<KeyValue>>> + Send;

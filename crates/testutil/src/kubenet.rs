@@ -1,4 +1,4 @@
-//! The kubenet cluster the bridge and portmap tests build: the design.md world, one runtime
+//! The kubenet cluster the bridge and portmap tests build: the [`World`], one runtime
 //! (cnictl, private conf/cache/plugin dirs) per node, a pod CIDR slice per node, and the
 //! per-node routes AKS's route table would hold, on every node and on the VM of the VNet.
 //! Masquerade exempts the cluster's pod CIDR only, as kubenet does: pods see pod addresses,

@@ -9,8 +9,10 @@
 //!   (the truth tables of the policy suites);
 //! - [`nft`]: a private network namespace per test thread, and `nft` run inside it to check
 //!   what nftables code built;
-//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host of design.md
-//!   (the `ferro-world` binary builds the same one for `scripts/demo.sh`);
+//! - [`topology`]: the simulated VNet, nodes, peer, router and internet host that every
+//!   datapath test builds (the `ferro-world` binary builds the same one for
+//!   `scripts/demo.sh`; [docs/testing.md](../../../docs/testing.md) says what each model
+//!   must show on it);
 //! - [`families`]: the paths every model carries in each address family, checked alike;
 //! - [`etcd`]: a real etcd cluster, one member per simulated node; [`pki`]: a test CA;
 //! - [`agent`]: a real `ferro-agent` with its own socket and state directory, and `cnictl`

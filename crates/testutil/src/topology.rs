@@ -1,5 +1,6 @@
-//! The simulated network every datapath test builds (design.md "How the models look on a
-//! node"), out of namespaces that are all removed when the [`World`] is dropped.
+//! The simulated network every datapath test builds, out of namespaces that are all removed
+//! when the [`World`] is dropped. What each model must show on it:
+//! [docs/testing.md](../../../docs/testing.md#the-simulated-network).
 //!
 //! ```text
 //!   internet 203.0.113.10      ── router ── vnet bridge (VNet 10.240.0.0/16, fd00:240::/64)

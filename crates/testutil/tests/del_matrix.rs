@@ -1,7 +1,8 @@
-//! The DEL matrix (cni-reference §1.10, P11) for every plugin of the suite: DEL must exit 0
-//! with nothing on stdout when there is nothing to delete, with or without `CNI_NETNS` (empty,
-//! or a path that no longer exists), with or without `prevResult`, and when called again.
-//! Runs inside a fresh node namespace.
+//! The DEL matrix for every plugin of the suite (rule P11 of
+//! [docs/conformance.md](../../../docs/conformance.md)): DEL must exit 0 with nothing on
+//! stdout when there is nothing to delete, with or without `CNI_NETNS` (empty, or a path that
+//! no longer exists), with or without `prevResult`, and when called again. Runs inside a
+//! fresh node namespace.
 #![allow(clippy::unwrap_used)]
 
 use ferro_testutil::netns::Netns;

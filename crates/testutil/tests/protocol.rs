@@ -1,6 +1,7 @@
-//! The protocol rules every plugin binary of the suite must follow (cni-reference.md §6,
-//! P1–P6, P15), run against each built binary as a runtime would. No kernel work is reached:
-//! every case fails or answers before the first netlink call.
+//! The protocol rules every plugin binary of the suite must follow (P1–P6 and P17 of
+//! [docs/conformance.md](../../../docs/conformance.md)), run against each built binary as a
+//! runtime would. No kernel work is reached: every case fails or answers before the first
+//! netlink call.
 #![allow(clippy::unwrap_used)]
 
 use ferro_testutil::{run_plugin, workspace_bin};
@@ -163,7 +164,7 @@ fn version_rules_per_verb() {
         error_of(p, &env("CHECK", &[]), &conf(p, "0.3.1"), 1);
         error_of(p, &env("GC", &[]), &conf(p, "1.0.0"), 1);
         error_of(p, &env("STATUS", &[]), &conf(p, "1.0.0"), 1);
-        // the error carries the requested version (cni-reference gotcha 5: Go omits it)
+        // the error carries the requested version, as the spec asks (the Go library omits it)
         let v = error_of(p, &env("CHECK", &[]), &conf(p, "0.3.1"), 1);
         assert_eq!(v["cniVersion"], "0.3.1", "{p}");
     }

@@ -1,5 +1,6 @@
-//! The bridge configuration: the reference plugin's keys (cni-reference §2.2) plus
-//! `nonMasqueradeCIDRs`. Validated before the first kernel call.
+//! The bridge configuration: the reference bridge plugin's keys plus `nonMasqueradeCIDRs`
+//! (listed in [the plugin's README](../README.md#configuration)). Validated before the first
+//! kernel call.
 //!
 //! Reference keys this plugin does not implement are refused with code 2 naming key and
 //! value, never silently ignored. Keys unknown to the reference (kubenet's `addIf`, vendor

@@ -332,7 +332,8 @@ pub fn route_tables(prev: &CniResult) -> Vec<(bool, Option<u32>)> {
     v
 }
 
-/// CHECK: how the facts differ from what ADD made (cni-reference §1.4 CHECK): the bridge,
+/// CHECK: how the facts differ from what ADD made (the spec asks for an error when something
+/// that ADD made or `prevResult` lists is missing or in an invalid state): the bridge,
 /// the container interface as `prevResult` gives it, its host veth on the bridge, hairpin,
 /// and, for a configured interface, its addresses and routes and the gateways on the bridge.
 pub fn check(cfg: &Config, want: &Expected<'_>, f: &Facts) -> Differences {

@@ -1,6 +1,6 @@
-//! IPAM delegation (cni-reference §6 P19): the delegate is found on CNI_PATH, gets the whole
-//! config and the same environment, its errors reach the runtime with their code, and a
-//! failure after its ADD runs its DEL.
+//! IPAM delegation (rule P19 of [docs/conformance.md](../../../docs/conformance.md)): the delegate
+//! is found on CNI_PATH, gets the whole config and the same environment, its errors reach the
+//! runtime with their code, and a failure after its ADD runs its DEL.
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;

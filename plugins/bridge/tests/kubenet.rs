@@ -1,5 +1,6 @@
-//! The kubenet model end to end (issue 3): real packets between namespaces, NAT proven by a
-//! server that reports the source address it sees.
+//! The kubenet model end to end: real packets between namespaces, NAT proven by a server that
+//! reports the source address it sees. B1–B8 are rules of
+//! [docs/conformance.md](../../../docs/conformance.md).
 #![allow(clippy::unwrap_used)]
 
 use ferro_testutil::kubenet as common;

@@ -1,6 +1,6 @@
-//! The Azure CNI model end to end (issue 4) on the design.md world: pods hold VNet addresses
-//! from each node's reserved range; proven with real packets and a server that reports the
-//! source address it sees.
+//! The Azure CNI model end to end on the simulated network
+//! ([docs/testing.md](../../../docs/testing.md)): pods hold VNet addresses from each node's
+//! reserved range; proven with real packets and a server that reports the source address it sees.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,6 @@
-//! H10: store compatibility, both ways, with the reference plugin (`/usr/lib/cni/host-local`,
-//! plugins v1.1.1, which speaks up to cniVersion 1.0.0).
+//! Store compatibility, both ways, with the reference plugin (`/usr/lib/cni/host-local`,
+//! plugins v1.1.1, which speaks up to cniVersion 1.0.0): rule H10 of
+//! [docs/conformance.md](../../../docs/conformance.md).
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
 mod common;

@@ -1,4 +1,5 @@
-//! P18: parallel ADD/DEL storms, and crash safety under `kill -9`.
+//! Parallel ADD/DEL storms, and crash safety under `kill -9` (rule P18 of
+//! [docs/conformance.md](../../../docs/conformance.md)).
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
 mod common;

@@ -1,4 +1,4 @@
-//! The overlay model end to end (issue 5): three nodes, pods in the pod CIDR on each, VXLAN
+//! The overlay model end to end: three nodes, pods in the pod CIDR on each, VXLAN
 //! between them, SNAT only when leaving the cluster.
 #![allow(clippy::unwrap_used)]
 

@@ -1,5 +1,6 @@
-//! The portmap configuration: the reference plugin's keys (cni-reference §2.4). Keys of the
-//! reference that only make sense for its iptables backend are refused with code 2.
+//! The portmap configuration: the reference portmap plugin's keys (listed in
+//! [the plugin's README](../README.md#configuration)). Keys of the reference that only make
+//! sense for its iptables backend are refused with code 2.
 
 use serde::Deserialize;
 use serde_json::Value;

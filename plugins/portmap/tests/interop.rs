@@ -1,6 +1,7 @@
-//! Chaining with the reference plugins (cni-reference §6 P20), through cnictl (our libcni
-//! equivalent): our bridge with the reference portmap, and the reference bridge with ours.
-//! The host port must answer from another host either way, and DEL must leave nothing.
+//! Chaining with the reference plugins (rule P20 of
+//! [docs/conformance.md](../../../docs/conformance.md)), through cnictl (our libcni equivalent):
+//! our bridge with the reference portmap, and the reference bridge with ours. The host port must
+//! answer from another host either way, and DEL must leave nothing.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;

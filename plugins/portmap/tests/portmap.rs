@@ -1,5 +1,6 @@
-//! portmap end to end on a kubenet node (cni-reference checklist M1–M8): host ports reached
-//! from another host, from the node on its address and on 127.0.0.1, and from the pod itself.
+//! portmap end to end on a kubenet node (rules M1–M8 of
+//! [docs/conformance.md](../../../docs/conformance.md)): host ports reached from another host, from
+//! the node on its address and on 127.0.0.1, and from the pod itself.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};

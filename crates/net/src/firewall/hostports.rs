@@ -1,43 +1,6 @@
-//! Host ports (the portmap plugin): node-wide objects plus one chain per attachment.
-//!
-//! ```text
-//! table inet ferro_cni {
-//!   map hostports-ip4 { type ipv4_addr . inet_proto . inet_service : verdict; }
-//!   map hostports-ip6 { type ipv6_addr . inet_proto . inet_service : verdict; }
-//!   map hostports-any { type inet_proto . inet_service : verdict; }
-//!   chain hostports-prerouting { type nat hook prerouting priority dstnat; policy accept;
-//!     fib daddr type local jump hostports }
-//!   chain hostports-output { type nat hook output priority -100; policy accept;
-//!     fib daddr type local jump hostports }
-//!   chain hostports {
-//!     meta nfproto ipv4 ip daddr . meta l4proto . th dport vmap @hostports-ip4
-//!     meta nfproto ipv6 ip6 daddr . meta l4proto . th dport vmap @hostports-ip6
-//!     meta l4proto . th dport vmap @hostports-any }
-//!   chain hostports-masq { type nat hook postrouting priority srcnat; policy accept;
-//!     meta mark & 0x2000 == 0x2000 masquerade }
-//!   chain hp-<16 hex of sha256(network/containerID/ifname)> {
-//!     comment "<network>/<containerID>/<ifname>"
-//!     ip saddr <pod subnet> tcp dport 8080 meta mark set meta mark | 0x2000   # hairpin
-//!     ip saddr 127.0.0.0/8 tcp dport 8080 meta mark set meta mark | 0x2000   # localhost
-//!     tcp dport 8080 dnat ip to 10.244.0.5:80 }
-//! }
-//! ```
-//!
-//! Map keys: a mapping with `hostIP` unset, `0.0.0.0` or `::` goes into `hostports-any`
-//! (`proto . port`); a specific address into `hostports-ip4`/`-ip6` (`addr . proto . port`).
-//! The element's verdict is `jump hp-<hash>`, its comment the attachment's tag.
-//!
-//! **Two attachments claiming the same key: the last ADD wins** (as in the reference
-//! portmap). ADD reads the keys it is about to write (one pipelined GET); keys held by
-//! another attachment are deleted and re-added pointing at the new chain in the same
-//! transaction, and a warning names the previous owner. The loser's chain stays, unused
-//! for that key; its DEL removes only elements that still jump to its own chain, so it never
-//! removes the winner's. Limitation of the shared `hostports-any` map: `0.0.0.0:P` and
-//! `[::]:P` of two different pods are the same key (`proto . port`), so the second also
-//! takes the first one's family.
-//!
-//! `markMasqBit` is node-wide in practice: the shared `hostports-masq` rule is rebuilt
-//! with the bit of the latest ADD.
+//! Host ports (the portmap plugin): three verdict maps and node-wide chains, plus one chain per
+//! attachment; two attachments claiming one port: the last ADD wins. The layout, hairpin,
+//! localhost and ownership: [docs/firewall.md](../../../../docs/firewall.md#host-ports).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,32 +1,6 @@
-//! Masquerade per network `N` (bridge `ipMasq`, flat, overlay), with rules that do not grow
-//! with the number of pods:
-//!
-//! ```text
-//! table inet ferro_cni {
-//!   set pods4-N { type ipv4_addr; }            # one element per pod address,
-//!   set pods6-N { type ipv6_addr; }            #   comment "<containerID>/<ifname>"
-//!   chain masq-N {
-//!     type nat hook postrouting priority srcnat; policy accept;
-//!     meta nfproto ipv4 ip saddr @pods4-N goto masq4-N
-//!     meta nfproto ipv6 ip6 saddr @pods6-N goto masq6-N
-//!   }
-//!   chain masq4-N {
-//!     ip daddr <each non-masquerade CIDR> return
-//!     ip daddr 224.0.0.0/4 return
-//!     ip daddr 255.255.255.255/32 return
-//!     masquerade
-//!   }
-//!   chain masq6-N { ip6 daddr <CIDR> return ... ip6 daddr ff00::/8 return
-//!                   ip6 daddr fe80::/10 return  masquerade }
-//! }
-//! ```
-//!
-//! ADD ([`masq_add`]) reads the three chains and the pod's elements (four small round trips)
-//! and sends only what is missing: in the steady state, the pod's new set elements. When a
-//! chain differs (first pod, config change, a rule deleted by hand) it rebuilds all three in
-//! the same transaction (atomic, so no packet sees an empty chain). Nothing is deleted on the
-//! steady path, which matters: nf_tables frees deleted objects after an RCU grace period and
-//! the kernel makes the process wait for that when it closes its socket (~10-30 ms).
+//! Masquerade per network (bridge `ipMasq`, flat, overlay): a set of pod addresses per family
+//! and three chains that do not grow with the number of pods; ADD sends only what is missing.
+//! The layout and the steady path: [docs/firewall.md](../../../../docs/firewall.md#masquerade).
 
 use std::net::IpAddr;
 

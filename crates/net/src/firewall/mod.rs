@@ -1,55 +1,18 @@
 //! # The suite's firewall: one nftables table, `inet ferro_cni`
 //!
 //! Built as operations on an [`nft::Batch`](crate::nft::Batch), so a plugin sends one
-//! transaction per CNI call (and may combine masquerade and anti-spoofing in it).
+//! transaction per CNI call (and may combine masquerade and anti-spoofing in it); ownership is
+//! recorded in the kernel objects' comments ([`Tag`]), so DEL and GC need no state of their own.
 //!
-//! - [`masq`]: masquerade per network with sets of pod addresses: rules do not grow with
-//!   the number of pods, ADD/DEL cost the same at 10 and 1000 pods;
+//! - [`masq`]: masquerade per network with sets of pod addresses;
 //! - [`antispoof`]: a strict reverse-path check per host-interface prefix;
 //! - [`hostports`]: host ports (portmap) with verdict maps and one chain per attachment;
 //! - [`reference`](mod@reference): the reference plugins' iptables state of an attachment,
-//!   removed by DEL and GC on a node taken over from them;
-//! - [`node`]: the suite's state on the node, listed for people and removed whole (going
-//!   back to the reference plugins).
+//!   removed by DEL and GC on a node taken over from them (the one exception to "never touch
+//!   another owner's tables");
+//! - [`node`]: the suite's state on the node, listed for people and removed whole.
 //!
-//! Ownership is recorded in the kernel objects themselves: comments carry the attachment
-//! [`Tag`], so DEL and GC need no state of their own.
-//!
-//! ## Other owners' tables: never, with one exception
-//!
-//! The suite owns `inet ferro_cni` and nothing else: it never reads, parses or changes a
-//! table of another owner, with **one exception**, [`reference`](mod@reference). When the
-//! suite replaces the reference CNI plugins on a node whose pods keep running, every later
-//! DEL and GC of the pods the reference made is ours, and the reference's per-attachment
-//! iptables state (masquerade and host-port chains, written through iptables-nft into
-//! `ip nat` and `ip6 nat`) would otherwise stay forever: a stale host-port chain then hands
-//! traffic to whichever pod gets the address next, a security defect and not only a leak.
-//! So DEL and GC read those two tables, and delete only the chains the reference named
-//! after the attachment (network and container id, the name's hash checked against the
-//! rule's comment), the rules that jump to them (whole rules, by handle; another owner's
-//! rule is never rewritten), and the reference's shared host-port chains once none of its
-//! per-attachment state is left. A DEL on a node without that state costs one round trip
-//! (GETs of the chain by name) and no dump.
-//!
-//! What a node holds after a bridge (`ipMasq`), a flat pod and a portmap ADD (`nft list
-//! table inet ferro_cni`, abridged; the report of the change has the full listing):
-//!
-//! ```text
-//! table inet ferro_cni {
-//!   set pods4-kbr { type ipv4_addr; elements = { 10.244.0.5 comment "ctr1/eth0" } }
-//!   map hostports-any { type inet_proto . inet_service : verdict;
-//!                       elements = { tcp . 8080 comment "kbr/ctr1/eth0" : jump hp-1a2b... } }
-//!   chain masq-kbr { type nat hook postrouting priority srcnat; policy accept;
-//!                    ip saddr @pods4-kbr goto masq4-kbr
-//!                    ip6 saddr @pods6-kbr goto masq6-kbr }
-//!   chain masq4-kbr { ip daddr 10.244.0.0/16 return ... masquerade }
-//!   chain antispoof-fl { type filter hook prerouting priority raw; policy accept;
-//!                        iifname "fl*" fib saddr . iif oif missing drop }
-//!   chain hp-1a2b... { comment "kbr/ctr1/eth0"
-//!                      ip saddr 10.244.0.0/24 tcp dport 8080 meta mark set meta mark | 0x2000
-//!                      tcp dport 8080 dnat ip to 10.244.0.5:80 }
-//! }
-//! ```
+//! The design, with what each part writes: [docs/firewall.md](../../../../docs/firewall.md).
 
 pub mod antispoof;
 pub mod hostports;

@@ -1,56 +1,9 @@
-//! The reference plugins' iptables state, removed when this suite takes a node over.
+//! The reference plugins' iptables-nft state of an attachment (masquerade and host-port chains
+//! in `ip nat`/`ip6 nat`), removed by DEL and GC when this suite has taken a node over.
+//! What the reference writes, why this is the one exception to "never touch another owner's
+//! tables", and how DEL and GC stay cheap: [docs/firewall.md][design].
 //!
-//! The suite replaces the reference CNI plugins (`containernetworking/plugins`) on nodes whose
-//! pods keep running; from then on every DEL and GC of the pods the reference made is ours.
-//! The reference writes per-attachment iptables state that nobody else would remove, and a
-//! stale host-port chain hands traffic to whichever pod inherits the address. So DEL and GC
-//! remove that state too. **This is the one exception to the rule that the suite never reads
-//! or changes another owner's tables**: it reads the `ip nat` and `ip6 nat` tables that
-//! iptables-nft writes (nothing else), and deletes from them only what the reference named
-//! after an attachment, and the rules that jump to it. It never rewrites a rule.
-//!
-//! What the reference (bridge/ptp `ipMasq`, portmap; iptables backend) writes for network
-//! `N` and container `I`, per family, in the `nat` table:
-//!
-//! ```text
-//! -A POSTROUTING -s <pod> -m comment --comment "name: \"N\" id: \"I\"" -j CNI-<h24>
-//! -A CNI-<h24> -d <subnet> -m comment --comment "..." -j ACCEPT
-//! -A CNI-<h24> ! -d 224.0.0.0/4 -m comment --comment "..." -j MASQUERADE
-//! -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"N\" id: \"I\""
-//!                      -m multiport --dports 8080 -j CNI-DN-<h21>
-//! -A CNI-DN-<h21> ... -j CNI-HOSTPORT-SETMARK       # hairpin, localhost
-//! -A CNI-DN-<h21> -p tcp --dport 8080 -j DNAT --to-destination <pod>:80
-//! ```
-//!
-//! `<h24>`/`<h21>` are the first 24/21 hex digits of sha512(`N` + `I`) (chain names are 28
-//! characters). Once per node it also writes the shared chains `CNI-HOSTPORT-DNAT` (jumped
-//! to from `PREROUTING` and `OUTPUT`), `CNI-HOSTPORT-SETMARK` and `CNI-HOSTPORT-MASQ`
-//! (jumped to from `POSTROUTING`), without a per-attachment comment.
-//!
-//! Each plugin of ours removes the kind of state its reference namesake writes ([`RefKind`]):
-//! `bridge` (and `flat`, `overlay`, whose DEL is the same) the masquerade chain, `portmap`
-//! the host-port chain. So a reference plugin still chained with one of ours (a list mixing
-//! both) finds its own state at its own DEL, and a list run entirely by ours removes both.
-//!
-//! - DEL ([`reference_del`]): the chain name is computed from network and container id, so
-//!   no state of ours and no `prevResult` is needed. In the common case (no such chain) it
-//!   costs one round trip: GETs of the chain in `ip nat` and `ip6 nat`, pipelined, no dump.
-//!   When the chain exists, the chain that jumps to it (`POSTROUTING`, `CNI-HOSTPORT-DNAT`)
-//!   is dumped, filtered by the kernel, and the jumps and the chain go in one transaction
-//!   (the whole table is read only if something else jumps there too).
-//! - GC ([`reference_gc`]): the rules of each nat table are read and attributed by their
-//!   comment; an attachment is the reference's only if its chain name is the hash of the
-//!   network and container id of the comment. Attachments of the network that the runtime
-//!   no longer lists are removed like DEL removes them. When no per-attachment state of the
-//!   reference is left in a table (of any network, either kind), the shared chains go too,
-//!   with the rules that jump to them: the reference's own DEL never removes them.
-//! - Both read and write against one ruleset generation (retried when iptables or anyone
-//!   else changed the ruleset meanwhile), so a concurrent reference ADD cannot lose a chain.
-//! - Legacy iptables (x_tables, not nf_tables) cannot be read through nf_tables: when the
-//!   node's namespace has an x_tables `nat` table ([`legacy_nat_tables`]), DEL and GC log one
-//!   line naming what they could not remove, and succeed.
-//!
-//! The built-in chains and the `nat` tables themselves belong to iptables-nft and stay.
+//! [design]: ../../../../docs/firewall.md#the-reference-plugins-state
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
