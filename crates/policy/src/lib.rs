@@ -4,7 +4,7 @@
 //!
 //! - [`model`]: the cluster as policy sees it ([`Cluster`]: namespaces and their labels,
 //!   pods with labels, addresses, node and named ports, compiled policies);
-//! - [`decide`]: the decision for one connection attempt and why (what `cnictl policy
+//! - [`decide`](mod@decide): the decision for one connection attempt and why (what `cnictl policy
 //!   explain` prints);
 //! - [`matrix`]: reachability matrices between pods, predicted from the model (the truth
 //!   tables the tests probe);

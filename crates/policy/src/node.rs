@@ -11,7 +11,7 @@
 //!
 //! A class's elements are `peer-addresses . protocol . port` boxes (see [`crate::space`]):
 //! the union of what its rules allow, flattened. The decision they encode is the one of
-//! [`crate::decide`]; `tests` check the two agree.
+//! [`crate::decide`](mod@crate::decide); the unit tests check the two agree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
