@@ -50,6 +50,8 @@ pub struct Config {
     pub parallel: bool,
     /// Run the scale scenario.
     pub scale: bool,
+    /// Run the NetworkPolicy scenario.
+    pub policy: bool,
     /// Our binaries to treat as not built (their build failed).
     pub not_built: Vec<String>,
 }

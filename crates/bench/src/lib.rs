@@ -83,6 +83,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         workloads: opts.workloads.clone(),
         parallel: opts.parallel,
         scale: opts.scale,
+        policy: opts.policy,
         not_built: opts.not_built.clone(),
     };
     let figures = run::run_all(cfg);
@@ -98,6 +99,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         latency: figures.latency,
         parallel: figures.parallel,
         scale: figures.scale,
+        policy: figures.policy,
         cost: figures.cost,
         floor: figures.floor,
     })

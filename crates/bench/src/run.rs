@@ -8,6 +8,7 @@ use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
 use crate::scenario::parallel::{self, ParallelRow};
+use crate::scenario::policy::{self, PolicyBench};
 use crate::scenario::scale::{self, ScaleRow};
 
 /// The figures of every scenario (the report adds the machine and the versions).
@@ -19,6 +20,8 @@ pub struct Figures {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario, when run.
     pub scale: Option<ScaleRow>,
+    /// NetworkPolicy scenario, when run.
+    pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -29,7 +32,11 @@ pub struct Figures {
 pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     let mut b = Bench::new(cfg)?;
     let mut floor = floor::run::Sampler::default();
-    let parts = b.cfg.workloads.len() + usize::from(b.cfg.parallel) + usize::from(b.cfg.scale) + 1;
+    let parts = b.cfg.workloads.len()
+        + usize::from(b.cfg.parallel)
+        + usize::from(b.cfg.scale)
+        + usize::from(b.cfg.policy)
+        + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
     floor.slice(&mut b, slice);
@@ -49,12 +56,17 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if scale.is_some() {
         floor.slice(&mut b, slice);
     }
+    let policy = b.cfg.policy.then(|| policy::run::run(&mut b));
+    if policy.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
         latency: Latency { rows },
         parallel,
         scale,
+        policy,
         cost: Cost { rss, sizes },
         floor,
     })

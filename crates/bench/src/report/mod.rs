@@ -23,6 +23,7 @@ use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
 use crate::scenario::parallel::ParallelRow;
+use crate::scenario::policy::PolicyBench;
 use crate::scenario::scale::ScaleRow;
 use format::fmt_s;
 use table::Table;
@@ -72,6 +73,8 @@ pub struct Report {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario.
     pub scale: Option<ScaleRow>,
+    /// NetworkPolicy scenario.
+    pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -80,11 +83,12 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 5] {
+    fn sections(&self) -> [&dyn Section; 6] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
+            &self.policy,
             &self.cost,
             &self.floor,
         ]
