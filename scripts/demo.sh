@@ -4,10 +4,12 @@
 # dual-stack pods under each model (kubenet, flat, overlay) through cnictl, prints each pod's
 # addresses and a connectivity matrix per address family with the source address the far end
 # saw, runs one container per model under containerd (`ctr run --rm --cni`) on node A, and
-# tears everything down.
+# tears everything down. Then a cluster: three nodes of another simulated VNet, an etcd member
+# and a ferro-agent per node, overlay, flat and kubenet pods reported to the agents, a node
+# joining and leaving with nothing edited but its agent started and stopped.
 #
 #   scripts/demo.sh            everything (as root)
-#   scripts/demo.sh kubenet    one model (kubenet, flat or overlay)
+#   scripts/demo.sh kubenet    one part (kubenet, flat, overlay or cluster)
 #
 # The simulated network is the tests' own (crates/testutil/src/topology.rs), built and removed
 # by `ferro-world`. The demo runs inside a private mount namespace and touches nothing of the
@@ -19,16 +21,18 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runtimes.sh"
 cd "$ROOT"
 
-MODELS=("${@:-kubenet flat overlay}")
+MODELS=("${@:-kubenet flat overlay cluster}")
 read -r -a MODELS <<<"${MODELS[*]}"
 
 if [[ ${FERRO_DEMO_INNER:-} != 1 ]]; then
   need_root "scripts/demo.sh"
-  ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}"
+  ensure_packages "${BASE_PACKAGES[@]}" "${CONTAINERD_PACKAGES[@]}" "${BUILD_PACKAGES[@]}"
+  ensure_cluster_packages
   ensure_rust
   say "building (release)"
   cargo build --release --locked --quiet -p ferro-bridge -p ferro-flat -p ferro-overlay \
-    -p ferro-host-local -p ferro-loopback -p ferro-portmap -p ferro-cnictl -p ferro-testutil
+    -p ferro-host-local -p ferro-loopback -p ferro-portmap -p ferro-cnictl -p ferro-testutil \
+    -p ferro-agent
   export FERRO_DEMO_INNER=1
   in_private_mounts "$0" "$@" # (set -e: its exit status is the demo's)
   exit 0
@@ -39,18 +43,22 @@ WORK=$ROOT/target/demo
 private_mounts "$WORK" /run/netns /var/lib/cni
 BIN=$WORK/bin
 mkdir -p "$BIN"
-for b in bridge flat overlay host-local loopback portmap cnictl ferro-world; do
+for b in bridge flat overlay host-local loopback portmap cnictl ferro-world ferro-agent; do
   cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/$b" "$BIN/"
 done
 export CNI_PATH=$BIN
 
 P=fdemo
+C=fclus # the cluster part's world
 NS=()
+PIDS=() # the cluster part's etcd and agents
 cleanup() {
   containerd_stop "$WORK/containerd" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for n in "${NS[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
   for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
   "$BIN/ferro-world" down "$P" 2 || true
+  "$BIN/ferro-world" down "$C" 3 || true
 }
 trap cleanup EXIT
 
@@ -284,8 +292,219 @@ run_model() {
   done
 }
 
+# ---- the cluster part ----------------------------------------------------------------------
+# Three nodes of their own VNet (namespaces $C-...), one etcd member on node A, a ferro-agent
+# per node (lease TTL 2 s). The plugins report every pod to their node's agent; the agents
+# keep the overlay's VXLAN peers, then kubenet's routes, from the store's nodes. Node C joins
+# by starting its agent and leaves when its agent dies: nothing else is edited anywhere.
+cin() { local n=$1; shift; ip netns exec "$C-node$n" "$@"; } # cin <node letter> CMD...
+ctl() { local n=$1; shift; cin "$n" "$BIN/cnictl" --socket "$WORK/run-$n/agent.sock" "$@"; }
+ccni() { # ccni <node> <verb> <network> <pod> [CNI_ARGS]
+  CNI_ARGS=${5:-} NETCONFPATH=$WORK/cconf-$1 cin "$1" "$BIN/cnictl" --cache-dir "$WORK/ccache" "$2" "$3" "/run/netns/$P-$4"
+}
+k8s() { echo "IgnoreUnknown=1;K8S_POD_NAMESPACE=$1;K8S_POD_NAME=$2"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+declare -A AGENT_PID=()
+agent_start() { # agent_start <node letter> <extra JSON keys>
+  local n=$1
+  cat >"$WORK/agent-$n.json" <<JSON
+{"nodeName":"node-$n","nodeAddresses":["${CNODE_IP[$n]}","${CNODE_IP6[$n]}"],
+ "store":{"etcd":{"endpoints":["http://${CNODE_IP[a]}:2379"]}},
+ "socket":"$WORK/run-$n/agent.sock","stateDir":"$WORK/state-$n","leaseTTL":2,$2}
+JSON
+  # (not through cin: a function in the background is a subshell, and $! would be its pid)
+  ip netns exec "$C-node$n" "$BIN/ferro-agent" --config "$WORK/agent-$n.json" 2>>"$WORK/agent-$n.log" &
+  AGENT_PID[$n]=$!
+  PIDS+=("$!")
+  local t0; t0=$(now_ms)
+  until [[ -S $WORK/run-$n/agent.sock ]] && ctl "$n" get nodes >/dev/null 2>&1; do
+    if (($(now_ms) - t0 > 20000)) || ! kill -0 "${AGENT_PID[$n]}" 2>/dev/null; then
+      tail -5 "$WORK/agent-$n.log"
+      die "the agent of node $n did not start"
+    fi
+    sleep 0.05
+  done
+}
+agent_stop() { # agent_stop <node letter> TERM|KILL
+  kill "-$2" "${AGENT_PID[$1]}" 2>/dev/null || true
+  wait "${AGENT_PID[$1]}" 2>/dev/null || true
+}
+# reach <from pod> <addr> <ms>: pings until answered (at most ms); prints the ms it took, or ""
+reach() {
+  local t0; t0=$(now_ms)
+  while (($(now_ms) - t0 < $3)); do
+    if ip netns exec "$P-$1" ping -c1 -W 0.1 -q "$2" >/dev/null 2>&1; then
+      echo $(($(now_ms) - t0))
+      return
+    fi
+  done
+}
+# until_gone <node letter> <ms> CMD...: polls until CMD prints nothing; the ms it took, or ""
+until_gone() {
+  local n=$1 limit=$2 t0; shift 2
+  t0=$(now_ms)
+  while (($(now_ms) - t0 < limit)); do
+    if [[ -z $(cin "$n" "$@" 2>/dev/null) ]]; then
+      echo $(($(now_ms) - t0))
+      return
+    fi
+    sleep 0.01
+  done
+}
+check() { # check <what> <condition result: ok or why not>
+  if [[ $2 == ok ]]; then echo "  ok: $1"; else FAILED+=("cluster: $1: $2"); echo "  FAILED: $1: $2"; fi
+}
+conf_cluster() { # conf_cluster <model> <node letter> <slice index>: the model's list with the agent
+  local sock=$WORK/run-$2/agent.sock
+  case $1 in
+    overlay) cat <<JSON
+{"cniVersion":"1.0.0","name":"overlay","plugins":[
+ {"type":"overlay","podCIDRs":["10.245.0.0/16","fd00:10:245::/56"],"nodeSubnets":["10.245.$3.0/24","fd00:10:245:$3::/64"],
+  "nodeList":"agent","agent":{"socket":"$sock"},
+  "ipam":{"type":"host-local","dataDir":"$WORK/cipam-$2","ranges":[[{"subnet":"10.245.$3.0/24"}],[{"subnet":"fd00:10:245:$3::/64"}]]}}]}
+JSON
+    ;;
+    flat) cat <<JSON
+{"cniVersion":"1.0.0","name":"azure","plugins":[
+ {"type":"flat","vnetCIDRs":["$WORLD_VNET"],"agent":{"socket":"$sock"},
+  "ipam":{"type":"host-local","dataDir":"$WORK/cipam-$2","ranges":[[{"subnet":"$WORLD_VNET","rangeStart":"$VNET_BASE.$((20 + 10 * $3))","rangeEnd":"$VNET_BASE.$((29 + 10 * $3))","gateway":"$WORLD_ROUTER"}]]}}]}
+JSON
+    ;;
+    kubenet) cat <<JSON
+{"cniVersion":"1.0.0","name":"kubenet","plugins":[
+ {"type":"bridge","bridge":"cbr0","isGateway":true,"ipMasq":true,"nonMasqueradeCIDRs":["10.244.0.0/16","fd00:10:244::/56"],
+  "agent":{"socket":"$sock"},
+  "ipam":{"type":"host-local","dataDir":"$WORK/cipam-$2","ranges":[[{"subnet":"10.244.$3.0/24"}],[{"subnet":"fd00:10:244:$3::/64"}]],
+   "routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}}]}
+JSON
+    ;;
+  esac
+}
+
+# cluster_model <overlay|kubenet> <agent JSON keys for slice index i, with @ for i>: one model
+# of the cluster: pods on A and B, node C joining and leaving
+cluster_model() {
+  local m=$1 keys=$2 net=$1 n ms
+  say "cluster, $m: agents on nodes A and B"
+  for n in a b c; do
+    mkdir -p "$WORK/cconf-$n"; rm -f "$WORK/cconf-$n"/*
+    conf_cluster "$m" "$n" "${CIDX[$n]}" >"$WORK/cconf-$n/10-$m.conflist"
+  done
+  for n in a b; do agent_start "$n" "${keys//@/${CIDX[$n]}}"; done
+  # the pods' Pod resources: their labels (an attachment's labels are its Pod's)
+  ctl a apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: web-a, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: web-b, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: web-c, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: db-b, namespace: demo, labels: {app: db}}, spec: {containers: [{name: db, image: postgres}]}}
+YAML
+  ns "c$m-a"; ns "c$m-b"
+  ccni a add "$net" "c$m-a" "$(k8s demo web-a)" >/dev/null
+  ccni b add "$net" "c$m-b" "$(k8s demo web-b)" >/dev/null
+  if [[ $m == overlay ]]; then # and a flat pod, reported the same way
+    conf_cluster flat b "${CIDX[b]}" >"$WORK/cconf-b/20-flat.conflist"
+    ns cflat-b
+    ccni b add azure cflat-b "$(k8s demo db-b)" >/dev/null
+  fi
+  local pa pb pc pa6
+  pa=$(addr_of "c$m-a" 4); pb=$(addr_of "c$m-b" 4); pa6=$(addr_of "c$m-a" 6)
+  serve "c$m-b" "$pb"
+  sleep 0.2
+  local s; s=$(seen "c$m-a" "$pb")
+  check "$m: pod web-a ($pa, node A) reaches pod web-b ($pb, node B) with its own address" \
+    "$([[ $s == "$pa" ]] && echo ok || echo "web-b saw ${s:-nothing}")"
+  say "cluster, $m: node C joins (a pod first, its agent down: the report waits in the spool; then its agent starts)"
+  ns "c$m-c"
+  ccni c add "$net" "c$m-c" "$(k8s demo web-c)" >/dev/null
+  pc=$(addr_of "c$m-c" 4)
+  local before; before=$(reach "c$m-a" "$pc" 300)
+  check "$m: pod web-c ($pc) unreachable before node C's agent runs" "$([[ -z $before ]] && echo ok || echo "reached")"
+  agent_start c "${keys//@/${CIDX[c]}}"
+  ms=$(reach "c$m-a" "$pc" 10000)
+  check "$m: pod web-a reaches pod web-c once node C's agent registered (${ms:-no answer} ms after the agent answered)" \
+    "$([[ -n $ms ]] && echo ok || echo "not within 10 s")"
+  ms=$(reach "c$m-c" "$pa6" 10000)
+  check "$m: pod web-c reaches pod web-a over IPv6 too (${ms:-no answer} ms)" "$([[ -n $ms ]] && echo ok || echo "not within 10 s")"
+  echo "  cnictl get nodes -o wide (node A):"
+  ctl a get nodes -o wide | sed 's/^/    /'
+  echo "  cnictl get attachments -A -o wide (node B; node C's spooled report replayed):"
+  local att t0; t0=$(now_ms)
+  until att=$(ctl b get attachments -A -o wide 2>/dev/null) && grep -q "web-c" <<<"$att" || (($(now_ms) - t0 > 10000)); do sleep 0.1; done
+  printf '    %s\n' "${att//$'\n'/$'\n'    }"
+  check "$m: every pod has its attachment, labels from its Pod" \
+    "$(grep -q "web-c-eth0.*node-c.*$pc/24.*app=web" <<<"$att" && grep -q "web-a-eth0.*node-a.*$pa/24" <<<"$att" &&
+      { [[ $m != overlay ]] || grep -q "db-b-eth0.*node-b.*azure.*app=db" <<<"$att"; } && echo ok || echo "missing")"
+  echo "  cnictl get pods -n demo -o wide:"
+  ctl a get pods -n demo -o wide | sed 's/^/    /'
+  if [[ $m == kubenet ]]; then
+    echo "  node A's routes to the other nodes' pod CIDRs (ip route show proto 77; no router involved):"
+    { cin a ip route show proto 77; cin a ip -6 route show proto 77; } | sed 's/^/    /'
+  fi
+  say "cluster, $m: node C's agent dies (kill -9); its lease expires after 2 s"
+  agent_stop c KILL
+  local gone probe
+  if [[ $m == overlay ]]; then
+    probe=(ip neigh show dev ferro.1 "10.245.${CIDX[c]}.0")
+  else
+    probe=(ip route show proto 77 "10.244.${CIDX[c]}.0/24")
+  fi
+  gone=$(until_gone a 15000 "${probe[@]}")
+  check "$m: node A dropped node C (${gone:-never} ms after the kill: the 2 s TTL, then the store's expiry)" \
+    "$([[ -n $gone ]] && echo ok || echo "still there after 15 s")"
+  ms=$(reach "c$m-a" "$pb" 3000)
+  check "$m: pods of A and B still talk" "$([[ -n $ms ]] && echo ok || echo "no answer")"
+  # tidy: DELs reported (node C's waits in the spool: its agent is gone), agents stopped
+  ccni a del "$net" "c$m-a" "$(k8s demo web-a)"
+  ccni b del "$net" "c$m-b" "$(k8s demo web-b)"
+  ccni c del "$net" "c$m-c" "$(k8s demo web-c)"
+  for n in a b c; do ip netns del "$P-c$m-$n"; done
+  if [[ $m == overlay ]]; then
+    ccni b del azure cflat-b "$(k8s demo db-b)"
+    ip netns del "$P-cflat-b"
+  fi
+  for n in a b; do agent_stop "$n" TERM; done
+  for n in a b c; do cin "$n" ip link del ferro.1 2>/dev/null || true; done
+}
+
+run_cluster() {
+  say "cluster: three nodes on a VNet of their own, one etcd member on node A"
+  local out; out=$("$BIN/ferro-world" up "$C" 3)
+  eval "$out"
+  local ips ips6
+  read -r -a ips <<<"$WORLD_NODE_IPS"
+  read -r -a ips6 <<<"$WORLD_NODE_IPS6"
+  declare -g -A CNODE_IP=([a]=${ips[0]} [b]=${ips[1]} [c]=${ips[2]})
+  declare -g -A CNODE_IP6=([a]=${ips6[0]} [b]=${ips6[1]} [c]=${ips6[2]})
+  declare -g -A CIDX=([a]=1 [b]=2 [c]=3)
+  local a=${CNODE_IP[a]}
+  ip netns exec "$C-nodea" etcd --name m0 --data-dir "$WORK/etcd" --listen-client-urls "http://$a:2379" \
+    --advertise-client-urls "http://$a:2379" --listen-peer-urls "http://$a:2380" \
+    --initial-advertise-peer-urls "http://$a:2380" --initial-cluster "m0=http://$a:2380" \
+    --unsafe-no-fsync >"$WORK/etcd.log" 2>&1 &
+  PIDS+=("$!")
+  disown # (killed at the end by the cleanup, without the shell's job report)
+  local t0; t0=$(now_ms)
+  until cin a bash -c "exec 3<>/dev/tcp/$a/2379 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q '\"health\":\"true\"' <&3" 2>/dev/null; do
+    (($(now_ms) - t0 < 30000)) || die "etcd did not start: $(tail -3 "$WORK/etcd.log")"
+    sleep 0.1
+  done
+  cluster_model overlay '"podCIDRs":["10.245.@.0/24","fd00:10:245:@::/64"],"overlay":{}'
+  cluster_model kubenet '"podCIDRs":["10.244.@.0/24","fd00:10:244:@::/64"],"kubenetRoutes":true'
+}
+
 for m in "${MODELS[@]}"; do
-  case $m in kubenet | flat | overlay) run_model "$m" ;; *) die "unknown model $m (kubenet, flat, overlay)" ;; esac
+  case $m in
+    kubenet | flat | overlay) run_model "$m" ;;
+    cluster) run_cluster ;;
+    *) die "unknown part $m (kubenet, flat, overlay, cluster)" ;;
+  esac
 done
 if ((${#FAILED[@]})); then
   say "FAILED: ${#FAILED[@]} thing(s) did not behave as the model says"

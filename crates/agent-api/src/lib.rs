@@ -7,25 +7,33 @@
 //!   compact form), answered by one JSON [`Response`] per line, in order; a connection may
 //!   carry any number of requests;
 //! - requests are tagged by `op` (`status`, `apply`, `get`, `list`, `delete`, `describe`,
-//!   `policyExplain`, `policyStats`),
-//!   responses by `result`; a failure is `{"result":"error","error":{"code":...,"message":...}}`
+//!   `report`, `policyExplain`, `policyStats`), responses by `result`; a failure is
+//!   `{"result":"error","error":{"code":...,"message":...}}`
 //!   with an [`ErrorCode`] callers can act on (`unavailable`: the store cannot be reached,
 //!   try again later);
-//! - later parts add IPAM and attachment requests to the same enums.
+//! - plugins report their attachments with `report` ([`AttachmentReport`]); later parts add
+//!   IPAM requests to the same enums.
 //!
 //! [`Client`] is a blocking client (std only, no async runtime), cheap enough for a plugin's
-//! ADD path: one connect, one write, one read.
+//! ADD path: one connect, one write, one read. A request the agent cannot take now (it is not
+//! running, or cannot reach the store) waits in the [`spool`] until the agent applies it;
+//! [`deliver`] sends or spools.
 
 mod client;
 pub mod policy;
 mod proto;
+pub mod spool;
 
 pub use client::{call, Client, ClientError};
 pub use proto::*;
+pub use spool::{deliver, Delivery, Spool};
 
 /// The agent's default socket.
 pub const DEFAULT_SOCKET: &str = "/run/ferro-cni/agent.sock";
 /// The environment variable clients read the socket path from.
 pub const SOCKET_ENV: &str = "FERRO_AGENT_SOCKET";
+/// The `nodeList` of an `overlay` plugin that leaves the VXLAN peers to the agent (its
+/// `overlay` key), which takes them from the store's nodes.
+pub const AGENT_NODE_LIST: &str = "agent";
 /// The longest line the agent accepts (a request), in bytes.
 pub const MAX_LINE: usize = 64 << 20;

@@ -70,6 +70,53 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
     },
+    /// A plugin reports one attachment it made (ADD) or removed (DEL); the agent records it
+    /// as an `Attachment` of its node.
+    Report {
+        /// The attachment and what happened to it.
+        report: AttachmentReport,
+    },
+}
+
+/// What happened to an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttachmentEvent {
+    /// ADD succeeded: the attachment exists.
+    Add,
+    /// DEL ran: the attachment is gone.
+    Del,
+}
+
+/// One attachment as a plugin reports it: one interface of one pod on this node. The agent
+/// adds the node. On DEL only `network`, `containerId` and `ifname` are needed (a runtime may
+/// send DEL without the pod's name or addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentReport {
+    /// ADD or DEL.
+    pub event: AttachmentEvent,
+    /// The plugin (`bridge`, `flat`, `overlay`).
+    pub plugin: String,
+    /// The CNI network name.
+    pub network: String,
+    /// `CNI_CONTAINERID`.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+    /// `K8S_POD_NAMESPACE`, when the runtime sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    /// `K8S_POD_NAME`, when the runtime sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    /// The host end of the pod's veth pair.
+    #[serde(default)]
+    pub host_interface: String,
+    /// The pod's addresses on `ifname`, as CIDRs (ADD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 /// One document of an apply, with where it came from (for messages).
@@ -157,6 +204,11 @@ pub enum Response {
     PolicyStats {
         /// The counters.
         stats: crate::policy::PolicyStats,
+    },
+    /// Answer to [`Request::Report`]: what was done to the node's `Attachment`.
+    Reported {
+        /// The attachment (`created`, `configured`, `unchanged`, `deleted`, `notFound`).
+        outcome: Outcome,
     },
     /// The request failed.
     Error {

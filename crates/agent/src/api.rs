@@ -10,10 +10,13 @@
 //! - `delete`: one transaction; deleting a namespace deletes what is in it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use ferro_agent_api::{
-    Action, ApiError, ApplyDocument, ErrorCode, Outcome, Request, Response, Target,
+    Action, ApiError, ApplyDocument, AttachmentEvent, AttachmentReport, ErrorCode, Outcome,
+    Request, Response, Spool, Target,
 };
+use ferro_cluster::attachment;
 use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use ferro_cluster::manifest::{self, Applicable, Document, Origin};
 use ferro_cluster::network::CLUSTER_NETWORK_NAME;
@@ -21,9 +24,10 @@ use ferro_cluster::resource::{ClusterNetwork, NodeStatus};
 use ferro_cluster::validate::{self, DEFAULT_NAMESPACE};
 use ferro_cluster::{keys, Kind, NodeLease, Object, Selector};
 use ferro_store::{Compare, KeyValue, Op, Store, StoreError, Txn};
-
-use crate::policy::PolicyHandle;
 use serde_json::Value;
+
+use crate::attachments::Attachments;
+use crate::policy::PolicyHandle;
 
 /// Namespaces that always exist and cannot be deleted.
 pub const SYSTEM_NAMESPACES: [&str; 2] = [DEFAULT_NAMESPACE, "kube-system"];
@@ -32,7 +36,8 @@ const ATTEMPTS: usize = 5;
 
 type Reply = Result<Response, ApiError>;
 
-fn store_error(e: StoreError) -> ApiError {
+/// A store failure as the API reports it (`unavailable`: try again later).
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     let code = if e.is_unavailable() {
         ErrorCode::Unavailable
     } else {
@@ -83,6 +88,22 @@ pub struct Api<S> {
     node: String,
     store_name: String,
     policy: Option<PolicyHandle>,
+    attachments: Option<Arc<Attachments<S>>>,
+    spool: Option<Spool>,
+    /// Held while the spool is replayed and while a request the spool could be ahead of is
+    /// handled, so that they apply in the order they were made.
+    spool_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What replaying the spool did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Requests applied (files removed).
+    pub applied: usize,
+    /// Files the agent cannot use (renamed `.rejected`).
+    pub rejected: usize,
+    /// Files left for later (the store could not be reached).
+    pub left: usize,
 }
 
 impl<S: Store> Api<S> {
@@ -93,6 +114,9 @@ impl<S: Store> Api<S> {
             node,
             store_name,
             policy: None,
+            attachments: None,
+            spool: None,
+            spool_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -114,8 +138,89 @@ impl<S: Store> Api<S> {
         })
     }
 
-    /// Answers one request.
+    /// The same API recording the node's attachments (`report`), with `spool` replayed
+    /// before any report.
+    pub fn with_attachments(mut self, attachments: Arc<Attachments<S>>, spool: Spool) -> Self {
+        self.attachments = Some(attachments);
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Answers one request. A report first replays whatever waits in the spool: a report
+    /// spooled while the agent was away is older than any it receives now.
     pub async fn handle(&self, req: Request) -> Response {
+        if matches!(req, Request::Report { .. }) {
+            let _g = self.spool_lock.lock().await;
+            self.replay_locked().await;
+            return self.dispatch(req).await;
+        }
+        self.dispatch(req).await
+    }
+
+    /// Replays the spool (see [`ferro_agent_api::spool`]): every pending request in order,
+    /// each file removed once applied, renamed `.rejected` when refused; stops at the first
+    /// that cannot be applied now (the store is unreachable), to keep the order.
+    pub async fn replay(&self) -> Replayed {
+        let _g = self.spool_lock.lock().await;
+        self.replay_locked().await
+    }
+
+    async fn replay_locked(&self) -> Replayed {
+        let mut done = Replayed::default();
+        let Some(spool) = &self.spool else {
+            return done;
+        };
+        let entries = match spool.entries() {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("spool {}: {e}", spool.dir().display());
+                return done;
+            }
+        };
+        let total = entries.len();
+        for (i, entry) in entries.iter().enumerate() {
+            let shown = entry.path.display();
+            let refused = match &entry.request {
+                Err(e) => Some(e.clone()),
+                Ok(req) => match self.dispatch(req.clone()).await {
+                    Response::Error { error }
+                        if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Internal) =>
+                    {
+                        log::warn!("spool {shown}: {error}; retrying later");
+                        done.left = total - i;
+                        return done;
+                    }
+                    Response::Error { error } => Some(error.to_string()),
+                    _ => None,
+                },
+            };
+            match refused {
+                Some(why) => {
+                    log::warn!("spool {shown}: refused: {why}");
+                    if let Err(e) = spool.reject(entry) {
+                        log::warn!("spool {shown}: renaming: {e}");
+                    }
+                    done.rejected += 1;
+                }
+                None => {
+                    if let Err(e) = spool.remove(entry) {
+                        log::warn!("spool {shown}: removing: {e}");
+                    }
+                    done.applied += 1;
+                }
+            }
+        }
+        if done.applied + done.rejected > 0 {
+            log::info!(
+                "spool: replayed {} request(s), rejected {}",
+                done.applied,
+                done.rejected
+            );
+        }
+        done
+    }
+
+    async fn dispatch(&self, req: Request) -> Response {
         let r = match req {
             Request::Status => self.status().await,
             Request::Apply { documents } => self.apply(documents).await,
@@ -148,8 +253,33 @@ impl<S: Store> Api<S> {
                     .map(|stats| Response::PolicyStats { stats }),
                 Err(e) => Err(e),
             },
+            Request::Report { report } => self.report(&report).await,
         };
         r.unwrap_or_else(|error| Response::Error { error })
+    }
+
+    /// Records one attachment report. With NetworkPolicy on, a new attachment's policy is
+    /// programmed before the answer (the pod is never reachable against policy, not even
+    /// by its first packet), and a removed one is forgotten at once.
+    async fn report(&self, report: &AttachmentReport) -> Reply {
+        let Some(a) = &self.attachments else {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "report: this agent does not record attachments",
+            ));
+        };
+        let outcome = a.report(report).await?;
+        if let Some(p) = &self.policy {
+            match report.event {
+                AttachmentEvent::Add => p.attached(a.object(report)).await,
+                AttachmentEvent::Del => p.detached(keys::object(
+                    Kind::Attachment,
+                    outcome.namespace.as_deref(),
+                    &outcome.name,
+                )),
+            }
+        }
+        Ok(Response::Reported { outcome })
     }
 
     async fn status(&self) -> Reply {
@@ -387,10 +517,55 @@ impl<S: Store> Api<S> {
             .iter()
             .filter_map(|kv| decode_stored(kind, kv))
             .collect();
-        if kind == Kind::Node {
-            self.node_status(&mut out).await?;
-        }
+        self.decorate(kind, ns, &mut out).await?;
         Ok((out, l.revision))
+    }
+
+    /// What a read adds to stored objects: nodes' status (lease, blocks); attachments'
+    /// labels (their pods'); pods' addresses and node (their attachments').
+    async fn decorate(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        objects: &mut [Object],
+    ) -> Result<(), ApiError> {
+        match kind {
+            Kind::Node => self.node_status(objects).await,
+            Kind::Attachment => {
+                let pods = self.raw(Kind::Pod, ns).await?;
+                let pods: Vec<_> = pods.iter().filter_map(Object::as_pod).cloned().collect();
+                for a in objects.iter_mut().filter_map(Object::as_attachment_mut) {
+                    attachment::join_labels(std::slice::from_mut(a), &pods);
+                }
+                Ok(())
+            }
+            Kind::Pod => {
+                let atts = self.raw(Kind::Attachment, ns).await?;
+                let atts: Vec<_> = atts
+                    .iter()
+                    .filter_map(Object::as_attachment)
+                    .cloned()
+                    .collect();
+                for p in objects.iter_mut().filter_map(Object::as_pod_mut) {
+                    attachment::join_pod(p, &atts);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every stored object of `kind` (in `ns` when given), as stored.
+    async fn raw(&self, kind: Kind, ns: Option<&str>) -> Result<Vec<Object>, ApiError> {
+        let l = self
+            .store
+            .list(&keys::prefix(kind, ns))
+            .await
+            .map_err(store_error)?;
+        Ok(l.kvs
+            .iter()
+            .filter_map(|kv| decode_stored(kind, kv))
+            .collect())
     }
 
     /// Fills in each node's status from its lease record.
@@ -406,7 +581,7 @@ impl<S: Store> Api<S> {
             .filter_map(|kv| serde_json::from_slice::<NodeLease>(&kv.value).ok())
             .map(|l| (l.node.clone(), l))
             .collect();
-        let blocks = self.objects_plain(Kind::IpamBlock).await?;
+        let blocks = self.raw(Kind::IpamBlock, None).await?;
         for o in nodes {
             if let Object::Node(n) = o {
                 let name = n.metadata.name.clone().unwrap_or_default();
@@ -431,18 +606,6 @@ impl<S: Store> Api<S> {
         Ok(())
     }
 
-    async fn objects_plain(&self, kind: Kind) -> Result<Vec<Object>, ApiError> {
-        let l = self
-            .store
-            .list(&keys::prefix(kind, None))
-            .await
-            .map_err(store_error)?;
-        Ok(l.kvs
-            .iter()
-            .filter_map(|kv| decode_stored(kind, kv))
-            .collect())
-    }
-
     async fn one(&self, kind: Kind, ns: Option<&str>, name: &str) -> Result<Object, ApiError> {
         let ns = ns_for(kind, ns);
         let key = keys::object(kind, ns.as_deref(), name);
@@ -456,9 +619,8 @@ impl<S: Store> Api<S> {
                 format!("{key}: stored value is not a {kind}"),
             )
         })?;
-        if kind == Kind::Node {
-            self.node_status(std::slice::from_mut(&mut o)).await?;
-        }
+        self.decorate(kind, ns.as_deref(), std::slice::from_mut(&mut o))
+            .await?;
         Ok(o)
     }
 

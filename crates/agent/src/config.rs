@@ -1,6 +1,8 @@
 //! The agent's configuration file (JSON), checked before anything starts.
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,12 +27,18 @@ struct File {
     node_addresses: Option<Vec<String>>,
     store: Option<StoreConfig>,
     socket: Option<PathBuf>,
+    spool: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     metrics: Option<String>,
     #[serde(rename = "leaseTTL")]
     lease_ttl: Option<u64>,
     log_level: Option<String>,
     policy: Option<PolicyFile>,
+    #[serde(rename = "podCIDRs")]
+    pod_cidrs: Option<Vec<String>>,
+    overlay: Option<RawOverlay>,
+    kubenet_routes: Option<bool>,
+    resync_seconds: Option<u64>,
 }
 
 /// The `policy` key as written.
@@ -66,6 +74,30 @@ pub struct PolicySettings {
     pub deny_log: Option<ferro_policy::ruleset::LogOptions>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawOverlay {
+    vni: Option<u32>,
+    port: Option<u16>,
+    underlay: Option<String>,
+    mtu: Option<u32>,
+}
+
+/// The `overlay` key: the agent keeps the node's VXLAN device and its peers (the other
+/// nodes' VTEP MACs, addresses and pod CIDRs) in step with the store. The same settings as
+/// the `overlay` plugin's, which must agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayConfig {
+    /// VXLAN network identifier (default 1).
+    pub vni: u32,
+    /// VXLAN UDP port (default 8472).
+    pub port: u16,
+    /// The underlay interface (default: the default route's).
+    pub underlay: Option<String>,
+    /// The device's MTU (default: the underlay's, less the VXLAN overhead).
+    pub mtu: Option<u32>,
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -77,6 +109,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// The API socket.
     pub socket: PathBuf,
+    /// The spool plugins write to when the agent cannot take their requests (default:
+    /// `spool` next to the socket).
+    pub spool: PathBuf,
     /// The state directory (lock, lease record, journal).
     pub state_dir: PathBuf,
     /// Where to serve Prometheus metrics (`None`: off).
@@ -87,7 +122,20 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// NetworkPolicy.
     pub policy: PolicySettings,
+    /// This node's pod CIDRs (its slice of the cluster's pod space, at most one per
+    /// family), published in its `Node` for the other nodes' overlay peers and kubenet routes.
+    pub pod_cidrs: Vec<IpNet>,
+    /// Keep the VXLAN peers (`None`: the agent leaves VXLAN alone).
+    pub overlay: Option<OverlayConfig>,
+    /// Route the other nodes' pod CIDRs via their node addresses (kubenet on one L2
+    /// segment).
+    pub kubenet_routes: bool,
+    /// How often membership is compared with the kernel even when nothing changed.
+    pub resync: Duration,
 }
+
+/// Default full resync of membership.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 
 fn invalid(path: &Path, msg: impl std::fmt::Display) -> AgentError {
     AgentError::Config(format!("{}: {msg}", path.display()))
@@ -180,6 +228,80 @@ impl Config {
                 )
             })?,
         };
+        let socket = f
+            .socket
+            .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
+        let spool = f.spool.unwrap_or_else(|| {
+            ferro_agent_api::Spool::for_socket(&socket)
+                .dir()
+                .to_path_buf()
+        });
+        for (key, p) in [("socket", &socket), ("spool", &spool)] {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    path,
+                    format!("{key}: {} is not an absolute path", p.display()),
+                ));
+            }
+        }
+        let mut pod_cidrs: Vec<IpNet> = Vec::new();
+        for (i, c) in f.pod_cidrs.iter().flatten().enumerate() {
+            let key = format!("podCIDRs[{i}]");
+            let net: IpNet = c
+                .parse()
+                .map_err(|_| invalid(path, format!("{key}: {c:?} is not a CIDR")))?;
+            if net != net.trunc() {
+                return Err(invalid(path, format!("{key}: {net} has host bits set")));
+            }
+            if pod_cidrs
+                .iter()
+                .any(|o| o.addr().is_ipv6() == net.addr().is_ipv6())
+            {
+                return Err(invalid(
+                    path,
+                    format!("{key}: {net} is a second CIDR of its family (one per family)"),
+                ));
+            }
+            pod_cidrs.push(net);
+        }
+        let overlay = match f.overlay {
+            None => None,
+            Some(o) => {
+                let vni = o.vni.unwrap_or(1);
+                if !(1..=0xff_ffff).contains(&vni) {
+                    return Err(invalid(
+                        path,
+                        format!("overlay.vni: {vni} is out of range 1-16777215"),
+                    ));
+                }
+                let port = o.port.unwrap_or(8472);
+                if port == 0 {
+                    return Err(invalid(path, "overlay.port: 0 is not a UDP port"));
+                }
+                if let Some(u) = &o.underlay {
+                    ferro_spec::env::validate_ifname(u)
+                        .map_err(|e| invalid(path, format!("overlay.underlay: {e}")))?;
+                }
+                let mtu = ferro_spec::conf::mtu(o.mtu, "overlay.mtu")
+                    .map_err(|e| invalid(path, e.msg))?;
+                Some(OverlayConfig {
+                    vni,
+                    port,
+                    underlay: o.underlay,
+                    mtu,
+                })
+            }
+        };
+        let resync = match f.resync_seconds {
+            None => DEFAULT_RESYNC,
+            Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+            Some(s) => {
+                return Err(invalid(
+                    path,
+                    format!("resyncSeconds: {s} is not between 1 and 3600"),
+                ))
+            }
+        };
         let p = f.policy.unwrap_or_default();
         let deny_log = match p.deny_log {
             None => None,
@@ -203,12 +325,15 @@ impl Config {
             deny_log,
         };
         Ok(Config {
+            pod_cidrs,
+            overlay,
+            kubenet_routes: f.kubenet_routes.unwrap_or(false),
+            resync,
             node_name,
             node_addresses,
             store,
-            socket: f
-                .socket
-                .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET)),
+            socket,
+            spool,
             state_dir: f
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
@@ -236,6 +361,7 @@ mod tests {
         let c = parse(r#"{"nodeName":"node-a"}"#).unwrap();
         assert_eq!(c.store, StoreConfig::default());
         assert_eq!(c.socket, PathBuf::from("/run/ferro-cni/agent.sock"));
+        assert_eq!(c.spool, PathBuf::from("/run/ferro-cni/spool"));
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/ferro-cni"));
         assert_eq!(c.lease_ttl, Duration::from_secs(10));
         assert_eq!(c.metrics, None);
@@ -243,6 +369,13 @@ mod tests {
         assert!(c.node_addresses.is_empty());
         assert!(c.policy.enabled);
         assert_eq!(c.policy.deny_log, None);
+        assert!(c.pod_cidrs.is_empty() && c.overlay.is_none() && !c.kubenet_routes);
+        assert_eq!(c.resync, Duration::from_secs(30));
+        let o = parse(r#"{"nodeName":"a","overlay":{}}"#)
+            .unwrap()
+            .overlay
+            .unwrap();
+        assert_eq!((o.vni, o.port, o.underlay, o.mtu), (1, 8472, None, None));
     }
 
     #[test]
@@ -276,9 +409,23 @@ mod tests {
         let c = parse(
             r#"{"nodeName":"node-a","nodeAddresses":["10.240.0.4","fd00:240::4"],
                 "store":{"etcd":{"endpoints":["https://10.240.0.4:2379"],"caFile":"/ca","certFile":"/c","keyFile":"/k"}},
-                "socket":"/tmp/a.sock","stateDir":"/tmp/state","metrics":"127.0.0.1:9464","leaseTTL":5,"logLevel":"debug"}"#,
+                "socket":"/tmp/a.sock","stateDir":"/tmp/state","metrics":"127.0.0.1:9464","leaseTTL":5,"logLevel":"debug",
+                "podCIDRs":["10.244.1.0/24","fd00:10:244:1::/64"],"overlay":{"vni":7,"port":4789,"underlay":"eth0","mtu":1400},
+                "kubenetRoutes":true,"resyncSeconds":5}"#,
         )
         .unwrap();
+        assert_eq!(c.pod_cidrs.len(), 2);
+        assert_eq!(
+            c.overlay,
+            Some(OverlayConfig {
+                vni: 7,
+                port: 4789,
+                underlay: Some("eth0".into()),
+                mtu: Some(1400)
+            })
+        );
+        assert!(c.kubenet_routes);
+        assert_eq!(c.resync, Duration::from_secs(5));
         assert_eq!(c.node_addresses.len(), 2);
         assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.lease_ttl, Duration::from_secs(5));
@@ -329,6 +476,50 @@ mod tests {
                 "agent.json: logLevel: \"loud\"",
             ),
             (r#"{"nodeName":"a""#, "agent.json: EOF while parsing"),
+            (
+                r#"{"nodeName":"a","spool":"spool"}"#,
+                "agent.json: spool: spool is not an absolute path",
+            ),
+            (
+                r#"{"nodeName":"a","podCIDRs":["10.244.1.1/24"]}"#,
+                "agent.json: podCIDRs[0]: 10.244.1.1/24 has host bits set",
+            ),
+            (
+                r#"{"nodeName":"a","podCIDRs":["10.244.1.0/24","10.244.2.0/24"]}"#,
+                "agent.json: podCIDRs[1]: 10.244.2.0/24 is a second CIDR of its family",
+            ),
+            (
+                r#"{"nodeName":"a","podCIDRs":["x"]}"#,
+                "agent.json: podCIDRs[0]: \"x\" is not a CIDR",
+            ),
+            (
+                r#"{"nodeName":"a","overlay":{"vni":0}}"#,
+                "agent.json: overlay.vni: 0 is out of range",
+            ),
+            (
+                r#"{"nodeName":"a","overlay":{"port":0}}"#,
+                "agent.json: overlay.port: 0 is not a UDP port",
+            ),
+            (
+                r#"{"nodeName":"a","overlay":{"mtu":20}}"#,
+                "agent.json: overlay.mtu: 20",
+            ),
+            (
+                r#"{"nodeName":"a","overlay":{"underlay":"a b"}}"#,
+                "agent.json: overlay.underlay:",
+            ),
+            (
+                r#"{"nodeName":"a","overlay":{"vnid":2}}"#,
+                "agent.json: overlay.vnid: unknown field",
+            ),
+            (
+                r#"{"nodeName":"a","kubenetRoutes":"yes"}"#,
+                "agent.json: kubenetRoutes: invalid type",
+            ),
+            (
+                r#"{"nodeName":"a","resyncSeconds":0}"#,
+                "agent.json: resyncSeconds: 0 is not between 1 and 3600",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with(want), "{text}: {e}");

@@ -6,26 +6,35 @@
 //! namespaces exist, registers its `Node` with a lease it renews, and serves the node's API
 //! on a unix socket (and metrics over HTTP when configured). SIGTERM (or SIGINT) stops it
 //! cleanly: the socket is removed and the lease revoked, so the node's lease record vanishes
-//! at once.
+//! at once. It records the attachments the plugins report (replaying those they spooled
+//! while it was away) as the node's `Attachment` objects.
 //!
 //! # Layout
 //! - [`config`]: the configuration file;
 //! - [`node`]: registration and lease renewal;
-//! - [`api`]: what each request does to the store;
+//! - [`api`]: what each request does to the store; the spool's replay;
 //! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
 //! - [`policy`]: NetworkPolicy on this node (table `inet ferro_policy`), explanations and
 //!   drop counters;
+//! - [`attachments`]: the node's attachments, reported by the plugins, recorded locally and
+//!   kept in step with the store and the node's links;
+//! - [`members`]: the other live nodes programmed into the kernel: VXLAN peers (overlay)
+//!   and routes to their pod CIDRs (kubenet);
+//! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod api;
+pub mod attachments;
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod journal;
+pub mod kernel;
 mod logger;
+pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod policy;
@@ -144,13 +153,23 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);
     let _journal = journal::Journal::open(state.path())
         .map_err(|e| AgentError::io(format!("opening {}/journal", state.path().display()), e))?;
-    let api = Arc::new(api::Api::new(
-        store.clone(),
-        cfg.node_name.clone(),
-        store_name.clone(),
-    ));
+    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone());
     api.ensure_system_namespaces().await?;
-    let lease = node::register(&store, &cfg, &state).await?;
+    let kernel = kernel::KernelWorker::start()?;
+    let facts: node::SharedFacts = Arc::default();
+    if let Some(o) = cfg.overlay.clone() {
+        // the VXLAN device first, so that the node registers with its VTEP MAC
+        let slices = cfg.pod_cidrs.clone();
+        match kernel
+            .run(move |h| members::overlay_apply(h, &o, &slices, None))
+            .await
+            .and_then(|r| r)
+        {
+            Ok(d) => facts.lock().unwrap_or_else(|p| p.into_inner()).vtep_mac = d.mac,
+            Err(e) => log::warn!("overlay: {e} (retried by the membership loop)"),
+        }
+    }
+    let lease = node::register(&store, &cfg, &state, &facts).await?;
     log::info!(
         "node {} registered: lease {}, TTL {}s",
         cfg.node_name,
@@ -160,6 +179,51 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.set_registered(true);
+
+    // The node's attachments: what waits in the spool first, then the records, the links
+    // and the store in step, all before the socket takes new reports.
+    let attachments = match attachments::Attachments::open(
+        store.clone(),
+        cfg.node_name.clone(),
+        state.path(),
+        attachments::LinkSource::Kernel(kernel.clone()),
+    ) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            release(&store, &state, &current).await;
+            return Err(e);
+        }
+    };
+    // The cluster as every loop sees it: one watch of the store, shared snapshots. The
+    // policy loop starts before any report is taken (replayed ones included): a report of
+    // a new pod is answered once the pod's policy is programmed.
+    let (cache, cache_task) = cache::follow(store.clone());
+    let policy = cfg.policy.enabled.then(|| {
+        policy::spawn(
+            cache.clone(),
+            policy::PolicyConfig {
+                node: cfg.node_name.clone(),
+                deny_log: cfg.policy.deny_log,
+            },
+            metrics.clone(),
+        )
+    });
+    let stop_loops = |policy: Option<(policy::PolicyHandle, tokio::task::JoinHandle<()>)>| {
+        if let Some((_, task)) = policy {
+            task.abort();
+        }
+        cache_task.abort();
+    };
+    let mut api = api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool));
+    if let Some((handle, _)) = &policy {
+        api = api.with_policy(handle.clone());
+    }
+    let api = Arc::new(api);
+    metrics.replayed(api.replay().await);
+    if let Err(e) = attachments.resync().await {
+        log::warn!("attachments: resync: {e} (retried every second)");
+    }
+    metrics.set_attachments(attachments.count());
 
     let started = async {
         let (listener, socket) = server::bind(&cfg.socket)?;
@@ -179,34 +243,37 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let (listener, socket, metrics_task) = match started {
         Ok(s) => s,
         Err(e) => {
+            stop_loops(policy);
             release(&store, &state, &current).await;
             return Err(e);
         }
     };
-    // The cluster as every loop sees it: one watch of the store, shared snapshots.
-    let (cache, cache_task) = cache::follow(store.clone());
-    let policy = cfg.policy.enabled.then(|| {
-        policy::spawn(
-            cache.clone(),
-            policy::PolicyConfig {
-                node: cfg.node_name.clone(),
-                deny_log: cfg.policy.deny_log,
-            },
-            metrics.clone(),
-        )
-    });
-    let api = match &policy {
-        Some((handle, _)) => Arc::new((*api).clone().with_policy(handle.clone())),
-        None => api,
-    };
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
+    let in_step = tokio::spawn(attachments::keep_in_step(
+        api.clone(),
+        attachments.clone(),
+        metrics.clone(),
+    ));
     let renewer = tokio::spawn(node::keep_alive(
         store.clone(),
         cfg.clone(),
         state.clone(),
         current.clone(),
+        facts.clone(),
         metrics.clone(),
     ));
+    let membership = members::Membership::<AnyStore>::wanted(&cfg).then(|| {
+        tokio::spawn(
+            members::Membership {
+                store: store.clone(),
+                cfg: cfg.clone(),
+                kernel: kernel.clone(),
+                facts: facts.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(cache.clone()),
+        )
+    });
     log::info!("serving {}", cfg.socket.display());
 
     let sig = tokio::select! {
@@ -215,11 +282,12 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     };
     log::info!("{sig}: stopping");
     server.abort();
-    renewer.abort();
-    if let Some((_, task)) = policy {
-        task.abort();
+    in_step.abort();
+    if let Some(m) = membership {
+        m.abort();
     }
-    cache_task.abort();
+    renewer.abort();
+    stop_loops(policy);
     if let Some(t) = metrics_task {
         t.abort();
     }

@@ -13,6 +13,13 @@
 //! | `ferro_agent_policy_elements` | | elements of the policy sets and maps |
 //! | `ferro_agent_policy_pod_drops_total` | `namespace`, `pod`, `direction` | packets dropped at a pod of this node |
 //! | `ferro_agent_policy_drops_total` | `namespace`, `policy` | packets dropped at the pods of this node a policy isolates |
+//! | `ferro_agent_spool_replayed_total` | `result` | spooled requests replayed: `applied`, `rejected` |
+//! | `ferro_agent_attachments` | | attachments the node records |
+//! | `ferro_agent_membership_reconciles_total` | `result` | membership passes (`ok`, `error`) |
+//! | `ferro_agent_membership_reconcile_duration_seconds` | | time of one pass |
+//! | `ferro_agent_membership_nodes` | | other live nodes |
+//! | `ferro_agent_membership_peers` | | VXLAN peers (pod subnets) programmed |
+//! | `ferro_agent_membership_routes` | | kubenet routes programmed |
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
@@ -53,6 +60,13 @@ pub struct Metrics {
     policy_chains: Gauge<i64, AtomicI64>,
     policy_elements: Gauge<i64, AtomicI64>,
     policy: Arc<OnceLock<PolicyHandle>>,
+    replayed: Family<Labels, Counter>,
+    attachments: Gauge<i64, AtomicI64>,
+    reconciles: Family<Labels, Counter>,
+    reconcile_seconds: Histogram,
+    members: Gauge<i64, AtomicI64>,
+    peers: Gauge<i64, AtomicI64>,
+    routes: Gauge<i64, AtomicI64>,
 }
 
 /// The drop counters, read from the policy loop's last reading at each scrape.
@@ -159,6 +173,50 @@ impl Default for Metrics {
         registry.register_collector(Box::new(DropCollector {
             policy: policy.clone(),
         }));
+        let replayed = Family::<Labels, Counter>::default();
+        registry.register(
+            "ferro_agent_spool_replayed",
+            "Spooled requests replayed",
+            replayed.clone(),
+        );
+        let attachments = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "ferro_agent_attachments",
+            "Attachments the node records",
+            attachments.clone(),
+        );
+        let reconciles = Family::<Labels, Counter>::default();
+        registry.register(
+            "ferro_agent_membership_reconciles",
+            "Membership passes",
+            reconciles.clone(),
+        );
+        let reconcile_seconds = histogram();
+        registry.register(
+            "ferro_agent_membership_reconcile_duration_seconds",
+            "Time of one membership pass",
+            reconcile_seconds.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::<i64, AtomicI64>::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let members = gauge(
+            &mut registry,
+            "ferro_agent_membership_nodes",
+            "Other live nodes",
+        );
+        let peers = gauge(
+            &mut registry,
+            "ferro_agent_membership_peers",
+            "VXLAN peers (pod subnets) programmed",
+        );
+        let routes = gauge(
+            &mut registry,
+            "ferro_agent_membership_routes",
+            "Kubenet routes programmed",
+        );
         Metrics {
             registry,
             requests,
@@ -170,6 +228,13 @@ impl Default for Metrics {
             policy_chains,
             policy_elements,
             policy,
+            replayed,
+            attachments,
+            reconciles,
+            reconcile_seconds,
+            members,
+            peers,
+            routes,
         }
     }
 }
@@ -217,6 +282,35 @@ impl Metrics {
     /// The policy loop whose drop counters are exported.
     pub fn set_policy(&self, handle: PolicyHandle) {
         let _ = self.policy.set(handle);
+    }
+
+    /// Counts what a spool replay did.
+    pub fn replayed(&self, r: crate::api::Replayed) {
+        for (result, n) in [("applied", r.applied), ("rejected", r.rejected)] {
+            if n > 0 {
+                self.replayed
+                    .get_or_create(&vec![("result".to_string(), result.to_string())])
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
+    /// How many attachments the node records.
+    pub fn set_attachments(&self, n: usize) {
+        self.attachments.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Records one membership pass.
+    pub fn membership(&self, seconds: f64, ok: bool, nodes: usize, peers: usize, routes: usize) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
+        self.reconcile_seconds.observe(seconds);
+        let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+        self.members.set(n(nodes));
+        self.peers.set(n(peers));
+        self.routes.set(n(routes));
     }
 
     /// The exposition text.
@@ -286,8 +380,25 @@ mod tests {
         m.request("apply", "ok", 0.002);
         m.renewal("ok");
         m.set_registered(true);
+        m.replayed(crate::api::Replayed {
+            applied: 3,
+            rejected: 1,
+            left: 0,
+        });
+        m.set_attachments(2);
+        m.membership(0.004, true, 2, 4, 0);
+        m.membership(0.001, false, 2, 4, 0);
         let t = m.render();
         for want in [
+            "ferro_agent_spool_replayed_total{result=\"applied\"} 3",
+            "ferro_agent_spool_replayed_total{result=\"rejected\"} 1",
+            "ferro_agent_attachments 2",
+            "ferro_agent_membership_reconciles_total{result=\"ok\"} 1",
+            "ferro_agent_membership_reconciles_total{result=\"error\"} 1",
+            "ferro_agent_membership_reconcile_duration_seconds_count 2",
+            "ferro_agent_membership_nodes 2",
+            "ferro_agent_membership_peers 4",
+            "ferro_agent_membership_routes 0",
             "ferro_agent_requests_total{op=\"apply\",result=\"ok\"} 1",
             "ferro_agent_request_duration_seconds_count{op=\"apply\"} 1",
             "ferro_agent_lease_renewals_total{result=\"ok\"} 1",

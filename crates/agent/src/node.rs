@@ -19,13 +19,24 @@ use crate::AgentError;
 /// The lease the node holds now (replaced when it had to register again).
 pub type CurrentLease = Arc<Mutex<Option<LeaseId>>>;
 
+/// What the agent learns about its node at run time and publishes in its `Node`, besides
+/// its configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// The MAC of the node's VXLAN device (`aa:bb:...`), when the agent keeps one.
+    pub vtep_mac: Option<String>,
+}
+
+/// The facts, shared by the tasks that learn them and the one that registers again.
+pub type SharedFacts = Arc<Mutex<NodeFacts>>;
+
 fn json<T: serde::Serialize>(t: &T) -> Vec<u8> {
     serde_json::to_vec(t).unwrap_or_default()
 }
 
-/// The Node object to write: the existing one (what other parts set, such as the VTEP MAC,
-/// is kept) with this agent's addresses and version.
-fn node_object(cfg: &Config, existing: Option<&[u8]>) -> Node {
+/// The Node object to write: the existing one (what other parts set is kept) with this
+/// agent's addresses, version, pod CIDRs (when configured) and VTEP MAC (when known).
+fn node_object(cfg: &Config, facts: &NodeFacts, existing: Option<&[u8]>) -> Node {
     let mut node = existing
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| Object::from_value(Kind::Node, v).ok())
@@ -46,8 +57,51 @@ fn node_object(cfg: &Config, existing: Option<&[u8]>) -> Node {
         });
     node.spec.addresses = cfg.node_addresses.iter().map(ToString::to_string).collect();
     node.spec.agent_version = Some(crate::VERSION.to_string());
+    if !cfg.pod_cidrs.is_empty() {
+        node.spec.pod_cidrs = Some(cfg.pod_cidrs.iter().map(ToString::to_string).collect());
+    }
+    if let Some(mac) = &facts.vtep_mac {
+        node.spec.vtep_mac = Some(mac.clone());
+    }
     node.status = None;
     node
+}
+
+fn facts_now(facts: &SharedFacts) -> NodeFacts {
+    facts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Writes the node's `Node` again when what the agent publishes changed (a new VTEP MAC),
+/// with a compare on the object read (retried when another write got in between).
+pub async fn publish<S: Store>(
+    store: &S,
+    cfg: &Config,
+    facts: &SharedFacts,
+) -> Result<(), StoreError> {
+    let key = keys::object(Kind::Node, None, &cfg.node_name);
+    for _ in 0..5 {
+        let existing = store.get(&key).await?;
+        let Some(kv) = existing else {
+            return Ok(()); // not registered (yet): registration writes it
+        };
+        let node = node_object(cfg, &facts_now(facts), Some(&kv.value));
+        let old: Option<Node> = serde_json::from_slice(&kv.value).ok();
+        if old.is_some_and(|o| o.spec == node.spec) {
+            return Ok(());
+        }
+        let txn = Txn::new()
+            .when(Compare::unchanged(&key, kv.mod_revision))
+            .then(Op::put(&key, json(&node)));
+        if store.txn(txn).await?.succeeded {
+            log::info!(
+                "node {}: published VTEP MAC {}",
+                cfg.node_name,
+                node.spec.vtep_mac.as_deref().unwrap_or("<none>")
+            );
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Registers the node: grants a lease, then writes the Node and its lease record. A record
@@ -57,6 +111,7 @@ pub async fn register<S: Store>(
     store: &S,
     cfg: &Config,
     state: &StateDir,
+    facts: &SharedFacts,
 ) -> Result<Lease, AgentError> {
     let lease = store.grant(cfg.lease_ttl).await?;
     let node_key = keys::object(Kind::Node, None, &cfg.node_name);
@@ -97,7 +152,11 @@ pub async fn register<S: Store>(
             continue;
         }
         let existing = store.get(&node_key).await?;
-        let node = node_object(cfg, existing.as_ref().map(|kv| kv.value.as_slice()));
+        let node = node_object(
+            cfg,
+            &facts_now(facts),
+            existing.as_ref().map(|kv| kv.value.as_slice()),
+        );
         let record = NodeLease {
             node: cfg.node_name.clone(),
             lease: lease.id.to_string(),
@@ -127,6 +186,7 @@ pub async fn keep_alive<S: Store>(
     cfg: Config,
     state: Arc<StateDir>,
     current: CurrentLease,
+    facts: SharedFacts,
     metrics: Arc<Metrics>,
 ) {
     let every = (cfg.lease_ttl / 3).max(Duration::from_millis(300));
@@ -161,7 +221,7 @@ pub async fn keep_alive<S: Store>(
                     cfg.node_name,
                     cfg.lease_ttl
                 );
-                match register(&store, &cfg, &state).await {
+                match register(&store, &cfg, &state, &facts).await {
                     Ok(l) => {
                         *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(l.id);
                         metrics.set_registered(true);

@@ -99,6 +99,7 @@ fn op_name(r: &Request) -> &'static str {
         Request::Describe { .. } => "describe",
         Request::PolicyExplain { .. } => "policyExplain",
         Request::PolicyStats { .. } => "policyStats",
+        Request::Report { .. } => "report",
     }
 }
 

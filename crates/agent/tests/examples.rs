@@ -32,10 +32,17 @@ fn the_agent_configurations_load() {
                 .starts_with("agent-")
         })
         .collect();
-    assert_eq!(configs.len(), 2, "{configs:?}");
+    assert_eq!(configs.len(), 4, "{configs:?}");
     for c in configs {
         let cfg = ferro_agent::Config::load(&c).unwrap_or_else(|e| panic!("{}: {e}", c.display()));
         assert_eq!(cfg.node_name, "node-a");
+        let name = c.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(cfg.kubenet_routes, name == "agent-kubenet.json", "{name}");
+        assert_eq!(
+            cfg.overlay.is_some(),
+            name == "agent-overlay.json",
+            "{name}"
+        );
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`network`]: the ClusterNetwork's settings with defaults (pod CIDRs, block sizes,
 //!   service CIDRs, NodePort range, load-balancer pools, DNS domain);
 //! - [`selector`]: label selectors, checked and matched;
+//! - [`attachment`]: attachments' names, and their join with pods (labels one way,
+//!   addresses and node the other);
 //! - [`keys`]: the store's key layout;
 //! - [`table`]: `cnictl get` tables and `cnictl describe` text.
 //!
@@ -20,6 +22,7 @@
 //! Kubernetes apply unchanged.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod keys;
 pub mod kind;
 pub mod manifest;

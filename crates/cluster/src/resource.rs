@@ -231,12 +231,18 @@ pub struct AttachmentSpec {
     /// The interface in the pod.
     #[serde(default)]
     pub interface: String,
+    /// The host end of the pod's veth pair, on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_interface: Option<String>,
     /// The pod's addresses on it, as CIDRs.
     #[serde(default)]
     pub addresses: Vec<String>,
     /// The CNI network name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// The plugin that made it (`bridge`, `flat`, `overlay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
 }
 
 /// Any resource.
@@ -278,6 +284,38 @@ macro_rules! each {
 }
 
 impl Object {
+    /// The Pod, when it is one.
+    pub fn as_pod(&self) -> Option<&Pod> {
+        match self {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The Pod, to change, when it is one.
+    pub fn as_pod_mut(&mut self) -> Option<&mut Pod> {
+        match self {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The Attachment, when it is one.
+    pub fn as_attachment(&self) -> Option<&Attachment> {
+        match self {
+            Object::Attachment(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The Attachment, to change, when it is one.
+    pub fn as_attachment_mut(&mut self) -> Option<&mut Attachment> {
+        match self {
+            Object::Attachment(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// Its kind.
     pub fn kind(&self) -> Kind {
         match self {

@@ -96,7 +96,8 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
     };
     if wide {
         c.extend(match kind {
-            Kind::Pod => vec!["LABELS"],
+            Kind::Pod => vec!["IP", "LABELS"],
+            Kind::Attachment => vec!["HOST-INTERFACE", "NETWORK", "LABELS"],
             Kind::Service => vec!["SELECTOR"],
             Kind::NetworkPolicy => vec!["POLICY-TYPES"],
             Kind::Node => vec!["VTEP-MAC", "POD-CIDRS", "LEASE"],
@@ -161,7 +162,25 @@ fn cells(o: &Object, wide: bool) -> Vec<String> {
     };
     if wide {
         match o {
-            Object::Pod(p) => c.push(labels_text(&p.metadata)),
+            Object::Pod(p) => {
+                c.push(
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.pod_ip.clone())
+                        .unwrap_or_else(|| "<none>".into()),
+                );
+                c.push(labels_text(&p.metadata));
+            }
+            Object::Attachment(a) => {
+                c.push(
+                    a.spec
+                        .host_interface
+                        .clone()
+                        .unwrap_or_else(|| "<none>".into()),
+                );
+                c.push(a.spec.network.clone().unwrap_or_else(|| "<none>".into()));
+                c.push(labels_text(&a.metadata));
+            }
             Object::Namespace(n) => c.push(labels_text(&n.metadata)),
             Object::Service(s) => c.push(none_if_empty(
                 s.spec

@@ -374,3 +374,43 @@ fn link_up_notify_sets_arp_notify_in_the_same_request() {
     assert_eq!(get("net.ipv4.conf.vp-a.arp_notify"), "1");
     assert_eq!(get("net.ipv4.conf.vp-b.arp_notify"), "0");
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn a_route_carries_the_protocol_that_made_it() {
+    require_root();
+    let node = Netns::new("rt-proto");
+    node.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+    node.ip(&["link", "set", "up0", "up"]);
+    node.ip(&["link", "set", "up1", "up"]);
+    node.ip(&["addr", "add", "10.9.0.1/24", "dev", "up0"]);
+    node.run(|| {
+        let k = Kernel::new().unwrap();
+        let host = k.connect(None).unwrap();
+        let mut r = RouteSpec::new(
+            "10.244.2.0/24".parse().unwrap(),
+            Some("10.9.0.5".parse().unwrap()),
+            None,
+        );
+        r.protocol = Some(77);
+        host.route_add(&r, true).unwrap();
+        let plain = RouteSpec::new(
+            "10.244.3.0/24".parse().unwrap(),
+            Some("10.9.0.6".parse().unwrap()),
+            None,
+        );
+        host.route_add(&plain, true).unwrap();
+        let routes = host.routes(false, None).unwrap();
+        let proto = |dst: &str| {
+            routes
+                .iter()
+                .find(|x| x.dst.to_string() == dst)
+                .and_then(|x| x.protocol)
+        };
+        assert_eq!(proto("10.244.2.0/24"), Some(77));
+        assert_eq!(proto("10.244.3.0/24"), Some(3), "boot by default");
+        assert_eq!(proto("10.9.0.0/24"), Some(2), "the kernel's own");
+    });
+    let shown = node.ip(&["route", "show", "proto", "77"]);
+    assert_eq!(shown.trim(), "10.244.2.0/24 via 10.9.0.5 dev up0");
+}

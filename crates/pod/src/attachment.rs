@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use ferro_agent_api::AttachmentEvent;
 use ferro_net::firewall::{self, PodFirewall, Tag};
 use ferro_net::{names, Kernel, Netns, Rtnl};
 use ferro_spec::delegate::{self, IpamLease};
@@ -17,6 +18,7 @@ use ferro_spec::{CniError, CniResult, FirstError, Request};
 
 use crate::check::prev_result;
 use crate::error::PodError;
+use crate::report::{self, AgentKey};
 use crate::session::Session;
 
 /// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only). The
@@ -87,19 +89,23 @@ pub struct Inputs<'a> {
     pub ipam: &'a CniResult,
 }
 
-/// ADD, the same frame for every model: the pod's namespace opened and `CNI_IFNAME` found
-/// free in it, the node facts the model needs read (`read_node`), the IPAM lease taken,
-/// the model's plan made from them (`plan`), and only then `apply`, the model's kernel
-/// work. A configuration refused before this frame, or a plan refused inside it, leaves
-/// nothing behind: no link is touched before `apply`, and the lease is released whenever
-/// `apply` is not reached or does not keep it.
+/// ADD, the same frame for every model: the `agent` key read, the pod's namespace opened
+/// and `CNI_IFNAME` found free in it, the node facts the model needs read (`read_node`),
+/// the IPAM lease taken, the model's plan made from them (`plan`), and only then `apply`,
+/// the model's kernel work. A configuration refused before this frame, or a plan refused
+/// inside it, leaves nothing behind: no link is touched before `apply`, and the lease is
+/// released whenever `apply` is not reached or does not keep it. Once `apply` succeeded,
+/// the attachment (whose host veth has the model's `host_prefix`) is reported to the agent
+/// when the `agent` key names one ([`report`]).
 pub fn add<C, N, P>(
     req: &Request,
     cfg: &C,
+    host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
+    let agent = AgentKey::from_request(req)?;
     let s = Session::open(req)?;
     let (host, pod) = s.connect_for_add(&req.cmd.ifname)?;
     let node = read_node(cfg, &host)?;
@@ -118,7 +124,15 @@ pub fn add<C, N, P>(
         ns: &s.ns,
         lease,
     };
-    apply(a, &node, &plan)
+    let result = apply(a, &node, &plan)?;
+    if let Some(k) = &agent {
+        let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
+        report::send(
+            k,
+            report::report_of(req, AttachmentEvent::Add, &host_veth, Some(&result)),
+        );
+    }
+    Ok(result)
 }
 
 /// What a model's CHECK works with: `prevResult`, the connections on the node and in the
@@ -207,6 +221,7 @@ pub fn del(
     host_prefix: &str,
     after: impl FnOnce(&Rtnl<'_>, &[IpAddr]),
 ) -> Result<(), CniError> {
+    let agent = AgentKey::from_request(req)?;
     let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
     let mut errors = FirstError::default();
     let k = Kernel::new()?;
@@ -235,6 +250,12 @@ pub fn del(
     errors.note(out.reference);
     errors.note(out.teardown);
     errors.note(released);
+    if let Some(k) = &agent {
+        report::send(
+            k,
+            report::report_of(req, AttachmentEvent::Del, &host_veth, None),
+        );
+    }
     errors.finish()
 }
 

@@ -11,6 +11,8 @@
 //! - [`attachment`]: the frame of an ADD (namespace, node facts, IPAM lease, plan, then the
 //!   model's kernel work) and its end (keep the lease, or remove the host veth and release
 //!   it); the frames of CHECK and STATUS; the DEL body; GC;
+//! - [`report`]: attachment reports to the node's `ferro-agent` (the `agent` key), spooled
+//!   when the agent cannot take them;
 //! - [`firewall`]: the pod firewall of a network (masquerade, anti-spoofing), pure;
 //! - [`keys`]: the keys `flat` and `overlay` share (`snat`/`ipMasq`, `antiSpoofing`,
 //!   `nonMasqueradeCIDRs`, a required `ipam`);
@@ -28,6 +30,7 @@ pub mod check;
 pub mod error;
 pub mod firewall;
 pub mod keys;
+pub mod report;
 pub mod session;
 pub mod transparent;
 
@@ -36,6 +39,7 @@ pub use check::{prev_result, Difference, Differences};
 pub use error::PodError;
 pub use firewall::{pod_firewall, union};
 pub use keys::SharedKeys;
+pub use report::AgentKey;
 pub use session::Session;
 
 /// A link-local address (`169.254.0.0/16`, `fe80::/10`), from `ferro-net`.

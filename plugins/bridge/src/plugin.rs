@@ -29,6 +29,7 @@ impl Plugin for Bridge {
         ferro_pod::add(
             req,
             &cfg,
+            plan::HOST_PREFIX,
             |_, _| Ok(()),
             |cfg, (), i| plan::plan(cfg, &att, i),
             |a, (), plan| apply::add(a, &cfg, plan),

@@ -681,6 +681,16 @@ fn cmd_overlay(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     for obj in objects {
         let cfg = NodeConfig::from_value(&Value::Object(obj.clone()))
             .map_err(|e| Error::plugin("overlay", e))?;
+        if cfg.node_list.as_os_str() == ferro_agent_api::AGENT_NODE_LIST {
+            write_out(
+                ctx.out,
+                &format!(
+                    "{}: peers kept by ferro-agent (nodeList \"agent\"): nothing to sync (cnictl get nodes lists them)\n",
+                    overlay::device_name(cfg.vni)
+                ),
+            )?;
+            continue;
+        }
         let view = overlay::view(&cfg, &host, &FileSource::new(&cfg.node_list))
             .map_err(|e| Error::plugin("overlay", e))?;
         let dev = if dry {

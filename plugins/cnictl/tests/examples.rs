@@ -83,3 +83,28 @@ fn every_example_is_usable_by_libcni_before_1_2() {
         );
     }
 }
+
+/// The cluster-mode lists are the node-local ones with the agent: the `agent` key, and for
+/// the overlay, `nodeList: "agent"` instead of the node list file.
+#[test]
+fn the_cluster_lists_are_the_node_local_ones_with_an_agent() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf-examples");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    for model in ["kubenet", "flat", "overlay"] {
+        let mut cluster = read(&format!("{model}-cluster.conflist"));
+        let main = &mut cluster["plugins"][0];
+        assert_eq!(
+            main["agent"],
+            serde_json::json!({"socket": "/run/ferro-cni/agent.sock"}),
+            "{model}"
+        );
+        main.as_object_mut().unwrap().remove("agent");
+        if model == "overlay" {
+            assert_eq!(main["nodeList"], "agent");
+            main["nodeList"] = "/etc/ferro-cni/nodes.json".into();
+        }
+        assert_eq!(cluster, read(&format!("{model}.conflist")), "{model}");
+    }
+}

@@ -23,7 +23,14 @@ impl Plugin for Flat {
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
-        ferro_pod::add(req, &cfg, apply::node, plan::plan, apply::add)
+        ferro_pod::add(
+            req,
+            &cfg,
+            transparent::HOST_PREFIX,
+            apply::node,
+            plan::plan,
+            apply::add,
+        )
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {

@@ -1,7 +1,8 @@
 //! The overlay configuration: the node-level keys (shared with `cnictl overlay sync`, parsed
 //! by `ferro_net::overlay::NodeConfig`), the pod-level keys shared with `flat`
-//! (`ferro_pod::SharedKeys`) and `dns`.
+//! (`ferro_pod::SharedKeys`) and `dns`. `nodeList: "agent"` leaves the peers to ferro-agent.
 
+use ferro_agent_api::AGENT_NODE_LIST;
 use ferro_net::overlay::NodeConfig;
 use ferro_pod::SharedKeys;
 use ferro_spec::{CniError, Request};
@@ -17,17 +18,28 @@ pub struct Config {
     pub shared: SharedKeys,
     /// `dns` of the config, overriding the IPAM's.
     pub dns: Option<ferro_spec::Dns>,
+    /// `nodeList: "agent"`: ferro-agent keeps the VXLAN peers (from the store's nodes); the
+    /// plugin ensures the device and leaves its peers alone.
+    pub peers_from_agent: bool,
 }
 
 impl Config {
     /// Parses and validates.
     pub fn from_request(req: &Request) -> Result<Config, CniError> {
         let node = NodeConfig::from_value(&serde_json::Value::Object(req.conf.raw.clone()))?;
+        let peers_from_agent = node.node_list.as_os_str() == AGENT_NODE_LIST;
+        if peers_from_agent && node.node_subnets.is_none() {
+            return Err(CniError::invalid_config(format!(
+                "nodeSubnet or nodeSubnets: required with nodeList {AGENT_NODE_LIST:?} (this \
+                 node's slices; ferro-agent programs the peers)"
+            )));
+        }
         let shared = SharedKeys::from_request(req, "host-local over this node's slice")?;
         Ok(Config {
             node,
             shared,
             dns: req.conf.dns.clone(),
+            peers_from_agent,
         })
     }
 }
@@ -50,6 +62,12 @@ mod tests {
         assert!(c.shared.snat && c.shared.anti_spoofing);
         assert_eq!(c.node.vni, 1);
         assert!(!parse(json!({"ipMasq": false})).unwrap().shared.snat);
+        assert!(!parse(json!({})).unwrap().peers_from_agent);
+        assert!(
+            parse(json!({"nodeList": "agent"}))
+                .unwrap()
+                .peers_from_agent
+        );
     }
 
     #[test]
@@ -58,6 +76,10 @@ mod tests {
             (json!({"ipam": null}), "ipam"),
             (json!({"podCIDR": null}), "podCIDR"),
             (json!({"snat": 1}), "snat"),
+            (
+                json!({"nodeList": "agent", "nodeSubnet": null, "nodeName": "a"}),
+                "nodeSubnet or nodeSubnets: required with nodeList \"agent\"",
+            ),
         ] {
             let e = parse(extra.clone()).unwrap_err();
             assert!(e.msg.contains(key), "{extra}: {}", e.msg);

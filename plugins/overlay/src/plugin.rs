@@ -24,7 +24,14 @@ impl Plugin for Overlay {
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
-        ferro_pod::add(req, &cfg, apply::node_view, plan::plan, apply::add)
+        ferro_pod::add(
+            req,
+            &cfg,
+            transparent::HOST_PREFIX,
+            apply::node_view,
+            plan::plan,
+            |a, view, plan| apply::add(a, &cfg, view, plan),
+        )
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
@@ -36,7 +43,7 @@ impl Plugin for Overlay {
         let cfg = Config::from_request(req)?;
         ferro_pod::check(req, |c| {
             let view = apply::node_view(&cfg, c.host)?;
-            apply::check_node(c.host, &view)?;
+            apply::check_node(c.host, &cfg, &view)?;
             let p = plan::pod(req, c.addrs(), view.mtu, Vec::new());
             ferro_pod::transparent::check(c, &p)?;
             c.firewall(&plan::firewall(&req.conf.name, &cfg))

@@ -18,7 +18,8 @@
 //! - [`FamilyNets`] (`family`): networks held one per family (pod CIDRs, a node's slices);
 //! - [`NodeLease`], [`PeerSource`], [`FileSource`] (`nodes`): the cluster's nodes and where
 //!   they come from (a node list that the operator or a configuration tool writes);
-//! - [`view`]: this node's slices, VXLAN device and peers, from the three;
+//! - [`view`]: this node's slices, VXLAN device and peers, from the three ([`local_address`]:
+//!   the VXLAN source address, also what ferro-agent uses for the device it keeps);
 //! - [`ensure_device`], [`reconcile`] (`device`): the kernel side; [`reconcile`] diffs it
 //!   against the peers and changes only what differs (add order: neighbour, FDB, route;
 //!   removal in reverse).
@@ -83,7 +84,19 @@ pub fn view(
         .map_err(|e| invalid(format!("nodeList: {e}")))?;
     let family = underlay_family(&leases)
         .map_err(|e| invalid(format!("nodeList: {}: {e}", source.describe())))?;
-    let underlay = match &cfg.underlay {
+    let (underlay, addrs) = underlay_of(host, cfg.underlay.as_deref(), family)?;
+    view_of(cfg, leases, &underlay, &addrs, &source.describe())
+}
+
+/// The underlay interface (`name`, else the interface of the default route of `family`,
+/// `None`: of either) and its addresses. Code 7 naming `underlay` when there is none.
+pub fn underlay_of(
+    host: &Rtnl<'_>,
+    name: Option<&str>,
+    family: Option<bool>,
+) -> Result<(Link, Vec<IpAddr>), CniError> {
+    let invalid = CniError::invalid_config;
+    let underlay = match name {
         Some(n) => host.link(n)?.ok_or_else(|| {
             invalid(format!(
                 "underlay: interface {n:?} does not exist on the node"
@@ -105,7 +118,7 @@ pub fn view(
         .into_iter()
         .map(|a| a.addr.addr())
         .collect();
-    view_of(cfg, leases, &underlay, &addrs, &source.describe())
+    Ok((underlay, addrs))
 }
 
 /// [`view`]'s decisions, pure: `leases` from the source described as `origin`, the underlay
@@ -202,7 +215,7 @@ pub fn view_of(
 /// The VXLAN source address on `underlay`: this node's listed address when the interface
 /// has it, else its first address of the node list's family (`Some(true)`: IPv6; `None`:
 /// IPv4 if it has one), never a link-local one.
-fn local_address(
+pub fn local_address(
     underlay: &Link,
     addrs: &[IpAddr],
     family: Option<bool>,

@@ -368,6 +368,7 @@ mod tests {
         let route = RouteSpec {
             table: Some(MAIN_TABLE),
             scope: Some(0),
+            protocol: Some(77),
             ..RouteSpec::new(
                 "10.244.2.0/24".parse().unwrap(),
                 Some("10.240.0.5".parse().unwrap()),

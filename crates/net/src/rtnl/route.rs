@@ -36,6 +36,9 @@ pub struct RouteSpec {
     pub mtu: Option<u32>,
     /// Advertised MSS.
     pub advmss: Option<u32>,
+    /// Who made it (`RTPROT_*`, `ip route ... proto N`): `boot` when `None` on adding; set
+    /// by a dump. A daemon marks its routes with its own number to find them again.
+    pub protocol: Option<u8>,
 }
 
 impl RouteSpec {
@@ -52,6 +55,7 @@ impl RouteSpec {
             src: None,
             mtu: None,
             advmss: None,
+            protocol: None,
         }
     }
 }
@@ -70,7 +74,7 @@ impl Rtnl<'_> {
         m.header.destination_prefix_length = r.dst.prefix_len();
         let table = r.table.unwrap_or(MAIN_TABLE);
         m.header.table = u8::try_from(table).unwrap_or(252); // RT_TABLE_COMPAT, real id below
-        m.header.protocol = RouteProtocol::Boot;
+        m.header.protocol = r.protocol.map_or(RouteProtocol::Boot, RouteProtocol::from);
         m.header.kind = RouteType::Unicast;
         m.header.scope = match r.scope {
             Some(s) => RouteScope::from(s),
@@ -217,6 +221,7 @@ pub(super) fn parse_route(r: &RouteMessage) -> Option<RouteSpec> {
     spec.table = Some(u32::from(r.header.table));
     spec.scope = Some(u8::from(r.header.scope));
     spec.onlink = r.header.flags.contains(RouteFlags::Onlink);
+    spec.protocol = Some(u8::from(r.header.protocol));
     for a in &r.attributes {
         match a {
             RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
@@ -260,6 +265,9 @@ pub fn describe_route(r: &RouteSpec) -> String {
     }
     if let Some(t) = r.table.filter(|t| *t != MAIN_TABLE) {
         s.push_str(&format!(" table {t}"));
+    }
+    if let Some(p) = r.protocol {
+        s.push_str(&format!(" proto {p}"));
     }
     s
 }
