@@ -34,6 +34,14 @@ pub const PROBES: [(Proto, u16); 4] = [
     (Proto::Udp, 81),
 ];
 
+/// What every step probes: each of [`PROBES`] over IPv4 then IPv6 (`(proto, port, v6)`).
+pub fn probes() -> Vec<(Proto, u16, bool)> {
+    [false, true]
+        .iter()
+        .flat_map(|v6| PROBES.iter().map(move |(p, port)| (*p, *port, *v6)))
+        .collect()
+}
+
 /// Every pod, in matrix order: x/a, x/b, x/c, y/a ... z/c.
 pub fn pods() -> Vec<Key> {
     NAMESPACES

@@ -117,3 +117,49 @@ pub fn compare(label_a: &str, a: &Matrix, label_b: &str, b: &Matrix) -> String {
     }
     s
 }
+
+/// Probed matrices (each for a protocol, a port and a family: `(proto, port, v6)`, and its
+/// cells `[from][to]` in `pods` order) against what the model predicts for `c`: one message
+/// per matrix that differs, showing both.
+pub fn differences_from_model(
+    c: &Cluster,
+    pods: &[Key],
+    probed: impl IntoIterator<Item = ((Proto, u16, bool), Vec<Vec<bool>>)>,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for ((proto, port, v6), cells) in probed {
+        let want = Matrix::predict(c, pods, proto, port, v6);
+        let got = Matrix {
+            pods: pods.to_vec(),
+            cells,
+        };
+        if got != want {
+            diffs.push(format!(
+                "{proto}/{port} IPv{}:\n{}",
+                if v6 { 6 } else { 4 },
+                compare("probed", &got, "model", &want)
+            ));
+        }
+    }
+    diffs
+}
+
+/// Probes the truth-table world with `probe` (given every `(proto, port, v6)` of
+/// [`crate::cases::probes`], it returns each one's cells `[from][to]` in `pods` order) until
+/// every matrix equals the model's for `c`, or `deadline` passed; the differences left.
+pub fn converge(
+    c: &Cluster,
+    pods: &[Key],
+    deadline: std::time::Duration,
+    mut probe: impl FnMut(&[(Proto, u16, bool)]) -> Vec<Vec<Vec<bool>>>,
+) -> Vec<String> {
+    let probes = crate::cases::probes();
+    let t0 = std::time::Instant::now();
+    loop {
+        let got = probe(&probes);
+        let diffs = differences_from_model(c, pods, probes.iter().copied().zip(got));
+        if diffs.is_empty() || t0.elapsed() > deadline {
+            return diffs;
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferro_nftables::NftSocket;
 use ferro_policy::cases::{self, Scenario, NODES};
-use ferro_policy::matrix::{compare, Matrix};
+use ferro_policy::matrix;
 use ferro_policy::ruleset::{self, Ruleset};
 use ferro_policy::{node_policy, Key, Proto};
 use ferro_testutil::netns::Netns;
@@ -154,57 +154,25 @@ fn build() -> Nodes {
     }
 }
 
-fn targets() -> Vec<(Target, Proto)> {
-    let mut t = Vec::new();
-    for v6 in [false, true] {
-        for (proto, port) in cases::PROBES {
-            t.push((
-                Target {
-                    udp: proto == Proto::Udp,
-                    port,
-                    v6,
-                },
-                proto,
-            ));
-        }
-    }
-    t
-}
-
 /// Probes until the matrices equal the model's (up to `deadline`); the differences left.
 fn converge(n: &Nodes, s: &Scenario, deadline: Duration) -> Vec<String> {
     let keys = cases::pods();
-    let c = s.cluster();
     let pods: Vec<(PathBuf, Vec<IpAddr>)> = n
         .pods
         .iter()
         .map(|(k, ns)| (ns.path(), s.addrs(k).to_vec()))
         .collect();
-    let t0 = Instant::now();
-    loop {
-        let targets = targets();
-        let t: Vec<Target> = targets.iter().map(|(t, _)| *t).collect();
-        let got = probe_matrices(&pods, &t, Duration::from_millis(1000));
-        let mut diffs = Vec::new();
-        for ((target, proto), cells) in targets.iter().zip(got) {
-            let want = Matrix::predict(&c, &keys, *proto, target.port, target.v6);
-            let probed = Matrix {
-                pods: keys.clone(),
-                cells,
-            };
-            if probed != want {
-                diffs.push(format!(
-                    "{proto}/{} IPv{}:\n{}",
-                    target.port,
-                    if target.v6 { 6 } else { 4 },
-                    compare("probed", &probed, "model", &want)
-                ));
-            }
-        }
-        if diffs.is_empty() || t0.elapsed() > deadline {
-            return diffs;
-        }
-    }
+    matrix::converge(&s.cluster(), &keys, deadline, |probes| {
+        let targets: Vec<Target> = probes
+            .iter()
+            .map(|&(proto, port, v6)| Target {
+                udp: proto == Proto::Udp,
+                port,
+                v6,
+            })
+            .collect();
+        probe_matrices(&pods, &targets, Duration::from_millis(1000))
+    })
 }
 
 fn program(n: &Nodes, programmed: &mut [Option<Ruleset>], s: &Scenario) {
