@@ -12,7 +12,8 @@
 //! applied, changed, deleted; a pod or a namespace relabelled; a pod starting or leaving) to
 //! each node enforcing it, measured and printed (the bounds asserted are generous: a shared,
 //! noisy machine); a new pod denied from its first packet, both ways; a connection a change
-//! forbids cut (its conntrack entry removed), one it still allows undisturbed.
+//! forbids cut (its conntrack entry removed), one it still allows undisturbed; drops counted
+//! per pod and per policy, and logged with the pods' names.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -164,6 +165,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(model: Model) -> Cluster {
+        Cluster::with(model, &json!({}))
+    }
+
+    /// A cluster whose agents' configurations also get the keys of `extra`.
+    fn with(model: Model, extra: &Value) -> Cluster {
         require_root();
         let world = World::new(2);
         let etcd = EtcdCluster::start(&[(&world.nodes[0].ns, world.nodes[0].ip)], None);
@@ -173,6 +179,9 @@ impl Cluster {
                     "nodeAddresses": [world.nodes[i].ip.to_string()],
                     "store": {"etcd": {"endpoints": etcd.endpoints()}}, "leaseTTL": 5});
                 for (k, v) in model.agent_extra(i).as_object().unwrap() {
+                    c[k] = v.clone();
+                }
+                for (k, v) in extra.as_object().unwrap() {
                     c[k] = v.clone();
                 }
                 Agent::start(bin(), Some(&world.nodes[i].ns), c)
@@ -665,7 +674,7 @@ impl Cluster {
 #[test]
 #[ignore = "needs root: run scripts/test.sh"]
 fn changes_take_effect_at_once_and_cut_what_they_forbid() {
-    let c = Cluster::new(Model::Kubenet);
+    let c = Cluster::with(Model::Kubenet, &json!({"policy": {"denyLog": {}}}));
     c.until_programmed(c.store_revision());
     let xa = c.pod("x/a"); // node A
     let (xb, xc) = (c.pod("x/b"), c.pod("x/c")); // node B, node A
@@ -708,6 +717,44 @@ fn changes_take_effect_at_once_and_cut_what_they_forbid() {
     );
     assert!(tracked(&c, 0, xc.addr(false), keep_port) > 0);
     println!("conntrack: y/a's connection cut by the policy, x/c's kept");
+
+    // What was dropped is counted (per pod and per policy) and logged with the pods' names.
+    let drops = match c.call(
+        0,
+        &Request::PolicyStats {
+            namespace: Some("x".into()),
+        },
+    ) {
+        Response::PolicyStats { stats } => stats,
+        r => panic!("policyStats: {r:?}"),
+    };
+    let at_xa = drops
+        .pods
+        .iter()
+        .find(|d| d.pod == "a" && d.direction == "ingress")
+        .unwrap();
+    assert!(at_xa.packets > 0, "{drops:?}");
+    assert_eq!(at_xa.policies, ["xa-in"]);
+    let by_policy = drops.policies.iter().find(|d| d.policy == "xa-in").unwrap();
+    assert_eq!(by_policy.packets, at_xa.packets);
+    let t = Instant::now();
+    while !c.agents[0].log().contains("denied ingress of x/a: y/a") {
+        assert!(
+            t.elapsed() < BOUND,
+            "no deny log line for y/a -> x/a:\n{}",
+            c.agents[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "drops at x/a's ingress: {} packets (all by x/xa-in); logged: {}",
+        at_xa.packets,
+        c.agents[0]
+            .log()
+            .lines()
+            .find(|l| l.contains("denied ingress of x/a: y/a"))
+            .unwrap_or_default()
+    );
 
     // Change: x/a reachable from namespace y as well.
     let from_y = cases::policy(
@@ -799,6 +846,7 @@ fn changes_take_effect_at_once_and_cut_what_they_forbid() {
         &zd.ns,
         &[("CNI_ARGS", &k8s_args("z", "d"))],
     );
+    let deleted = Instant::now();
     let gone_at = zd.addr(false).to_string();
     let t_gone = {
         let t = Instant::now();
@@ -811,8 +859,9 @@ fn changes_take_effect_at_once_and_cut_what_they_forbid() {
         }
     };
     println!(
-        "pod leave: node A stopped admitting z/d's address {} after its DEL started",
-        ms(t_gone, t0)
+        "pod leave: node A stopped admitting z/d's address {} after its DEL returned (DEL {})",
+        ms(t_gone, deleted),
+        ms(deleted, t0)
     );
     drop(zd);
 
