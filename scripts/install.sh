@@ -26,7 +26,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-BINARIES=(bridge flat overlay host-local loopback portmap cnictl)
+BINARIES=(bridge flat overlay host-local loopback portmap cluster-ipam cnictl)
 MODELS=(kubenet flat overlay)
 MANIFEST_NAME=ferro-cni.manifest
 

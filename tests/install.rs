@@ -14,8 +14,9 @@ use std::process::Command;
 
 use ferro_e2e::{repo, Ran};
 
-const BINARIES: [&str; 7] = [
+const BINARIES: [&str; 8] = [
     "bridge",
+    "cluster-ipam",
     "cnictl",
     "flat",
     "host-local",

@@ -102,9 +102,13 @@ impl Client {
                 source,
             })?;
         if n == 0 {
-            return Err(ClientError::Protocol {
+            // It went away mid-request (a restart, a crash): try again later.
+            return Err(ClientError::Io {
                 path: self.path.clone(),
-                detail: "the agent closed the connection".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the agent closed the connection",
+                ),
             });
         }
         match serde_json::from_slice::<Response>(&answer) {
@@ -203,5 +207,92 @@ mod tests {
             action: crate::Action::Created,
         };
         assert_eq!(o.to_string(), "pod/web created (namespace shop)");
+    }
+
+    #[test]
+    fn ipam_ops_and_their_wire_form() {
+        use crate::ipam::*;
+        let handle = IpamHandle {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let r = Request::IpamAllocate(IpamAllocate {
+            network: "kubenet".into(),
+            handle: handle.clone(),
+            netns: Some("/run/netns/p".into()),
+            pod: Some(PodRef {
+                namespace: "shop".into(),
+                name: "web-1".into(),
+            }),
+            mode: IpamMode::Node,
+            families: Some(vec![Family::Ipv4]),
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"op":"ipamAllocate","network":"kubenet","containerID":"c1","ifname":"eth0","netns":"/run/netns/p","pod":{"namespace":"shop","name":"web-1"},"mode":"node","families":["ipv4"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        let gc = Request::IpamGc(IpamGc {
+            network: "n".into(),
+            valid: vec![handle],
+        });
+        let s = serde_json::to_string(&gc).unwrap();
+        assert!(s.starts_with(r#"{"op":"ipamGC","#), "{s}");
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), gc);
+        for (op, want) in [
+            (
+                r#"{"op":"ipamShow"}"#,
+                Request::IpamShow(IpamShow::default()),
+            ),
+            (
+                r#"{"op":"ipamAudit"}"#,
+                Request::IpamAudit(IpamAudit::default()),
+            ),
+            (
+                r#"{"op":"ipamReclaim","node":"b"}"#,
+                Request::IpamReclaim(IpamReclaim {
+                    node: Some("b".into()),
+                    ..IpamReclaim::default()
+                }),
+            ),
+        ] {
+            assert_eq!(serde_json::from_str::<Request>(op).unwrap(), want, "{op}");
+        }
+        let a = Response::IpamAllocated {
+            ips: vec![IpamIp {
+                address: "10.244.1.2/24".parse().unwrap(),
+                gateway: Some("10.244.1.1".parse().unwrap()),
+                block: "10.244.1.0/24".parse().unwrap(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"result":"ipamAllocated","ips":[{"address":"10.244.1.2/24","gateway":"10.244.1.1","block":"10.244.1.0/24"}]}"#
+        );
+        // IPv6 pools are larger than 64-bit counts: strings beyond, and back
+        let show = Response::IpamShow(IpamShowReply {
+            pools: vec![PoolUse {
+                cidr: "fd00::/56".parse().unwrap(),
+                block_prefix: 122,
+                node_block_prefix: 64,
+                blocks: 1,
+                claimed_addresses: 64,
+                in_use: 1,
+                size: 1 << 72,
+            }],
+            ..IpamShowReply::default()
+        });
+        let text = serde_json::to_string(&show).unwrap();
+        assert!(
+            text.contains(r#""claimedAddresses":64,"inUse":1,"size":"4722366482869645213696""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), show);
+        let e = Response::error(ErrorCode::Exhausted, "pool 10.244.0.0/16 is exhausted");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"result":"error","error":{"code":"exhausted","message":"pool 10.244.0.0/16 is exhausted"}}"#
+        );
     }
 }

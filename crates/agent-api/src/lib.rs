@@ -7,12 +7,17 @@
 //!   compact form), answered by one JSON [`Response`] per line, in order; a connection may
 //!   carry any number of requests;
 //! - requests are tagged by `op` (`status`, `apply`, `get`, `list`, `delete`, `describe`,
-//!   `report`, `policyExplain`, `policyStats`), responses by `result`; a failure is
+//!   `report`, `policyExplain`, `policyStats`, `ipam*`), responses by `result`; a failure is
 //!   `{"result":"error","error":{"code":...,"message":...}}`
 //!   with an [`ErrorCode`] callers can act on (`unavailable`: the store cannot be reached,
 //!   try again later);
-//! - plugins report their attachments with `report` ([`AttachmentReport`]); later parts add
-//!   IPAM requests to the same enums.
+//! - plugins report their attachments with `report` ([`AttachmentReport`]);
+//! - cluster IPAM ([`ipam`]): `ipamAllocate`, `ipamRelease`, `ipamCheck`, `ipamGC`,
+//!   `ipamStatus` for the `cluster-ipam` plugin; `ipamShow`, `ipamAudit`, `ipamReclaim` for
+//!   `cnictl ipam show|check|release`;
+//! - [`spool`]: requests a plugin could not deliver (attachment reports, address releases
+//!   when the agent is down), kept in a directory next to the socket and replayed by the
+//!   agent in order.
 //!
 //! [`Client`] is a blocking client (std only, no async runtime), cheap enough for a plugin's
 //! ADD path: one connect, one write, one read. A request the agent cannot take now (it is not
@@ -20,6 +25,7 @@
 //! [`deliver`] sends or spools.
 
 mod client;
+pub mod ipam;
 pub mod policy;
 mod proto;
 pub mod spool;

@@ -5,6 +5,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ipam::{
+    IpamAllocate, IpamAudit, IpamAuditReply, IpamCheck, IpamGc, IpamIp, IpamReclaim, IpamRelease,
+    IpamShow, IpamShowReply, IpamStatus,
+};
+
 /// A request to the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
@@ -70,6 +75,23 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
     },
+    /// Cluster IPAM, ADD: one address per family for an attachment.
+    IpamAllocate(IpamAllocate),
+    /// Cluster IPAM, DEL: the attachment's addresses go back (succeeds when it holds none).
+    IpamRelease(IpamRelease),
+    /// Cluster IPAM, CHECK: the attachment still holds its addresses.
+    IpamCheck(IpamCheck),
+    /// Cluster IPAM, GC: the network's live attachments.
+    #[serde(rename = "ipamGC")]
+    IpamGc(IpamGc),
+    /// Cluster IPAM, STATUS: whether an ADD can be served.
+    IpamStatus(IpamStatus),
+    /// `cnictl ipam show`.
+    IpamShow(IpamShow),
+    /// `cnictl ipam check`.
+    IpamAudit(IpamAudit),
+    /// `cnictl ipam release`.
+    IpamReclaim(IpamReclaim),
     /// A plugin reports one attachment it made (ADD) or removed (DEL); the agent records it
     /// as an `Attachment` of its node.
     Report {
@@ -205,6 +227,31 @@ pub enum Response {
         /// The counters.
         stats: crate::policy::PolicyStats,
     },
+    /// Answer to [`Request::IpamAllocate`] (and to a repeated ADD of the same attachment:
+    /// the same addresses).
+    IpamAllocated {
+        /// One per family.
+        ips: Vec<IpamIp>,
+    },
+    /// Answer to [`Request::IpamRelease`] and [`Request::IpamReclaim`].
+    IpamReleased {
+        /// What went back to the pool (empty: nothing was held).
+        addresses: Vec<std::net::IpAddr>,
+        /// Blocks that went back to the pool (`ipam release --node`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blocks: Vec<ipnet::IpNet>,
+    },
+    /// Answer to [`Request::IpamCheck`], [`Request::IpamGc`] and [`Request::IpamStatus`]:
+    /// all is well.
+    IpamOk {
+        /// A remark (GC: how many allocations are now leak candidates).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// Answer to [`Request::IpamShow`].
+    IpamShow(IpamShowReply),
+    /// Answer to [`Request::IpamAudit`].
+    IpamAudit(IpamAuditReply),
     /// Answer to [`Request::Report`]: what was done to the node's `Attachment`.
     Reported {
         /// The attachment (`created`, `configured`, `unchanged`, `deleted`, `notFound`).
@@ -314,8 +361,27 @@ pub enum ErrorCode {
     Forbidden,
     /// The store cannot be reached: try again later (CNI code 11).
     Unavailable,
+    /// The address pool has nothing left for the request (the message names the pool and
+    /// its use; CNI code 101).
+    Exhausted,
     /// Anything else.
     Internal,
+}
+
+impl ErrorCode {
+    /// Its name on the wire (`badRequest`, `unavailable`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "badRequest",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::NotFound => "notFound",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Exhausted => "exhausted",
+            ErrorCode::Internal => "internal",
+        }
+    }
 }
 
 impl Response {

@@ -88,6 +88,7 @@ pub struct Api<S> {
     node: String,
     store_name: String,
     policy: Option<PolicyHandle>,
+    ipam: Option<std::sync::Arc<crate::ipam::Ipam<S>>>,
     attachments: Option<Arc<Attachments<S>>>,
     spool: Option<Spool>,
     /// Held while the spool is replayed and while a request the spool could be ahead of is
@@ -106,7 +107,7 @@ pub struct Replayed {
     pub left: usize,
 }
 
-impl<S: Store> Api<S> {
+impl<S: Store + Clone + 'static> Api<S> {
     /// The API of node `node` over `store` (described as `store_name` in `status`).
     pub fn new(store: S, node: String, store_name: String) -> Self {
         Api {
@@ -114,6 +115,7 @@ impl<S: Store> Api<S> {
             node,
             store_name,
             policy: None,
+            ipam: None,
             attachments: None,
             spool: None,
             spool_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -138,6 +140,12 @@ impl<S: Store> Api<S> {
         })
     }
 
+    /// The same API, answering cluster IPAM requests with `ipam`.
+    pub fn with_ipam(mut self, ipam: Arc<crate::ipam::Ipam<S>>) -> Self {
+        self.ipam = Some(ipam);
+        self
+    }
+
     /// The same API recording the node's attachments (`report`), with `spool` replayed
     /// before any report.
     pub fn with_attachments(mut self, attachments: Arc<Attachments<S>>, spool: Spool) -> Self {
@@ -146,15 +154,23 @@ impl<S: Store> Api<S> {
         self
     }
 
-    /// Answers one request. A report first replays whatever waits in the spool: a report
-    /// spooled while the agent was away is older than any it receives now.
+    /// Answers one request. A report or an address request first replays whatever waits in
+    /// the spool: a request spooled while the agent was away is older than any it receives
+    /// now. Reports are recorded with the spool held (they are quick and must keep their
+    /// order); address requests only wait for the replay, so that they run concurrently.
     pub async fn handle(&self, req: Request) -> Response {
-        if matches!(req, Request::Report { .. }) {
-            let _g = self.spool_lock.lock().await;
-            self.replay_locked().await;
-            return self.dispatch(req).await;
+        match req {
+            Request::Report { .. } => {
+                let _g = self.spool_lock.lock().await;
+                self.replay_locked().await;
+                self.dispatch(req).await
+            }
+            Request::IpamAllocate(_) | Request::IpamRelease(_) => {
+                self.replay().await;
+                self.dispatch(req).await
+            }
+            _ => self.dispatch(req).await,
         }
-        self.dispatch(req).await
     }
 
     /// Replays the spool (see [`ferro_agent_api::spool`]): every pending request in order,
@@ -182,7 +198,7 @@ impl<S: Store> Api<S> {
             let shown = entry.path.display();
             let refused = match &entry.request {
                 Err(e) => Some(e.clone()),
-                Ok(req) => match self.dispatch(req.clone()).await {
+                Ok(req) => match self.dispatch_spooled(req.clone(), entry.at_ms).await {
                     Response::Error { error }
                         if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Internal) =>
                     {
@@ -220,6 +236,21 @@ impl<S: Store> Api<S> {
         done
     }
 
+    /// A request a plugin spooled at `at_ms` while the agent was away: a release is skipped
+    /// when its attachment was added again since; anything else is answered as usual.
+    async fn dispatch_spooled(&self, req: Request, at_ms: u64) -> Response {
+        match (req, &self.ipam) {
+            (Request::IpamRelease(r), Some(ipam)) => match ipam.release_spooled(&r, at_ms) {
+                Ok(addresses) => Response::IpamReleased {
+                    addresses,
+                    blocks: Vec::new(),
+                },
+                Err(error) => Response::Error { error },
+            },
+            (req, _) => self.dispatch(req).await,
+        }
+    }
+
     async fn dispatch(&self, req: Request) -> Response {
         let r = match req {
             Request::Status => self.status().await,
@@ -252,6 +283,20 @@ impl<S: Store> Api<S> {
                     .await
                     .map(|stats| Response::PolicyStats { stats }),
                 Err(e) => Err(e),
+            },
+            ipam @ (Request::IpamAllocate(_)
+            | Request::IpamRelease(_)
+            | Request::IpamCheck(_)
+            | Request::IpamGc(_)
+            | Request::IpamStatus(_)
+            | Request::IpamShow(_)
+            | Request::IpamAudit(_)
+            | Request::IpamReclaim(_)) => match &self.ipam {
+                Some(i) => i.handle(ipam).await,
+                None => Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "cluster IPAM is not running on this agent (no ipam in its configuration)",
+                )),
             },
             Request::Report { report } => self.report(&report).await,
         };

@@ -547,7 +547,7 @@ impl<S: Store> Writer<S> {
 
 /// Every second: replays what waits in the spool; resyncs when a store write failed, and
 /// every minute anyway. Runs until the task is dropped.
-pub async fn keep_in_step<S: Store + 'static>(
+pub async fn keep_in_step<S: Store + Clone + 'static>(
     api: Arc<Api<S>>,
     attachments: Arc<Attachments<S>>,
     metrics: Arc<Metrics>,

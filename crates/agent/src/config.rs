@@ -34,6 +34,7 @@ struct File {
     lease_ttl: Option<u64>,
     log_level: Option<String>,
     policy: Option<PolicyFile>,
+    ipam: Option<crate::ipam::config::IpamFile>,
     #[serde(rename = "podCIDRs")]
     pod_cidrs: Option<Vec<String>>,
     overlay: Option<RawOverlay>,
@@ -122,6 +123,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// NetworkPolicy.
     pub policy: PolicySettings,
+    /// Cluster IPAM's grace periods.
+    pub ipam: crate::ipam::IpamConfig,
     /// This node's pod CIDRs (its slice of the cluster's pod space, at most one per
     /// family), published in its `Node` for the other nodes' overlay peers and kubenet routes.
     pub pod_cidrs: Vec<IpNet>,
@@ -228,6 +231,11 @@ impl Config {
                 )
             })?,
         };
+        let ipam = f
+            .ipam
+            .unwrap_or_default()
+            .check(lease_ttl)
+            .map_err(|m| invalid(path, m))?;
         let socket = f
             .socket
             .unwrap_or_else(|| PathBuf::from(ferro_agent_api::DEFAULT_SOCKET));
@@ -325,6 +333,7 @@ impl Config {
             deny_log,
         };
         Ok(Config {
+            ipam,
             pod_cidrs,
             overlay,
             kubenet_routes: f.kubenet_routes.unwrap_or(false),
@@ -369,6 +378,7 @@ mod tests {
         assert!(c.node_addresses.is_empty());
         assert!(c.policy.enabled);
         assert_eq!(c.policy.deny_log, None);
+        assert_eq!(c.ipam, crate::ipam::IpamConfig::default());
         assert!(c.pod_cidrs.is_empty() && c.overlay.is_none() && !c.kubenet_routes);
         assert_eq!(c.resync, Duration::from_secs(30));
         let o = parse(r#"{"nodeName":"a","overlay":{}}"#)
@@ -476,6 +486,14 @@ mod tests {
                 "agent.json: logLevel: \"loud\"",
             ),
             (r#"{"nodeName":"a""#, "agent.json: EOF while parsing"),
+            (
+                r#"{"nodeName":"a","ipam":{"leakgrace":1}}"#,
+                "agent.json: ipam.leakgrace: unknown field `leakgrace`",
+            ),
+            (
+                r#"{"nodeName":"a","leaseTTL":10,"ipam":{"nodeGraceSeconds":20}}"#,
+                "agent.json: ipam.nodeGraceSeconds: 20 is less than 4 lease TTLs (40 s)",
+            ),
             (
                 r#"{"nodeName":"a","spool":"spool"}"#,
                 "agent.json: spool: spool is not an absolute path",

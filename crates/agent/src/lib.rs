@@ -23,7 +23,8 @@
 //! - [`kernel`]: the thread that talks to the node's kernel;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
-//! - [`state`]: the state directory; [`journal`]: the local journal (the IPAM seam);
+//! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
+//! - [`state`]: the state directory; [`journal`]: the local journal;
 //! - [`mod@error`]: the error type, [`AgentError`].
 
 pub mod api;
@@ -31,6 +32,7 @@ pub mod attachments;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod ipam;
 pub mod journal;
 pub mod kernel;
 mod logger;
@@ -58,7 +60,8 @@ const USAGE: &str = "\
 Usage: ferro-agent [--config FILE]
 
 The node's cluster agent: registers the node in the cluster store with a lease, serves the
-node's API on a unix socket (cnictl apply/get/delete/describe), exports metrics.
+node's API on a unix socket (cnictl apply/get/delete/describe/ipam, the cluster-ipam plugin),
+runs cluster IPAM (the node's blocks of the cluster's address pool), exports metrics.
 
   --config FILE   configuration (default /etc/ferro-cni/agent.json)
   --version       print the version
@@ -151,9 +154,20 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let store_name = store.describe();
     log::info!("store {store_name}: reachable");
     let state = Arc::new(state::StateDir::open(&cfg.state_dir)?);
-    let _journal = journal::Journal::open(state.path())
-        .map_err(|e| AgentError::io(format!("opening {}/journal", state.path().display()), e))?;
-    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone());
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ipam = Arc::new(
+        ipam::Ipam::open(
+            store.clone(),
+            &cfg.node_name,
+            cfg.ipam,
+            cfg.lease_ttl,
+            state.path(),
+            metrics.clone(),
+        )
+        .await?,
+    );
+    let api = api::Api::new(store.clone(), cfg.node_name.clone(), store_name.clone())
+        .with_ipam(ipam.clone());
     api.ensure_system_namespaces().await?;
     let kernel = kernel::KernelWorker::start()?;
     let facts: node::SharedFacts = Arc::default();
@@ -177,7 +191,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         lease.ttl.as_secs()
     );
     let current: node::CurrentLease = Arc::new(Mutex::new(Some(lease.id)));
-    let metrics = Arc::new(metrics::Metrics::default());
     metrics.set_registered(true);
 
     // The node's attachments: what waits in the spool first, then the records, the links
@@ -249,6 +262,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         }
     };
     let server = tokio::spawn(server::serve(listener, api.clone(), metrics.clone()));
+    let ipam_loops = tokio::spawn(ipam.clone().run());
     let in_step = tokio::spawn(attachments::keep_in_step(
         api.clone(),
         attachments.clone(),
@@ -287,6 +301,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         m.abort();
     }
     renewer.abort();
+    ipam_loops.abort();
+    ipam.shutdown().await;
     stop_loops(policy);
     if let Some(t) = metrics_task {
         t.abort();

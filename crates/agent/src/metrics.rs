@@ -20,6 +20,8 @@
 //! | `ferro_agent_membership_nodes` | | other live nodes |
 //! | `ferro_agent_membership_peers` | | VXLAN peers (pod subnets) programmed |
 //! | `ferro_agent_membership_routes` | | kubenet routes programmed |
+//!
+//! and cluster IPAM's (`ferro_agent_ipam_*`, see [`crate::ipam::metrics`]).
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
@@ -60,6 +62,8 @@ pub struct Metrics {
     policy_chains: Gauge<i64, AtomicI64>,
     policy_elements: Gauge<i64, AtomicI64>,
     policy: Arc<OnceLock<PolicyHandle>>,
+    /// Cluster IPAM's.
+    pub ipam: crate::ipam::metrics::IpamMetrics,
     replayed: Family<Labels, Counter>,
     attachments: Gauge<i64, AtomicI64>,
     reconciles: Family<Labels, Counter>,
@@ -173,6 +177,7 @@ impl Default for Metrics {
         registry.register_collector(Box::new(DropCollector {
             policy: policy.clone(),
         }));
+        let ipam = crate::ipam::metrics::IpamMetrics::register(&mut registry);
         let replayed = Family::<Labels, Counter>::default();
         registry.register(
             "ferro_agent_spool_replayed",
@@ -218,6 +223,7 @@ impl Default for Metrics {
             "Kubenet routes programmed",
         );
         Metrics {
+            ipam,
             registry,
             requests,
             request_seconds,
@@ -380,6 +386,8 @@ mod tests {
         m.request("apply", "ok", 0.002);
         m.renewal("ok");
         m.set_registered(true);
+        m.ipam.claim("ok", 0.002);
+        m.ipam.holdings("ipv4", 1, 2, 70, 191);
         m.replayed(crate::api::Replayed {
             applied: 3,
             rejected: 1,
@@ -403,6 +411,10 @@ mod tests {
             "ferro_agent_request_duration_seconds_count{op=\"apply\"} 1",
             "ferro_agent_lease_renewals_total{result=\"ok\"} 1",
             "ferro_agent_node_registered 1",
+            "ferro_agent_ipam_claims_total{result=\"ok\"} 1",
+            "ferro_agent_ipam_claim_duration_seconds_count 1",
+            "ferro_agent_ipam_blocks{family=\"ipv4\",mode=\"pod\"} 2",
+            "ferro_agent_ipam_addresses_in_use{family=\"ipv4\"} 70",
         ] {
             assert!(t.contains(want), "missing {want} in\n{t}");
         }

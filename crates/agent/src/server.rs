@@ -70,7 +70,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile), AgentError> {
 }
 
 /// Accepts connections until the task is dropped.
-pub async fn serve<S: Store + 'static>(
+pub async fn serve<S: Store + Clone + 'static>(
     listener: UnixListener,
     api: Arc<Api<S>>,
     metrics: Arc<Metrics>,
@@ -99,26 +99,26 @@ fn op_name(r: &Request) -> &'static str {
         Request::Describe { .. } => "describe",
         Request::PolicyExplain { .. } => "policyExplain",
         Request::PolicyStats { .. } => "policyStats",
+        Request::IpamAllocate(_) => "ipamAllocate",
+        Request::IpamRelease(_) => "ipamRelease",
+        Request::IpamCheck(_) => "ipamCheck",
+        Request::IpamGc(_) => "ipamGC",
+        Request::IpamStatus(_) => "ipamStatus",
+        Request::IpamShow(_) => "ipamShow",
+        Request::IpamAudit(_) => "ipamAudit",
+        Request::IpamReclaim(_) => "ipamReclaim",
         Request::Report { .. } => "report",
     }
 }
 
 fn code_name(r: &Response) -> &'static str {
     match r {
-        Response::Error { error } => match error.code {
-            ErrorCode::BadRequest => "badRequest",
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::NotFound => "notFound",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        },
+        Response::Error { error } => error.code.as_str(),
         _ => "ok",
     }
 }
 
-async fn connection<S: Store>(conn: UnixStream, api: &Api<S>, metrics: &Metrics) {
+async fn connection<S: Store + Clone + 'static>(conn: UnixStream, api: &Api<S>, metrics: &Metrics) {
     let (r, mut w) = conn.into_split();
     let mut r = BufReader::new(r);
     loop {

@@ -24,7 +24,7 @@ installs the reference and gives the run a private mount namespace.
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
                       bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
-                      policy
+                      cluster-ipam, policy
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
@@ -64,6 +64,8 @@ pub struct Params {
     pub scale_cycles: usize,
     /// VERSION calls per binary.
     pub floor_calls: usize,
+    /// Block claims measured per simulated store size (cluster IPAM).
+    pub claims: usize,
     /// Where the host-local `dataDir`s were, with their file system.
     pub ipam_location: String,
 }
@@ -89,6 +91,8 @@ pub struct Options {
     pub parallel: bool,
     /// Run the scale scenario.
     pub scale: bool,
+    /// Run the cluster IPAM scenario.
+    pub cluster_ipam: bool,
     /// Run the NetworkPolicy scenario.
     pub policy: bool,
     /// `--cycles`.
@@ -131,6 +135,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         workloads: WorkloadId::ALL.to_vec(),
         parallel: true,
         scale: true,
+        cluster_ipam: true,
         policy: true,
         cycles: None,
         scale_pods: None,
@@ -175,11 +180,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.workloads.clear();
                 o.parallel = false;
                 o.scale = false;
+                o.cluster_ipam = false;
                 o.policy = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
                         "parallel" => o.parallel = true,
                         "scale" => o.scale = true,
+                        "cluster-ipam" => o.cluster_ipam = true,
                         "policy" => o.policy = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
@@ -204,10 +211,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
 
 /// The counts of a run: the full ones, or a small fraction of them with `--quick`.
 pub fn params(o: &Options) -> Params {
-    let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor) = if o.quick {
-        (20, 5, 1, 1, 100, 10, 20)
+    let (cycles, block, warmup, rounds, scale_large, scale_cycles, floor, claims) = if o.quick {
+        (20, 5, 1, 1, 100, 10, 20, 3)
     } else {
-        (200, 10, 3, 3, 1000, 60, 200)
+        (200, 10, 3, 3, 1000, 60, 200, 20)
     };
     Params {
         quick: o.quick,
@@ -221,6 +228,7 @@ pub fn params(o: &Options) -> Params {
         scale_large: o.scale_pods.unwrap_or(scale_large),
         scale_cycles,
         floor_calls: floor,
+        claims,
         ipam_location: String::new(),
     }
 }
@@ -255,9 +263,11 @@ mod tests {
     fn only_selects_parts() {
         let o = run("--ours a --out b --only=bridge-masq,scale");
         assert_eq!(o.workloads, [WorkloadId::BridgeMasq]);
-        assert!(o.scale && !o.parallel && !o.policy);
+        assert!(o.scale && !o.parallel && !o.cluster_ipam && !o.policy);
+        let o = run("--ours a --out b --only cluster-ipam");
+        assert!(o.cluster_ipam && o.workloads.is_empty() && !o.policy);
         let o = run("--ours a --out b --only policy");
-        assert!(o.policy && o.workloads.is_empty() && !o.scale);
+        assert!(o.policy && o.workloads.is_empty() && !o.scale && !o.cluster_ipam);
         assert!(parse(&args("--ours a --out b --only bogus")).is_err());
     }
 

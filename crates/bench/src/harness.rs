@@ -18,8 +18,16 @@ use crate::output::progress;
 use crate::request::{Attachment, ConfList};
 use crate::workloads::{self, Suite, SuiteSetup, WorkloadId};
 
-/// Our binaries the bench may run.
-pub const OURS: [&str; 5] = ["host-local", "bridge", "portmap", "flat", "overlay"];
+/// Our binaries the bench may run (staged beside each other; ferro-agent, the server of the
+/// cluster IPAM scenario, is run from where it was built).
+pub const OURS: [&str; 6] = [
+    "host-local",
+    "bridge",
+    "portmap",
+    "flat",
+    "overlay",
+    "cluster-ipam",
+];
 /// The reference binaries it may run.
 pub const REFS: [&str; 4] = ["host-local", "bridge", "portmap", "ptp"];
 /// Ours paired with the reference's counterpart (for floor, size rows).
@@ -50,6 +58,8 @@ pub struct Config {
     pub parallel: bool,
     /// Run the scale scenario.
     pub scale: bool,
+    /// Run the cluster IPAM scenario.
+    pub cluster_ipam: bool,
     /// Run the NetworkPolicy scenario.
     pub policy: bool,
     /// Our binaries to treat as not built (their build failed).

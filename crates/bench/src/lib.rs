@@ -83,6 +83,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         workloads: opts.workloads.clone(),
         parallel: opts.parallel,
         scale: opts.scale,
+        cluster_ipam: opts.cluster_ipam,
         policy: opts.policy,
         not_built: opts.not_built.clone(),
     };
@@ -99,6 +100,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         latency: figures.latency,
         parallel: figures.parallel,
         scale: figures.scale,
+        cluster_ipam: figures.cluster_ipam,
         policy: figures.policy,
         cost: figures.cost,
         floor: figures.floor,

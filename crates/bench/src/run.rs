@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::harness::{Bench, Config};
 use crate::output::progress;
+use crate::scenario::cluster_ipam::{self, ClusterIpam};
 use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
@@ -20,6 +21,8 @@ pub struct Figures {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario, when run.
     pub scale: Option<ScaleRow>,
+    /// Cluster IPAM scenario, when run.
+    pub cluster_ipam: Option<ClusterIpam>,
     /// NetworkPolicy scenario, when run.
     pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
@@ -35,6 +38,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     let parts = b.cfg.workloads.len()
         + usize::from(b.cfg.parallel)
         + usize::from(b.cfg.scale)
+        + usize::from(b.cfg.cluster_ipam)
         + usize::from(b.cfg.policy)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
@@ -56,6 +60,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if scale.is_some() {
         floor.slice(&mut b, slice);
     }
+    let cluster_ipam = b.cfg.cluster_ipam.then(|| cluster_ipam::run::run(&mut b));
+    if cluster_ipam.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let policy = b.cfg.policy.then(|| policy::run::run(&mut b));
     if policy.is_some() {
         floor.slice(&mut b, slice);
@@ -66,6 +74,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         latency: Latency { rows },
         parallel,
         scale,
+        cluster_ipam,
         policy,
         cost: Cost { rss, sizes },
         floor,

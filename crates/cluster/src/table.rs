@@ -91,7 +91,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::NetworkPolicy => vec!["POD-SELECTOR"],
         Kind::ClusterNetwork => vec!["POD-CIDRS", "SERVICE-CIDRS"],
         Kind::Node => vec!["STATUS", "ADDRESSES"],
-        Kind::IpamBlock => vec!["CIDR", "NODE"],
+        Kind::IpamBlock => vec!["CIDR", "NODE", "MODE", "IN-USE"],
         Kind::Attachment => vec!["NODE", "POD", "INTERFACE", "ADDRESSES"],
     };
     if wide {
@@ -149,10 +149,23 @@ fn cells(o: &Object, wide: bool) -> Vec<String> {
             },
             none_if_empty(n.spec.addresses.join(",")),
         ],
-        Object::IpamBlock(b) => vec![
-            b.spec.cidr.clone(),
-            b.spec.node.clone().unwrap_or_else(|| "<none>".into()),
-        ],
+        Object::IpamBlock(b) => {
+            let st = |k: &str| {
+                b.status
+                    .as_ref()
+                    .and_then(|s| s.get(k))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            };
+            vec![
+                b.spec.cidr.clone(),
+                b.spec.node.clone().unwrap_or_else(|| "<none>".into()),
+                st("mode").unwrap_or_else(|| "<none>".into()),
+                match (st("inUse"), st("capacity")) {
+                    (Some(u), Some(c)) => format!("{u}/{c}"),
+                    _ => "<none>".into(),
+                },
+            ]
+        }
         Object::Attachment(a) => vec![
             a.spec.node.clone(),
             a.spec.pod.clone().unwrap_or_else(|| "<none>".into()),

@@ -238,6 +238,26 @@ impl EtcdCluster {
         self.wait_healthy(i);
     }
 
+    /// Kills every member (the cluster is gone until [`EtcdCluster::restart_stopped`]).
+    pub fn kill_all(&mut self) {
+        for m in &mut self.members {
+            m.kill();
+        }
+    }
+
+    /// Starts every stopped member again on its data directory, all before waiting (a
+    /// cluster that lost its quorum comes back only with enough members), and waits until
+    /// each is healthy.
+    pub fn restart_stopped(&mut self) {
+        let (initial, token, ca) = (self.initial.clone(), self.token.clone(), self.ca.clone());
+        for m in self.members.iter_mut().filter(|m| m.child.is_none()) {
+            m.spawn(&initial, &token, ca.as_deref(), "existing");
+        }
+        for i in 0..self.members.len() {
+            self.wait_healthy(i);
+        }
+    }
+
     /// The last lines of member `i`'s log.
     pub fn log_tail(&self, i: usize) -> String {
         self.members[i].log_tail()

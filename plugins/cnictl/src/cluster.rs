@@ -32,8 +32,8 @@ impl Ctx<'_> {
         })
     }
 
-    /// Sends one request to the agent; its answer.
-    pub fn call(&self, req: &Request) -> Result<Response, Error> {
+    /// One request to the agent; its error answers become [`Error::Cluster`].
+    pub(crate) fn call(&self, req: &Request) -> Result<Response, Error> {
         let path = self.socket();
         Client::connect(&path, TIMEOUT)
             .and_then(|mut c| c.call(req))
@@ -41,17 +41,17 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    /// Writes `text` to stdout.
+    pub(crate) fn write_out(&mut self, text: &str) -> Result<(), Error> {
+        write(self.out, text)
+    }
+}
+
 fn client_error(e: &ClientError) -> String {
     match e {
         ClientError::Api(a) => a.message.clone(),
         e => e.to_string(),
-    }
-}
-
-impl Ctx<'_> {
-    /// Writes `text` to standard output.
-    pub fn write_out(&mut self, text: &str) -> Result<(), Error> {
-        write(self.out, text)
     }
 }
 

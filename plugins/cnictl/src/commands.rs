@@ -156,11 +156,13 @@ cni.dev/valid-attachments and cni.dev/attachments.",
         name: "plan",
         args: "--nodes N --max-pods P --vnet CIDR[,CIDR] [--pod-cidr CIDR[,CIDR]]",
         summary: "how many VNet addresses and pod slices flat, kubenet and overlay consume; what runs out first",
-        details: "flat reserves maxPods + 1 VNet addresses per node; kubenet and overlay spend one \
-VNet address and one pod-CIDR slice per node and pod family (kubenet also one route per node and \
-pod family in the Azure route table, at most 400). Azure reserves 5 addresses of every subnet; \
---surge nodes (upgrades) must fit too. Dual stack: give --vnet and --pod-cidr one CIDR per family \
-(repeated, or comma-separated); the cluster fits when every family does.",
+        details: "flat reserves maxPods + 1 VNet addresses per node; flat-pool (flat with \
+cluster-ipam) spends each node's address and the blocks its pods fill (--pods, --block-prefix); \
+kubenet and overlay spend one VNet address and one pod-CIDR slice per node and pod family (kubenet \
+also one route per node and pod family in the Azure route table, at most 400). Azure reserves 5 \
+addresses of every subnet; --surge nodes (upgrades) must fit too. Dual stack: give --vnet and \
+--pod-cidr one CIDR per family (repeated, or comma-separated); the cluster fits when every family \
+does.",
         min_args: 0,
         max_args: 0,
         flags: &[
@@ -171,7 +173,9 @@ pod family in the Azure route table, at most 400). Azure reserves 5 addresses of
             FlagSpec { long: "slice-prefix", short: None, metavar: Some("LEN"), help: "prefix length of each node's IPv4 pod slice (default 24)" },
             FlagSpec { long: "slice-prefix-v6", short: None, metavar: Some("LEN"), help: "prefix length of each node's IPv6 pod slice (default 64)" },
             FlagSpec { long: "surge", short: None, metavar: Some("N"), help: "extra nodes during upgrades (default 1)" },
-            FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, kubenet or overlay (default: all three)" },
+            FlagSpec { long: "model", short: None, metavar: Some("MODEL"), help: "flat, flat-pool (flat with cluster-ipam), kubenet or overlay (default: all)" },
+            FlagSpec { long: "pods", short: None, metavar: Some("N"), help: "pods the cluster runs (flat-pool; default: every node at maxPods)" },
+            FlagSpec { long: "block-prefix", short: None, metavar: Some("LEN"), help: "prefix length of the shared pool's blocks (flat-pool; default 28)" },
             FlagSpec { long: "json", short: None, metavar: None, help: "JSON for scripts" },
         ],
         run: cmd_plan,
@@ -298,6 +302,27 @@ node's pods and policies (as cnictl get policystats -A).",
             FlagSpec { long: "output", short: Some('o'), metavar: Some("FORMAT"), help: "json (default: text)" },
         ],
         run: crate::policy::cmd_policy,
+    },
+    Subcommand {
+        name: "ipam",
+        args: "show|check|release [ADDRESS...]",
+        summary: "the cluster's address pool through ferro-agent: use per pool, node and block; leaks; releases",
+        details: "show: each pool's claimed and used addresses, each node's blocks (-o wide: every \
+block). check: what the answering node finds wrong (leaked addresses, attachments missing their \
+address, conflicts, blocks of nodes whose lease is gone); exit status 1 when something is leaked, \
+missing or in conflict. A leak is released by the agent after its grace period, never while the \
+pod's network namespace exists. release ADDRESS... or --attachment ID[/IFNAME]: give addresses \
+back now (refused for a live pod unless --force); release --node NODE: every block of a node \
+whose lease is gone back to the pool now.",
+        min_args: 1,
+        max_args: 64,
+        flags: &[
+            FlagSpec { long: "node", short: None, metavar: Some("NODE"), help: "show: only this node's blocks; release: every block of this gone node" },
+            FlagSpec { long: "attachment", short: None, metavar: Some("ID[/IFNAME]"), help: "release: an attachment's addresses (repeatable; IFNAME defaults to --ifname)" },
+            FlagSpec { long: "force", short: None, metavar: None, help: "release: even when the pod looks alive" },
+            FlagSpec { long: "output", short: Some('o'), metavar: Some("FORMAT"), help: "show: wide or json; check: json" },
+        ],
+        run: crate::ipam::cmd_ipam,
     },
     Subcommand {
         name: "help",
@@ -588,22 +613,32 @@ fn cmd_plan(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
         slice_prefix: one_value(inv, "slice-prefix", Some(24))?,
         slice_prefix_v6: one_value(inv, "slice-prefix-v6", Some(plan::SLICE_PREFIX_V6))?,
         surge: one_value(inv, "surge", Some(1))?,
+        pods: match inv.values("pods").last() {
+            None => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| Error::usage(format!("--pods: invalid value {v:?}")))?,
+            ),
+        },
+        block_prefix: one_value(inv, "block-prefix", Some(28))?,
     };
     plan::validate(&input).map_err(Error::usage)?;
     let model: String = one_value(inv, "model", Some("all".to_string()))?;
     let plans: Vec<plan::ModelPlan> = match model.as_str() {
         "all" if !input.pod_cidrs.is_empty() => vec![
             plan::flat(&input),
+            plan::flat_pool(&input),
             plan::kubenet(&input),
             plan::overlay(&input),
         ],
-        "all" => vec![plan::flat(&input)],
+        "all" => vec![plan::flat(&input), plan::flat_pool(&input)],
         "flat" => vec![plan::flat(&input)],
+        "flat-pool" => vec![plan::flat_pool(&input)],
         "kubenet" => vec![plan::kubenet(&input)],
         "overlay" => vec![plan::overlay(&input)],
         other => {
             return Err(Error::usage(format!(
-                "--model: unknown model {other:?} (flat, kubenet, overlay)"
+                "--model: unknown model {other:?} (flat, flat-pool, kubenet, overlay)"
             )))
         }
     };

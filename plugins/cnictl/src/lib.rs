@@ -19,6 +19,7 @@
 //! - [`runtime`]: the ADD/CHECK/DEL/GC/STATUS algorithms;
 //! - [`validate`]: `cnictl validate`;
 //! - [`cluster`]: `apply`, `get`, `delete`, `describe` through ferro-agent's socket;
+//! - [`ipam`]: `ipam show|check|release` (the cluster's address pool) through it;
 //! - [`firewall`](mod@firewall): `cnictl firewall show|remove` (the node's firewall: ferro-cni's
 //!   and the reference plugins' state; going back to the reference plugins);
 //! - [`error`]: the one error type.
@@ -37,6 +38,7 @@ pub mod exec;
 pub mod firewall;
 pub mod gojson;
 pub mod identity;
+pub mod ipam;
 pub mod plan;
 pub mod policy;
 pub mod request;

@@ -9,6 +9,12 @@
 //!   400 routes, so a dual-stack cluster fits half as many nodes).
 //! - **overlay**: one VNet address per node; one pod-CIDR slice (a /24 on Azure) per node and
 //!   pod family.
+//! - **flat-pool** (flat with `cluster-ipam`): VNet addresses come from one pool shared by
+//!   the cluster, in blocks (`--block-prefix`, /28 by default; the same number of addresses
+//!   in IPv6) a node claims as its pods come and gives back as they go: each node spends its
+//!   own address and the blocks its pods fill (at least one), nothing for pods it does not
+//!   run; a surge node starts with one. With `--pods` (the pods the cluster runs; default
+//!   every node at maxPods) the figure is what the cluster really consumes.
 //!
 //! Azure reserves five addresses of every subnet (network, gateway, two DNS, broadcast).
 //! `surge` extra nodes exist during upgrades and must fit too. A dual-stack cluster fits
@@ -45,6 +51,11 @@ pub struct Input {
     pub slice_prefix_v6: u8,
     /// Extra nodes during upgrades.
     pub surge: u64,
+    /// Pods the cluster runs (flat-pool; `None`: every node at `max_pods`).
+    pub pods: Option<u64>,
+    /// Prefix length of the pool's IPv4 blocks (flat-pool; IPv6 blocks hold as many
+    /// addresses).
+    pub block_prefix: u8,
 }
 
 impl Input {
@@ -163,6 +174,18 @@ pub fn validate(i: &Input) -> Result<(), String> {
             ));
         }
     }
+    if i.pods == Some(0) {
+        return Err("--pods: must be at least 1".into());
+    }
+    let block_bits = 32u32.saturating_sub(u32::from(i.block_prefix));
+    if i.block_prefix > 32 || i.vnet.iter().any(|v| block_bits > host_bits(v)) {
+        let smallest = i.vnet.iter().map(host_bits).min().unwrap_or(32);
+        return Err(format!(
+            "--block-prefix: /{} must be between /{} (the VNet subnet's size) and /32",
+            i.block_prefix,
+            32 - smallest.min(32)
+        ));
+    }
     for p in i.pod_cidrs.iter() {
         let v6 = p.addr().is_ipv6();
         let (flag, slice) = if v6 {
@@ -228,6 +251,65 @@ pub fn flat(i: &Input) -> ModelPlan {
     let vnet_usable = i.vnet.iter().map(usable).min().unwrap_or(0);
     ModelPlan {
         model: "flat",
+        vnet_addresses_used: used,
+        vnet_addresses_usable: vnet_usable,
+        pod_slices_used: None,
+        pod_slices_available: None,
+        fits: used <= vnet_usable && problems.is_empty(),
+        max_nodes: capacity.saturating_sub(i.surge),
+        limited_by,
+        problems,
+        families: [false, true]
+            .into_iter()
+            .filter_map(|v6| {
+                let v = i.vnet.get(v6)?;
+                Some(FamilyPlan {
+                    family: family_name(v6),
+                    vnet_addresses_usable: Some(usable(v)),
+                    pod_slices_available: None,
+                    pod_addresses_per_slice: None,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Flat with a shared pool (`cluster-ipam`).
+pub fn flat_pool(i: &Input) -> ModelPlan {
+    let block = pow2(32u32.saturating_sub(u32::from(i.block_prefix)));
+    let pods = i.pods.unwrap_or(i.nodes * i.max_pods);
+    let per_node = pods.div_ceil(i.nodes).min(i.max_pods);
+    let blocks_per_node = per_node.div_ceil(block).max(1);
+    let node_cost = 1 + blocks_per_node * block;
+    let surge_cost = 1 + block;
+    let used = i.nodes * node_cost + i.surge * surge_cost;
+    let mut problems = Vec::new();
+    aks_limit(i, &mut problems);
+    if pods > i.nodes * i.max_pods {
+        problems.push(format!(
+            "{pods} pods do not fit {} nodes of maxPods {}",
+            i.nodes, i.max_pods
+        ));
+    }
+    let what = format!(
+        "VNet subnet addresses (per node: itself + {blocks_per_node} block{} of {block} for {per_node} pods)",
+        if blocks_per_node == 1 { "" } else { "s" }
+    );
+    let limits: Vec<(u64, String)> = i
+        .vnet
+        .iter()
+        .map(|v| {
+            let room = usable(v).saturating_sub(i.surge * surge_cost);
+            (
+                room / node_cost + i.surge,
+                i.label(v.addr().is_ipv6(), &what),
+            )
+        })
+        .collect();
+    let (capacity, limited_by) = pick_limit(&limits);
+    let vnet_usable = i.vnet.iter().map(usable).min().unwrap_or(0);
+    ModelPlan {
+        model: "flat-pool",
         vnet_addresses_used: used,
         vnet_addresses_usable: vnet_usable,
         pod_slices_used: None,
@@ -376,13 +458,20 @@ pub fn render(i: &Input, plans: &[ModelPlan]) -> String {
             i.slice_prefix_of(p.addr().is_ipv6())
         ));
     }
+    if plans.iter().any(|p| p.model == "flat-pool") {
+        s.push_str(&format!(
+            "flat-pool: {} pods, blocks of {} addresses from a shared pool\n",
+            i.pods.unwrap_or(i.nodes * i.max_pods),
+            pow2(32u32.saturating_sub(u32::from(i.block_prefix)))
+        ));
+    }
     s.push_str(&format!(
-        "\n{:<8} {:>15} {:>5} {:>10}  {}\n",
+        "\n{:<9} {:>15} {:>5} {:>10}  {}\n",
         "model", "VNet addrs used", "fits", "max nodes", "runs out first"
     ));
     for p in plans {
         s.push_str(&format!(
-            "{:<8} {:>15} {:>5} {:>10}  {}\n",
+            "{:<9} {:>15} {:>5} {:>10}  {}\n",
             p.model,
             p.vnet_addresses_used,
             if p.fits { "yes" } else { "NO" },
@@ -390,8 +479,24 @@ pub fn render(i: &Input, plans: &[ModelPlan]) -> String {
             p.limited_by
         ));
         for problem in &p.problems {
-            s.push_str(&format!("{:<8} {problem}\n", ""));
+            s.push_str(&format!("{:<9} {problem}\n", ""));
         }
+    }
+    let used = |m: &str| {
+        plans
+            .iter()
+            .find(|p| p.model == m)
+            .map(|p| p.vnet_addresses_used)
+    };
+    if let (Some(reserved), Some(pooled)) = (used("flat"), used("flat-pool")) {
+        let (word, d) = if pooled <= reserved {
+            ("fewer", reserved - pooled)
+        } else {
+            ("more", pooled - reserved)
+        };
+        s.push_str(&format!(
+            "\nflat with cluster-ipam spends {d} {word} VNet addresses than flat with per-node ranges ({pooled} against {reserved})\n"
+        ));
     }
     s
 }
@@ -413,7 +518,46 @@ mod tests {
             slice_prefix: 24,
             slice_prefix_v6: SLICE_PREFIX_V6,
             surge: 1,
+            pods: None,
+            block_prefix: 28,
         }
+    }
+
+    #[test]
+    fn a_shared_pool_spends_what_the_pods_use() {
+        // 50 nodes (+1 surge), maxPods 30, 10 pods per node on average, /28 blocks
+        let mut i = input(50, 30, "10.240.0.0/16", None);
+        i.pods = Some(500);
+        let p = flat_pool(&i);
+        assert_eq!(p.vnet_addresses_used, 50 * (1 + 16) + (1 + 16));
+        assert_eq!(flat(&i).vnet_addresses_used, 51 * 31);
+        assert!(
+            p.limited_by.contains("1 block of 16 for 10 pods"),
+            "{}",
+            p.limited_by
+        );
+        // every node full: 2 blocks each, a little more than reserving maxPods
+        i.pods = None;
+        let p = flat_pool(&i);
+        assert_eq!(p.vnet_addresses_used, 50 * (1 + 32) + 17);
+        let t = render(&i, &[flat(&i), flat_pool(&i)]);
+        assert!(t.contains("flat with cluster-ipam spends 86 more VNet addresses than flat with per-node ranges (1667 against 1581)"), "{t}");
+        i.pods = Some(200);
+        let t = render(&i, &[flat(&i), flat_pool(&i)]);
+        assert!(t.contains("spends 714 fewer"), "{t}");
+        i.pods = Some(2000);
+        assert!(!flat_pool(&i).fits);
+        i.block_prefix = 12;
+        assert!(validate(&i).unwrap_err().starts_with("--block-prefix: /12"));
+        // dual stack: the IPv4 subnet runs out first
+        let mut d = dual(50, 30);
+        d.pods = Some(500);
+        let p = flat_pool(&d);
+        assert!(
+            p.fits && p.limited_by.starts_with("IPv4 VNet subnet addresses"),
+            "{}",
+            p.limited_by
+        );
     }
 
     fn dual(nodes: u64, max_pods: u64) -> Input {

@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The network configurations of `conf-examples/` and its `cluster/` (cluster-mode lists).
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf-examples");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
+    let mut v: Vec<PathBuf> = [dir.clone(), dir.join("cluster")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| {
             matches!(
@@ -19,7 +21,7 @@ fn examples() -> Vec<PathBuf> {
         })
         .collect();
     v.sort();
-    assert!(v.len() >= 4, "conf-examples has {} configurations", v.len());
+    assert!(v.len() >= 6, "conf-examples has {} configurations", v.len());
     v
 }
 
@@ -33,6 +35,7 @@ fn every_example_validates_against_the_built_plugins() {
         "host-local",
         "loopback",
         "portmap",
+        "cluster-ipam",
     ] {
         ferro_testutil::workspace_bin(needed);
     }

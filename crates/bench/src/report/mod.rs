@@ -19,6 +19,7 @@ use crate::cli::Params;
 use crate::error::Error;
 use crate::machine::{Machine, Versions};
 use crate::request::CNI_VERSION;
+use crate::scenario::cluster_ipam::ClusterIpam;
 use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
@@ -73,6 +74,8 @@ pub struct Report {
     pub parallel: Option<ParallelRow>,
     /// Scale scenario.
     pub scale: Option<ScaleRow>,
+    /// Cluster IPAM scenario.
+    pub cluster_ipam: Option<ClusterIpam>,
     /// NetworkPolicy scenario.
     pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
@@ -83,11 +86,12 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 6] {
+    fn sections(&self) -> [&dyn Section; 7] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
+            &self.cluster_ipam,
             &self.policy,
             &self.cost,
             &self.floor,
@@ -152,6 +156,7 @@ impl Report {
                 scale_small => p.scale_small,
                 scale_large => p.scale_large,
                 scale_cycles => p.scale_cycles,
+                claims => p.claims,
                 floor_calls => p.floor_calls,
                 ipam_location => p.ipam_location.as_str(),
             },

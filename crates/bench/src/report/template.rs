@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// Every template by name: the report and the console summary, which include the sections
 /// of the scenarios.
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     (
         "benchmarks.md",
         include_str!("../../templates/benchmarks.md"),
@@ -20,6 +20,10 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("latency.md", include_str!("../../templates/latency.md")),
     ("parallel.md", include_str!("../../templates/parallel.md")),
     ("scale.md", include_str!("../../templates/scale.md")),
+    (
+        "cluster_ipam.md",
+        include_str!("../../templates/cluster_ipam.md"),
+    ),
     ("policy.md", include_str!("../../templates/policy.md")),
     ("cost.md", include_str!("../../templates/cost.md")),
     ("floor.md", include_str!("../../templates/floor.md")),

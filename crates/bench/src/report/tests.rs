@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::outcome::Outcome;
+use crate::scenario::cluster_ipam::{ClaimRow, ClusterIpam, IpamLatency};
 use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
@@ -93,6 +94,7 @@ fn sample(quick: bool) -> Report {
             scale_large: if quick { 100 } else { 1000 },
             scale_cycles: 30,
             floor_calls: 200,
+            claims: 20,
             ipam_location: "/x (ext4 on /dev/vda)".into(),
         },
         latency: Latency {
@@ -137,6 +139,28 @@ fn sample(quick: bool) -> Report {
             ours: Outcome::Done(scale(30, 33)),
             reference: Outcome::Done(scale(300, 900)),
             kernel: Some([(ms(1), ms(20)), (ms(2), ms(24))]),
+        }),
+        cluster_ipam: Some(ClusterIpam {
+            host_local: Outcome::Done(IpamLatency {
+                add: fig(ms(2)),
+                del: fig(ms(2)),
+            }),
+            cluster_ipam: Outcome::Done(IpamLatency {
+                add: fig(ms(3)),
+                del: fig(ms(2)),
+            }),
+            claims: vec![
+                ClaimRow {
+                    nodes: 3,
+                    blocks: 12,
+                    claims: Outcome::Done(fig(ms(2))),
+                },
+                ClaimRow {
+                    nodes: 100,
+                    blocks: 400,
+                    claims: Outcome::Done(fig(ms(30))),
+                },
+            ],
         }),
         policy: Some(PolicyBench {
             policies: 1000,
@@ -218,6 +242,10 @@ fn degraded() -> Report {
         reference: Outcome::Failed("warm-up: bridge ADD failed".into()),
     });
     r.scale = None;
+    if let Some(c) = &mut r.cluster_ipam {
+        c.claims[1].claims =
+            Outcome::Failed("ferro-agent exited (exit status: 1): store: boom".into());
+    }
     let mut p = PolicyBench::failed(1000, 10_000, 1, "cnictl apply -f -: agent not reachable");
     p.rows = vec![
         policy_row("no policy", 20e9, 10_000.0),
