@@ -395,16 +395,20 @@ impl Batch {
         self.push(t, OpKind::FlushSet(name.to_string()), if_exists)
     }
 
-    /// `nft add element <t> <set> { <elems> }`.
+    /// `nft add element <t> <set> { <elems> }`: one message, or several when the elements
+    /// would not fit in one netlink attribute (see [`elem_messages`]).
     pub fn add_elems(&mut self, t: &TableRef, set: &str, elems: Vec<Elem>) -> &mut Batch {
-        self.push(
-            t,
-            OpKind::AddElems {
-                set: set.to_string(),
-                elems,
-            },
-            false,
-        )
+        for elems in elem_messages(elems, false) {
+            self.push(
+                t,
+                OpKind::AddElems {
+                    set: set.to_string(),
+                    elems,
+                },
+                false,
+            );
+        }
+        self
     }
 
     /// `nft add counter <t> <name>`.
@@ -439,14 +443,17 @@ impl Batch {
             }
             self
         } else {
-            self.push(
-                t,
-                OpKind::DelElems {
-                    set: set.to_string(),
-                    elems,
-                },
-                false,
-            )
+            for elems in elem_messages(elems, true) {
+                self.push(
+                    t,
+                    OpKind::DelElems {
+                        set: set.to_string(),
+                        elems,
+                    },
+                    false,
+                );
+            }
+            self
         }
     }
 
@@ -485,6 +492,32 @@ pub(crate) fn op_flags(extra: u16) -> u16 {
 /// The bytes of one transaction: `NFNL_MSG_BATCH_BEGIN` (seq `first`, with
 /// `NFNL_BATCH_GENID` when given), the `active` operations (seq `first + 1 + k`, each asking
 /// for an ACK) and `NFNL_MSG_BATCH_END`.
+/// The most bytes of elements one message carries: they are one nested netlink attribute,
+/// whose length field has 16 bits (65535 bytes with its header). A longer one would be
+/// truncated, and the kernel would silently take only the elements that fit.
+pub const MAX_ELEMS_BYTES: usize = 60_000;
+
+/// `elems` in groups whose encoding (`key_only`: as a deletion sends them) fits one
+/// message's element list ([`MAX_ELEMS_BYTES`]); never an empty group unless `elems` is.
+pub fn elem_messages(elems: Vec<Elem>, key_only: bool) -> Vec<Vec<Elem>> {
+    let mut out: Vec<Vec<Elem>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for e in elems {
+        let mut w = AttrWriter::new();
+        e.encode(&mut w, 0, key_only);
+        let size = w.into_bytes().len();
+        if bytes + size > MAX_ELEMS_BYTES && out.last().is_some_and(|g| !g.is_empty()) {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(g) = out.last_mut() {
+            g.push(e);
+        }
+    }
+    out
+}
+
 pub(crate) fn encode_batch(
     batch: &Batch,
     active: &[usize],

@@ -9,7 +9,8 @@
 use std::net::IpAddr;
 
 use ferro_nftables::uapi::{
-    NFTA_SET_DESC, NFTA_SET_USERDATA, NFT_MSG_NEWSET, NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE,
+    NFTA_SET_DESC, NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_USERDATA, NFT_MSG_NEWSET, NLA_F_NESTED,
+    NLM_F_ACK, NLM_F_CREATE,
 };
 use ferro_nftables::wire::{self, AttrWriter, Attrs};
 use ferro_nftables::*;
@@ -683,4 +684,41 @@ fn descriptions_read_like_nft_commands() {
         d.ops()[0].describe(),
         "delete rule inet ferro_cni c handle 4"
     );
+}
+
+/// Many interval elements of concatenations (about 44 bytes each) do not fit one netlink
+/// attribute (at most 65535 bytes): they go in several messages, each element list whole
+/// (the kernel would otherwise take only those within the truncated length, silently).
+#[test]
+fn many_elements_are_split_into_messages_that_each_fit() {
+    let t = TableRef::inet("ferro_policy");
+    let elems: Vec<Elem> = (0..5000u32)
+        .map(|i| {
+            let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a63_0000 + i * 2));
+            Elem::range(
+                &[KeyPart::Addr(a), KeyPart::Proto(6), KeyPart::Port(9000)],
+                &[KeyPart::Addr(a), KeyPart::Proto(6), KeyPart::Port(9099)],
+            )
+        })
+        .collect();
+    for del in [false, true] {
+        let mut b = Batch::new();
+        if del {
+            b.del_elems(&t, "in-a-4", elems.clone(), false);
+        } else {
+            b.add_elems(&t, "in-a-4", elems.clone());
+        }
+        assert!(b.len() >= 4, "{} messages for 5000 elements", b.len());
+        let mut count = 0;
+        for (_, _, payload) in encoded(&b) {
+            let list = Attrs::new(&payload[4..])
+                .find(|a| a.ty == NFTA_SET_ELEM_LIST_ELEMENTS)
+                .expect("an element list");
+            // the attribute's own length covers every element it holds
+            let n = Attrs::new(list.data).count();
+            assert!(n > 0);
+            count += n;
+        }
+        assert_eq!(count, 5000, "every element sent (delete: {del})");
+    }
 }
