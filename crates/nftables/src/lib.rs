@@ -50,7 +50,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{Batch, Op, OpKind};
+pub use batch::{elem_messages, Batch, Op, OpKind, MAX_ELEMS_BYTES};
 pub use decode::{ChainInfo, CounterInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
 pub use error::NftError;
 pub use expr::{CmpOp, CtKey, Data, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg, Verdict};
