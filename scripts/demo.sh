@@ -5,7 +5,8 @@
 # addresses and a connectivity matrix per address family with the source address the far end
 # saw, runs one container per model under containerd (`ctr run --rm --cni`) on node A, and
 # tears everything down. Then a cluster: three nodes of another simulated VNet, an etcd member
-# and a ferro-agent per node, overlay, flat and kubenet pods reported to the agents, a node
+# and a ferro-agent per node, overlay, flat and kubenet pods taking addresses of the cluster's
+# shared pool (cluster-ipam: no per-node slice or range) and reported to the agents, a node
 # joining and leaving with nothing edited but its agent started and stopped, and the three-tier
 # example under NetworkPolicy: allowed and denied paths tried with real packets.
 #
@@ -33,7 +34,7 @@ if [[ ${FERRO_DEMO_INNER:-} != 1 ]]; then
   say "building (release)"
   cargo build --release --locked --quiet -p ferro-bridge -p ferro-flat -p ferro-overlay \
     -p ferro-host-local -p ferro-loopback -p ferro-portmap -p ferro-cnictl -p ferro-testutil \
-    -p ferro-agent
+    -p ferro-agent -p ferro-cluster-ipam
   export FERRO_DEMO_INNER=1
   in_private_mounts "$0" "$@" # (set -e: its exit status is the demo's)
   exit 0
@@ -44,7 +45,7 @@ WORK=$ROOT/target/demo
 private_mounts "$WORK" /run/netns /var/lib/cni
 BIN=$WORK/bin
 mkdir -p "$BIN"
-for b in bridge flat overlay host-local loopback portmap cnictl ferro-world ferro-agent; do
+for b in bridge flat overlay host-local loopback portmap cnictl ferro-world ferro-agent cluster-ipam; do
   cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/$b" "$BIN/"
 done
 export CNI_PATH=$BIN
@@ -295,9 +296,12 @@ run_model() {
 
 # ---- the cluster part ----------------------------------------------------------------------
 # Three nodes of their own VNet (namespaces $C-...), one etcd member on node A, a ferro-agent
-# per node (lease TTL 2 s). The plugins report every pod to their node's agent; the agents
-# keep the overlay's VXLAN peers, then kubenet's routes, from the store's nodes. Node C joins
-# by starting its agent and leaves when its agent dies: nothing else is edited anywhere.
+# per node (lease TTL 2 s); each model a cluster of its own (a fresh store). A ClusterNetwork
+# is the pool: every node's list is the same, with cluster-ipam, whose agent claims blocks of
+# the pool as pods come. The plugins report every pod to their node's agent; the agents keep
+# the overlay's VXLAN peers (one per block of the other nodes), then kubenet's routes (to the
+# other nodes' node blocks), from the store. Node C joins by starting its agent and leaves
+# when its agent dies: nothing else is edited anywhere.
 cin() { local n=$1; shift; ip netns exec "$C-node$n" "$@"; } # cin <node letter> CMD...
 ctl() { local n=$1; shift; cin "$n" "$BIN/cnictl" --socket "$WORK/run-$n/agent.sock" "$@"; }
 ccni() { # ccni <node> <verb> <network> <pod> [CNI_ARGS]
@@ -311,7 +315,7 @@ agent_start() { # agent_start <node letter> <extra JSON keys>
   cat >"$WORK/agent-$n.json" <<JSON
 {"nodeName":"node-$n","nodeAddresses":["${CNODE_IP[$n]}","${CNODE_IP6[$n]}"],
  "store":{"etcd":{"endpoints":["http://${CNODE_IP[a]}:2379"]}},
- "socket":"$WORK/run-$n/agent.sock","stateDir":"$WORK/state-$n","leaseTTL":2,$2}
+ "socket":"$WORK/run-$n/agent.sock","stateDir":"$WORK/state-$n","leaseTTL":2${2:+,$2}}
 JSON
   # (not through cin: a function in the background is a subshell, and $! would be its pid)
   ip netns exec "$C-node$n" "$BIN/ferro-agent" --config "$WORK/agent-$n.json" 2>>"$WORK/agent-$n.log" &
@@ -355,43 +359,67 @@ until_gone() {
 check() { # check <what> <condition result: ok or why not>
   if [[ $2 == ok ]]; then echo "  ok: $1"; else FAILED+=("cluster: $1: $2"); echo "  FAILED: $1: $2"; fi
 }
-conf_cluster() { # conf_cluster <model> <node letter> <slice index>: the model's list with the agent
+conf_cluster() { # conf_cluster <model> <node letter>: the model's list, the same on every node but for the agent's socket
   local sock=$WORK/run-$2/agent.sock
   case $1 in
     overlay) cat <<JSON
 {"cniVersion":"1.0.0","name":"overlay","plugins":[
- {"type":"overlay","podCIDRs":["10.245.0.0/16","fd00:10:245::/56"],"nodeSubnets":["10.245.$3.0/24","fd00:10:245:$3::/64"],
-  "nodeList":"agent","agent":{"socket":"$sock"},
-  "ipam":{"type":"host-local","dataDir":"$WORK/cipam-$2","ranges":[[{"subnet":"10.245.$3.0/24"}],[{"subnet":"fd00:10:245:$3::/64"}]]}}]}
+ {"type":"overlay","podCIDRs":["10.244.0.0/16","fd00:244::/56"],"nodeList":"agent","agent":{"socket":"$sock"},
+  "ipam":{"type":"cluster-ipam","socket":"$sock"}}]}
 JSON
     ;;
     flat) cat <<JSON
 {"cniVersion":"1.0.0","name":"azure","plugins":[
  {"type":"flat","vnetCIDRs":["$WORLD_VNET"],"agent":{"socket":"$sock"},
-  "ipam":{"type":"host-local","dataDir":"$WORK/cipam-$2","ranges":[[{"subnet":"$WORLD_VNET","rangeStart":"$VNET_BASE.$((20 + 10 * $3))","rangeEnd":"$VNET_BASE.$((29 + 10 * $3))","gateway":"$WORLD_ROUTER"}]]}}]}
+  "ipam":{"type":"cluster-ipam","socket":"$sock"}}]}
 JSON
     ;;
     kubenet) cat <<JSON
 {"cniVersion":"1.0.0","name":"kubenet","plugins":[
- {"type":"bridge","bridge":"cbr0","isGateway":true,"ipMasq":true,"nonMasqueradeCIDRs":["10.244.0.0/16","fd00:10:244::/56"],
+ {"type":"bridge","bridge":"cbr0","isGateway":true,"ipMasq":true,"nonMasqueradeCIDRs":["10.244.0.0/16","fd00:244::/56"],
   "agent":{"socket":"$sock"},
-  "ipam":{"type":"host-local","dataDir":"$WORK/cipam-$2","ranges":[[{"subnet":"10.244.$3.0/24"}],[{"subnet":"fd00:10:244:$3::/64"}]],
-   "routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}}]}
+  "ipam":{"type":"cluster-ipam","socket":"$sock","routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}}]}
 JSON
     ;;
   esac
 }
+# etcd_fresh: (re)starts the etcd member on node A on an empty data directory, and forgets the
+# agents' state: each model of the cluster part is a cluster of its own
+ETCD_PID=
+etcd_fresh() {
+  local a=${CNODE_IP[a]}
+  if [[ -n $ETCD_PID ]]; then
+    kill "$ETCD_PID" 2>/dev/null || true
+    while kill -0 "$ETCD_PID" 2>/dev/null; do sleep 0.05; done
+  fi
+  rm -rf "$WORK/etcd" "$WORK"/state-? "$WORK"/run-?
+  ip netns exec "$C-nodea" etcd --name m0 --data-dir "$WORK/etcd" --listen-client-urls "http://$a:2379" \
+    --advertise-client-urls "http://$a:2379" --listen-peer-urls "http://$a:2380" \
+    --initial-advertise-peer-urls "http://$a:2380" --initial-cluster "m0=http://$a:2380" \
+    --unsafe-no-fsync >"$WORK/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  PIDS+=("$!")
+  disown # (killed by the next model or the cleanup, without the shell's job report)
+  local t0; t0=$(now_ms)
+  until cin a bash -c "exec 3<>/dev/tcp/$a/2379 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q '\"health\":\"true\"' <&3" 2>/dev/null; do
+    (($(now_ms) - t0 < 30000)) || die "etcd did not start: $(tail -3 "$WORK/etcd.log")"
+    sleep 0.1
+  done
+}
 
-# cluster_model <overlay|kubenet> <agent JSON keys for slice index i, with @ for i>: one model
-# of the cluster: pods on A and B, node C joining and leaving
+# cluster_model <overlay|flat|kubenet> <agent JSON keys> <ClusterNetwork file>: one model of the
+# cluster, its pods from the shared pool: pods on A and B, node C joining and leaving
 cluster_model() {
-  local m=$1 keys=$2 net=$1 n ms
-  say "cluster, $m: agents on nodes A and B"
+  local m=$1 keys=$2 pool=$3 net=$1 n ms
+  [[ $m == flat ]] && net=azure
+  etcd_fresh
+  say "cluster, $m: agents on nodes A and B; the pool: $pool"
   for n in a b c; do
     mkdir -p "$WORK/cconf-$n"; rm -f "$WORK/cconf-$n"/*
-    conf_cluster "$m" "$n" "${CIDX[$n]}" >"$WORK/cconf-$n/10-$m.conflist"
+    conf_cluster "$m" "$n" >"$WORK/cconf-$n/10-$m.conflist"
   done
-  for n in a b; do agent_start "$n" "${keys//@/${CIDX[$n]}}"; done
+  for n in a b; do agent_start "$n" "$keys"; done
+  ctl a apply -f "$ROOT/$pool" | sed 's/^/  /'
   # the pods' Pod resources: their labels (an attachment's labels are its Pod's)
   ctl a apply -f - >/dev/null <<'YAML'
 apiVersion: v1
@@ -404,72 +432,82 @@ items:
 - {apiVersion: v1, kind: Pod, metadata: {name: web-a, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
 - {apiVersion: v1, kind: Pod, metadata: {name: web-b, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
 - {apiVersion: v1, kind: Pod, metadata: {name: web-c, namespace: demo, labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
-- {apiVersion: v1, kind: Pod, metadata: {name: db-b, namespace: demo, labels: {app: db}}, spec: {containers: [{name: db, image: postgres}]}}
 YAML
   ns "c$m-a"; ns "c$m-b"
   ccni a add "$net" "c$m-a" "$(k8s demo web-a)" >/dev/null
   ccni b add "$net" "c$m-b" "$(k8s demo web-b)" >/dev/null
-  if [[ $m == overlay ]]; then # and a flat pod, reported the same way
-    conf_cluster flat b "${CIDX[b]}" >"$WORK/cconf-b/20-flat.conflist"
-    ns cflat-b
-    ccni b add azure cflat-b "$(k8s demo db-b)" >/dev/null
-  fi
   local pa pb pc pa6
   pa=$(addr_of "c$m-a" 4); pb=$(addr_of "c$m-b" 4); pa6=$(addr_of "c$m-a" 6)
   serve "c$m-b" "$pb"
-  sleep 0.2
+  ms=$(reach "c$m-a" "$pb" 10000)
   local s; s=$(seen "c$m-a" "$pb")
   check "$m: pod web-a ($pa, node A) reaches pod web-b ($pb, node B) with its own address" \
     "$([[ $s == "$pa" ]] && echo ok || echo "web-b saw ${s:-nothing}")"
-  say "cluster, $m: node C joins (a pod first, its agent down: the report waits in the spool; then its agent starts)"
+  if [[ $m == flat ]]; then
+    check "$m: the VM of the VNet reaches pod web-a ($pa) directly" \
+      "$(ip netns exec "$C-peer" ping -c1 -W1 -q "$pa" >/dev/null 2>&1 && echo ok || echo "no answer")"
+  fi
+  say "cluster, $m: node C joins (its agent starts, then a pod: the agent claims a block for it)"
+  agent_start c "$keys"
   ns "c$m-c"
   ccni c add "$net" "c$m-c" "$(k8s demo web-c)" >/dev/null
   pc=$(addr_of "c$m-c" 4)
-  local before; before=$(reach "c$m-a" "$pc" 300)
-  check "$m: pod web-c ($pc) unreachable before node C's agent runs" "$([[ -z $before ]] && echo ok || echo "reached")"
-  agent_start c "${keys//@/${CIDX[c]}}"
   ms=$(reach "c$m-a" "$pc" 10000)
-  check "$m: pod web-a reaches pod web-c once node C's agent registered (${ms:-no answer} ms after the agent answered)" \
+  check "$m: pod web-a reaches pod web-c ($pc, node C) (${ms:-no answer} ms after its ADD returned)" \
     "$([[ -n $ms ]] && echo ok || echo "not within 10 s")"
-  ms=$(reach "c$m-c" "$pa6" 10000)
-  check "$m: pod web-c reaches pod web-a over IPv6 too (${ms:-no answer} ms)" "$([[ -n $ms ]] && echo ok || echo "not within 10 s")"
+  if [[ -n $pa6 ]]; then
+    ms=$(reach "c$m-c" "$pa6" 10000)
+    check "$m: pod web-c reaches pod web-a ($pa6) over IPv6 too (${ms:-no answer} ms)" "$([[ -n $ms ]] && echo ok || echo "not within 10 s")"
+  fi
   echo "  cnictl get nodes -o wide (node A):"
   ctl a get nodes -o wide | sed 's/^/    /'
-  echo "  cnictl get attachments -A -o wide (node B; node C's spooled report replayed):"
+  echo "  cnictl ipam show (node A): the blocks each node claimed of the pool"
+  ctl a ipam show | sed 's/^/    /'
+  echo "  cnictl get attachments -A -o wide (node B):"
   local att t0; t0=$(now_ms)
   until att=$(ctl b get attachments -A -o wide 2>/dev/null) && grep -q "web-c" <<<"$att" || (($(now_ms) - t0 > 10000)); do sleep 0.1; done
   printf '    %s\n' "${att//$'\n'/$'\n'    }"
   check "$m: every pod has its attachment, labels from its Pod" \
-    "$(grep -q "web-c-eth0.*node-c.*$pc/24.*app=web" <<<"$att" && grep -q "web-a-eth0.*node-a.*$pa/24" <<<"$att" &&
-      { [[ $m != overlay ]] || grep -q "db-b-eth0.*node-b.*azure.*app=db" <<<"$att"; } && echo ok || echo "missing")"
+    "$(grep -q "web-c-eth0.*node-c.*$pc/.*app=web" <<<"$att" && grep -q "web-a-eth0.*node-a.*$pa/" <<<"$att" && echo ok || echo "missing")"
+  local shown; shown=$(ctl a ipam show -o json)
+  check "$m: node C claimed a block of the pool for its pod" \
+    "$(jq -e '[.blocks[] | select(.node == "node-c")] | length > 0' <<<"$shown" >/dev/null && echo ok || echo "no block of node-c")"
   echo "  cnictl get pods -n demo -o wide:"
   ctl a get pods -n demo -o wide | sed 's/^/    /'
-  if [[ $m == kubenet ]]; then
-    echo "  node A's routes to the other nodes' pod CIDRs (ip route show proto 77; no router involved):"
-    { cin a ip route show proto 77; cin a ip -6 route show proto 77; } | sed 's/^/    /'
+  local probe=()
+  case $m in
+    kubenet)
+      echo "  node A's routes to the other nodes' pod CIDRs, their node blocks (ip route show proto 77; no router involved):"
+      { cin a ip route show proto 77; cin a ip -6 route show proto 77; } | sed 's/^/    /'
+      probe=(ip route show proto 77 match "$pc")
+      ;;
+    overlay)
+      echo "  node A's VXLAN routes, one per block of the other nodes (ip route show dev ferro.1):"
+      { cin a ip route show dev ferro.1; cin a ip -6 route show dev ferro.1; } | sed 's/^/    /'
+      probe=(ip route show dev ferro.1 match "$pc")
+      ;;
+  esac
+  if ((${#probe[@]})); then
+    check "$m: node A routes node C's block of $pc" "$([[ -n $(cin a "${probe[@]}") ]] && echo ok || echo "no route")"
   fi
   say "cluster, $m: node C's agent dies (kill -9); its lease expires after 2 s"
   agent_stop c KILL
-  local gone probe
-  if [[ $m == overlay ]]; then
-    probe=(ip neigh show dev ferro.1 "10.245.${CIDX[c]}.0")
+  if ((${#probe[@]})); then
+    local gone; gone=$(until_gone a 15000 "${probe[@]}")
+    check "$m: node A dropped node C's block (${gone:-never} ms after the kill: the 2 s TTL, then the store's expiry)" \
+      "$([[ -n $gone ]] && echo ok || echo "still there after 15 s")"
   else
-    probe=(ip route show proto 77 "10.244.${CIDX[c]}.0/24")
+    echo "  (flat needs no membership: the VNet carries every pod address natively)"
   fi
-  gone=$(until_gone a 15000 "${probe[@]}")
-  check "$m: node A dropped node C (${gone:-never} ms after the kill: the 2 s TTL, then the store's expiry)" \
-    "$([[ -n $gone ]] && echo ok || echo "still there after 15 s")"
   ms=$(reach "c$m-a" "$pb" 3000)
   check "$m: pods of A and B still talk" "$([[ -n $ms ]] && echo ok || echo "no answer")"
-  # tidy: DELs reported (node C's waits in the spool: its agent is gone), agents stopped
+  # tidy: DELs (node C's release and report wait in its spool: its agent is gone), agents stopped
   ccni a del "$net" "c$m-a" "$(k8s demo web-a)"
   ccni b del "$net" "c$m-b" "$(k8s demo web-b)"
   ccni c del "$net" "c$m-c" "$(k8s demo web-c)"
   for n in a b c; do ip netns del "$P-c$m-$n"; done
-  if [[ $m == overlay ]]; then
-    ccni b del azure cflat-b "$(k8s demo db-b)"
-    ip netns del "$P-cflat-b"
-  fi
+  local chk; chk=$(ctl a ipam check 2>&1) || true
+  check "$m: cnictl ipam check clean after the DELs" "$(grep -q "0 attachments hold addresses" <<<"$chk" && echo ok || echo "$chk")"
   for n in a b; do agent_stop "$n" TERM; done
   for n in a b c; do cin "$n" ip link del ferro.1 2>/dev/null || true; done
 }
@@ -493,7 +531,9 @@ serve_port() {
 cluster_policy() {
   local n
   say "cluster, NetworkPolicy: the three-tier example on kubenet (nodes A and B)"
-  for n in a b; do agent_start "$n" "\"podCIDRs\":[\"10.244.${CIDX[$n]}.0/24\",\"fd00:10:244:${CIDX[$n]}::/64\"],\"kubenetRoutes\":true"; done
+  for n in a b; do agent_start "$n" '"kubenetRoutes":true'; done
+  # (the kubenet part's pool and namespace demo are still in the store)
+  ctl a apply -f "$ROOT/conf-examples/clusternetwork.yaml" >/dev/null
   ctl a apply -f "$ROOT/conf-examples/three-tier.yaml" | sed 's/^/  /'
   ctl a apply -f - >/dev/null <<'YAML'
 apiVersion: v1
@@ -547,21 +587,10 @@ run_cluster() {
   read -r -a ips6 <<<"$WORLD_NODE_IPS6"
   declare -g -A CNODE_IP=([a]=${ips[0]} [b]=${ips[1]} [c]=${ips[2]})
   declare -g -A CNODE_IP6=([a]=${ips6[0]} [b]=${ips6[1]} [c]=${ips6[2]})
-  declare -g -A CIDX=([a]=1 [b]=2 [c]=3)
-  local a=${CNODE_IP[a]}
-  ip netns exec "$C-nodea" etcd --name m0 --data-dir "$WORK/etcd" --listen-client-urls "http://$a:2379" \
-    --advertise-client-urls "http://$a:2379" --listen-peer-urls "http://$a:2380" \
-    --initial-advertise-peer-urls "http://$a:2380" --initial-cluster "m0=http://$a:2380" \
-    --unsafe-no-fsync >"$WORK/etcd.log" 2>&1 &
-  PIDS+=("$!")
-  disown # (killed at the end by the cleanup, without the shell's job report)
-  local t0; t0=$(now_ms)
-  until cin a bash -c "exec 3<>/dev/tcp/$a/2379 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q '\"health\":\"true\"' <&3" 2>/dev/null; do
-    (($(now_ms) - t0 < 30000)) || die "etcd did not start: $(tail -3 "$WORK/etcd.log")"
-    sleep 0.1
-  done
-  cluster_model overlay '"podCIDRs":["10.245.@.0/24","fd00:10:245:@::/64"],"overlay":{}'
-  cluster_model kubenet '"podCIDRs":["10.244.@.0/24","fd00:10:244:@::/64"],"kubenetRoutes":true'
+  # pods of every model from the cluster's shared pool (cluster-ipam): no per-node slice or range
+  cluster_model overlay '"overlay":{}' conf-examples/clusternetwork.yaml
+  cluster_model flat '' conf-examples/cluster/clusternetwork-flat.yaml
+  cluster_model kubenet '"kubenetRoutes":true' conf-examples/clusternetwork.yaml
   cluster_policy
 }
 

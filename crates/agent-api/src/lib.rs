@@ -41,5 +41,8 @@ pub const SOCKET_ENV: &str = "FERRO_AGENT_SOCKET";
 /// The `nodeList` of an `overlay` plugin that leaves the VXLAN peers to the agent (its
 /// `overlay` key), which takes them from the store's nodes.
 pub const AGENT_NODE_LIST: &str = "agent";
+/// The `ipam` type of the cluster's shared address pool (the `cluster-ipam` plugin, a client
+/// of the agent).
+pub const CLUSTER_IPAM: &str = "cluster-ipam";
 /// The longest line the agent accepts (a request), in bytes.
 pub const MAX_LINE: usize = 64 << 20;

@@ -173,9 +173,12 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let facts: node::SharedFacts = Arc::default();
     if let Some(o) = cfg.overlay.clone() {
         // the VXLAN device first, so that the node registers with its VTEP MAC
-        let slices = cfg.pod_cidrs.clone();
+        let own = members::Own {
+            slices: cfg.pod_cidrs.clone(),
+            all: cfg.pod_cidrs.clone(),
+        };
         match kernel
-            .run(move |h| members::overlay_apply(h, &o, &slices, None))
+            .run(move |h| members::overlay_apply(h, &o, &own, None))
             .await
             .and_then(|r| r)
         {

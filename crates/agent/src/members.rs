@@ -11,7 +11,8 @@
 //!   deletion event) ends it. A snapshot of the cache in which nodes, leases or IPAM blocks
 //!   changed is applied as soon as it is published: no polling.
 //! - A member's pod subnets are its `Node`'s `spec.podCIDRs` and the IPAM blocks affine to
-//!   it; its VTEP MAC is `spec.vtepMAC` (else derived from its address, as the node-list
+//!   it (pooled blocks too: under a shared pool each block of a node is one peer, added when
+//!   the node claims it and removed when it gives it back); its VTEP MAC is `spec.vtepMAC` (else derived from its address, as the node-list
 //!   file does); its underlay address is the one of the local VXLAN address's family.
 //! - The desired state is a pure function of the snapshot ([`members`], [`overlay_peers`],
 //!   [`kubenet_routes`]); the kernel side ([`overlay_apply`], [`routes_apply`]) changes only
@@ -57,17 +58,42 @@ fn blocks_of<'a>(snap: &'a Snapshot, node: &'a str) -> impl Iterator<Item = &'a 
         })
 }
 
-/// This node's own pod subnets: `configured` and the IPAM blocks affine to it.
-pub fn own_subnets(snap: &Snapshot, me: &str, configured: &[IpNet]) -> Vec<IpNet> {
-    let mut out = configured.to_vec();
-    for c in blocks_of(snap, me) {
-        if let Ok(n) = c.parse::<IpNet>() {
-            if !out.contains(&n) {
-                out.push(n);
+/// This node's own pod subnets: its slices (`configured`, then its `Node`'s
+/// `spec.podCIDRs`: kubenet-style node blocks, whose network address no pod gets) and every
+/// pod subnet it has at all (the slices and the IPAM blocks affine to it, pooled blocks
+/// included, any address of which may be a pod's).
+pub fn own_subnets(snap: &Snapshot, me: &str, configured: &[IpNet]) -> Own {
+    let mut own = Own {
+        slices: configured.to_vec(),
+        all: Vec::new(),
+    };
+    if let Some(Object::Node(n)) = snap.get(Kind::Node, None, me).map(AsRef::as_ref) {
+        for c in n.spec.pod_cidrs.iter().flatten() {
+            if let Ok(net) = c.parse::<IpNet>() {
+                if !own.slices.contains(&net.trunc()) {
+                    own.slices.push(net.trunc());
+                }
             }
         }
     }
-    out
+    own.all = own.slices.clone();
+    for c in blocks_of(snap, me) {
+        if let Ok(n) = c.parse::<IpNet>() {
+            if !own.all.contains(&n) {
+                own.all.push(n);
+            }
+        }
+    }
+    own
+}
+
+/// This node's pod subnets, see [`own_subnets`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Own {
+    /// The slices: the first of each family gives the VXLAN device its address.
+    pub slices: Vec<IpNet>,
+    /// Every pod subnet: while there is none, the node needs no VXLAN device.
+    pub all: Vec<IpNet>,
 }
 
 /// What membership reads of a snapshot: when none of it moved, there is nothing to do.
@@ -206,20 +232,22 @@ pub fn kubenet_routes(members: &[Member]) -> (Vec<RouteSpec>, Vec<String>) {
 /// This node's VXLAN device as `cfg` and the kernel describe it: over the underlay
 /// (`overlay.underlay`, else the default route's interface) from its address chosen as the
 /// `overlay` plugin chooses it with `nodeList: "agent"` (IPv4 when it has one, else IPv6),
-/// with the first of `slices` of each family as its addresses; `None` while the node has no
-/// pod subnet yet. The MAC is derived from that address (as the plugin derives it) when the
-/// device is created; an existing device keeps its own.
-pub fn device(
-    host: &Rtnl<'_>,
-    cfg: &OverlayConfig,
-    slices: &[IpNet],
-) -> Result<Option<Device>, NetError> {
-    let first = |v6: bool| slices.iter().copied().find(|s| s.addr().is_ipv6() == v6);
-    let own: Vec<IpNet> = [first(false), first(true)].into_iter().flatten().collect();
-    if own.is_empty() {
+/// with the network address of the first slice of each family as its addresses (none under
+/// a shared pool: a pooled block's every address may be a pod's); `None` while the node has
+/// no pod subnet yet. The MAC is derived from that address (as the plugin derives it) when
+/// the device is created; an existing device keeps its own.
+pub fn device(host: &Rtnl<'_>, cfg: &OverlayConfig, own: &Own) -> Result<Option<Device>, NetError> {
+    if own.all.is_empty() {
         return Ok(None);
     }
-    let slices = FamilyNets::new(&own).map_err(NetError::Other)?;
+    let first = |v6: bool| {
+        own.slices
+            .iter()
+            .copied()
+            .find(|s| s.addr().is_ipv6() == v6)
+    };
+    let firsts: Vec<IpNet> = [first(false), first(true)].into_iter().flatten().collect();
+    let slices = FamilyNets::new(&firsts).map_err(NetError::Other)?;
     let (underlay, addrs) = overlay::underlay_of(host, cfg.underlay.as_deref(), None)
         .map_err(|e| NetError::Other(e.msg))?;
     let local = overlay::local_address(&underlay, &addrs, None, None)
@@ -256,10 +284,10 @@ pub struct OverlayDone {
 pub fn overlay_apply(
     host: &Rtnl<'_>,
     cfg: &OverlayConfig,
-    slices: &[IpNet],
+    own: &Own,
     members: Option<&[Member]>,
 ) -> Result<OverlayDone, NetError> {
-    let Some(d) = device(host, cfg, slices)? else {
+    let Some(d) = device(host, cfg, own)? else {
         return Ok(OverlayDone::default());
     };
     let link = overlay::ensure_device(host, &d)?;
@@ -401,11 +429,11 @@ impl<S: Store + Clone + 'static> Membership<S> {
         let mut failed = None;
         let mut peers = 0;
         if let Some(o) = self.cfg.overlay.clone() {
-            let slices = own_subnets(snap, me, &self.cfg.pod_cidrs);
+            let own = own_subnets(snap, me, &self.cfg.pod_cidrs);
             let ms = members.clone();
             match self
                 .kernel
-                .run(move |h| overlay_apply(h, &o, &slices, Some(&ms)))
+                .run(move |h| overlay_apply(h, &o, &own, Some(&ms)))
                 .await
                 .and_then(|r| r)
             {

@@ -14,7 +14,11 @@
 //! - the embedded store on one node: the same storm, restart and check without etcd;
 //! - kubenet pods on node blocks (pod CIDRs written to the Nodes) reaching each other across
 //!   nodes without NAT, and flat pods taking VNet addresses from the shared pool, reached by a
-//!   VM of the VNet without NAT.
+//!   VM of the VNet without NAT;
+//! - overlay pods taking host addresses of the shared pool (no node slice), every block of
+//!   every node routed over VXLAN by the other nodes' agents as it is claimed (a node's second
+//!   block included) and dropped when it is given back, pods reaching each other across nodes
+//!   without NAT in both families.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -30,7 +34,7 @@ use ferro_testutil::agent::Agent;
 use ferro_testutil::etcd::EtcdCluster;
 use ferro_testutil::netns::Netns;
 use ferro_testutil::probe::{tcp_source, ProbeServer};
-use ferro_testutil::runtime::{pod_ip, Runtime};
+use ferro_testutil::runtime::{pod_addr, pod_ip, Runtime};
 use ferro_testutil::topology::{ping, World, PEER};
 use ferro_testutil::{run_plugin, workspace_bin, PluginRun};
 use ipnet::IpNet;
@@ -521,6 +525,33 @@ fn cluster_example(file: &str, a: &Agent) -> Value {
     v
 }
 
+/// A runtime per node of `c` with `main`, cluster-ipam, portmap and loopback, its network
+/// `conf-examples/cluster/<file>` pointed at the node's agent.
+fn runtimes(c: &Cluster, main: &str, file: &str) -> Vec<Runtime> {
+    c.agents
+        .iter()
+        .zip(&c.world.nodes)
+        .map(|(a, n)| {
+            let r = Runtime::new(&n.ns, &[main, "cluster-ipam", "portmap", "loopback"]);
+            r.write_conflist("10-net", &cluster_example(file, a));
+            r
+        })
+        .collect()
+}
+
+/// Every agent's check is clean and no attachment holds an address (every pod deleted).
+fn nothing_held(c: &Cluster) {
+    for a in &c.agents {
+        let chk = a.cnictl(&["ipam", "check"], None);
+        assert_eq!(chk.code, 0, "{}", chk.stdout);
+        assert!(
+            chk.stdout.contains("0 attachments hold addresses"),
+            "{}",
+            chk.stdout
+        );
+    }
+}
+
 /// The Node's `spec.podCIDRs`, once written.
 fn pod_cidrs(a: &Agent, node: &str) -> Vec<String> {
     let t0 = Instant::now();
@@ -545,19 +576,7 @@ fn kubenet_nodes_take_node_blocks_and_their_pods_talk_across_nodes() {
         &c.agents[0],
         &std::fs::read_to_string(example("clusternetwork.yaml")).unwrap(),
     );
-    let rts: Vec<Runtime> = (0..2)
-        .map(|i| {
-            let r = Runtime::new(
-                &c.world.nodes[i].ns,
-                &["bridge", "cluster-ipam", "portmap", "loopback"],
-            );
-            r.write_conflist(
-                "10-kubenet",
-                &cluster_example("kubenet.conflist", &c.agents[i]),
-            );
-            r
-        })
-        .collect();
+    let rts = runtimes(&c, "bridge", "kubenet.conflist");
     let (p1, p2, p3) = (Netns::new("pod1"), Netns::new("pod2"), Netns::new("pod3"));
     let r1 = rts[0].add("kubenet", &p1);
     let r2 = rts[0].add("kubenet", &p2);
@@ -629,15 +648,7 @@ fn kubenet_nodes_take_node_blocks_and_their_pods_talk_across_nodes() {
     for (r, p) in [(&rts[0], &p1), (&rts[0], &p2), (&rts[1], &p3)] {
         r.del("kubenet", p);
     }
-    for a in &c.agents {
-        let chk = a.cnictl(&["ipam", "check"], None);
-        assert_eq!(chk.code, 0, "{}", chk.stdout);
-        assert!(
-            chk.stdout.contains("0 attachments hold addresses"),
-            "{}",
-            chk.stdout
-        );
-    }
+    nothing_held(&c);
 }
 
 #[test]
@@ -649,16 +660,7 @@ fn flat_pods_take_vnet_addresses_from_the_shared_pool() {
         &c.agents[0],
         &std::fs::read_to_string(example("cluster/clusternetwork-flat.yaml")).unwrap(),
     );
-    let rts: Vec<Runtime> = (0..2)
-        .map(|i| {
-            let r = Runtime::new(
-                &c.world.nodes[i].ns,
-                &["flat", "cluster-ipam", "portmap", "loopback"],
-            );
-            r.write_conflist("10-azure", &cluster_example("flat.conflist", &c.agents[i]));
-            r
-        })
-        .collect();
+    let rts = runtimes(&c, "flat", "flat.conflist");
     let (p1, p2) = (Netns::new("pod1"), Netns::new("pod2"));
     let ip1 = pod_ip(&rts[0].add("azure", &p1));
     let ip2 = pod_ip(&rts[1].add("azure", &p2));
@@ -692,4 +694,234 @@ fn flat_pods_take_vnet_addresses_from_the_shared_pool() {
     rts[1].del("azure", &p2);
     let chk = c.agents[1].cnictl(&["ipam", "check"], None);
     assert_eq!(chk.code, 0, "{}", chk.stdout);
+}
+
+/// The dual-stack pool of `clusternetwork.yaml` in blocks of 8 addresses, so that a few pods
+/// fill one.
+const SMALL_BLOCKS: &str = "apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec:
+  podCIDRs: [10.244.0.0/16, fd00:244::/56]
+  ipamBlockSize: {ipv4: 29, ipv6: 125}
+";
+
+/// The blocks of `node` (both families).
+fn blocks_of(a: &Agent, node: &str) -> BTreeSet<IpNet> {
+    blocks(a)
+        .into_iter()
+        .filter(|(_, n)| n == node)
+        .map(|(b, _)| b)
+        .collect()
+}
+
+/// The destinations routed over the VXLAN device of `ns` (both families).
+fn vxlan_routes(ns: &Netns) -> BTreeSet<IpNet> {
+    let mut out = BTreeSet::new();
+    for fam in ["-4", "-6"] {
+        for r in ns
+            .ip_json(&[fam, "route", "show", "dev", "ferro.1"])
+            .as_array()
+            .unwrap()
+        {
+            if r["gateway"].is_string() {
+                out.insert(r["dst"].as_str().unwrap().parse::<IpNet>().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Both addresses of an overlay pod's result (IPv4, IPv6), checked to be host addresses.
+fn pod_pair(r: &Value) -> (IpAddr, IpAddr) {
+    for ip in r["ips"].as_array().unwrap() {
+        let net: IpNet = ip["address"].as_str().unwrap().parse().unwrap();
+        assert_eq!(net.prefix_len(), net.max_prefix_len(), "{r}");
+    }
+    (pod_addr(r, false).unwrap(), pod_addr(r, true).unwrap())
+}
+
+/// Pings `dst` from `from` until it answers (membership follows the store).
+fn ping_within(from: &Netns, dst: IpAddr, within: Duration) -> Duration {
+    let t0 = Instant::now();
+    while !from.try_exec(&["ping", "-c1", "-W", "0.3", "-q", &dst.to_string()]) {
+        assert!(t0.elapsed() < within, "{dst} unreachable after {within:?}");
+    }
+    t0.elapsed()
+}
+
+/// TCP from `from` to a probe server on `to` at `dst`: the source address the server saw.
+fn seen_source(from: &Netns, to: &Netns, dst: IpAddr) -> Option<IpAddr> {
+    let srv = ProbeServer::start(&to.path(), SocketAddr::new(dst, 8080));
+    tcp_source(&from.path(), srv.addr)
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn overlay_pods_take_pool_addresses_and_every_block_is_routed_to_its_node() {
+    ferro_testutil::require_root();
+    // the agents keep the VXLAN device and route every other node's blocks over it
+    let c = cluster_with(3, 1, &json!({"overlay": {}}));
+    apply(&c.agents[0], SMALL_BLOCKS);
+    let rts = runtimes(&c, "overlay", "overlay.conflist");
+    let pods: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("ovp{i}"))).collect();
+    let addrs: Vec<(IpAddr, IpAddr)> = (0..3)
+        .map(|i| pod_pair(&rts[i].add("overlay", &pods[i])))
+        .collect();
+    let pool = ["10.244.0.0/16", "fd00:244::/56"].map(|p| p.parse::<IpNet>().unwrap());
+    for (i, (v4, v6)) in addrs.iter().enumerate() {
+        let mine = blocks_of(&c.agents[0], NAMES[i]);
+        for ip in [v4, v6] {
+            assert!(pool.iter().any(|p| p.contains(ip)), "{ip} outside the pool");
+            assert!(
+                mine.iter().any(|b| b.contains(ip)),
+                "{ip} not in a block of {}: {mine:?}",
+                NAMES[i]
+            );
+        }
+    }
+    // every pair of nodes, both families, and no NAT between pods
+    let mut slowest = Duration::ZERO;
+    for (from, pod) in pods.iter().enumerate() {
+        for (_, &(v4, v6)) in addrs.iter().enumerate().filter(|(to, _)| *to != from) {
+            slowest = slowest.max(ping_within(pod, v4, Duration::from_secs(20)));
+            slowest = slowest.max(ping_within(pod, v6, Duration::from_secs(20)));
+        }
+    }
+    println!("every pod reaches every other node's pods (both families); the slowest first answer after {slowest:?}");
+    for (from, to) in [(0, 1), (1, 2), (2, 0)] {
+        for v6 in [false, true] {
+            let (dst, src) = if v6 {
+                (addrs[to].1, addrs[from].1)
+            } else {
+                (addrs[to].0, addrs[from].0)
+            };
+            assert_eq!(
+                seen_source(&pods[from], &pods[to], dst),
+                Some(src),
+                "node {from} to node {to}: the pod's own address"
+            );
+        }
+    }
+    let (a_ns, b_ns, c_ns) = (
+        &c.world.nodes[0].ns,
+        &c.world.nodes[1].ns,
+        &c.world.nodes[2].ns,
+    );
+    let first_b = blocks_of(&c.agents[0], "node-b");
+    assert_eq!(first_b.len(), 2, "a block per family: {first_b:?}");
+    assert!(
+        first_b.is_subset(&vxlan_routes(a_ns)),
+        "node B's blocks on node A"
+    );
+    // no address of a pooled block is local to a node: the device carries none
+    let dev = a_ns.ip_json(&["addr", "show", "dev", "ferro.1"]);
+    assert_eq!(dev[0]["ifname"], "ferro.1", "{dev}");
+    assert!(
+        dev[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|a| a["scope"] != "global"),
+        "{dev}"
+    );
+
+    // node B's blocks fill up (IPAM-only ADDs): its next pod is in a second block, which the
+    // other nodes route to B as soon as B claims it
+    let b = &c.agents[1];
+    let mut fillers = Vec::new();
+    for fam in ["ipv4", "ipv6"] {
+        let free: u64 = show(b)["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| {
+                x["node"] == "node-b"
+                    && x["cidr"].as_str().unwrap().contains(':') == (fam == "ipv6")
+            })
+            .map(|x| x["capacity"].as_u64().unwrap() - x["inUse"].as_u64().unwrap())
+            .sum();
+        let conf = ipam_conf(b, &[fam]);
+        for i in 0..free {
+            let id = format!("fill-{fam}-{i}");
+            ipam_call("ADD", &id, &conf, "/run/netns/none").ok();
+            fillers.push((id, conf.clone()));
+        }
+    }
+    let p_b2 = Netns::new("ovp-b2");
+    let t0 = Instant::now();
+    let (b2_v4, b2_v6) = pod_pair(&rts[1].add("overlay", &p_b2));
+    let now_b = blocks_of(&c.agents[0], "node-b");
+    let second: BTreeSet<IpNet> = now_b.difference(&first_b).copied().collect();
+    assert_eq!(second.len(), 2, "a second block per family: {now_b:?}");
+    for ip in [b2_v4, b2_v6] {
+        assert!(
+            second.iter().any(|s| s.contains(&ip)),
+            "{ip} not in {second:?}"
+        );
+    }
+    for (ns, pod) in [(a_ns, &pods[0]), (c_ns, &pods[2])] {
+        ping_within(pod, b2_v4, Duration::from_secs(20));
+        ping_within(pod, b2_v6, Duration::from_secs(20));
+        assert!(second.is_subset(&vxlan_routes(ns)));
+    }
+    println!(
+        "node B's second blocks {second:?} reached from nodes A and C {:?} after the ADD started",
+        t0.elapsed()
+    );
+    assert_eq!(seen_source(&pods[0], &p_b2, b2_v4), Some(addrs[0].0));
+    assert_eq!(seen_source(&pods[2], &p_b2, b2_v6), Some(addrs[2].1));
+    // the pod on B's first block still answers
+    assert!(ping(&pods[0], &addrs[1].0.to_string()));
+
+    // everything on B's surplus blocks goes: once empty for the grace period, they return to
+    // the pool and leave every other node's routes
+    rts[1].del("overlay", &p_b2);
+    for (id, conf) in &fillers {
+        assert_eq!(ipam_call("DEL", id, conf, "").ok(), Value::Null);
+    }
+    let t0 = Instant::now();
+    let kept = loop {
+        let now_b = blocks_of(&c.agents[0], "node-b");
+        if now_b.len() == 2 {
+            break now_b;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "B keeps {now_b:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(kept, first_b, "B's first pod still holds its first blocks");
+    let returned = &second;
+    for ns in [a_ns, c_ns] {
+        let t1 = Instant::now();
+        loop {
+            let routes = vxlan_routes(ns);
+            if routes.is_disjoint(returned) && kept.is_subset(&routes) {
+                break;
+            }
+            assert!(t1.elapsed() < Duration::from_secs(20), "{routes:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!("node B gave back {returned:?} {:?} after its last pods there went; the other nodes dropped them", t0.elapsed());
+    // B's own routes: the other nodes' blocks, never its own
+    let on_b = vxlan_routes(b_ns);
+    assert!(on_b.is_disjoint(&kept), "{on_b:?}");
+    assert!(
+        ping(&pods[0], &addrs[1].0.to_string()),
+        "B's first pod still reached"
+    );
+
+    let checked = rts[0].check("overlay", &pods[0], &[]);
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+    let sync = rts[0].cnictl(&["overlay", "sync", "overlay"], &[]);
+    assert_eq!(sync.code, 0, "{}", sync.stderr);
+    assert!(
+        sync.stdout.contains("peers kept by ferro-agent"),
+        "{}",
+        sync.stdout
+    );
+    for (i, p) in pods.iter().enumerate() {
+        rts[i].del("overlay", p);
+    }
+    nothing_held(&c);
 }

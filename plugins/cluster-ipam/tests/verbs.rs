@@ -234,7 +234,7 @@ fn every_verb_every_version_and_the_agent_away() {
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "{}", a.log());
     assert_eq!(allocations(&a), before - 2, "{}", a.log());
     assert!(
-        a.log().contains("spool: replayed 1 request(s)"),
+        a.log().contains("spool: replayed 1 request(s), rejected 0"),
         "{}",
         a.log()
     );

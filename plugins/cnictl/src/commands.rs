@@ -714,7 +714,10 @@ fn cmd_overlay(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
         .connect(None)
         .map_err(|e| Error::plugin("overlay", e.into()))?;
     for obj in objects {
-        let cfg = NodeConfig::from_value(&Value::Object(obj.clone()))
+        // a list whose peers are the agent's may have no slice (a shared pool)
+        let agent =
+            obj.get("nodeList").and_then(Value::as_str) == Some(ferro_agent_api::AGENT_NODE_LIST);
+        let cfg = NodeConfig::parse(&Value::Object(obj.clone()), agent)
             .map_err(|e| Error::plugin("overlay", e))?;
         if cfg.node_list.as_os_str() == ferro_agent_api::AGENT_NODE_LIST {
             write_out(

@@ -1,8 +1,10 @@
 //! The overlay configuration: the node-level keys (shared with `cnictl overlay sync`, parsed
 //! by `ferro_net::overlay::NodeConfig`), the pod-level keys shared with `flat`
-//! (`ferro_pod::SharedKeys`) and `dns`. `nodeList: "agent"` leaves the peers to ferro-agent.
+//! (`ferro_pod::SharedKeys`) and `dns`. `nodeList: "agent"` leaves the peers to ferro-agent;
+//! with `ipam` `cluster-ipam` besides, the network is pooled: no node slice, pods take host
+//! addresses of the node's blocks of the cluster's pool, which the agents route.
 
-use ferro_agent_api::AGENT_NODE_LIST;
+use ferro_agent_api::{AGENT_NODE_LIST, CLUSTER_IPAM};
 use ferro_net::overlay::NodeConfig;
 use ferro_pod::SharedKeys;
 use ferro_spec::{CniError, Request};
@@ -26,12 +28,29 @@ pub struct Config {
 impl Config {
     /// Parses and validates.
     pub fn from_request(req: &Request) -> Result<Config, CniError> {
-        let node = NodeConfig::from_value(&serde_json::Value::Object(req.conf.raw.clone()))?;
-        let peers_from_agent = node.node_list.as_os_str() == AGENT_NODE_LIST;
-        if peers_from_agent && node.node_subnets.is_none() {
+        let raw = serde_json::Value::Object(req.conf.raw.clone());
+        let peers_from_agent =
+            raw.get("nodeList").and_then(|v| v.as_str()) == Some(AGENT_NODE_LIST);
+        let cluster_ipam = req.conf.ipam_type() == Some(CLUSTER_IPAM);
+        let node = NodeConfig::parse(&raw, peers_from_agent && cluster_ipam)?;
+        if cluster_ipam && !peers_from_agent {
+            return Err(CniError::invalid_config(format!(
+                "ipam: {CLUSTER_IPAM} needs nodeList {AGENT_NODE_LIST:?} (pods take addresses \
+                 of the node's blocks of the cluster's pool, which ferro-agent routes to the \
+                 node; a node list file knows only slices)"
+            )));
+        }
+        if node.pooled {
+            if let Some(s) = &node.node_subnets {
+                return Err(CniError::invalid_config(format!(
+                    "nodeSubnet: {s} given, but ipam {CLUSTER_IPAM} hands out addresses of \
+                     the cluster's pool, not of a slice: leave nodeSubnet(s) out"
+                )));
+            }
+        } else if peers_from_agent && node.node_subnets.is_none() {
             return Err(CniError::invalid_config(format!(
                 "nodeSubnet or nodeSubnets: required with nodeList {AGENT_NODE_LIST:?} (this \
-                 node's slices; ferro-agent programs the peers)"
+                 node's slices; ferro-agent programs the peers), unless ipam is {CLUSTER_IPAM}"
             )));
         }
         let shared = SharedKeys::from_request(req, "host-local over this node's slice")?;
@@ -68,6 +87,30 @@ mod tests {
                 .unwrap()
                 .peers_from_agent
         );
+    }
+
+    #[test]
+    fn cluster_ipam_with_the_agent_needs_no_slice() {
+        let pooled =
+            json!({"nodeList": "agent", "nodeSubnet": null, "ipam": {"type": "cluster-ipam"}});
+        let c = parse(pooled.clone()).unwrap();
+        assert!(c.node.pooled && c.peers_from_agent && c.node.node_subnets.is_none());
+        assert!(!parse(json!({"nodeList": "agent"})).unwrap().node.pooled);
+        for (extra, msg) in [
+            (
+                json!({"nodeList": "agent", "ipam": {"type": "cluster-ipam"}}),
+                "nodeSubnet: 10.244.1.0/24 given, but ipam cluster-ipam hands out addresses of \
+                 the cluster's pool, not of a slice: leave nodeSubnet(s) out",
+            ),
+            (
+                json!({"nodeSubnet": null, "nodeName": "a", "ipam": {"type": "cluster-ipam"}}),
+                "ipam: cluster-ipam needs nodeList \"agent\"",
+            ),
+        ] {
+            let e = parse(extra.clone()).unwrap_err();
+            assert_eq!(e.code.number(), 7);
+            assert!(e.msg.starts_with(msg), "{extra}: {}", e.msg);
+        }
     }
 
     #[test]

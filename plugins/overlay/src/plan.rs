@@ -61,18 +61,31 @@ pub fn pod(req: &Request, addrs: Vec<IpNet>, mtu: u32, extra_routes: Vec<IpNet>)
 }
 
 /// From the IPAM result to what ADD creates. Every address must be inside this node's
-/// slice of its family, and every family of the pod CIDRs must have one (code 7): VXLAN
-/// peers route each slice to its node, so a pod address elsewhere would be unreachable
-/// from the other nodes, and a dual-stack pod missing a family half attached.
+/// slice of its family (inside the pod CIDR of its family when the network is pooled: the
+/// agents route each node's blocks), and every family of the pod CIDRs must have one (code
+/// 7): VXLAN peers route each slice or block to its node, so a pod address elsewhere would
+/// be unreachable from the other nodes, and a dual-stack pod missing a family half attached.
 pub fn plan(cfg: &Config, view: &NodeView, i: &Inputs<'_>) -> Result<Plan, PodError> {
     let (req, ipam) = (i.req, i.ipam);
     let addrs: Vec<IpNet> = ipam.ips.iter().map(|i| i.address).collect();
     if addrs.is_empty() {
         return Err(PodError::NoAddress);
     }
-    if let Some(a) = addrs.iter().find(|a| !view.slices.contains(a.addr())) {
+    let pooled = cfg.node.pooled;
+    let space = if pooled {
+        &cfg.node.pod_cidrs
+    } else {
+        &view.slices
+    };
+    if let Some(a) = addrs.iter().find(|a| !space.contains(a.addr())) {
         let v6 = a.addr().is_ipv6();
-        return Err(PodError::Invalid(match view.slices.get(v6) {
+        return Err(PodError::Invalid(match space.get(v6) {
+            Some(c) if pooled => format!(
+                "ipam returned {a}, outside the {} pod CIDR {c}: the pool of the \
+                 ClusterNetwork must be the network's {}",
+                family_name(v6),
+                cfg.node.cidrs_key()
+            ),
             Some(slice) => format!(
                 "ipam returned {a}, outside this node's slice {slice}: point ipam at the slice"
             ),
@@ -84,15 +97,21 @@ pub fn plan(cfg: &Config, view: &NodeView, i: &Inputs<'_>) -> Result<Plan, PodEr
             ),
         }));
     }
-    for slice in view.slices.iter() {
-        let v6 = slice.addr().is_ipv6();
+    for c in space.iter() {
+        let v6 = c.addr().is_ipv6();
         if !addrs.iter().any(|a| a.addr().is_ipv6() == v6) {
+            let hint = if pooled {
+                "leave ipam.families out or name both".to_string()
+            } else {
+                format!(
+                    "give ipam one range set per family (this node's slices: {})",
+                    view.slices
+                )
+            };
             return Err(PodError::Invalid(format!(
-                "ipam returned no {} address, and the network has the pod CIDRs {}: give ipam \
-                 one range set per family (this node's slices: {})",
+                "ipam returned no {} address, and the network has the pod CIDRs {}: {hint}",
                 family_name(v6),
                 cfg.node.pod_cidrs,
-                view.slices
             )));
         }
     }
@@ -268,17 +287,20 @@ mod tests {
         )
     }
 
+    /// The plan of `req` on `view` (sandbox `/x`).
+    fn plan_of(req: &Request, view: &NodeView, ipam: &CniResult) -> Result<Plan, PodError> {
+        let cfg = Config::from_request(req).unwrap();
+        let i = Inputs {
+            req,
+            sandbox: "/x",
+            ipam,
+        };
+        plan(&cfg, view, &i)
+    }
+
     fn planned_dual(ipam: &CniResult) -> Result<Plan, PodError> {
-        let (req, cfg, view) = dual();
-        plan(
-            &cfg,
-            &view,
-            &Inputs {
-                req: &req,
-                sandbox: "/x",
-                ipam,
-            },
-        )
+        let (req, _, view) = dual();
+        plan_of(&req, &view, ipam)
     }
 
     #[test]
@@ -319,6 +341,46 @@ mod tests {
             ),
         ] {
             let e = planned_dual(&ipam(json!({ "ips": ips }))).unwrap_err();
+            assert_eq!(e.to_string(), msg);
+            assert_eq!(ferro_spec::CniError::from(e).code.number(), 7);
+        }
+    }
+
+    fn planned_pooled(ipam: &CniResult) -> Result<Plan, PodError> {
+        let req = ferro_testutil::add_request(
+            json!({"cniVersion": "1.1.0", "name": "ovl", "type": "overlay",
+            "podCIDRs": ["10.244.0.0/16", "fd00:244::/56"], "nodeList": "agent",
+            "ipam": {"type": "cluster-ipam"}}),
+        );
+        plan_of(&req, &view_with(&[]), ipam)
+    }
+
+    #[test]
+    fn a_pooled_pod_takes_host_addresses_anywhere_in_the_pod_cidrs() {
+        let p = planned_pooled(&ipam(
+            json!({"ips": [{"address": "10.244.7.65/32"}, {"address": "fd00:244::47/128"}]}),
+        ))
+        .unwrap();
+        assert_eq!(p.families(), (true, true));
+        let r = p.result.to_value(ferro_spec::Version::V1_1_0).unwrap();
+        assert_eq!(
+            r["ips"],
+            json!([{"address": "10.244.7.65/32", "gateway": "169.254.1.1", "interface": 1},
+                   {"address": "fd00:244::47/128", "gateway": "fe80::1234:5678:9abc", "interface": 1}])
+        );
+        for (ips, msg) in [
+            (
+                json!([{"address": "10.245.0.5/32"}, {"address": "fd00:244::47/128"}]),
+                "ipam returned 10.245.0.5/32, outside the IPv4 pod CIDR 10.244.0.0/16: the pool \
+                 of the ClusterNetwork must be the network's podCIDRs",
+            ),
+            (
+                json!([{"address": "10.244.7.65/32"}]),
+                "ipam returned no IPv6 address, and the network has the pod CIDRs 10.244.0.0/16, \
+                 fd00:244::/56: leave ipam.families out or name both",
+            ),
+        ] {
+            let e = planned_pooled(&ipam(json!({ "ips": ips }))).unwrap_err();
             assert_eq!(e.to_string(), msg);
             assert_eq!(ferro_spec::CniError::from(e).code.number(), 7);
         }

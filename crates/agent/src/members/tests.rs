@@ -94,10 +94,21 @@ fn ipam_blocks_join_a_nodes_subnets() {
     let s = snap(&c);
     let (m, _) = members(&s, "node-a");
     assert_eq!(m[1].subnets, [net("10.244.3.0/24"), net("10.244.128.0/26")]);
-    assert_eq!(
-        own_subnets(&s, "node-a", &[net("10.244.1.0/24")]),
-        [net("10.244.1.0/24"), net("10.244.128.64/26")]
-    );
+    let own = own_subnets(&s, "node-a", &[net("10.244.1.0/24")]);
+    assert_eq!(own.slices, [net("10.244.1.0/24")]);
+    assert_eq!(own.all, [net("10.244.1.0/24"), net("10.244.128.64/26")]);
+    // pooled (no slice configured, no podCIDRs in the Node): the blocks are the node's pod
+    // subnets but none is a slice (no block address goes on the VXLAN device)
+    c[0] = node("node-a", &["10.240.0.4"], &[], None);
+    let own = own_subnets(&snap(&c), "node-a", &[]);
+    assert!(own.slices.is_empty());
+    assert_eq!(own.all, [net("10.244.128.64/26")]);
+    // a node block (kubenet-style, written to the Node's podCIDRs) is a slice
+    c[0] = node("node-a", &["10.240.0.4"], &["10.244.9.0/24"], None);
+    c.push(block("10.244.9.0/24", "node-a"));
+    let own = own_subnets(&snap(&c), "node-a", &[]);
+    assert_eq!(own.slices, [net("10.244.9.0/24")]);
+    assert_eq!(own.all, [net("10.244.9.0/24"), net("10.244.128.64/26")]);
 }
 
 #[test]

@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub mtu: Option<u32>,
     /// The node list file (the peer source).
     pub node_list: PathBuf,
+    /// No slice: pods take host addresses (`/32`, `/128`) of a pool shared by the cluster,
+    /// anywhere in the pod CIDRs, and the peers route each node's blocks of it (the cluster
+    /// IPAM with ferro-agent). `nodeSubnet(s)` and `nodeName` are then not needed.
+    pub pooled: bool,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +97,12 @@ impl NodeConfig {
     /// Reads and validates the node-level keys of an `overlay` plugin object (code 6 for a
     /// wrong type, 7 for a bad value, naming the key).
     pub fn from_value(v: &serde_json::Value) -> Result<NodeConfig, CniError> {
+        NodeConfig::parse(v, false)
+    }
+
+    /// [`NodeConfig::from_value`] of a network whose pods take addresses of a shared pool
+    /// (`pooled`, see [`NodeConfig::pooled`]): no slice nor node name is required.
+    pub fn parse(v: &serde_json::Value, pooled: bool) -> Result<NodeConfig, CniError> {
         let raw: RawNodeConfig = ferro_spec::conf::parse_section(v, "")?;
         let pod_cidrs = one_per_family(
             raw.pod_cidr,
@@ -128,7 +138,7 @@ impl NodeConfig {
             s.check_slices_of(&pod_cidrs, cidrs_key)
                 .map_err(|e| CniError::invalid_config(format!("{subnets_key}: {e}")))?;
         }
-        if node_subnets.is_none() && raw.node_name.is_none() {
+        if node_subnets.is_none() && raw.node_name.is_none() && !pooled {
             return Err(CniError::invalid_config(
                 "nodeSubnet, nodeSubnets or nodeName: one is required to know this node's slices",
             ));
@@ -167,6 +177,7 @@ impl NodeConfig {
             underlay: raw.underlay,
             mtu,
             node_list,
+            pooled,
         })
     }
 

@@ -51,7 +51,8 @@ pub struct Device {
     /// This node's VTEP MAC.
     pub mac: [u8; 6],
     /// This node's slices (the network address of each goes on the device as /32 or
-    /// /128).
+    /// /128). None under a shared pool: every address of a pooled block may be a pod's, so
+    /// none of them may be local to the node.
     pub slices: FamilyNets,
 }
 

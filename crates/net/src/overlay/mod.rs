@@ -60,7 +60,8 @@ pub fn vxlan_overhead(local: IpAddr) -> u32 {
 /// This node as the overlay sees it.
 #[derive(Debug, Clone)]
 pub struct NodeView {
-    /// This node's slices, one per family of the pod CIDRs.
+    /// This node's slices, one per family of the pod CIDRs (none when the network is
+    /// [pooled](NodeConfig::pooled)).
     pub slices: FamilyNets,
     /// The other nodes' slices.
     pub peers: Vec<Peer>,
@@ -148,6 +149,7 @@ pub fn view_of(
         Ok(s)
     };
     let slices = match (&cfg.node_subnets, &me) {
+        (None, _) if cfg.pooled => FamilyNets::default(),
         (Some(s), Some(m)) => {
             let listed = slices_of(m)?;
             if listed != *s {
@@ -182,7 +184,7 @@ pub fn view_of(
         Some(m) => m,
         None => {
             let m = underlay.mtu.saturating_sub(overhead);
-            if m < IPV6_MIN_MTU && slices.families().1 {
+            if m < IPV6_MIN_MTU && cfg.pod_cidrs.families().1 {
                 return Err(invalid(format!(
                     "mtu: not set, and the underlay {} (MTU {}) less the VXLAN overhead ({overhead}) \
                      leaves {m}, below the {IPV6_MIN_MTU} IPv6 pods need",
@@ -387,6 +389,34 @@ mod tests {
             assert_eq!(e.code.number(), 7);
             assert_eq!(e.msg, msg);
         }
+    }
+
+    #[test]
+    fn a_pooled_network_has_no_slice_and_no_device_address() {
+        let c = NodeConfig::parse(
+            &json!({"podCIDRs": ["10.244.0.0/16", "fd00:10:244::/56"], "nodeList": "agent"}),
+            true,
+        )
+        .unwrap();
+        assert!(c.pooled && c.node_subnets.is_none() && c.node_name.is_none());
+        let v = view_of(&c, Vec::new(), &eth0(), &addrs(HOST), "ferro-agent").unwrap();
+        assert!(v.slices.is_empty() && v.device.slices.is_empty() && v.peers.is_empty());
+        assert_eq!(v.device.local, "10.240.0.4".parse::<IpAddr>().unwrap());
+        assert_eq!(v.device.mac, vtep_mac_for(v.device.local));
+        // IPv6 pods still need an MTU of 1280
+        let small = Link {
+            mtu: 1320,
+            ..eth0()
+        };
+        let e = view_of(&c, Vec::new(), &small, &addrs(HOST), "ferro-agent").unwrap_err();
+        assert!(e.msg.contains("below the 1280 IPv6 pods need"), "{}", e.msg);
+        // not pooled: a slice or a name is required
+        let e = NodeConfig::parse(
+            &json!({"podCIDR": "10.244.0.0/16", "nodeList": "agent"}),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.msg.contains("nodeName: one is required"), "{}", e.msg);
     }
 
     #[test]
