@@ -84,6 +84,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         parallel: opts.parallel,
         scale: opts.scale,
         cluster_ipam: opts.cluster_ipam,
+        policy: opts.policy,
         not_built: opts.not_built.clone(),
     };
     let figures = run::run_all(cfg);
@@ -100,6 +101,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         parallel: figures.parallel,
         scale: figures.scale,
         cluster_ipam: figures.cluster_ipam,
+        policy: figures.policy,
         cost: figures.cost,
         floor: figures.floor,
     })

@@ -9,6 +9,7 @@ use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
 use crate::scenario::parallel::{self, ParallelRow};
+use crate::scenario::policy::{self, PolicyBench};
 use crate::scenario::scale::{self, ScaleRow};
 
 /// The figures of every scenario (the report adds the machine and the versions).
@@ -22,6 +23,8 @@ pub struct Figures {
     pub scale: Option<ScaleRow>,
     /// Cluster IPAM scenario, when run.
     pub cluster_ipam: Option<ClusterIpam>,
+    /// NetworkPolicy scenario, when run.
+    pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -36,6 +39,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         + usize::from(b.cfg.parallel)
         + usize::from(b.cfg.scale)
         + usize::from(b.cfg.cluster_ipam)
+        + usize::from(b.cfg.policy)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
@@ -60,6 +64,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if cluster_ipam.is_some() {
         floor.slice(&mut b, slice);
     }
+    let policy = b.cfg.policy.then(|| policy::run::run(&mut b));
+    if policy.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
@@ -67,6 +75,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         parallel,
         scale,
         cluster_ipam,
+        policy,
         cost: Cost { rss, sizes },
         floor,
     })

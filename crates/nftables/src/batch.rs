@@ -53,6 +53,10 @@ pub enum OpKind {
         /// Elements (only keys are sent).
         elems: Vec<Elem>,
     },
+    /// `add counter` (a named counter; creates if missing, keeping its values).
+    AddCounter(String),
+    /// `delete counter`.
+    DelCounter(String),
 }
 
 /// An operation on one table, and whether a missing object is fine.
@@ -114,6 +118,7 @@ impl Op {
                 }
                 Ok(())
             }
+            OpKind::AddCounter(c) | OpKind::DelCounter(c) => name(c, "counter"),
         }
     }
 
@@ -207,6 +212,15 @@ impl Op {
                 if let Some(id) = ids(&s.name) {
                     w.put_be32(NFTA_SET_ID, id);
                 }
+                if s.concat_intervals() {
+                    w.nest(NFTA_SET_DESC, |w| {
+                        w.nest(NFTA_SET_DESC_CONCAT, |w| {
+                            for len in s.field_lens() {
+                                w.nest(NFTA_LIST_ELEM, |w| w.put_be32(NFTA_SET_FIELD_LEN, len));
+                            }
+                        });
+                    });
+                }
                 w.put(NFTA_SET_USERDATA, &s.userdata());
                 (NFT_MSG_NEWSET, NLM_F_CREATE)
             }
@@ -228,8 +242,8 @@ impl Op {
                     w.put_be32(NFTA_SET_ELEM_LIST_SET_ID, id);
                 }
                 w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    for e in elems {
-                        e.encode(w, false);
+                    for (i, e) in elems.iter().enumerate() {
+                        e.encode(w, i, false);
                     }
                 });
                 (NFT_MSG_NEWSETELEM, NLM_F_CREATE)
@@ -238,11 +252,28 @@ impl Op {
                 w.put_strz(NFTA_SET_ELEM_LIST_TABLE, t);
                 w.put_strz(NFTA_SET_ELEM_LIST_SET, set);
                 w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    for e in elems {
-                        e.encode(w, true);
+                    for (i, e) in elems.iter().enumerate() {
+                        e.encode(w, i, true);
                     }
                 });
                 (NFT_MSG_DELSETELEM, 0)
+            }
+            OpKind::AddCounter(c) => {
+                w.put_strz(NFTA_OBJ_TABLE, t);
+                w.put_strz(NFTA_OBJ_NAME, c);
+                w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+                w.nest(NFTA_OBJ_DATA, |w| {
+                    w.put_be64(NFTA_COUNTER_BYTES, 0);
+                    w.put_be64(NFTA_COUNTER_PACKETS, 0);
+                });
+                (NFT_MSG_NEWOBJ, NLM_F_CREATE)
+            }
+            OpKind::DelCounter(c) => {
+                w.put_strz(NFTA_OBJ_TABLE, t);
+                w.put_strz(NFTA_OBJ_NAME, c);
+                w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+                w.nest(NFTA_OBJ_DATA, |_| {});
+                (NFT_MSG_DELOBJ, 0)
             }
         };
         (ty, flags, w.into_bytes())
@@ -364,16 +395,30 @@ impl Batch {
         self.push(t, OpKind::FlushSet(name.to_string()), if_exists)
     }
 
-    /// `nft add element <t> <set> { <elems> }`.
+    /// `nft add element <t> <set> { <elems> }`: one message, or several when the elements
+    /// would not fit in one netlink attribute (see [`elem_messages`]).
     pub fn add_elems(&mut self, t: &TableRef, set: &str, elems: Vec<Elem>) -> &mut Batch {
-        self.push(
-            t,
-            OpKind::AddElems {
-                set: set.to_string(),
-                elems,
-            },
-            false,
-        )
+        for elems in elem_messages(elems, false) {
+            self.push(
+                t,
+                OpKind::AddElems {
+                    set: set.to_string(),
+                    elems,
+                },
+                false,
+            );
+        }
+        self
+    }
+
+    /// `nft add counter <t> <name>`.
+    pub fn add_counter(&mut self, t: &TableRef, name: &str) -> &mut Batch {
+        self.push(t, OpKind::AddCounter(name.to_string()), false)
+    }
+
+    /// `nft delete counter <t> <name>`.
+    pub fn del_counter(&mut self, t: &TableRef, name: &str, if_exists: bool) -> &mut Batch {
+        self.push(t, OpKind::DelCounter(name.to_string()), if_exists)
     }
 
     /// `nft delete element <t> <set> { <elems> }`. With `if_exists`, each element goes into
@@ -398,14 +443,17 @@ impl Batch {
             }
             self
         } else {
-            self.push(
-                t,
-                OpKind::DelElems {
-                    set: set.to_string(),
-                    elems,
-                },
-                false,
-            )
+            for elems in elem_messages(elems, true) {
+                self.push(
+                    t,
+                    OpKind::DelElems {
+                        set: set.to_string(),
+                        elems,
+                    },
+                    false,
+                );
+            }
+            self
         }
     }
 
@@ -444,6 +492,32 @@ pub(crate) fn op_flags(extra: u16) -> u16 {
 /// The bytes of one transaction: `NFNL_MSG_BATCH_BEGIN` (seq `first`, with
 /// `NFNL_BATCH_GENID` when given), the `active` operations (seq `first + 1 + k`, each asking
 /// for an ACK) and `NFNL_MSG_BATCH_END`.
+/// The most bytes of elements one message carries: they are one nested netlink attribute,
+/// whose length field has 16 bits (65535 bytes with its header). A longer one would be
+/// truncated, and the kernel would silently take only the elements that fit.
+pub const MAX_ELEMS_BYTES: usize = 60_000;
+
+/// `elems` in groups whose encoding (`key_only`: as a deletion sends them) fits one
+/// message's element list ([`MAX_ELEMS_BYTES`]); never an empty group unless `elems` is.
+pub fn elem_messages(elems: Vec<Elem>, key_only: bool) -> Vec<Vec<Elem>> {
+    let mut out: Vec<Vec<Elem>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for e in elems {
+        let mut w = AttrWriter::new();
+        e.encode(&mut w, 0, key_only);
+        let size = w.into_bytes().len();
+        if bytes + size > MAX_ELEMS_BYTES && out.last().is_some_and(|g| !g.is_empty()) {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(g) = out.last_mut() {
+            g.push(e);
+        }
+    }
+    out
+}
+
 pub(crate) fn encode_batch(
     batch: &Batch,
     active: &[usize],

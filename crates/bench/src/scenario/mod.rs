@@ -8,4 +8,5 @@ pub mod cost;
 pub mod floor;
 pub mod latency;
 pub mod parallel;
+pub mod policy;
 pub mod scale;
