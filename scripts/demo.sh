@@ -7,8 +7,9 @@
 # tears everything down. Then a cluster: three nodes of another simulated VNet, an etcd member
 # and a ferro-agent per node, overlay, flat and kubenet pods taking addresses of the cluster's
 # shared pool (cluster-ipam: no per-node slice or range) and reported to the agents, a node
-# joining and leaving with nothing edited but its agent started and stopped, and Services
-# (a ClusterIP, a NodePort and a LoadBalancer) answered by the kubenet pods.
+# joining and leaving with nothing edited but its agent started and stopped, Services (a
+# ClusterIP, a NodePort and a LoadBalancer) answered by the kubenet pods, and the three-tier
+# example under NetworkPolicy: allowed and denied paths tried with real packets.
 #
 #   scripts/demo.sh            everything (as root)
 #   scripts/demo.sh kubenet    one part (kubenet, flat, overlay or cluster)
@@ -630,6 +631,72 @@ YAML
   ip netns del "$P-c$m-client"
 }
 
+# tcp_seen <from pod> <addr> <port>: the source address a server at addr:port saw, or ""
+tcp_seen() {
+  local to="TCP:$2:$3"
+  [[ $2 == *:* ]] && to="TCP6:[$2]:$3"
+  local got
+  got=$(ip netns exec "$P-$1" timeout 3 socat -T2 - "$to,connect-timeout=1" </dev/null 2>/dev/null | head -1) || true
+  [[ -z $got ]] || canon "$got"
+}
+# serve_port <pod> <addr> <port>: a server answering with the address it sees
+serve_port() {
+  ip netns exec "$P-$1" socat "TCP-LISTEN:$3,bind=$2,fork,reuseaddr" SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &
+}
+
+# The three-tier example (conf-examples/three-tier.yaml) under NetworkPolicy on the kubenet
+# cluster of nodes A and B: applied with cnictl before the pods start; then each path tried
+# with real packets, allowed or denied as the policies say.
+cluster_policy() {
+  local n
+  say "cluster, NetworkPolicy: the three-tier example on kubenet (nodes A and B)"
+  for n in a b; do agent_start "$n" '"kubenetRoutes":true'; done
+  # (the kubenet part's pool and namespace demo are still in the store)
+  ctl a apply -f "$ROOT/conf-examples/clusternetwork.yaml" >/dev/null
+  ctl a apply -f "$ROOT/conf-examples/three-tier.yaml" | sed 's/^/  /'
+  ctl a apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo, labels: {app: client}}
+spec: {containers: [{name: curl, image: curlimages/curl}]}
+YAML
+  # frontend and database on node A, backend and a client of another namespace on node B
+  declare -A node=([frontend]=a [database]=a [backend]=b [client]=b)
+  declare -A nsof=([frontend]=tiers [database]=tiers [backend]=tiers [client]=demo)
+  declare -A port=([frontend]=80 [backend]=8080 [database]=5432)
+  declare -A ip=()
+  for p in frontend backend database client; do
+    ns "pol-$p"
+    ccni "${node[$p]}" add kubenet "pol-$p" "$(k8s "${nsof[$p]}" "$p")" >/dev/null
+    ip[$p]=$(addr_of "pol-$p" 4)
+    echo "  ${nsof[$p]}/$p on node ${node[$p]^^}: ${ip[$p]}"
+  done
+  for p in frontend backend database; do serve_port "pol-$p" "${ip[$p]}" "${port[$p]}"; done
+  sleep 0.3
+  local from to want got
+  for path in client:frontend:yes client:backend:no client:database:no frontend:backend:yes \
+    frontend:database:no backend:database:yes backend:frontend:no database:backend:no; do
+    IFS=: read -r from to want <<<"$path"
+    got=$(tcp_seen "pol-$from" "${ip[$to]}" "${port[$to]}")
+    if [[ $want == yes ]]; then
+      check "policy: $from -> $to:${port[$to]} allowed (the server saw ${got:-nothing})" \
+        "$([[ $got == "${ip[$from]}" ]] && echo ok || echo "not reached from ${ip[$from]}")"
+    else
+      check "policy: $from -> $to:${port[$to]} denied" "$([[ -z $got ]] && echo ok || echo "reached")"
+    fi
+  done
+  echo "  cnictl policy explain tiers/frontend tiers/database 5432/TCP:"
+  ctl a policy explain tiers/frontend tiers/database 5432/TCP | sed 's/^/    /' || true
+  echo "  cnictl get policystats -n tiers (node A: drops at its pods):"
+  ctl a get policystats -n tiers | sed 's/^/    /'
+  for p in frontend backend database client; do
+    ccni "${node[$p]}" del kubenet "pol-$p" "$(k8s "${nsof[$p]}" "$p")"
+    ip netns pids "$P-pol-$p" | xargs -r kill 2>/dev/null || true
+    ip netns del "$P-pol-$p"
+  done
+  for n in a b; do agent_stop "$n" TERM; done
+}
+
 run_cluster() {
   say "cluster: three nodes on a VNet of their own, one etcd member on node A"
   local out; out=$("$BIN/ferro-world" up "$C" 3)
@@ -643,6 +710,7 @@ run_cluster() {
   cluster_model overlay '"overlay":{}' conf-examples/clusternetwork.yaml
   cluster_model flat '' conf-examples/cluster/clusternetwork-flat.yaml
   cluster_model kubenet '"kubenetRoutes":true' conf-examples/clusternetwork.yaml
+  cluster_policy
 }
 
 for m in "${MODELS[@]}"; do

@@ -169,7 +169,8 @@ pub fn cmd_apply(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     }
 }
 
-fn unexpected(r: &Response) -> Error {
+/// An answer the command did not expect.
+pub fn unexpected(r: &Response) -> Error {
     Error::Cluster(format!("unexpected answer from the agent: {r:?}"))
 }
 
@@ -191,6 +192,9 @@ fn decode(kind: Kind, v: Value) -> Result<Object, Error> {
 
 /// `cnictl get KIND [NAME] [-n NS | -A] [-o yaml|json|wide]`.
 pub fn cmd_get(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
+    if crate::policy::STATS_KINDS.contains(&inv.positionals[0].to_ascii_lowercase().as_str()) {
+        return crate::policy::cmd_get_stats(ctx, inv);
+    }
     let kind = kind_arg(&inv.positionals[0])?;
     let output = inv.values("output").last().map(|s| s.to_string());
     if let Some(o) = &output {
