@@ -507,7 +507,10 @@ YAML
   ccni a del "$net" "c$m-a" "$(k8s demo web-a)"
   ccni b del "$net" "c$m-b" "$(k8s demo web-b)"
   ccni c del "$net" "c$m-c" "$(k8s demo web-c)"
-  for n in a b c; do ip netns del "$P-c$m-$n"; done
+  for n in a b c; do
+    ip netns pids "$P-c$m-$n" 2>/dev/null | xargs -r kill 2>/dev/null || true # the pods' servers
+    ip netns del "$P-c$m-$n"
+  done
   local chk; chk=$(ctl a ipam check 2>&1) || true
   check "$m: cnictl ipam check clean after the DELs" "$(grep -q "0 attachments hold addresses" <<<"$chk" && echo ok || echo "$chk")"
   for n in a b; do agent_stop "$n" TERM; done
