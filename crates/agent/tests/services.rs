@@ -63,20 +63,6 @@ struct Cluster {
     pods: BTreeMap<String, Pod>,
 }
 
-/// Runs `f` on a runtime inside `ns`.
-fn in_ns<T: Send, F: std::future::Future<Output = T>>(
-    ns: &Netns,
-    f: impl FnOnce() -> F + Send,
-) -> T {
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f())
-    })
-}
-
 /// The ClusterNetwork of `model` and the namespace `shop`.
 fn network(model: Model) -> &'static str {
     match model {
@@ -798,7 +784,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
         let lease = sc.spawn(|| {
             let key = keys::node_lease(dead_name);
             let endpoints = c.etcd.endpoints();
-            in_ns(&c.world.peer, move || async move {
+            c.world.peer.block_on(move || async move {
                 let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
                 while s.get(&key).await.unwrap().is_some() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
