@@ -154,23 +154,17 @@ impl<S: Store + Clone + 'static> Api<S> {
         self
     }
 
-    /// Answers one request. A report or an address request first replays whatever waits in
-    /// the spool: a request spooled while the agent was away is older than any it receives
-    /// now. Reports are recorded with the spool held (they are quick and must keep their
-    /// order); address requests only wait for the replay, so that they run concurrently.
+    /// Answers one request. A report first replays whatever waits in the spool: a report
+    /// spooled while the agent was away is older than any it receives now. Address requests
+    /// need no such wait (a spooled release older than the attachment's new ADD is skipped
+    /// by its time), so they take no lock and read no directory on the ADD path.
     pub async fn handle(&self, req: Request) -> Response {
-        match req {
-            Request::Report { .. } => {
-                let _g = self.spool_lock.lock().await;
-                self.replay_locked().await;
-                self.dispatch(req).await
-            }
-            Request::IpamAllocate(_) | Request::IpamRelease(_) => {
-                self.replay().await;
-                self.dispatch(req).await
-            }
-            _ => self.dispatch(req).await,
+        if matches!(req, Request::Report { .. }) {
+            let _g = self.spool_lock.lock().await;
+            self.replay_locked().await;
+            return self.dispatch(req).await;
         }
+        self.dispatch(req).await
     }
 
     /// Replays the spool (see [`ferro_agent_api::spool`]): every pending request in order,
