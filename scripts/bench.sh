@@ -13,7 +13,9 @@
 #   scripts/bench.sh            full run (about 10 minutes), writes docs/benchmarks.md
 #   scripts/bench.sh --quick    few cycles (CI: proves the bench runs); the report goes to
 #                               $CARGO_TARGET_DIR/bench/benchmarks-quick.md, never docs/
-#   scripts/bench.sh [--quick] -- [driver options]   e.g. -- --only bridge-masq,scale
+#   scripts/bench.sh [--quick] --only LIST   only these parts (the driver's --only: e.g.
+#                               bridge-masq,scale, services or policy)
+#   scripts/bench.sh [--quick] -- [driver options]   e.g. -- --cycles 50
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -35,9 +37,16 @@ usage() {
 
 quick=0
 extra=()
+only=()
 while (($#)); do
   case $1 in
     --quick) quick=1 ;;
+    --only)
+      (($# > 1)) || die "--only needs a list (see the driver's --help)"
+      only=(--only "$2")
+      shift
+      ;;
+    --only=*) only=(--only "${1#--only=}") ;;
     -h | --help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     *) usage >&2; die "unknown argument $1" ;;
@@ -46,7 +55,7 @@ while (($#)); do
 done
 
 need_root "scripts/bench.sh"
-ensure_packages containernetworking-plugins iptables time nftables iproute2 util-linux "${BUILD_PACKAGES[@]}"
+ensure_packages containernetworking-plugins iptables time nftables iproute2 util-linux iperf3 "${BUILD_PACKAGES[@]}"
 ensure_rust
 
 target=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -55,8 +64,9 @@ export CARGO_TARGET_DIR=$target
 
 say "building the driver and our plugins (release, as scripts/install.sh builds them)"
 cargo build --release --locked --quiet -p ferro-bench
-# (and for the cluster IPAM scenario: cluster-ipam and the agent it talks to)
-ours=$(build_plugins ferro-host-local ferro-bridge ferro-flat ferro-overlay ferro-cluster-ipam ferro-agent)
+# (and for the cluster IPAM scenario: cluster-ipam and the agent it talks to; for the
+# NetworkPolicy scenario: the agent and cnictl, which applies the policies)
+ours=$(build_plugins ferro-host-local ferro-bridge ferro-flat ferro-overlay ferro-cluster-ipam ferro-agent ferro-cnictl)
 not_built=()
 if [[ -f plugins/portmap/Cargo.toml ]] && pm=$(build_plugins ferro-portmap) && [[ $pm == "$ours" ]]; then
   :
@@ -101,7 +111,8 @@ trap 'exit 130' INT TERM
 say "running the benchmark (private mount namespace)"
 in_private_mounts "$0" --inner "$scratch" "$target/release/ferro-bench" \
   --ours "$ours" --ref /usr/lib/cni --out "$out" --ipam-dir "$ipam_parent" \
-  ${mode[@]+"${mode[@]}"} ${not_built[@]+"${not_built[@]}"} ${extra[@]+"${extra[@]}"} &
+  ${mode[@]+"${mode[@]}"} ${not_built[@]+"${not_built[@]}"} ${only[@]+"${only[@]}"} \
+  ${extra[@]+"${extra[@]}"} &
 driver_pid=$!
 status=0
 wait "$driver_pid" || status=$?

@@ -7,7 +7,9 @@
 # tears everything down. Then a cluster: three nodes of another simulated VNet, an etcd member
 # and a ferro-agent per node, overlay, flat and kubenet pods taking addresses of the cluster's
 # shared pool (cluster-ipam: no per-node slice or range) and reported to the agents, a node
-# joining and leaving with nothing edited but its agent started and stopped, and the
+# joining and leaving with nothing edited but its agent started and stopped, Services (a
+# ClusterIP, a NodePort and a LoadBalancer) answered by the kubenet pods, the three-tier
+# example under NetworkPolicy: allowed and denied paths tried with real packets, and the
 # cluster's edge: a pod resolving a Service by name through the node's cluster DNS, an
 # EgressPolicy at work, DNS answers per second from one pod.
 #
@@ -502,11 +504,15 @@ YAML
   fi
   ms=$(reach "c$m-a" "$pb" 3000)
   check "$m: pods of A and B still talk" "$([[ -n $ms ]] && echo ok || echo "no answer")"
+  [[ $m != kubenet ]] || cluster_services
   # tidy: DELs (node C's release and report wait in its spool: its agent is gone), agents stopped
   ccni a del "$net" "c$m-a" "$(k8s demo web-a)"
   ccni b del "$net" "c$m-b" "$(k8s demo web-b)"
   ccni c del "$net" "c$m-c" "$(k8s demo web-c)"
-  for n in a b c; do ip netns del "$P-c$m-$n"; done
+  for n in a b c; do
+    ip netns pids "$P-c$m-$n" 2>/dev/null | xargs -r kill 2>/dev/null || true # the pods' servers
+    ip netns del "$P-c$m-$n"
+  done
   local chk; chk=$(ctl a ipam check 2>&1) || true
   check "$m: cnictl ipam check clean after the DELs" "$(grep -q "0 attachments hold addresses" <<<"$chk" && echo ok || echo "$chk")"
   for n in a b; do agent_stop "$n" TERM; done
@@ -611,6 +617,189 @@ YAML
   for n in a b; do agent_stop "$n" TERM; done
 }
 
+# ---- services (in the kubenet cluster) ------------------------------------------------------
+# ask <netns> <addr> <port>: the answer of the service behind addr:port: "<pod> <source it saw>"
+ask() {
+  local to="TCP:$2:$3" got
+  [[ $2 == *:* ]] && to="TCP6:[$2]:$3"
+  got=$(ip netns exec "$1" timeout 3 socat -T2 - "$to,connect-timeout=2" </dev/null 2>/dev/null | head -1) || true
+  [[ -z $got ]] || echo "${got%% *} $(canon "${got#* }")"
+}
+# serve_as <pod> <name> <addr>: a server on port 8080 of addr answering with its pod's name and
+# the source address it saw
+serve_as() {
+  local listen="TCP-LISTEN:8080,bind=$3"
+  [[ $3 == *:* ]] && listen="TCP6-LISTEN:8080,bind=[$3]"
+  inns "$1" socat "$listen,fork,reuseaddr" SYSTEM:"echo $2 \$SOCAT_PEERADDR" >/dev/null 2>&1 &
+}
+svc_field() { # svc_field <service> <jq filter>
+  ctl a get svc "$1" -n demo -o json | jq -r "$2"
+}
+# cluster_services: a ClusterIP, a NodePort and a LoadBalancer service in front of web-a (node
+# A) and web-b (node B), asked from a pod, from the VNet's VM; then deleted
+cluster_services() {
+  local m=kubenet n
+  say "cluster, services: a ClusterIP, a NodePort and a LoadBalancer in front of web-a (node A) and web-b (node B)"
+  for n in a b; do
+    serve_as "c$m-$n" "web-$n" "$(addr_of "c$m-$n" 4)"
+    serve_as "c$m-$n" "web-$n" "$(addr_of "c$m-$n" 6)"
+  done
+  ns "c$m-client"
+  ccni a add "$m" "c$m-client" "$(k8s demo client)" >/dev/null
+  local me me6
+  me=$(addr_of "c$m-client" 4); me6=$(addr_of "c$m-client" 6)
+  cat >"$WORK/services.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec: {selector: {app: web}, ipFamilyPolicy: PreferDualStack, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np, namespace: demo}
+spec: {type: NodePort, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: demo}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+YAML
+  echo "  cnictl apply -f services.yaml (the ClusterNetwork gives the service CIDRs, the NodePort range and a load-balancer pool on the VNet):"
+  ctl a apply -f "$WORK/services.yaml" | sed 's/^/    /'
+  echo "  cnictl get svc -n demo -o wide:"
+  ctl a get svc -n demo -o wide | sed 's/^/    /'
+  local cip cip6 np lb
+  cip=$(svc_field web '.spec.clusterIPs[0]'); cip6=$(svc_field web '.spec.clusterIPs[1]')
+  np=$(svc_field web-np '.spec.ports[0].nodePort'); lb=$(svc_field web-lb '.status.loadBalancer.ingress[0].ip')
+  # the agents program their tables within milliseconds; wait for the first answer
+  local t0 got; t0=$(now_ms)
+  until got=$(ask "$P-c$m-client" "$cip" 80) && [[ -n $got ]] || (($(now_ms) - t0 > 10000)); do sleep 0.05; done
+
+  echo "  ClusterIP $cip:80 from pod client ($me, node A), 12 connections (web-c's node C is dead: not an endpoint):"
+  local seen_pods="" bad_src=""
+  for _ in $(seq 12); do
+    got=$(ask "$P-c$m-client" "$cip" 80)
+    echo "    answered by ${got%% *}, which saw ${got#* }"
+    seen_pods+=" ${got%% *}"
+    [[ ${got#* } == "$me" ]] || bad_src+=" ${got#* }"
+  done
+  check "ClusterIP: both endpoints answered" \
+    "$([[ $seen_pods == *web-a* && $seen_pods == *web-b* && $seen_pods != *web-c* ]] && echo ok || echo "answers:${seen_pods:- none}")"
+  check "ClusterIP: the pods saw the client's own address" "$([[ -z $bad_src ]] && echo ok || echo "saw$bad_src")"
+  got=$(ask "$P-c$m-client" "$cip6" 80)
+  echo "  ClusterIP [$cip6]:80 from the same pod: answered by ${got%% *}, which saw ${got#* }"
+  check "ClusterIP over IPv6: answered, the client's address kept" \
+    "$([[ ${got%% *} == web-? && ${got#* } == "$me6" ]] && echo ok || echo "got ${got:-nothing}")"
+
+  echo "  NodePort $np from the VNet's VM ($WORLD_PEER), on the live nodes' addresses:"
+  local answered=0
+  for n in a b; do
+    for _ in 1 2 3; do
+      got=$(ask "$C-peer" "${CNODE_IP[$n]}" "$np")
+      echo "    ${CNODE_IP[$n]}:$np (node ${n^^}): answered by ${got%% *}, which saw ${got#* }"
+      [[ $got == web-[ab]" "* && ${got#* } != "$WORLD_PEER" ]] && answered=$((answered + 1))
+    done
+  done
+  check "NodePort: answered on nodes A and B, the VM's address masqueraded (Cluster policy)" \
+    "$( ((answered == 6)) && echo ok || echo "$answered of 6 answered as expected")"
+  got=$(ip netns exec "$C-nodea" timeout 3 socat -T1 - "TCP:127.0.0.1:$np,connect-timeout=1" </dev/null 2>&1 | head -1) || true
+  check "NodePort: not served on 127.0.0.1 (${got##*: })" "$([[ $got == *refused* ]] && echo ok || echo "${got:-no answer}")"
+
+  local holder=""
+  t0=$(now_ms)
+  while [[ -z $holder ]] && (($(now_ms) - t0 < 10000)); do
+    for n in a b; do cin "$n" ip -o addr show | grep -q " $lb/" && holder=$n; done
+    sleep 0.05
+  done
+  echo "  LoadBalancer $lb:80 (from the ClusterNetwork's vnet pool, announced by node ${holder^^}) from the VM:"
+  answered=0
+  for _ in $(seq 6); do
+    got=$(ask "$C-peer" "$lb" 80)
+    echo "    answered by ${got%% *}, which saw ${got#* }"
+    [[ $got == web-[ab]" "* ]] && answered=$((answered + 1))
+  done
+  check "LoadBalancer: $lb announced by one live node, answered" \
+    "$([[ -n $holder ]] && ((answered == 6)) && echo ok || echo "holder ${holder:-none}, $answered of 6 answered")"
+
+  say "cluster, services: deleted"
+  ctl a delete -f "$WORK/services.yaml" | sed 's/^/    /'
+  local left=""
+  t0=$(now_ms)
+  until left=$(cin a nft list table inet ferro_services | grep -c 'demo/' || true) && ((left == 0)) || (($(now_ms) - t0 > 10000)); do sleep 0.05; done
+  check "node A's services table holds nothing of them" "$( ((left == 0)) && echo ok || echo "$left lines left")"
+  check "the load-balancer address is gone from node ${holder^^}" \
+    "$(cin "${holder:-a}" ip -o addr show | grep -q " $lb/" && echo "still there" || echo ok)"
+  for n in a b client; do ip netns pids "$P-c$m-$n" | xargs -r kill 2>/dev/null || true; done
+  ccni a del "$m" "c$m-client" "$(k8s demo client)"
+  ip netns del "$P-c$m-client"
+}
+
+# tcp_seen <from pod> <addr> <port>: the source address a server at addr:port saw, or ""
+tcp_seen() {
+  local to="TCP:$2:$3"
+  [[ $2 == *:* ]] && to="TCP6:[$2]:$3"
+  local got
+  got=$(ip netns exec "$P-$1" timeout 3 socat -T2 - "$to,connect-timeout=1" </dev/null 2>/dev/null | head -1) || true
+  [[ -z $got ]] || canon "$got"
+}
+# serve_port <pod> <addr> <port>: a server answering with the address it sees
+serve_port() {
+  ip netns exec "$P-$1" socat "TCP-LISTEN:$3,bind=$2,fork,reuseaddr" SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &
+}
+
+# The three-tier example (conf-examples/three-tier.yaml) under NetworkPolicy on the kubenet
+# cluster of nodes A and B: applied with cnictl before the pods start; then each path tried
+# with real packets, allowed or denied as the policies say.
+cluster_policy() {
+  local n
+  say "cluster, NetworkPolicy: the three-tier example on kubenet (nodes A and B)"
+  for n in a b; do agent_start "$n" '"kubenetRoutes":true'; done
+  # (the kubenet part's pool and namespace demo are still in the store)
+  ctl a apply -f "$ROOT/conf-examples/clusternetwork.yaml" >/dev/null
+  ctl a apply -f "$ROOT/conf-examples/three-tier.yaml" | sed 's/^/  /'
+  ctl a apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo, labels: {app: client}}
+spec: {containers: [{name: curl, image: curlimages/curl}]}
+YAML
+  # frontend and database on node A, backend and a client of another namespace on node B
+  declare -A node=([frontend]=a [database]=a [backend]=b [client]=b)
+  declare -A nsof=([frontend]=tiers [database]=tiers [backend]=tiers [client]=demo)
+  declare -A port=([frontend]=80 [backend]=8080 [database]=5432)
+  declare -A ip=()
+  for p in frontend backend database client; do
+    ns "pol-$p"
+    ccni "${node[$p]}" add kubenet "pol-$p" "$(k8s "${nsof[$p]}" "$p")" >/dev/null
+    ip[$p]=$(addr_of "pol-$p" 4)
+    echo "  ${nsof[$p]}/$p on node ${node[$p]^^}: ${ip[$p]}"
+  done
+  for p in frontend backend database; do serve_port "pol-$p" "${ip[$p]}" "${port[$p]}"; done
+  sleep 0.3
+  local from to want got
+  for path in client:frontend:yes client:backend:no client:database:no frontend:backend:yes \
+    frontend:database:no backend:database:yes backend:frontend:no database:backend:no; do
+    IFS=: read -r from to want <<<"$path"
+    got=$(tcp_seen "pol-$from" "${ip[$to]}" "${port[$to]}")
+    if [[ $want == yes ]]; then
+      check "policy: $from -> $to:${port[$to]} allowed (the server saw ${got:-nothing})" \
+        "$([[ $got == "${ip[$from]}" ]] && echo ok || echo "not reached from ${ip[$from]}")"
+    else
+      check "policy: $from -> $to:${port[$to]} denied" "$([[ -z $got ]] && echo ok || echo "reached")"
+    fi
+  done
+  echo "  cnictl policy explain tiers/frontend tiers/database 5432/TCP:"
+  ctl a policy explain tiers/frontend tiers/database 5432/TCP | sed 's/^/    /' || true
+  echo "  cnictl get policystats -n tiers (node A: drops at its pods):"
+  ctl a get policystats -n tiers | sed 's/^/    /'
+  for p in frontend backend database client; do
+    ccni "${node[$p]}" del kubenet "pol-$p" "$(k8s "${nsof[$p]}" "$p")"
+    ip netns pids "$P-pol-$p" | xargs -r kill 2>/dev/null || true
+    ip netns del "$P-pol-$p"
+  done
+  for n in a b; do agent_stop "$n" TERM; done
+}
+
 run_cluster() {
   say "cluster: three nodes on a VNet of their own, one etcd member on node A"
   local out; out=$("$BIN/ferro-world" up "$C" 3)
@@ -624,6 +813,7 @@ run_cluster() {
   cluster_model overlay '"overlay":{}' conf-examples/clusternetwork.yaml
   cluster_model flat '' conf-examples/cluster/clusternetwork-flat.yaml
   cluster_model kubenet '"kubenetRoutes":true' conf-examples/clusternetwork.yaml
+  cluster_policy
   cluster_edge
 }
 

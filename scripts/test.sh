@@ -87,8 +87,25 @@ if [[ $# -eq 0 ]]; then
 fi
 
 say "running the tests (private mount namespace)"
+# What the tests may never touch: the root namespace's firewall tables, links and routes.
+root_state() {
+  {
+    nft list tables 2>/dev/null
+    ip -br link | awk '{print "link " $1}'
+    ip route show table all
+    ip -6 route show table all
+  } | sed -E 's/ expires [0-9]+sec//' | sort
+}
+before=$(root_state)
+
 status=0
 in_private_mounts "$0" --inner "$@" || status=$?
+
+if ! changed=$(diff <(printf '%s\n' "$before") <(root_state)); then
+  echo "error: the tests changed the root network namespace (tables, links or routes):" >&2
+  printf '%s\n' "$changed" >&2
+  status=1
+fi
 
 # Belt and braces: nothing of ours may remain in the root namespace.
 left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^ft[0-9]+-' || true)

@@ -15,6 +15,8 @@
 # Runs as root, in the network namespace of the node it cleans (on a real node: the machine's
 # own). Firewall state goes first, through the installed cnictl (`cnictl firewall remove`; with
 # no cnictl, through nft when installed), so a failure leaves the binaries in place to retry.
+# Without --keep-files, ferro-agent's NetworkPolicy table (inet ferro_policy) goes as well,
+# once the agent is stopped.
 # What it does not touch: the reference plugins' own state, host-local leases under
 # /var/lib/cni (shared with the reference host-local), bridges and sysctls (the reference
 # plugins use the same).
@@ -58,4 +60,10 @@ fi
 # ---- the files --------------------------------------------------------------------------
 if ((!keep_files)); then
   "$ROOT/scripts/install.sh" --prefix "$prefix" --uninstall
+  # ferro-agent (stopped by the uninstall) leaves its NetworkPolicy table in place, so that
+  # policy holds across restarts: without the agent it goes too.
+  if command -v nft >/dev/null 2>&1 && nft list table inet ferro_policy >/dev/null 2>&1; then
+    nft delete table inet ferro_policy
+    echo "removed table inet ferro_policy (ferro-agent's NetworkPolicy)"
+  fi
 fi

@@ -7,7 +7,8 @@
 //!   compact form), answered by one JSON [`Response`] per line, in order; a connection may
 //!   carry any number of requests;
 //! - requests are tagged by `op` (`status`, `apply`, `get`, `list`, `delete`, `describe`,
-//!   `report`, `ipam*`), responses by `result`; a failure is `{"result":"error","error":{"code":...,"message":...}}`
+//!   `report`, `policyExplain`, `policyStats`, `ipam*`), responses by `result`; a failure is
+//!   `{"result":"error","error":{"code":...,"message":...}}`
 //!   with an [`ErrorCode`] callers can act on (`unavailable`: the store cannot be reached,
 //!   try again later);
 //! - plugins report their attachments with `report` ([`AttachmentReport`]);
@@ -25,6 +26,7 @@
 
 mod client;
 pub mod ipam;
+pub mod policy;
 mod proto;
 pub mod spool;
 

@@ -55,6 +55,26 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// Whether a connection would be allowed by the network policies, and why.
+    PolicyExplain {
+        /// The source: `namespace/pod`, a pod of `default`, or an address.
+        from: String,
+        /// The destination, likewise.
+        to: String,
+        /// The destination port (0 for protocols without ports).
+        port: u16,
+        /// `TCP`, `UDP`, `SCTP`, `ICMP` or a protocol number.
+        protocol: String,
+        /// `4` or `6`: the address family to use for pods with both (default 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        family: Option<u8>,
+    },
+    /// What this node's policy tables dropped, per pod and per policy.
+    PolicyStats {
+        /// Only this namespace (`None`: all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
     /// Cluster IPAM, ADD: one address per family for an attachment.
     IpamAllocate(IpamAllocate),
     /// Cluster IPAM, DEL: the attachment's addresses go back (succeeds when it holds none).
@@ -208,6 +228,16 @@ pub enum Response {
         object: Value,
         /// What the agent adds, as `(label, value)` lines.
         facts: Vec<(String, String)>,
+    },
+    /// Answer to [`Request::PolicyExplain`].
+    Explanation {
+        /// The decision and why.
+        explanation: crate::policy::Explanation,
+    },
+    /// Answer to [`Request::PolicyStats`].
+    PolicyStats {
+        /// The counters.
+        stats: crate::policy::PolicyStats,
     },
     /// Answer to [`Request::IpamAllocate`] (and to a repeated ADD of the same attachment:
     /// the same addresses).

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ferro_agent_api::{
-    Action, ApiError, ApplyDocument, ErrorCode, Outcome, Request, Response, Spool, Target,
+    Action, ApiError, ApplyDocument, AttachmentEvent, AttachmentReport, ErrorCode, Outcome,
+    Request, Response, Spool, Target,
 };
 use ferro_cluster::attachment;
 use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -26,6 +27,7 @@ use ferro_store::{Compare, KeyValue, Op, Store, StoreError, Txn};
 use serde_json::Value;
 
 use crate::attachments::Attachments;
+use crate::policy::PolicyHandle;
 
 /// Namespaces that always exist and cannot be deleted.
 pub const SYSTEM_NAMESPACES: [&str; 2] = [DEFAULT_NAMESPACE, "kube-system"];
@@ -85,6 +87,7 @@ pub struct Api<S> {
     store: S,
     node: String,
     store_name: String,
+    policy: Option<PolicyHandle>,
     ipam: Option<std::sync::Arc<crate::ipam::Ipam<S>>>,
     attachments: Option<Arc<Attachments<S>>>,
     spool: Option<Spool>,
@@ -112,6 +115,7 @@ impl<S: Store + Clone + 'static> Api<S> {
             store,
             node,
             store_name,
+            policy: None,
             ipam: None,
             attachments: None,
             spool: None,
@@ -124,6 +128,24 @@ impl<S: Store + Clone + 'static> Api<S> {
     pub fn with_nodefw(mut self, explained: crate::nodefw::Explained) -> Self {
         self.nodefw = explained;
         self
+    }
+
+    /// With the node's NetworkPolicy loop (explanations and drop counters).
+    pub fn with_policy(mut self, policy: PolicyHandle) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    fn policy(&self) -> Result<&PolicyHandle, ApiError> {
+        self.policy.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "NetworkPolicy is off on node {} (the agent's policy.enabled is false)",
+                    self.node
+                ),
+            )
+        })
     }
 
     /// The same API, answering cluster IPAM requests with `ipam`.
@@ -140,23 +162,17 @@ impl<S: Store + Clone + 'static> Api<S> {
         self
     }
 
-    /// Answers one request. A report or an address request first replays whatever waits in
-    /// the spool: a request spooled while the agent was away is older than any it receives
-    /// now. Reports are recorded with the spool held (they are quick and must keep their
-    /// order); address requests only wait for the replay, so that they run concurrently.
+    /// Answers one request. A report first replays whatever waits in the spool: a report
+    /// spooled while the agent was away is older than any it receives now. Address requests
+    /// need no such wait (a spooled release older than the attachment's new ADD is skipped
+    /// by its time), so they take no lock and read no directory on the ADD path.
     pub async fn handle(&self, req: Request) -> Response {
-        match req {
-            Request::Report { .. } => {
-                let _g = self.spool_lock.lock().await;
-                self.replay_locked().await;
-                self.dispatch(req).await
-            }
-            Request::IpamAllocate(_) | Request::IpamRelease(_) => {
-                self.replay().await;
-                self.dispatch(req).await
-            }
-            _ => self.dispatch(req).await,
+        if matches!(req, Request::Report { .. }) {
+            let _g = self.spool_lock.lock().await;
+            self.replay_locked().await;
+            return self.dispatch(req).await;
         }
+        self.dispatch(req).await
     }
 
     /// Replays the spool (see [`ferro_agent_api::spool`]): every pending request in order,
@@ -253,6 +269,23 @@ impl<S: Store + Clone + 'static> Api<S> {
                 namespace,
                 name,
             } => self.describe(&kind, namespace.as_deref(), &name).await,
+            Request::PolicyExplain {
+                from,
+                to,
+                port,
+                protocol,
+                family,
+            } => self.policy().and_then(|p| {
+                p.explain(&from, &to, port, &protocol, family)
+                    .map(|explanation| Response::Explanation { explanation })
+            }),
+            Request::PolicyStats { namespace } => match self.policy() {
+                Ok(p) => p
+                    .stats(namespace.as_deref())
+                    .await
+                    .map(|stats| Response::PolicyStats { stats }),
+                Err(e) => Err(e),
+            },
             ipam @ (Request::IpamAllocate(_)
             | Request::IpamRelease(_)
             | Request::IpamCheck(_)
@@ -280,18 +313,33 @@ impl<S: Store + Clone + 'static> Api<S> {
                     })
                     .collect(),
             }),
-            Request::Report { report } => match &self.attachments {
-                Some(a) => a
-                    .report(&report)
-                    .await
-                    .map(|outcome| Response::Reported { outcome }),
-                None => Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    "report: this agent does not record attachments",
-                )),
-            },
+            Request::Report { report } => self.report(&report).await,
         };
         r.unwrap_or_else(|error| Response::Error { error })
+    }
+
+    /// Records one attachment report. With NetworkPolicy on, a new attachment's policy is
+    /// programmed before the answer (the pod is never reachable against policy, not even
+    /// by its first packet), and a removed one is forgotten at once.
+    async fn report(&self, report: &AttachmentReport) -> Reply {
+        let Some(a) = &self.attachments else {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "report: this agent does not record attachments",
+            ));
+        };
+        let outcome = a.report(report).await?;
+        if let Some(p) = &self.policy {
+            match report.event {
+                AttachmentEvent::Add => p.attached(a.object(report)).await,
+                AttachmentEvent::Del => p.detached(keys::object(
+                    Kind::Attachment,
+                    outcome.namespace.as_deref(),
+                    &outcome.name,
+                )),
+            }
+        }
+        Ok(Response::Reported { outcome })
     }
 
     async fn status(&self) -> Reply {

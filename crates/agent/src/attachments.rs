@@ -304,7 +304,7 @@ impl<S: Store> Attachments<S> {
     }
 
     /// The attachment object a report describes.
-    fn object(&self, r: &AttachmentReport) -> Attachment {
+    pub fn object(&self, r: &AttachmentReport) -> Attachment {
         let ns = attachment::namespace(r.pod_namespace.as_deref()).to_string();
         Attachment {
             api_version: Kind::Attachment.api_version().to_string(),

@@ -90,6 +90,11 @@ impl Snapshot {
             .get(&keys::object(kind, namespace, name))
     }
 
+    /// The object of `kind` stored at `key`.
+    pub fn get_key(&self, kind: Kind, key: &str) -> Option<&Arc<Object>> {
+        self.objects.get(&kind)?.get(key)
+    }
+
     /// The lease record of node `name`, when its agent holds a live lease.
     pub fn node_lease(&self, name: &str) -> Option<&Arc<NodeLease>> {
         self.leases.get(name)

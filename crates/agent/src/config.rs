@@ -34,6 +34,7 @@ struct File {
     lease_ttl: Option<u64>,
     log_level: Option<String>,
     services: Option<bool>,
+    policy: Option<PolicyFile>,
     ipam: Option<crate::ipam::config::IpamFile>,
     dns: Option<crate::dns::DnsFile>,
     egress: Option<bool>,
@@ -44,6 +45,39 @@ struct File {
     overlay: Option<RawOverlay>,
     kubenet_routes: Option<bool>,
     resync_seconds: Option<u64>,
+}
+
+/// The `policy` key as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyFile {
+    enabled: Option<bool>,
+    deny_log: Option<DenyLogFile>,
+}
+
+/// `policy.denyLog` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DenyLogFile {
+    group: Option<u16>,
+    rate_per_second: Option<u64>,
+    burst: Option<u32>,
+}
+
+/// Default nflog group of the deny log.
+pub const DEFAULT_DENY_LOG_GROUP: u16 = 1701;
+/// Default packets logged per second per pod and direction.
+pub const DEFAULT_DENY_LOG_RATE: u64 = 10;
+/// Default burst.
+pub const DEFAULT_DENY_LOG_BURST: u32 = 20;
+
+/// NetworkPolicy settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// Whether the agent enforces NetworkPolicy (default yes).
+    pub enabled: bool,
+    /// Logging of denied connection attempts (default off).
+    pub deny_log: Option<ferro_policy::ruleset::LogOptions>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +129,8 @@ pub struct Config {
     /// Whether the agent provides Services on this node (the `inet ferro_services` table and
     /// load-balancer announcements); off where another service proxy runs.
     pub services: bool,
+    /// NetworkPolicy.
+    pub policy: PolicySettings,
     /// Cluster IPAM's grace periods.
     pub ipam: crate::ipam::IpamConfig,
     /// The cluster DNS server (`None`: off).
@@ -305,6 +341,28 @@ impl Config {
                 ))
             }
         };
+        let p = f.policy.unwrap_or_default();
+        let deny_log = match p.deny_log {
+            None => None,
+            Some(d) => {
+                let rate = d.rate_per_second.unwrap_or(DEFAULT_DENY_LOG_RATE);
+                if rate == 0 {
+                    return Err(invalid(
+                        path,
+                        "policy.denyLog.ratePerSecond: 0 logs nothing (remove denyLog instead)",
+                    ));
+                }
+                Some(ferro_policy::ruleset::LogOptions {
+                    group: d.group.unwrap_or(DEFAULT_DENY_LOG_GROUP),
+                    rate,
+                    burst: d.burst.unwrap_or(DEFAULT_DENY_LOG_BURST),
+                })
+            }
+        };
+        let policy = PolicySettings {
+            enabled: p.enabled.unwrap_or(true),
+            deny_log,
+        };
         Ok(Config {
             ipam,
             dns,
@@ -326,6 +384,7 @@ impl Config {
             lease_ttl,
             log_level,
             services: f.services.unwrap_or(true),
+            policy,
         })
     }
 }
@@ -352,6 +411,8 @@ mod tests {
         assert_eq!(c.metrics, None);
         assert_eq!(c.log_level, log::LevelFilter::Info);
         assert!(c.node_addresses.is_empty());
+        assert!(c.policy.enabled);
+        assert_eq!(c.policy.deny_log, None);
         assert_eq!(c.ipam, crate::ipam::IpamConfig::default());
         assert!(c.pod_cidrs.is_empty() && c.overlay.is_none() && !c.kubenet_routes);
         assert_eq!(c.resync, Duration::from_secs(30));
@@ -360,6 +421,32 @@ mod tests {
             .overlay
             .unwrap();
         assert_eq!((o.vni, o.port, o.underlay, o.mtu), (1, 8472, None, None));
+    }
+
+    #[test]
+    fn policy_settings() {
+        let c = parse(r#"{"nodeName":"n","policy":{"enabled":false,"denyLog":{}}}"#).unwrap();
+        assert!(!c.policy.enabled);
+        assert_eq!(
+            c.policy.deny_log,
+            Some(ferro_policy::ruleset::LogOptions {
+                group: 1701,
+                rate: 10,
+                burst: 20
+            })
+        );
+        let c = parse(
+            r#"{"nodeName":"n","policy":{"denyLog":{"group":7,"ratePerSecond":2,"burst":3}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.policy.deny_log.map(|d| (d.group, d.rate, d.burst)),
+            Some((7, 2, 3))
+        );
+        let e = parse(r#"{"nodeName":"n","policy":{"denylog":{}}}"#).unwrap_err();
+        assert!(e.contains("policy.denylog") || e.contains("denylog"), "{e}");
+        let e = parse(r#"{"nodeName":"n","policy":{"denyLog":{"ratePerSecond":0}}}"#).unwrap_err();
+        assert!(e.contains("policy.denyLog.ratePerSecond"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //!   services' ClusterIPs, NodePorts and load-balancer addresses, allocated in the apply's
 //!   transaction;
 //! - [`cache`]: the agent's one view of the cluster (one watch, snapshots shared by every loop);
+//! - [`policy`]: NetworkPolicy on this node (table `inet ferro_policy`), explanations and
+//!   drop counters;
 //! - [`attachments`]: the node's attachments, reported by the plugins, recorded locally and
 //!   kept in step with the store and the node's links;
 //! - [`members`]: the other live nodes programmed into the kernel: VXLAN peers (overlay)
@@ -49,6 +51,7 @@ pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod nodefw;
+pub mod policy;
 pub mod server;
 pub mod services;
 pub mod state;
@@ -222,8 +225,31 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             return Err(e);
         }
     };
-    let api =
-        Arc::new(api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool)));
+    // The cluster as every loop sees it: one watch of the store, shared snapshots. The
+    // policy loop starts before any report is taken (replayed ones included): a report of
+    // a new pod is answered once the pod's policy is programmed.
+    let (cache, cache_task) = cache::follow(store.clone());
+    let policy = cfg.policy.enabled.then(|| {
+        policy::spawn(
+            cache.clone(),
+            policy::PolicyConfig {
+                node: cfg.node_name.clone(),
+                deny_log: cfg.policy.deny_log,
+            },
+            metrics.clone(),
+        )
+    });
+    let stop_loops = |policy: Option<(policy::PolicyHandle, tokio::task::JoinHandle<()>)>| {
+        if let Some((_, task)) = policy {
+            task.abort();
+        }
+        cache_task.abort();
+    };
+    let mut api = api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool));
+    if let Some((handle, _)) = &policy {
+        api = api.with_policy(handle.clone());
+    }
+    let api = Arc::new(api);
     metrics.replayed(api.replay().await);
     if let Err(e) = attachments.resync().await {
         log::warn!("attachments: resync: {e} (retried every second)");
@@ -248,12 +274,11 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let (listener, socket, metrics_task) = match started {
         Ok(s) => s,
         Err(e) => {
+            stop_loops(policy);
             release(&store, &state, &current).await;
             return Err(e);
         }
     };
-    // The cluster as every loop sees it: one watch of the store, shared snapshots.
-    let (cache, cache_task) = cache::follow(store.clone());
     let lb_addresses = announcer::LocalAddresses::default();
     let mut loops = Vec::new();
     if cfg.services {
@@ -344,7 +369,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     }
     ipam_loops.abort();
     ipam.shutdown().await;
-    cache_task.abort();
+    stop_loops(policy);
     // The load-balancer addresses go before the lease: the next candidates claim them as
     // soon as the lease's records vanish.
     let lb = lb_addresses.clone();

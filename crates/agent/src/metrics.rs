@@ -10,6 +10,12 @@
 //! | `ferro_agent_services_syncs_total` | `result` | services table syncs (`ok`, `error`) |
 //! | `ferro_agent_services_sync_duration_seconds` | | time to compute and apply one |
 //! | `ferro_agent_lb_announcements_total` | `event` | load-balancer addresses `claimed`, `released`, `lost` |
+//! | `ferro_agent_policy_syncs_total` | `result` | NetworkPolicy syncs (`ok`, `error`) |
+//! | `ferro_agent_policy_sync_duration_seconds` | | time from a change seen to the table programmed |
+//! | `ferro_agent_policy_chains` | | isolated pods of this node, per direction |
+//! | `ferro_agent_policy_elements` | | elements of the policy sets and maps |
+//! | `ferro_agent_policy_pod_drops_total` | `namespace`, `pod`, `direction` | packets dropped at a pod of this node |
+//! | `ferro_agent_policy_drops_total` | `namespace`, `policy` | packets dropped at the pods of this node a policy isolates |
 //! | `ferro_agent_spool_replayed_total` | `result` | spooled requests replayed: `applied`, `rejected` |
 //! | `ferro_agent_attachments` | | attachments the node records |
 //! | `ferro_agent_membership_reconciles_total` | `result` | membership passes (`ok`, `error`) |
@@ -23,7 +29,12 @@
 //! and cluster IPAM's (`ferro_agent_ipam_*`, see [`crate::ipam::metrics`]).
 
 use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +44,10 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use ferro_policy::ruleset::Ruleset;
+
+use crate::policy::PolicyHandle;
 
 type Labels = Vec<(String, String)>;
 
@@ -50,6 +65,11 @@ pub struct Metrics {
     service_syncs: Family<Labels, Counter>,
     service_sync_seconds: Histogram,
     announcements: Family<Labels, Counter>,
+    policy_syncs: Family<Labels, Counter>,
+    policy_sync_seconds: Histogram,
+    policy_chains: Gauge<i64, AtomicI64>,
+    policy_elements: Gauge<i64, AtomicI64>,
+    policy: Arc<OnceLock<PolicyHandle>>,
     /// Cluster IPAM's.
     pub ipam: crate::ipam::metrics::IpamMetrics,
     /// The DNS server's.
@@ -61,6 +81,48 @@ pub struct Metrics {
     members: Gauge<i64, AtomicI64>,
     peers: Gauge<i64, AtomicI64>,
     routes: Gauge<i64, AtomicI64>,
+}
+
+/// The drop counters, read from the policy loop's last reading at each scrape.
+#[derive(Debug)]
+struct DropCollector {
+    policy: Arc<OnceLock<PolicyHandle>>,
+}
+
+impl Collector for DropCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(stats) = self.policy.get().and_then(PolicyHandle::last_stats) else {
+            return Ok(());
+        };
+        let mut pods = encoder.encode_descriptor(
+            "ferro_agent_policy_pod_drops",
+            "Packets NetworkPolicy dropped at a pod of this node",
+            None,
+            MetricType::Counter,
+        )?;
+        for d in &stats.pods {
+            let labels: Labels = vec![
+                ("namespace".into(), d.namespace.clone()),
+                ("pod".into(), d.pod.clone()),
+                ("direction".into(), d.direction.clone()),
+            ];
+            ConstCounter::new(d.packets).encode(pods.encode_family(&labels)?)?;
+        }
+        let mut policies = encoder.encode_descriptor(
+            "ferro_agent_policy_drops",
+            "Packets dropped at the pods of this node a NetworkPolicy isolates",
+            None,
+            MetricType::Counter,
+        )?;
+        for d in &stats.policies {
+            let labels: Labels = vec![
+                ("namespace".into(), d.namespace.clone()),
+                ("policy".into(), d.policy.clone()),
+            ];
+            ConstCounter::new(d.packets).encode(policies.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +177,34 @@ impl Default for Metrics {
             "1 while the node holds its lease",
             registered.clone(),
         );
+        let policy_syncs = Family::<Labels, Counter>::default();
+        let policy_sync_seconds = histogram();
+        let policy_chains = Gauge::<i64, AtomicI64>::default();
+        let policy_elements = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "ferro_agent_policy_syncs",
+            "NetworkPolicy syncs",
+            policy_syncs.clone(),
+        );
+        registry.register(
+            "ferro_agent_policy_sync_duration_seconds",
+            "Time from a change seen to the NetworkPolicy table programmed",
+            policy_sync_seconds.clone(),
+        );
+        registry.register(
+            "ferro_agent_policy_chains",
+            "Isolated pods of this node, per direction",
+            policy_chains.clone(),
+        );
+        registry.register(
+            "ferro_agent_policy_elements",
+            "Elements of the NetworkPolicy sets and maps",
+            policy_elements.clone(),
+        );
+        let policy = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(DropCollector {
+            policy: policy.clone(),
+        }));
         let ipam = crate::ipam::metrics::IpamMetrics::register(&mut registry);
         let dns = crate::dns::DnsMetrics::register(&mut registry);
         let replayed = Family::<Labels, Counter>::default();
@@ -172,6 +262,11 @@ impl Default for Metrics {
             service_syncs,
             service_sync_seconds,
             announcements,
+            policy_syncs,
+            policy_sync_seconds,
+            policy_chains,
+            policy_elements,
+            policy,
             replayed,
             attachments,
             reconciles,
@@ -222,6 +317,25 @@ impl Metrics {
         self.announcements
             .get_or_create(&vec![("event".to_string(), event.to_string())])
             .inc();
+    }
+
+    /// Counts one NetworkPolicy sync and what it programmed.
+    pub fn policy_sync(&self, result: &str, seconds: f64, programmed: &Ruleset) {
+        self.policy_syncs
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
+        if result == "ok" {
+            self.policy_sync_seconds.observe(seconds);
+            self.policy_chains
+                .set(i64::try_from(programmed.chains.len()).unwrap_or(i64::MAX));
+            self.policy_elements
+                .set(i64::try_from(programmed.elements()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The policy loop whose drop counters are exported.
+    pub fn set_policy(&self, handle: PolicyHandle) {
+        let _ = self.policy.set(handle);
     }
 
     /// Counts what a spool replay did.

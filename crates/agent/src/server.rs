@@ -97,6 +97,8 @@ fn op_name(r: &Request) -> &'static str {
         Request::List { .. } => "list",
         Request::Delete { .. } => "delete",
         Request::Describe { .. } => "describe",
+        Request::PolicyExplain { .. } => "policyExplain",
+        Request::PolicyStats { .. } => "policyStats",
         Request::IpamAllocate(_) => "ipamAllocate",
         Request::IpamRelease(_) => "ipamRelease",
         Request::IpamCheck(_) => "ipamCheck",

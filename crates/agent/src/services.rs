@@ -108,14 +108,27 @@ pub(crate) fn apply(batch: &ferro_nftables::Batch) -> Result<(), String> {
     sock.apply(batch).map_err(|e| e.to_string())
 }
 
+const IPPROTO_UDP: u8 = 17;
+
 fn flush_udp(gone: &BTreeSet<UdpTarget>) {
     if gone.is_empty() {
         return;
     }
-    let r = ferro_net::conntrack::delete_udp(|e| {
-        gone.iter().any(|(vip, port, ip, tport)| {
-            e.orig_dst == (*vip, *port) && e.reply_src == (*ip, *tport)
-        })
+    // `conntrack -D -p udp --orig-dst <service address> --reply-src <endpoint>` for each:
+    // without it a UDP client keeps sending to an endpoint that is gone until the entry
+    // times out.
+    let r = ferro_net::conntrack::dump().and_then(|entries| {
+        let victims: Vec<_> = entries
+            .into_iter()
+            .filter(|e| {
+                e.orig.proto == IPPROTO_UDP
+                    && gone.iter().any(|(vip, port, ip, tport)| {
+                        (e.orig.dst, e.orig.dport) == (*vip, *port)
+                            && (e.reply.src, e.reply.sport) == (*ip, *tport)
+                    })
+            })
+            .collect();
+        ferro_net::conntrack::delete(&victims)
     });
     match r {
         Ok(n) if n > 0 => {

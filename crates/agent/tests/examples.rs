@@ -49,11 +49,12 @@ fn the_agent_configurations_load() {
 #[test]
 fn the_manifests_apply_through_an_agent() {
     let manifests = files("yaml");
-    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    assert_eq!(manifests.len(), 3, "{manifests:?}");
     let agent = Agent::start(
         Path::new(env!("CARGO_BIN_EXE_ferro-agent")),
         None,
-        json!({"nodeName": "examples", "leaseTTL": 5}),
+        // In the test's own network namespace: no NetworkPolicy table there.
+        json!({"nodeName": "examples", "leaseTTL": 5, "policy": {"enabled": false}}),
     );
     let mut args = vec!["apply".to_string()];
     for m in &manifests {
@@ -69,6 +70,7 @@ fn the_manifests_apply_through_an_agent() {
         "pod/web-1 created (namespace shop)",
         "service/web created (namespace shop)",
         "networkpolicy/web-from-client created (namespace shop)",
+        "networkpolicy/default-deny created (namespace tiers)",
     ] {
         assert!(
             out.stdout.contains(want),

@@ -271,20 +271,6 @@ fn an_unreachable_store_stops_the_agent_before_it_writes_anything() {
     );
 }
 
-/// Runs `f` on a runtime inside `ns`.
-fn in_ns<T: Send, F: std::future::Future<Output = T>>(
-    ns: &Netns,
-    f: impl FnOnce() -> F + Send,
-) -> T {
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f())
-    })
-}
-
 #[test]
 #[ignore = "needs root: run scripts/test.sh"]
 fn agents_on_three_nodes_share_an_etcd_store_with_tls() {
@@ -352,7 +338,7 @@ fn agents_on_three_nodes_share_an_etcd_store_with_tls() {
     let (cert_a, ca_file) = (certs[0].clone(), ca.ca());
     let lease_of = |node: &'static str| {
         let (endpoints, cert_a, ca_file) = (endpoints.clone(), cert_a.clone(), ca_file.clone());
-        in_ns(a_ns, move || async move {
+        a_ns.block_on(move || async move {
             let mut cfg = EtcdConfig::new(endpoints);
             cfg.ca_file = Some(ca_file);
             cfg.cert_file = Some(cert_a.cert);

@@ -22,7 +22,7 @@ use ferro_testutil::etcd::EtcdCluster;
 use ferro_testutil::kubenet::{self, Kubenet};
 use ferro_testutil::netns::Netns;
 use ferro_testutil::nft::nft;
-use ferro_testutil::probe::{tcp_who, udp_who, ProbeServer};
+use ferro_testutil::probe::{tcp_who, tcp_who_within, udp_who, ProbeServer};
 use ferro_testutil::runtime::{pod_addr, Runtime};
 use ferro_testutil::topology::World;
 use serde_json::{json, Value};
@@ -61,20 +61,6 @@ struct Cluster {
     etcd: EtcdCluster,
     agents: Vec<Agent>,
     pods: BTreeMap<String, Pod>,
-}
-
-/// Runs `f` on a runtime inside `ns`.
-fn in_ns<T: Send, F: std::future::Future<Output = T>>(
-    ns: &Netns,
-    f: impl FnOnce() -> F + Send,
-) -> T {
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f())
-    })
 }
 
 /// The ClusterNetwork of `model` and the namespace `shop`.
@@ -756,9 +742,19 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
         std::thread::spawn(move || {
             let mut log = Vec::new();
             let t0 = Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Until told to stop, and then until an attempt succeeds, at most 20 more. Each
+            // attempt waits 300 ms to connect and 300 ms for the answer (a connection caught
+            // by the death would otherwise wait for it much longer).
+            let mut extra = 0;
+            loop {
+                let stopping = stop.load(std::sync::atomic::Ordering::Relaxed);
+                if stopping && (log.last().is_some_and(|(_, _, ok)| *ok) || extra == 20) {
+                    break;
+                }
+                extra += usize::from(stopping);
                 let start = t0.elapsed();
-                let ok = tcp_who(&path, dst, Duration::from_millis(300)).is_ok();
+                let ms300 = Duration::from_millis(300);
+                let ok = tcp_who_within(&path, dst, ms300, ms300).is_ok();
                 log.push((start, t0.elapsed(), ok));
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -788,7 +784,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
         let lease = sc.spawn(|| {
             let key = keys::node_lease(dead_name);
             let endpoints = c.etcd.endpoints();
-            in_ns(&c.world.peer, move || async move {
+            c.world.peer.block_on(move || async move {
                 let s = Etcd::connect(&EtcdConfig::new(endpoints)).await.unwrap();
                 while s.get(&key).await.unwrap().is_some() {
                     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -24,7 +24,7 @@ installs the reference and gives the run a private mount namespace.
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
                       bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
-                      services, cluster-ipam
+                      services, cluster-ipam, policy
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
@@ -101,6 +101,8 @@ pub struct Options {
     pub services_sizes: Option<Vec<usize>>,
     /// Run the cluster IPAM scenario.
     pub cluster_ipam: bool,
+    /// Run the NetworkPolicy scenario.
+    pub policy: bool,
     /// `--cycles`.
     pub cycles: Option<usize>,
     /// `--scale-pods`.
@@ -144,6 +146,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         services: true,
         services_sizes: None,
         cluster_ipam: true,
+        policy: true,
         cycles: None,
         scale_pods: None,
         not_built: Vec::new(),
@@ -197,12 +200,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.scale = false;
                 o.services = false;
                 o.cluster_ipam = false;
+                o.policy = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
                         "parallel" => o.parallel = true,
                         "scale" => o.scale = true,
                         "services" => o.services = true,
                         "cluster-ipam" => o.cluster_ipam = true,
+                        "policy" => o.policy = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
                             None => {
@@ -275,7 +280,7 @@ mod tests {
         let o = run("--ours /t/release --out docs/benchmarks.md");
         assert_eq!(o.reference, PathBuf::from("/usr/lib/cni"));
         assert_eq!(o.workloads, WorkloadId::ALL);
-        assert!(o.parallel && o.scale && !o.quick);
+        assert!(o.parallel && o.scale && o.services && o.policy && !o.quick);
         assert!(matches!(parse(&args("--out x")), Err(Error::Usage(_))));
         assert!(matches!(parse(&args("--ours x")), Err(Error::Usage(_))));
         assert_eq!(parse(&args("--help")).unwrap(), Parsed::Help);
@@ -285,9 +290,13 @@ mod tests {
     fn only_selects_parts() {
         let o = run("--ours a --out b --only=bridge-masq,scale");
         assert_eq!(o.workloads, [WorkloadId::BridgeMasq]);
-        assert!(o.scale && !o.parallel && !o.cluster_ipam);
+        assert!(o.scale && !o.parallel && !o.services && !o.cluster_ipam && !o.policy);
         let o = run("--ours a --out b --only cluster-ipam");
-        assert!(o.cluster_ipam && o.workloads.is_empty());
+        assert!(o.cluster_ipam && o.workloads.is_empty() && !o.services && !o.policy);
+        let o = run("--ours a --out b --only policy");
+        assert!(o.policy && o.workloads.is_empty() && !o.scale && !o.services && !o.cluster_ipam);
+        let o = run("--ours a --out b --only services,policy");
+        assert!(o.services && o.policy && o.workloads.is_empty() && !o.cluster_ipam);
         assert!(parse(&args("--ours a --out b --only bogus")).is_err());
     }
 

@@ -85,6 +85,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         scale: opts.scale,
         services: opts.services,
         cluster_ipam: opts.cluster_ipam,
+        policy: opts.policy,
         not_built: opts.not_built.clone(),
     };
     let figures = run::run_all(cfg);
@@ -102,6 +103,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         scale: figures.scale,
         services: figures.services,
         cluster_ipam: figures.cluster_ipam,
+        policy: figures.policy,
         cost: figures.cost,
         floor: figures.floor,
     })

@@ -9,6 +9,7 @@ use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
 use crate::scenario::parallel::{self, ParallelRow};
+use crate::scenario::policy::{self, PolicyBench};
 use crate::scenario::scale::{self, ScaleRow};
 use crate::scenario::services::{self, ServicesBench};
 
@@ -25,6 +26,8 @@ pub struct Figures {
     pub services: Option<ServicesBench>,
     /// Cluster IPAM scenario, when run.
     pub cluster_ipam: Option<ClusterIpam>,
+    /// NetworkPolicy scenario, when run.
+    pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -40,6 +43,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         + usize::from(b.cfg.scale)
         + usize::from(b.cfg.services)
         + usize::from(b.cfg.cluster_ipam)
+        + usize::from(b.cfg.policy)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
@@ -68,6 +72,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if cluster_ipam.is_some() {
         floor.slice(&mut b, slice);
     }
+    let policy = b.cfg.policy.then(|| policy::run::run(&mut b));
+    if policy.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
@@ -76,6 +84,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         scale,
         services,
         cluster_ipam,
+        policy,
         cost: Cost { rss, sizes },
         floor,
     })

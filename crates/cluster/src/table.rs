@@ -268,7 +268,7 @@ fn cells(o: &Object, wide: bool) -> Vec<String> {
     c
 }
 
-/// Rows as aligned columns (three spaces apart), one line each.
+/// Rows as aligned columns (three spaces apart, the last column unpadded), one line each.
 pub fn layout(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..n)

@@ -1,14 +1,15 @@
-//! Conntrack entry deletion over ctnetlink (`NFNL_SUBSYS_CTNETLINK`), in the calling
-//! thread's network namespace.
+//! Conntrack entries over ctnetlink (`NFNL_SUBSYS_CTNETLINK`), in the calling thread's
+//! network namespace: [`dump`] them with their tuples, [`delete`] some.
 //!
 //! portmap deletes the UDP entries of its host ports on ADD and DEL: a UDP "connection"
 //! created before the DNAT rule existed (or while it pointed at a previous pod) would
 //! otherwise keep its old translation until it times out, blackholing the port (rule M6 of
 //! [docs/conformance.md](../../../docs/conformance.md); the reference portmap deletes them on
-//! ADD only).
+//! ADD only). ferro-agent deletes the entries of connections a NetworkPolicy change forbids,
+//! so that they stop instead of living on as established.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ferro_spec::CniError;
 use nix::errno::Errno;
@@ -17,22 +18,22 @@ use ferro_nftables::sock::{NlSocket, Request, SockError};
 use ferro_nftables::uapi::{
     NFNL_SUBSYS_CTNETLINK, NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use ferro_nftables::wire::{AttrWriter, Attrs};
+use ferro_nftables::wire::{Attr, AttrWriter, Attrs};
 
 // linux/netfilter/nfnetlink_conntrack.h
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_ZONE: u16 = 18;
 const CTA_TUPLE_IP: u16 = 1;
+const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_IP_V4_SRC: u16 = 1;
 const CTA_IP_V4_DST: u16 = 2;
 const CTA_IP_V6_SRC: u16 = 3;
 const CTA_IP_V6_DST: u16 = 4;
-const CTA_PROTO_SRC_PORT: u16 = 2;
-const CTA_ZONE: u16 = 18;
-const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_PROTO_DST_PORT: u16 = 3;
 const IPPROTO_UDP: u8 = 17;
 /// Dumps interrupted by concurrent table changes are retried this often.
@@ -89,82 +90,79 @@ impl From<ConntrackError> for CniError {
     }
 }
 
-/// One entry to delete: its family, original tuple (raw attribute payload) and zone.
-struct Victim {
+/// One side of a connection: addresses, protocol and ports (0 for protocols without).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// A conntrack entry: its tuples as the kernel reports them, and what identifies it for
+/// deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The original direction (as the first packet had it).
+    pub orig: Tuple,
+    /// The reply direction: after NAT, `reply.src` is where the connection really goes
+    /// (the pod behind a service address) and `reply.sport` its port.
+    pub reply: Tuple,
     family: u8,
-    tuple: Vec<u8>,
+    raw_orig: Vec<u8>,
     zone: Option<Vec<u8>>,
 }
 
-/// A tuple's UDP port (`dst`: destination, else source), when it is UDP.
-fn udp_port(tuple: Attrs<'_>, dst: bool) -> Option<u16> {
-    let proto = tuple.attr(CTA_TUPLE_PROTO)?.nested();
-    if proto.attr(CTA_PROTO_NUM)?.u8()? != IPPROTO_UDP {
-        return None;
+fn ip_of(a: Option<Attr<'_>>) -> Option<IpAddr> {
+    let d = a?.data;
+    match d.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(d).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(d).ok()?)),
+        _ => None,
     }
-    proto
-        .attr(if dst {
-            CTA_PROTO_DST_PORT
-        } else {
-            CTA_PROTO_SRC_PORT
-        })?
-        .be16()
 }
 
-/// A tuple's address (`dst`: destination, else source).
-fn tuple_ip(tuple: Attrs<'_>, dst: bool) -> Option<IpAddr> {
-    let ip = tuple.attr(CTA_TUPLE_IP)?.nested();
-    let (v4, v6) = if dst {
-        (CTA_IP_V4_DST, CTA_IP_V6_DST)
-    } else {
-        (CTA_IP_V4_SRC, CTA_IP_V6_SRC)
-    };
-    if let Some(a) = ip.attr(v4) {
-        let b: [u8; 4] = a.data.try_into().ok()?;
-        return Some(IpAddr::V4(Ipv4Addr::from(b)));
-    }
-    let b: [u8; 16] = ip.attr(v6)?.data.try_into().ok()?;
-    Some(IpAddr::V6(Ipv6Addr::from(b)))
-}
-
-/// A UDP conntrack entry, as the filter of [`delete_udp`] sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UdpEntry {
-    /// Where the first packet went (a service address, before DNAT).
-    pub orig_dst: (IpAddr, u16),
-    /// Where the replies come from (after DNAT: the endpoint).
-    pub reply_src: (IpAddr, u16),
-}
-
-fn udp_entry(orig: Attrs<'_>, reply: Attrs<'_>) -> Option<UdpEntry> {
-    Some(UdpEntry {
-        orig_dst: (tuple_ip(orig.clone(), true)?, udp_port(orig, true)?),
-        reply_src: (tuple_ip(reply.clone(), false)?, udp_port(reply, false)?),
+/// Reads a `CTA_TUPLE_*` payload.
+fn tuple(t: Attrs<'_>) -> Option<Tuple> {
+    let ip = t.attr(CTA_TUPLE_IP)?.nested();
+    let src = ip_of(ip.attr(CTA_IP_V4_SRC)).or_else(|| ip_of(ip.attr(CTA_IP_V6_SRC)))?;
+    let dst = ip_of(ip.attr(CTA_IP_V4_DST)).or_else(|| ip_of(ip.attr(CTA_IP_V6_DST)))?;
+    let proto = t.attr(CTA_TUPLE_PROTO)?.nested();
+    Some(Tuple {
+        src,
+        dst,
+        proto: proto.attr(CTA_PROTO_NUM)?.u8()?,
+        sport: proto
+            .attr(CTA_PROTO_SRC_PORT)
+            .and_then(|a| a.be16())
+            .unwrap_or(0),
+        dport: proto
+            .attr(CTA_PROTO_DST_PORT)
+            .and_then(|a| a.be16())
+            .unwrap_or(0),
     })
 }
 
-/// Deletes every conntrack entry whose original tuple is UDP with a destination port in
-/// `ports` (IPv4 and IPv6); returns how many were deleted. Entries that vanish meanwhile
-/// are fine. Equivalent to `conntrack -D -p udp --dport <port>` for each port.
-pub fn delete_udp_dport(ports: &[u16]) -> Result<usize, ConntrackError> {
-    if ports.is_empty() {
-        return Ok(0);
-    }
-    delete_udp(|e| ports.contains(&e.orig_dst.1))
+fn open(op: &str) -> Result<NlSocket, ConntrackError> {
+    NlSocket::open().map_err(|source| ConntrackError::Io {
+        op: op.into(),
+        source,
+    })
 }
 
-/// Deletes every UDP conntrack entry `matches` selects (IPv4 and IPv6); returns how many
-/// were deleted. Services use it for the entries of a removed endpoint
-/// (`conntrack -D -p udp --orig-dst <service address> --reply-src <endpoint>`): without it a
-/// UDP client keeps sending to an endpoint that is gone until the entry times out.
-pub fn delete_udp(matches: impl Fn(&UdpEntry) -> bool) -> Result<usize, ConntrackError> {
-    let mut sock = NlSocket::open().map_err(|source| ConntrackError::Io {
-        op: "open netlink socket".into(),
-        source,
-    })?;
+/// Every conntrack entry of the calling thread's network namespace, IPv4 and IPv6 (like
+/// `conntrack -L`). A dump interrupted by concurrent changes is taken again, a few times;
+/// then what was seen is returned.
+pub fn dump() -> Result<Vec<Entry>, ConntrackError> {
     let op = "dump conntrack table";
-    let mut victims = Vec::new();
-    let mut complete = false;
+    let mut sock = open(op)?;
+    let mut entries = Vec::new();
     for _ in 0..DUMP_ATTEMPTS {
         let mut replies = sock
             .transact(
@@ -184,39 +182,46 @@ pub fn delete_udp(matches: impl Fn(&UdpEntry) -> bool) -> Result<usize, Conntrac
                 SockError::Kernel(errno, extack),
             ));
         }
-        victims.clear();
+        entries.clear();
         for m in &reply.msgs {
             let msg = m.as_msg();
             let attrs = msg.nf_attrs();
-            let Some(orig) = attrs.attr(CTA_TUPLE_ORIG) else {
+            let (Some(o), Some(r)) = (attrs.attr(CTA_TUPLE_ORIG), attrs.attr(CTA_TUPLE_REPLY))
+            else {
                 continue;
             };
-            let reply = attrs.attr(CTA_TUPLE_REPLY).map(|r| r.nested());
-            let entry = reply.and_then(|r| udp_entry(orig.nested(), r));
-            if entry.is_some_and(|e| matches(&e)) {
-                victims.push(Victim {
-                    family: msg.nf_family(),
-                    tuple: orig.data.to_vec(),
-                    zone: attrs.attr(CTA_ZONE).map(|z| z.data.to_vec()),
-                });
-            }
+            let (Some(orig), Some(reply)) = (tuple(o.nested()), tuple(r.nested())) else {
+                continue;
+            };
+            entries.push(Entry {
+                orig,
+                reply,
+                family: msg.nf_family(),
+                raw_orig: o.data.to_vec(),
+                zone: attrs.attr(CTA_ZONE).map(|z| z.data.to_vec()),
+            });
         }
         if !reply.interrupted {
-            complete = true;
-            break;
+            return Ok(entries);
         }
     }
-    if !complete {
-        log::debug!("conntrack dump kept being interrupted; deleting what was seen");
-    }
-    if victims.is_empty() {
+    log::debug!("conntrack dump kept being interrupted; using what was seen");
+    Ok(entries)
+}
+
+/// Deletes `entries` (like `conntrack -D` for each); returns how many were deleted.
+/// Entries that vanished meanwhile are fine.
+pub fn delete(entries: &[Entry]) -> Result<usize, ConntrackError> {
+    if entries.is_empty() {
         return Ok(0);
     }
-    let reqs: Vec<Request> = victims
+    let op = "delete conntrack entries";
+    let mut sock = open(op)?;
+    let reqs: Vec<Request> = entries
         .iter()
         .map(|v| {
             let mut w = AttrWriter::new();
-            w.put(CTA_TUPLE_ORIG | NLA_F_NESTED, &v.tuple);
+            w.put(CTA_TUPLE_ORIG | NLA_F_NESTED, &v.raw_orig);
             if let Some(z) = &v.zone {
                 w.put(CTA_ZONE, z);
             }
@@ -228,7 +233,6 @@ pub fn delete_udp(matches: impl Fn(&UdpEntry) -> bool) -> Result<usize, Conntrac
             }
         })
         .collect();
-    let op = "delete conntrack entries";
     let replies = sock
         .transact(NFNL_SUBSYS_CTNETLINK, &reqs)
         .map_err(|e| ConntrackError::from_sock(op, e))?;
@@ -245,7 +249,22 @@ pub fn delete_udp(matches: impl Fn(&UdpEntry) -> bool) -> Result<usize, Conntrac
             }
         }
     }
-    log::debug!("conntrack: deleted {deleted} UDP entries");
+    Ok(deleted)
+}
+
+/// Deletes every conntrack entry whose original tuple is UDP with a destination port in
+/// `ports` (IPv4 and IPv6); returns how many were deleted. Entries that vanish meanwhile
+/// are fine. Equivalent to `conntrack -D -p udp --dport <port>` for each port.
+pub fn delete_udp_dport(ports: &[u16]) -> Result<usize, ConntrackError> {
+    if ports.is_empty() {
+        return Ok(0);
+    }
+    let victims: Vec<Entry> = dump()?
+        .into_iter()
+        .filter(|e| e.orig.proto == IPPROTO_UDP && ports.contains(&e.orig.dport))
+        .collect();
+    let deleted = delete(&victims)?;
+    log::debug!("conntrack: deleted {deleted} UDP entries for ports {ports:?}");
     Ok(deleted)
 }
 
@@ -254,52 +273,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn udp_destination_port_is_read_from_the_original_tuple() {
-        // CTA_TUPLE_ORIG payload: CTA_TUPLE_IP {..} (skipped), CTA_TUPLE_PROTO { NUM 17,
-        // SRC_PORT 1000, DST_PORT 5353 } as ctnetlink dumps it.
+    fn tuples_are_read_as_ctnetlink_dumps_them() {
+        // A CTA_TUPLE_* payload: CTA_TUPLE_IP { V4_SRC, V4_DST }, CTA_TUPLE_PROTO { NUM 17,
+        // SRC_PORT 1000, DST_PORT 5353 }.
         let mut w = AttrWriter::new();
-        w.nest(1, |w| {
-            w.put(1, &[10, 0, 0, 1]);
-            w.put(2, &[10, 0, 0, 2]);
+        w.nest(CTA_TUPLE_IP, |w| {
+            w.put(CTA_IP_V4_SRC, &[10, 0, 0, 1]);
+            w.put(CTA_IP_V4_DST, &[10, 0, 0, 2]);
         });
         w.nest(CTA_TUPLE_PROTO, |w| {
             w.put_u8(CTA_PROTO_NUM, 17);
-            w.put_be16(2, 1000);
+            w.put_be16(CTA_PROTO_SRC_PORT, 1000);
             w.put_be16(CTA_PROTO_DST_PORT, 5353);
         });
         let b = w.into_bytes();
-        assert_eq!(udp_port(Attrs::new(&b), true), Some(5353));
+        assert_eq!(
+            tuple(Attrs::new(&b)),
+            Some(Tuple {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                proto: 17,
+                sport: 1000,
+                dport: 5353
+            })
+        );
 
-        let mut w = AttrWriter::new();
-        w.nest(CTA_TUPLE_PROTO, |w| {
-            w.put_u8(CTA_PROTO_NUM, 6);
-            w.put_be16(CTA_PROTO_DST_PORT, 5353);
-        });
-        let b = w.into_bytes();
-        assert_eq!(udp_port(Attrs::new(&b), true), None, "tcp is not udp");
-    }
-
-    #[test]
-    fn a_udp_entry_reads_service_address_and_endpoint() {
-        let tuple = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16| {
-            let mut w = AttrWriter::new();
-            w.nest(CTA_TUPLE_IP, |w| {
-                w.put(CTA_IP_V4_SRC, &src);
-                w.put(CTA_IP_V4_DST, &dst);
-            });
-            w.nest(CTA_TUPLE_PROTO, |w| {
-                w.put_u8(CTA_PROTO_NUM, 17);
-                w.put_be16(CTA_PROTO_SRC_PORT, sport);
-                w.put_be16(CTA_PROTO_DST_PORT, dport);
-            });
-            w.into_bytes()
+        // IPv6 and ICMPv6 (no ports).
+        let a6: IpAddr = "fd00::1".parse().unwrap();
+        let b6: IpAddr = "fd00::2".parse().unwrap();
+        let octets = |a: IpAddr| match a {
+            IpAddr::V6(a) => a.octets(),
+            IpAddr::V4(_) => unreachable!(),
         };
-        // client 10.244.1.5:4000 -> service 10.96.0.10:53, DNATed to 10.244.2.7:5353
-        let orig = tuple([10, 244, 1, 5], [10, 96, 0, 10], 4000, 53);
-        let reply = tuple([10, 244, 2, 7], [10, 244, 1, 5], 5353, 4000);
-        let e = udp_entry(Attrs::new(&orig), Attrs::new(&reply)).unwrap();
-        assert_eq!(e.orig_dst, ("10.96.0.10".parse().unwrap(), 53));
-        assert_eq!(e.reply_src, ("10.244.2.7".parse().unwrap(), 5353));
+        let mut w = AttrWriter::new();
+        w.nest(CTA_TUPLE_IP, |w| {
+            w.put(CTA_IP_V6_SRC, &octets(a6));
+            w.put(CTA_IP_V6_DST, &octets(b6));
+        });
+        w.nest(CTA_TUPLE_PROTO, |w| w.put_u8(CTA_PROTO_NUM, 58));
+        let b = w.into_bytes();
+        let t = tuple(Attrs::new(&b)).unwrap();
+        assert_eq!(
+            (t.src, t.dst, t.proto, t.sport, t.dport),
+            (a6, b6, 58, 0, 0)
+        );
+
+        // No addresses: not a tuple.
+        let mut w = AttrWriter::new();
+        w.nest(CTA_TUPLE_PROTO, |w| w.put_u8(CTA_PROTO_NUM, 6));
+        assert_eq!(tuple(Attrs::new(&w.into_bytes())), None);
     }
 
     #[test]

@@ -750,6 +750,22 @@ fn udp_conntrack_entries_of_the_given_ports_are_deleted() {
         ]);
         let count = || sh(&["conntrack", "-L"]).lines().count();
         assert_eq!(count(), 5);
+        // The dump reads every entry with both tuples.
+        let all = conntrack::dump().unwrap();
+        assert_eq!(all.len(), 5, "{all:?}");
+        let tcp = all.iter().find(|e| e.orig.proto == 6).unwrap();
+        assert_eq!(
+            (
+                tcp.orig.src.to_string(),
+                tcp.orig.dport,
+                tcp.reply.src.to_string(),
+                tcp.reply.sport
+            ),
+            ("10.0.0.1".to_string(), 5353, "10.0.0.2".to_string(), 5353)
+        );
+        assert!(all
+            .iter()
+            .any(|e| e.orig.src.is_ipv6() && e.orig.dport == 5353));
 
         assert_eq!(conntrack::delete_udp_dport(&[5353, 7777]).unwrap(), 3);
         let left = sh(&["conntrack", "-L"]);

@@ -53,6 +53,10 @@ pub enum OpKind {
         /// Elements (only keys are sent).
         elems: Vec<Elem>,
     },
+    /// `add counter` (a named counter; creates if missing, keeping its values).
+    AddCounter(String),
+    /// `delete counter`.
+    DelCounter(String),
 }
 
 /// An operation on one table, and whether a missing object is fine.
@@ -114,6 +118,7 @@ impl Op {
                 }
                 Ok(())
             }
+            OpKind::AddCounter(c) | OpKind::DelCounter(c) => name(c, "counter"),
         }
     }
 
@@ -210,6 +215,15 @@ impl Op {
                 if let Some(t) = s.timeout_ms {
                     w.put_be64(NFTA_SET_TIMEOUT, t);
                 }
+                if s.concat_intervals() {
+                    w.nest(NFTA_SET_DESC, |w| {
+                        w.nest(NFTA_SET_DESC_CONCAT, |w| {
+                            for len in s.field_lens() {
+                                w.nest(NFTA_LIST_ELEM, |w| w.put_be32(NFTA_SET_FIELD_LEN, len));
+                            }
+                        });
+                    });
+                }
                 w.put(NFTA_SET_USERDATA, &s.userdata());
                 (NFT_MSG_NEWSET, NLM_F_CREATE)
             }
@@ -231,8 +245,8 @@ impl Op {
                     w.put_be32(NFTA_SET_ELEM_LIST_SET_ID, id);
                 }
                 w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    for e in elems {
-                        e.encode(w, false);
+                    for (i, e) in elems.iter().enumerate() {
+                        e.encode(w, i, false);
                     }
                 });
                 (NFT_MSG_NEWSETELEM, NLM_F_CREATE)
@@ -241,47 +255,32 @@ impl Op {
                 w.put_strz(NFTA_SET_ELEM_LIST_TABLE, t);
                 w.put_strz(NFTA_SET_ELEM_LIST_SET, set);
                 w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    for e in elems {
-                        e.encode(w, true);
+                    for (i, e) in elems.iter().enumerate() {
+                        e.encode(w, i, true);
                     }
                 });
                 (NFT_MSG_DELSETELEM, 0)
             }
+            OpKind::AddCounter(c) => {
+                w.put_strz(NFTA_OBJ_TABLE, t);
+                w.put_strz(NFTA_OBJ_NAME, c);
+                w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+                w.nest(NFTA_OBJ_DATA, |w| {
+                    w.put_be64(NFTA_COUNTER_BYTES, 0);
+                    w.put_be64(NFTA_COUNTER_PACKETS, 0);
+                });
+                (NFT_MSG_NEWOBJ, NLM_F_CREATE)
+            }
+            OpKind::DelCounter(c) => {
+                w.put_strz(NFTA_OBJ_TABLE, t);
+                w.put_strz(NFTA_OBJ_NAME, c);
+                w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+                w.nest(NFTA_OBJ_DATA, |_| {});
+                (NFT_MSG_DELOBJ, 0)
+            }
         };
         (ty, flags, w.into_bytes())
     }
-}
-
-/// The most bytes of elements one message carries. The elements travel in one netlink
-/// attribute, whose length field has 16 bits: a list longer than 64 KiB cannot be described
-/// (and would be cut short), so long lists go in several messages of the same transaction,
-/// as nft sends them.
-pub const MAX_ELEMS_BYTES: usize = 32 * 1024;
-
-/// `elems` in consecutive groups of at most [`MAX_ELEMS_BYTES`] encoded (keys only with
-/// `keys_only`); one group, maybe empty, when they all fit.
-fn elem_chunks(elems: Vec<Elem>, keys_only: bool) -> Vec<Vec<Elem>> {
-    // No element comes near 256 bytes (a key of at most 64, a chain name of at most 256
-    // for verdict data, a comment of at most 128): short lists need no measuring.
-    if elems.len() <= 64 {
-        return vec![elems];
-    }
-    let mut out = Vec::new();
-    let mut cur = Vec::new();
-    let mut size = 0;
-    for e in elems {
-        let mut w = AttrWriter::new();
-        e.encode(&mut w, keys_only);
-        let n = w.into_bytes().len();
-        if !cur.is_empty() && size + n > MAX_ELEMS_BYTES {
-            out.push(std::mem::take(&mut cur));
-            size = 0;
-        }
-        size += n;
-        cur.push(e);
-    }
-    out.push(cur);
-    out
 }
 
 /// Operations sent as ONE nf_tables transaction: `NFNL_MSG_BATCH_BEGIN`, the messages (each
@@ -400,9 +399,9 @@ impl Batch {
     }
 
     /// `nft add element <t> <set> { <elems> }`: one message, or several when the elements
-    /// do not fit one ([`MAX_ELEMS_BYTES`] each).
+    /// would not fit in one netlink attribute (see [`elem_messages`]).
     pub fn add_elems(&mut self, t: &TableRef, set: &str, elems: Vec<Elem>) -> &mut Batch {
-        for elems in elem_chunks(elems, false) {
+        for elems in elem_messages(elems, false) {
             self.push(
                 t,
                 OpKind::AddElems {
@@ -413,6 +412,16 @@ impl Batch {
             );
         }
         self
+    }
+
+    /// `nft add counter <t> <name>`.
+    pub fn add_counter(&mut self, t: &TableRef, name: &str) -> &mut Batch {
+        self.push(t, OpKind::AddCounter(name.to_string()), false)
+    }
+
+    /// `nft delete counter <t> <name>`.
+    pub fn del_counter(&mut self, t: &TableRef, name: &str, if_exists: bool) -> &mut Batch {
+        self.push(t, OpKind::DelCounter(name.to_string()), if_exists)
     }
 
     /// `nft delete element <t> <set> { <elems> }`. With `if_exists`, each element goes into
@@ -437,7 +446,7 @@ impl Batch {
             }
             self
         } else {
-            for elems in elem_chunks(elems, true) {
+            for elems in elem_messages(elems, true) {
                 self.push(
                     t,
                     OpKind::DelElems {
@@ -481,6 +490,32 @@ impl Batch {
 pub(crate) fn op_flags(extra: u16) -> u16 {
     debug_assert!(extra & NLM_F_EXCL == 0);
     NLM_F_REQUEST | NLM_F_ACK | extra
+}
+
+/// The most bytes of elements one message carries: they are one nested netlink attribute,
+/// whose length field has 16 bits (65535 bytes with its header). A longer one would be
+/// truncated, and the kernel would silently take only the elements that fit.
+pub const MAX_ELEMS_BYTES: usize = 60_000;
+
+/// `elems` in groups whose encoding (`key_only`: as a deletion sends them) fits one
+/// message's element list ([`MAX_ELEMS_BYTES`]); never an empty group unless `elems` is.
+pub fn elem_messages(elems: Vec<Elem>, key_only: bool) -> Vec<Vec<Elem>> {
+    let mut out: Vec<Vec<Elem>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for e in elems {
+        let mut w = AttrWriter::new();
+        e.encode(&mut w, 0, key_only);
+        let size = w.into_bytes().len();
+        if bytes + size > MAX_ELEMS_BYTES && out.last().is_some_and(|g| !g.is_empty()) {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(g) = out.last_mut() {
+            g.push(e);
+        }
+    }
+    out
 }
 
 /// The bytes of one transaction: `NFNL_MSG_BATCH_BEGIN` (seq `first`, with

@@ -152,6 +152,27 @@ impl Expr {
                     .and_then(|a| a.be64())
                     .filter(|t| *t != 0),
             },
+            "byteorder" => Expr::Byteorder {
+                sreg: reg_of(NFTA_BYTEORDER_SREG)?,
+                dreg: reg_of(NFTA_BYTEORDER_DREG)?,
+                hton: u32_of(NFTA_BYTEORDER_OP)? == 1,
+                len: u32_of(NFTA_BYTEORDER_LEN)?,
+                size: u32_of(NFTA_BYTEORDER_SIZE)?,
+            },
+            "limit" => Expr::Limit {
+                rate: d.attr(NFTA_LIMIT_RATE)?.be64()?,
+                unit_secs: d.attr(NFTA_LIMIT_UNIT)?.be64()?,
+                burst: u32_of(NFTA_LIMIT_BURST).unwrap_or(0),
+                bytes: u32_of(NFTA_LIMIT_TYPE).unwrap_or(0) == 1,
+                over: u32_of(NFTA_LIMIT_FLAGS).unwrap_or(0) & 1 != 0,
+            },
+            "log" => Expr::Log {
+                prefix: d.attr(NFTA_LOG_PREFIX).map(|a| a.string()),
+                group: d.attr(NFTA_LOG_GROUP)?.be16()?,
+            },
+            "objref" if u32_of(NFTA_OBJREF_IMM_TYPE)? == NFT_OBJECT_COUNTER => Expr::CounterRef {
+                name: d.attr(NFTA_OBJREF_IMM_NAME)?.string(),
+            },
             "match" => {
                 let (name, rev, info) = xt_of(d)?;
                 Expr::Match { name, rev, info }
@@ -273,11 +294,45 @@ pub struct SetInfo {
     pub comment: Option<String>,
 }
 
+/// A named counter as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterInfo {
+    /// Name.
+    pub name: String,
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted.
+    pub bytes: u64,
+}
+
+impl CounterInfo {
+    /// Decodes the attributes of an `NFT_MSG_NEWOBJ` reply; `None` for other objects.
+    pub fn decode(a: Attrs<'_>) -> Option<CounterInfo> {
+        if a.attr(NFTA_OBJ_TYPE)?.be32()? != NFT_OBJECT_COUNTER {
+            return None;
+        }
+        let d = a.attr(NFTA_OBJ_DATA)?.nested();
+        Some(CounterInfo {
+            name: a.attr(NFTA_OBJ_NAME)?.string(),
+            packets: d
+                .attr(NFTA_COUNTER_PACKETS)
+                .and_then(|x| x.be64())
+                .unwrap_or(0),
+            bytes: d
+                .attr(NFTA_COUNTER_BYTES)
+                .and_then(|x| x.be64())
+                .unwrap_or(0),
+        })
+    }
+}
+
 /// A set element as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElemInfo {
     /// Key bytes.
     pub key: Vec<u8>,
+    /// The last key of a range element (concatenated interval sets).
+    pub key_end: Option<Vec<u8>>,
     /// Data (value or verdict) of map elements.
     pub data: Option<Data>,
     /// Comment.
@@ -414,6 +469,10 @@ impl ElemInfo {
                         .attr(NFTA_DATA_VALUE)?
                         .data
                         .to_vec(),
+                    key_end: e
+                        .attr(NFTA_SET_ELEM_KEY_END)
+                        .and_then(|k| k.nested().attr(NFTA_DATA_VALUE))
+                        .map(|v| v.data.to_vec()),
                     data: e
                         .attr(NFTA_SET_ELEM_DATA)
                         .and_then(|d| Data::decode(d.nested())),

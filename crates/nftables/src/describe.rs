@@ -32,6 +32,8 @@ impl Op {
             OpKind::DelElems { set, elems } => {
                 format!("delete element {t} {set} {{ {} }}", labels(elems))
             }
+            OpKind::AddCounter(c) => format!("add counter {t} {c}"),
+            OpKind::DelCounter(c) => format!("delete counter {t} {c}"),
         }
     }
 }

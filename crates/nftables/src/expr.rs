@@ -384,6 +384,45 @@ pub enum Expr {
         /// Element timeout in milliseconds (`None`: the set's).
         timeout_ms: Option<u64>,
     },
+    /// `[ byteorder reg D = hton(reg S, size, len) ]`: nft puts one after `meta l4proto`
+    /// in the key of a concatenated interval lookup (a no-op for one byte).
+    Byteorder {
+        /// Source register.
+        sreg: Reg,
+        /// Destination register.
+        dreg: Reg,
+        /// `true`: host to network (`hton`), `false`: `ntoh`.
+        hton: bool,
+        /// Bytes converted.
+        len: u32,
+        /// Unit size (2, 4 or 8).
+        size: u32,
+    },
+    /// `[ limit rate N/unit burst B type packets flags F ]`: matches while under the rate.
+    Limit {
+        /// Packets (or bytes) per `unit_secs`.
+        rate: u64,
+        /// The unit, in seconds (1: `/second`, 60: `/minute`).
+        unit_secs: u64,
+        /// Burst.
+        burst: u32,
+        /// Counts bytes rather than packets.
+        bytes: bool,
+        /// `limit rate over`: matches when above the rate.
+        over: bool,
+    },
+    /// `[ log prefix P group G ]`: the packet to nfnetlink_log group `group`.
+    Log {
+        /// The prefix (up to 127 bytes).
+        prefix: Option<String>,
+        /// The nflog group.
+        group: u16,
+    },
+    /// `[ objref type 1 name N ]`: a named counter (`counter name "N"`).
+    CounterRef {
+        /// The counter object's name.
+        name: String,
+    },
     /// `[ match name <name> rev <rev> ]`: an x_tables match run by `nft_compat`, as
     /// iptables-nft writes the matches it has no native translation for (`comment`,
     /// `multiport`, `addrtype`...). Decoded so that other owners' rules can be recognised;
@@ -465,6 +504,10 @@ impl Expr {
             Expr::Numgen { .. } => "numgen",
             Expr::Reject { .. } => "reject",
             Expr::Dynset { .. } => "dynset",
+            Expr::Byteorder { .. } => "byteorder",
+            Expr::Limit { .. } => "limit",
+            Expr::Log { .. } => "log",
+            Expr::CounterRef { .. } => "objref",
             Expr::Match { .. } => "match",
             Expr::Target { .. } => "target",
             Expr::Unknown { name } => name,
@@ -629,6 +672,43 @@ impl Expr {
                 if let Some(t) = timeout_ms {
                     w.put_be64(NFTA_DYNSET_TIMEOUT, *t);
                 }
+            }
+            Expr::Byteorder {
+                sreg,
+                dreg,
+                hton,
+                len,
+                size,
+            } => {
+                w.put_be32(NFTA_BYTEORDER_SREG, sreg.0);
+                w.put_be32(NFTA_BYTEORDER_DREG, dreg.0);
+                w.put_be32(NFTA_BYTEORDER_OP, u32::from(*hton));
+                w.put_be32(NFTA_BYTEORDER_LEN, *len);
+                w.put_be32(NFTA_BYTEORDER_SIZE, *size);
+            }
+            Expr::Limit {
+                rate,
+                unit_secs,
+                burst,
+                bytes,
+                over,
+            } => {
+                w.put_be64(NFTA_LIMIT_RATE, *rate);
+                w.put_be64(NFTA_LIMIT_UNIT, *unit_secs);
+                w.put_be32(NFTA_LIMIT_BURST, *burst);
+                w.put_be32(NFTA_LIMIT_TYPE, u32::from(*bytes));
+                w.put_be32(NFTA_LIMIT_FLAGS, u32::from(*over));
+            }
+            Expr::Log { prefix, group } => {
+                if let Some(p) = prefix {
+                    w.put_strz(NFTA_LOG_PREFIX, p);
+                }
+                w.put_be16(NFTA_LOG_GROUP, *group);
+            }
+            Expr::CounterRef { name } => {
+                w.put_be32(NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+                // nft sends this name without its NUL (the kernel accepts both).
+                w.put(NFTA_OBJREF_IMM_NAME, name.as_bytes());
             }
             Expr::Counter | Expr::Unknown { .. } => {}
         }

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use crate::expr::{Data, Expr, Verdict};
 use crate::uapi::{
-    NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_USERDATA,
-    NFT_SET_MAP, UDATA_COMMENT, UDATA_SET_COMMENT, UDATA_SET_DATABYTEORDER,
-    UDATA_SET_DATA_INTERVAL, UDATA_SET_KEYBYTEORDER,
+    NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_KEY_END,
+    NFTA_SET_ELEM_USERDATA, NFT_SET_CONCAT, NFT_SET_INTERVAL, NFT_SET_MAP, UDATA_COMMENT,
+    UDATA_SET_COMMENT, UDATA_SET_DATABYTEORDER, UDATA_SET_DATA_INTERVAL, UDATA_SET_KEYBYTEORDER,
 };
 use crate::wire::AttrWriter;
 
@@ -379,6 +379,23 @@ impl SetDef {
         self
     }
 
+    /// `flags interval`: elements are ranges. A concatenation of ranges needs kernel 5.6
+    /// (elements made with [`Elem::range`]; the kernel refuses overlapping ones).
+    pub fn with_interval(mut self) -> SetDef {
+        self.flags |= NFT_SET_INTERVAL;
+        self
+    }
+
+    /// Whether elements are ranges of a concatenation (`NFTA_SET_DESC_CONCAT` is sent).
+    pub fn concat_intervals(&self) -> bool {
+        self.flags & NFT_SET_INTERVAL != 0 && self.key.len() > 1
+    }
+
+    /// The lengths of the key's fields, in bytes.
+    pub fn field_lens(&self) -> Vec<u32> {
+        self.key.iter().map(|t| t.size()).collect()
+    }
+
     /// nft's key type id: concatenations combine 6 bits per field, first field highest.
     pub fn key_type_id(&self) -> u32 {
         self.key.iter().fold(0u32, |acc, t| (acc << 6) | t.id())
@@ -394,7 +411,13 @@ impl SetDef {
     }
 
     pub(crate) fn flags_on_wire(&self) -> u32 {
-        self.flags | if self.data.is_some() { NFT_SET_MAP } else { 0 }
+        self.flags
+            | if self.data.is_some() { NFT_SET_MAP } else { 0 }
+            | if self.concat_intervals() {
+                NFT_SET_CONCAT
+            } else {
+                0
+            }
     }
 
     pub(crate) fn userdata(&self) -> Vec<u8> {
@@ -467,6 +490,9 @@ pub fn proto_name(p: u8) -> String {
 pub struct Elem {
     /// The key as the kernel stores it.
     pub key: Vec<u8>,
+    /// The last key of a range (sets with [`SetDef::with_interval`] and a concatenated
+    /// key).
+    pub key_end: Option<Vec<u8>>,
     /// Map data.
     pub data: Option<Data>,
     /// Comment.
@@ -483,16 +509,9 @@ impl Elem {
 
     /// A (possibly concatenated) key: `192.168.1.1 . tcp . 8080`.
     pub fn concat(parts: &[KeyPart]) -> Elem {
-        let mut key = Vec::new();
-        for p in parts {
-            let b = p.bytes();
-            key.extend_from_slice(&b);
-            if parts.len() > 1 {
-                key.resize(key.len().div_ceil(4) * 4, 0);
-            }
-        }
         Elem {
-            key,
+            key: key_bytes(parts),
+            key_end: None,
             data: None,
             comment: None,
             label: parts
@@ -507,9 +526,35 @@ impl Elem {
     pub fn int(n: u32) -> Elem {
         Elem {
             key: n.to_ne_bytes().to_vec(),
+            key_end: None,
             data: None,
             comment: None,
             label: n.to_string(),
+        }
+    }
+
+    /// A range element of a concatenated interval set, from `first` to `last` field by
+    /// field: `10.0.0.0-10.0.0.255 . tcp . 80-81` is `first = [10.0.0.0, tcp, 80]`,
+    /// `last = [10.0.0.255, tcp, 81]`.
+    pub fn range(first: &[KeyPart], last: &[KeyPart]) -> Elem {
+        let label = first
+            .iter()
+            .zip(last)
+            .map(|(a, b)| {
+                if a == b {
+                    a.label()
+                } else {
+                    format!("{}-{}", a.label(), b.label())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" . ");
+        Elem {
+            key: key_bytes(first),
+            key_end: Some(key_bytes(last)),
+            data: None,
+            comment: None,
+            label,
         }
     }
 
@@ -518,6 +563,7 @@ impl Elem {
         let label = key.iter().map(|b| format!("{b:02x}")).collect();
         Elem {
             key,
+            key_end: None,
             data: None,
             comment: None,
             label,
@@ -536,9 +582,15 @@ impl Elem {
         self
     }
 
-    pub(crate) fn encode(&self, w: &mut AttrWriter, key_only: bool) {
-        w.nest(NFTA_LIST_ELEM, |w| {
+    /// Encodes the element as the `index`-th (from 0) of its message's list: libnftnl
+    /// numbers the list's attributes 1, 2, 3... (the kernel ignores their type).
+    pub(crate) fn encode(&self, w: &mut AttrWriter, index: usize, key_only: bool) {
+        let ty = u16::try_from(index + 1).unwrap_or(NFTA_LIST_ELEM);
+        w.nest(ty, |w| {
             w.nest(NFTA_SET_ELEM_KEY, |w| w.put(NFTA_DATA_VALUE, &self.key));
+            if let Some(end) = &self.key_end {
+                w.nest(NFTA_SET_ELEM_KEY_END, |w| w.put(NFTA_DATA_VALUE, end));
+            }
             if key_only {
                 return;
             }
@@ -552,6 +604,19 @@ impl Elem {
             }
         });
     }
+}
+
+/// The key of `parts` as the kernel stores it: fields of a concatenation each padded to 4
+/// bytes.
+fn key_bytes(parts: &[KeyPart]) -> Vec<u8> {
+    let mut key = Vec::new();
+    for p in parts {
+        key.extend_from_slice(&p.bytes());
+        if parts.len() > 1 {
+            key.resize(key.len().div_ceil(4) * 4, 0);
+        }
+    }
+    key
 }
 
 fn udata_u32(out: &mut Vec<u8>, ty: u8, v: u32) {

@@ -234,6 +234,45 @@ impl fmt::Display for Expr {
                     write!(f, " timeout {t}ms")?;
                 }
             }
+            Expr::Byteorder {
+                sreg,
+                dreg,
+                hton,
+                len,
+                size,
+            } => {
+                let op = if *hton { "hton" } else { "ntoh" };
+                write!(f, "byteorder {dreg} = {op}({sreg}, {size}, {len})")?;
+            }
+            Expr::Limit {
+                rate,
+                unit_secs,
+                burst,
+                bytes,
+                over,
+            } => {
+                let unit = match unit_secs {
+                    1 => "second".to_string(),
+                    60 => "minute".to_string(),
+                    3600 => "hour".to_string(),
+                    86400 => "day".to_string(),
+                    n => format!("{n}s"),
+                };
+                let ty = if *bytes { "bytes" } else { "packets" };
+                write!(
+                    f,
+                    "limit rate {rate}/{unit} burst {burst} type {ty} flags 0x{:x}",
+                    u32::from(*over)
+                )?;
+            }
+            Expr::Log { prefix, group } => {
+                f.write_str("log")?;
+                if let Some(p) = prefix {
+                    write!(f, " prefix {p}")?;
+                }
+                write!(f, " group {group} snaplen 0 qthreshold 0")?;
+            }
+            Expr::CounterRef { name } => write!(f, "objref type 1 name {name}")?,
             Expr::Match { name, rev, .. } => write!(f, "match name {name} rev {rev}")?,
             Expr::Target { name, rev, .. } => write!(f, "target name {name} rev {rev}")?,
             Expr::Unknown { name } => write!(f, "{name} (not decoded)")?,

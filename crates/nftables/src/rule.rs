@@ -345,16 +345,28 @@ impl RuleBuilder {
         self
     }
 
-    /// `<f1> . <f2> . ... vmap @set`: loads each field into consecutive 4-byte register
-    /// slots (as nft allocates them) and looks the concatenation up in a verdict map.
-    pub fn concat_vmap(mut self, fields: &[KeyField], set: &str) -> RuleBuilder {
+    /// Loads `fields` into consecutive 4-byte register slots, as nft allocates them for a
+    /// concatenation; with `interval`, a `byteorder` follows `meta l4proto` as nft emits it
+    /// for lookups in concatenated interval sets.
+    fn load_concat(mut self, fields: &[KeyField], interval: bool) -> RuleBuilder {
         let mut slot = 0u32;
         for f in fields {
             let dreg = Reg::slot(slot);
             match *f {
                 KeyField::Ip4(dir) => self = self.load_addr(false, dir, 4, dreg),
                 KeyField::Ip6(dir) => self = self.load_addr(true, dir, 16, dreg),
-                KeyField::L4Proto => self.exprs.push(Expr::meta(MetaKey::L4PROTO, dreg)),
+                KeyField::L4Proto => {
+                    self.exprs.push(Expr::meta(MetaKey::L4PROTO, dreg));
+                    if interval && fields.len() > 1 {
+                        self.exprs.push(Expr::Byteorder {
+                            sreg: dreg,
+                            dreg,
+                            hton: true,
+                            len: 1,
+                            size: 2,
+                        });
+                    }
+                }
                 KeyField::ThDport => self.exprs.push(Expr::Payload {
                     base: PayloadBase::Transport,
                     offset: 2,
@@ -364,11 +376,74 @@ impl RuleBuilder {
             }
             slot += f.len().div_ceil(4);
         }
+        self
+    }
+
+    /// `<f1> . <f2> . ... vmap @set`: loads each field into consecutive 4-byte register
+    /// slots (as nft allocates them) and looks the concatenation up in a verdict map.
+    pub fn concat_vmap(mut self, fields: &[KeyField], set: &str) -> RuleBuilder {
+        self = self.load_concat(fields, false);
         self.exprs.push(Expr::Lookup {
             set: set.to_string(),
             sreg: Reg::R1,
             dreg: Some(Reg::VERDICT),
             inverted: false,
+        });
+        self
+    }
+
+    /// `<f1> . <f2> . ... @set`: a set match on a concatenation (`interval`: the set has
+    /// `flags interval`).
+    pub fn concat_lookup(mut self, fields: &[KeyField], set: &str, interval: bool) -> RuleBuilder {
+        self = self.load_concat(fields, interval);
+        self.exprs.push(Expr::Lookup {
+            set: set.to_string(),
+            sreg: Reg::R1,
+            dreg: None,
+            inverted: false,
+        });
+        self
+    }
+
+    /// `<transport header byte at offset> <lo>-<hi>` (e.g. `icmpv6 type 133-137`, after
+    /// `meta l4proto ipv6-icmp`).
+    pub fn transport_byte_range(mut self, offset: u32, lo: u8, hi: u8) -> RuleBuilder {
+        self.exprs.push(Expr::Payload {
+            base: PayloadBase::Transport,
+            offset,
+            len: 1,
+            dreg: Reg::R1,
+        });
+        self.exprs.push(Expr::cmp(CmpOp::Gte, Reg::R1, vec![lo]));
+        self.exprs.push(Expr::cmp(CmpOp::Lte, Reg::R1, vec![hi]));
+        self
+    }
+
+    /// `limit rate <rate>/second burst <burst> packets`.
+    pub fn limit_per_second(mut self, rate: u64, burst: u32) -> RuleBuilder {
+        self.exprs.push(Expr::Limit {
+            rate,
+            unit_secs: 1,
+            burst,
+            bytes: false,
+            over: false,
+        });
+        self
+    }
+
+    /// `log [prefix "<prefix>"] group <group>`: the packet to nfnetlink_log.
+    pub fn log_group(mut self, group: u16, prefix: Option<&str>) -> RuleBuilder {
+        self.exprs.push(Expr::Log {
+            prefix: prefix.map(str::to_string),
+            group,
+        });
+        self
+    }
+
+    /// `counter name "<name>"`: counts in a named counter object.
+    pub fn counter_named(mut self, name: &str) -> RuleBuilder {
+        self.exprs.push(Expr::CounterRef {
+            name: name.to_string(),
         });
         self
     }

@@ -201,9 +201,45 @@ impl NlSocket {
         }
     }
 
+    /// Waits up to `timeout` for one datagram of messages the kernel sends by itself
+    /// (nfnetlink_log packets): `Ok(None)` when none came. An `ENOBUFS` error means the
+    /// kernel dropped messages because the receive buffer was full: the caller says so and
+    /// goes on.
+    pub fn recv_within(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, SockError> {
+        let tv = TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros().max(1) as _);
+        setsockopt(&self.sock.as_fd(), sockopt::ReceiveTimeout, &tv)
+            .map_err(|e| SockError::Io(e.into()))?;
+        let got = loop {
+            self.rbuf.clear();
+            match self.sock.recv(&mut self.rbuf, nix::libc::MSG_TRUNC) {
+                Ok(_) => break Ok(Some(self.rbuf.clone())),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(None),
+                Err(e) => break Err(SockError::Io(e)),
+            }
+        };
+        let _ = setsockopt(
+            &self.sock.as_fd(),
+            sockopt::ReceiveTimeout,
+            &TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0),
+        );
+        got
+    }
+
     /// Sends every request in one `sendmsg` and collects each one's replies. Requests are
     /// independent (not a transaction); each must ask for an ACK or be a dump.
     pub fn transact(&mut self, subsys: u16, reqs: &[Request]) -> Result<Vec<Reply>, SockError> {
+        self.transact_res(subsys, 0, reqs)
+    }
+
+    /// [`NlSocket::transact`] with `res_id` in every `nfgenmsg` (nfnetlink_log puts the
+    /// group there).
+    pub fn transact_res(
+        &mut self,
+        subsys: u16,
+        res_id: u16,
+        reqs: &[Request],
+    ) -> Result<Vec<Reply>, SockError> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -217,7 +253,7 @@ impl NlSocket {
                 r.flags,
                 first.wrapping_add(i as u32),
                 r.family,
-                0,
+                res_id,
                 &r.attrs,
             );
         }

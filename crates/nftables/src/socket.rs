@@ -2,7 +2,7 @@
 //! objects back (non-dump GETs of one object, or dumps restricted to one table).
 
 use crate::batch::{encode_batch, Batch};
-use crate::decode::{ChainInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
+use crate::decode::{ChainInfo, CounterInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
 use crate::error::NftError;
 use crate::expr::{Data, Expr};
 use crate::object::{Elem, TableRef};
@@ -468,5 +468,23 @@ impl NftSocket {
                     .next()),
             })
             .collect()
+    }
+
+    /// `nft list counters table <t>`: the named counters of our table and their values (a
+    /// dump the kernel filters by table). Missing table: empty.
+    pub fn list_counters(&mut self, t: &TableRef) -> Result<Vec<CounterInfo>, NftError> {
+        let mut w = AttrWriter::new();
+        w.put_strz(NFTA_OBJ_TABLE, &t.name);
+        w.put_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+        let op = format!("list counters of table {t}");
+        let msgs = self
+            .dump(&op, NFT_MSG_GETOBJ, t.family.raw(), w.into_bytes())?
+            .unwrap_or_default();
+        Ok(msgs
+            .iter()
+            .map(|m| m.as_msg().nf_attrs())
+            .filter(|a| a.attr(NFTA_OBJ_TABLE).map(|x| x.string()).as_deref() == Some(&t.name))
+            .filter_map(CounterInfo::decode)
+            .collect())
     }
 }

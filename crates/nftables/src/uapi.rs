@@ -95,6 +95,12 @@ pub const NFT_MSG_GETSETELEM: u16 = 13;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
 /// `NFT_MSG_GETGEN`.
 pub const NFT_MSG_GETGEN: u16 = 16;
+/// `NFT_MSG_NEWOBJ` (stateful objects: named counters).
+pub const NFT_MSG_NEWOBJ: u16 = 18;
+/// `NFT_MSG_GETOBJ`.
+pub const NFT_MSG_GETOBJ: u16 = 19;
+/// `NFT_MSG_DELOBJ`.
+pub const NFT_MSG_DELOBJ: u16 = 20;
 
 // ---- nf_tables.h: object attributes ----------------------------------------------------------
 
@@ -159,6 +165,18 @@ pub const NFTA_SET_ID: u16 = 10;
 pub const NFTA_SET_TIMEOUT: u16 = 11;
 /// `NFTA_SET_USERDATA`.
 pub const NFTA_SET_USERDATA: u16 = 13;
+/// `NFTA_SET_DESC`: the set's description (concatenated field lengths).
+pub const NFTA_SET_DESC: u16 = 9;
+/// `NFTA_SET_DESC_CONCAT`: a list of `NFTA_LIST_ELEM { NFTA_SET_FIELD_LEN }`.
+pub const NFTA_SET_DESC_CONCAT: u16 = 2;
+/// `NFTA_SET_FIELD_LEN`: one field's length in bytes.
+pub const NFTA_SET_FIELD_LEN: u16 = 1;
+/// `NFT_SET_INTERVAL`: elements are ranges.
+pub const NFT_SET_INTERVAL: u32 = 0x4;
+/// `NFT_SET_CONCAT`: a concatenation of ranges (set by nft with interval concatenations).
+pub const NFT_SET_CONCAT: u32 = 0x80;
+/// `NFTA_SET_ELEM_KEY_END`: the last key of a range element of a concatenated interval set.
+pub const NFTA_SET_ELEM_KEY_END: u16 = 10;
 
 /// `NFTA_SET_ELEM_LIST_TABLE`.
 pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -253,6 +271,53 @@ pub const NFTA_LOOKUP_DREG: u16 = 3;
 pub const NFTA_LOOKUP_SET_ID: u16 = 4;
 /// `NFTA_LOOKUP_FLAGS`.
 pub const NFTA_LOOKUP_FLAGS: u16 = 5;
+/// `NFTA_BYTEORDER_SREG`.
+pub const NFTA_BYTEORDER_SREG: u16 = 1;
+/// `NFTA_BYTEORDER_DREG`.
+pub const NFTA_BYTEORDER_DREG: u16 = 2;
+/// `NFTA_BYTEORDER_OP` (0 ntoh, 1 hton).
+pub const NFTA_BYTEORDER_OP: u16 = 3;
+/// `NFTA_BYTEORDER_LEN`.
+pub const NFTA_BYTEORDER_LEN: u16 = 4;
+/// `NFTA_BYTEORDER_SIZE`.
+pub const NFTA_BYTEORDER_SIZE: u16 = 5;
+
+/// `NFTA_LIMIT_RATE`.
+pub const NFTA_LIMIT_RATE: u16 = 1;
+/// `NFTA_LIMIT_UNIT` (seconds).
+pub const NFTA_LIMIT_UNIT: u16 = 2;
+/// `NFTA_LIMIT_BURST`.
+pub const NFTA_LIMIT_BURST: u16 = 3;
+/// `NFTA_LIMIT_TYPE` (0 packets, 1 bytes).
+pub const NFTA_LIMIT_TYPE: u16 = 4;
+/// `NFTA_LIMIT_FLAGS` (1: `over`).
+pub const NFTA_LIMIT_FLAGS: u16 = 5;
+
+/// `NFTA_LOG_GROUP`: the nfnetlink_log group (16 bits).
+pub const NFTA_LOG_GROUP: u16 = 1;
+/// `NFTA_LOG_PREFIX`.
+pub const NFTA_LOG_PREFIX: u16 = 2;
+
+/// `NFTA_OBJREF_IMM_TYPE`.
+pub const NFTA_OBJREF_IMM_TYPE: u16 = 1;
+/// `NFTA_OBJREF_IMM_NAME`.
+pub const NFTA_OBJREF_IMM_NAME: u16 = 2;
+
+/// `NFTA_OBJ_TABLE`.
+pub const NFTA_OBJ_TABLE: u16 = 1;
+/// `NFTA_OBJ_NAME`.
+pub const NFTA_OBJ_NAME: u16 = 2;
+/// `NFTA_OBJ_TYPE`.
+pub const NFTA_OBJ_TYPE: u16 = 3;
+/// `NFTA_OBJ_DATA`.
+pub const NFTA_OBJ_DATA: u16 = 4;
+/// `NFT_OBJECT_COUNTER`.
+pub const NFT_OBJECT_COUNTER: u32 = 1;
+/// `NFTA_COUNTER_BYTES`.
+pub const NFTA_COUNTER_BYTES: u16 = 1;
+/// `NFTA_COUNTER_PACKETS`.
+pub const NFTA_COUNTER_PACKETS: u16 = 2;
+
 /// `NFT_LOOKUP_F_INV`: `!= @set`.
 pub const NFT_LOOKUP_F_INV: u32 = 1;
 

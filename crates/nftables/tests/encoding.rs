@@ -8,7 +8,10 @@
 
 use std::net::IpAddr;
 
-use ferro_nftables::uapi::{NFTA_SET_USERDATA, NFT_MSG_NEWSET, NLM_F_ACK, NLM_F_CREATE};
+use ferro_nftables::uapi::{
+    NFTA_SET_DESC, NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_USERDATA, NFT_MSG_NEWSET, NLA_F_NESTED,
+    NLM_F_ACK, NLM_F_CREATE,
+};
 use ferro_nftables::wire::{self, AttrWriter, Attrs};
 use ferro_nftables::*;
 use ipnet::IpNet;
@@ -71,6 +74,7 @@ fn fixtures(name: &str) -> Vec<Fixture> {
         "model" => include_str!("fixtures/model.txt"),
         "more" => include_str!("fixtures/more.txt"),
         "del" => include_str!("fixtures/del.txt"),
+        "policy" => include_str!("fixtures/policy.txt"),
         _ => unreachable!(),
     };
     let fx = parse_fixtures(text);
@@ -379,6 +383,131 @@ fn del_batch() -> Batch {
     b
 }
 
+/// `policy.nft`: NetworkPolicy's objects (interval concatenations, counters, log, limit).
+fn policy_batch() -> Batch {
+    let t = TableRef::inet("ferro_policy");
+    let key4 = vec![
+        DataType::Ipv4Addr,
+        DataType::InetProto,
+        DataType::InetService,
+    ];
+    let key6 = vec![
+        DataType::Ipv6Addr,
+        DataType::InetProto,
+        DataType::InetService,
+    ];
+    let mut b = Batch::new();
+    b.add_table(&t)
+        .add_set(&t, SetDef::set("in-a-4", key4).with_interval())
+        .add_set(&t, SetDef::set("in-a-6", key6).with_interval())
+        .add_set(&t, SetDef::vmap("in4", vec![DataType::Ipv4Addr]))
+        .add_counter(&t, "drops-x")
+        .add_counter(&t, "drops-y")
+        .add_chain(&t, Chain::regular("pod-x"))
+        .add_elems(
+            &t,
+            "in-a-4",
+            vec![
+                Elem::range(
+                    &[
+                        KeyPart::Addr(ip("10.0.0.0")),
+                        KeyPart::Proto(6),
+                        KeyPart::Port(80),
+                    ],
+                    &[
+                        KeyPart::Addr(ip("10.0.0.255")),
+                        KeyPart::Proto(6),
+                        KeyPart::Port(81),
+                    ],
+                ),
+                policy_any_elem(),
+            ],
+        )
+        .add_elems(
+            &t,
+            "in-a-6",
+            vec![Elem::range(
+                &[
+                    KeyPart::Addr(ip("fd00::1")),
+                    KeyPart::Proto(17),
+                    KeyPart::Port(53),
+                ],
+                &[
+                    KeyPart::Addr(ip("fd00::9")),
+                    KeyPart::Proto(17),
+                    KeyPart::Port(53),
+                ],
+            )],
+        )
+        .add_elems(
+            &t,
+            "in4",
+            vec![Elem::addr(ip("10.0.0.7")).with_verdict(Verdict::Jump("pod-x".into()))],
+        );
+    for r in policy_rules() {
+        b.add_rule(&t, r);
+    }
+    b.del_elems(&t, "in-a-4", vec![policy_any_elem()], false)
+        .del_counter(&t, "drops-y", false);
+    b
+}
+
+fn policy_any_elem() -> Elem {
+    Elem::range(
+        &[
+            KeyPart::Addr(ip("10.1.0.5")),
+            KeyPart::Proto(0),
+            KeyPart::Port(0),
+        ],
+        &[
+            KeyPart::Addr(ip("10.1.0.5")),
+            KeyPart::Proto(255),
+            KeyPart::Port(65535),
+        ],
+    )
+}
+
+fn policy_rules() -> Vec<Rule> {
+    let tuple = |v6: bool, dir: Dir| {
+        [
+            if v6 {
+                KeyField::Ip6(dir)
+            } else {
+                KeyField::Ip4(dir)
+            },
+            KeyField::L4Proto,
+            KeyField::ThDport,
+        ]
+    };
+    vec![
+        RuleBuilder::new()
+            .concat_lookup(&tuple(false, Dir::Src), "in-a-4", true)
+            .verdict(Verdict::Return)
+            .build("pod-x"),
+        RuleBuilder::new()
+            .concat_lookup(&tuple(true, Dir::Dst), "in-a-6", true)
+            .verdict(Verdict::Return)
+            .build("pod-x"),
+        RuleBuilder::new()
+            .limit_per_second(10, 20)
+            .log_group(7, Some("in x/a"))
+            .build("pod-x"),
+        RuleBuilder::new()
+            .counter_named("drops-x")
+            .verdict(Verdict::Drop)
+            .build("pod-x"),
+        RuleBuilder::new()
+            .l4proto(58)
+            .transport_byte_range(0, 133, 137)
+            .verdict(Verdict::Accept)
+            .build("pod-x"),
+        RuleBuilder::new()
+            .meta_nfproto(nfproto::IPV4)
+            .concat_vmap(&[KeyField::Ip4(Dir::Dst)], "in4")
+            .build("pod-x"),
+    ]
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -401,6 +530,9 @@ fn without_typeof_udata(payload: &[u8]) -> Vec<u8> {
                 rest = &rest[len..];
             }
             w.put(a.ty, &u);
+        } else if a.ty == NFTA_SET_DESC {
+            // Parsed attributes lose their flags: the description is nested.
+            w.put(a.ty | NLA_F_NESTED, a.data);
         } else {
             w.put(a.ty, a.data);
         }
@@ -466,6 +598,11 @@ fn deletes_and_flushes_are_encoded_exactly_as_nft_encodes_them() {
 }
 
 #[test]
+fn policy_objects_are_encoded_exactly_as_nft_encodes_them() {
+    check_batch(&policy_batch(), &fixtures("policy"));
+}
+
+#[test]
 fn only_the_vmap_sets_differ_from_nft_and_only_in_typeof_userdata() {
     // Guard the exception above: plain sets match with their userdata untouched.
     let model = fixtures("model");
@@ -479,6 +616,7 @@ fn all_rules() -> Vec<(Rule, Fixture)> {
     for (b, fxs) in [
         (model_batch(), fixtures("model")),
         (more_batch(), fixtures("more")),
+        (policy_batch(), fixtures("policy")),
     ] {
         for (op, fx) in b.ops().iter().zip(fxs) {
             if let OpKind::AddRule(r) = &op.kind {
@@ -492,7 +630,7 @@ fn all_rules() -> Vec<(Rule, Fixture)> {
 #[test]
 fn captured_rules_decode_to_the_expressions_that_built_them() {
     let rules = all_rules();
-    assert_eq!(rules.len(), 26);
+    assert_eq!(rules.len(), 32);
     for (r, fx) in rules {
         let decoded = RuleInfo::decode(Attrs::new(&fx.payload[4..]));
         assert_eq!(decoded.chain, r.chain, "chain of `{}`", fx.nft);
@@ -546,4 +684,41 @@ fn descriptions_read_like_nft_commands() {
         d.ops()[0].describe(),
         "delete rule inet ferro_cni c handle 4"
     );
+}
+
+/// Many interval elements of concatenations (about 44 bytes each) do not fit one netlink
+/// attribute (at most 65535 bytes): they go in several messages, each element list whole
+/// (the kernel would otherwise take only those within the truncated length, silently).
+#[test]
+fn many_elements_are_split_into_messages_that_each_fit() {
+    let t = TableRef::inet("ferro_policy");
+    let elems: Vec<Elem> = (0..5000u32)
+        .map(|i| {
+            let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a63_0000 + i * 2));
+            Elem::range(
+                &[KeyPart::Addr(a), KeyPart::Proto(6), KeyPart::Port(9000)],
+                &[KeyPart::Addr(a), KeyPart::Proto(6), KeyPart::Port(9099)],
+            )
+        })
+        .collect();
+    for del in [false, true] {
+        let mut b = Batch::new();
+        if del {
+            b.del_elems(&t, "in-a-4", elems.clone(), false);
+        } else {
+            b.add_elems(&t, "in-a-4", elems.clone());
+        }
+        assert!(b.len() >= 4, "{} messages for 5000 elements", b.len());
+        let mut count = 0;
+        for (_, _, payload) in encoded(&b) {
+            let list = Attrs::new(&payload[4..])
+                .find(|a| a.ty == NFTA_SET_ELEM_LIST_ELEMENTS)
+                .expect("an element list");
+            // the attribute's own length covers every element it holds
+            let n = Attrs::new(list.data).count();
+            assert!(n > 0);
+            count += n;
+        }
+        assert_eq!(count, 5000, "every element sent (delete: {del})");
+    }
 }

@@ -563,3 +563,157 @@ fn the_service_statements_read_back_as_nft_writes_them() {
         ));
     })
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn interval_concatenations_named_counters_and_logging_reach_the_kernel_and_read_back() {
+    in_netns(|| {
+        let t = TableRef::inet("ferro_policy");
+        let mut sock = NftSocket::open().unwrap();
+        let range = |a: &str, b: &str, p: u8, lo: u16, hi: u16| {
+            Elem::range(
+                &[KeyPart::Addr(ip(a)), KeyPart::Proto(p), KeyPart::Port(lo)],
+                &[KeyPart::Addr(ip(b)), KeyPart::Proto(p), KeyPart::Port(hi)],
+            )
+        };
+        let key = vec![
+            DataType::Ipv4Addr,
+            DataType::InetProto,
+            DataType::InetService,
+        ];
+        let mut b = Batch::new();
+        b.add_table(&t)
+            .add_set(&t, SetDef::set("allow4", key).with_interval())
+            .add_counter(&t, "drops")
+            .add_chain(&t, Chain::regular("pod"))
+            .add_elems(
+                &t,
+                "allow4",
+                vec![
+                    range("10.0.0.0", "10.0.0.255", 6, 80, 81),
+                    range("10.0.1.7", "10.0.1.7", 17, 53, 53),
+                ],
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .concat_lookup(
+                        &[
+                            KeyField::Ip4(Dir::Src),
+                            KeyField::L4Proto,
+                            KeyField::ThDport,
+                        ],
+                        "allow4",
+                        true,
+                    )
+                    .verdict(Verdict::Return)
+                    .build("pod"),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .limit_per_second(5, 10)
+                    .log_group(9, Some("in x/a"))
+                    .build("pod"),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .counter_named("drops")
+                    .verdict(Verdict::Drop)
+                    .build("pod"),
+            );
+        sock.apply(&b).unwrap();
+        let text = nft(&["list", "table", "inet", "ferro_policy"]);
+        for want in [
+            "10.0.0.0/24 . tcp . 80-81",
+            "10.0.1.7 . udp . 53",
+            "limit rate 5/second burst 10 packets log prefix \"in x/a\" group 9",
+            "counter name \"drops\" drop",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
+        let elems = sock.list_elems(&t, "allow4").unwrap().unwrap();
+        assert_eq!(elems.len(), 2);
+        assert!(elems.iter().all(|e| e.key_end.is_some()), "{elems:?}");
+        let counters = sock.list_counters(&t).unwrap();
+        assert_eq!(counters.len(), 1);
+        assert_eq!(counters[0].name, "drops");
+        assert_eq!((counters[0].packets, counters[0].bytes), (0, 0));
+        // The rules read back as they were built.
+        let dumped = sock.list_rules(&t, Some("pod")).unwrap();
+        assert_eq!(dumped.len(), 3);
+        assert!(matches!(dumped[2].exprs[0], Expr::CounterRef { ref name } if name == "drops"));
+        // Overlapping elements are refused, removing one by its range works, an unused
+        // counter can be deleted.
+        let mut b = Batch::new();
+        b.add_elems(&t, "allow4", vec![range("10.0.0.5", "10.0.0.5", 6, 80, 80)]);
+        assert!(sock.apply(&b).is_err());
+        let mut b = Batch::new();
+        b.del_elems(
+            &t,
+            "allow4",
+            vec![range("10.0.0.0", "10.0.0.255", 6, 80, 81)],
+            false,
+        )
+        .add_elems(&t, "allow4", vec![range("10.0.0.5", "10.0.0.5", 6, 80, 80)])
+        .add_counter(&t, "spare");
+        sock.apply(&b).unwrap();
+        let mut b = Batch::new();
+        b.del_counter(&t, "spare", false);
+        sock.apply(&b).unwrap();
+        assert_eq!(sock.list_counters(&t).unwrap().len(), 1);
+        let text = nft(&["list", "set", "inet", "ferro_policy", "allow4"]);
+        assert!(text.contains("10.0.0.5 . tcp . 80"), "{text}");
+        assert!(!text.contains("10.0.0.0/24"), "{text}");
+    })
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn packets_logged_to_an_nflog_group_are_read_back_with_their_prefix() {
+    in_netns(|| {
+        let t = TableRef::inet("ferro_policy");
+        let mut nflog = ferro_nftables::nflog::NflogSocket::bind(4242).unwrap();
+        let mut b = Batch::new();
+        b.add_table(&t)
+            .add_chain(
+                &t,
+                Chain::base("out", ChainType::Filter, Hook::Output, priority::FILTER),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .l4proto(17)
+                    .th_dport(9)
+                    .log_group(4242, Some("egress x/a"))
+                    .build("out"),
+            );
+        NftSocket::open().unwrap().apply(&b).unwrap();
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.send_to(b"hello", "127.0.0.1:9").unwrap();
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.extend(
+                nflog
+                    .next(std::time::Duration::from_millis(100))
+                    .unwrap()
+                    .packets,
+            );
+            if !got.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].prefix, "egress x/a");
+        let sum = got[0].summary().unwrap();
+        assert_eq!((sum.proto, sum.dport), (17, 9));
+        assert_eq!(sum.dst, ip("127.0.0.1"));
+        // Nothing else arrives.
+        assert!(nflog
+            .next(std::time::Duration::from_millis(50))
+            .unwrap()
+            .packets
+            .is_empty());
+    })
+}

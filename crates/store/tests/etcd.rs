@@ -21,16 +21,6 @@ use ferro_testutil::pki::TestCa;
 use ferro_testutil::topology::World;
 
 /// Runs `f` on a current-thread runtime inside `ns` (its sockets live there).
-fn in_ns<T: Send, F: Future<Output = T>>(ns: &Netns, f: impl FnOnce() -> F + Send) -> T {
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f())
-    })
-}
-
 fn cluster(world: &World, ca: Option<&TestCa>) -> EtcdCluster {
     let nodes: Vec<(&Netns, std::net::IpAddr)> =
         world.nodes.iter().map(|n| (&n.ns, n.ip)).collect();
@@ -69,7 +59,7 @@ fn transactions_leases_compaction_and_unreachable() {
     let world = World::new(3);
     let etcd = cluster(&world, None);
     let endpoints = etcd.endpoints();
-    in_ns(&world.nodes[0].ns, || async move {
+    world.nodes[0].ns.block_on(|| async move {
         let s = connect(endpoints.clone()).await;
 
         // compare-and-swap
@@ -281,7 +271,7 @@ fn tls_with_client_certificates() {
     let stranger = other_ca.issue("stranger", &[world.nodes[0].ip]);
     let endpoints = etcd.endpoints();
     assert!(endpoints.iter().all(|e| e.starts_with("https://")));
-    in_ns(&world.nodes[0].ns, || async move {
+    world.nodes[0].ns.block_on(|| async move {
         let base = |cert: Option<(&std::path::Path, &std::path::Path)>, ca: &std::path::Path| {
             let mut c = EtcdConfig::new(endpoints.clone());
             c.ca_file = Some(ca.to_path_buf());

@@ -1,6 +1,7 @@
-//! A real `ferro-agent` for tests: the built binary, started (optionally inside a simulated
-//! node's network namespace) with its configuration, socket and state directory in a private
-//! temporary directory, stopped by its pid (SIGTERM, or SIGKILL when dropped).
+//! A real `ferro-agent` for tests: the built binary, started inside a simulated node's
+//! network namespace, or (as root) in a network namespace of its own, with its
+//! configuration, socket and state directory in a private temporary directory, stopped by
+//! its pid (SIGTERM, or SIGKILL when dropped).
 //!
 //! The directory is made directly under `/tmp` with a short name: a unix socket's path has at
 //! most 107 bytes, and the test run's `TMPDIR` is deliberately deeper than that.
@@ -79,9 +80,17 @@ impl Agent {
                     .arg(&self.bin);
                 c
             }
+            // Without a node's namespace, root runs the agent in a network namespace of its
+            // own (only `lo`): whatever it programs (policy, services, egress tables) must
+            // never reach the machine's. Unprivileged, it cannot program anything.
+            None if nix::unistd::geteuid().is_root() => {
+                let mut c = Command::new("unshare");
+                c.arg("--net").arg("--").arg(&self.bin);
+                c
+            }
             None => Command::new(&self.bin),
         };
-        // nsenter execs the agent: the child's pid is the agent's.
+        // nsenter and unshare exec the agent: the child's pid is the agent's.
         cmd.arg("--config")
             .arg(&cfg)
             .stdin(Stdio::null())

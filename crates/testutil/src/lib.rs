@@ -5,7 +5,8 @@
 //! - [`netns`]: uniquely named network namespaces that are removed on drop, even when the
 //!   test fails, and closures run inside them;
 //! - [`probe`]: a TCP/UDP server that answers with the source address it sees, and its client,
-//!   so tests prove NAT and no-NAT with real packets;
+//!   so tests prove NAT and no-NAT with real packets; [`reach`]: many TCP/UDP probes at once
+//!   (the truth tables of the policy suites);
 //! - [`nft`]: a private network namespace per test thread, and `nft` run inside it to check
 //!   what nftables code built;
 //! - [`topology`]: the simulated VNet, nodes, peer, router and internet host that every
@@ -30,6 +31,7 @@ pub mod netns;
 pub mod nft;
 pub mod pki;
 pub mod probe;
+pub mod reach;
 pub mod runtime;
 pub mod topology;
 

@@ -109,6 +109,21 @@ impl Netns {
             .expect("thread in netns panicked")
         })
     }
+
+    /// Runs the future `f` makes to completion on a runtime of its own, inside this
+    /// namespace (for async clients: the store, etcd).
+    pub fn block_on<T: Send, F: std::future::Future<Output = T>>(
+        &self,
+        f: impl FnOnce() -> F + Send,
+    ) -> T {
+        self.run(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(f())
+        })
+    }
 }
 
 impl Drop for Netns {

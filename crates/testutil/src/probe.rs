@@ -158,12 +158,22 @@ pub fn tcp_who(
     dst: SocketAddr,
     timeout: Duration,
 ) -> Result<(IpAddr, String), std::io::ErrorKind> {
+    tcp_who_within(ns, dst, timeout, Duration::from_secs(5))
+}
+
+/// [`tcp_who`], waiting at most `read` for the answer once connected (a probe that must not
+/// hang on a connection whose server died).
+pub fn tcp_who_within(
+    ns: &Path,
+    dst: SocketAddr,
+    timeout: Duration,
+    read: Duration,
+) -> Result<(IpAddr, String), std::io::ErrorKind> {
     let ns = ns.to_path_buf();
     std::thread::spawn(move || {
         enter(&ns);
         let mut c = TcpStream::connect_timeout(&dst, timeout).map_err(|e| e.kind())?;
-        c.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| e.kind())?;
+        c.set_read_timeout(Some(read)).map_err(|e| e.kind())?;
         c.shutdown(std::net::Shutdown::Write)
             .map_err(|e| e.kind())?;
         let mut s = String::new();

@@ -2,7 +2,7 @@
 //! between two calls is a function of `plan.rs`.
 
 use ferro_net::attach::{self, PodInterface};
-use ferro_net::rtnl::{AddrOpts, BridgeSpec, Link, Rtnl, VethSpec};
+use ferro_net::rtnl::{AddrOpts, BridgeSpec, Link, NeighSpec, Rtnl, VethSpec};
 use ferro_net::{sysctl, NetError};
 use ferro_pod::{Attach, PodError};
 use ferro_spec::{CniError, CniResult};
@@ -52,7 +52,7 @@ pub fn add(a: Attach<'_>, cfg: &Config, plan: &Plan) -> Result<CniResult, CniErr
         })?;
     // From here on a failure removes the veth pair (and releases the lease).
     let dad_off = plan::bridge_dad_off(plan, &bridge);
-    let outcome = finish_add(&a, cfg, plan, echoed, dad_off).map(|mut result| {
+    let outcome = finish_add(&a, cfg, plan, echoed, dad_off, bridge.index).map(|mut result| {
         result.interfaces[0].mac = bridge.mac_string();
         result
     });
@@ -77,6 +77,7 @@ fn finish_add(
     plan: &Plan,
     echoed: Option<Link>,
     dad_off: bool,
+    bridge: u32,
 ) -> Result<CniResult, CniError> {
     let host = a.host;
     let hv = match echoed {
@@ -108,6 +109,18 @@ fn finish_add(
     }
     if cfg.disable_container_interface {
         return Ok(plan.result.clone());
+    }
+    // An earlier pod of the same address may have left the node a neighbour entry with its
+    // MAC. The new pod's gratuitous announcement replaces it only when the entry has not
+    // changed within the last second (the kernel's locktime), so the node would send to
+    // the old MAC until the entry failed its probes: forget it now.
+    for ip in plan.ips() {
+        host.neigh_del(&NeighSpec {
+            ifindex: bridge,
+            ip,
+            mac: None,
+            proxy: false,
+        })?;
     }
     attach::configure(
         a.pod,

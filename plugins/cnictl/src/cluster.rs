@@ -169,7 +169,8 @@ pub fn cmd_apply(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     }
 }
 
-fn unexpected(r: &Response) -> Error {
+/// An answer the command did not expect.
+pub fn unexpected(r: &Response) -> Error {
     Error::Cluster(format!("unexpected answer from the agent: {r:?}"))
 }
 
@@ -215,6 +216,9 @@ fn get_node_firewall(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
 pub fn cmd_get(ctx: &mut Ctx<'_>, inv: &Invocation) -> Result<(), Error> {
     if ["nodefirewall", "nodefw"].contains(&inv.positionals[0].to_ascii_lowercase().as_str()) {
         return get_node_firewall(ctx, inv);
+    }
+    if crate::policy::STATS_KINDS.contains(&inv.positionals[0].to_ascii_lowercase().as_str()) {
+        return crate::policy::cmd_get_stats(ctx, inv);
     }
     let kind = kind_arg(&inv.positionals[0])?;
     let output = inv.values("output").last().map(|s| s.to_string());

@@ -247,10 +247,12 @@ Service (v1), NetworkPolicy (networking.k8s.io/v1), ClusterNetwork (ferro-cni.io
     Subcommand {
         name: "get",
         args: "KIND [NAME]",
-        summary: "list or show cluster resources (pods, svc, netpol, ns, nodes, clusternetworks, ipamblocks, attachments)",
+        summary: "list or show cluster resources (pods, svc, netpol, ns, nodes, clusternetworks, ipamblocks, attachments, policystats)",
         details: "KIND is a kind's name, plural or short name, as kubectl's (pods, po, services, \
 svc, networkpolicies, netpol, namespaces, ns, nodes, clusternetworks, ipamblocks, attachments). \
-Namespaced kinds are read from the default namespace unless -n or -A is given.",
+Namespaced kinds are read from the default namespace unless -n or -A is given. policystats: \
+what this node's NetworkPolicy tables dropped, per pod and direction and per policy (the \
+counters of the node whose agent answers).",
         min_args: 1,
         max_args: 2,
         flags: &[
@@ -281,6 +283,25 @@ deletes its pods, services and network policies. Objects that do not exist are r
         max_args: 2,
         flags: &[NAMESPACE_FLAG],
         run: cluster::cmd_describe,
+    },
+    Subcommand {
+        name: "policy",
+        args: "explain FROM TO PORT/PROTO | stats",
+        summary: "why a connection is allowed or denied by NetworkPolicy; what this node dropped",
+        details: "explain: FROM and TO are pods (namespace/name, or a name in default) or \
+addresses; PORT/PROTO is 80/TCP, 53/UDP, 8080 (TCP), ICMP... The agent answers from the same \
+model it programs: allowed or denied, and for each side (the source's egress, the \
+destination's ingress) the policy, rule, peer and port that decided, or the policies \
+isolating it. --family 6 uses the pods' IPv6 addresses. stats: the drop counters of the \
+node's pods and policies (as cnictl get policystats -A).",
+        min_args: 1,
+        max_args: 4,
+        flags: &[
+            NAMESPACE_FLAG,
+            FlagSpec { long: "family", short: None, metavar: Some("4|6"), help: "address family for pods with both (default 4)" },
+            FlagSpec { long: "output", short: Some('o'), metavar: Some("FORMAT"), help: "json (default: text)" },
+        ],
+        run: crate::policy::cmd_policy,
     },
     Subcommand {
         name: "ipam",

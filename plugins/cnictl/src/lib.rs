@@ -40,6 +40,7 @@ pub mod gojson;
 pub mod identity;
 pub mod ipam;
 pub mod plan;
+pub mod policy;
 pub mod request;
 pub mod runtime;
 pub mod validate;

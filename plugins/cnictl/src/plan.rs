@@ -247,10 +247,22 @@ pub fn flat(i: &Input) -> ModelPlan {
             )
         })
         .collect();
-    let (capacity, limited_by) = pick_limit(&limits);
+    vnet_only(i, "flat", used, &limits, problems)
+}
+
+/// A model that spends only VNet addresses (`flat`, `flat-pool`): `used` of them, the most
+/// nodes each VNet family holds in `limits`.
+fn vnet_only(
+    i: &Input,
+    model: &'static str,
+    used: u64,
+    limits: &[(u64, String)],
+    problems: Vec<String>,
+) -> ModelPlan {
+    let (capacity, limited_by) = pick_limit(limits);
     let vnet_usable = i.vnet.iter().map(usable).min().unwrap_or(0);
     ModelPlan {
-        model: "flat",
+        model,
         vnet_addresses_used: used,
         vnet_addresses_usable: vnet_usable,
         pod_slices_used: None,
@@ -306,31 +318,7 @@ pub fn flat_pool(i: &Input) -> ModelPlan {
             )
         })
         .collect();
-    let (capacity, limited_by) = pick_limit(&limits);
-    let vnet_usable = i.vnet.iter().map(usable).min().unwrap_or(0);
-    ModelPlan {
-        model: "flat-pool",
-        vnet_addresses_used: used,
-        vnet_addresses_usable: vnet_usable,
-        pod_slices_used: None,
-        pod_slices_available: None,
-        fits: used <= vnet_usable && problems.is_empty(),
-        max_nodes: capacity.saturating_sub(i.surge),
-        limited_by,
-        problems,
-        families: [false, true]
-            .into_iter()
-            .filter_map(|v6| {
-                let v = i.vnet.get(v6)?;
-                Some(FamilyPlan {
-                    family: family_name(v6),
-                    vnet_addresses_usable: Some(usable(v)),
-                    pod_slices_available: None,
-                    pod_addresses_per_slice: None,
-                })
-            })
-            .collect(),
-    }
+    vnet_only(i, "flat-pool", used, &limits, problems)
 }
 
 fn sliced(i: &Input, model: &'static str, route_table: bool) -> ModelPlan {

@@ -24,6 +24,7 @@ use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
 use crate::scenario::parallel::ParallelRow;
+use crate::scenario::policy::PolicyBench;
 use crate::scenario::scale::ScaleRow;
 use crate::scenario::services::ServicesBench;
 use format::fmt_s;
@@ -78,6 +79,8 @@ pub struct Report {
     pub services: Option<ServicesBench>,
     /// Cluster IPAM scenario.
     pub cluster_ipam: Option<ClusterIpam>,
+    /// NetworkPolicy scenario.
+    pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -86,12 +89,13 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 7] {
+    fn sections(&self) -> [&dyn Section; 8] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
             &self.cluster_ipam,
+            &self.policy,
             &self.cost,
             &self.floor,
             &self.services,

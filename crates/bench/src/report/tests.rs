@@ -9,6 +9,7 @@ use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
 use crate::scenario::parallel::ParallelStats;
+use crate::scenario::policy::{PolicyBench, PolicyConfigRow};
 use crate::scenario::scale::ScaleStats;
 use crate::scenario::services::{ServicesBench, ServicesRow};
 use crate::stats::Summary;
@@ -33,6 +34,14 @@ fn chain(plugins: &[&str], add: u64, del: u64) -> ChainStats {
         add_per_plugin: plugins.iter().map(|_| fig(ms(add))).collect(),
         del_per_plugin: plugins.iter().map(|_| fig(ms(del))).collect(),
         leftover_leases: 0,
+    }
+}
+
+fn policy_row(label: &str, throughput: f64, conn_rate: f64) -> PolicyConfigRow {
+    PolicyConfigRow {
+        label: label.into(),
+        throughput: Outcome::Done(throughput),
+        conn_rate: Outcome::Done(conn_rate),
     }
 }
 
@@ -180,6 +189,20 @@ fn sample(quick: bool) -> Report {
                 },
             ],
         }),
+        policy: Some(PolicyBench {
+            policies: 1000,
+            pods: 10_000,
+            rounds: if quick { 1 } else { 3 },
+            rows: vec![
+                policy_row("no policy (no table)", 20e9, 10_000.0),
+                policy_row("policy table, 0 policies", 19.8e9, 9_800.0),
+                policy_row("1000 policies, 10000 pods in the sets", 19.6e9, 8_500.0),
+            ],
+            elements: Outcome::Done(10_203),
+            apply_answered: Outcome::Done(ms(900)),
+            apply_enforced: Outcome::Done(ms(2_500)),
+            change_enforced: Outcome::Done(ms(40)),
+        }),
         cost: Cost {
             rss: vec![
                 RssRow {
@@ -250,6 +273,16 @@ fn degraded() -> Report {
         c.claims[1].claims =
             Outcome::Failed("ferro-agent exited (exit status: 1): store: boom".into());
     }
+    let mut p = PolicyBench::failed(1000, 10_000, 1, "cnictl apply -f -: agent not reachable");
+    p.rows = vec![
+        policy_row("no policy", 20e9, 10_000.0),
+        PolicyConfigRow {
+            label: "0 policies".into(),
+            throughput: Outcome::Done(19e9),
+            conn_rate: Outcome::Failed("connections: 0 made, 12 failed in 3s".into()),
+        },
+    ];
+    r.policy = Some(p);
     r.cost.rss[0].reference = Outcome::Failed("no RSS in time's output: ".into());
     r.floor.bare_exec = None;
     r.floor.kernel = Outcome::Failed("nft: not found".into());
@@ -300,7 +333,7 @@ fn verdicts(r: &Report) -> Vec<Verdict> {
 fn targets_are_judged_on_ratios_of_medians() {
     let r = sample(false);
     let t = r.targets();
-    assert_eq!(t.len(), 7);
+    assert_eq!(t.len(), 10);
     // bridge+masq: 300 / 30 = 10.0× -> met (the bound is inclusive)
     assert_eq!(t[0].verdict, Verdict::Met);
     assert!(
@@ -316,9 +349,17 @@ fn targets_are_judged_on_ratios_of_medians() {
     assert_eq!(t[3].verdict, Verdict::NotMet);
     // scale: 33 / 30 = 1.1 -> met
     assert_eq!(t[4].verdict, Verdict::Met);
+    // policy: connection rate 0.85× of no policy -> not met; throughput 0.98× -> met;
+    // 1,000 policies enforced in 2.5 s -> met
+    assert_eq!(t[5].verdict, Verdict::NotMet);
+    assert_eq!(t[5].figure, "worst: 0.85× of no policy");
+    assert_eq!(t[6].verdict, Verdict::Met);
+    assert_eq!(t[7].verdict, Verdict::Met);
     // RSS: 2 MiB -> met, portmap listed as not measured
-    assert_eq!(t[5].verdict, Verdict::Met);
-    assert!(t[5].figure.contains("not measured: portmap"));
+    assert_eq!(t[8].verdict, Verdict::Met);
+    assert!(t[8].figure.contains("not measured: portmap"));
+    // services: the last target, judged in services_rows_ratios_target_and_failures
+    assert_eq!(t[9].verdict, Verdict::Met);
 }
 
 #[test]
@@ -405,6 +446,8 @@ fn markdown_has_every_section_and_both_suites() {
         "## Parallel: 50 ADDs at parallelism 8, then 50 DELs",
         "## Scale: ADD+DEL cycle with 10 and with 1000 pods attached",
         "create 1.00 ms at 10 pods, 2.00 ms at 1000; delete 20.0 ms and 24.0 ms",
+        "## NetworkPolicy: the datapath with and without policy, and the time to apply 1000 policies",
+        "enforced all of them 2.5 s after the apply started",
         "### Peak RSS of one ADD",
         "### Binary size (stripped)",
         "## Floor: process start",

@@ -8,5 +8,6 @@ pub mod cost;
 pub mod floor;
 pub mod latency;
 pub mod parallel;
+pub mod policy;
 pub mod scale;
 pub mod services;

@@ -1,7 +1,7 @@
 //! Measuring cluster IPAM. A ferro-agent runs on an embedded store prepared beforehand (the
 //! ClusterNetwork, and for the claims the Nodes and blocks of simulated nodes, each block's
 //! copy listing some allocations, so a claim lists what a real cluster's store holds). The
-//! agent is started without a network namespace: IPAM touches no network, and the plugins
+//! agent runs in a network namespace of its own (IPAM touches no network); the plugins
 //! reach it through its unix socket.
 //!
 //! - Latency: ADD+DEL cycles of `cluster-ipam` and of our `host-local`, IPAM alone,

@@ -1,0 +1,209 @@
+//! NetworkPolicy: what enforcing it costs the datapath, against no policy in the same run,
+//! and how long the agent takes to program many policies ([`run`]).
+//!
+//! Two pods of one node (kubenet bridge, reported to the node's `ferro-agent`), measured in
+//! three configurations, alternated round by round:
+//! - **no policy**: the agent stopped and its table removed (the anchor);
+//! - **0 policies**: the agent running with the cluster's pods known (the table's base chain
+//!   and empty dispatch maps on every forwarded packet);
+//! - **1,000 policies**: 1,000 policies isolating the server pod (and the client's egress),
+//!   their peers selecting 10,000 pods of another node, so the sets hold 10,000 pods'
+//!   addresses.
+//!
+//! Figures: TCP throughput (iperf3, one stream) and the rate of new TCP connections (one
+//! client opening and closing connections as fast as it can), each the median of the
+//! rounds; the time from `cnictl apply` of the 1,000 policies to the node enforcing them,
+//! and of one more change on top.
+
+pub mod run;
+
+use std::time::Duration;
+
+use minijinja::{context, Value};
+
+use crate::outcome::Outcome;
+use crate::report::format::{fmt_ms, fmt_s};
+use crate::report::table::Table;
+use crate::report::target::{Target, Verdict};
+use crate::report::{Report, Section};
+
+/// One configuration's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfigRow {
+    /// What was measured.
+    pub label: String,
+    /// TCP throughput, bits per second (median of the rounds).
+    pub throughput: Outcome<f64>,
+    /// New TCP connections per second (median of the rounds).
+    pub conn_rate: Outcome<f64>,
+}
+
+/// The policy scenario's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyBench {
+    /// Policies applied in the largest configuration.
+    pub policies: usize,
+    /// Pods of the other node whose addresses fill the sets.
+    pub pods: usize,
+    /// Rounds of the three configurations.
+    pub rounds: usize,
+    /// No policy (the anchor), 0 policies, 1,000 policies.
+    pub rows: Vec<PolicyConfigRow>,
+    /// Elements of the node's sets and maps with the policies applied.
+    pub elements: Outcome<usize>,
+    /// `cnictl apply` of the policies answered (median of the rounds).
+    pub apply_answered: Outcome<Duration>,
+    /// The policies enforced on the node, from the start of the apply (median of rounds).
+    pub apply_enforced: Outcome<Duration>,
+    /// One more policy, with the others in place: enforced after (median of rounds).
+    pub change_enforced: Outcome<Duration>,
+}
+
+impl PolicyBench {
+    /// The scenario failed before it measured anything.
+    pub fn failed(policies: usize, pods: usize, rounds: usize, why: &str) -> PolicyBench {
+        let f = || Outcome::Failed(why.to_string());
+        PolicyBench {
+            policies,
+            pods,
+            rounds,
+            rows: Vec::new(),
+            elements: Outcome::Failed(why.to_string()),
+            apply_answered: f(),
+            apply_enforced: f(),
+            change_enforced: f(),
+        }
+    }
+
+    fn anchor(&self) -> Option<&PolicyConfigRow> {
+        self.rows.first()
+    }
+
+    fn table(&self) -> String {
+        let mut t = Table::new(
+            &[
+                "configuration",
+                "TCP throughput",
+                "vs no policy",
+                "new connections/s",
+                "vs no policy",
+            ],
+            &[false, true, true, true, true],
+        );
+        let anchor = self.anchor();
+        for r in &self.rows {
+            let vs = |f: fn(&PolicyConfigRow) -> &Outcome<f64>| -> String {
+                match (anchor.and_then(|a| f(a).done()), f(r).done()) {
+                    (Some(a), Some(v)) if *a > 0.0 => format!("{:.2}×", v / a),
+                    _ => "–".into(),
+                }
+            };
+            t.row(vec![
+                r.label.clone(),
+                r.throughput.cell(|b| format!("{:.1} Gbit/s", b / 1e9)),
+                vs(|r| &r.throughput),
+                r.conn_rate.cell(|c| format!("{c:.0}")),
+                vs(|r| &r.conn_rate),
+            ]);
+        }
+        t.render()
+    }
+
+    /// The worst ratio to the anchor of a figure, over the policy configurations.
+    fn worst(&self, f: fn(&PolicyConfigRow) -> &Outcome<f64>) -> Option<f64> {
+        let a = *f(self.anchor()?).done()?;
+        self.rows[1..]
+            .iter()
+            .filter_map(|r| f(r).done().map(|v| v / a))
+            .reduce(f64::min)
+    }
+}
+
+/// The targets on the datapath cost (the ratio to no policy, worst configuration).
+const TARGET_RATE: &str = "policy keeps >= 90% of the new-connection rate of no policy";
+const TARGET_THROUGHPUT: &str = "policy keeps >= 95% of the TCP throughput of no policy";
+const TARGET_APPLY: &str = "1,000 policies enforced within 10 s of the apply";
+
+impl Section for Option<PolicyBench> {
+    fn key(&self) -> &'static str {
+        "policy"
+    }
+
+    fn view(&self, _report: &Report) -> Value {
+        let Some(p) = self else {
+            return Value::from(false);
+        };
+        context! {
+            policies => p.policies,
+            pods => p.pods,
+            rounds => p.rounds,
+            table => p.table(),
+            elements => p.elements.cell(|e| e.to_string()),
+            apply_answered => p.apply_answered.cell(|d| fmt_s(*d)),
+            apply_enforced => p.apply_enforced.cell(|d| fmt_s(*d)),
+            change_enforced => p.change_enforced.cell(|d| format!("{} ms", fmt_ms(*d))),
+        }
+    }
+
+    fn targets(&self, _report: &Report) -> Vec<Target> {
+        let Some(p) = self else {
+            return Vec::new();
+        };
+        let ratio = |text: &'static str, worst: Option<f64>, min: f64| match worst {
+            Some(w) => Target {
+                text,
+                figure: format!("worst: {w:.2}× of no policy"),
+                verdict: Verdict::of(w >= min),
+            },
+            None => Target::not_evaluated(text, "not measured"),
+        };
+        vec![
+            ratio(TARGET_RATE, p.worst(|r| &r.conn_rate), 0.90),
+            ratio(TARGET_THROUGHPUT, p.worst(|r| &r.throughput), 0.95),
+            match p.apply_enforced.done() {
+                Some(d) => Target {
+                    text: TARGET_APPLY,
+                    figure: fmt_s(*d),
+                    verdict: Verdict::of(*d <= Duration::from_secs(10)),
+                },
+                None => Target::not_evaluated(TARGET_APPLY, "not measured"),
+            },
+        ]
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let Some(p) = self else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // A run that failed before measuring gives every figure the same error: said once.
+        let mut said: Vec<&str> = Vec::new();
+        for (what, o) in [
+            ("policy: apply", p.apply_enforced.why()),
+            ("policy: one change", p.change_enforced.why()),
+            ("policy: elements", p.elements.why()),
+        ] {
+            if let Some(w) = o.filter(|w| !said.contains(w)) {
+                said.push(w);
+                out.push(format!("{what}: {w}"));
+            }
+        }
+        for r in &p.rows {
+            for (what, o) in [("throughput", &r.throughput), ("connections", &r.conn_rate)] {
+                if let Some(w) = o.why() {
+                    out.push(format!("policy: {} {what}: {w}", r.label));
+                }
+            }
+        }
+        out
+    }
+
+    fn failed(&self) -> bool {
+        self.as_ref().is_some_and(|p| {
+            p.apply_enforced.failed()
+                || p.rows
+                    .iter()
+                    .any(|r| r.throughput.failed() || r.conn_rate.failed())
+        })
+    }
+}

@@ -1,0 +1,715 @@
+//! The inputs of every decision: namespaces with their labels, pods with their labels,
+//! addresses, node and named ports, and the network policies, compiled once.
+//!
+//! A pod's addresses and node come from its `Attachment` records (what the plugins reported;
+//! a `Pod` resource without attachments has no address and takes no part in traffic). Its
+//! labels and named ports come from the `Pod` resource (none without one); a namespace's
+//! labels from its `Namespace`, always with `kubernetes.io/metadata.name`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+
+use ferro_cluster::k8s_openapi::api::core::v1::Pod as K8sPod;
+use ferro_cluster::k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
+};
+use ferro_cluster::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use ferro_cluster::resource::Attachment;
+use ferro_cluster::validate::NAMESPACE_NAME_LABEL;
+use ferro_cluster::{Object, Selector};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The apiVersion of ferro-cni's own kinds.
+pub const FERRO_API: &str = ferro_cluster::FERRO_API_VERSION;
+
+/// Labels of a pod or namespace.
+pub type Labels = BTreeMap<String, String>;
+
+/// A pod (or a namespaced policy): namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl Key {
+    /// `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Key {
+        Key {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Parses `namespace/name`; a bare `name` is in `default`.
+    pub fn parse(s: &str) -> Key {
+        match s.split_once('/') {
+            Some((ns, n)) => Key::new(ns, n),
+            None => Key::new("default", s),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A transport protocol a policy can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Proto {
+    /// TCP (6).
+    Tcp,
+    /// UDP (17).
+    Udp,
+    /// SCTP (132).
+    Sctp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
+
+    /// From the Kubernetes spelling (`TCP`, `UDP`, `SCTP`; any case); `None` for others.
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s.to_ascii_uppercase().as_str() {
+            "TCP" => Some(Proto::Tcp),
+            "UDP" => Some(Proto::Udp),
+            "SCTP" => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+
+    /// From the IP protocol number.
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            132 => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+
+    /// A Kubernetes `protocol` field, TCP when absent.
+    fn of(p: Option<&String>) -> Option<Proto> {
+        p.map_or(Some(Proto::Tcp), |s| Proto::parse(s))
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+            Proto::Sctp => "SCTP",
+        })
+    }
+}
+
+/// A named container port of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NamedPort {
+    /// Its name.
+    pub name: String,
+    /// Its protocol.
+    pub proto: Proto,
+    /// Its number.
+    pub port: u16,
+}
+
+/// A pod as policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace and name.
+    pub key: Key,
+    /// Its labels.
+    pub labels: Labels,
+    /// The node it runs on (empty when unknown).
+    pub node: String,
+    /// Its addresses, IPv4 first.
+    pub addrs: Vec<IpAddr>,
+    /// Its named ports.
+    pub ports: Vec<NamedPort>,
+}
+
+impl Pod {
+    /// The number of the port named `name` for `proto`.
+    pub fn named_port(&self, name: &str, proto: Proto) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.name == name && p.proto == proto)
+            .map(|p| p.port)
+    }
+}
+
+/// Which namespaces a peer's pods live in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    /// The policy's own (no `namespaceSelector`).
+    Own,
+    /// Those whose labels match.
+    Matching(Selector),
+}
+
+/// One peer of a rule (`from` / `to` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// Pods: `podSelector` and/or `namespaceSelector` (both given: both must hold).
+    Pods {
+        /// The namespaces.
+        namespaces: Namespaces,
+        /// The pods in them (`None`: all).
+        pods: Option<Selector>,
+    },
+    /// `ipBlock`: a CIDR minus its exceptions.
+    Block {
+        /// The CIDR.
+        cidr: IpNet,
+        /// The exceptions.
+        except: Vec<IpNet>,
+    },
+}
+
+impl Peer {
+    /// Whether `addr` lies in this block (false for pod peers).
+    pub fn block_contains(&self, addr: IpAddr) -> bool {
+        match self {
+            Peer::Block { cidr, except } => {
+                cidr.contains(&addr) && !except.iter().any(|e| e.contains(&addr))
+            }
+            Peer::Pods { .. } => false,
+        }
+    }
+}
+
+/// Which ports a port entry allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortMatch {
+    /// Every port of the protocol (`port` absent).
+    Any,
+    /// `port` (and `endPort`): an inclusive range.
+    Range(u16, u16),
+    /// A named port, resolved on the destination pod.
+    Named(String),
+}
+
+/// One entry of a rule's `ports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// The protocol (TCP by default).
+    pub proto: Proto,
+    /// The ports.
+    pub port: PortMatch,
+}
+
+/// One ingress or egress rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The peers (`from`/`to`); `None` when absent or empty: every address.
+    pub peers: Option<Vec<Peer>>,
+    /// The ports; `None` when absent or empty: every port of every protocol.
+    pub ports: Option<Vec<PortSpec>>,
+}
+
+/// A direction of traffic, from a pod's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// Traffic to the pod.
+    Ingress,
+    /// Traffic from the pod.
+    Egress,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        })
+    }
+}
+
+/// A NetworkPolicy, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Namespace and name.
+    pub key: Key,
+    /// The pods it selects (in its namespace).
+    pub selector: Selector,
+    /// Ingress rules when the policy's types include Ingress (empty: deny all).
+    pub ingress: Option<Vec<Rule>>,
+    /// Egress rules when its types include Egress.
+    pub egress: Option<Vec<Rule>>,
+}
+
+impl Policy {
+    /// The rules of `dir`, when the policy isolates that direction.
+    pub fn rules(&self, dir: Direction) -> Option<&[Rule]> {
+        match dir {
+            Direction::Ingress => self.ingress.as_deref(),
+            Direction::Egress => self.egress.as_deref(),
+        }
+    }
+
+    /// Compiles a NetworkPolicy (validated beforehand; anything that still does not parse
+    /// is an error naming the field).
+    pub fn compile(np: &NetworkPolicy) -> Result<Policy, String> {
+        let key = Key::new(
+            np.metadata.namespace.clone().unwrap_or_default(),
+            np.metadata.name.clone().unwrap_or_default(),
+        );
+        let spec = np.spec.clone().unwrap_or_default();
+        let selector = match &spec.pod_selector {
+            Some(s) => Selector::parse(s).map_err(|e| format!("spec.podSelector.{}", e[0]))?,
+            None => Selector::everything(),
+        };
+        let has_egress = spec.egress.as_ref().is_some_and(|e| !e.is_empty());
+        let types: BTreeSet<String> = match &spec.policy_types {
+            Some(t) if !t.is_empty() => t.iter().cloned().collect(),
+            _ => {
+                let mut t = BTreeSet::from(["Ingress".to_string()]);
+                if has_egress {
+                    t.insert("Egress".into());
+                }
+                t
+            }
+        };
+        let ingress = if types.contains("Ingress") {
+            let mut rules = Vec::new();
+            for (i, r) in spec.ingress.iter().flatten().enumerate() {
+                let at = format!("spec.ingress[{i}]");
+                rules.push(rule(&at, "from", r.from.as_ref(), r.ports.as_ref())?);
+            }
+            Some(rules)
+        } else {
+            None
+        };
+        let egress = if types.contains("Egress") {
+            let mut rules = Vec::new();
+            for (i, r) in spec.egress.iter().flatten().enumerate() {
+                let at = format!("spec.egress[{i}]");
+                rules.push(rule(&at, "to", r.to.as_ref(), r.ports.as_ref())?);
+            }
+            Some(rules)
+        } else {
+            None
+        };
+        Ok(Policy {
+            key,
+            selector,
+            ingress,
+            egress,
+        })
+    }
+}
+
+fn rule(
+    at: &str,
+    peers_field: &str,
+    peers: Option<&Vec<NetworkPolicyPeer>>,
+    ports: Option<&Vec<NetworkPolicyPort>>,
+) -> Result<Rule, String> {
+    let peers = match peers {
+        Some(list) if !list.is_empty() => {
+            let mut out = Vec::new();
+            for (i, p) in list.iter().enumerate() {
+                out.push(peer(&format!("{at}.{peers_field}[{i}]"), p)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    };
+    let ports = match ports {
+        Some(list) if !list.is_empty() => {
+            let mut out = Vec::new();
+            for (i, p) in list.iter().enumerate() {
+                out.push(port(&format!("{at}.ports[{i}]"), p)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    };
+    Ok(Rule { peers, ports })
+}
+
+fn selector(
+    at: &str,
+    s: &ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Result<Selector, String> {
+    Selector::parse(s).map_err(|e| format!("{at}.{}", e.join("; ")))
+}
+
+fn peer(at: &str, p: &NetworkPolicyPeer) -> Result<Peer, String> {
+    if let Some(b) = &p.ip_block {
+        let cidr: IpNet = b
+            .cidr
+            .parse()
+            .map_err(|_| format!("{at}.ipBlock.cidr: {:?} is not a CIDR", b.cidr))?;
+        let mut except = Vec::new();
+        for (j, x) in b.except.iter().flatten().enumerate() {
+            except.push(
+                x.parse::<IpNet>()
+                    .map_err(|_| format!("{at}.ipBlock.except[{j}]: {x:?} is not a CIDR"))?
+                    .trunc(),
+            );
+        }
+        return Ok(Peer::Block {
+            cidr: cidr.trunc(),
+            except,
+        });
+    }
+    let namespaces = match &p.namespace_selector {
+        Some(s) => Namespaces::Matching(selector(&format!("{at}.namespaceSelector"), s)?),
+        None => Namespaces::Own,
+    };
+    let pods = match &p.pod_selector {
+        Some(s) => Some(selector(&format!("{at}.podSelector"), s)?),
+        None => None,
+    };
+    if matches!(namespaces, Namespaces::Own) && pods.is_none() {
+        return Err(format!(
+            "{at}: a peer needs podSelector, namespaceSelector or ipBlock"
+        ));
+    }
+    Ok(Peer::Pods { namespaces, pods })
+}
+
+fn port(at: &str, p: &NetworkPolicyPort) -> Result<PortSpec, String> {
+    let proto = Proto::of(p.protocol.as_ref())
+        .ok_or_else(|| format!("{at}.protocol: {:?} is not TCP, UDP or SCTP", p.protocol))?;
+    let num = |n: i32, field: &str| {
+        u16::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{at}.{field}: {n} is not a port"))
+    };
+    let port = match &p.port {
+        None => PortMatch::Any,
+        Some(IntOrString::Int(n)) => {
+            let start = num(*n, "port")?;
+            let end = match p.end_port {
+                Some(e) => num(e, "endPort")?,
+                None => start,
+            };
+            if end < start {
+                return Err(format!("{at}.endPort: {end} is below port {start}"));
+            }
+            PortMatch::Range(start, end)
+        }
+        Some(IntOrString::String(s)) => match s.parse::<i32>() {
+            // "80" in a manifest is a name to Kubernetes only if not a number.
+            Ok(n) => {
+                let n = num(n, "port")?;
+                PortMatch::Range(n, n)
+            }
+            Err(_) => PortMatch::Named(s.clone()),
+        },
+    };
+    Ok(PortSpec { proto, port })
+}
+
+/// Everything a decision needs, as of one view of the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    namespaces: BTreeMap<String, Labels>,
+    pods: BTreeMap<Key, Pod>,
+    by_addr: HashMap<IpAddr, Key>,
+    policies: BTreeMap<Key, Policy>,
+    nodes: BTreeMap<String, Vec<IpAddr>>,
+    problems: Vec<String>,
+}
+
+/// The addresses of an attachment (`10.244.0.5/24` -> `10.244.0.5`).
+fn attachment_addrs(a: &Attachment) -> impl Iterator<Item = IpAddr> + '_ {
+    a.spec
+        .addresses
+        .iter()
+        .filter_map(|s| s.split('/').next().and_then(|ip| ip.parse::<IpAddr>().ok()))
+}
+
+fn named_ports(p: &K8sPod) -> Vec<NamedPort> {
+    let mut out = Vec::new();
+    for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
+        for cp in c.ports.iter().flatten() {
+            let (Some(name), Some(proto), Ok(port)) = (
+                cp.name.as_ref().filter(|n| !n.is_empty()),
+                Proto::of(cp.protocol.as_ref()),
+                u16::try_from(cp.container_port),
+            ) else {
+                continue;
+            };
+            out.push(NamedPort {
+                name: name.clone(),
+                proto,
+                port,
+            });
+        }
+    }
+    out
+}
+
+impl Cluster {
+    /// An empty cluster.
+    pub fn new() -> Cluster {
+        Cluster::default()
+    }
+
+    /// Builds the view from the cluster's objects (any kinds; those that do not matter to
+    /// policy are ignored).
+    pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Cluster {
+        let mut c = Cluster::new();
+        let mut k8s_pods: BTreeMap<Key, &K8sPod> = BTreeMap::new();
+        let mut attached: BTreeMap<Key, (String, Vec<IpAddr>)> = BTreeMap::new();
+        for o in objects {
+            match o {
+                Object::Namespace(n) => {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    c.set_namespace(&name, n.metadata.labels.clone().unwrap_or_default());
+                }
+                Object::Pod(p) => {
+                    let key = Key::new(
+                        p.metadata.namespace.clone().unwrap_or_default(),
+                        p.metadata.name.clone().unwrap_or_default(),
+                    );
+                    k8s_pods.insert(key, p);
+                }
+                Object::Attachment(a) => {
+                    let ns = a.metadata.namespace.clone().unwrap_or_default();
+                    let name = a
+                        .spec
+                        .pod
+                        .clone()
+                        .filter(|p| !p.is_empty())
+                        .or_else(|| a.metadata.name.clone())
+                        .unwrap_or_default();
+                    let e = attached
+                        .entry(Key::new(ns, name))
+                        .or_insert_with(|| (a.spec.node.clone(), Vec::new()));
+                    for ip in attachment_addrs(a) {
+                        if !e.1.contains(&ip) {
+                            e.1.push(ip);
+                        }
+                    }
+                }
+                Object::NetworkPolicy(np) => match Policy::compile(np) {
+                    Ok(p) => {
+                        c.policies.insert(p.key.clone(), p);
+                    }
+                    Err(e) => c.problems.push(format!(
+                        "NetworkPolicy {}/{}: {e} (ignored)",
+                        np.metadata.namespace.as_deref().unwrap_or_default(),
+                        np.metadata.name.as_deref().unwrap_or_default()
+                    )),
+                },
+                Object::Node(n) => {
+                    let addrs = n
+                        .spec
+                        .addresses
+                        .iter()
+                        .filter_map(|a| a.parse().ok())
+                        .collect();
+                    c.nodes
+                        .insert(n.metadata.name.clone().unwrap_or_default(), addrs);
+                }
+                _ => {}
+            }
+        }
+        for (key, (node, addrs)) in attached {
+            let k8s = k8s_pods.get(&key);
+            c.add_pod(Pod {
+                labels: k8s
+                    .and_then(|p| p.metadata.labels.clone())
+                    .unwrap_or_default(),
+                ports: k8s.map(|p| named_ports(p)).unwrap_or_default(),
+                key,
+                node,
+                addrs,
+            });
+        }
+        c
+    }
+
+    /// Sets a namespace's labels (`kubernetes.io/metadata.name` is added).
+    pub fn set_namespace(&mut self, name: &str, mut labels: Labels) {
+        labels.insert(NAMESPACE_NAME_LABEL.into(), name.into());
+        self.namespaces.insert(name.into(), labels);
+    }
+
+    /// Adds (or replaces) a pod. An address another pod already has stays that pod's (the
+    /// first by key), and the clash is recorded in [`Cluster::problems`].
+    pub fn add_pod(&mut self, mut pod: Pod) {
+        pod.addrs.sort_by_key(|a| (a.is_ipv6(), *a));
+        pod.addrs.dedup();
+        if let Some(old) = self.pods.remove(&pod.key) {
+            for a in &old.addrs {
+                if self.by_addr.get(a) == Some(&old.key) {
+                    self.by_addr.remove(a);
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        for a in &pod.addrs {
+            match self.by_addr.get(a) {
+                Some(other) if *other != pod.key => self.problems.push(format!(
+                    "pods {other} and {} both have address {a}: kept for {other}",
+                    pod.key
+                )),
+                _ => {
+                    self.by_addr.insert(*a, pod.key.clone());
+                    kept.push(*a);
+                }
+            }
+        }
+        pod.addrs = kept;
+        self.pods.insert(pod.key.clone(), pod);
+    }
+
+    /// Adds (or replaces) a policy.
+    pub fn add_policy(&mut self, p: Policy) {
+        self.policies.insert(p.key.clone(), p);
+    }
+
+    /// Records a node's addresses.
+    pub fn set_node(&mut self, name: &str, addrs: Vec<IpAddr>) {
+        self.nodes.insert(name.into(), addrs);
+    }
+
+    /// The labels of namespace `ns` (only `kubernetes.io/metadata.name` when it has no
+    /// `Namespace` object).
+    pub fn namespace_labels(&self, ns: &str) -> Labels {
+        self.namespaces
+            .get(ns)
+            .cloned()
+            .unwrap_or_else(|| Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.to_string())]))
+    }
+
+    /// Every pod with an address, by key.
+    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.pods.values()
+    }
+
+    /// One pod.
+    pub fn pod(&self, key: &Key) -> Option<&Pod> {
+        self.pods.get(key)
+    }
+
+    /// The pod that has `addr`.
+    pub fn pod_at(&self, addr: IpAddr) -> Option<&Pod> {
+        self.by_addr.get(&addr).and_then(|k| self.pods.get(k))
+    }
+
+    /// Every policy, by key.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.values()
+    }
+
+    /// One policy.
+    pub fn policy(&self, key: &Key) -> Option<&Policy> {
+        self.policies.get(key)
+    }
+
+    /// The addresses of node `name`.
+    pub fn node_addrs(&self, name: &str) -> &[IpAddr] {
+        self.nodes.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// What could not be used (policies that do not compile, address clashes).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// The policies of `pod`'s namespace that select it and isolate `dir`, by key.
+    pub fn isolating(&self, pod: &Pod, dir: Direction) -> Vec<&Policy> {
+        let prefix = Key::new(pod.key.namespace.clone(), String::new());
+        self.policies
+            .range(prefix..)
+            .take_while(|(k, _)| k.namespace == pod.key.namespace)
+            .map(|(_, p)| p)
+            .filter(|p| p.rules(dir).is_some() && p.selector.matches(&pod.labels))
+            .collect()
+    }
+
+    /// Whether `peer` (of a policy in namespace `policy_ns`) matches pod `pod`.
+    pub fn peer_matches_pod(&self, peer: &Peer, policy_ns: &str, pod: &Pod) -> bool {
+        match peer {
+            Peer::Pods { namespaces, pods } => {
+                let ns_ok = match namespaces {
+                    Namespaces::Own => pod.key.namespace == policy_ns,
+                    Namespaces::Matching(s) => {
+                        s.matches(&self.namespace_labels(&pod.key.namespace))
+                    }
+                };
+                ns_ok && pods.as_ref().is_none_or(|s| s.matches(&pod.labels))
+            }
+            Peer::Block { .. } => pod.addrs.iter().any(|a| peer.block_contains(*a)),
+        }
+    }
+
+    /// The pods (with addresses) `peer` selects, by key.
+    pub fn peer_pods<'a>(&'a self, peer: &Peer, policy_ns: &str) -> Vec<&'a Pod> {
+        match peer {
+            Peer::Pods {
+                namespaces: Namespaces::Own,
+                ..
+            } => {
+                let prefix = Key::new(policy_ns, "");
+                self.pods
+                    .range(prefix..)
+                    .take_while(|(k, _)| k.namespace == policy_ns)
+                    .map(|(_, p)| p)
+                    .filter(|p| self.peer_matches_pod(peer, policy_ns, p))
+                    .collect()
+            }
+            Peer::Pods {
+                namespaces: Namespaces::Matching(sel),
+                pods,
+            } => {
+                let mut out = Vec::new();
+                let mut ns_ok: Option<(&str, bool)> = None;
+                for p in self.pods.values() {
+                    let ok = match ns_ok {
+                        Some((ns, ok)) if ns == p.key.namespace => ok,
+                        _ => {
+                            let ok = sel.matches(&self.namespace_labels(&p.key.namespace));
+                            ns_ok = Some((&p.key.namespace, ok));
+                            ok
+                        }
+                    };
+                    if ok && pods.as_ref().is_none_or(|s| s.matches(&p.labels)) {
+                        out.push(p);
+                    }
+                }
+                out
+            }
+            Peer::Block { .. } => self
+                .pods
+                .values()
+                .filter(|p| p.addrs.iter().any(|a| peer.block_contains(*a)))
+                .collect(),
+        }
+    }
+}
+
+/// Builds the view from the objects of a snapshot given as `(kind, JSON)` values (tests).
+pub fn cluster_of_values(values: &[serde_json::Value]) -> Result<Cluster, String> {
+    let mut objects = Vec::new();
+    for v in values {
+        let kind = v["kind"].as_str().unwrap_or_default();
+        let api = v["apiVersion"].as_str().unwrap_or_default();
+        let k = ferro_cluster::Kind::from_type(api, kind)?;
+        objects.push(Object::from_value(k, v.clone()).map_err(|e| e.to_string())?);
+    }
+    Ok(Cluster::from_objects(&objects))
+}

@@ -1,0 +1,538 @@
+//! The nf_tables objects one node programs for NetworkPolicy, as data ([`Ruleset`]), built
+//! from what it enforces ([`NodePolicy`]), and the batches that create it whole
+//! ([`full`]) or change one state into another ([`diff`]) touching only what differs.
+//!
+//! ```text
+//! table inet ferro_policy {
+//!   map in4 / in6  { type ipv{4,6}_addr : verdict }   isolated local pod address -> jump its ingress chain
+//!   map eg4 / eg6  { type ipv{4,6}_addr : verdict }   isolated local pod address -> jump its egress chain
+//!   set in-<hash>-4 / -6 { type ipv{4,6}_addr . inet_proto . inet_service; flags interval }
+//!   set eg-<hash>-4 / -6                                what a class allows (peer . protocol . port)
+//!   counter pod-in-<ns>.<pod>-<hash> ...                drops per pod and direction
+//!   chain pod-in-<ns>.<pod>-<hash> {                    one per isolated pod and direction
+//!     ip saddr . meta l4proto . th dport @in-<hash>-4 return
+//!     ip6 saddr . meta l4proto . th dport @in-<hash>-6 return
+//!     [limit rate R/second burst B packets log prefix "ingress x/a" group G]
+//!     counter name "pod-in-..." drop
+//!   }
+//!   chain forward {                                     type filter hook forward priority filter
+//!     ct state established,related accept               replies and admitted connections
+//!     meta l4proto ipv6-icmp icmpv6 type 133-137 accept neighbour discovery on a bridge
+//!     ip saddr vmap @eg4 ; ip6 saddr vmap @eg6           the source's egress, when local and isolated
+//!     ip daddr vmap @in4 ; ip6 daddr vmap @in6           the destination's ingress, likewise
+//!   }
+//! }
+//! ```
+//! A packet costs the same whatever the number of pods, policies and rules: at most two
+//! verdict-map lookups and, per isolated end, two set lookups. Nothing grows with peers but
+//! set elements.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ferro_nftables::{
+    priority, Batch, Chain, ChainType, DataType, Dir, Elem as NftElem, Hook, KeyField, KeyPart,
+    RuleBuilder, SetDef, TableRef, Verdict, CT_STATE_ESTABLISHED, CT_STATE_RELATED,
+};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Direction, Key};
+use crate::node::NodePolicy;
+use crate::space::{Elem, Family};
+
+/// The table's name (family `inet`).
+pub const TABLE: &str = "ferro_policy";
+/// The base chain.
+pub const FORWARD: &str = "forward";
+/// Elements per `add element` message.
+const CHUNK: usize = 2048;
+/// The longest log prefix the kernel keeps (`NF_LOG_PREFIXLEN` 128, NUL included).
+const MAX_PREFIX: usize = 127;
+
+/// The table.
+pub fn table() -> TableRef {
+    TableRef::inet(TABLE)
+}
+
+/// Logging of denied connection attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// The nfnetlink_log group the packets go to.
+    pub group: u16,
+    /// Packets logged per second, per pod and direction.
+    pub rate: u64,
+    /// Burst.
+    pub burst: u32,
+}
+
+/// The dispatch verdict map of a direction and family.
+pub fn dispatch_map(dir: Direction, family: Family) -> &'static str {
+    match (dir, family) {
+        (Direction::Ingress, Family::V4) => "in4",
+        (Direction::Ingress, Family::V6) => "in6",
+        (Direction::Egress, Family::V4) => "eg4",
+        (Direction::Egress, Family::V6) => "eg6",
+    }
+}
+
+/// The set of `class` for `family`.
+pub fn class_set(class: &str, family: Family) -> String {
+    match family {
+        Family::V4 => format!("{class}-4"),
+        Family::V6 => format!("{class}-6"),
+    }
+}
+
+/// The chain (and counter) of `pod` for `dir`: `pod-in-<ns>.<name>-<8 hex digits>`, the
+/// readable part cut to 40 characters.
+pub fn pod_chain(pod: &Key, dir: Direction) -> String {
+    let d = Sha256::digest(format!("{}/{}", pod.namespace, pod.name).as_bytes());
+    let hash: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let dir = match dir {
+        Direction::Ingress => "in",
+        Direction::Egress => "eg",
+    };
+    let readable: String = format!("{}.{}", pod.namespace, pod.name)
+        .chars()
+        .take(40)
+        .collect();
+    format!("pod-{dir}-{readable}-{hash}")
+}
+
+/// One pod's chain for one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodChain {
+    /// The pod.
+    pub pod: Key,
+    /// The direction.
+    pub dir: Direction,
+    /// Its class.
+    pub class: String,
+}
+
+/// Everything in the table, as data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Class sets by name: their family and elements.
+    pub sets: BTreeMap<String, (Family, BTreeSet<Elem>)>,
+    /// Pod chains (and their counters, of the same name) by name.
+    pub chains: BTreeMap<String, PodChain>,
+    /// The dispatch maps: name -> address -> pod chain.
+    pub maps: BTreeMap<&'static str, BTreeMap<IpAddr, String>>,
+    /// Logging of denied attempts.
+    pub log: Option<LogOptions>,
+}
+
+impl Ruleset {
+    /// The objects for `np`.
+    pub fn of(np: &NodePolicy, log: Option<LogOptions>) -> Ruleset {
+        let mut r = Ruleset {
+            log,
+            ..Ruleset::default()
+        };
+        for dir in [Direction::Ingress, Direction::Egress] {
+            for fam in [Family::V4, Family::V6] {
+                r.maps.insert(dispatch_map(dir, fam), BTreeMap::new());
+            }
+        }
+        for (name, class) in &np.classes {
+            for fam in [Family::V4, Family::V6] {
+                r.sets.insert(
+                    class_set(name, fam),
+                    (fam, class.elems(fam).iter().copied().collect()),
+                );
+            }
+        }
+        for pod in np.pods.values() {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let Some(class) = pod.class(dir) else {
+                    continue;
+                };
+                let chain = pod_chain(&pod.key, dir);
+                for a in &pod.addrs {
+                    if let Some(m) = r.maps.get_mut(dispatch_map(dir, Family::of(*a))) {
+                        m.insert(*a, chain.clone());
+                    }
+                }
+                r.chains.insert(
+                    chain,
+                    PodChain {
+                        pod: pod.key.clone(),
+                        dir,
+                        class: class.to_string(),
+                    },
+                );
+            }
+        }
+        r
+    }
+
+    /// Number of set elements (dispatch maps included).
+    pub fn elements(&self) -> usize {
+        self.sets.values().map(|(_, e)| e.len()).sum::<usize>()
+            + self.maps.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    /// The pod chain `name`'s rules.
+    fn chain_rules(&self, name: &str, c: &PodChain) -> Vec<ferro_nftables::Rule> {
+        let dir = match c.dir {
+            Direction::Ingress => Dir::Src,
+            Direction::Egress => Dir::Dst,
+        };
+        let mut rules = Vec::new();
+        for (fam, field) in [
+            (Family::V4, KeyField::Ip4(dir)),
+            (Family::V6, KeyField::Ip6(dir)),
+        ] {
+            rules.push(
+                RuleBuilder::new()
+                    .concat_lookup(
+                        &[field, KeyField::L4Proto, KeyField::ThDport],
+                        &class_set(&c.class, fam),
+                        true,
+                    )
+                    .verdict(Verdict::Return)
+                    .build(name),
+            );
+        }
+        if let Some(l) = &self.log {
+            rules.push(
+                RuleBuilder::new()
+                    .limit_per_second(l.rate, l.burst)
+                    .log_group(l.group, Some(&log_prefix(c)))
+                    .build(name),
+            );
+        }
+        rules.push(
+            RuleBuilder::new()
+                .counter_named(name)
+                .verdict(Verdict::Drop)
+                .build(name),
+        );
+        rules
+    }
+}
+
+/// The log prefix of a pod chain: `ingress x/a` (what the agent reads back).
+pub fn log_prefix(c: &PodChain) -> String {
+    let p = format!("{} {}", c.dir, c.pod);
+    p.chars().take(MAX_PREFIX).collect()
+}
+
+/// The key parts of one element's first and last keys.
+fn elem_parts(fam: Family, e: &Elem) -> ([KeyPart; 3], [KeyPart; 3]) {
+    (
+        [
+            KeyPart::Addr(fam.addr(e.addr.lo)),
+            KeyPart::Proto(e.proto.0),
+            KeyPart::Port(e.port.0),
+        ],
+        [
+            KeyPart::Addr(fam.addr(e.addr.hi)),
+            KeyPart::Proto(e.proto.1),
+            KeyPart::Port(e.port.1),
+        ],
+    )
+}
+
+fn nft_elem(fam: Family, e: &Elem) -> NftElem {
+    let (a, b) = elem_parts(fam, e);
+    NftElem::range(&a, &b)
+}
+
+fn class_set_def(name: &str, fam: Family) -> SetDef {
+    let addr = match fam {
+        Family::V4 => DataType::Ipv4Addr,
+        Family::V6 => DataType::Ipv6Addr,
+    };
+    SetDef::set(name, vec![addr, DataType::InetProto, DataType::InetService]).with_interval()
+}
+
+fn map_def(name: &str) -> SetDef {
+    let addr = if name.ends_with('6') {
+        DataType::Ipv6Addr
+    } else {
+        DataType::Ipv4Addr
+    };
+    SetDef::vmap(name, vec![addr])
+}
+
+fn add_elems(b: &mut Batch, t: &TableRef, set: &str, elems: Vec<NftElem>) {
+    for chunk in elems.chunks(CHUNK) {
+        b.add_elems(t, set, chunk.to_vec());
+    }
+}
+
+fn del_elems(b: &mut Batch, t: &TableRef, set: &str, elems: Vec<NftElem>) {
+    for chunk in elems.chunks(CHUNK) {
+        b.del_elems(t, set, chunk.to_vec(), false);
+    }
+}
+
+fn map_elem(a: IpAddr, chain: &str) -> NftElem {
+    NftElem::addr(a).with_verdict(Verdict::Jump(chain.to_string()))
+}
+
+fn forward_rules() -> Vec<ferro_nftables::Rule> {
+    let mut rules = vec![
+        RuleBuilder::new()
+            .ct_state_any(CT_STATE_ESTABLISHED | CT_STATE_RELATED)
+            .verdict(Verdict::Accept)
+            .build(FORWARD),
+        RuleBuilder::new()
+            .l4proto(58)
+            .transport_byte_range(0, 133, 137)
+            .verdict(Verdict::Accept)
+            .build(FORWARD),
+    ];
+    for (dir, d) in [
+        (Direction::Egress, Dir::Src),
+        (Direction::Ingress, Dir::Dst),
+    ] {
+        for (fam, field) in [
+            (Family::V4, KeyField::Ip4(d)),
+            (Family::V6, KeyField::Ip6(d)),
+        ] {
+            rules.push(
+                RuleBuilder::new()
+                    .concat_vmap(&[field], dispatch_map(dir, fam))
+                    .build(FORWARD),
+            );
+        }
+    }
+    rules
+}
+
+/// The batch that replaces whatever the table holds with `r`, in one transaction.
+pub fn full(r: &Ruleset) -> Batch {
+    let t = table();
+    let mut b = Batch::new();
+    b.add_table(&t).del_table(&t, false).add_table(&t);
+    for name in r.maps.keys() {
+        b.add_set(&t, map_def(name));
+    }
+    for (name, (fam, elems)) in &r.sets {
+        b.add_set(&t, class_set_def(name, *fam));
+        add_elems(
+            &mut b,
+            &t,
+            name,
+            elems.iter().map(|e| nft_elem(*fam, e)).collect(),
+        );
+    }
+    for (name, c) in &r.chains {
+        b.add_counter(&t, name);
+        b.add_chain(&t, Chain::regular(name).with_comment(log_prefix(c)));
+        for rule in r.chain_rules(name, c) {
+            b.add_rule(&t, rule);
+        }
+    }
+    for (name, m) in &r.maps {
+        let elems: Vec<NftElem> = m.iter().map(|(a, c)| map_elem(*a, c)).collect();
+        add_elems(&mut b, &t, name, elems);
+    }
+    b.add_chain(
+        &t,
+        Chain::base(FORWARD, ChainType::Filter, Hook::Forward, priority::FILTER)
+            .with_comment("NetworkPolicy"),
+    );
+    for rule in forward_rules() {
+        b.add_rule(&t, rule);
+    }
+    b
+}
+
+/// What a [`diff`] changes, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Elements added (sets and maps).
+    pub added: usize,
+    /// Elements removed.
+    pub removed: usize,
+    /// Chains created, rewritten or removed.
+    pub chains: usize,
+    /// Sets created or removed.
+    pub sets: usize,
+}
+
+impl Changes {
+    /// Whether a connection allowed before may be denied now: elements were removed or
+    /// chains changed (a pod newly isolated, or moved to another class).
+    pub fn may_deny(&self) -> bool {
+        self.removed > 0 || self.chains > 0
+    }
+}
+
+/// The batch that turns `old` (what is programmed) into `new`, touching only what differs,
+/// and what it changes. Empty when they are equal.
+pub fn diff(old: &Ruleset, new: &Ruleset) -> (Batch, Changes) {
+    let t = table();
+    let mut b = Batch::new();
+    let mut ch = Changes::default();
+    // 1. New sets, with their elements (and the dispatch maps, when the old state is
+    //    empty).
+    for name in new.maps.keys().filter(|m| !old.maps.contains_key(*m)) {
+        b.add_set(&t, map_def(name));
+        ch.sets += 1;
+    }
+    for (name, (fam, elems)) in &new.sets {
+        if !old.sets.contains_key(name) {
+            b.add_set(&t, class_set_def(name, *fam));
+            ch.sets += 1;
+            ch.added += elems.len();
+            add_elems(
+                &mut b,
+                &t,
+                name,
+                elems.iter().map(|e| nft_elem(*fam, e)).collect(),
+            );
+        }
+    }
+    // 2. Changed sets: removals first (the new elements may overlap the old ones).
+    let mut adds = Vec::new();
+    for (name, (fam, elems)) in &new.sets {
+        let Some((_, before)) = old.sets.get(name) else {
+            continue;
+        };
+        let gone: Vec<NftElem> = before
+            .difference(elems)
+            .map(|e| nft_elem(*fam, e))
+            .collect();
+        let came: Vec<NftElem> = elems
+            .difference(before)
+            .map(|e| nft_elem(*fam, e))
+            .collect();
+        ch.removed += gone.len();
+        ch.added += came.len();
+        if !gone.is_empty() {
+            del_elems(&mut b, &t, name, gone);
+        }
+        if !came.is_empty() {
+            adds.push((name.clone(), came));
+        }
+    }
+    for (name, came) in adds {
+        add_elems(&mut b, &t, &name, came);
+    }
+    // 3. Pod chains: new ones made, changed ones rewritten (the counter stays).
+    let log_changed = old.log != new.log;
+    for (name, c) in &new.chains {
+        match old.chains.get(name) {
+            Some(o) if o == c && !log_changed => continue,
+            Some(_) => {
+                b.flush_chain(&t, name, false);
+            }
+            None => {
+                b.add_counter(&t, name);
+                b.add_chain(&t, Chain::regular(name).with_comment(log_prefix(c)));
+            }
+        }
+        ch.chains += 1;
+        for rule in new.chain_rules(name, c) {
+            b.add_rule(&t, rule);
+        }
+    }
+    // 4. Dispatch maps.
+    for (map, entries) in &new.maps {
+        let empty = BTreeMap::new();
+        let before = old.maps.get(map).unwrap_or(&empty);
+        let gone: Vec<NftElem> = before
+            .iter()
+            .filter(|(a, c)| entries.get(a) != Some(c))
+            .map(|(a, c)| map_elem(*a, c))
+            .collect();
+        let came: Vec<NftElem> = entries
+            .iter()
+            .filter(|(a, c)| before.get(a) != Some(c))
+            .map(|(a, c)| map_elem(*a, c))
+            .collect();
+        ch.removed += gone.len();
+        ch.added += came.len();
+        if !gone.is_empty() {
+            del_elems(&mut b, &t, map, gone);
+        }
+        if !came.is_empty() {
+            add_elems(&mut b, &t, map, came);
+        }
+    }
+    // 5. What is no longer used: chains (after the map elements jumping to them), then the
+    //    sets and counters their rules referenced.
+    for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
+        b.flush_chain(&t, name, false);
+        b.del_chain(&t, name, false);
+        b.del_counter(&t, name, false);
+        ch.chains += 1;
+    }
+    for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
+        b.del_set(&t, name, false);
+        ch.sets += 1;
+    }
+    (b, ch)
+}
+
+/// The ruleset in nft's syntax (as `nft list table inet ferro_policy` would show it, in a
+/// stable order): golden tests and `cnictl`'s views.
+pub fn render(r: &Ruleset) -> String {
+    let mut s = format!("table inet {TABLE} {{\n");
+    for (name, m) in &r.maps {
+        let addr = if name.ends_with('6') {
+            "ipv6_addr"
+        } else {
+            "ipv4_addr"
+        };
+        let _ = writeln!(s, "\tmap {name} {{ type {addr} : verdict");
+        for (a, c) in m {
+            let _ = writeln!(s, "\t\t{a} : jump {c}");
+        }
+        s.push_str("\t}\n");
+    }
+    for (name, (fam, elems)) in &r.sets {
+        let addr = match fam {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        };
+        let _ = writeln!(
+            s,
+            "\tset {name} {{ type {addr} . inet_proto . inet_service; flags interval"
+        );
+        for e in elems {
+            let _ = writeln!(s, "\t\t{}", nft_elem(*fam, e).label);
+        }
+        s.push_str("\t}\n");
+    }
+    for (name, c) in &r.chains {
+        let peer = match c.dir {
+            Direction::Ingress => "saddr",
+            Direction::Egress => "daddr",
+        };
+        let _ = writeln!(s, "\tcounter {name}");
+        let _ = writeln!(s, "\tchain {name} {{ # {}", log_prefix(c));
+        for (fam, f) in [(Family::V4, "ip"), (Family::V6, "ip6")] {
+            let _ = writeln!(
+                s,
+                "\t\t{f} {peer} . meta l4proto . th dport @{} return",
+                class_set(&c.class, fam)
+            );
+        }
+        if let Some(l) = &r.log {
+            let _ = writeln!(
+                s,
+                "\t\tlimit rate {}/second burst {} packets log prefix \"{}\" group {}",
+                l.rate,
+                l.burst,
+                log_prefix(c),
+                l.group
+            );
+        }
+        let _ = writeln!(s, "\t\tcounter name \"{name}\" drop\n\t}}");
+    }
+    s.push_str(
+        "\tchain forward { type filter hook forward priority filter; policy accept\n\
+         \t\tct state established,related accept\n\
+         \t\tmeta l4proto ipv6-icmp icmpv6 type 133-137 accept\n\
+         \t\tip saddr vmap @eg4\n\t\tip6 saddr vmap @eg6\n\
+         \t\tip daddr vmap @in4\n\t\tip6 daddr vmap @in6\n\t}\n}\n",
+    );
+    s
+}
