@@ -17,6 +17,42 @@ pub struct Explanation {
     pub from_address: String,
     /// The destination address used.
     pub to_address: String,
+    /// The EgressPolicy part, for a pod's connection (absent when egress control is off or
+    /// the source is not a pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressVerdict>,
+}
+
+/// What the EgressPolicies do with a connection leaving the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressVerdict {
+    /// Allowed or denied by the egress table.
+    pub allowed: bool,
+    /// The policy that decided (`None`: none applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The index of its allow rule that matched (`None`: its default action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    /// The decision in words.
+    pub text: String,
+}
+
+/// Drops of one pod by the egress table, on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressDrops {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The Deny policy its drops are counted for (the first selecting it, by name).
+    pub policy: String,
+    /// Packets dropped.
+    pub packets: u64,
+    /// Bytes dropped.
+    pub bytes: u64,
 }
 
 /// Drops of one pod in one direction, on this node.
@@ -67,4 +103,7 @@ pub struct PolicyStats {
     pub pods: Vec<PodDrops>,
     /// Per policy selecting pods of this node.
     pub policies: Vec<PolicyDrops>,
+    /// Connections leaving the cluster dropped by an EgressPolicy, per pod of this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<EgressDrops>,
 }

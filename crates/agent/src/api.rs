@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use ferro_agent_api::policy::{Explanation, PolicyStats};
 use ferro_agent_api::{
     Action, ApiError, ApplyDocument, AttachmentEvent, AttachmentReport, ErrorCode, Outcome,
     Request, Response, Spool, Target,
@@ -92,6 +93,7 @@ pub struct Api<S> {
     attachments: Option<Arc<Attachments<S>>>,
     spool: Option<Spool>,
     nodefw: crate::nodefw::Explained,
+    egress: Option<Arc<crate::egress::Egress>>,
     /// Held while the spool is replayed and while a request the spool could be ahead of is
     /// handled, so that they apply in the order they were made.
     spool_lock: Arc<tokio::sync::Mutex<()>>,
@@ -120,6 +122,7 @@ impl<S: Store + Clone + 'static> Api<S> {
             attachments: None,
             spool: None,
             nodefw: Arc::default(),
+            egress: None,
             spool_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -127,6 +130,12 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// The same API, showing the node firewall's rules from `explained`.
     pub fn with_nodefw(mut self, explained: crate::nodefw::Explained) -> Self {
         self.nodefw = explained;
+        self
+    }
+
+    /// With the node's egress control (explanations and drop counters).
+    pub fn with_egress(mut self, egress: Arc<crate::egress::Egress>) -> Self {
+        self.egress = Some(egress);
         self
     }
 
@@ -146,6 +155,87 @@ impl<S: Store + Clone + 'static> Api<S> {
                 ),
             )
         })
+    }
+
+    /// `policyExplain`: NetworkPolicy's decision, and the EgressPolicies' for a pod's
+    /// connection leaving the cluster; allowed only when both allow.
+    async fn explain(
+        &self,
+        from: &str,
+        to: &str,
+        port: u16,
+        protocol: &str,
+        family: Option<u8>,
+    ) -> Result<Explanation, ApiError> {
+        let Some(egress) = &self.egress else {
+            return self.policy()?.explain(from, to, port, protocol, family);
+        };
+        let v6 = family == Some(6)
+            || (family.is_none() && to.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_ipv6()));
+        let proto = crate::policy::protocol_number(protocol)?;
+        let port = matches!(proto, 6 | 17 | 132).then_some(port);
+        let mut e = match &self.policy {
+            Some(p) => p.explain(from, to, port.unwrap_or(0), protocol, family)?,
+            None => Explanation {
+                allowed: true,
+                text: format!(
+                    "allowed: {from} -> {to}\n  NetworkPolicy is off on node {}\n",
+                    self.node
+                ),
+                decision: serde_json::Value::Null,
+                from_address: String::new(),
+                to_address: String::new(),
+                egress: None,
+            },
+        };
+        let (from, to) = match e.from_address.is_empty() {
+            true => (from.to_string(), to.to_string()),
+            false => (e.from_address.clone(), e.to_address.clone()),
+        };
+        match egress.explain(&from, &to, proto, port, v6).await? {
+            Some((src, dst, v)) => {
+                e.from_address = src.to_string();
+                e.to_address = dst.to_string();
+                e.allowed &= v.allowed;
+                if !v.allowed && e.text.starts_with("allowed") {
+                    e.text = e.text.replacen("allowed", "denied", 1);
+                }
+                e.text.push_str(&format!("  egress control: {}\n", v.text));
+                e.egress = Some(v);
+            }
+            None if e.from_address.is_empty() => {
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("{from}: not a pod with a reported address"),
+                ))
+            }
+            None => e
+                .text
+                .push_str("  egress control: the source is not a pod\n"),
+        }
+        Ok(e)
+    }
+
+    /// `policyStats`: NetworkPolicy's drops and the EgressPolicies' of this node's pods.
+    async fn policy_stats(&self, namespace: Option<&str>) -> Result<PolicyStats, ApiError> {
+        let mut stats = match (&self.policy, &self.egress) {
+            (Some(p), _) => p.stats(namespace).await?,
+            (None, Some(_)) => PolicyStats {
+                node: self.node.clone(),
+                ..PolicyStats::default()
+            },
+            (None, None) => self.policy()?.stats(namespace).await?,
+        };
+        if let Some(e) = &self.egress {
+            stats.egress = e
+                .drops()
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("egress: {e}")))?;
+            if let Some(ns) = namespace {
+                stats.egress.retain(|d| d.namespace == ns);
+            }
+        }
+        Ok(stats)
     }
 
     /// The same API, answering cluster IPAM requests with `ipam`.
@@ -275,17 +365,14 @@ impl<S: Store + Clone + 'static> Api<S> {
                 port,
                 protocol,
                 family,
-            } => self.policy().and_then(|p| {
-                p.explain(&from, &to, port, &protocol, family)
-                    .map(|explanation| Response::Explanation { explanation })
-            }),
-            Request::PolicyStats { namespace } => match self.policy() {
-                Ok(p) => p
-                    .stats(namespace.as_deref())
-                    .await
-                    .map(|stats| Response::PolicyStats { stats }),
-                Err(e) => Err(e),
-            },
+            } => self
+                .explain(&from, &to, port, &protocol, family)
+                .await
+                .map(|explanation| Response::Explanation { explanation }),
+            Request::PolicyStats { namespace } => self
+                .policy_stats(namespace.as_deref())
+                .await
+                .map(|stats| Response::PolicyStats { stats }),
             ipam @ (Request::IpamAllocate(_)
             | Request::IpamRelease(_)
             | Request::IpamCheck(_)

@@ -17,6 +17,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferro_agent_api::policy::{EgressDrops, EgressVerdict};
+use ferro_agent_api::{ApiError, ErrorCode};
 use ferro_cluster::egress::EgressPolicy;
 use ferro_cluster::{Kind, Object};
 use ferro_dns::hickory_proto::op::Message;
@@ -38,6 +40,8 @@ struct State {
     /// (set, address) -> until when it is allowed.
     learned: BTreeMap<(String, IpAddr), Instant>,
     programmed: Option<Ruleset>,
+    /// The snapshot `inputs` came from (explanations look at pods of every node).
+    snapshot: Option<Arc<Snapshot>>,
 }
 
 /// The node's egress state, shared by its loop and the DNS server.
@@ -45,6 +49,8 @@ struct State {
 pub struct Egress {
     state: Mutex<State>,
     floor: Duration,
+    /// The drop counters as last read (for the metrics).
+    drops: std::sync::Mutex<Vec<EgressDrops>>,
 }
 
 /// The names a reply speaks of: its question, and the owners and targets of its answers.
@@ -65,6 +71,7 @@ impl Egress {
         Egress {
             state: Mutex::new(State::default()),
             floor,
+            drops: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -112,18 +119,114 @@ impl Egress {
         }
     }
 
-    /// The pods denied by which policy, for `cnictl` and logs (pod address -> (pod,
-    /// policy)).
-    pub async fn denials(&self) -> BTreeMap<IpAddr, (String, String)> {
-        plan::denials(&self.state.lock().await.inputs)
+    /// The drops of this node's pods, read from the kernel now.
+    pub async fn drops(&self) -> Result<Vec<EgressDrops>, String> {
+        let denied = plan::denials(&self.state.lock().await.inputs);
+        let counters = crate::policy::kernel::read_counters(TableRef::inet(TABLE)).await?;
+        let mut seen = BTreeMap::new();
+        for d in denied.into_values() {
+            let (packets, bytes) = counters.get(&d.counter).copied().unwrap_or((0, 0));
+            let (namespace, pod) = d.pod.split_once('/').unwrap_or(("", &d.pod));
+            seen.entry(d.counter).or_insert(EgressDrops {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                policy: d.policy,
+                packets,
+                bytes,
+            });
+        }
+        let drops: Vec<EgressDrops> = seen.into_values().collect();
+        *self.drops.lock().unwrap_or_else(|e| e.into_inner()) = drops.clone();
+        Ok(drops)
+    }
+
+    /// The drops as last read.
+    pub fn last_drops(&self) -> Vec<EgressDrops> {
+        self.drops.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The egress part of an explanation: `from` (`namespace/pod`, a pod of `default` or a
+    /// pod's address) connecting to `to` (an address, or a pod: inside the cluster).
+    /// Returns the addresses used and the verdict; `None` when `from` is not a pod.
+    pub async fn explain(
+        &self,
+        from: &str,
+        to: &str,
+        proto: u8,
+        port: Option<u16>,
+        v6: bool,
+    ) -> Result<Option<(IpAddr, IpAddr, EgressVerdict)>, ApiError> {
+        let st = self.state.lock().await;
+        let Some(snap) = &st.snapshot else {
+            return Ok(None);
+        };
+        let all = inputs_of(snap, None);
+        let pick = |p: &LocalPod, v6: bool| {
+            p.ips
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv6() == v6)
+                .or_else(|| p.ips.first().copied())
+        };
+        let find = |s: &str| -> Option<&LocalPod> {
+            if let Ok(a) = s.parse::<IpAddr>() {
+                return all.pods.iter().find(|p| p.ips.contains(&a));
+            }
+            let (ns, name) = s.split_once('/').unwrap_or(("default", s));
+            all.pods
+                .iter()
+                .find(|p| p.namespace == ns && p.name == name)
+        };
+        let Some(pod) = find(from) else {
+            return Ok(None);
+        };
+        let src = from
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| pick(pod, v6))
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, format!("pod {from} has no address"))
+            })?;
+        let dst = match to.parse::<IpAddr>() {
+            Ok(a) => a,
+            Err(_) => find(to)
+                .and_then(|p| pick(p, src.is_ipv6()))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "pod {to} has no address (no attachment reported): give an address"
+                        ),
+                    )
+                })?,
+        };
+        let here = st.inputs.pods.iter().any(|p| p == pod);
+        let learned = here.then(|| learned_of(&st.learned));
+        let d = plan::decide(&all, learned.as_ref(), pod, dst, proto, port);
+        Ok(Some((
+            src,
+            dst,
+            EgressVerdict {
+                allowed: d.allowed,
+                policy: d.policy,
+                rule: d.rule,
+                text: d.text,
+            },
+        )))
     }
 }
 
-async fn sync(st: &mut State) -> Result<(), String> {
-    let mut learned: Learned = BTreeMap::new();
-    for (set, ip) in st.learned.keys() {
-        learned.entry(set.clone()).or_default().insert(*ip);
+/// The learned addresses per set.
+fn learned_of(learned: &BTreeMap<(String, IpAddr), Instant>) -> Learned {
+    let mut out: Learned = BTreeMap::new();
+    for (set, ip) in learned.keys() {
+        out.entry(set.clone()).or_default().insert(*ip);
     }
+    out
+}
+
+async fn sync(st: &mut State) -> Result<(), String> {
+    let learned = learned_of(&st.learned);
     let desired = plan::plan(&st.inputs, &learned);
     let batch =
         ferro_services::diff::diff_in(&TableRef::inet(TABLE), st.programmed.as_ref(), &desired);
@@ -151,8 +254,8 @@ async fn sync(st: &mut State) -> Result<(), String> {
     }
 }
 
-/// The inputs of snapshot `s` for node `node`.
-pub fn inputs_of(s: &Snapshot, node: &str) -> Inputs {
+/// The inputs of snapshot `s` for node `node` (`None`: with the pods of every node).
+pub fn inputs_of(s: &Snapshot, node: Option<&str>) -> Inputs {
     let mut policies: Vec<ferro_cluster::egress::Egress> = s
         .all(Kind::EgressPolicy)
         .filter_map(|o| match o.as_ref() {
@@ -165,7 +268,7 @@ pub fn inputs_of(s: &Snapshot, node: &str) -> Inputs {
     let addrs = ferro_services::model::pod_addresses(&t.attachments, &t.live_nodes);
     let mut pods = Vec::new();
     for ((ns, name), a) in &addrs {
-        if a.node != node {
+        if node.is_some_and(|n| n != a.node) {
             continue;
         }
         let labels = s
@@ -212,7 +315,7 @@ pub async fn run(egress: Arc<Egress>, mut cache: Cache, node: String) {
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
-        let inputs = inputs_of(&snap, &node);
+        let inputs = inputs_of(&snap, Some(&node));
         {
             let mut st = egress.state.lock().await;
             let now = Instant::now();
@@ -226,9 +329,13 @@ pub async fn run(egress: Arc<Egress>, mut cache: Cache, node: String) {
                 st.rules = plan::name_rules(&inputs);
                 st.inputs = inputs;
             }
+            st.snapshot = Some(snap.clone());
             if let Err(e) = sync(&mut st).await {
                 log::warn!("egress: applying the table: {e}; rebuilding it in {TICK:?}");
             }
+        }
+        if let Err(e) = egress.drops().await {
+            log::debug!("egress: reading the drop counters: {e}");
         }
         tokio::select! {
             s = cache.changed() => match s {

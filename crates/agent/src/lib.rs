@@ -249,6 +249,13 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     if let Some((handle, _)) = &policy {
         api = api.with_policy(handle.clone());
     }
+    let egress = cfg
+        .egress
+        .then(|| Arc::new(egress::Egress::new(cfg.egress_min_ttl)));
+    if let Some(e) = &egress {
+        api = api.with_egress(e.clone());
+        metrics.set_egress(e.clone());
+    }
     let api = Arc::new(api);
     metrics.replayed(api.replay().await);
     if let Err(e) = attachments.resync().await {
@@ -296,9 +303,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             lb_addresses.clone(),
         )));
     }
-    let egress = cfg
-        .egress
-        .then(|| Arc::new(egress::Egress::new(cfg.egress_min_ttl)));
     loops.push(tokio::spawn(nodefw::run(
         cache.clone(),
         cfg.node_name.clone(),

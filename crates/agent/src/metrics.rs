@@ -16,6 +16,7 @@
 //! | `ferro_agent_policy_elements` | | elements of the policy sets and maps |
 //! | `ferro_agent_policy_pod_drops_total` | `namespace`, `pod`, `direction` | packets dropped at a pod of this node |
 //! | `ferro_agent_policy_drops_total` | `namespace`, `policy` | packets dropped at the pods of this node a policy isolates |
+//! | `ferro_agent_egress_drops_total` | `namespace`, `pod`, `policy` | packets leaving the cluster an EgressPolicy dropped, per pod of this node |
 //! | `ferro_agent_spool_replayed_total` | `result` | spooled requests replayed: `applied`, `rejected` |
 //! | `ferro_agent_attachments` | | attachments the node records |
 //! | `ferro_agent_membership_reconciles_total` | `result` | membership passes (`ok`, `error`) |
@@ -70,6 +71,7 @@ pub struct Metrics {
     policy_chains: Gauge<i64, AtomicI64>,
     policy_elements: Gauge<i64, AtomicI64>,
     policy: Arc<OnceLock<PolicyHandle>>,
+    egress: Arc<OnceLock<Arc<crate::egress::Egress>>>,
     /// Cluster IPAM's.
     pub ipam: crate::ipam::metrics::IpamMetrics,
     /// The DNS server's.
@@ -87,10 +89,27 @@ pub struct Metrics {
 #[derive(Debug)]
 struct DropCollector {
     policy: Arc<OnceLock<PolicyHandle>>,
+    egress: Arc<OnceLock<Arc<crate::egress::Egress>>>,
 }
 
 impl Collector for DropCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(e) = self.egress.get() {
+            let mut drops = encoder.encode_descriptor(
+                "ferro_agent_egress_drops",
+                "Packets leaving the cluster an EgressPolicy dropped, per pod of this node",
+                None,
+                MetricType::Counter,
+            )?;
+            for d in e.last_drops() {
+                let labels: Labels = vec![
+                    ("namespace".into(), d.namespace.clone()),
+                    ("pod".into(), d.pod.clone()),
+                    ("policy".into(), d.policy.clone()),
+                ];
+                ConstCounter::new(d.packets).encode(drops.encode_family(&labels)?)?;
+            }
+        }
         let Some(stats) = self.policy.get().and_then(PolicyHandle::last_stats) else {
             return Ok(());
         };
@@ -202,8 +221,10 @@ impl Default for Metrics {
             policy_elements.clone(),
         );
         let policy = Arc::new(OnceLock::new());
+        let egress = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(DropCollector {
             policy: policy.clone(),
+            egress: egress.clone(),
         }));
         let ipam = crate::ipam::metrics::IpamMetrics::register(&mut registry);
         let dns = crate::dns::DnsMetrics::register(&mut registry);
@@ -267,6 +288,7 @@ impl Default for Metrics {
             policy_chains,
             policy_elements,
             policy,
+            egress,
             replayed,
             attachments,
             reconciles,
@@ -333,7 +355,12 @@ impl Metrics {
         }
     }
 
-    /// The policy loop whose drop counters are exported.
+    /// The egress control whose drop counters are exported.
+    pub fn set_egress(&self, egress: Arc<crate::egress::Egress>) {
+        let _ = self.egress.set(egress);
+    }
+
+    /// Counts the drops of the NetworkPolicy loop `handle` from now on.
     pub fn set_policy(&self, handle: PolicyHandle) {
         let _ = self.policy.set(handle);
     }

@@ -22,7 +22,7 @@
 //!   isolated), the conntrack entries of the node's pods are checked against the new sets
 //!   and those now denied are deleted: such connections stop, the others are not touched.
 
-mod kernel;
+pub(crate) mod kernel;
 pub mod log;
 
 use std::collections::{BTreeMap, HashSet};
@@ -174,7 +174,7 @@ impl PolicyHandle {
 
     /// `policyStats`: drops of this node's pods, read from the kernel now.
     pub async fn stats(&self, namespace: Option<&str>) -> Result<PolicyStats, ApiError> {
-        let counters = kernel::read_counters()
+        let counters = kernel::read_counters(ferro_policy::ruleset::table())
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("policy: {e}")))?;
         *self
@@ -254,6 +254,7 @@ pub fn stats_of(p: &Programmed, counters: &BTreeMap<String, (u64, u64)>) -> Poli
                 bytes,
             })
             .collect(),
+        egress: Vec::new(),
     }
 }
 
@@ -278,7 +279,7 @@ fn endpoint(c: &Cluster, s: &str, v6: bool) -> Result<IpAddr, ApiError> {
 }
 
 /// The IP protocol number of `protocol` (`TCP`, `UDP`, `SCTP`, `ICMP`, `ICMPv6`, a number).
-fn protocol_number(protocol: &str) -> Result<u8, ApiError> {
+pub(crate) fn protocol_number(protocol: &str) -> Result<u8, ApiError> {
     match protocol.to_ascii_uppercase().as_str() {
         "TCP" => Ok(6),
         "UDP" => Ok(17),
@@ -303,8 +304,10 @@ pub fn explain(
     protocol: &str,
     family: Option<u8>,
 ) -> Result<Explanation, ApiError> {
+    // Without a family: the destination address's, else IPv4.
     let v6 = match family {
-        None | Some(4) => false,
+        None => to.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6()),
+        Some(4) => false,
         Some(6) => true,
         Some(f) => {
             return Err(ApiError::new(
@@ -327,6 +330,7 @@ pub fn explain(
     Ok(Explanation {
         allowed: d.allowed,
         text: ferro_policy::decide::explain(c, &d),
+        egress: None,
         decision: serde_json::to_value(&d).unwrap_or_default(),
         from_address: src.to_string(),
         to_address: dst.to_string(),
@@ -449,7 +453,7 @@ async fn run(
         }
         if counters_at.elapsed() >= COUNTERS_EVERY {
             counters_at = Instant::now();
-            if let Ok(c) = kernel::read_counters().await {
+            if let Ok(c) = kernel::read_counters(ferro_policy::ruleset::table()).await {
                 *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = c;
             }
         }

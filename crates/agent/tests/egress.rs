@@ -18,9 +18,8 @@ use edge::{dns_server, until, Cluster, Model};
 use ferro_dns::hickory_proto::rr::RecordType;
 use ferro_testutil::dns::{addresses, query, resolve};
 use ferro_testutil::netns::Netns;
-use ferro_testutil::nft::nft;
 use ferro_testutil::probe::{tcp_who, ProbeServer};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const POLICY: &str = "apiVersion: ferro-cni.io/v1
 kind: EgressPolicy
@@ -34,6 +33,21 @@ spec:
     ports: [{port: 8080}]
   - toNames: [api.example.com, \"*.cdn.example.com\"]
 ";
+
+/// Where each agent serves its metrics, in its node's namespace.
+const METRICS: &str = "127.0.0.1:9464";
+
+/// Node 0's agent's metrics.
+fn scrape(c: &Cluster) -> String {
+    use std::io::{Read, Write};
+    c.node(0).run(|| {
+        let mut s = std::net::TcpStream::connect(METRICS).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+}
 
 /// The internet host's extra addresses: 203.0.113.<n>.
 fn inet(n: u8) -> IpAddr {
@@ -57,7 +71,14 @@ fn records(count: u8) -> Vec<(String, String)> {
     r.push(("api.example.com".into(), inet(20).to_string()));
     r.push(("other.example.com".into(), inet(21).to_string()));
     r.push(("moving.cdn.example.com".into(), inet(30).to_string()));
+    r.push(("v6.cdn.example.com".into(), inet6(20).to_string()));
+    r.push(("other6.example.com".into(), inet6(21).to_string()));
     r
+}
+
+/// The internet host's extra IPv6 addresses: 2001:db8:113::<n>.
+fn inet6(n: u8) -> IpAddr {
+    format!("2001:db8:113::{n}").parse().unwrap()
 }
 
 fn as_refs(r: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -66,9 +87,15 @@ fn as_refs(r: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// The cluster with a client (selected) and a bystander (not selected) on node 0, servers on
 /// the internet host's addresses, before the policy.
-fn setup(model: Model, tries: u8) -> (Cluster, ProbeServer) {
+fn setup(model: Model, tries: u8) -> (Cluster, Vec<ProbeServer>) {
     let recs = records(tries);
-    let mut c = Cluster::new(model, 1, &as_refs(&recs), 1, json!({"egressMinTTL": 1}));
+    let mut c = Cluster::new(
+        model,
+        1,
+        &as_refs(&recs),
+        1,
+        json!({"egressMinTTL": 1, "metrics": METRICS}),
+    );
     let inet_ns = &c.world.internet;
     for n in [20, 21, 22, 30, 31]
         .into_iter()
@@ -76,8 +103,29 @@ fn setup(model: Model, tries: u8) -> (Cluster, ProbeServer) {
     {
         inet_ns.ip(&["addr", "add", &format!("{}/24", inet(n)), "dev", "eth0"]);
     }
-    let server =
-        ProbeServer::start_labelled(&inet_ns.path(), "0.0.0.0:8080".parse().unwrap(), "inet");
+    let mut servers = vec![ProbeServer::start_labelled(
+        &inet_ns.path(),
+        "0.0.0.0:8080".parse().unwrap(),
+        "inet",
+    )];
+    if model == Model::Kubenet {
+        // dual stack: the internet's IPv6 addresses too
+        for n in [20, 21, 22] {
+            inet_ns.ip(&[
+                "addr",
+                "add",
+                &format!("{}/64", inet6(n)),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            servers.push(ProbeServer::start_labelled(
+                &inet_ns.path(),
+                SocketAddr::new(inet6(n), 8080),
+                "inet6",
+            ));
+        }
+    }
     c.pod(0, "client", "client", 0);
     c.pod(0, "bystander", "other", 0);
     // before any policy everything is reachable
@@ -87,7 +135,14 @@ fn setup(model: Model, tries: u8) -> (Cluster, ProbeServer) {
             "{ip} before the policy"
         );
     }
-    (c, server)
+    if model == Model::Kubenet {
+        assert!(
+            reaches(&c.pods["client"].ns, inet6(22), 8080),
+            "{} before the policy",
+            inet6(22)
+        );
+    }
+    (c, servers)
 }
 
 fn apply_policy(c: &Cluster) {
@@ -219,22 +274,132 @@ fn egress_by_address_and_name_under_kubenet() {
     assert_eq!(resolve(&client.ns, &client.resolv, name), vec![inet(31)]);
     assert!(reaches(&client.ns, inet(31), 8080), "the new address");
 
-    // denied attempts are counted on the pod's drop rule
-    let table = c
-        .node(0)
-        .run(|| nft(&["list", "table", "inet", "ferro_egress"]));
-    let drop = table
-        .lines()
-        .find(|l| l.contains(&format!("ip saddr {} counter", client.v4)))
-        .unwrap_or_else(|| panic!("no drop rule for the client:\n{table}"));
-    let packets: u64 = drop
-        .split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
+    // IPv6: an allowed name's AAAA answer opens its address at once, others stay dropped
+    let m = query(
+        &client.ns,
+        s,
+        "v6.cdn.example.com.",
+        RecordType::AAAA,
+        false,
+    )
+    .unwrap();
+    assert_eq!(addresses(&m), vec![inet6(20)]);
+    assert!(
+        reaches(&client.ns, inet6(20), 8080),
+        "an allowed name's IPv6 address, first connection"
+    );
+    let m = query(
+        &client.ns,
+        s,
+        "other6.example.com.",
+        RecordType::AAAA,
+        false,
+    )
+    .unwrap();
+    assert_eq!(addresses(&m), vec![inet6(21)]);
+    assert!(
+        !reaches(&client.ns, inet6(21), 8080),
+        "a name not allowed, IPv6"
+    );
+    assert!(
+        !reaches(&client.ns, inet6(22), 8080),
+        "an address not allowed, IPv6"
+    );
+    assert!(
+        reaches(&c.pods["bystander"].ns, inet6(22), 8080),
+        "a pod no policy selects, IPv6"
+    );
+
+    // explained as the table decides
+    let explain = |to: &str, port: &str| -> Value {
+        serde_json::from_str(&c.cnictl(&[
+            "policy",
+            "explain",
+            "shop/client",
+            to,
+            port,
+            "-o",
+            "json",
+        ]))
         .unwrap()
-        .parse()
-        .unwrap();
-    assert!(packets > 0, "{drop}");
+    };
+    let e = explain(&inet(21).to_string(), "8080/TCP");
+    assert_eq!(e["allowed"], json!(false), "{e}");
+    assert_eq!(e["egress"]["policy"], json!("client-out"), "{e}");
+    // an answered name's address is allowed for its TTL (1 s here): ask, then explain at once
+    // (again if a loaded machine took longer than the TTL in between)
+    let answered = |name: &str, ip: IpAddr| -> Value {
+        let mut e = Value::Null;
+        for _ in 0..5 {
+            query(&client.ns, s, name, RecordType::A, false).unwrap();
+            e = explain(&ip.to_string(), "8080/TCP");
+            if e["allowed"] == json!(true) {
+                break;
+            }
+        }
+        e
+    };
+    let e = answered("api.example.com.", inet(20));
+    assert_eq!(
+        (&e["allowed"], &e["egress"]["rule"]),
+        (&json!(true), &json!(1)),
+        "{e}"
+    );
+    assert!(
+        e["text"]
+            .as_str()
+            .unwrap()
+            .contains("answered for one of its names"),
+        "{e}"
+    );
+    let e = explain(&inet(10).to_string(), "8081/TCP");
+    assert_eq!(e["allowed"], json!(false), "{e}");
+    let e = explain(&inet6(21).to_string(), "8080/TCP");
+    assert_eq!(e["allowed"], json!(false), "{e}");
+    let text = c.cnictl(&[
+        "policy",
+        "explain",
+        "shop/client",
+        &inet(22).to_string(),
+        "8080/TCP",
+    ]);
+    assert!(text.starts_with("denied"), "{text}");
+    assert!(text.contains("denied by EgressPolicy client-out"), "{text}");
+    let e = explain("shop/bystander", "80/TCP");
+    assert!(
+        e["egress"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("inside the cluster"),
+        "{e}"
+    );
+
+    // denied attempts are counted per pod, through the API and the metrics
+    let stats: Value =
+        serde_json::from_str(&c.cnictl(&["get", "policystats", "-n", "shop", "-o", "json"]))
+            .unwrap();
+    let drops = stats["egress"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no egress drops: {stats}"))
+        .iter()
+        .find(|d| d["pod"] == json!("client"))
+        .unwrap_or_else(|| panic!("no drops of the client: {stats}"))
+        .clone();
+    assert_eq!(drops["policy"], json!("client-out"));
+    assert!(drops["packets"].as_u64().unwrap() > 0, "{drops}");
+    let text = c.cnictl(&["get", "policystats", "-n", "shop"]);
+    assert!(text.contains("dropped by an EgressPolicy"), "{text}");
+    let metrics = scrape(&c);
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("ferro_agent_egress_drops_total")
+                && l.contains("pod=\"client\"")
+                && l.contains("policy=\"client-out\"")
+        })
+        .unwrap_or_else(|| panic!("no egress drop metric:\n{metrics}"));
+    let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(counted > 0.0, "{line}");
 
     // deleting the policy restores everything
     c.cnictl(&["delete", "egresspolicy", "client-out"]);

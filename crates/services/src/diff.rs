@@ -61,6 +61,9 @@ pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
     let empty = BTreeMap::new();
     let Some(old) = old else {
         b.add_table(&t).del_table(&t, false).add_table(&t);
+        for name in &new.counters {
+            b.add_counter(&t, name);
+        }
         for (name, def) in &new.chains {
             b.add_chain(&t, chain_obj(name, def));
         }
@@ -92,7 +95,10 @@ pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
             b.del_elems(&t, set, gone, false);
         }
     }
-    // 2. New chains and sets.
+    // 2. New counters, chains and sets.
+    for name in new.counters.difference(&old.counters) {
+        b.add_counter(&t, name);
+    }
     for (name, def) in &new.chains {
         if !old.chains.contains_key(name) {
             b.add_chain(&t, chain_obj(name, def));
@@ -140,6 +146,9 @@ pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
     }
     for name in gone_chains {
         b.del_chain(&t, name, false);
+    }
+    for name in old.counters.difference(&new.counters) {
+        b.del_counter(&t, name, false);
     }
     b
 }

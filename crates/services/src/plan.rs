@@ -42,7 +42,7 @@
 //! text it was built from ([`PlannedRule::text`]): the golden tests read it, and a kernel
 //! test checks that `nft list` shows the same.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -93,6 +93,8 @@ pub struct Ruleset {
     pub sets: BTreeMap<String, SetDef>,
     /// Elements of each set by key.
     pub elems: BTreeMap<String, BTreeMap<Vec<u8>, Elem>>,
+    /// Named counter objects (their values survive rewrites of the rules counting in them).
+    pub counters: BTreeSet<String>,
 }
 
 /// What the plan needs to know about the cluster and the node.
@@ -216,6 +218,12 @@ impl Ruleset {
                 mine.insert(k.clone(), e.clone());
             }
         }
+        self.counters.extend(other.counters.iter().cloned());
+    }
+
+    /// Adds a named counter object.
+    pub fn counter(&mut self, name: &str) {
+        self.counters.insert(name.to_string());
     }
 
     /// Adds (or replaces) chain `name`.
@@ -248,6 +256,9 @@ impl Ruleset {
     /// table built with these types).
     pub fn render_as(&self, table: &str) -> String {
         let mut s = format!("table inet {table} {{\n");
+        for name in &self.counters {
+            let _ = writeln!(s, "\tcounter {name} {{ }}");
+        }
         for (name, def) in &self.sets {
             let kind = if def.data.is_some() { "map" } else { "set" };
             let key: Vec<&str> = def.key.iter().map(|t| t.name()).collect();

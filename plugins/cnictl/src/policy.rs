@@ -140,8 +140,9 @@ pub fn render(s: &PolicyStats, json: bool, all_namespaces: bool) -> String {
     if json {
         return format!("{}\n", serde_json::to_string_pretty(s).unwrap_or_default());
     }
+    let mut out = String::new();
     if s.pods.is_empty() {
-        return format!(
+        out = format!(
             "No pod of node {} is isolated by a NetworkPolicy{}.\n",
             s.node,
             if all_namespaces {
@@ -150,7 +151,34 @@ pub fn render(s: &PolicyStats, json: bool, all_namespaces: bool) -> String {
                 " in this namespace"
             }
         );
+    } else {
+        out.push_str(&network_policy_tables(s));
     }
+    if !s.egress.is_empty() {
+        let mut rows = vec![vec![
+            "NAMESPACE".to_string(),
+            "POD".into(),
+            "EGRESS POLICY".into(),
+            "DROPPED".into(),
+            "BYTES".into(),
+        ]];
+        for d in &s.egress {
+            rows.push(vec![
+                d.namespace.clone(),
+                d.pod.clone(),
+                d.policy.clone(),
+                d.packets.to_string(),
+                d.bytes.to_string(),
+            ]);
+        }
+        out.push_str("\nConnections leaving the cluster dropped by an EgressPolicy\n");
+        out.push_str(&ferro_cluster::table::layout(&rows));
+    }
+    out
+}
+
+/// The NetworkPolicy tables: per pod and direction, then per policy.
+fn network_policy_tables(s: &PolicyStats) -> String {
     let mut rows = vec![vec![
         "NAMESPACE".to_string(),
         "POD".into(),
@@ -229,6 +257,7 @@ mod tests {
                 packets: 12,
                 bytes: 720,
             }],
+            egress: Vec::new(),
         };
         let t = render(&s, false, true);
         assert_eq!(
@@ -240,6 +269,27 @@ x           a     ingress     12        720     deny-all,web
 Drops at the pods each policy isolates
 NAMESPACE   POLICY     PODS   DROPPED   BYTES
 x           deny-all   1      12        720
+"
+        );
+        let e = PolicyStats {
+            pods: Vec::new(),
+            policies: Vec::new(),
+            egress: vec![ferro_agent_api::policy::EgressDrops {
+                namespace: "x".into(),
+                pod: "a".into(),
+                policy: "x-out".into(),
+                packets: 3,
+                bytes: 180,
+            }],
+            ..s.clone()
+        };
+        assert_eq!(
+            render(&e, false, false),
+            "No pod of node node-a is isolated by a NetworkPolicy in this namespace.
+
+Connections leaving the cluster dropped by an EgressPolicy
+NAMESPACE   POD   EGRESS POLICY   DROPPED   BYTES
+x           a     x-out           3         180
 "
         );
         assert!(render(&PolicyStats::default(), false, false).starts_with("No pod of node"));

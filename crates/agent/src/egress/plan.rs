@@ -216,7 +216,6 @@ pub fn plan(inp: &Inputs, learned: &Learned) -> Ruleset {
                 .verdict(Verdict::Accept),
         ));
     }
-    let mut denied: BTreeMap<IpAddr, &Egress> = BTreeMap::new();
     for p in &inp.policies {
         let pods = selected(p, &inp.pods);
         if pods.is_empty() {
@@ -236,9 +235,6 @@ pub fn plan(inp: &Inputs, learned: &Learned) -> Ruleset {
             }
             for ip in ips {
                 r.elem(&set, Elem::addr(ip));
-                if p.deny {
-                    denied.entry(ip).or_insert(p);
-                }
             }
             forward.push(rule(
                 format!("{} saddr @{set} jump {chain}", fam(v6)),
@@ -281,12 +277,17 @@ pub fn plan(inp: &Inputs, learned: &Learned) -> Ruleset {
         }
         r.chain(&chain, None, rules);
     }
-    for ip in denied.keys() {
+    for (ip, d) in denials(inp) {
+        r.counter(&d.counter);
         forward.push(rule(
-            format!("{} saddr {ip} counter drop", fam(ip.is_ipv6())),
+            format!(
+                "{} saddr {ip} counter name \"{}\" drop",
+                fam(ip.is_ipv6()),
+                d.counter
+            ),
             RuleBuilder::new()
-                .addr(Dir::Src, *ip)
-                .counter()
+                .addr(Dir::Src, ip)
+                .counter_named(&d.counter)
                 .verdict(Verdict::Drop),
         ));
     }
@@ -303,19 +304,183 @@ pub fn plan(inp: &Inputs, learned: &Learned) -> Ruleset {
     r
 }
 
-/// Who is denied by which policy: each pod address of a Deny policy and the first such
-/// policy by name (the one its drops are counted for).
-pub fn denials(inp: &Inputs) -> BTreeMap<IpAddr, (String, String)> {
+/// A pod address a Deny policy drops what no rule allows of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// The pod, `namespace/name`.
+    pub pod: String,
+    /// The first Deny policy selecting it, by name (the one its drops are counted for).
+    pub policy: String,
+    /// The named counter of the pod's drops (one per pod, both families).
+    pub counter: String,
+}
+
+/// Who is denied by which policy: each pod address of a Deny policy.
+pub fn denials(inp: &Inputs) -> BTreeMap<IpAddr, Denied> {
     let mut out = BTreeMap::new();
     for p in inp.policies.iter().filter(|p| p.deny) {
         for l in selected(p, &inp.pods) {
+            let pod = format!("{}/{}", l.namespace, l.name);
             for ip in &l.ips {
-                out.entry(*ip)
-                    .or_insert_with(|| (format!("{}/{}", l.namespace, l.name), p.name.clone()));
+                out.entry(*ip).or_insert_with(|| Denied {
+                    counter: object_name("drop", &pod),
+                    pod: pod.clone(),
+                    policy: p.name.clone(),
+                });
             }
         }
     }
     out
+}
+
+/// The egress decision for one connection of a pod (pure: what the table does with its
+/// first packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the table lets it through.
+    pub allowed: bool,
+    /// The policy that decided (`None`: none applies).
+    pub policy: Option<String>,
+    /// Its allow rule that matched (`None`: the policy's default action).
+    pub rule: Option<usize>,
+    /// The decision in words.
+    pub text: String,
+}
+
+fn ports_text(ports: &[(u8, u16)]) -> String {
+    if ports.is_empty() {
+        return "every port".into();
+    }
+    ports
+        .iter()
+        .map(|(proto, port)| {
+            format!(
+                "{port}/{}",
+                ferro_nftables::proto_name(*proto).to_ascii_uppercase()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The decision for a connection of `pod` (one of `inp.pods`) to `dst`, protocol `proto`
+/// and port `port`, with the addresses answered so far in `learned` (the sets of the node
+/// the pod runs on; `None`: not known here, the name rules are described instead).
+pub fn decide(
+    inp: &Inputs,
+    learned: Option<&Learned>,
+    pod: &LocalPod,
+    dst: IpAddr,
+    proto: u8,
+    port: Option<u16>,
+) -> Decision {
+    let not_egress = |text: String| Decision {
+        allowed: true,
+        policy: None,
+        rule: None,
+        text,
+    };
+    if let Some(n) = inp.cluster.iter().find(|n| n.contains(&dst)) {
+        return not_egress(format!(
+            "{dst} is inside the cluster ({n}): EgressPolicy does not apply"
+        ));
+    }
+    if inp.nodes.contains(&dst) {
+        return not_egress(format!(
+            "{dst} is a node of the cluster: EgressPolicy does not apply"
+        ));
+    }
+    let port_ok = |ports: &[(u8, u16)]| {
+        ports.is_empty() || ports.iter().any(|(p, n)| *p == proto && Some(*n) == port)
+    };
+    let mut deny: Option<&Egress> = None;
+    // Name rules whose answers live on another node.
+    let mut elsewhere: Vec<String> = Vec::new();
+    for p in inp
+        .policies
+        .iter()
+        .filter(|p| p.selects(&pod.namespace, &pod.labels))
+    {
+        for (i, rl) in p.rules.iter().enumerate() {
+            if !port_ok(&rl.ports) {
+                continue;
+            }
+            if let Some(n) = rl.cidrs.iter().find(|n| n.contains(&dst)) {
+                return Decision {
+                    allowed: true,
+                    policy: Some(p.name.clone()),
+                    rule: Some(i),
+                    text: format!(
+                        "allowed by EgressPolicy {}, allow[{i}] (toCIDRs {n}, {})",
+                        p.name,
+                        ports_text(&rl.ports)
+                    ),
+                };
+            }
+            if rl.names.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = rl.names.iter().map(ToString::to_string).collect();
+            let set = dns_set(p, i, dst.is_ipv6());
+            match learned {
+                Some(l) if l.get(&set).is_some_and(|s| s.contains(&dst)) => {
+                    return Decision {
+                        allowed: true,
+                        policy: Some(p.name.clone()),
+                        rule: Some(i),
+                        text: format!(
+                            "allowed by EgressPolicy {}, allow[{i}]: {dst} was answered for \
+                             one of its names ({}), {}",
+                            p.name,
+                            names.join(", "),
+                            ports_text(&rl.ports)
+                        ),
+                    }
+                }
+                Some(_) => {}
+                None => elsewhere.push(format!("{} allow[{i}] ({})", p.name, names.join(", "))),
+            }
+        }
+        if !p.deny {
+            return Decision {
+                allowed: true,
+                policy: Some(p.name.clone()),
+                rule: None,
+                text: format!("allowed by EgressPolicy {} (defaultAction Allow)", p.name),
+            };
+        }
+        deny.get_or_insert(p);
+    }
+    match deny {
+        Some(p) => {
+            let what = match port {
+                Some(n) => format!(
+                    "{n}/{}",
+                    ferro_nftables::proto_name(proto).to_ascii_uppercase()
+                ),
+                None => ferro_nftables::proto_name(proto).to_ascii_uppercase(),
+            };
+            let mut text = format!(
+                "denied by EgressPolicy {} (defaultAction Deny: no allow rule of a policy \
+                 selecting the pod matches {dst}, {what})",
+                p.name
+            );
+            if !elsewhere.is_empty() {
+                text.push_str(&format!(
+                    "; unless the cluster DNS of the pod's node answered {dst} for a name of {} \
+                     (known on that node only)",
+                    elsewhere.join("; ")
+                ));
+            }
+            Decision {
+                allowed: false,
+                policy: Some(p.name.clone()),
+                rule: None,
+                text,
+            }
+        }
+        None => not_egress("no EgressPolicy selects the pod: allowed".into()),
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ferro_nftables::{Batch, NftSocket};
-use ferro_policy::ruleset;
+use ferro_nftables::{Batch, NftSocket, TableRef};
 use ferro_policy::NodePolicy;
 use tokio::sync::oneshot;
 
@@ -34,13 +33,12 @@ pub(crate) async fn apply(batch: Batch) -> Result<(), String> {
     .await?
 }
 
-/// The table's named counters: name -> (packets, bytes).
-pub(crate) async fn read_counters() -> Result<BTreeMap<String, (u64, u64)>, String> {
-    blocking(|| {
+/// The named counters of table `t` (the policy table: [`ferro_policy::ruleset::table`]): name ->
+/// (packets, bytes).
+pub(crate) async fn read_counters(t: TableRef) -> Result<BTreeMap<String, (u64, u64)>, String> {
+    blocking(move || {
         let mut s = NftSocket::open().map_err(|e| e.to_string())?;
-        let list = s
-            .list_counters(&ruleset::table())
-            .map_err(|e| e.to_string())?;
+        let list = s.list_counters(&t).map_err(|e| e.to_string())?;
         Ok(list
             .into_iter()
             .map(|c| (c.name, (c.packets, c.bytes)))

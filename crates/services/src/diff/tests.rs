@@ -146,3 +146,41 @@ fn the_planner_touches_only_the_services_that_changed() {
         "web untouched"
     );
 }
+
+#[test]
+fn named_counters_are_made_before_their_rules_and_deleted_after_them() {
+    let mut before = Ruleset::default();
+    before.counter("kept");
+    before.counter("old");
+    let mut after = Ruleset::default();
+    after.counter("kept");
+    after.counter("new");
+    after.chain(
+        "c",
+        None,
+        vec![crate::plan::rule(
+            "counter name \"new\" drop",
+            ferro_nftables::RuleBuilder::new()
+                .counter_named("new")
+                .verdict(ferro_nftables::Verdict::Drop),
+        )],
+    );
+    let full = kinds(&diff(None, &after));
+    let made = full.iter().position(|k| k.contains("counter")).unwrap();
+    let rule = full.iter().position(|k| k.starts_with("add rule")).unwrap();
+    assert!(made < rule, "{full:?}");
+    let text = kinds(&diff(Some(&before), &after)).join("\n");
+    assert!(
+        text.contains("add counter inet ferro_services new"),
+        "{text}"
+    );
+    assert!(
+        text.contains("delete counter inet ferro_services old"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("kept"),
+        "a kept counter is left alone: {text}"
+    );
+    assert!(after.render().contains("\tcounter new { }"));
+}

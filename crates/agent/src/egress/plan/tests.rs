@@ -87,10 +87,13 @@ fn names_count_for_selected_pods_only() {
     assert!(!r.allows(web, &["example.com".into()]));
     assert!(!r.allows(db, &["api.example.com".into()]));
     assert!(r.set_for("fd00::1".parse().unwrap()).starts_with("dns6-1-"));
+    let d = &denials(&inp)[&web];
     assert_eq!(
-        denials(&inp).get(&web),
-        Some(&("shop/web-1".to_string(), "shop-out".to_string()))
+        (d.pod.as_str(), d.policy.as_str()),
+        ("shop/web-1", "shop-out")
     );
+    let v6: IpAddr = "fd00:10:244:1::5".parse().unwrap();
+    assert_eq!(denials(&inp)[&v6].counter, d.counter, "one counter per pod");
     assert!(!denials(&inp).contains_key(&db));
 }
 
@@ -101,4 +104,75 @@ fn no_policy_no_jump() {
     let t = plan(&inp, &Learned::new());
     assert_eq!(t.chains.len(), 1);
     assert_eq!(t.chains["forward"].rules.len(), 5);
+}
+
+#[test]
+fn decisions_follow_the_table() {
+    let inp = inputs();
+    let web = &inp.pods[0];
+    let db = &inp.pods[1];
+    let rule = &name_rules(&inp)[0];
+    let learned: Learned = [(
+        rule.sets[0].clone(),
+        ["203.0.113.7".parse().unwrap()].into(),
+    )]
+    .into();
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let d = |pod, dst: &str, proto, port, l: Option<&Learned>| {
+        decide(&inp, l, pod, ip(dst), proto, port)
+    };
+    // Inside the cluster and to nodes: not egress.
+    let x = d(web, "10.244.9.9", 6, Some(80), Some(&learned));
+    assert!(x.allowed && x.policy.is_none(), "{x:?}");
+    assert!(x.text.contains("inside the cluster"), "{}", x.text);
+    assert!(d(web, "10.240.0.5", 6, Some(22), Some(&learned)).allowed);
+    // A CIDR rule with its ports, and not on other ports.
+    let x = d(web, "198.51.100.9", 6, Some(443), Some(&learned));
+    assert_eq!((x.allowed, x.rule), (true, Some(0)), "{x:?}");
+    assert!(
+        x.text
+            .contains("allowed by EgressPolicy shop-out, allow[0]"),
+        "{}",
+        x.text
+    );
+    // Another port: shop-out has no rule for it, but "everyone" (defaultAction Allow)
+    // selects every pod, and a pod is let through when any policy selecting it allows.
+    let x = d(web, "198.51.100.9", 6, Some(80), Some(&learned));
+    assert_eq!(
+        (x.allowed, x.policy.as_deref()),
+        (true, Some("everyone")),
+        "{x:?}"
+    );
+    assert!(x.text.contains("defaultAction Allow"), "{}", x.text);
+    // A learned answer of an allowed name.
+    let x = d(web, "203.0.113.7", 6, Some(443), Some(&learned));
+    assert_eq!((x.allowed, x.rule), (true, Some(1)), "{x:?}");
+    assert!(x.text.contains("api.example.com"), "{}", x.text);
+    // db is selected by "everyone" only.
+    let x = d(db, "203.0.113.8", 17, Some(53), Some(&learned));
+    assert_eq!(x.policy.as_deref(), Some("everyone"));
+}
+
+#[test]
+fn deny_without_an_allow_policy_drops_and_names_rules_known_elsewhere() {
+    let mut inp = inputs();
+    inp.policies.retain(|p| p.name != "everyone");
+    let web = inp.pods[0].clone();
+    let dst: IpAddr = "203.0.113.7".parse().unwrap();
+    let x = decide(&inp, Some(&Learned::new()), &web, dst, 6, Some(443));
+    assert!(!x.allowed);
+    assert_eq!(x.policy.as_deref(), Some("shop-out"));
+    assert!(!x.text.contains("unless"), "{}", x.text);
+    // Asked on another node than the pod's: the name rule may allow it there.
+    let x = decide(&inp, None, &web, dst, 6, Some(443));
+    assert!(!x.allowed);
+    assert!(
+        x.text.contains("unless the cluster DNS of the pod's node"),
+        "{}",
+        x.text
+    );
+    // A pod no policy selects.
+    inp.policies.clear();
+    let x = decide(&inp, None, &web, dst, 6, Some(443));
+    assert!(x.allowed && x.policy.is_none(), "{x:?}");
 }
