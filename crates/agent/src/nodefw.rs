@@ -120,13 +120,29 @@ pub fn inputs_of(s: &Snapshot, node: &str) -> Inputs {
                 .push(format!("hostPort of pod {ns}/{name}"));
         }
     }
-    let pod_cidrs = crate::services::settings(s)
+    let all_pod_cidrs = crate::services::settings(s)
         .map(|st| st.pod_cidrs)
         .unwrap_or_default();
+    let every_node = node_addresses(s, None);
+    let (wide, pod_cidrs): (Vec<_>, Vec<_>) = all_pod_cidrs
+        .into_iter()
+        .partition(|n| every_node.iter().any(|ip| n.contains(ip)));
+    let pod_addrs = if wide.is_empty() {
+        Vec::new()
+    } else {
+        addrs
+            .values()
+            .flat_map(|a| a.v4.iter().chain(&a.v6).copied())
+            .filter(|ip| wide.iter().any(|n| n.contains(ip)))
+            .collect::<BTreeSet<IpAddr>>()
+            .into_iter()
+            .collect()
+    };
     let nodes = node_addresses(s, Some(node));
     Inputs {
         enabled: true,
         pod_cidrs,
+        pod_addrs,
         nodes,
         open,
         open_addr,

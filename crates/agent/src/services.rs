@@ -152,6 +152,23 @@ fn inputs(s: &Snapshot) -> Inputs {
     ]
 }
 
+/// Turns forwarding on for the families of `ports`' endpoints: a node that has no pod yet
+/// (the plugins turn it on at a pod's ADD) still forwards its Services' traffic (NodePorts,
+/// load-balancer addresses it announces) to the endpoints of other nodes.
+fn ensure_forwarding(ports: &[ServicePort]) {
+    let (v4, v6) = ports
+        .iter()
+        .flat_map(|p| &p.endpoints)
+        .fold((false, false), |(v4, v6), e| {
+            (v4 || e.ip.is_ipv4(), v6 || e.ip.is_ipv6())
+        });
+    if v4 || v6 {
+        if let Err(e) = ferro_net::attach::ensure_forwarding(v4, v6) {
+            log::warn!("services: turning forwarding on: {e}");
+        }
+    }
+}
+
 /// Runs the loop until the cache stops.
 pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
     let Some(mut snap) = cache.ready().await else {
@@ -207,6 +224,7 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
                     planner.applied();
                     programmed = true;
                     backoff = BACKOFF_MIN;
+                    ensure_forwarding(&ports);
                     let now = udp_targets(&ports);
                     let gone: BTreeSet<UdpTarget> = targets.difference(&now).copied().collect();
                     targets = now;

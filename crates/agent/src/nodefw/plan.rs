@@ -37,8 +37,12 @@ pub const TABLE: &str = "ferro_nodefw";
 pub struct Inputs {
     /// Whether the ClusterNetwork turns the firewall on.
     pub enabled: bool,
-    /// The cluster's pod CIDRs.
+    /// The cluster's pod CIDRs that hold no node address (kubenet, overlay): accepted whole.
     pub pod_cidrs: Vec<IpNet>,
+    /// The pods' own addresses in pod CIDRs that hold node addresses too (flat: pods take
+    /// VNet addresses, so the CIDR would open the node to the whole VNet): accepted one by
+    /// one.
+    pub pod_addrs: Vec<IpAddr>,
     /// The live nodes' addresses.
     pub nodes: Vec<IpAddr>,
     /// (protocol, port) open on every address of the node, and why.
@@ -98,6 +102,29 @@ pub fn plan(inp: &Inputs) -> Ruleset {
         rules.push(accept(
             format!("{fam} saddr {n}"),
             RuleBuilder::new().addr_cidr(Dir::Src, *n),
+        ));
+    }
+    for v6 in [false, true] {
+        let (fam, set, t) = if v6 {
+            ("ip6", "pods6", DataType::Ipv6Addr)
+        } else {
+            ("ip", "pods4", DataType::Ipv4Addr)
+        };
+        let ips: Vec<&IpAddr> = inp
+            .pod_addrs
+            .iter()
+            .filter(|ip| ip.is_ipv6() == v6)
+            .collect();
+        if ips.is_empty() {
+            continue;
+        }
+        r.set(SetDef::set(set, vec![t]));
+        for ip in ips {
+            r.elem(set, Elem::addr(*ip));
+        }
+        rules.push(accept(
+            format!("{fam} saddr @{set}"),
+            RuleBuilder::new().addr_in_set(v6, Dir::Src, set, false),
         ));
     }
     let l4 = [KeyField::L4Proto, KeyField::ThDport];
@@ -203,6 +230,12 @@ pub fn explain(inp: &Inputs) -> Vec<Line> {
             "the cluster's pods (cluster DNS, health checks)",
         ));
     }
+    for ip in &inp.pod_addrs {
+        out.push(line(
+            format!("saddr {ip} accept"),
+            "a pod of the cluster (its pod CIDR holds node addresses: pods one by one)",
+        ));
+    }
     for ip in &inp.nodes {
         out.push(line(
             format!("saddr {ip} accept"),
@@ -237,6 +270,7 @@ mod tests {
         let inp = Inputs {
             enabled: true,
             pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+            pod_addrs: Vec::new(),
             nodes: vec![
                 "10.240.0.5".parse().unwrap(),
                 "fd00:240::5".parse().unwrap(),
@@ -271,5 +305,25 @@ mod tests {
             .iter()
             .any(|l| l.rule == "tcp dport 30080 accept" && l.why == "NodePort of shop/web"));
         assert!(plan(&Inputs::default()).chains.is_empty());
+    }
+
+    #[test]
+    fn pods_one_by_one_when_their_cidr_holds_the_nodes() {
+        let inp = Inputs {
+            enabled: true,
+            pod_addrs: vec!["10.240.0.21".parse().unwrap()],
+            nodes: vec!["10.240.0.5".parse().unwrap()],
+            ..Inputs::default()
+        };
+        let text = plan(&inp).render_as(TABLE);
+        assert!(text.contains("ip saddr @pods4 accept"), "{text}");
+        assert!(
+            text.contains("set pods4 { type ipv4_addr } = {\n\t\t10.240.0.21"),
+            "{text}"
+        );
+        assert!(!text.contains("pods6"), "{text}");
+        assert!(explain(&inp)
+            .iter()
+            .any(|l| l.rule == "saddr 10.240.0.21 accept" && l.why.starts_with("a pod")));
     }
 }

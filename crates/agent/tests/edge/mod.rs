@@ -104,12 +104,14 @@ fn conflist(model: Model, i: usize, data: &Path, list: &Path, socket: &Path) -> 
             json!({"cniVersion":"1.1.0","name":"azure","plugins":[
                 {"type":"flat","vnetCIDRs":["10.240.0.0/16"],"agent":extra["agent"],"clusterDNS":extra["clusterDNS"],
                  "ipam":{"type":"host-local","dataDir":data,"ranges":[
-                    [{"subnet":"10.240.0.0/16","rangeStart":format!("10.240.0.{start}"),"rangeEnd":format!("10.240.0.{}", start + 9),"gateway":"10.240.0.1"}]]}}]})
+                    [{"subnet":"10.240.0.0/16","rangeStart":format!("10.240.0.{start}"),"rangeEnd":format!("10.240.0.{}", start + 9),"gateway":"10.240.0.1"}]]}},
+                {"type":"portmap","capabilities":{"portMappings":true}}]})
         }
         Model::Overlay => json!({"cniVersion":"1.1.0","name":"ovl","plugins":[
             {"type":"overlay","podCIDR":"10.244.0.0/16","nodeName":format!("node{i}"),"nodeList":list,
              "agent":extra["agent"],"clusterDNS":extra["clusterDNS"],
-             "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":format!("10.244.{}.0/24", i + 1)}]]}}]}),
+             "ipam":{"type":"host-local","dataDir":data,"ranges":[[{"subnet":format!("10.244.{}.0/24", i + 1)}]]}},
+            {"type":"portmap","capabilities":{"portMappings":true}}]}),
     }
 }
 
@@ -127,7 +129,7 @@ fn world_for(model: Model, nodes: usize) -> (World, Vec<Runtime>) {
                 "overlay"
             };
             let rt = (world.nodes.iter())
-                .map(|n| Runtime::new(&n.ns, &[plugin, "host-local"]))
+                .map(|n| Runtime::new(&n.ns, &[plugin, "host-local", "portmap"]))
                 .collect();
             (world, rt)
         }
@@ -242,8 +244,29 @@ impl Cluster {
     /// A pod `name` (label `app`) on node `i`, serving TCP and UDP on `port` (0: no server);
     /// returns once the store has its address.
     pub fn pod(&mut self, i: usize, name: &str, app: &str, port: u16) -> &Pod {
+        self.pod_with(i, name, app, port, None)
+    }
+
+    /// [`Cluster::pod`] with a hostPort mapped to `port` (portmap, and the Pod's spec).
+    pub fn pod_with(
+        &mut self,
+        i: usize,
+        name: &str,
+        app: &str,
+        port: u16,
+        host_port: Option<u16>,
+    ) -> &Pod {
         let ns = Netns::new(name);
-        let result = self.rt[i].add_with(self.net, &ns, &[("CNI_ARGS", &k8s(name))]);
+        let args = k8s(name);
+        let caps = host_port.map(|h| {
+            json!({"portMappings": [{"hostPort": h, "containerPort": port, "protocol": "tcp"}]})
+                .to_string()
+        });
+        let mut env = vec![("CNI_ARGS", args.as_str())];
+        if let Some(c) = &caps {
+            env.push(("CAP_ARGS", c));
+        }
+        let result = self.rt[i].add_with(self.net, &ns, &env);
         let v4 = pod_addr(&result, false).unwrap();
         let v6 = pod_addr(&result, true);
         let mut servers = Vec::new();
@@ -257,8 +280,9 @@ impl Cluster {
             }
         }
         self.apply(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{name: http, containerPort: {}}}]}}]}}\n",
-            port.max(1)
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, image: x, ports: [{{name: http, containerPort: {}{}}}]}}]}}\n",
+            port.max(1),
+            host_port.map(|h| format!(", hostPort: {h}")).unwrap_or_default()
         ));
         until(Duration::from_secs(10), "the pod's attachment", || {
             let out =
