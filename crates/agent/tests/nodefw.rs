@@ -55,17 +55,6 @@ fn who(ns: &Path, ip: IpAddr, port: u16) -> Option<String> {
         .map(|(_, l)| l)
 }
 
-/// The nodes holding `ip` on a link.
-fn holders(c: &Cluster, ip: IpAddr) -> Vec<usize> {
-    (0..c.world.nodes.len())
-        .filter(|i| {
-            c.node(*i)
-                .ip(&["addr", "show"])
-                .contains(&format!(" {ip}/"))
-        })
-        .collect()
-}
-
 fn firewall_follows_what_is_published(model: Model) {
     let mut c = Cluster::new(model, 2, &[], 30, json!({}));
     c.pod(0, "web-1", "web", 8080);
@@ -158,10 +147,10 @@ fn firewall_follows_what_is_published(model: Model) {
             lb = c.svc("web-lb")["status"]["loadBalancer"]["ingress"][0]["ip"]
                 .as_str()
                 .and_then(|s| s.parse().ok());
-            lb.is_some_and(|ip| holders(&c, ip).len() == 1)
+            lb.is_some_and(|ip| c.world.holders(ip).len() == 1)
         });
         let lb = lb.unwrap();
-        let holder = holders(&c, lb)[0];
+        let holder = c.world.holders(lb)[0];
         let t0 = std::time::Instant::now();
         while who(vm, lb, 80).as_deref() != Some("web-1") {
             assert!(

@@ -619,17 +619,6 @@ spec: {type: ExternalName, externalName: db.example.com}
     assert_eq!(pod, "web-1", "stale UDP conntrack entry flushed");
 }
 
-/// The nodes holding `ip` on a link.
-fn holders(c: &Cluster, ip: IpAddr) -> Vec<usize> {
-    (0..c.world.nodes.len())
-        .filter(|i| {
-            c.node(*i)
-                .ip(&["addr", "show"])
-                .contains(&format!(" {ip}/"))
-        })
-        .collect()
-}
-
 fn lb_ip(c: &Cluster, name: &str, v6: bool) -> IpAddr {
     let s = c.svc(name);
     s["status"]["loadBalancer"]["ingress"]
@@ -683,11 +672,11 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     assert!(lb4.to_string().starts_with("10.240.1."), "{lb4}");
     for ip in [lb4, lb6] {
         let t = until(Duration::from_secs(10), "the address is announced", || {
-            holders(&c, ip).len() == 1
+            c.world.holders(ip).len() == 1
         });
         eprintln!(
             "{ip} announced by node {:?} {t:?} after the apply",
-            holders(&c, ip)
+            c.world.holders(ip)
         );
         let (who, _) = tally(peer, SocketAddr::new(ip, 80), 30);
         assert!(who.len() >= 2, "balanced over the cluster: {who:?}");
@@ -698,7 +687,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     // Source ranges: the internet host (203.0.113.10) gets in, the VNet's VM does not.
     let fw = SocketAddr::new(lb_ip(&c, "fw", false), 80);
     until(Duration::from_secs(10), "fw announced", || {
-        holders(&c, fw.ip()).len() == 1
+        c.world.holders(fw.ip()).len() == 1
     });
     assert!(answers(&c.world.internet, fw), "allowed source");
     let e = tcp_who(&peer.path(), fw, Duration::from_secs(1)).unwrap_err();
@@ -708,7 +697,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     // address kept.
     let local = lb_ip(&c, "local", false);
     until(Duration::from_secs(10), "local announced", || {
-        holders(&c, local) == [1]
+        c.world.holders(local) == [1]
     });
     let (src, pod) = tcp_who(
         &peer.path(),
@@ -734,7 +723,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
     // The announcing node dies (its agent killed, its link down): the address moves within
     // the lease TTL and a few seconds, and the VM's connections work again.
     let dst = SocketAddr::new(lb4, 80);
-    let dead = holders(&c, lb4)[0];
+    let dead = c.world.holders(lb4)[0];
     assert!(answers(peer, dst));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let prober = {
@@ -777,7 +766,7 @@ spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, selector: {app: we
             until(
                 Duration::from_secs(ttl + 30),
                 "another node announces the address",
-                || holders(&c, lb4).iter().any(|i| *i != dead),
+                || c.world.holders(lb4).iter().any(|i| *i != dead),
             );
             killed.elapsed()
         });

@@ -114,6 +114,19 @@ fn settled(ns: &Netns, ifname: &str) {
 }
 
 impl World {
+    /// The indices of the nodes holding `ip` on one of their links (a load-balancer address
+    /// is held by one).
+    pub fn holders(&self, ip: IpAddr) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| {
+                self.nodes[*i]
+                    .ns
+                    .ip(&["addr", "show"])
+                    .contains(&format!(" {ip}/"))
+            })
+            .collect()
+    }
+
     /// Builds the world with `nodes` nodes (A, B, C...).
     pub fn new(nodes: usize) -> World {
         Self::build(None, nodes)
