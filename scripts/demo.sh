@@ -606,6 +606,17 @@ YAML
   echo "  node B's egress table (the address answered for api.example.com is in the rule's set):"
   cin b nft list table inet ferro_egress | grep -A5 'set dns4' | grep -E 'set dns4|elements' | sed 's/^\s*/    /'
   cin b nft list table inet ferro_egress | grep -E 'dns4-.* accept|saddr @src4|counter' | sed 's/^\s*/    /'
+  local why
+  echo "  cnictl policy explain demo/client-b 203.0.113.21 7000/TCP (other.example.com's address):"
+  why=$(ctl b policy explain demo/client-b 203.0.113.21 7000/TCP)
+  sed 's/^/    /' <<<"$why"
+  check "edge: explain says denied by the EgressPolicy" \
+    "$([[ $why == denied* && $why == *"denied by EgressPolicy demo-client-out"* ]] && echo ok || echo "got: ${why%%$'\n'*}")"
+  echo "  cnictl get policystats -n demo (node B; the dropped attempt to other.example.com is counted):"
+  why=$(ctl b get policystats -n demo)
+  sed 's/^/    /' <<<"$why"
+  check "edge: the client's dropped egress is counted" \
+    "$(grep -Eq '^demo +client-b +demo-client-out +[1-9]' <<<"$why" && echo ok || echo "no count")"
 
   say "cluster edge: figures"
   for _ in $(seq 1 20); do echo "web.demo.svc.cluster.local A"; echo "api.example.com A"; done >"$WORK/queries"

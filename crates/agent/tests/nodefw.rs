@@ -58,6 +58,9 @@ fn who(ns: &Path, ip: IpAddr, port: u16) -> Option<String> {
 fn firewall_follows_what_is_published(model: Model) {
     let mut c = Cluster::new(model, 2, &[], 30, json!({}));
     c.pod(0, "web-1", "web", 8080);
+    // node B runs a pod too (a node without any has no overlay device yet, so under overlay
+    // it could not forward load-balancer traffic to web-1 on node A)
+    c.pod(1, "idle", "idle", 0);
     let a = c.world.nodes[0].ip;
     let node_a = c.node(0).path();
     let _listener =
