@@ -122,6 +122,11 @@ impl Egress {
     /// The drops of this node's pods, read from the kernel now.
     pub async fn drops(&self) -> Result<Vec<EgressDrops>, String> {
         let denied = plan::denials(&self.state.lock().await.inputs);
+        if denied.is_empty() {
+            // no Deny policy selects a pod here: nothing to read from the kernel
+            self.drops.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            return Ok(Vec::new());
+        }
         let counters = crate::policy::kernel::read_counters(TableRef::inet(TABLE)).await?;
         let mut seen = BTreeMap::new();
         for d in denied.into_values() {
