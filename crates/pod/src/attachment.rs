@@ -13,20 +13,20 @@ use ipnet::IpNet;
 use ferro_agent_api::AttachmentEvent;
 use ferro_net::firewall::{self, PodFirewall, Tag};
 use ferro_net::{names, Kernel, Netns, Rtnl};
-use ferro_spec::delegate::{self, IpamLease};
 use ferro_spec::{CniError, CniResult, FirstError, Request};
 
 use crate::check::prev_result;
 use crate::error::PodError;
+use crate::ipam::{self, Lease};
 use crate::report::{self, AgentKey};
 use crate::session::Session;
 
 /// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only). The
 /// lease is given back (IPAM DEL) when dropped without [`Attach::settle`] keeping it, so
 /// every early return of a failed ADD releases the address.
-fn lease(req: &Request) -> Result<Option<IpamLease<'_>>, CniError> {
+fn lease(req: &Request) -> Result<Option<Lease<'_>>, CniError> {
     match req.conf.ipam_type() {
-        Some(_) => IpamLease::acquire(req).map(Some),
+        Some(_) => Lease::acquire(req).map(Some),
         None => Ok(None),
     }
 }
@@ -45,7 +45,7 @@ pub struct Attach<'a> {
     /// The pod's namespace.
     pub ns: &'a Netns,
     /// The IPAM lease (none without `ipam`).
-    pub lease: Option<IpamLease<'a>>,
+    pub lease: Option<Lease<'a>>,
 }
 
 impl Attach<'_> {
@@ -178,7 +178,7 @@ pub fn check(
 ) -> Result<(), CniError> {
     let prev = prev_result(req)?;
     if req.conf.ipam_type().is_some() {
-        delegate::ipam_check(req)?;
+        ipam::check(req)?;
     }
     let s = Session::open(req)?;
     let (host, pod) = s.connect()?;
@@ -201,7 +201,7 @@ pub fn status(
     let host = k.connect(None)?;
     node_ready(&host).map_err(|e| CniError::not_available(e.msg))?;
     if req.conf.ipam_type().is_some() {
-        delegate::ipam_status(req)?;
+        ipam::status(req)?;
     }
     Ok(())
 }
@@ -227,7 +227,7 @@ pub fn del(
     let k = Kernel::new()?;
     let host = k.connect(None)?;
     let hint = req.prev_ips();
-    let (out, released) = delegate::ipam_del_alongside(req, || {
+    let (out, released) = ipam::del_alongside(req, || {
         let out = firewall::pod_del_around(
             masquerade,
             &req.conf.name,
@@ -267,7 +267,7 @@ pub fn del(
 pub fn gc(req: &Request, masquerade: bool) -> (Vec<IpAddr>, FirstError) {
     let mut errors = FirstError::default();
     if req.conf.ipam_type().is_some() {
-        errors.note(delegate::ipam_gc(req));
+        errors.note(ipam::gc(req));
     }
     let mut gone = Vec::new();
     let (unmasked, reference) = firewall::pod_gc(
