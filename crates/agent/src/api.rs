@@ -91,6 +91,7 @@ pub struct Api<S> {
     ipam: Option<std::sync::Arc<crate::ipam::Ipam<S>>>,
     attachments: Option<Arc<Attachments<S>>>,
     spool: Option<Spool>,
+    reaper: Option<crate::reaper::Reaper>,
     /// Held while the spool is replayed and while a request the spool could be ahead of is
     /// handled, so that they apply in the order they were made.
     spool_lock: Arc<tokio::sync::Mutex<()>>,
@@ -118,8 +119,15 @@ impl<S: Store + Clone + 'static> Api<S> {
             ipam: None,
             attachments: None,
             spool: None,
+            reaper: None,
             spool_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// With the thread that deletes detached veth pairs (nudged by every DEL report).
+    pub fn with_reaper(mut self, reaper: crate::reaper::Reaper) -> Self {
+        self.reaper = Some(reaper);
+        self
     }
 
     /// With the node's NetworkPolicy loop (explanations and drop counters).
@@ -301,6 +309,9 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// programmed before the answer (the pod is never reachable against policy, not even
     /// by its first packet), and a removed one is forgotten at once.
     async fn report(&self, report: &AttachmentReport) -> Reply {
+        if let (AttachmentEvent::Del, Some(r)) = (report.event, &self.reaper) {
+            r.nudge();
+        }
         let Some(a) = &self.attachments else {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,

@@ -24,7 +24,8 @@
 //!   and routes to their pod CIDRs (kubenet);
 //! - [`services`]: Services on this node (the `inet ferro_services` table);
 //!   [`announcer`]: the load-balancer addresses this node announces on the VNet;
-//! - [`kernel`]: the thread that talks to the node's kernel;
+//! - [`kernel`]: the thread that talks to the node's kernel; [`reaper`]: the thread that
+//!   deletes the veth pairs DEL detached, in batches;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`ipam`]: cluster IPAM (blocks of the pool, allocations, the journal, leaks);
@@ -46,6 +47,7 @@ pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod policy;
+pub mod reaper;
 pub mod server;
 pub mod services;
 pub mod state;
@@ -237,7 +239,9 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         }
         cache_task.abort();
     };
-    let mut api = api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool));
+    let mut api = api
+        .with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool))
+        .with_reaper(reaper::Reaper::start()?);
     if let Some((handle, _)) = &policy {
         api = api.with_policy(handle.clone());
     }
