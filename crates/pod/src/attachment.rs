@@ -239,15 +239,15 @@ fn detach(k: &Kernel, host: &Rtnl<'_>, req: &Request, host_veth: &str) -> Result
 }
 
 /// DEL of one attachment, best effort and idempotent: with `masquerade`, this attachment's
-/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag),
-/// and so is the reference plugins' iptables state of the attachment (a node taken over from
-/// them), around the deletion of its host veth (the model's `host_prefix` and the
-/// attachment's hash), so that the RCU grace periods overlap; with an `agent` key the pair is
-/// only detached ([`detach`]) and the agent deletes it shortly after, with every other
-/// detached pair of the node in one request. IPAM DEL runs alongside on a thread. Then
-/// `after` runs with the node connection and every address known to have been the pod's (`prevResult`'s and those of the removed elements), for per-address state the
-/// model keeps elsewhere. Keeps going after a failure and returns the first. A missing
-/// netns, link, element, chain or lease is success.
+/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag), and so
+/// is the reference plugins' iptables state of the attachment (a node taken over from them), around
+/// the deletion of its host veth (the model's `host_prefix` and the attachment's hash), so that the
+/// RCU grace periods overlap; with an `agent` key the pair is only detached (down, out of its
+/// bridge, renamed, both ends) and the agent deletes it shortly after, with every other detached
+/// pair of the node in one request. IPAM DEL runs alongside on a thread. Then `after` runs with the
+/// node connection and every address known to have been the pod's (`prevResult`'s and those of the
+/// removed elements), for per-address state the model keeps elsewhere. Keeps going after a failure
+/// and returns the first. A missing netns, link, element, chain or lease is success.
 pub fn del(
     req: &Request,
     masquerade: bool,
