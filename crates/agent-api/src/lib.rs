@@ -15,6 +15,8 @@
 //! - cluster IPAM ([`ipam`]): `ipamAllocate`, `ipamRelease`, `ipamCheck`, `ipamGC`,
 //!   `ipamStatus` for the `cluster-ipam` plugin; `ipamShow`, `ipamAudit`, `ipamReclaim` for
 //!   `cnictl ipam show|check|release`;
+//! - [`cni`]: the `cluster-ipam` verbs as CNI sees them (the binary runs them, and so do
+//!   the main plugins in their own process when their `ipam.type` is `cluster-ipam`);
 //! - [`spool`]: requests a plugin could not deliver (attachment reports, address releases
 //!   when the agent is down), kept in a directory next to the socket and replayed by the
 //!   agent in order.
@@ -25,6 +27,7 @@
 //! [`deliver`] sends or spools.
 
 mod client;
+pub mod cni;
 pub mod ipam;
 pub mod policy;
 mod proto;

@@ -94,6 +94,7 @@ pub struct Api<S> {
     spool: Option<Spool>,
     nodefw: crate::nodefw::Explained,
     egress: Option<Arc<crate::egress::Egress>>,
+    reaper: Option<crate::reaper::Reaper>,
     /// Held while the spool is replayed and while a request the spool could be ahead of is
     /// handled, so that they apply in the order they were made.
     spool_lock: Arc<tokio::sync::Mutex<()>>,
@@ -123,6 +124,7 @@ impl<S: Store + Clone + 'static> Api<S> {
             spool: None,
             nodefw: Arc::default(),
             egress: None,
+            reaper: None,
             spool_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -136,6 +138,12 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// With the node's egress control (explanations and drop counters).
     pub fn with_egress(mut self, egress: Arc<crate::egress::Egress>) -> Self {
         self.egress = Some(egress);
+        self
+    }
+
+    /// With the thread that deletes detached veth pairs (nudged by every DEL report).
+    pub fn with_reaper(mut self, reaper: crate::reaper::Reaper) -> Self {
+        self.reaper = Some(reaper);
         self
     }
 
@@ -409,6 +417,9 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// programmed before the answer (the pod is never reachable against policy, not even
     /// by its first packet), and a removed one is forgotten at once.
     async fn report(&self, report: &AttachmentReport) -> Reply {
+        if let (AttachmentEvent::Del, Some(r)) = (report.event, &self.reaper) {
+            r.nudge();
+        }
         let Some(a) = &self.attachments else {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,

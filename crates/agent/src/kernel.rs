@@ -24,10 +24,16 @@ pub struct KernelWorker {
 impl KernelWorker {
     /// Starts the thread and opens its connection; fails when netlink cannot be opened.
     pub fn start() -> Result<KernelWorker, AgentError> {
+        KernelWorker::start_named("kernel")
+    }
+
+    /// [`KernelWorker::start`] with a thread of its own name (a second worker keeps long
+    /// jobs from holding up the first).
+    pub fn start_named(name: &str) -> Result<KernelWorker, AgentError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         std::thread::Builder::new()
-            .name("kernel".into())
+            .name(name.into())
             .spawn(move || {
                 let kernel = match Kernel::new() {
                     Ok(k) => k,

@@ -24,7 +24,8 @@
 //!   and routes to their pod CIDRs (kubenet);
 //! - [`services`]: Services on this node (the `inet ferro_services` table);
 //!   [`announcer`]: the load-balancer addresses this node announces on the VNet;
-//! - [`kernel`]: the thread that talks to the node's kernel;
+//! - [`kernel`]: the thread that talks to the node's kernel; [`reaper`]: the thread that
+//!   deletes the veth pairs DEL detached, in batches;
 //! - [`server`]: the socket;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`dns`]: the cluster DNS server (the `dns` key);
@@ -52,6 +53,7 @@ pub mod metrics;
 pub mod node;
 pub mod nodefw;
 pub mod policy;
+pub mod reaper;
 pub mod server;
 pub mod services;
 pub mod state;
@@ -245,7 +247,9 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         }
         cache_task.abort();
     };
-    let mut api = api.with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool));
+    let mut api = api
+        .with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool))
+        .with_reaper(reaper::Reaper::start()?);
     if let Some((handle, _)) = &policy {
         api = api.with_policy(handle.clone());
     }

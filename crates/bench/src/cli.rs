@@ -24,7 +24,7 @@ installs the reference and gives the run a private mount namespace.
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
                       bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
-                      services, cluster-ipam, policy
+                      services, cluster-ipam, agent, policy
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
@@ -101,6 +101,8 @@ pub struct Options {
     pub services_sizes: Option<Vec<usize>>,
     /// Run the cluster IPAM scenario.
     pub cluster_ipam: bool,
+    /// Run the agent scenario (in-process cluster IPAM, batched deletion).
+    pub agent: bool,
     /// Run the NetworkPolicy scenario.
     pub policy: bool,
     /// `--cycles`.
@@ -146,6 +148,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         services: true,
         services_sizes: None,
         cluster_ipam: true,
+        agent: true,
         policy: true,
         cycles: None,
         scale_pods: None,
@@ -200,6 +203,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.scale = false;
                 o.services = false;
                 o.cluster_ipam = false;
+                o.agent = false;
                 o.policy = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
@@ -207,6 +211,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                         "scale" => o.scale = true,
                         "services" => o.services = true,
                         "cluster-ipam" => o.cluster_ipam = true,
+                        "agent" => o.agent = true,
                         "policy" => o.policy = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
@@ -292,7 +297,9 @@ mod tests {
         assert_eq!(o.workloads, [WorkloadId::BridgeMasq]);
         assert!(o.scale && !o.parallel && !o.services && !o.cluster_ipam && !o.policy);
         let o = run("--ours a --out b --only cluster-ipam");
-        assert!(o.cluster_ipam && o.workloads.is_empty() && !o.services && !o.policy);
+        assert!(o.cluster_ipam && o.workloads.is_empty() && !o.services && !o.policy && !o.agent);
+        let o = run("--ours a --out b --only agent");
+        assert!(o.agent && o.workloads.is_empty() && !o.cluster_ipam && !o.parallel);
         let o = run("--ours a --out b --only policy");
         assert!(o.policy && o.workloads.is_empty() && !o.scale && !o.services && !o.cluster_ipam);
         let o = run("--ours a --out b --only services,policy");

@@ -62,6 +62,8 @@ pub struct Config {
     pub services: bool,
     /// Run the cluster IPAM scenario.
     pub cluster_ipam: bool,
+    /// Run the agent scenario.
+    pub agent: bool,
     /// Run the NetworkPolicy scenario.
     pub policy: bool,
     /// Our binaries to treat as not built (their build failed).

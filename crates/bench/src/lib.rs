@@ -85,6 +85,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         scale: opts.scale,
         services: opts.services,
         cluster_ipam: opts.cluster_ipam,
+        agent: opts.agent,
         policy: opts.policy,
         not_built: opts.not_built.clone(),
     };
@@ -103,6 +104,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         scale: figures.scale,
         services: figures.services,
         cluster_ipam: figures.cluster_ipam,
+        agent: figures.agent,
         policy: figures.policy,
         cost: figures.cost,
         floor: figures.floor,

@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::harness::{Bench, Config};
 use crate::output::progress;
+use crate::scenario::agent::{self, AgentBench};
 use crate::scenario::cluster_ipam::{self, ClusterIpam};
 use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
@@ -26,6 +27,8 @@ pub struct Figures {
     pub services: Option<ServicesBench>,
     /// Cluster IPAM scenario, when run.
     pub cluster_ipam: Option<ClusterIpam>,
+    /// Agent scenario, when run.
+    pub agent: Option<AgentBench>,
     /// NetworkPolicy scenario, when run.
     pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
@@ -43,6 +46,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         + usize::from(b.cfg.scale)
         + usize::from(b.cfg.services)
         + usize::from(b.cfg.cluster_ipam)
+        + usize::from(b.cfg.agent)
         + usize::from(b.cfg.policy)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
@@ -72,6 +76,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if cluster_ipam.is_some() {
         floor.slice(&mut b, slice);
     }
+    let agent = b.cfg.agent.then(|| agent::run::run(&mut b));
+    if agent.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let policy = b.cfg.policy.then(|| policy::run::run(&mut b));
     if policy.is_some() {
         floor.slice(&mut b, slice);
@@ -84,6 +92,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         scale,
         services,
         cluster_ipam,
+        agent,
         policy,
         cost: Cost { rss, sizes },
         floor,

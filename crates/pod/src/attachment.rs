@@ -12,21 +12,21 @@ use ipnet::IpNet;
 
 use ferro_agent_api::AttachmentEvent;
 use ferro_net::firewall::{self, PodFirewall, Tag};
-use ferro_net::{names, Kernel, Netns, Rtnl};
-use ferro_spec::delegate::{self, IpamLease};
+use ferro_net::{names, Kernel, NetError, Netns, Rtnl};
 use ferro_spec::{CniError, CniResult, FirstError, Request};
 
 use crate::check::prev_result;
 use crate::error::PodError;
+use crate::ipam::{self, Lease};
 use crate::report::{self, AgentKey};
 use crate::session::Session;
 
 /// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only). The
 /// lease is given back (IPAM DEL) when dropped without [`Attach::settle`] keeping it, so
 /// every early return of a failed ADD releases the address.
-fn lease(req: &Request) -> Result<Option<IpamLease<'_>>, CniError> {
+fn lease(req: &Request) -> Result<Option<Lease<'_>>, CniError> {
     match req.conf.ipam_type() {
-        Some(_) => IpamLease::acquire(req).map(Some),
+        Some(_) => Lease::acquire(req).map(Some),
         None => Ok(None),
     }
 }
@@ -45,7 +45,7 @@ pub struct Attach<'a> {
     /// The pod's namespace.
     pub ns: &'a Netns,
     /// The IPAM lease (none without `ipam`).
-    pub lease: Option<IpamLease<'a>>,
+    pub lease: Option<Lease<'a>>,
 }
 
 impl Attach<'_> {
@@ -182,7 +182,7 @@ pub fn check(
 ) -> Result<(), CniError> {
     let prev = prev_result(req)?;
     if req.conf.ipam_type().is_some() {
-        delegate::ipam_check(req)?;
+        ipam::check(req)?;
     }
     let s = Session::open(req)?;
     let (host, pod) = s.connect()?;
@@ -205,20 +205,53 @@ pub fn status(
     let host = k.connect(None)?;
     node_ready(&host).map_err(|e| CniError::not_available(e.msg))?;
     if req.conf.ipam_type().is_some() {
-        delegate::ipam_status(req)?;
+        ipam::status(req)?;
     }
     Ok(())
 }
 
+/// Detaches the attachment's veth pair for the node's agent to delete with others in one
+/// request (`ferro_net::rtnl::detach`): the host end goes down, leaves its bridge and is
+/// renamed (its routes and neighbours go with the link state); the pod end, found as the
+/// host end's peer in `CNI_NETNS` (when that still exists), goes down, loses its addresses
+/// and is renamed, so `CNI_IFNAME` is free in the pod at once. `Ok(false)` when the host end
+/// is gone. A failure on the pod's side is returned once the host end is detached.
+fn detach(k: &Kernel, host: &Rtnl<'_>, req: &Request, host_veth: &str) -> Result<bool, NetError> {
+    let Some(h) = host.link(host_veth)? else {
+        return Ok(false);
+    };
+    let detached = host.link_detach(h.index)?;
+    let pod_end = || -> Result<(), NetError> {
+        let (Some(peer), Some(path)) = (h.peer, req.cmd.netns.as_ref()) else {
+            return Ok(());
+        };
+        let Some(ns) = Netns::open_if_exists(path)? else {
+            return Ok(());
+        };
+        let pod = k.connect(Some(&ns))?;
+        let Some(p) = pod.link_by_index(peer)?.filter(|p| p.peer == Some(h.index)) else {
+            return Ok(());
+        };
+        pod.link_detach(p.index)?;
+        for a in pod.addrs(Some(p.index))? {
+            pod.addr_del(p.index, a.addr)?;
+        }
+        Ok(())
+    };
+    pod_end()?;
+    Ok(detached)
+}
+
 /// DEL of one attachment, best effort and idempotent: with `masquerade`, this attachment's
-/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag),
-/// and so is the reference plugins' iptables state of the attachment (a node taken over from
-/// them), around the deletion of its host veth (the model's `host_prefix` and the
-/// attachment's hash), so that the RCU grace periods overlap; IPAM DEL runs alongside on a
-/// thread. Then `after` runs with the node connection and every address known to have been
-/// the pod's (`prevResult`'s and those of the removed elements), for per-address state the
-/// model keeps elsewhere. Keeps going after a failure and returns the first. A missing
-/// netns, link, element, chain or lease is success.
+/// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag), and so
+/// is the reference plugins' iptables state of the attachment (a node taken over from them), around
+/// the deletion of its host veth (the model's `host_prefix` and the attachment's hash), so that the
+/// RCU grace periods overlap; with an `agent` key the pair is only detached (down, out of its
+/// bridge, renamed, both ends) and the agent deletes it shortly after, with every other detached
+/// pair of the node in one request. IPAM DEL runs alongside on a thread. Then `after` runs with the
+/// node connection and every address known to have been the pod's (`prevResult`'s and those of the
+/// removed elements), for per-address state the model keeps elsewhere. Keeps going after a failure
+/// and returns the first. A missing netns, link, element, chain or lease is success.
 pub fn del(
     req: &Request,
     masquerade: bool,
@@ -231,13 +264,16 @@ pub fn del(
     let k = Kernel::new()?;
     let host = k.connect(None)?;
     let hint = req.prev_ips();
-    let (out, released) = delegate::ipam_del_alongside(req, || {
+    let (out, released) = ipam::del_alongside(req, || {
         let out = firewall::pod_del_around(
             masquerade,
             &req.conf.name,
             hint.as_deref(),
             &Tag::of(req),
-            || host.link_del_name(&host_veth),
+            || match &agent {
+                None => host.link_del_name(&host_veth),
+                Some(_) => detach(&k, &host, req, &host_veth),
+            },
         );
         let mut known = hint.clone().unwrap_or_default();
         if let Ok(removed) = &out.unmasked {
@@ -263,7 +299,8 @@ pub fn del(
     errors.finish()
 }
 
-/// GC: IPAM GC (when configured); then, with `masquerade`, the masquerade elements of
+/// GC: IPAM GC (when configured); the detached veth pairs of the node (see [`del`]) are
+/// deleted; then, with `masquerade`, the masquerade elements of
 /// attachments the runtime no longer lists (`cni.dev/valid-attachments`), and, always, the
 /// reference plugins' iptables state of those attachments. Keeps going after a failure
 /// (spec: GC); returns the addresses whose elements were removed, for per-address state the
@@ -271,7 +308,7 @@ pub fn del(
 pub fn gc(req: &Request, masquerade: bool) -> (Vec<IpAddr>, FirstError) {
     let mut errors = FirstError::default();
     if req.conf.ipam_type().is_some() {
-        errors.note(delegate::ipam_gc(req));
+        errors.note(ipam::gc(req));
     }
     let mut gone = Vec::new();
     let (unmasked, reference) = firewall::pod_gc(
@@ -284,5 +321,17 @@ pub fn gc(req: &Request, masquerade: bool) -> (Vec<IpAddr>, FirstError) {
         gone = removed;
     }
     errors.note(reference);
+    errors.note(reap_detached());
     (gone, errors)
+}
+
+/// Deletes the node's detached veth pairs (those DEL left to an agent that may have died
+/// since), in one request.
+fn reap_detached() -> Result<(), CniError> {
+    let k = Kernel::new()?;
+    let r = k.connect(None)?.reap_detached()?;
+    if !r.deleted.is_empty() {
+        log::info!("gc: deleted the detached links {:?}", r.deleted);
+    }
+    Ok(())
 }

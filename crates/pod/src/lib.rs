@@ -11,6 +11,8 @@
 //! - [`attachment`]: the frame of an ADD (namespace, node facts, IPAM lease, plan, then the
 //!   model's kernel work) and its end (keep the lease, or remove the host veth and release
 //!   it); the frames of CHECK and STATUS; the DEL body; GC;
+//! - [`ipam`]: the attachment's IPAM: `cluster-ipam` in-process, any other type by exec, and
+//!   the lease a failed ADD gives back;
 //! - [`report`]: attachment reports to the node's `ferro-agent` (the `agent` key), spooled
 //!   when the agent cannot take them;
 //! - [`firewall`]: the pod firewall of a network (masquerade, anti-spoofing), pure;
@@ -30,6 +32,7 @@ pub mod check;
 pub mod cluster_dns;
 pub mod error;
 pub mod firewall;
+pub mod ipam;
 pub mod keys;
 pub mod report;
 pub mod session;

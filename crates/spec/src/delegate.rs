@@ -1,8 +1,6 @@
 //! IPAM delegation, as the CNI specification's section on delegated plugins describes it:
 //! find the delegate on `CNI_PATH`, run it with the original stdin bytes and the same
 //! environment (only `CNI_COMMAND` overridden), parse its answer.
-//!
-//! [`IpamLease`] runs the delegate's DEL when an ADD fails after the delegate's ADD succeeded.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -108,31 +106,6 @@ pub fn ipam_del(req: &Request) -> Result<(), CniError> {
     exec(req, ipam_type(req)?, Command::Del).map(drop)
 }
 
-/// IPAM DEL (when the configuration has IPAM) on a helper thread while `teardown` runs:
-/// the delegate's process start and lease release overlap the kernel's part of DEL, which
-/// mostly waits for RCU grace periods. The address may be handed out again before the
-/// interface holding it is gone, as with the reference plugins, which release it first.
-/// Returns `teardown`'s value and the delegate's outcome.
-pub fn ipam_del_alongside<T>(
-    req: &Request,
-    teardown: impl FnOnce() -> T,
-) -> (T, Result<(), CniError>) {
-    if req.conf.ipam_type().is_none() {
-        return (teardown(), Ok(()));
-    }
-    std::thread::scope(|s| {
-        let ipam = s.spawn(|| ipam_del(req));
-        let done = teardown();
-        let released = ipam.join().unwrap_or_else(|_| {
-            Err(CniError::new(
-                Code::Internal,
-                "the IPAM DEL thread panicked".to_string(),
-            ))
-        });
-        (done, released)
-    })
-}
-
 /// IPAM CHECK.
 pub fn ipam_check(req: &Request) -> Result<(), CniError> {
     exec(req, ipam_type(req)?, Command::Check).map(drop)
@@ -146,43 +119,6 @@ pub fn ipam_gc(req: &Request) -> Result<(), CniError> {
 /// IPAM STATUS.
 pub fn ipam_status(req: &Request) -> Result<(), CniError> {
     exec(req, ipam_type(req)?, Command::Status).map(drop)
-}
-
-/// An IPAM allocation made during ADD. Dropping it without [`IpamLease::keep`] runs the
-/// delegate's DEL, so every early return of a failed ADD releases the address.
-#[derive(Debug)]
-pub struct IpamLease<'a> {
-    req: &'a Request,
-    /// The delegate's result.
-    pub result: CniResult,
-    armed: bool,
-}
-
-impl<'a> IpamLease<'a> {
-    /// Runs IPAM ADD.
-    pub fn acquire(req: &'a Request) -> Result<Self, CniError> {
-        Ok(IpamLease {
-            req,
-            result: ipam_add(req)?,
-            armed: true,
-        })
-    }
-
-    /// ADD succeeded: keep the allocation.
-    pub fn keep(mut self) -> CniResult {
-        self.armed = false;
-        std::mem::take(&mut self.result)
-    }
-}
-
-impl Drop for IpamLease<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = ipam_del(self.req) {
-                log::warn!("releasing IPAM after a failed ADD: {e}");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -108,7 +108,8 @@ pub fn run(plugin: &dyn Plugin) -> ExitCode {
         env,
         &mut std::io::stdin().lock(),
         &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        // not locked: a verb's helper threads log to stderr while the verb runs
+        &mut std::io::stderr(),
     );
     ExitCode::from(code)
 }

@@ -36,7 +36,12 @@ impl Agent {
     }
 
     /// Starts the agent without waiting for it.
-    pub fn spawn(bin: &Path, netns: Option<&Netns>, mut config: Value) -> Agent {
+    pub fn spawn(bin: &Path, netns: Option<&Netns>, config: Value) -> Agent {
+        Agent::spawn_at(bin, netns.map(Netns::path).as_deref(), config)
+    }
+
+    /// [`Agent::spawn`] in the network namespace at `netns` (a path), when given.
+    pub fn spawn_at(bin: &Path, netns: Option<&Path>, mut config: Value) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("ft")
             .tempdir_in("/tmp")
@@ -53,7 +58,7 @@ impl Agent {
             .or_insert_with(|| dir.path().join("state").display().to_string().into());
         let mut a = Agent {
             bin: bin.to_path_buf(),
-            netns: netns.map(Netns::path),
+            netns: netns.map(Path::to_path_buf),
             dir,
             config,
             child: None,

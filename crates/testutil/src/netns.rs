@@ -96,6 +96,16 @@ impl Netns {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j output ({e}): {out}"))
     }
 
+    /// The names of the namespace's links (`ip -j link show`).
+    pub fn link_names(&self) -> Vec<String> {
+        self.ip_json(&["link", "show"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Runs `f` on a fresh thread that has entered this namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let path = self.path();

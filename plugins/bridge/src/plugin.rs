@@ -2,7 +2,6 @@
 //! shared pod-attachment steps of `ferro-pod`.
 
 use ferro_pod::PodError;
-use ferro_spec::delegate;
 use ferro_spec::{CniError, CniResult, Plugin, Request};
 use ipnet::IpNet;
 
@@ -66,7 +65,7 @@ impl Plugin for Bridge {
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
         if req.conf.ipam_type().is_some() {
-            delegate::ipam_status(req)?;
+            ferro_pod::ipam::status(req)?;
         }
         Ok(())
     }

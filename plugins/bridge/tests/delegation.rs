@@ -70,16 +70,6 @@ fn verbs(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The names of the links in `ns`.
-fn links(ns: &Netns) -> Vec<String> {
-    ns.ip_json(&["link", "show"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn setup() -> (World, tempfile::TempDir, Netns) {
     let world = World::new(1);
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +145,7 @@ fn a_delegate_error_reaches_the_runtime_with_its_code() {
     let e = run(&world, dir.path(), &pod, "ADD", &conf).err(11);
     assert!(e["msg"].as_str().unwrap().contains("pool busy"), "{e}");
     assert!(
-        !links(&pod).contains(&"eth0".to_string()),
+        !pod.link_names().contains(&"eth0".to_string()),
         "no interface left in the pod"
     );
     let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","ipam":{"type":"not-on-the-path"}});
@@ -214,13 +204,13 @@ fn an_unusable_ipam_result_leaves_no_bridge_and_no_lease() {
         ["CNI_COMMAND=ADD", "CNI_COMMAND=DEL"],
         "the lease was given back"
     );
-    let node = links(&world.nodes[0].ns);
+    let node = world.nodes[0].ns.link_names();
     assert!(
         !node.iter().any(|l| l == "cbr7" || l.starts_with("veth")),
         "no bridge and no veth were created: {node:?}"
     );
     assert!(
-        !links(&pod).contains(&"eth0".to_string()),
+        !pod.link_names().contains(&"eth0".to_string()),
         "no interface in the pod"
     );
 }

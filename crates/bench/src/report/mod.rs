@@ -19,6 +19,7 @@ use crate::cli::Params;
 use crate::error::Error;
 use crate::machine::{Machine, Versions};
 use crate::request::CNI_VERSION;
+use crate::scenario::agent::AgentBench;
 use crate::scenario::cluster_ipam::ClusterIpam;
 use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
@@ -79,6 +80,8 @@ pub struct Report {
     pub services: Option<ServicesBench>,
     /// Cluster IPAM scenario.
     pub cluster_ipam: Option<ClusterIpam>,
+    /// Agent scenario.
+    pub agent: Option<AgentBench>,
     /// NetworkPolicy scenario.
     pub policy: Option<PolicyBench>,
     /// Peak RSS and binary sizes.
@@ -89,12 +92,13 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 8] {
+    fn sections(&self) -> [&dyn Section; 9] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
             &self.cluster_ipam,
+            &self.agent,
             &self.policy,
             &self.cost,
             &self.floor,

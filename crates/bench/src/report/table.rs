@@ -21,6 +21,16 @@ impl Table {
         }
     }
 
+    /// A table of medians and p95 of both suites and their ratio, after `labels` (left
+    /// aligned) columns.
+    pub fn medians(labels: &[&str]) -> Table {
+        let mut header = labels.to_vec();
+        header.extend(["ours median", "ours p95", "ref median", "ref p95", "ratio"]);
+        let mut right = vec![false; labels.len()];
+        right.extend([true; 5]);
+        Table::new(&header, &right)
+    }
+
     /// Appends a row.
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);

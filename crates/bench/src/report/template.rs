@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// Every template by name: the report and the console summary, which include the sections
 /// of the scenarios.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     (
         "benchmarks.md",
         include_str!("../../templates/benchmarks.md"),
@@ -25,6 +25,7 @@ const TEMPLATES: [(&str, &str); 11] = [
         "cluster_ipam.md",
         include_str!("../../templates/cluster_ipam.md"),
     ),
+    ("agent.md", include_str!("../../templates/agent.md")),
     ("policy.md", include_str!("../../templates/policy.md")),
     ("cost.md", include_str!("../../templates/cost.md")),
     ("floor.md", include_str!("../../templates/floor.md")),

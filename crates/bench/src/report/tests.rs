@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::outcome::Outcome;
+use crate::scenario::agent::{AgentBench, CycleStats};
 use crate::scenario::cluster_ipam::{ClaimRow, ClusterIpam, IpamLatency};
 use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
@@ -189,6 +190,28 @@ fn sample(quick: bool) -> Report {
                 },
             ],
         }),
+        agent: Some(AgentBench {
+            ours: Outcome::Done(CycleStats {
+                add: fig(ms(2)),
+                del: fig(ms(3)),
+                cycle: fig(ms(5)),
+                gone: Some(fig(ms(25))),
+            }),
+            reference: Outcome::Done(CycleStats {
+                add: fig(ms(24)),
+                del: fig(ms(70)),
+                cycle: fig(ms(94)),
+                gone: None,
+            }),
+            churn: ParallelRow {
+                pods: 110,
+                workers: 8,
+                rounds: 3,
+                ours: Outcome::Done(par(100)),
+                reference: Outcome::Done(par(1500)),
+            },
+            churn_gone: Some(fig(ms(40))),
+        }),
         policy: Some(PolicyBench {
             policies: 1000,
             pods: 10_000,
@@ -333,7 +356,7 @@ fn verdicts(r: &Report) -> Vec<Verdict> {
 fn targets_are_judged_on_ratios_of_medians() {
     let r = sample(false);
     let t = r.targets();
-    assert_eq!(t.len(), 10);
+    assert_eq!(t.len(), 13);
     // bridge+masq: 300 / 30 = 10.0× -> met (the bound is inclusive)
     assert_eq!(t[0].verdict, Verdict::Met);
     assert!(
@@ -349,17 +372,24 @@ fn targets_are_judged_on_ratios_of_medians() {
     assert_eq!(t[3].verdict, Verdict::NotMet);
     // scale: 33 / 30 = 1.1 -> met
     assert_eq!(t[4].verdict, Verdict::Met);
+    // agent: ADD 24 / 2 = 12×, cycle 94 / 5 = 18.8×, churn 4500 / 300 ms = 15× -> met
+    for a in &t[5..8] {
+        assert_eq!(a.verdict, Verdict::Met, "{}", a.figure);
+    }
+    assert!(t[7]
+        .figure
+        .ends_with("0 duplicates, 0 leftovers, 0 failures"));
     // policy: connection rate 0.85× of no policy -> not met; throughput 0.98× -> met;
     // 1,000 policies enforced in 2.5 s -> met
-    assert_eq!(t[5].verdict, Verdict::NotMet);
-    assert_eq!(t[5].figure, "worst: 0.85× of no policy");
-    assert_eq!(t[6].verdict, Verdict::Met);
-    assert_eq!(t[7].verdict, Verdict::Met);
-    // RSS: 2 MiB -> met, portmap listed as not measured
-    assert_eq!(t[8].verdict, Verdict::Met);
-    assert!(t[8].figure.contains("not measured: portmap"));
-    // services: the last target, judged in services_rows_ratios_target_and_failures
+    assert_eq!(t[8].verdict, Verdict::NotMet);
+    assert_eq!(t[8].figure, "worst: 0.85× of no policy");
     assert_eq!(t[9].verdict, Verdict::Met);
+    assert_eq!(t[10].verdict, Verdict::Met);
+    // RSS: 2 MiB -> met, portmap listed as not measured
+    assert_eq!(t[11].verdict, Verdict::Met);
+    assert!(t[11].figure.contains("not measured: portmap"));
+    // services: the last target, judged in services_rows_ratios_target_and_failures
+    assert_eq!(t[12].verdict, Verdict::Met);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! and a `run` submodule that measures them on the harness ([`crate::harness`]). Its prose
 //! is a section template of the same name in `crates/bench/templates`.
 
+pub mod agent;
 pub mod cluster_ipam;
 pub mod cost;
 pub mod floor;

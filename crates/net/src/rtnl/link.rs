@@ -40,6 +40,12 @@ pub struct Link {
     pub hairpin: Option<bool>,
     /// VXLAN: VNI, destination port, local address, underlay ifindex, learning.
     pub vxlan: Option<VxlanInfo>,
+    /// `IFLA_LINK`: a veth's peer ifindex (in the peer's namespace).
+    pub peer: Option<u32>,
+    /// `IFLA_GROUP` (0: the default group).
+    pub group: u32,
+    /// `IFLA_IFALIAS`.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -129,6 +135,9 @@ pub(super) fn parse_link(m: &LinkMessage) -> Link {
             LinkAttribute::Address(mac) => l.mac = Some(mac.clone()),
             LinkAttribute::Mtu(mtu) => l.mtu = *mtu,
             LinkAttribute::Controller(m) => l.master = Some(*m),
+            LinkAttribute::Link(p) => l.peer = Some(*p),
+            LinkAttribute::Group(g) => l.group = *g,
+            LinkAttribute::IfAlias(a) => l.alias = Some(a.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     match i {
@@ -183,6 +192,13 @@ pub(super) fn link_message(l: &Link) -> LinkMessage {
     m.attributes.push(LinkAttribute::Mtu(l.mtu));
     if let Some(master) = l.master {
         m.attributes.push(LinkAttribute::Controller(master));
+    }
+    if let Some(p) = l.peer {
+        m.attributes.push(LinkAttribute::Link(p));
+    }
+    m.attributes.push(LinkAttribute::Group(l.group));
+    if let Some(a) = &l.alias {
+        m.attributes.push(LinkAttribute::IfAlias(a.clone()));
     }
     let mut info = Vec::new();
     if let Some(kind) = &l.kind {
@@ -472,7 +488,7 @@ impl Rtnl<'_> {
     }
 
     /// Sets or clears one `IFF_*` flag of a link, with `attrs` in the same request.
-    fn link_set_flag(
+    pub(super) fn link_set_flag(
         &self,
         index: u32,
         flag: LinkFlags,

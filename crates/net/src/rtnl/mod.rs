@@ -14,9 +14,11 @@
 //! - `addr`: addresses ([`AddrInfo`]);
 //! - `route`: routes ([`RouteSpec`]);
 //! - `neigh`: neighbour and proxy entries, the neighbour table's proxy delay ([`NeighSpec`]);
-//! - `fdb`: FDB entries of VXLAN devices ([`FdbEntry`]).
+//! - `fdb`: FDB entries of VXLAN devices ([`FdbEntry`]);
+//! - [`detach`]: veth pairs taken out of service at once and deleted later, in batches.
 
 mod addr;
+pub mod detach;
 mod fdb;
 mod link;
 mod neigh;

@@ -96,7 +96,7 @@ fn block(index: usize) -> String {
 
 /// Writes the ClusterNetwork, and `nodes` simulated nodes with their blocks, into a new
 /// embedded store at `path` (closed again before the agent opens it).
-fn prepare(path: &Path, nodes: usize) -> Result<(), String> {
+pub(crate) fn prepare(path: &Path, nodes: usize) -> Result<(), String> {
     use ferro_cluster::{keys, Kind};
     use ferro_store::{Embedded, Store};
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -151,11 +151,12 @@ fn prepare(path: &Path, nodes: usize) -> Result<(), String> {
     })
 }
 
-/// Starts an agent on the store at `store`; waits (up to 30 s) until it serves.
-fn start_agent(bin: &Path, store: &Path) -> Result<Agent, String> {
-    let mut a = Agent::spawn(
+/// Starts an agent on the store at `store` (in the network namespace at `netns`, else in
+/// one of its own); waits (up to 30 s) until it serves.
+pub(crate) fn start_agent(bin: &Path, store: &Path, netns: Option<&Path>) -> Result<Agent, String> {
+    let mut a = Agent::spawn_at(
         bin,
-        None,
+        netns,
         json!({"nodeName": "bench-node", "leaseTTL": 10,
                "store": {"embedded": {"path": store}},
                "ipam": {"leakGraceSeconds": 86400, "nodeGraceSeconds": 86400, "emptyBlockGraceSeconds": 86400}}),
@@ -177,7 +178,7 @@ fn start_agent(bin: &Path, store: &Path) -> Result<Agent, String> {
     }
 }
 
-fn tail(log: &str) -> String {
+pub(crate) fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
@@ -225,7 +226,7 @@ fn latency(
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     let store = d.join("store.redb");
     prepare(&store, 0)?;
-    let agent = start_agent(agent_bin, &store)?;
+    let agent = start_agent(agent_bin, &store, None)?;
     let ci = cluster_conf(&agent);
     let hl = json!({"cniVersion": "1.1.0", "name": "bench-ipam", "type": "bridge",
                     "ipam": {"type": "host-local", "dataDir": b.cfg.ipam_dir.join("cluster-ipam-scenario"),
@@ -282,7 +283,7 @@ fn claims(
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     let store = d.join("store.redb");
     prepare(&store, nodes)?;
-    let agent = start_agent(agent_bin, &store)?;
+    let agent = start_agent(agent_bin, &store, None)?;
     let conf = cluster_conf(&agent);
     let per_block = 1usize << (32 - u32::from(BLOCK_PREFIX));
     for i in 0..claims * per_block {

@@ -113,17 +113,7 @@ impl Floor {
     }
 
     fn version_table(&self) -> String {
-        let mut t = Table::new(
-            &[
-                "VERSION of (ours / ref)",
-                "ours median",
-                "ours p95",
-                "ref median",
-                "ref p95",
-                "ratio",
-            ],
-            &[false, true, true, true, true, true],
-        );
+        let mut t = Table::medians(&["VERSION of (ours / ref)"]);
         for r in &self.version {
             t.row(vec![
                 r.label(),

@@ -83,18 +83,7 @@ impl Latency {
 
     /// ADD, DEL and cycle of every workload: medians, p95 and the ratio of the medians.
     pub fn table(&self) -> String {
-        let mut t = Table::new(
-            &[
-                "workload",
-                "",
-                "ours median",
-                "ours p95",
-                "ref median",
-                "ref p95",
-                "ratio",
-            ],
-            &[false, false, true, true, true, true, true],
-        );
+        let mut t = Table::medians(&["workload", ""]);
         for r in &self.rows {
             let verbs: [(&str, Pick); 3] = [
                 ("ADD", |c| c.add),

@@ -46,6 +46,12 @@ pub struct ParallelRow {
 
 impl ParallelRow {
     fn table(&self) -> String {
+        self.table_with(|_| {})
+    }
+
+    /// The table, with the rows `extra` adds (a scenario built on this one) between the
+    /// wall times and the counts.
+    pub(crate) fn table_with(&self, extra: impl FnOnce(&mut Table)) -> String {
         let (o, r) = (&self.ours, &self.reference);
         let mut t = Table::new(
             &["", "ours", "reference", "ratio"],
@@ -63,11 +69,15 @@ impl ParallelRow {
             r.cell(|x| fmt_ms(x.del_wall.median)),
             ratio_cell(o, r, |x| x.del_wall.median),
         ]);
+        extra(&mut t);
         type Count = fn(&ParallelStats) -> usize;
         let counts: [(&str, Count); 3] = [
             ("duplicate addresses", |x| x.duplicates),
             ("failed ADD/DEL", |x| x.failures),
-            ("leases left after the DELs", |x| x.leftover_leases),
+            (
+                "left after the DELs (leases; with an agent, addresses and links)",
+                |x| x.leftover_leases,
+            ),
         ];
         for (what, f) in counts {
             t.row(vec![

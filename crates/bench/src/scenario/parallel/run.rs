@@ -22,12 +22,31 @@ use crate::workloads::{Suite, WorkloadId};
 
 /// One parallel round of one suite.
 #[derive(Debug)]
-struct RoundOut {
+pub(crate) struct RoundOut {
     add_wall: Duration,
     del_wall: Duration,
+    /// When the last DEL returned.
+    pub(crate) deleted_at: Instant,
     duplicates: usize,
     failures: usize,
     first_failure: Option<String>,
+}
+
+/// The figures of `rounds` of one suite, with `leftovers` counted after the last.
+pub(crate) fn stats(rounds: &[RoundOut], leftovers: usize) -> Outcome<ParallelStats> {
+    let adds: Vec<Duration> = rounds.iter().map(|r| r.add_wall).collect();
+    let dels: Vec<Duration> = rounds.iter().map(|r| r.del_wall).collect();
+    match (Summary::of(&adds), Summary::of(&dels)) {
+        (Some(add_wall), Some(del_wall)) => Outcome::Done(ParallelStats {
+            add_wall,
+            del_wall,
+            duplicates: rounds.iter().map(|r| r.duplicates).sum(),
+            failures: rounds.iter().map(|r| r.failures).sum(),
+            first_failure: rounds.iter().find_map(|r| r.first_failure.clone()),
+            leftover_leases: leftovers,
+        }),
+        _ => Outcome::Failed("no rounds".into()),
+    }
 }
 
 /// Addresses present in more than one result.
@@ -50,7 +69,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Runs `jobs` jobs on `workers` threads inside the namespace `node`; returns the wall time
 /// from the start barrier to the last worker's end and each job's outcome.
-fn parallel_phase<T: Send>(
+pub(crate) fn parallel_phase<T: Send>(
     node: &Path,
     jobs: usize,
     workers: usize,
@@ -156,20 +175,7 @@ pub fn run(b: &mut Bench) -> ParallelRow {
         let i = s.index();
         if let Some((p, pods)) = parts[i].take() {
             b.bury(pods);
-            let rs = &rounds[i];
-            let adds: Vec<Duration> = rs.iter().map(|r| r.add_wall).collect();
-            let dels: Vec<Duration> = rs.iter().map(|r| r.del_wall).collect();
-            outcome[i] = match (Summary::of(&adds), Summary::of(&dels)) {
-                (Some(add_wall), Some(del_wall)) => Outcome::Done(ParallelStats {
-                    add_wall,
-                    del_wall,
-                    duplicates: rs.iter().map(|r| r.duplicates).sum(),
-                    failures: rs.iter().map(|r| r.failures).sum(),
-                    first_failure: rs.iter().find_map(|r| r.first_failure.clone()),
-                    leftover_leases: p.leases_left(),
-                }),
-                _ => Outcome::Failed("no rounds".into()),
-            };
+            outcome[i] = stats(&rounds[i], p.leases_left());
         }
     }
     let [ours, reference] = outcome;
@@ -184,7 +190,7 @@ pub fn run(b: &mut Bench) -> ParallelRow {
 
 /// One round of `p`: every pod attached at once by `workers` threads, then detached the
 /// same way.
-fn round(
+pub(crate) fn round(
     b: &mut Bench,
     p: &Participant,
     pods: &[PodNs],
@@ -206,6 +212,7 @@ fn round(
     let (del_wall, deleted) = parallel_phase(&p.node.ns, atts.len(), workers, |i| {
         chain.del(&atts[i], added[i].as_ref().ok())
     })?;
+    let deleted_at = Instant::now();
     let errors: Vec<String> = added
         .iter()
         .filter_map(|r| r.as_ref().err().cloned())
@@ -214,6 +221,7 @@ fn round(
     Ok(RoundOut {
         add_wall,
         del_wall,
+        deleted_at,
         duplicates: dups,
         failures: errors.len(),
         first_failure: errors.into_iter().next(),

@@ -1,0 +1,117 @@
+//! The IPAM of an attachment: `cluster-ipam` runs in this process (one request to the node's
+//! agent, the same functions the `cluster-ipam` binary runs, `ferro_agent_api::cni`); any
+//! other type is delegated by exec over `CNI_PATH`, as the specification describes.
+//!
+//! Both paths give the same result and the same errors: the in-process path checks
+//! `CNI_ARGS` as the binary's dispatcher would, and its errors carry the `cluster-ipam: `
+//! prefix a delegated error gets.
+
+use ferro_agent_api::{cni, CLUSTER_IPAM};
+use ferro_spec::delegate;
+use ferro_spec::{CniError, CniResult, Code, Request};
+
+/// Whether `req`'s IPAM runs in this process.
+pub fn in_process(req: &Request) -> bool {
+    req.conf.ipam_type() == Some(CLUSTER_IPAM)
+}
+
+/// Runs `verb` in-process (with the binary's `CNI_ARGS` check and error prefix) for
+/// `cluster-ipam`, else `delegated`.
+fn run<T>(
+    req: &Request,
+    verb: fn(&Request) -> Result<T, CniError>,
+    delegated: fn(&Request) -> Result<T, CniError>,
+) -> Result<T, CniError> {
+    if !in_process(req) {
+        return delegated(req);
+    }
+    req.cmd
+        .args
+        .check_known(cni::CNI_ARGS)
+        .and_then(|()| verb(req))
+        .map_err(|e| e.context(CLUSTER_IPAM))
+}
+
+/// IPAM ADD.
+pub fn add(req: &Request) -> Result<CniResult, CniError> {
+    run(req, cni::add, delegate::ipam_add)
+}
+
+/// IPAM DEL.
+pub fn del(req: &Request) -> Result<(), CniError> {
+    run(req, cni::del, delegate::ipam_del)
+}
+
+/// IPAM CHECK.
+pub fn check(req: &Request) -> Result<(), CniError> {
+    run(req, cni::check, delegate::ipam_check)
+}
+
+/// IPAM GC.
+pub fn gc(req: &Request) -> Result<(), CniError> {
+    run(req, cni::gc, delegate::ipam_gc)
+}
+
+/// IPAM STATUS.
+pub fn status(req: &Request) -> Result<(), CniError> {
+    run(req, cni::status, delegate::ipam_status)
+}
+
+/// IPAM DEL (when the configuration has IPAM) on a helper thread while `teardown` runs:
+/// a delegate's process start and lease release overlap the kernel's part of DEL. The
+/// address may be handed out again before the interface holding it is gone, as with the
+/// reference plugins, which release it first. Returns `teardown`'s value and the release's
+/// outcome.
+pub fn del_alongside<T>(req: &Request, teardown: impl FnOnce() -> T) -> (T, Result<(), CniError>) {
+    if req.conf.ipam_type().is_none() {
+        return (teardown(), Ok(()));
+    }
+    std::thread::scope(|s| {
+        let ipam = s.spawn(|| del(req));
+        let done = teardown();
+        let released = ipam.join().unwrap_or_else(|_| {
+            Err(CniError::new(
+                Code::Internal,
+                "the IPAM DEL thread panicked".to_string(),
+            ))
+        });
+        (done, released)
+    })
+}
+
+/// An IPAM allocation made during ADD. Dropping it without [`Lease::keep`] releases it
+/// (IPAM DEL), so every early return of a failed ADD gives the address back.
+#[derive(Debug)]
+pub struct Lease<'a> {
+    req: &'a Request,
+    /// The IPAM result.
+    pub result: CniResult,
+    armed: bool,
+}
+
+impl<'a> Lease<'a> {
+    /// Runs IPAM ADD.
+    pub fn acquire(req: &'a Request) -> Result<Self, CniError> {
+        Ok(Lease {
+            req,
+            result: add(req)?,
+            armed: true,
+        })
+    }
+
+    /// ADD succeeded: keep the allocation.
+    pub fn keep(mut self) -> CniResult {
+        self.armed = false;
+        std::mem::take(&mut self.result)
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = del(self.req) {
+                log::warn!("releasing IPAM after a failed ADD: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! bridge with a node agent: `cluster-ipam` answered in-process (the same addresses, results
+//! and errors as the `cluster-ipam` binary), and DEL leaving the veth pair's deletion to the
+//! agent, which deletes detached pairs in batches (also after a crash: at its next start, or
+//! at the next GC). Real namespaces, a real agent, real packets.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use ferro_testutil::agent::Agent;
+use ferro_testutil::netns::Netns;
+use ferro_testutil::topology::{ping, World};
+use ferro_testutil::{require_root, run_plugin_in, workspace_bin, PluginDir, PluginRun};
+use serde_json::{json, Value};
+
+const CN: &str = "apiVersion: ferro-cni.io/v1
+kind: ClusterNetwork
+metadata: {name: default}
+spec:
+  podCIDRs: [10.244.0.0/16]
+";
+
+/// One node with its agent (embedded store) and a plugin directory.
+struct Node {
+    world: World,
+    agent: Agent,
+    plugins: PluginDir,
+}
+
+impl Node {
+    fn new() -> Node {
+        let world = World::new(1);
+        let agent = Agent::start(
+            &workspace_bin("ferro-agent"),
+            Some(&world.nodes[0].ns),
+            json!({"nodeName": "node-a"}),
+        );
+        let out = agent.cnictl(&["apply", "-f", "-"], Some(CN));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        Node {
+            world,
+            agent,
+            plugins: PluginDir::new(&["bridge", "cluster-ipam"]),
+        }
+    }
+
+    fn ns(&self) -> &Netns {
+        &self.world.nodes[0].ns
+    }
+
+    /// The network: bridge with masquerade, cluster-ipam and reports to the agent.
+    fn conf(&self, socket: &str) -> Value {
+        json!({"cniVersion": "1.1.0", "name": "kubenet", "type": "bridge", "bridge": "cbr7",
+               "isGateway": true, "ipMasq": true, "agent": {"socket": self.agent.socket()},
+               "ipam": {"type": "cluster-ipam", "socket": socket, "routes": [{"dst": "0.0.0.0/0"}],
+                        "timeoutSeconds": 5}})
+    }
+
+    fn run(&self, bin: &str, cmd: &str, id: &str, pod: &Netns, conf: &Value) -> PluginRun {
+        let netns = pod.path().display().to_string();
+        let path = self.plugins.path_str();
+        run_plugin_in(
+            workspace_bin(bin),
+            &[
+                ("CNI_COMMAND", cmd),
+                ("CNI_CONTAINERID", id),
+                ("CNI_NETNS", netns.as_str()),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", path.as_str()),
+                (
+                    "CNI_ARGS",
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=p",
+                ),
+            ],
+            &conf.to_string(),
+            Some(&self.ns().path()),
+        )
+    }
+
+    fn bridge(&self, cmd: &str, id: &str, pod: &Netns) -> PluginRun {
+        let conf = self.conf(&self.agent.socket().display().to_string());
+        self.run("bridge", cmd, id, pod, &conf)
+    }
+
+    /// DEL with `prevResult`, as a runtime sends it.
+    fn del(&self, id: &str, pod: &Netns, prev: &Value) -> PluginRun {
+        let mut conf = self.conf(&self.agent.socket().display().to_string());
+        conf["prevResult"] = prev.clone();
+        self.run("bridge", "DEL", id, pod, &conf)
+    }
+
+    /// The node's detached links.
+    fn detached(&self) -> Vec<String> {
+        self.ns()
+            .link_names()
+            .into_iter()
+            .filter(|n| n.starts_with("fdetach"))
+            .collect()
+    }
+
+    /// Waits (generously) until the node has no detached link; the time since `t0`.
+    fn wait_reaped(&self, what: &str, t0: Instant) -> Duration {
+        while !self.detached().is_empty() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "{what}: detached links left: {:?}\n{}",
+                self.detached(),
+                self.agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let took = t0.elapsed();
+        println!("{what}: detached links gone {took:.1?} after it");
+        took
+    }
+
+    /// Addresses the agent holds for attachments.
+    fn allocations(&self) -> u64 {
+        let out = self.agent.cnictl(&["ipam", "check", "-o", "json"], None);
+        let v: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+        v["allocations"].as_u64().unwrap()
+    }
+}
+
+fn ip_of(r: &Value) -> String {
+    let a = r["ips"][0]["address"].as_str().unwrap();
+    a.split('/').next().unwrap().to_string()
+}
+
+/// One ping, one second: for "must not answer" (`ping` retries thrice).
+fn answers(from: &Netns, dst: &str) -> bool {
+    from.try_exec(&["ping", "-c1", "-W1", "-q", dst])
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn in_process_cluster_ipam_answers_as_the_binary_does() {
+    require_root();
+    let n = Node::new();
+    let (p1, p2) = (Netns::new("ipp1"), Netns::new("ipp2"));
+    let conf = n.conf(&n.agent.socket().display().to_string());
+    let bridge = n.run("bridge", "ADD", "inproc", &p1, &conf).ok();
+    let binary = n.run("cluster-ipam", "ADD", "exec", &p2, &conf).ok();
+    let (a, b) = (&bridge["ips"][0], &binary["ips"][0]);
+    let prefix = |v: &Value| {
+        v["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(prefix(a), prefix(b), "{bridge}\n{binary}");
+    assert_eq!(a["gateway"], b["gateway"], "{bridge}\n{binary}");
+    assert_eq!(bridge["routes"], binary["routes"]);
+    assert_ne!(a["address"], b["address"]);
+    assert_eq!(n.allocations(), 2);
+    // CHECK (in-process IPAM CHECK), then DEL through each path gives both back
+    let mut check = conf.clone();
+    check["prevResult"] = bridge.clone();
+    assert_eq!(n.run("bridge", "CHECK", "inproc", &p1, &check).code, 0);
+    n.del("inproc", &p1, &bridge).ok();
+    n.run("cluster-ipam", "DEL", "exec", &p2, &conf).ok();
+    assert_eq!(n.allocations(), 0);
+    // the same error, code and message, with the agent's socket missing
+    let gone = n.conf("/nonexistent/agent.sock");
+    let e1 = n.run("bridge", "ADD", "inproc", &p1, &gone).err(11);
+    let e2 = n.run("cluster-ipam", "ADD", "exec", &p2, &gone).err(11);
+    assert_eq!(
+        e1["msg"].as_str().unwrap(),
+        format!("cluster-ipam: {}", e2["msg"].as_str().unwrap())
+    );
+    // a DEL without the agent is spooled on both paths: success
+    assert_eq!(n.run("bridge", "DEL", "inproc", &p1, &gone).code, 0);
+    assert_eq!(n.run("cluster-ipam", "DEL", "exec", &p2, &gone).code, 0);
+    assert!(
+        !p1.link_names().contains(&"eth0".to_string()),
+        "a failed ADD leaves nothing"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn del_detaches_at_once_and_the_agent_deletes_the_pairs_soon_after() {
+    require_root();
+    let mut n = Node::new();
+    let (p1, p2) = (Netns::new("dp1"), Netns::new("dp2"));
+    let r1 = n.bridge("ADD", "c1", &p1).ok();
+    let r2 = n.bridge("ADD", "c2", &p2).ok();
+    let ip1 = ip_of(&r1);
+    assert!(ping(&p2, &ip1), "pod to pod before DEL");
+    let host_end = r1["interfaces"][1]["name"].as_str().unwrap().to_string();
+
+    let t0 = Instant::now();
+    n.del("c1", &p1, &r1).ok();
+    let returned = Instant::now();
+    println!("DEL returned in {:.1?}", returned - t0);
+    // at once: names free on both sides, no connectivity, the address released
+    assert!(!n.ns().link_names().contains(&host_end));
+    assert!(!p1.link_names().contains(&"eth0".to_string()));
+    let left = n.detached();
+    assert!(
+        left.len() <= 1,
+        "at most the pair's host end is left: {left:?}"
+    );
+    let down = n
+        .ns()
+        .ip_json(&["link", "show", "master", "cbr7"])
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(down, 1, "only the other pod's port is on the bridge");
+    assert!(!answers(&p2, &ip1), "the deleted pod still answers");
+    assert!(
+        n.ns()
+            .ip(&["-4", "neigh", "show", "to", &ip1])
+            .trim()
+            .is_empty(),
+        "neighbour entry of the deleted pod left"
+    );
+    assert_eq!(n.allocations(), 1, "the address is released at DEL");
+    // the same attachment again, at once
+    let again = n.bridge("ADD", "c1", &p1).ok();
+    assert!(ping(&p2, &ip_of(&again)), "the new attachment answers");
+    n.wait_reaped("DEL's return (the checks above included)", returned);
+
+    // the agent dies with a pair detached: its next start deletes it
+    n.agent.kill9();
+    n.del("c1", &p1, &again).ok();
+    assert_eq!(
+        n.detached().len(),
+        1,
+        "the pair waits for an agent: {:?}",
+        n.detached()
+    );
+    let restarted = Instant::now();
+    n.agent.restart();
+    n.agent.wait_ready();
+    n.wait_reaped("the agent's restart", restarted);
+
+    // or the next GC deletes it
+    n.agent.kill9();
+    n.del("c2", &p2, &r2).ok();
+    assert_eq!(n.detached().len(), 1);
+    let mut gc = n.conf(&n.agent.socket().display().to_string());
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let out = n.run("bridge", "GC", "", &p2, &gc);
+    assert!(
+        n.detached().is_empty(),
+        "GC left {:?}: {}",
+        n.detached(),
+        out.stdout
+    );
+    n.agent.restart();
+    n.agent.wait_ready();
+}
