@@ -32,7 +32,7 @@ pub use hostports::{
 pub use masq::{
     masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
 };
-pub use pod::{pod_del_around, pod_gc, valid_tags, PodDel, PodFirewall};
+pub use pod::{pod_del_around, pod_del_on, pod_gc, valid_tags, PodDel, PodFirewall};
 pub use reference::{
     legacy_nat_tables, reference_del, reference_gc, reference_state, valid_ids, RefAttachment,
     RefGc, RefKind, RefRemoved,

@@ -101,13 +101,10 @@ pub struct PodDel<T> {
     pub teardown: T,
 }
 
-/// DEL's firewall part, around the link teardown: removes this attachment's masquerade
-/// elements (with `masquerade`; found by address when `ips` is given, by tag otherwise) and
-/// the reference plugins' masquerade chain of the attachment ([`reference_del`]: one round
-/// trip when there is none), then runs `teardown` with the netfilter socket still open.
-/// Deleted objects are freed after an RCU grace period, which the kernel makes the closing
-/// of the socket wait for; the link deletion waits for one too, and this way both waits
-/// overlap. Anti-spoofing has no per-pod state. A node without our table is success.
+/// DEL's firewall part, around the link teardown: [`pod_del_on`] on a socket of its own,
+/// then runs `teardown` with the netfilter socket still open. Deleted objects are freed
+/// after an RCU grace period, which the kernel makes the closing of any netfilter socket
+/// wait for; the link deletion waits for one too, and this way both waits overlap.
 pub fn pod_del_around<T>(
     masquerade: bool,
     network: &str,
@@ -125,12 +122,7 @@ pub fn pod_del_around<T>(
             }
         }
     };
-    let unmasked = if masquerade {
-        masq_remove(&mut sock, network, ips, tag)
-    } else {
-        Ok(Vec::new())
-    };
-    let reference = reference_del(&mut sock, RefKind::Masquerade, network, &tag.container_id);
+    let (unmasked, reference) = pod_del_on(&mut sock, masquerade, network, ips, tag);
     let done = teardown();
     drop(sock);
     PodDel {
@@ -138,6 +130,32 @@ pub fn pod_del_around<T>(
         reference,
         teardown: done,
     }
+}
+
+/// The firewall state of one attachment that DEL removes, on an open netfilter socket (the
+/// plugin's own, or a node agent's long-lived one, which never closes and so never waits
+/// for the kernel's destroy work): with `masquerade`, its masquerade elements (found by
+/// address when `ips` is given, by tag otherwise; their addresses are returned), and the
+/// reference plugins' masquerade chain of the attachment ([`reference_del`]: one round trip
+/// when there is none). Anti-spoofing has no per-pod state. A node without our table is
+/// success.
+pub fn pod_del_on(
+    sock: &mut NftSocket,
+    masquerade: bool,
+    network: &str,
+    ips: Option<&[IpAddr]>,
+    tag: &Tag,
+) -> (
+    Result<Vec<IpAddr>, FirewallError>,
+    Result<RefRemoved, FirewallError>,
+) {
+    let unmasked = if masquerade {
+        masq_remove(sock, network, ips, tag)
+    } else {
+        Ok(Vec::new())
+    };
+    let reference = reference_del(sock, RefKind::Masquerade, network, &tag.container_id);
+    (unmasked, reference)
 }
 
 /// GC: with `masquerade`, removes the masquerade elements of attachments not in `valid` (the
