@@ -151,6 +151,47 @@ pub struct AttachmentReport {
     /// The pod's addresses on `ifname`, as CIDRs (ADD).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// DEL: the attachment's firewall state for the agent to remove now, on its own
+    /// netfilter socket, before it answers (see [`FirewallRemoval`]). Never spooled: a
+    /// plugin whose report is not answered removes it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<FirewallRemoval>,
+}
+
+/// The firewall state a DEL leaves to the agent: exactly what the plugin would remove itself
+/// (`ferro_net::firewall::pod_del_on`): with `masquerade`, the attachment's masquerade
+/// elements in the network's sets of the plugins' table (by address when `addresses` is
+/// given, by the attachment's tag otherwise), and the reference plugins' masquerade chain
+/// of the attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallRemoval {
+    /// The network masquerades its pods' traffic (`ipMasq`, `snat`).
+    pub masquerade: bool,
+    /// The attachment's addresses, when the runtime sent them (`prevResult`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<std::net::IpAddr>>,
+}
+
+/// The agent's confirmation that it removed a DEL's [`FirewallRemoval`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallRemoved {
+    /// The addresses whose masquerade elements were removed.
+    #[serde(default)]
+    pub unmasked: Vec<std::net::IpAddr>,
+}
+
+impl Request {
+    /// The request as it may wait in the spool: without the work that only makes sense
+    /// while the plugin waits for the answer (a DEL report's firewall removal).
+    pub fn spoolable(&self) -> Request {
+        let mut r = self.clone();
+        if let Request::Report { report } = &mut r {
+            report.firewall = None;
+        }
+        r
+    }
 }
 
 /// One document of an apply, with where it came from (for messages).
@@ -268,6 +309,10 @@ pub enum Response {
     Reported {
         /// The attachment (`created`, `configured`, `unchanged`, `deleted`, `notFound`).
         outcome: Outcome,
+        /// The report's firewall removal, done (absent when none was asked, or when it
+        /// failed: the plugin then removes it itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        firewall: Option<FirewallRemoved>,
     },
     /// Answer to [`Request::NodeFirewall`].
     NodeFirewall {

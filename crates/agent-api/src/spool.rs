@@ -236,14 +236,15 @@ fn worth_spooling(e: &ClientError) -> bool {
 
 /// Sends `req` to the agent at `socket` (one connection, one request, answers within
 /// `timeout`); when the agent is not running, does not answer in time, or answers that it
-/// cannot act now, writes it to `spool` instead.
+/// cannot act now, writes it to `spool` instead ([`Request::spoolable`]: without a DEL
+/// report's firewall removal, which the caller then does itself).
 pub fn deliver(socket: &Path, spool: &Spool, req: &Request, timeout: Duration) -> Delivery {
     let reason = match Client::connect(socket, timeout).and_then(|mut c| c.call(req)) {
         Ok(r) => return Delivery::Delivered(r),
         Err(e) if !worth_spooling(&e) => return Delivery::Refused(e),
         Err(e) => e,
     };
-    match spool.push(req) {
+    match spool.push(&req.spoolable()) {
         Ok(path) => Delivery::Spooled { reason, path },
         Err(spool) => Delivery::Lost { reason, spool },
     }
@@ -267,6 +268,7 @@ mod tests {
                 pod_name: Some("web-1".into()),
                 host_interface: "veth0123".into(),
                 addresses: vec!["10.244.1.5/24".into()],
+                firewall: None,
             },
         }
     }
@@ -353,6 +355,31 @@ mod tests {
         let e = spool.entries().unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].request.as_ref().unwrap(), &req);
+    }
+
+    #[test]
+    fn a_spooled_del_report_carries_no_firewall_removal() {
+        let t = tempfile::tempdir().unwrap();
+        let sock = t.path().join("agent.sock");
+        let spool = Spool::for_socket(&sock);
+        let mut req = report(AttachmentEvent::Del, "c1");
+        if let Request::Report { report } = &mut req {
+            report.firewall = Some(crate::FirewallRemoval {
+                masquerade: true,
+                addresses: Some(vec!["10.244.1.5".parse().unwrap()]),
+            });
+        }
+        assert!(matches!(
+            deliver(&sock, &spool, &req, Duration::from_secs(1)),
+            Delivery::Spooled { .. }
+        ));
+        let e = spool.entries().unwrap();
+        let Ok(Request::Report { report }) = &e[0].request else {
+            panic!("{:?}", e[0].request);
+        };
+        assert_eq!(report.firewall, None);
+        assert_eq!(&req.spoolable(), e[0].request.as_ref().unwrap());
+        assert_ne!(req.spoolable(), req);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use ferro_agent_api::policy::{Explanation, PolicyStats};
 use ferro_agent_api::{
-    Action, ApiError, ApplyDocument, AttachmentEvent, AttachmentReport, ErrorCode, Outcome,
-    Request, Response, Spool, Target,
+    Action, ApiError, ApplyDocument, AttachmentEvent, AttachmentReport, ErrorCode, FirewallRemoved,
+    Outcome, Request, Response, Spool, Target,
 };
 use ferro_cluster::attachment;
 use ferro_cluster::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -95,6 +95,7 @@ pub struct Api<S> {
     nodefw: crate::nodefw::Explained,
     egress: Option<Arc<crate::egress::Egress>>,
     reaper: Option<crate::reaper::Reaper>,
+    podfw: Option<crate::podfw::PodFirewall>,
     /// Held while the spool is replayed and while a request the spool could be ahead of is
     /// handled, so that they apply in the order they were made.
     spool_lock: Arc<tokio::sync::Mutex<()>>,
@@ -125,6 +126,7 @@ impl<S: Store + Clone + 'static> Api<S> {
             nodefw: Arc::default(),
             egress: None,
             reaper: None,
+            podfw: None,
             spool_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -144,6 +146,12 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// With the thread that deletes detached veth pairs (nudged by every DEL report).
     pub fn with_reaper(mut self, reaper: crate::reaper::Reaper) -> Self {
         self.reaper = Some(reaper);
+        self
+    }
+
+    /// With the long-lived netfilter socket that removes a DEL report's pod firewall state.
+    pub fn with_pod_firewall(mut self, podfw: crate::podfw::PodFirewall) -> Self {
+        self.podfw = Some(podfw);
         self
     }
 
@@ -263,14 +271,53 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// Answers one request. A report first replays whatever waits in the spool: a report
     /// spooled while the agent was away is older than any it receives now. Address requests
     /// need no such wait (a spooled release older than the attachment's new ADD is skipped
-    /// by its time), so they take no lock and read no directory on the ADD path.
+    /// by its time), so they take no lock and read no directory on the ADD path. A DEL
+    /// report's firewall removal is done before anything else, and its answer confirms it
+    /// (only here: a replayed report never carries one).
     pub async fn handle(&self, req: Request) -> Response {
-        if matches!(req, Request::Report { .. }) {
+        if let Request::Report { report } = &req {
+            let removed = self.remove_firewall(report).await;
             let _g = self.spool_lock.lock().await;
             self.replay_locked().await;
-            return self.dispatch(req).await;
+            let mut answer = self.dispatch(req).await;
+            if let Response::Reported { firewall, .. } = &mut answer {
+                *firewall = removed;
+            }
+            return answer;
         }
         self.dispatch(req).await
+    }
+
+    /// The firewall state a DEL report asks to remove, removed: the confirmation, or `None`
+    /// (nothing asked, no socket, or the removal failed: the plugin then does it itself).
+    async fn remove_firewall(&self, report: &AttachmentReport) -> Option<FirewallRemoved> {
+        let (AttachmentEvent::Del, Some(what), Some(podfw)) =
+            (report.event, &report.firewall, &self.podfw)
+        else {
+            return None;
+        };
+        match podfw.remove(report, what).await {
+            Ok(done) => {
+                if !done.unmasked.is_empty() {
+                    log::info!(
+                        "DEL report of {}/{}/{}: removed the masquerade elements of {:?}",
+                        report.network,
+                        report.container_id,
+                        report.ifname,
+                        done.unmasked
+                    );
+                }
+                Some(done)
+            }
+            Err(e) => {
+                log::warn!(
+                    "DEL report of {}/{}: removing its firewall state: {e} (left to the plugin)",
+                    report.container_id,
+                    report.ifname
+                );
+                None
+            }
+        }
     }
 
     /// Replays the spool (see [`ferro_agent_api::spool`]): every pending request in order,
@@ -437,7 +484,10 @@ impl<S: Store + Clone + 'static> Api<S> {
                 )),
             }
         }
-        Ok(Response::Reported { outcome })
+        Ok(Response::Reported {
+            outcome,
+            firewall: None,
+        })
     }
 
     async fn status(&self) -> Reply {

@@ -24,6 +24,7 @@
 //!   and routes to their pod CIDRs (kubenet);
 //! - [`services`]: Services on this node (the `inet ferro_services` table);
 //!   [`announcer`]: the load-balancer addresses this node announces on the VNet;
+//! - [`podfw`]: a DEL report's pod firewall removal, on a netfilter socket kept open;
 //! - [`kernel`]: the thread that talks to the node's kernel; [`reaper`]: the thread that
 //!   deletes the veth pairs DEL detached, in batches;
 //! - [`server`]: the socket;
@@ -52,6 +53,7 @@ pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod nodefw;
+pub mod podfw;
 pub mod policy;
 pub mod reaper;
 pub mod server;
@@ -249,7 +251,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     };
     let mut api = api
         .with_attachments(attachments.clone(), ferro_agent_api::Spool::at(&cfg.spool))
-        .with_reaper(reaper::Reaper::start()?);
+        .with_reaper(reaper::Reaper::start()?)
+        .with_pod_firewall(podfw::PodFirewall::start()?);
     if let Some((handle, _)) = &policy {
         api = api.with_policy(handle.clone());
     }

@@ -241,6 +241,7 @@ fn reports_with_and_without_the_agent_and_the_catch_up() {
             pod_name: Some(format!("t-{}", i / 2)),
             host_interface: "vethtiming".into(),
             addresses: vec!["10.244.9.9/24".into()],
+            firewall: None,
         };
         let r = ferro_agent_api::call(
             &socket,

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use ferro_agent_api::AttachmentEvent;
+use ferro_agent_api::{AttachmentEvent, FirewallRemoval};
 use ferro_net::firewall::{self, PodFirewall, Tag};
 use ferro_net::{names, Kernel, NetError, Netns, Rtnl};
 use ferro_spec::{CniError, CniResult, FirstError, Request};
@@ -244,14 +244,19 @@ fn detach(k: &Kernel, host: &Rtnl<'_>, req: &Request, host_veth: &str) -> Result
 
 /// DEL of one attachment, best effort and idempotent: with `masquerade`, this attachment's
 /// masquerade elements are removed (found by `prevResult`'s addresses, else by their tag), and so
-/// is the reference plugins' iptables state of the attachment (a node taken over from them), around
-/// the deletion of its host veth (the model's `host_prefix` and the attachment's hash), so that the
-/// RCU grace periods overlap; with an `agent` key the pair is only detached (down, out of its
-/// bridge, renamed, both ends) and the agent deletes it shortly after, with every other detached
-/// pair of the node in one request. IPAM DEL runs alongside on a thread. Then `after` runs with the
-/// node connection and every address known to have been the pod's (`prevResult`'s and those of the
-/// removed elements), for per-address state the model keeps elsewhere. Keeps going after a failure
-/// and returns the first. A missing netns, link, element, chain or lease is success.
+/// is the reference plugins' iptables state of the attachment (a node taken over from them).
+/// Without an `agent` key, that happens around the deletion of its host veth (the model's
+/// `host_prefix` and the attachment's hash), so that the RCU grace periods overlap. With one, the
+/// pair is only detached (down, out of its bridge, renamed, both ends) and the agent deletes it
+/// shortly after, with every other detached pair of the node in one request; and the DEL report
+/// asks the agent to remove the firewall state on its long-lived netfilter socket before it
+/// answers (a socket that closes after deleting set elements waits for the kernel's destroy
+/// work, and so would this DEL). When the agent does not confirm the removal (not reachable,
+/// the report spooled, an agent that does not do it), the plugin removes the state itself.
+/// IPAM DEL runs alongside on a thread. Then `after` runs with the node connection and every
+/// address known to have been the pod's (`prevResult`'s and those of the removed elements), for
+/// per-address state the model keeps elsewhere. Keeps going after a failure and returns the
+/// first. A missing netns, link, element, chain or lease is success.
 pub fn del(
     req: &Request,
     masquerade: bool,
@@ -264,38 +269,47 @@ pub fn del(
     let k = Kernel::new()?;
     let host = k.connect(None)?;
     let hint = req.prev_ips();
-    let (out, released) = ipam::del_alongside(req, || {
-        let out = firewall::pod_del_around(
-            masquerade,
-            &req.conf.name,
-            hint.as_deref(),
-            &Tag::of(req),
-            || match &agent {
-                None => host.link_del_name(&host_veth),
-                Some(_) => detach(&k, &host, req, &host_veth),
-            },
-        );
-        let mut known = hint.clone().unwrap_or_default();
-        if let Ok(removed) = &out.unmasked {
-            for ip in removed {
-                if !known.contains(ip) {
-                    known.push(*ip);
+    let tag = Tag::of(req);
+    let remove_here = |teardown: &dyn Fn() -> Result<bool, NetError>| {
+        firewall::pod_del_around(masquerade, &req.conf.name, hint.as_deref(), &tag, teardown)
+    };
+    let removed = match &agent {
+        None => {
+            let (out, released) =
+                ipam::del_alongside(req, || remove_here(&|| host.link_del_name(&host_veth)));
+            let removed = errors.note(out.unmasked);
+            errors.note(out.reference);
+            errors.note(out.teardown);
+            errors.note(released);
+            removed
+        }
+        Some(key) => {
+            let (torn, released) = ipam::del_alongside(req, || detach(&k, &host, req, &host_veth));
+            errors.note(torn);
+            errors.note(released);
+            let mut r = report::report_of(req, AttachmentEvent::Del, &host_veth, None);
+            r.firewall = Some(FirewallRemoval {
+                masquerade,
+                addresses: hint.clone(),
+            });
+            match report::send(key, r) {
+                Some(done) => Some(done.unmasked),
+                None => {
+                    let out = remove_here(&|| Ok(false));
+                    let removed = errors.note(out.unmasked);
+                    errors.note(out.reference);
+                    removed
                 }
             }
         }
-        after(&host, &known);
-        out
-    });
-    errors.note(out.unmasked);
-    errors.note(out.reference);
-    errors.note(out.teardown);
-    errors.note(released);
-    if let Some(k) = &agent {
-        report::send(
-            k,
-            report::report_of(req, AttachmentEvent::Del, &host_veth, None),
-        );
+    };
+    let mut known = hint.unwrap_or_default();
+    for ip in removed.unwrap_or_default() {
+        if !known.contains(&ip) {
+            known.push(ip);
+        }
     }
+    after(&host, &known);
     errors.finish()
 }
 

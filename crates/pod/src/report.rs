@@ -21,7 +21,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use ferro_agent_api::{
-    deliver, AttachmentEvent, AttachmentReport, Delivery, Request, Spool, DEFAULT_SOCKET,
+    deliver, AttachmentEvent, AttachmentReport, Delivery, FirewallRemoved, Request, Response,
+    Spool, DEFAULT_SOCKET,
 };
 use ferro_spec::{CniError, CniResult};
 
@@ -111,11 +112,14 @@ pub fn report_of(
                     .collect()
             })
             .unwrap_or_default(),
+        firewall: None,
     }
 }
 
-/// Sends `report` to the agent, or spools it; logs what happened, never fails.
-pub fn send(key: &AgentKey, report: AttachmentReport) {
+/// Sends `report` to the agent, or spools it (without its firewall removal); logs what
+/// happened, never fails. Returns the agent's confirmation that it removed the report's
+/// firewall state, when the report asked for it and the agent did it.
+pub fn send(key: &AgentKey, report: AttachmentReport) -> Option<FirewallRemoved> {
     let what = format!(
         "{:?} report of {}/{}",
         report.event, report.container_id, report.ifname
@@ -126,7 +130,12 @@ pub fn send(key: &AgentKey, report: AttachmentReport) {
         &Request::Report { report },
         TIMEOUT,
     ) {
-        Delivery::Delivered(_) => log::debug!("{what}: delivered to {}", key.socket.display()),
+        Delivery::Delivered(r) => {
+            log::debug!("{what}: delivered to {}", key.socket.display());
+            if let Response::Reported { firewall, .. } = r {
+                return firewall;
+            }
+        }
         Delivery::Spooled { reason, path } => {
             log::info!("{what}: spooled to {} ({reason})", path.display());
         }
@@ -136,6 +145,7 @@ pub fn send(key: &AgentKey, report: AttachmentReport) {
             key.spool.dir().display()
         ),
     }
+    None
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use ferro_testutil::agent::Agent;
 use ferro_testutil::netns::Netns;
-use ferro_testutil::topology::{ping, World};
+use ferro_testutil::probe::{tcp_source, ProbeServer};
+use ferro_testutil::topology::{ping, World, INTERNET};
 use ferro_testutil::{require_root, run_plugin_in, workspace_bin, PluginDir, PluginRun};
 use serde_json::{json, Value};
 
@@ -39,7 +40,7 @@ impl Node {
         Node {
             world,
             agent,
-            plugins: PluginDir::new(&["bridge", "cluster-ipam"]),
+            plugins: PluginDir::new(&["bridge", "cluster-ipam", "host-local"]),
         }
     }
 
@@ -111,6 +112,35 @@ impl Node {
         let took = t0.elapsed();
         println!("{what}: detached links gone {took:.1?} after it");
         took
+    }
+
+    /// The addresses of the network's IPv4 masquerade set, each with its tag comment.
+    fn masq_elements(&self) -> Vec<(String, String)> {
+        if !self
+            .ns()
+            .try_exec(&["nft", "list", "set", "inet", "ferro_cni", "pods4-kubenet"])
+        {
+            return Vec::new();
+        }
+        let out = self.ns().exec(&[
+            "nft",
+            "-j",
+            "list",
+            "set",
+            "inet",
+            "ferro_cni",
+            "pods4-kubenet",
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut found = Vec::new();
+        for item in v["nftables"].as_array().unwrap() {
+            for e in item["set"]["elem"].as_array().into_iter().flatten() {
+                let addr = e["elem"]["val"].as_str().or(e.as_str()).unwrap();
+                let comment = e["elem"]["comment"].as_str().unwrap_or_default();
+                found.push((addr.to_string(), comment.to_string()));
+            }
+        }
+        found
     }
 
     /// Addresses the agent holds for attachments.
@@ -254,4 +284,84 @@ fn del_detaches_at_once_and_the_agent_deletes_the_pairs_soon_after() {
     );
     n.agent.restart();
     n.agent.wait_ready();
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn the_agent_removes_the_masquerade_state_of_a_del_or_the_plugin_does_without_it() {
+    require_root();
+    let mut n = Node::new();
+    let node_ip = n.world.nodes[0].ip;
+    let inet = ProbeServer::start(
+        &n.world.internet.path(),
+        format!("{INTERNET}:7000").parse().unwrap(),
+    );
+    let p1 = Netns::new("mq1");
+    let r1 = n.bridge("ADD", "m1", &p1).ok();
+    let ip1 = ip_of(&r1);
+    let elems = n.masq_elements();
+    assert_eq!(elems.len(), 1, "{elems:?}");
+    assert_eq!(elems[0].0, ip1);
+    let tag1 = elems[0].1.clone();
+    assert_eq!(
+        tcp_source(&p1.path(), inet.addr),
+        Some(node_ip),
+        "masqueraded"
+    );
+
+    // with the agent: its socket removes the element, inside the DEL report's round trip
+    n.del("m1", &p1, &r1).ok();
+    assert!(n.masq_elements().is_empty(), "{:?}", n.masq_elements());
+    let log = n.agent.log();
+    let said = format!("kubenet/m1/eth0: removed the masquerade elements of [{ip1}]");
+    assert!(log.contains(&said), "the agent did not remove it:\n{log}");
+    assert!(!answers(&n.world.internet, &ip1), "the deleted pod answers");
+    assert_eq!(n.allocations(), 0, "the address is released at DEL");
+
+    // a new pod with the same address (host-local, that address only), on the same
+    // network's sets: its own element, its traffic masqueraded, and removed on its DEL
+    let subnet = r1["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .parse::<ipnet::IpNet>()
+        .unwrap()
+        .trunc()
+        .to_string();
+    let mut same = n.conf(&n.agent.socket().display().to_string());
+    same["ipam"] = json!({"type": "host-local", "dataDir": n.plugins.path().join("leases"),
+        "ranges": [[{"subnet": subnet, "rangeStart": ip1, "rangeEnd": ip1}]],
+        "routes": [{"dst": "0.0.0.0/0"}]});
+    let p2 = Netns::new("mq2");
+    let r2 = n.run("bridge", "ADD", "m2", &p2, &same).ok();
+    assert_eq!(ip_of(&r2), ip1);
+    let elems = n.masq_elements();
+    assert_eq!(elems.len(), 1, "{elems:?}");
+    assert_eq!(elems[0].0, ip1);
+    assert_ne!(elems[0].1, tag1, "the new element is the new attachment's");
+    assert_eq!(
+        tcp_source(&p2.path(), inet.addr),
+        Some(node_ip),
+        "masqueraded"
+    );
+    let mut del = same.clone();
+    del["prevResult"] = r2.clone();
+    n.run("bridge", "DEL", "m2", &p2, &del).ok();
+    assert!(n.masq_elements().is_empty(), "{:?}", n.masq_elements());
+
+    // the agent unreachable: the plugin removes the element itself, the report is spooled
+    // without the removal
+    let p3 = Netns::new("mq3");
+    let r3 = n.bridge("ADD", "m3", &p3).ok();
+    let ip3 = ip_of(&r3);
+    assert_eq!(n.masq_elements().len(), 1);
+    n.agent.kill9();
+    n.del("m3", &p3, &r3).ok();
+    assert!(n.masq_elements().is_empty(), "{:?}", n.masq_elements());
+    n.agent.restart();
+    n.agent.wait_ready();
+    let log = n.agent.log();
+    assert!(
+        !log.contains(&format!("removed the masquerade elements of [{ip3}]")),
+        "a replayed report removed firewall state:\n{log}"
+    );
 }

@@ -58,6 +58,7 @@ fn report(event: AttachmentEvent, cid: &str, pod: Option<(&str, &str)>) -> Attac
         } else {
             Vec::new()
         },
+        firewall: None,
     }
 }
 
@@ -294,7 +295,7 @@ async fn the_spool_is_replayed_before_a_report_and_in_order() {
         })
         .await;
     assert!(
-        matches!(&r, Response::Reported { outcome } if outcome.action == Action::Deleted),
+        matches!(&r, Response::Reported { outcome, .. } if outcome.action == Action::Deleted),
         "{r:?}"
     );
     t.att.flush().await;
