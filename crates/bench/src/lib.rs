@@ -86,6 +86,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         services: opts.services,
         cluster_ipam: opts.cluster_ipam,
         policy: opts.policy,
+        cluster_scale: opts.cluster_scale,
         not_built: opts.not_built.clone(),
     };
     let figures = run::run_all(cfg);
@@ -104,6 +105,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         services: figures.services,
         cluster_ipam: figures.cluster_ipam,
         policy: figures.policy,
+        cluster_scale: figures.cluster_scale,
         cost: figures.cost,
         floor: figures.floor,
     })

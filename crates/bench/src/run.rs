@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::harness::{Bench, Config};
 use crate::output::progress;
 use crate::scenario::cluster_ipam::{self, ClusterIpam};
+use crate::scenario::cluster_scale::{self, ClusterScaleBench};
 use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
@@ -28,6 +29,8 @@ pub struct Figures {
     pub cluster_ipam: Option<ClusterIpam>,
     /// NetworkPolicy scenario, when run.
     pub policy: Option<PolicyBench>,
+    /// Agent-at-scale scenario, when run.
+    pub cluster_scale: Option<ClusterScaleBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -44,6 +47,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         + usize::from(b.cfg.services)
         + usize::from(b.cfg.cluster_ipam)
         + usize::from(b.cfg.policy)
+        + usize::from(b.cfg.cluster_scale)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
@@ -76,6 +80,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if policy.is_some() {
         floor.slice(&mut b, slice);
     }
+    let cluster_scale = b.cfg.cluster_scale.then(|| cluster_scale::run::run(&mut b));
+    if cluster_scale.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
@@ -85,6 +93,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         services,
         cluster_ipam,
         policy,
+        cluster_scale,
         cost: Cost { rss, sizes },
         floor,
     })

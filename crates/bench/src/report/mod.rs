@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::machine::{Machine, Versions};
 use crate::request::CNI_VERSION;
 use crate::scenario::cluster_ipam::ClusterIpam;
+use crate::scenario::cluster_scale::ClusterScaleBench;
 use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
@@ -81,6 +82,8 @@ pub struct Report {
     pub cluster_ipam: Option<ClusterIpam>,
     /// NetworkPolicy scenario.
     pub policy: Option<PolicyBench>,
+    /// Agent-at-scale scenario.
+    pub cluster_scale: Option<ClusterScaleBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -89,13 +92,14 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 8] {
+    fn sections(&self) -> [&dyn Section; 9] {
         [
             &self.latency,
             &self.parallel,
             &self.scale,
             &self.cluster_ipam,
             &self.policy,
+            &self.cluster_scale,
             &self.cost,
             &self.floor,
             &self.services,

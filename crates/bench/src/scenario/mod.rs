@@ -4,6 +4,7 @@
 //! is a section template of the same name in `crates/bench/templates`.
 
 pub mod cluster_ipam;
+pub mod cluster_scale;
 pub mod cost;
 pub mod floor;
 pub mod latency;
