@@ -55,7 +55,7 @@ while (($#)); do
 done
 
 need_root "scripts/bench.sh"
-ensure_packages containernetworking-plugins iptables time nftables iproute2 util-linux iperf3 "${BUILD_PACKAGES[@]}"
+ensure_packages containernetworking-plugins iptables time nftables iproute2 util-linux iperf3 etcd-server "${BUILD_PACKAGES[@]}"
 ensure_rust
 
 target=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -65,7 +65,8 @@ export CARGO_TARGET_DIR=$target
 say "building the driver and our plugins (release, as scripts/install.sh builds them)"
 cargo build --release --locked --quiet -p ferro-bench
 # (and for the cluster IPAM scenario: cluster-ipam and the agent it talks to; for the
-# NetworkPolicy scenario: the agent and cnictl, which applies the policies)
+# NetworkPolicy scenario: the agent and cnictl, which applies the policies; the agent-at-scale
+# scenario also runs etcd)
 ours=$(build_plugins ferro-host-local ferro-bridge ferro-flat ferro-overlay ferro-cluster-ipam ferro-agent ferro-cnictl)
 not_built=()
 if [[ -f plugins/portmap/Cargo.toml ]] && pm=$(build_plugins ferro-portmap) && [[ $pm == "$ours" ]]; then

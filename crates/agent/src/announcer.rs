@@ -25,6 +25,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ferro_cluster::Kind;
 use ferro_net::rtnl::AddrOpts;
 use ferro_net::Kernel;
 use ferro_services::announce::{self, Announcement};
@@ -34,7 +35,7 @@ use ipnet::IpNet;
 use crate::cache::{Cache, Snapshot};
 use crate::metrics::Metrics;
 use crate::node::CurrentLease;
-use crate::services::{ports_of, settings};
+use crate::services::{settings, topology};
 
 /// The delay per rank before a candidate claims an address nobody holds.
 pub const STEP: Duration = Duration::from_millis(500);
@@ -123,6 +124,9 @@ pub fn release_all(local: &LocalAddresses) {
     }
 }
 
+/// The nodes that may announce each load-balancer address, in order.
+type Candidates = BTreeMap<IpAddr, Vec<String>>;
+
 struct Announcer<S> {
     store: S,
     node: String,
@@ -133,6 +137,9 @@ struct Announcer<S> {
     claimed: BTreeMap<IpAddr, Revision>,
     /// Since when each address has had no holder.
     absent_since: BTreeMap<IpAddr, Instant>,
+    /// The candidates per address, and the stamp of the snapshot they came from (a pass
+    /// over a snapshot that changed no Service, Pod, Attachment or lease reuses them).
+    candidates: Option<(Vec<u64>, Candidates)>,
 }
 
 impl<S: Store> Announcer<S> {
@@ -222,8 +229,22 @@ impl<S: Store> Announcer<S> {
 
     /// One pass; whether an address waits for a delayed claim.
     async fn pass(&mut self, snap: &Snapshot) -> bool {
-        let live = snap.live_nodes().collect::<BTreeSet<_>>();
-        let candidates = announce::candidates(&ports_of(snap), &live);
+        let stamp = snap.stamp(&[Kind::Service, Kind::Pod, Kind::Attachment]);
+        let candidates = match self.candidates.take() {
+            Some((s, c)) if s == stamp => c,
+            _ => {
+                // Only services with load-balancer addresses have candidates.
+                let mut t = topology(snap);
+                t.services
+                    .retain(|s| !ferro_services::model::lb_addresses(s).is_empty());
+                let ports = if t.services.is_empty() {
+                    Vec::new()
+                } else {
+                    ferro_services::model::service_ports(&t)
+                };
+                announce::candidates(&ports, &t.live_nodes)
+            }
+        };
         let now = Instant::now();
         let mut waiting = false;
         // Claims the cache has seen are its to report from now on.
@@ -294,6 +315,7 @@ impl<S: Store> Announcer<S> {
         }
         self.absent_since
             .retain(|ip, _| candidates.contains_key(ip));
+        self.candidates = Some((stamp, candidates));
         waiting
     }
 }
@@ -360,6 +382,7 @@ pub async fn run<S: Store>(
         local,
         claimed: BTreeMap::new(),
         absent_since: BTreeMap::new(),
+        candidates: None,
     };
     loop {
         let waiting = a.pass(&snap).await;

@@ -45,6 +45,7 @@ pub struct Snapshot {
     announcements: BTreeMap<std::net::IpAddr, Arc<AnnouncementRecord>>,
     generations: BTreeMap<Kind, u64>,
     lease_generation: u64,
+    announcement_generation: u64,
     relists: u64,
 }
 
@@ -127,6 +128,17 @@ impl Snapshot {
         self.lease_generation
     }
 
+    /// A stamp of what a loop reads: the generations of `kinds`, of the lease records and
+    /// of the load-balancer announcements. Two snapshots with equal stamps hold the same
+    /// such inputs, so a loop can skip recomputing them.
+    pub fn stamp(&self, kinds: &[Kind]) -> Vec<u64> {
+        kinds
+            .iter()
+            .map(|k| self.generation(*k))
+            .chain([self.lease_generation, self.announcement_generation])
+            .collect()
+    }
+
     /// Applies one change; `false` when the key is not one the cache keeps (or a delete of
     /// what is not there).
     fn apply(&mut self, ev: &Event) -> bool {
@@ -137,7 +149,8 @@ impl Snapshot {
         match changed {
             Some(Changed::Kind(k)) => *self.generations.entry(k).or_default() += 1,
             Some(Changed::Leases) => self.lease_generation += 1,
-            Some(Changed::Announcements) | None => {}
+            Some(Changed::Announcements) => self.announcement_generation += 1,
+            None => {}
         }
         self.revision = self.revision.max(ev.revision());
         changed.is_some()
@@ -214,6 +227,7 @@ impl Snapshot {
             revision,
             relists: self.relists + u64::from(self.revision != 0),
             lease_generation: self.lease_generation + 1,
+            announcement_generation: self.announcement_generation + 1,
             generations: ALL_KINDS
                 .iter()
                 .map(|k| (*k, self.generation(*k) + 1))
@@ -426,6 +440,42 @@ mod tests {
         assert!(s.get(Kind::Pod, Some("x"), "b").is_none());
         assert_eq!(s.live_nodes().collect::<Vec<_>>(), ["n1"]);
         assert_eq!(s.all(Kind::Service).count(), 0);
+    }
+
+    #[test]
+    fn a_stamp_moves_with_its_kinds_and_the_lease_records_only() {
+        let mut s = snapshot_of([]);
+        let kinds = [Kind::Pod, Kind::Attachment];
+        let put = |key: &str, value: Vec<u8>, rev: i64| Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: key.into(),
+                value,
+                create_revision: rev,
+                mod_revision: rev,
+                version: 1,
+                lease: None,
+            },
+        };
+        let before = s.stamp(&kinds);
+        let svc =
+            br#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"x"}}"#;
+        assert!(s.apply(&put("/ferro-cni/v1/services/x/s", svc.to_vec(), 5)));
+        assert_eq!(s.stamp(&kinds), before, "a Service is not read");
+        assert!(s.apply(&put(
+            "/ferro-cni/v1/pods/x/a",
+            pod("x", "a", "web").into_bytes(),
+            6
+        )));
+        let after_pod = s.stamp(&kinds);
+        assert_ne!(after_pod, before);
+        let lease = br#"{"node":"n1","lease":"1","ttlSeconds":10,"since":"2026-01-01T00:00:00Z"}"#;
+        assert!(s.apply(&put(&keys::node_lease("n1"), lease.to_vec(), 7)));
+        assert_ne!(
+            s.stamp(&kinds),
+            after_pod,
+            "the lease records are always read"
+        );
     }
 
     #[test]

@@ -32,6 +32,14 @@ use plan::{Inputs, Learned, LocalPod, NameRule, TABLE};
 
 /// How often expired answers are taken out of the sets (and a failed sync retried).
 const TICK: Duration = Duration::from_secs(1);
+/// What [`inputs_of`] reads (with the lease records).
+const KINDS: [Kind; 5] = [
+    Kind::EgressPolicy,
+    Kind::Pod,
+    Kind::Attachment,
+    Kind::ClusterNetwork,
+    Kind::Node,
+];
 
 #[derive(Debug, Default)]
 struct State {
@@ -319,8 +327,13 @@ pub async fn run(egress: Arc<Egress>, mut cache: Cache, node: String) {
         return;
     };
     let mut tick = tokio::time::interval(TICK);
+    // The stamp of the snapshot the inputs were last computed from: snapshots (and ticks)
+    // that changed nothing egress reads cost nothing.
+    let mut stamp: Option<Vec<u64>> = None;
     loop {
-        let inputs = inputs_of(&snap, Some(&node));
+        let now_stamp = snap.stamp(&KINDS);
+        let inputs = (stamp.as_ref() != Some(&now_stamp)).then(|| inputs_of(&snap, Some(&node)));
+        stamp = Some(now_stamp);
         {
             let mut st = egress.state.lock().await;
             let now = Instant::now();
@@ -330,13 +343,17 @@ pub async fn run(egress: Arc<Egress>, mut cache: Cache, node: String) {
             if expired > 0 {
                 log::debug!("egress: {expired} answered addresses expired");
             }
-            if st.inputs != inputs {
+            let mut changed = false;
+            if let Some(inputs) = inputs.filter(|i| *i != st.inputs) {
                 st.rules = plan::name_rules(&inputs);
                 st.inputs = inputs;
+                changed = true;
             }
             st.snapshot = Some(snap.clone());
-            if let Err(e) = sync(&mut st).await {
-                log::warn!("egress: applying the table: {e}; rebuilding it in {TICK:?}");
+            if changed || expired > 0 || st.programmed.is_none() {
+                if let Err(e) = sync(&mut st).await {
+                    log::warn!("egress: applying the table: {e}; rebuilding it in {TICK:?}");
+                }
             }
         }
         if let Err(e) = egress.drops().await {

@@ -20,6 +20,15 @@ use ferro_services::plan::Ruleset;
 use crate::cache::{Cache, Snapshot};
 use plan::{Inputs, Line, TABLE};
 
+/// What [`inputs_of`] reads (with the lease records and the announcements).
+const KINDS: [Kind; 5] = [
+    Kind::ClusterNetwork,
+    Kind::Service,
+    Kind::Pod,
+    Kind::Attachment,
+    Kind::Node,
+];
+
 const BACKOFF: Duration = Duration::from_secs(1);
 
 /// The rules and their reasons as last applied (for `cnictl get nodefirewall`).
@@ -157,10 +166,21 @@ pub async fn run(mut cache: Cache, node: String, explained: Explained) {
     let t = TableRef::inet(TABLE);
     let mut programmed: Option<Ruleset> = None;
     let mut seen: Option<Inputs> = None;
+    // The stamp of the snapshot `seen` came from: snapshots that changed nothing the
+    // firewall reads cost nothing.
+    let mut stamp: Option<Vec<u64>> = None;
     loop {
-        let inputs = inputs_of(&snap, &node);
+        let now_stamp = snap.stamp(&KINDS);
         let mut failed = false;
-        if seen.as_ref() != Some(&inputs) || (inputs.enabled && programmed.is_none()) {
+        let inputs = if seen.is_some() && stamp.as_ref() == Some(&now_stamp) {
+            None
+        } else {
+            Some(inputs_of(&snap, &node))
+        };
+        stamp = Some(now_stamp);
+        if let Some(inputs) = inputs.filter(|inputs| {
+            seen.as_ref() != Some(inputs) || (inputs.enabled && programmed.is_none())
+        }) {
             let batch = if inputs.enabled {
                 let desired = plan::plan(&inputs);
                 let b = ferro_services::diff::diff_in(&t, programmed.as_ref(), &desired);

@@ -24,7 +24,7 @@ installs the reference and gives the run a private mount namespace.
                       /var/lib/cni/networks is on a node)
   --only LIST         comma-separated subset of: host-local, host-local-tmpfs,
                       bridge-masq, bridge-portmap, flat, overlay, parallel, scale,
-                      services, cluster-ipam, agent, policy
+                      services, cluster-ipam, agent, policy, cluster-scale
   --cycles N          measured cycles per workload and suite (default 200, quick 20)
   --scale-pods N      pods attached in the large scale case (default 1000, quick 100;
                       at most 1020: a Linux bridge takes at most 1024 ports)
@@ -105,6 +105,8 @@ pub struct Options {
     pub agent: bool,
     /// Run the NetworkPolicy scenario.
     pub policy: bool,
+    /// Run the agent-at-scale scenario.
+    pub cluster_scale: bool,
     /// `--cycles`.
     pub cycles: Option<usize>,
     /// `--scale-pods`.
@@ -150,6 +152,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
         cluster_ipam: true,
         agent: true,
         policy: true,
+        cluster_scale: true,
         cycles: None,
         scale_pods: None,
         not_built: Vec::new(),
@@ -205,6 +208,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                 o.cluster_ipam = false;
                 o.agent = false;
                 o.policy = false;
+                o.cluster_scale = false;
                 for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
                     match k {
                         "parallel" => o.parallel = true,
@@ -213,6 +217,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, Error> {
                         "cluster-ipam" => o.cluster_ipam = true,
                         "agent" => o.agent = true,
                         "policy" => o.policy = true,
+                        "cluster-scale" => o.cluster_scale = true,
                         _ => match WorkloadId::from_key(k) {
                             Some(w) => o.workloads.push(w),
                             None => {

@@ -66,6 +66,8 @@ pub struct Config {
     pub agent: bool,
     /// Run the NetworkPolicy scenario.
     pub policy: bool,
+    /// Run the agent-at-scale scenario.
+    pub cluster_scale: bool,
     /// Our binaries to treat as not built (their build failed).
     pub not_built: Vec<String>,
 }
@@ -244,6 +246,15 @@ impl Bench {
             name: n.ns.name().to_string(),
             ip: n.ip,
         }
+    }
+
+    /// The namespace handle of `node` (a node of this bench), to start services in it.
+    pub fn node_netns(&self, node: &Node) -> Option<&ferro_testutil::netns::Netns> {
+        self.world
+            .nodes
+            .iter()
+            .find(|n| n.ns.path() == node.ns)
+            .map(|n| &n.ns)
     }
 
     /// A fresh pod namespace.

@@ -87,6 +87,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         cluster_ipam: opts.cluster_ipam,
         agent: opts.agent,
         policy: opts.policy,
+        cluster_scale: opts.cluster_scale,
         not_built: opts.not_built.clone(),
     };
     let figures = run::run_all(cfg);
@@ -106,6 +107,7 @@ pub fn bench(opts: &cli::Options) -> Result<Report, Error> {
         cluster_ipam: figures.cluster_ipam,
         agent: figures.agent,
         policy: figures.policy,
+        cluster_scale: figures.cluster_scale,
         cost: figures.cost,
         floor: figures.floor,
     })

@@ -6,6 +6,7 @@ use crate::harness::{Bench, Config};
 use crate::output::progress;
 use crate::scenario::agent::{self, AgentBench};
 use crate::scenario::cluster_ipam::{self, ClusterIpam};
+use crate::scenario::cluster_scale::{self, ClusterScaleBench};
 use crate::scenario::cost::{self, Cost};
 use crate::scenario::floor::{self, Floor};
 use crate::scenario::latency::{self, Latency};
@@ -31,6 +32,8 @@ pub struct Figures {
     pub agent: Option<AgentBench>,
     /// NetworkPolicy scenario, when run.
     pub policy: Option<PolicyBench>,
+    /// Agent-at-scale scenario, when run.
+    pub cluster_scale: Option<ClusterScaleBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -48,6 +51,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         + usize::from(b.cfg.cluster_ipam)
         + usize::from(b.cfg.agent)
         + usize::from(b.cfg.policy)
+        + usize::from(b.cfg.cluster_scale)
         + 1;
     let slice = b.params().floor_calls.div_ceil(parts);
     progress("floor: process start and kernel work, in slices between the workloads");
@@ -84,6 +88,10 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
     if policy.is_some() {
         floor.slice(&mut b, slice);
     }
+    let cluster_scale = b.cfg.cluster_scale.then(|| cluster_scale::run::run(&mut b));
+    if cluster_scale.is_some() {
+        floor.slice(&mut b, slice);
+    }
     let floor = floor.finish(&mut b);
     let sizes = cost::run::sizes(&b);
     Ok(Figures {
@@ -94,6 +102,7 @@ pub fn run_all(cfg: Config) -> Result<Figures, Error> {
         cluster_ipam,
         agent,
         policy,
+        cluster_scale,
         cost: Cost { rss, sizes },
         floor,
     })

@@ -18,8 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ferro_cluster::k8s_openapi::api::core::v1::{Pod, Service};
-use ferro_services::model::{pod_addresses, pods_by_namespace, selected_pods, Proto};
+use ferro_cluster::k8s_openapi::api::core::v1::Service;
+use ferro_services::model::{
+    pod_addresses, pods_by_namespace, selected_pods, PodsByNamespace, Proto,
+};
 use ferro_services::Topology;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
@@ -352,7 +354,7 @@ fn wants(qtype: RecordType, ip: IpAddr) -> bool {
 
 fn service(
     svc: &Service,
-    pods_by_ns: &BTreeMap<&str, Vec<&Pod>>,
+    pods_by_ns: &PodsByNamespace<'_>,
     addrs: &BTreeMap<(&str, &str), ferro_services::model::PodAddrs>,
 ) -> Option<((String, String), Svc)> {
     let spec = svc.spec.as_ref()?;

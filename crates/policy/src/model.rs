@@ -16,6 +16,7 @@ use ferro_cluster::k8s_openapi::api::networking::v1::{
 };
 use ferro_cluster::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ferro_cluster::resource::Attachment;
+use ferro_cluster::selector::Operator;
 use ferro_cluster::validate::NAMESPACE_NAME_LABEL;
 use ferro_cluster::{Object, Selector};
 use ipnet::IpNet;
@@ -429,6 +430,10 @@ pub struct Cluster {
     policies: BTreeMap<Key, Policy>,
     nodes: BTreeMap<String, Vec<IpAddr>>,
     problems: Vec<String>,
+    /// The label index: key -> value -> the pods with that label.
+    by_label: HashMap<String, HashMap<String, BTreeSet<Key>>>,
+    /// The namespaces holding pods, with how many.
+    pod_namespaces: BTreeMap<String, usize>,
 }
 
 /// The addresses of an attachment (`10.244.0.5/24` -> `10.244.0.5`).
@@ -558,6 +563,7 @@ impl Cluster {
                     self.by_addr.remove(a);
                 }
             }
+            self.unindex(&old);
         }
         let mut kept = Vec::new();
         for a in &pod.addrs {
@@ -573,7 +579,83 @@ impl Cluster {
             }
         }
         pod.addrs = kept;
+        self.index(&pod);
         self.pods.insert(pod.key.clone(), pod);
+    }
+
+    fn index(&mut self, pod: &Pod) {
+        for (k, v) in &pod.labels {
+            self.by_label
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(pod.key.clone());
+        }
+        *self
+            .pod_namespaces
+            .entry(pod.key.namespace.clone())
+            .or_default() += 1;
+    }
+
+    fn unindex(&mut self, pod: &Pod) {
+        for (k, v) in &pod.labels {
+            if let Some(values) = self.by_label.get_mut(k) {
+                if let Some(keys) = values.get_mut(v) {
+                    keys.remove(&pod.key);
+                    if keys.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    self.by_label.remove(k);
+                }
+            }
+        }
+        if let Some(n) = self.pod_namespaces.get_mut(&pod.key.namespace) {
+            *n -= 1;
+            if *n == 0 {
+                self.pod_namespaces.remove(&pod.key.namespace);
+            }
+        }
+    }
+
+    /// The pods that may match `sel`, by key, from the label index: those carrying the label
+    /// one of its `In` or `Exists` requirements asks for (the requirement with the fewest
+    /// such pods). `None` when no requirement can use the index (every pod may match).
+    fn label_candidates(&self, sel: &Selector) -> Option<Vec<&Key>> {
+        let mut best: Option<Vec<&BTreeSet<Key>>> = None;
+        for r in sel.requirements() {
+            let values = self.by_label.get(&r.key);
+            let lists: Vec<&BTreeSet<Key>> = match &r.op {
+                Operator::In(set) => set
+                    .iter()
+                    .filter_map(|v| values.and_then(|m| m.get(v)))
+                    .collect(),
+                Operator::Exists => values.into_iter().flat_map(|m| m.values()).collect(),
+                Operator::NotIn(_) | Operator::DoesNotExist => continue,
+            };
+            let size = |l: &[&BTreeSet<Key>]| l.iter().map(|s| s.len()).sum::<usize>();
+            if best.as_ref().is_none_or(|b| size(&lists) < size(b)) {
+                best = Some(lists);
+            }
+        }
+        let lists = best?;
+        let mut keys: Vec<&Key> = lists.into_iter().flatten().collect();
+        if keys.len() > 1 {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Some(keys)
+    }
+
+    /// The pods of namespace `ns`, by key.
+    fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Pod> {
+        let ns = ns.to_string();
+        self.pods
+            .range(Key::new(ns.clone(), "")..)
+            .take_while(move |(k, _)| k.namespace == ns)
+            .map(|(_, p)| p)
     }
 
     /// Adds (or replaces) a policy.
@@ -662,36 +744,43 @@ impl Cluster {
         match peer {
             Peer::Pods {
                 namespaces: Namespaces::Own,
-                ..
-            } => {
-                let prefix = Key::new(policy_ns, "");
-                self.pods
-                    .range(prefix..)
-                    .take_while(|(k, _)| k.namespace == policy_ns)
-                    .map(|(_, p)| p)
+                pods,
+            } => match pods.as_ref().and_then(|s| self.label_candidates(s)) {
+                Some(keys) => keys
+                    .into_iter()
+                    .filter(|k| k.namespace == policy_ns)
+                    .filter_map(|k| self.pods.get(k))
                     .filter(|p| self.peer_matches_pod(peer, policy_ns, p))
-                    .collect()
-            }
+                    .collect(),
+                None => self
+                    .pods_in(policy_ns)
+                    .filter(|p| self.peer_matches_pod(peer, policy_ns, p))
+                    .collect(),
+            },
             Peer::Pods {
                 namespaces: Namespaces::Matching(sel),
                 pods,
             } => {
-                let mut out = Vec::new();
-                let mut ns_ok: Option<(&str, bool)> = None;
-                for p in self.pods.values() {
-                    let ok = match ns_ok {
-                        Some((ns, ok)) if ns == p.key.namespace => ok,
-                        _ => {
-                            let ok = sel.matches(&self.namespace_labels(&p.key.namespace));
-                            ns_ok = Some((&p.key.namespace, ok));
-                            ok
-                        }
-                    };
-                    if ok && pods.as_ref().is_none_or(|s| s.matches(&p.labels)) {
-                        out.push(p);
-                    }
+                let namespaces: BTreeSet<&str> = self
+                    .pod_namespaces
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|ns| sel.matches(&self.namespace_labels(ns)))
+                    .collect();
+                let pod_ok = |p: &Pod| pods.as_ref().is_none_or(|s| s.matches(&p.labels));
+                match pods.as_ref().and_then(|s| self.label_candidates(s)) {
+                    Some(keys) => keys
+                        .into_iter()
+                        .filter(|k| namespaces.contains(k.namespace.as_str()))
+                        .filter_map(|k| self.pods.get(k))
+                        .filter(|p| pod_ok(p))
+                        .collect(),
+                    None => namespaces
+                        .iter()
+                        .flat_map(|ns| self.pods_in(ns))
+                        .filter(|p| pod_ok(p))
+                        .collect(),
                 }
-                out
             }
             Peer::Block { .. } => self
                 .pods

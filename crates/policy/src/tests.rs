@@ -475,3 +475,78 @@ fn the_three_tier_example_lets_each_tier_reach_only_the_next() {
     );
     assert!(!allowed(&t("frontend"), &outsider, 80));
 }
+
+/// `peer_pods` (label index) selects exactly what matching every pod in full selects.
+fn peers_agree_with_a_full_scan(c: &crate::Cluster, what: &str) {
+    use crate::model::Direction;
+    for p in c.policies() {
+        for dir in [Direction::Ingress, Direction::Egress] {
+            for rule in p.rules(dir).into_iter().flatten() {
+                for peer in rule.peers.iter().flatten() {
+                    let ns = &p.key.namespace;
+                    let indexed: Vec<&Key> =
+                        c.peer_pods(peer, ns).into_iter().map(|p| &p.key).collect();
+                    let scanned: Vec<&Key> = c
+                        .pods()
+                        .filter(|pod| c.peer_matches_pod(peer, ns, pod))
+                        .map(|p| &p.key)
+                        .collect();
+                    assert_eq!(indexed, scanned, "{what}: policy {} peer {peer:?}", p.key);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_label_index_selects_what_a_full_scan_selects_in_every_case() {
+    for Case { name, steps, .. } in cases::cases() {
+        let mut w = world();
+        for (i, s) in steps.iter().enumerate() {
+            for a in &s.actions {
+                run_action(&mut w, a);
+            }
+            peers_agree_with_a_full_scan(&w.cluster(), &format!("{name}, step {i}"));
+        }
+    }
+}
+
+#[test]
+fn a_relabelled_pod_leaves_the_label_index() {
+    let mut c = crate::model::cluster_of_values(&[
+        serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "p", "namespace": "x"},
+            "spec": {"podSelector": {}, "ingress": [{"from": [
+                {"podSelector": {"matchLabels": {"app": "web"}}},
+                {"podSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}},
+                {"namespaceSelector": {}, "podSelector": {"matchExpressions": [
+                    {"key": "app", "operator": "In", "values": ["web", "db"]}]}}]}]}}),
+    ])
+    .unwrap();
+    let pod = |name: &str, labels: &[(&str, &str)], ip: &str| crate::model::Pod {
+        key: Key::new("x", name),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        node: "n".into(),
+        addrs: vec![ip.parse().unwrap()],
+        ports: Vec::new(),
+    };
+    c.add_pod(pod("a", &[("app", "web"), ("tier", "1")], "10.0.0.1"));
+    c.add_pod(pod("b", &[("app", "db")], "10.0.0.2"));
+    peers_agree_with_a_full_scan(&c, "before");
+    let peers = |c: &crate::Cluster| -> Vec<usize> {
+        let p = c.policies().next().unwrap();
+        p.ingress.as_ref().unwrap()[0]
+            .peers
+            .iter()
+            .flatten()
+            .map(|peer| c.peer_pods(peer, "x").len())
+            .collect()
+    };
+    assert_eq!(peers(&c), [1, 1, 2]);
+    c.add_pod(pod("a", &[("app", "cache")], "10.0.0.1"));
+    peers_agree_with_a_full_scan(&c, "after");
+    assert_eq!(peers(&c), [0, 0, 1]);
+}

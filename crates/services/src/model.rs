@@ -6,14 +6,13 @@
 //! lease. `targetPort` is resolved per pod: a number is used as is, a name is looked up in
 //! the pod's container ports (a pod without that name is no endpoint of that port).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 
 use ferro_cluster::k8s_openapi::api::core::v1::{Pod, Service, ServicePort as K8sPort};
 use ferro_cluster::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ferro_cluster::resource::Attachment;
-use ferro_cluster::Selector;
 use ipnet::IpNet;
 
 use crate::alloc::is_ours;
@@ -281,22 +280,32 @@ fn port_name(p: &K8sPort) -> String {
         .unwrap_or_else(|| p.port.to_string())
 }
 
-/// Every service port of every family, with endpoints, sorted by id and family. ExternalName
-/// and headless services have none (they are names, not addresses).
-/// The pods of `pods` by namespace.
-pub fn pods_by_namespace<'a>(pods: &[&'a Pod]) -> BTreeMap<&'a str, Vec<&'a Pod>> {
-    let mut out: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+/// The pods of a cluster indexed for selectors: per namespace, each label (key and value)
+/// to the pods carrying it, in the order given.
+#[derive(Debug, Default)]
+pub struct PodsByNamespace<'a> {
+    by_label: BTreeMap<&'a str, HashMap<(&'a str, &'a str), Vec<&'a Pod>>>,
+}
+
+/// Indexes `pods` by namespace and label.
+pub fn pods_by_namespace<'a>(pods: &[&'a Pod]) -> PodsByNamespace<'a> {
+    let mut out = PodsByNamespace::default();
     for p in pods {
-        out.entry(p.metadata.namespace.as_deref().unwrap_or_default())
-            .or_default()
-            .push(p);
+        let labels = out
+            .by_label
+            .entry(p.metadata.namespace.as_deref().unwrap_or_default())
+            .or_default();
+        for (k, v) in p.metadata.labels.iter().flatten() {
+            labels.entry((k.as_str(), v.as_str())).or_default().push(p);
+        }
     }
     out
 }
 
 /// The pods `svc`'s selector matches in its namespace (none without a selector: such a
-/// service has no endpoints the cluster computes).
-pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &BTreeMap<&str, Vec<&'a Pod>>) -> Vec<&'a Pod> {
+/// service has no endpoints the cluster computes). The selector's label carried by the
+/// fewest pods gives the candidates; the others are checked on those alone.
+pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &PodsByNamespace<'a>) -> Vec<&'a Pod> {
     let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
     let Some(m) = svc
         .spec
@@ -306,13 +315,24 @@ pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &BTreeMap<&str, Vec<&'a Pod>
     else {
         return Vec::new();
     };
-    let sel = Selector::from_map(m);
-    pods_by_ns
-        .get(ns)
-        .into_iter()
-        .flatten()
+    let Some(labels) = pods_by_ns.by_label.get(ns) else {
+        return Vec::new();
+    };
+    let lists: Option<Vec<&Vec<&Pod>>> = m
+        .iter()
+        .map(|(k, v)| labels.get(&(k.as_str(), v.as_str())))
+        .collect();
+    let Some(fewest) = lists.and_then(|l| l.into_iter().min_by_key(|l| l.len())) else {
+        return Vec::new();
+    };
+    fewest
+        .iter()
         .copied()
-        .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
+        .filter(|p| {
+            let labels = p.metadata.labels.as_ref();
+            m.iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        })
         .collect()
 }
 

@@ -31,6 +31,23 @@ use crate::{
 /// Longest wait between two attempts to re-open a broken watch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Keys per page of a listing.
+const LIST_PAGE: i64 = 2000;
+
+/// The end of the range of keys starting with `prefix` (exclusive): the prefix with its
+/// last byte below 0xff increased, the bytes after it dropped; `\0` (every key) when
+/// there is none.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 /// A connection to an etcd cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct Etcd {
@@ -282,11 +299,40 @@ impl Store for Etcd {
     }
 
     async fn list(&self, prefix: &str) -> Result<Listing> {
-        let resp = self
-            .call(|mut c| async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await })
-            .await?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let kvs = resp.kvs().iter().map(convert).collect::<Result<_>>()?;
+        // In pages of LIST_PAGE keys, every page read at the first one's revision: one
+        // answer holding a whole large store would exceed the gRPC message limit (4 MiB;
+        // 10,000 pods with their attachments are more).
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        let mut kvs = Vec::new();
+        loop {
+            let resp = self
+                .call(|mut c| {
+                    let (from, end) = (from.clone(), end.clone());
+                    async move {
+                        let mut o = GetOptions::new().with_range(end).with_limit(LIST_PAGE);
+                        if revision > 0 {
+                            o = o.with_revision(revision);
+                        }
+                        c.get(from, Some(o)).await
+                    }
+                })
+                .await?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                kvs.push(convert(kv)?);
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
         Ok(Listing { kvs, revision })
     }
 
@@ -493,5 +539,18 @@ async fn stream_once(
                 return StreamEnd::Done;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn the_end_of_a_prefix_range() {
+        assert_eq!(prefix_end(b"/a/"), b"/a0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+        assert_eq!(prefix_end(b""), vec![0]);
     }
 }

@@ -317,3 +317,34 @@ fn tls_with_client_certificates() {
         ));
     });
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn a_listing_larger_than_one_grpc_message() {
+    ferro_testutil::require_root();
+    let world = World::new(1);
+    let etcd = cluster(&world, None);
+    let endpoints = etcd.endpoints();
+    world.nodes[0].ns.block_on(|| async move {
+        let s = connect(endpoints).await;
+        // 5,000 values of 1.5 KB: 7.5 MB, more than the 4 MiB a gRPC answer may hold
+        let value = vec![b'x'; 1500];
+        for chunk in (0..5000).collect::<Vec<_>>().chunks(100) {
+            let mut t = Txn::new();
+            for i in chunk {
+                t = t.then(Op::put(format!("/big/k{i:05}"), value.clone()));
+            }
+            s.txn(t).await.unwrap();
+        }
+        s.put("/bigger", b"not under the prefix".to_vec())
+            .await
+            .unwrap();
+        let l = s.list("/big/").await.unwrap();
+        assert_eq!(l.kvs.len(), 5000);
+        let keys: Vec<&str> = l.kvs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys[0], "/big/k00000");
+        assert_eq!(keys[4999], "/big/k04999");
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        assert!(l.kvs.iter().all(|kv| kv.mod_revision <= l.revision));
+    });
+}

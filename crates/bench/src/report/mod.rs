@@ -21,6 +21,7 @@ use crate::machine::{Machine, Versions};
 use crate::request::CNI_VERSION;
 use crate::scenario::agent::AgentBench;
 use crate::scenario::cluster_ipam::ClusterIpam;
+use crate::scenario::cluster_scale::ClusterScaleBench;
 use crate::scenario::cost::Cost;
 use crate::scenario::floor::Floor;
 use crate::scenario::latency::Latency;
@@ -84,6 +85,8 @@ pub struct Report {
     pub agent: Option<AgentBench>,
     /// NetworkPolicy scenario.
     pub policy: Option<PolicyBench>,
+    /// Agent-at-scale scenario.
+    pub cluster_scale: Option<ClusterScaleBench>,
     /// Peak RSS and binary sizes.
     pub cost: Cost,
     /// Process start and kernel work.
@@ -92,7 +95,7 @@ pub struct Report {
 
 impl Report {
     /// The scenarios' figures, in report order.
-    fn sections(&self) -> [&dyn Section; 9] {
+    fn sections(&self) -> [&dyn Section; 10] {
         [
             &self.latency,
             &self.parallel,
@@ -100,6 +103,7 @@ impl Report {
             &self.cluster_ipam,
             &self.agent,
             &self.policy,
+            &self.cluster_scale,
             &self.cost,
             &self.floor,
             &self.services,

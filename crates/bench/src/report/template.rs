@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// Every template by name: the report and the console summary, which include the sections
 /// of the scenarios.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     (
         "benchmarks.md",
         include_str!("../../templates/benchmarks.md"),
@@ -27,6 +27,10 @@ const TEMPLATES: [(&str, &str); 12] = [
     ),
     ("agent.md", include_str!("../../templates/agent.md")),
     ("policy.md", include_str!("../../templates/policy.md")),
+    (
+        "cluster_scale.md",
+        include_str!("../../templates/cluster_scale.md"),
+    ),
     ("cost.md", include_str!("../../templates/cost.md")),
     ("floor.md", include_str!("../../templates/floor.md")),
     ("problems.md", include_str!("../../templates/problems.md")),

@@ -6,6 +6,7 @@ use super::*;
 use crate::outcome::Outcome;
 use crate::scenario::agent::{AgentBench, CycleStats};
 use crate::scenario::cluster_ipam::{ClaimRow, ClusterIpam, IpamLatency};
+use crate::scenario::cluster_scale::{ChangeRow, ClusterScaleBench, Sizes};
 use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
@@ -226,6 +227,7 @@ fn sample(quick: bool) -> Report {
             apply_enforced: Outcome::Done(ms(2_500)),
             change_enforced: Outcome::Done(ms(40)),
         }),
+        cluster_scale: None,
         cost: Cost {
             rss: vec![
                 RssRow {
@@ -640,6 +642,72 @@ fn services_rows_ratios_target_and_failures() {
     assert!(r.has_failures());
     assert!(
         md.contains("services, 1000: apply (iptables): iptables-restore: boom"),
+        "{md}"
+    );
+}
+
+#[test]
+fn cluster_scale_section_targets_and_failures() {
+    let mut r = sample(false);
+    let before = r.targets().len();
+    let change = |label: &str, median: u64| ChangeRow {
+        label: label.into(),
+        median: Outcome::Done(ms(median)),
+        max: Outcome::Done(ms(median * 2)),
+        samples: 10,
+    };
+    r.cluster_scale = Some(ClusterScaleBench {
+        sizes: Sizes {
+            nodes: 100,
+            pods: 10_000,
+            services: 1000,
+            policies: 1000,
+        },
+        rounds: 3,
+        start: Outcome::Done(ms(1500)),
+        changes: vec![
+            change("a pod added on another node", 20),
+            change("a NetworkPolicy applied", 120),
+        ],
+        rss: Outcome::Done(60_000_000),
+        idle_cpu: Outcome::Done(0.4),
+        idle_window: Duration::from_secs(10),
+        rows: vec![
+            policy_row("no policy, no services", 10e9, 5_000.0),
+            policy_row("1000 services, 1000 policies", 9.7e9, 4_000.0),
+        ],
+    });
+    let md = r.markdown().unwrap();
+    assert!(
+        md.contains(
+            "## The agent at scale: 100 nodes, 10000 pods, 1000 Services, 1000 NetworkPolicies"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| a NetworkPolicy applied"), "{md}");
+    assert!(md.contains("60.0 MB"), "{md}");
+    let t = r.targets();
+    assert_eq!(t.len(), before + 5);
+    let ours: Vec<&target::Target> = t
+        .iter()
+        .filter(|t| t.text.starts_with("at scale"))
+        .collect();
+    // the slowest median (120 ms) misses 100 ms; memory and CPU are met; throughput 0.97×
+    // met, connection rate 0.80× not
+    assert_eq!(ours[0].verdict, Verdict::NotMet, "{}", ours[0].figure);
+    assert_eq!(ours[0].figure, "slowest median: 120.0 ms");
+    assert_eq!(ours[1].verdict, Verdict::Met);
+    assert_eq!(ours[2].verdict, Verdict::Met);
+    assert_eq!(ours[3].verdict, Verdict::Met, "{}", ours[3].figure);
+    assert_eq!(ours[4].verdict, Verdict::NotMet, "{}", ours[4].figure);
+    assert!(!Section::failed(&r.cluster_scale));
+    if let Some(c) = r.cluster_scale.as_mut() {
+        c.changes[0].median = Outcome::Failed("etcd: boom".into());
+    }
+    assert!(Section::failed(&r.cluster_scale));
+    let md = r.markdown().unwrap();
+    assert!(
+        md.contains("agent at scale: a pod added on another node: etcd: boom"),
         "{md}"
     );
 }

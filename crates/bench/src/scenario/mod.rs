@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cluster_ipam;
+pub mod cluster_scale;
 pub mod cost;
 pub mod floor;
 pub mod latency;

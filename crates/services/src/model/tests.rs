@@ -137,3 +137,45 @@ fn families_policies_and_external_addresses() {
     assert!(theirs.lb_ips.is_empty(), "another class: not ours");
     assert!(theirs.node_port.is_none());
 }
+
+#[test]
+fn a_selector_of_several_labels_selects_pods_carrying_all_of_them() {
+    let mut pods = [
+        pod("shop", "web-1", "web", &[]),
+        pod("shop", "web-2", "web", &[]),
+        pod("shop", "db-1", "db", &[]),
+        pod("other", "web-1", "web", &[]),
+    ];
+    // web-2 is also in tier "front", db-1 too
+    for i in [1, 2] {
+        if let Some(l) = pods[i].metadata.labels.as_mut() {
+            l.insert("tier".into(), "front".into());
+        }
+    }
+    let sel =
+        |m: serde_json::Value| svc("shop", "s", json!({"selector": m, "ports": [{"port": 80}]}));
+    let index = pods_by_namespace(&pods.iter().collect::<Vec<_>>());
+    let names = |s: &Service| -> Vec<String> {
+        selected_pods(s, &index)
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(names(&sel(json!({"app": "web"}))), ["web-1", "web-2"]);
+    assert_eq!(
+        names(&sel(json!({"app": "web", "tier": "front"}))),
+        ["web-2"]
+    );
+    assert_eq!(names(&sel(json!({"tier": "front"}))), ["web-2", "db-1"]);
+    assert!(names(&sel(json!({"app": "web", "tier": "back"}))).is_empty());
+    assert!(
+        names(&sel(json!({}))).is_empty(),
+        "no selector, no endpoints"
+    );
+    let other = svc(
+        "nowhere",
+        "s",
+        json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}),
+    );
+    assert!(names(&other).is_empty());
+}

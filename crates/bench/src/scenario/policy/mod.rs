@@ -80,33 +80,7 @@ impl PolicyBench {
     }
 
     fn table(&self) -> String {
-        let mut t = Table::new(
-            &[
-                "configuration",
-                "TCP throughput",
-                "vs no policy",
-                "new connections/s",
-                "vs no policy",
-            ],
-            &[false, true, true, true, true],
-        );
-        let anchor = self.anchor();
-        for r in &self.rows {
-            let vs = |f: fn(&PolicyConfigRow) -> &Outcome<f64>| -> String {
-                match (anchor.and_then(|a| f(a).done()), f(r).done()) {
-                    (Some(a), Some(v)) if *a > 0.0 => format!("{:.2}×", v / a),
-                    _ => "–".into(),
-                }
-            };
-            t.row(vec![
-                r.label.clone(),
-                r.throughput.cell(|b| format!("{:.1} Gbit/s", b / 1e9)),
-                vs(|r| &r.throughput),
-                r.conn_rate.cell(|c| format!("{c:.0}")),
-                vs(|r| &r.conn_rate),
-            ]);
-        }
-        t.render()
+        config_table(&self.rows, "vs no policy")
     }
 
     /// The worst ratio to the anchor of a figure, over the policy configurations.
@@ -117,6 +91,38 @@ impl PolicyBench {
             .filter_map(|r| f(r).done().map(|v| v / a))
             .reduce(f64::min)
     }
+}
+
+/// The table of configurations: throughput and connection rate, each with its ratio to the
+/// first row (the anchor), under the heading `vs`.
+pub(crate) fn config_table(rows: &[PolicyConfigRow], vs: &str) -> String {
+    let mut t = Table::new(
+        &[
+            "configuration",
+            "TCP throughput",
+            vs,
+            "new connections/s",
+            vs,
+        ],
+        &[false, true, true, true, true],
+    );
+    let anchor = rows.first();
+    for r in rows {
+        let ratio = |f: fn(&PolicyConfigRow) -> &Outcome<f64>| -> String {
+            match (anchor.and_then(|a| f(a).done()), f(r).done()) {
+                (Some(a), Some(v)) if *a > 0.0 => format!("{:.2}×", v / a),
+                _ => "–".into(),
+            }
+        };
+        t.row(vec![
+            r.label.clone(),
+            r.throughput.cell(|b| format!("{:.1} Gbit/s", b / 1e9)),
+            ratio(|r| &r.throughput),
+            r.conn_rate.cell(|c| format!("{c:.0}")),
+            ratio(|r| &r.conn_rate),
+        ]);
+    }
+    t.render()
 }
 
 /// The targets on the datapath cost (the ratio to no policy, worst configuration).

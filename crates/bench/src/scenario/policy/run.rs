@@ -44,9 +44,9 @@ const NS: &str = "bench";
 /// The namespace of the other node's pods.
 const FAR: &str = "far";
 /// The connection-rate server's port.
-const CONN_PORT: u16 = 8000;
+pub(crate) const CONN_PORT: u16 = 8000;
 /// iperf3's port.
-const IPERF_PORT: u16 = 5201;
+pub(crate) const IPERF_PORT: u16 = 5201;
 
 /// Rounds, iperf3 seconds, connection-rate seconds.
 fn counts(quick: bool) -> (usize, u64, u64) {
@@ -74,18 +74,40 @@ fn other(e: impl std::fmt::Display) -> Error {
 }
 
 /// A `ferro-agent` in the node's namespace.
-struct AgentProc {
-    bin: PathBuf,
-    cnictl: PathBuf,
-    netns: PathBuf,
-    config: PathBuf,
-    socket: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
+pub(crate) struct AgentProc {
+    pub(crate) bin: PathBuf,
+    pub(crate) cnictl: PathBuf,
+    pub(crate) netns: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) socket: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) child: Option<Child>,
 }
 
 impl AgentProc {
-    fn start(&mut self) -> Result<(), Error> {
+    /// An agent (not started) of `ours` in the node namespace `netns`, with `cfg` written
+    /// to `dir/agent.json` and its log in `dir/agent.log`; `socket` is the one `cfg` names.
+    pub(crate) fn new(
+        ours: &Path,
+        netns: &Path,
+        dir: &Path,
+        socket: &Path,
+        cfg: &Value,
+    ) -> Result<AgentProc, Error> {
+        let config = dir.join("agent.json");
+        std::fs::write(&config, cfg.to_string()).map_err(|e| Error::io("writing", &config, e))?;
+        Ok(AgentProc {
+            bin: ours.join("ferro-agent"),
+            cnictl: ours.join("cnictl"),
+            netns: netns.to_path_buf(),
+            config,
+            socket: socket.to_path_buf(),
+            log: dir.join("agent.log"),
+            child: None,
+        })
+    }
+
+    pub(crate) fn start(&mut self) -> Result<(), Error> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -117,7 +139,7 @@ impl AgentProc {
     }
 
     /// SIGTERM, and waits for the exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap_or(0));
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -126,7 +148,7 @@ impl AgentProc {
     }
 
     /// `cnictl --socket S <args>` with `stdin`; its standard output.
-    fn cnictl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, Error> {
+    pub(crate) fn cnictl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, Error> {
         use std::io::Write;
         let mut c = Command::new(&self.cnictl)
             .arg("--socket")
@@ -153,41 +175,52 @@ impl AgentProc {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// How many policies isolate the server pod's ingress, as the agent programmed them
-    /// (`None` before its first sync).
-    fn server_policies(&self) -> Result<Option<usize>, Error> {
+    /// `cnictl get policystats` of the measured pods' namespace.
+    pub(crate) fn policystats(&self) -> Result<Value, Error> {
         let out = self.cnictl(&["get", "policystats", "-n", NS, "-o", "json"], None)?;
-        let v: Value = serde_json::from_str(&out).map_err(other)?;
-        if v["revision"].as_i64().unwrap_or(0) == 0 {
-            return Ok(None);
-        }
-        Ok(Some(
-            v["pods"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["pod"] == "server" && p["direction"] == "ingress")
-                .and_then(|p| p["policies"].as_array().map(Vec::len))
-                .unwrap_or(0),
-        ))
+        serde_json::from_str(&out).map_err(other)
     }
 
-    /// Waits until the agent has programmed its table with the server's ingress isolated
-    /// by `n` policies; when it had.
-    fn until_policies(&self, n: usize, deadline: Duration) -> Result<Instant, Error> {
+    /// Polls [`AgentProc::policystats`] every `every` until `done` holds for them; when
+    /// it did. The error names `what` was awaited.
+    pub(crate) fn until(
+        &self,
+        what: &str,
+        deadline: Duration,
+        every: Duration,
+        mut done: impl FnMut(&Value) -> bool,
+    ) -> Result<Instant, Error> {
         let t0 = Instant::now();
         loop {
-            if self.server_policies()? == Some(n) {
+            if done(&self.policystats()?) {
                 return Ok(Instant::now());
             }
             if t0.elapsed() > deadline {
                 return Err(other(format!(
-                    "the server's ingress is not isolated by {n} policies after {deadline:?} (log: {})",
+                    "{what} after {deadline:?} (log: {})",
                     self.log.display()
                 )));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(every);
         }
+    }
+
+    /// Waits until the agent has programmed its table with the server's ingress isolated
+    /// by `n` policies (how many, as the agent programmed them; none before its first
+    /// sync); when it had.
+    fn until_policies(&self, n: usize, deadline: Duration) -> Result<Instant, Error> {
+        let what = format!("the server's ingress is not isolated by {n} policies");
+        self.until(&what, deadline, Duration::from_millis(10), |v| {
+            v["revision"].as_i64().unwrap_or(0) != 0
+                && v["pods"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["pod"] == "server" && p["direction"] == "ingress")
+                    .and_then(|p| p["policies"].as_array().map(Vec::len))
+                    .unwrap_or(0)
+                    == n
+        })
     }
 }
 
@@ -306,11 +339,13 @@ fn elements(node: &Path) -> Result<usize, Error> {
     .map_err(other)
 }
 
-/// Removes the policy table from the node and empties its conntrack table.
-fn no_table(node: &Path) -> Result<(), Error> {
+/// Removes `tables` (inet) from the node and empties its conntrack table.
+pub(crate) fn no_tables(node: &Path, tables: &[&str]) -> Result<(), Error> {
     ns::in_netns(node, || -> Result<(), String> {
         let mut b = ferro_nftables::Batch::new();
-        b.del_table(&ferro_nftables::TableRef::inet("ferro_policy"), true);
+        for t in tables {
+            b.del_table(&ferro_nftables::TableRef::inet(*t), true);
+        }
         ferro_nftables::NftSocket::open()
             .and_then(|mut s| s.apply(&b))
             .map_err(|e| e.to_string())
@@ -319,7 +354,7 @@ fn no_table(node: &Path) -> Result<(), Error> {
     flush_conntrack(node)
 }
 
-fn flush_conntrack(node: &Path) -> Result<(), Error> {
+pub(crate) fn flush_conntrack(node: &Path) -> Result<(), Error> {
     ns::in_netns(node, || -> Result<usize, String> {
         let all = ferro_net::conntrack::dump().map_err(|e| e.to_string())?;
         ferro_net::conntrack::delete(&all).map_err(|e| e.to_string())
@@ -328,8 +363,77 @@ fn flush_conntrack(node: &Path) -> Result<(), Error> {
     .map_err(other)
 }
 
+/// Attaches pod `name` with `chain` on the node `node`: the pod and its first address.
+pub(crate) fn attach_pod(
+    b: &mut Bench,
+    node: &Path,
+    chain: &crate::exec::Chain,
+    name: &str,
+) -> Result<(PodNs, IpAddr), Error> {
+    let pod = b.pod()?;
+    let mut att: Attachment = b.attachment(Suite::Ours, pod.path());
+    att.pod_name = name.to_string();
+    let r = ns::in_netns(node, || chain.add(&att))??;
+    let ip: IpAddr = r.result["ips"][0]["address"]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| other(format!("no address in {}", r.result)))?;
+    Ok((pod, ip))
+}
+
+/// The measured pair's servers: iperf3 and the connection-rate accept loop in the server
+/// pod; the client pod set up for many short connections.
+pub(crate) struct Servers {
+    iperf: Child,
+    stop: Arc<AtomicBool>,
+    acceptor: std::thread::JoinHandle<()>,
+}
+
+impl Servers {
+    pub(crate) fn start(client: &PodNs, server: &PodNs) -> Result<Servers, Error> {
+        for sysctl in [
+            "net.ipv4.tcp_tw_reuse=1",
+            "net.ipv4.ip_local_port_range=1024 65000",
+        ] {
+            let _ = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &netns_name(client),
+                    "sysctl",
+                    "-qw",
+                    sysctl,
+                ])
+                .status();
+        }
+        let iperf = Command::new("ip")
+            .args(["netns", "exec", &netns_name(server), "iperf3", "-s", "-p"])
+            .arg(IPERF_PORT.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::io("starting", Path::new("iperf3"), e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = accept_loop(server.path().to_path_buf(), stop.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Servers {
+            iperf,
+            stop,
+            acceptor,
+        })
+    }
+
+    pub(crate) fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.acceptor.join();
+        let _ = self.iperf.kill();
+        let _ = self.iperf.wait();
+    }
+}
+
 /// iperf3 from the client to the server for `secs`: bits per second received.
-fn throughput(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
+pub(crate) fn throughput(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
     let out = Command::new("ip")
         .args(["netns", "exec"])
         .arg(client.file_name().unwrap_or_default())
@@ -346,7 +450,7 @@ fn throughput(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
 }
 
 /// New TCP connections per second from the client to the server, for `secs`.
-fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
+pub(crate) fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
     let to = SocketAddr::new(server, CONN_PORT);
     let (n, failed, elapsed) = ns::in_netns(client, || {
         let t0 = Instant::now();
@@ -372,7 +476,7 @@ fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
 }
 
 /// The accept loop of the connection-rate server, in the server pod, until `stop`.
-fn accept_loop(server: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+pub(crate) fn accept_loop(server: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let _ = ns::in_netns(&server, || {
             let Ok(l) = TcpListener::bind(("0.0.0.0", CONN_PORT)) else {
@@ -389,7 +493,7 @@ fn accept_loop(server: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
     })
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -397,7 +501,7 @@ fn median(v: &mut [f64]) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-fn summary(v: &[Duration]) -> Outcome<Duration> {
+pub(crate) fn summary(v: &[Duration]) -> Outcome<Duration> {
     match Summary::of(v) {
         Some(s) => Outcome::Done(s.median),
         None => Outcome::Failed("not measured".into()),
@@ -406,14 +510,14 @@ fn summary(v: &[Duration]) -> Outcome<Duration> {
 
 /// Figures of one configuration over the rounds.
 #[derive(Default)]
-struct Samples {
+pub(crate) struct Samples {
     throughput: Vec<f64>,
     conn: Vec<f64>,
     errors: Vec<String>,
 }
 
 impl Samples {
-    fn measure(&mut self, client: &Path, server: IpAddr, node: &Path, quick: bool) {
+    pub(crate) fn measure(&mut self, client: &Path, server: IpAddr, node: &Path, quick: bool) {
         let (_, tsecs, csecs) = counts(quick);
         if let Err(e) = flush_conntrack(node) {
             self.errors.push(e.to_string());
@@ -431,7 +535,7 @@ impl Samples {
         }
     }
 
-    fn row(mut self, label: String) -> PolicyConfigRow {
+    pub(crate) fn row(mut self, label: String) -> PolicyConfigRow {
         let fail = |errors: &[String]| {
             Outcome::Failed(
                 errors
@@ -463,20 +567,10 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
     let socket = run.join("agent.sock");
     let store = state.join("store.redb");
     seed_store(&store, seed_objects(&node.name))?;
-    let config = dir.join("agent.json");
     let cfg = json!({"nodeName": node.name, "nodeAddresses": [node.ip.to_string()],
         "store": {"embedded": {"path": store}}, "socket": socket, "stateDir": state,
         "leaseTTL": 30, "logLevel": "warn"});
-    std::fs::write(&config, cfg.to_string()).map_err(|e| Error::io("writing", &config, e))?;
-    let mut agent = AgentProc {
-        bin: ours.join("ferro-agent"),
-        cnictl: ours.join("cnictl"),
-        netns: node.ns.clone(),
-        config,
-        socket: socket.clone(),
-        log: dir.join("agent.log"),
-        child: None,
-    };
+    let mut agent = AgentProc::new(&ours, &node.ns, &dir, &socket, &cfg)?;
     agent.start()?;
 
     // The two pods, attached by our bridge plugin and reported to the agent.
@@ -494,48 +588,10 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
         cni_path: b.cni_path(Suite::Ours),
         extra_env: Vec::new(),
     };
-    let mut pods: Vec<PodNs> = Vec::new();
-    let mut addrs = Vec::new();
-    for name in ["client", "server"] {
-        let pod = b.pod()?;
-        let mut att: Attachment = b.attachment(Suite::Ours, pod.path());
-        att.pod_name = name.to_string();
-        let r = ns::in_netns(&node.ns, || chain.add(&att))??;
-        let ip: IpAddr = r.result["ips"][0]["address"]
-            .as_str()
-            .and_then(|a| a.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| other(format!("no address in {}", r.result)))?;
-        addrs.push(ip);
-        pods.push(pod);
-    }
-    let (client, server) = (pods[0].path().to_path_buf(), pods[1].path().to_path_buf());
-    let server_ip = addrs[1];
-    for sysctl in [
-        "net.ipv4.tcp_tw_reuse=1",
-        "net.ipv4.ip_local_port_range=1024 65000",
-    ] {
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &netns_name(&pods[0]),
-                "sysctl",
-                "-qw",
-                sysctl,
-            ])
-            .status();
-    }
-    let mut iperf = Command::new("ip")
-        .args(["netns", "exec", &netns_name(&pods[1]), "iperf3", "-s", "-p"])
-        .arg(IPERF_PORT.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| Error::io("starting", Path::new("iperf3"), e))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let acceptor = accept_loop(server.clone(), stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    let (client_pod, _) = attach_pod(b, &node.ns, &chain, "client")?;
+    let (server_pod, server_ip) = attach_pod(b, &node.ns, &chain, "server")?;
+    let client = client_pod.path().to_path_buf();
+    let servers = Servers::start(&client_pod, &server_pod)?;
 
     let manifest = policies(POLICIES);
     let (mut none, mut zero, mut many) =
@@ -568,17 +624,14 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
             agent.cnictl(&["delete", "networkpolicy", "extra", "-n", NS], None)?;
             agent.until_policies(0, Duration::from_secs(60))?;
             agent.stop();
-            no_table(&node.ns)?;
+            no_tables(&node.ns, &["ferro_policy"])?;
             none.measure(&client, server_ip, &node.ns, quick);
         }
         Ok(())
     })();
-    stop.store(true, Ordering::Relaxed);
-    let _ = acceptor.join();
-    let _ = iperf.kill();
-    let _ = iperf.wait();
+    servers.stop();
     agent.stop();
-    b.bury(pods);
+    b.bury([client_pod, server_pod]);
     if let Err(e) = result {
         let mut p = PolicyBench::failed(POLICIES, PODS, rounds, &e.to_string());
         p.rows = vec![

@@ -1,0 +1,235 @@
+//! The agent at scale: one `ferro-agent` on a store (an etcd member started by the bench)
+//! holding 100 nodes, 10,000 pods, 1,000 Services and 1,000 NetworkPolicies ([`run`]).
+//!
+//! Figures:
+//! - how long one change written to the store takes to be in this node's kernel (a pod
+//!   added on another node, a pod relabelled, a policy applied): from the store's answer
+//!   to the write to the agent having programmed that revision;
+//! - the agent's resident memory with everything loaded, and its CPU use while nothing
+//!   changes;
+//! - TCP throughput and the rate of new TCP connections from a pod of another node to a pod
+//!   of this node, with everything loaded against no policy and no services (the agent
+//!   stopped and its tables removed), alternated round by round.
+
+pub mod run;
+
+use std::time::Duration;
+
+use minijinja::{context, Value};
+
+use crate::outcome::Outcome;
+use crate::report::format::fmt_ms;
+use crate::report::table::Table;
+use crate::report::target::{Target, Verdict};
+use crate::report::{Report, Section};
+use crate::scenario::policy::{config_table, PolicyConfigRow};
+
+/// What the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Nodes (this one, the client's, simulated ones).
+    pub nodes: usize,
+    /// Pods with an attachment.
+    pub pods: usize,
+    /// Services.
+    pub services: usize,
+    /// NetworkPolicies.
+    pub policies: usize,
+}
+
+/// One kind of change, timed several times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRow {
+    /// What was changed.
+    pub label: String,
+    /// From the store write to the agent's kernel state: the median.
+    pub median: Outcome<Duration>,
+    /// The slowest.
+    pub max: Outcome<Duration>,
+    /// How many times.
+    pub samples: usize,
+}
+
+/// The scenario's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterScaleBench {
+    /// What the store holds.
+    pub sizes: Sizes,
+    /// Rounds of the datapath configurations.
+    pub rounds: usize,
+    /// From the agent's start to its first policy sync with everything (median of rounds).
+    pub start: Outcome<Duration>,
+    /// One row per kind of change.
+    pub changes: Vec<ChangeRow>,
+    /// The agent's resident memory with everything loaded, bytes.
+    pub rss: Outcome<u64>,
+    /// Its CPU use while idle, percent of one core, and over how long.
+    pub idle_cpu: Outcome<f64>,
+    /// How long the idle CPU was measured.
+    pub idle_window: Duration,
+    /// No policy and no services (the anchor), then everything loaded.
+    pub rows: Vec<PolicyConfigRow>,
+}
+
+impl ClusterScaleBench {
+    /// The scenario failed before it measured anything.
+    pub fn failed(sizes: Sizes, rounds: usize, idle_window: Duration, why: &str) -> Self {
+        let f = || Outcome::Failed(why.to_string());
+        ClusterScaleBench {
+            sizes,
+            rounds,
+            start: f(),
+            changes: Vec::new(),
+            rss: Outcome::Failed(why.to_string()),
+            idle_cpu: Outcome::Failed(why.to_string()),
+            idle_window,
+            rows: Vec::new(),
+        }
+    }
+
+    fn changes_table(&self) -> String {
+        let mut t = Table::new(
+            &["change", "times", "median", "slowest"],
+            &[false, true, true, true],
+        );
+        for c in &self.changes {
+            t.row(vec![
+                c.label.clone(),
+                c.samples.to_string(),
+                c.median.cell(|d| format!("{} ms", fmt_ms(*d))),
+                c.max.cell(|d| format!("{} ms", fmt_ms(*d))),
+            ]);
+        }
+        t.render()
+    }
+
+    fn datapath_table(&self) -> String {
+        config_table(&self.rows, "vs none")
+    }
+
+    /// The ratio of the loaded configuration to the anchor.
+    fn ratio(&self, f: fn(&PolicyConfigRow) -> &Outcome<f64>) -> Option<f64> {
+        let a = *f(self.rows.first()?).done()?;
+        let v = *f(self.rows.get(1)?).done()?;
+        (a > 0.0).then_some(v / a)
+    }
+
+    /// The slowest median change.
+    fn worst_change(&self) -> Option<Duration> {
+        self.changes
+            .iter()
+            .filter_map(|c| c.median.done())
+            .max()
+            .copied()
+    }
+}
+
+const TARGET_CHANGE: &str = "at scale, one change is in the node's kernel within 100 ms";
+const TARGET_RSS: &str = "at scale, the agent's resident memory stays under 100 MB";
+const TARGET_CPU: &str = "at scale, the idle agent uses under 1% of a core";
+const TARGET_THROUGHPUT: &str =
+    "at scale, pod-to-pod TCP throughput across nodes >= 95% of no policy and no services";
+const TARGET_RATE: &str =
+    "at scale, pod-to-pod connection rate across nodes >= 95% of no policy and no services";
+
+impl Section for Option<ClusterScaleBench> {
+    fn key(&self) -> &'static str {
+        "cluster_scale"
+    }
+
+    fn view(&self, _report: &Report) -> Value {
+        let Some(c) = self else {
+            return Value::from(false);
+        };
+        context! {
+            nodes => c.sizes.nodes,
+            pods => c.sizes.pods,
+            services => c.sizes.services,
+            policies => c.sizes.policies,
+            rounds => c.rounds,
+            start => c.start.cell(|d| format!("{} ms", fmt_ms(*d))),
+            changes => c.changes_table(),
+            rss => c.rss.cell(|b| format!("{:.1} MB", *b as f64 / 1e6)),
+            idle_cpu => c.idle_cpu.cell(|p| format!("{p:.2}%")),
+            idle_window => format!("{} s", c.idle_window.as_secs()),
+            datapath => c.datapath_table(),
+        }
+    }
+
+    fn targets(&self, _report: &Report) -> Vec<Target> {
+        let Some(c) = self else {
+            return Vec::new();
+        };
+        let ratio = |text: &'static str, r: Option<f64>| match r {
+            Some(r) => Target {
+                text,
+                figure: format!("{r:.2}× of none"),
+                verdict: Verdict::of(r >= 0.95),
+            },
+            None => Target::not_evaluated(text, "not measured"),
+        };
+        vec![
+            match c.worst_change() {
+                Some(d) => Target {
+                    text: TARGET_CHANGE,
+                    figure: format!("slowest median: {} ms", fmt_ms(d)),
+                    verdict: Verdict::of(d <= Duration::from_millis(100)),
+                },
+                None => Target::not_evaluated(TARGET_CHANGE, "not measured"),
+            },
+            match c.rss.done() {
+                Some(b) => Target {
+                    text: TARGET_RSS,
+                    figure: format!("{:.1} MB", *b as f64 / 1e6),
+                    verdict: Verdict::of(*b < 100_000_000),
+                },
+                None => Target::not_evaluated(TARGET_RSS, "not measured"),
+            },
+            match c.idle_cpu.done() {
+                Some(p) => Target {
+                    text: TARGET_CPU,
+                    figure: format!("{p:.2}%"),
+                    verdict: Verdict::of(*p < 1.0),
+                },
+                None => Target::not_evaluated(TARGET_CPU, "not measured"),
+            },
+            ratio(TARGET_THROUGHPUT, c.ratio(|r| &r.throughput)),
+            ratio(TARGET_RATE, c.ratio(|r| &r.conn_rate)),
+        ]
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let Some(c) = self else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut said: Vec<String> = Vec::new();
+        let mut say = |what: String, why: Option<&str>| {
+            if let Some(w) = why.filter(|w| !said.iter().any(|s| s == w)) {
+                said.push(w.to_string());
+                out.push(format!("agent at scale: {what}: {w}"));
+            }
+        };
+        say("start".into(), c.start.why());
+        say("memory".into(), c.rss.why());
+        say("idle CPU".into(), c.idle_cpu.why());
+        for ch in &c.changes {
+            say(ch.label.clone(), ch.median.why());
+        }
+        for r in &c.rows {
+            say(format!("{} throughput", r.label), r.throughput.why());
+            say(format!("{} connections", r.label), r.conn_rate.why());
+        }
+        out
+    }
+
+    fn failed(&self) -> bool {
+        self.as_ref().is_some_and(|c| {
+            c.start.failed()
+                || c.changes.iter().any(|ch| ch.median.failed())
+                || c.rows
+                    .iter()
+                    .any(|r| r.throughput.failed() || r.conn_rate.failed())
+        })
+    }
+}
