@@ -6,7 +6,8 @@
 //! changes and publishes the next one. A loop holds a [`Cache`] (a `tokio::sync::watch`
 //! receiver of snapshots): it waits for a newer snapshot, computes its desired state from it
 //! (a pure function) and applies the difference. Snapshots are cheap to publish and to hold:
-//! objects are shared (`Arc`), a new snapshot copies only the maps' spines. Each kind has a
+//! objects are shared (`Arc`), and so is each kind's map until one of its objects changes
+//! (a change copies that kind's map spine only). Each kind has a
 //! generation number that moves when an object of that kind changes, so a loop can tell which
 //! kinds changed since the snapshot it last handled even when it skipped snapshots in between.
 //!
@@ -40,7 +41,8 @@ pub struct AnnouncementRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: Revision,
-    objects: BTreeMap<Kind, BTreeMap<String, Arc<Object>>>,
+    /// Per kind, shared with the snapshots before it until an object of that kind changes.
+    objects: BTreeMap<Kind, Arc<BTreeMap<String, Arc<Object>>>>,
     leases: BTreeMap<String, Arc<NodeLease>>,
     announcements: BTreeMap<std::net::IpAddr, Arc<AnnouncementRecord>>,
     generations: BTreeMap<Kind, u64>,
@@ -94,6 +96,67 @@ impl Snapshot {
     /// The object of `kind` stored at `key`.
     pub fn get_key(&self, kind: Kind, key: &str) -> Option<&Arc<Object>> {
         self.objects.get(&kind)?.get(key)
+    }
+
+    /// The objects of `kind` that differ between `before` and this snapshot, by store key,
+    /// each with its object now (`None`: removed). Unchanged objects are the same `Arc` in
+    /// both (a snapshot shares what it did not change), so this walks the two maps once and
+    /// compares pointers; a kind whose generation did not move is skipped outright.
+    pub fn changes_since<'a>(
+        &'a self,
+        before: &'a Snapshot,
+        kind: Kind,
+    ) -> Vec<(&'a str, Option<&'a Arc<Object>>)> {
+        if self.generation(kind) == before.generation(kind) {
+            return Vec::new();
+        }
+        static EMPTY: BTreeMap<String, Arc<Object>> = BTreeMap::new();
+        let old = before.objects.get(&kind).map_or(&EMPTY, |m| &**m);
+        let new = self.objects.get(&kind).map_or(&EMPTY, |m| &**m);
+        if std::ptr::eq(old, new) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+        loop {
+            match (o.peek(), n.peek()) {
+                (None, None) => break,
+                (Some((ko, _)), None) => {
+                    out.push((ko.as_str(), None));
+                    o.next();
+                }
+                (None, Some((kn, vn))) => {
+                    out.push((kn.as_str(), Some(*vn)));
+                    n.next();
+                }
+                (Some((ko, vo)), Some((kn, vn))) => match ko.cmp(kn) {
+                    std::cmp::Ordering::Less => {
+                        out.push((ko.as_str(), None));
+                        o.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        out.push((kn.as_str(), Some(*vn)));
+                        n.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if !Arc::ptr_eq(vo, vn) {
+                            out.push((kn.as_str(), Some(*vn)));
+                        }
+                        o.next();
+                        n.next();
+                    }
+                },
+            }
+        }
+        out
+    }
+
+    /// Every object of `kind` with its store key, in key order.
+    pub fn all_keyed(&self, kind: Kind) -> impl Iterator<Item = (&str, &Arc<Object>)> {
+        self.objects
+            .get(&kind)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, o)| (k.as_str(), o)))
     }
 
     /// The lease record of node `name`, when its agent holds a live lease.
@@ -190,9 +253,7 @@ impl Snapshot {
                     .and_then(|v| Object::from_value(kind, v).map_err(|e| e.to_string()));
                 match decoded {
                     Ok(o) => {
-                        self.objects
-                            .entry(kind)
-                            .or_default()
+                        Arc::make_mut(self.objects.entry(kind).or_default())
                             .insert(kv.key.clone(), Arc::new(o));
                         Some(Changed::Kind(kind))
                     }
@@ -212,11 +273,13 @@ impl Snapshot {
                 .remove(&ip)
                 .map(|_| Changed::Announcements),
             Entry::Lease(node) => self.leases.remove(node).map(|_| Changed::Leases),
-            Entry::Object(kind) => self
-                .objects
-                .get_mut(&kind)?
-                .remove(key)
-                .map(|_| Changed::Kind(kind)),
+            Entry::Object(kind) => {
+                let m = self.objects.get_mut(&kind)?;
+                if !m.contains_key(key) {
+                    return None;
+                }
+                Arc::make_mut(m).remove(key).map(|_| Changed::Kind(kind))
+            }
         }
     }
 
@@ -318,6 +381,33 @@ pub fn snapshot_of<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) ->
         .collect();
     let rev = kvs.len() as Revision;
     Snapshot::default().relisted(&kvs, rev.max(1))
+}
+
+/// The snapshot after `s` when the store puts (`Some(JSON)`) or deletes (`None`) the given
+/// keys, as the cache makes it from a watch: unchanged objects stay shared (tests of loops
+/// that follow changes).
+pub fn snapshot_after<'a>(
+    s: &Snapshot,
+    changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Snapshot {
+    let mut next = s.clone();
+    for (rev, (k, v)) in (s.revision + 1..).zip(changes) {
+        let kv = KeyValue {
+            key: k.to_string(),
+            value: v.unwrap_or_default().as_bytes().to_vec(),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: None,
+        };
+        let kind = if v.is_some() {
+            EventKind::Put
+        } else {
+            EventKind::Delete
+        };
+        next.apply(&Event { kind, kv });
+    }
+    next
 }
 
 /// Starts following the store: the returned [`Cache`] sees the first snapshot once the root

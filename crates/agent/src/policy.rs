@@ -4,7 +4,8 @@
 //! ```text
 //! cache snapshot (namespaces, pods, attachments, policies, nodes)
 //!   + attachments reported a moment ago, not yet in a snapshot
-//!   -> Cluster (ferro-policy's model) -> this node's classes -> Ruleset
+//!   -> the loop's model (ferro-policy's LiveCluster, updated with the objects that changed)
+//!   -> this node's classes (named as programmed where they only changed key) -> Ruleset
 //!   -> one nf_tables batch: everything at start, the difference afterwards
 //!   -> conntrack entries of connections the change forbids, deleted
 //! ```
@@ -25,7 +26,7 @@
 pub(crate) mod kernel;
 pub mod log;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ use ferro_agent_api::{ApiError, ErrorCode};
 use ferro_cluster::resource::Attachment;
 use ferro_cluster::{Kind, Object};
 use ferro_policy::ruleset::{self, Changes, LogOptions, Ruleset};
-use ferro_policy::{decide, node_policy, Cluster, Key, NodePolicy};
+use ferro_policy::{decide, node_policy, Cluster, Key, LiveCluster, NodePolicy};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cache::{Cache, Snapshot};
@@ -71,8 +72,6 @@ pub struct PolicyConfig {
 pub struct Programmed {
     /// The store revision of the snapshot it came from.
     pub revision: i64,
-    /// The cluster as policy saw it.
-    pub cluster: Arc<Cluster>,
     /// What this node enforces.
     pub node: Arc<NodePolicy>,
     /// The table's objects.
@@ -87,10 +86,72 @@ enum Note {
     Detached(String),
 }
 
+/// The loop's model of the cluster, kept up to date from snapshot to snapshot: a sync costs
+/// what changed since the last one, not the size of the cluster.
+#[derive(Debug, Default)]
+pub(crate) struct Model {
+    live: LiveCluster,
+    /// The snapshot it reflects (none before the first sync).
+    seen: Option<Arc<Snapshot>>,
+    /// The keys of the pending attachments laid over it last time.
+    overlaid: BTreeSet<String>,
+}
+
+impl Model {
+    /// Brings the model to `snapshot` with `pending` attachments (by store key; `None`:
+    /// gone) laid over it.
+    pub(crate) fn update(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        pending: &BTreeMap<String, Option<Attachment>>,
+    ) {
+        let mut overlay: BTreeSet<String> = self.overlaid.iter().cloned().collect();
+        overlay.extend(pending.keys().cloned());
+        for kind in KINDS {
+            let changes: Vec<(&str, Option<&Arc<Object>>)> = match &self.seen {
+                Some(before) => snapshot.changes_since(before, kind),
+                None => snapshot
+                    .all_keyed(kind)
+                    .map(|(k, o)| (k, Some(o)))
+                    .collect(),
+            };
+            for (key, o) in changes {
+                if kind == Kind::Attachment && overlay.contains(key) {
+                    continue;
+                }
+                match o {
+                    Some(o) => self.live.put(key, o),
+                    None => self.live.remove(key),
+                }
+            }
+        }
+        for key in &overlay {
+            match pending.get(key) {
+                Some(Some(a)) => self.live.put_attachment(key, a),
+                Some(None) => self.live.remove(key),
+                None => match snapshot.get_key(Kind::Attachment, key) {
+                    Some(o) => self.live.put(key, o),
+                    None => self.live.remove(key),
+                },
+            }
+        }
+        self.overlaid = pending.keys().cloned().collect();
+        self.seen = Some(snapshot.clone());
+        self.live.cluster();
+    }
+
+    /// The cluster as of the last update (`None` before the first).
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.seen.as_ref().map(|_| self.live.settled())
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     node: String,
     programmed: RwLock<Option<Arc<Programmed>>>,
+    /// The cluster as the loop last saw it.
+    model: RwLock<Model>,
     /// Drop counters as last read, by counter name.
     counters: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Syncs done (moves after every successful sync).
@@ -155,8 +216,8 @@ impl PolicyHandle {
         .unwrap_or(false)
     }
 
-    /// `policyExplain`: the decision for a connection from `from` to `to`, from the model
-    /// the node programmed last (or the cache's latest snapshot, before the first sync).
+    /// `policyExplain`: the decision for a connection from `from` to `to`, from the loop's
+    /// model as of its last sync (or the cache's latest snapshot, before the first sync).
     pub fn explain(
         &self,
         from: &str,
@@ -165,11 +226,18 @@ impl PolicyHandle {
         protocol: &str,
         family: Option<u8>,
     ) -> Result<Explanation, ApiError> {
-        let cluster = match self.programmed() {
-            Some(p) => p.cluster.clone(),
-            None => Arc::new(cluster_of(&self.cache.snapshot(), &BTreeMap::new())),
-        };
-        explain(&cluster, from, to, port, protocol, family)
+        let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
+        match model.cluster() {
+            Some(c) => explain(c, from, to, port, protocol, family),
+            None => explain(
+                &cluster_of(&self.cache.snapshot(), &BTreeMap::new()),
+                from,
+                to,
+                port,
+                protocol,
+                family,
+            ),
+        }
     }
 
     /// `policyStats`: drops of this node's pods, read from the kernel now.
@@ -369,6 +437,7 @@ pub fn spawn(
     let shared = Arc::new(Shared {
         node: cfg.node.clone(),
         programmed: RwLock::new(None),
+        model: RwLock::new(Model::default()),
         counters: Mutex::new(BTreeMap::new()),
         syncs,
     });
@@ -416,7 +485,7 @@ async fn run(
                 }
             });
             let t0 = Instant::now();
-            match sync(&cfg, &snapshot, &pending, programmed.as_ref()).await {
+            match sync(&cfg, &shared, &snapshot, &pending, programmed.as_ref()).await {
                 Ok((state, next, changes)) => {
                     let elapsed = t0.elapsed();
                     metrics.policy_sync("ok", elapsed.as_secs_f64(), &next);
@@ -508,20 +577,35 @@ fn absorb(
     }
 }
 
-/// One sync: the desired table from `snapshot` (and `pending`), the batch against
-/// `programmed` (none: the whole table), applied; then the conntrack entries the change
-/// forbids.
+/// One sync: the model brought to `snapshot` (and `pending`), the desired table from it
+/// (class names carried from what is programmed), the batch against `programmed` (none:
+/// the whole table), applied; then the conntrack entries the change forbids.
 async fn sync(
     cfg: &PolicyConfig,
-    snapshot: &Snapshot,
+    shared: &Shared,
+    snapshot: &Arc<Snapshot>,
     pending: &BTreeMap<String, Option<Attachment>>,
     programmed: Option<&Ruleset>,
 ) -> Result<(Programmed, Ruleset, Changes), String> {
-    let cluster = cluster_of(snapshot, pending);
-    for p in cluster.problems() {
-        ::log::debug!("policy: {p}");
+    let prev = programmed.and_then(|_| {
+        shared
+            .programmed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    });
+    let mut np = {
+        let mut model = shared.model.write().unwrap_or_else(|e| e.into_inner());
+        model.update(snapshot, pending);
+        let cluster = model.live.settled();
+        for p in cluster.problems() {
+            ::log::debug!("policy: {p}");
+        }
+        node_policy(cluster, &cfg.node)
+    };
+    if let Some(prev) = &prev {
+        np.carry_names(&prev.node);
     }
-    let np = node_policy(&cluster, &cfg.node);
     let next = Ruleset::of(&np, cfg.deny_log);
     let (batch, changes) = match programmed {
         None => {
@@ -550,7 +634,6 @@ async fn sync(
     Ok((
         Programmed {
             revision: snapshot.revision(),
-            cluster: Arc::new(cluster),
             node: np,
             ruleset: Arc::new(next.clone()),
         },

@@ -4,6 +4,7 @@
 //!
 //! - [`model`]: the cluster as policy sees it ([`Cluster`]: namespaces and their labels,
 //!   pods with labels, addresses, node and named ports, compiled policies);
+//! - [`live`]: the same model kept up to date object by object ([`LiveCluster`]);
 //! - [`decide`](mod@decide): the decision for one connection attempt and why (what `cnictl policy
 //!   explain` prints);
 //! - [`matrix`]: reachability matrices between pods, predicted from the model (the truth
@@ -19,6 +20,7 @@
 
 pub mod cases;
 pub mod decide;
+pub mod live;
 pub mod matrix;
 pub mod model;
 pub mod node;
@@ -27,6 +29,7 @@ pub mod space;
 pub mod text;
 
 pub use decide::{decide, Decision, Side};
+pub use live::LiveCluster;
 pub use model::{Cluster, Direction, Key, Pod, Policy, Proto};
 pub use node::{node_policy, NodePolicy};
 

@@ -422,14 +422,24 @@ fn port(at: &str, p: &NetworkPolicyPort) -> Result<PortSpec, String> {
 }
 
 /// Everything a decision needs, as of one view of the cluster.
+///
+/// Built whole ([`Cluster::from_objects`]) or kept up to date object by object
+/// ([`crate::live::LiveCluster`]): every change (a pod added, replaced or removed, a policy,
+/// a namespace, a node) updates the indexes it touches and nothing else.
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     namespaces: BTreeMap<String, Labels>,
     pods: BTreeMap<Key, Pod>,
     by_addr: HashMap<IpAddr, Key>,
+    /// Every pod claiming an address (the first by key keeps it), and each pod's claims.
+    claims: HashMap<IpAddr, BTreeSet<Key>>,
+    claimed: HashMap<Key, Vec<IpAddr>>,
+    /// Addresses more than one pod claims.
+    clashes: BTreeSet<IpAddr>,
     policies: BTreeMap<Key, Policy>,
+    /// Policies that did not compile, with why.
+    invalid: BTreeMap<Key, String>,
     nodes: BTreeMap<String, Vec<IpAddr>>,
-    problems: Vec<String>,
     /// The label index: key -> value -> the pods with that label.
     by_label: HashMap<String, HashMap<String, BTreeSet<Key>>>,
     /// The namespaces holding pods, with how many.
@@ -437,14 +447,14 @@ pub struct Cluster {
 }
 
 /// The addresses of an attachment (`10.244.0.5/24` -> `10.244.0.5`).
-fn attachment_addrs(a: &Attachment) -> impl Iterator<Item = IpAddr> + '_ {
+pub(crate) fn attachment_addrs(a: &Attachment) -> impl Iterator<Item = IpAddr> + '_ {
     a.spec
         .addresses
         .iter()
         .filter_map(|s| s.split('/').next().and_then(|ip| ip.parse::<IpAddr>().ok()))
 }
 
-fn named_ports(p: &K8sPod) -> Vec<NamedPort> {
+pub(crate) fn named_ports(p: &K8sPod) -> Vec<NamedPort> {
     let mut out = Vec::new();
     for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
         for cp in c.ports.iter().flatten() {
@@ -474,76 +484,11 @@ impl Cluster {
     /// Builds the view from the cluster's objects (any kinds; those that do not matter to
     /// policy are ignored).
     pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Cluster {
-        let mut c = Cluster::new();
-        let mut k8s_pods: BTreeMap<Key, &K8sPod> = BTreeMap::new();
-        let mut attached: BTreeMap<Key, (String, Vec<IpAddr>)> = BTreeMap::new();
+        let mut live = crate::live::LiveCluster::new();
         for o in objects {
-            match o {
-                Object::Namespace(n) => {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    c.set_namespace(&name, n.metadata.labels.clone().unwrap_or_default());
-                }
-                Object::Pod(p) => {
-                    let key = Key::new(
-                        p.metadata.namespace.clone().unwrap_or_default(),
-                        p.metadata.name.clone().unwrap_or_default(),
-                    );
-                    k8s_pods.insert(key, p);
-                }
-                Object::Attachment(a) => {
-                    let ns = a.metadata.namespace.clone().unwrap_or_default();
-                    let name = a
-                        .spec
-                        .pod
-                        .clone()
-                        .filter(|p| !p.is_empty())
-                        .or_else(|| a.metadata.name.clone())
-                        .unwrap_or_default();
-                    let e = attached
-                        .entry(Key::new(ns, name))
-                        .or_insert_with(|| (a.spec.node.clone(), Vec::new()));
-                    for ip in attachment_addrs(a) {
-                        if !e.1.contains(&ip) {
-                            e.1.push(ip);
-                        }
-                    }
-                }
-                Object::NetworkPolicy(np) => match Policy::compile(np) {
-                    Ok(p) => {
-                        c.policies.insert(p.key.clone(), p);
-                    }
-                    Err(e) => c.problems.push(format!(
-                        "NetworkPolicy {}/{}: {e} (ignored)",
-                        np.metadata.namespace.as_deref().unwrap_or_default(),
-                        np.metadata.name.as_deref().unwrap_or_default()
-                    )),
-                },
-                Object::Node(n) => {
-                    let addrs = n
-                        .spec
-                        .addresses
-                        .iter()
-                        .filter_map(|a| a.parse().ok())
-                        .collect();
-                    c.nodes
-                        .insert(n.metadata.name.clone().unwrap_or_default(), addrs);
-                }
-                _ => {}
-            }
+            live.put(&o.key(), o);
         }
-        for (key, (node, addrs)) in attached {
-            let k8s = k8s_pods.get(&key);
-            c.add_pod(Pod {
-                labels: k8s
-                    .and_then(|p| p.metadata.labels.clone())
-                    .unwrap_or_default(),
-                ports: k8s.map(|p| named_ports(p)).unwrap_or_default(),
-                key,
-                node,
-                addrs,
-            });
-        }
-        c
+        live.into_cluster()
     }
 
     /// Sets a namespace's labels (`kubernetes.io/metadata.name` is added).
@@ -552,35 +497,86 @@ impl Cluster {
         self.namespaces.insert(name.into(), labels);
     }
 
-    /// Adds (or replaces) a pod. An address another pod already has stays that pod's (the
-    /// first by key), and the clash is recorded in [`Cluster::problems`].
+    /// Forgets a namespace's labels.
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    /// Adds (or replaces) a pod. An address another pod also has stays the pod's first by
+    /// key (the other pod is left without it), and the clash is reported in
+    /// [`Cluster::problems`].
     pub fn add_pod(&mut self, mut pod: Pod) {
         pod.addrs.sort_by_key(|a| (a.is_ipv6(), *a));
         pod.addrs.dedup();
-        if let Some(old) = self.pods.remove(&pod.key) {
-            for a in &old.addrs {
-                if self.by_addr.get(a) == Some(&old.key) {
-                    self.by_addr.remove(a);
-                }
-            }
-            self.unindex(&old);
-        }
-        let mut kept = Vec::new();
-        for a in &pod.addrs {
-            match self.by_addr.get(a) {
-                Some(other) if *other != pod.key => self.problems.push(format!(
-                    "pods {other} and {} both have address {a}: kept for {other}",
-                    pod.key
-                )),
-                _ => {
-                    self.by_addr.insert(*a, pod.key.clone());
-                    kept.push(*a);
-                }
-            }
-        }
-        pod.addrs = kept;
+        self.remove_pod(&pod.key);
+        let key = pod.key.clone();
+        let addrs = std::mem::take(&mut pod.addrs);
         self.index(&pod);
-        self.pods.insert(pod.key.clone(), pod);
+        self.pods.insert(key.clone(), pod);
+        for a in &addrs {
+            self.claims.entry(*a).or_default().insert(key.clone());
+        }
+        self.claimed.insert(key.clone(), addrs.clone());
+        for a in addrs {
+            self.settle(a);
+        }
+        self.refilter(&key);
+    }
+
+    /// Removes a pod; what it was.
+    pub fn remove_pod(&mut self, key: &Key) -> Option<Pod> {
+        let old = self.pods.remove(key)?;
+        self.unindex(&old);
+        for a in self.claimed.remove(key).unwrap_or_default() {
+            if let Some(c) = self.claims.get_mut(&a) {
+                c.remove(key);
+                if c.is_empty() {
+                    self.claims.remove(&a);
+                }
+            }
+            self.settle(a);
+        }
+        Some(old)
+    }
+
+    /// Gives address `a` to its first claimant by key; every claimant's addresses follow.
+    fn settle(&mut self, a: IpAddr) {
+        let claimants: Vec<Key> = self
+            .claims
+            .get(&a)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        match claimants.first() {
+            Some(k) => {
+                self.by_addr.insert(a, k.clone());
+            }
+            None => {
+                self.by_addr.remove(&a);
+            }
+        }
+        if claimants.len() > 1 {
+            self.clashes.insert(a);
+        } else {
+            self.clashes.remove(&a);
+        }
+        for k in &claimants {
+            self.refilter(k);
+        }
+    }
+
+    /// A pod's addresses: those it claims and holds.
+    fn refilter(&mut self, key: &Key) {
+        let Some(p) = self.pods.get_mut(key) else {
+            return;
+        };
+        p.addrs = self
+            .claimed
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|a| self.by_addr.get(a) == Some(key))
+            .copied()
+            .collect();
     }
 
     fn index(&mut self, pod: &Pod) {
@@ -660,12 +656,31 @@ impl Cluster {
 
     /// Adds (or replaces) a policy.
     pub fn add_policy(&mut self, p: Policy) {
+        self.invalid.remove(&p.key);
         self.policies.insert(p.key.clone(), p);
+    }
+
+    /// Records a policy that does not compile (it is left out, and reported in
+    /// [`Cluster::problems`]).
+    pub fn add_invalid_policy(&mut self, key: Key, why: String) {
+        self.policies.remove(&key);
+        self.invalid.insert(key, why);
+    }
+
+    /// Removes a policy (valid or not).
+    pub fn remove_policy(&mut self, key: &Key) {
+        self.policies.remove(key);
+        self.invalid.remove(key);
     }
 
     /// Records a node's addresses.
     pub fn set_node(&mut self, name: &str, addrs: Vec<IpAddr>) {
         self.nodes.insert(name.into(), addrs);
+    }
+
+    /// Forgets a node.
+    pub fn remove_node(&mut self, name: &str) {
+        self.nodes.remove(name);
     }
 
     /// The labels of namespace `ns` (only `kubernetes.io/metadata.name` when it has no
@@ -708,8 +723,23 @@ impl Cluster {
     }
 
     /// What could not be used (policies that do not compile, address clashes).
-    pub fn problems(&self) -> &[String] {
-        &self.problems
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .invalid
+            .iter()
+            .map(|(k, e)| format!("NetworkPolicy {k}: {e} (ignored)"))
+            .collect();
+        for a in &self.clashes {
+            let mut c = self.claims.get(a).into_iter().flatten();
+            if let Some(first) = c.next() {
+                for other in c {
+                    out.push(format!(
+                        "pods {first} and {other} both have address {a}: kept for {first}"
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The policies of `pod`'s namespace that select it and isolate `dir`, by key.

@@ -165,6 +165,89 @@ impl NodePolicy {
     }
 }
 
+/// Set sizes under which a renamed class is always cheap to carry (the kernel's work is small
+/// either way).
+const CARRY_SMALL: usize = 256;
+
+impl NodePolicy {
+    /// Keeps the names `prev` gave its classes where a class of `self` is new only by name:
+    /// a class whose key changed (a policy added to the ones isolating its pods, one
+    /// removed) takes over the set of the class its pods had, when that class is gone and
+    /// the elements differ little. The node then changes a few elements of a set it has
+    /// instead of creating the class's whole set again and deleting the old one: in the
+    /// kernel's interval sets, removing an element costs time that grows with the set, so a
+    /// class is carried only when at most one element of the old set goes (or both sets are
+    /// small); otherwise it gets its own new set.
+    pub fn carry_names(&mut self, prev: &NodePolicy) {
+        let fresh: Vec<String> = self
+            .classes
+            .keys()
+            .filter(|n| !prev.classes.contains_key(*n))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let mut free: std::collections::BTreeSet<&String> = prev
+            .classes
+            .keys()
+            .filter(|n| !self.classes.contains_key(*n))
+            .collect();
+        let mut renames: BTreeMap<String, String> = BTreeMap::new();
+        for name in fresh {
+            let class = &self.classes[&name];
+            let dir = class.key.dir;
+            // The old class of the pods now in this one.
+            let old = self
+                .pods
+                .values()
+                .filter(|p| p.class(dir) == Some(name.as_str()))
+                .filter_map(|p| prev.pods.get(&p.key)?.class(dir))
+                .find(|o| free.contains(&o.to_string()));
+            let Some(old) = old.map(str::to_string) else {
+                continue;
+            };
+            let before = &prev.classes[&old];
+            if before.key.namespace != class.key.namespace || !cheap_to_carry(before, class) {
+                continue;
+            }
+            free.remove(&old);
+            renames.insert(name, old);
+        }
+        for (new, old) in renames {
+            if let Some(c) = self.classes.remove(&new) {
+                self.classes.insert(old.clone(), c);
+            }
+            for p in self.pods.values_mut() {
+                for c in [&mut p.ingress, &mut p.egress] {
+                    if c.as_deref() == Some(new.as_str()) {
+                        *c = Some(old.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether turning `before`'s elements into `after`'s is cheaper than a new set.
+fn cheap_to_carry(before: &Class, after: &Class) -> bool {
+    let (old, new) = (
+        before.v4.len() + before.v6.len(),
+        after.v4.len() + after.v6.len(),
+    );
+    if old + new <= CARRY_SMALL {
+        return true;
+    }
+    let gone = [Family::V4, Family::V6]
+        .iter()
+        .map(|f| {
+            let now: std::collections::BTreeSet<&Elem> = after.elems(*f).iter().collect();
+            before.elems(*f).iter().filter(|e| !now.contains(e)).count()
+        })
+        .sum::<usize>();
+    gone <= 1
+}
+
 impl NodePolicy {
     /// Whether an existing connection from `src` to `dst` (its real destination, after
     /// any DNAT; `proto`, destination `port`, 0 without ports) must be cut: one of its ends

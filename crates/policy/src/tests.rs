@@ -220,33 +220,87 @@ fn state_after(w: &Scenario) -> Ruleset {
     Ruleset::of(&node_policy(&c, NODES[0]), None)
 }
 
+fn node_after(w: &Scenario) -> crate::NodePolicy {
+    node_policy(&w.cluster(), NODES[0])
+}
+
 #[test]
 fn a_diff_turns_one_programmed_state_into_the_next_exactly() {
     // Walk every step of every case on one node; after each, the table made by the diffs
-    // equals the table made whole.
-    let mut kernel = KernelModel::default();
-    let mut programmed = Ruleset::default();
-    kernel.apply(&ruleset::full(&programmed));
-    for case in cases::cases() {
-        let mut w = world();
-        let mut states = vec![state_after(&w)];
-        for s in &case.steps {
-            for a in &s.actions {
-                run_action(&mut w, a);
+    // equals the table made whole. Twice: with class names as computed, and carried from
+    // the state before (as the agent does).
+    for carry in [false, true] {
+        let mut kernel = KernelModel::default();
+        let mut programmed = Ruleset::default();
+        let mut prev = crate::NodePolicy::default();
+        kernel.apply(&ruleset::full(&programmed));
+        for case in cases::cases() {
+            let mut w = world();
+            let mut states = vec![node_after(&w)];
+            for s in &case.steps {
+                for a in &s.actions {
+                    run_action(&mut w, a);
+                }
+                states.push(node_after(&w));
             }
-            states.push(state_after(&w));
-        }
-        states.push(state_after(&world()));
-        for next in states {
-            let (b, _) = ruleset::diff(&programmed, &next);
-            kernel.apply(&b);
-            let mut whole = KernelModel::default();
-            whole.apply(&ruleset::full(&next));
-            assert_eq!(kernel, whole, "{}", case.name);
-            assert!(ruleset::diff(&next, &next).0.is_empty());
-            programmed = next;
+            states.push(node_after(&world()));
+            for mut np in states {
+                if carry {
+                    np.carry_names(&prev);
+                }
+                let next = Ruleset::of(&np, None);
+                let (b, _) = ruleset::diff(&programmed, &next);
+                kernel.apply(&b);
+                let mut whole = KernelModel::default();
+                whole.apply(&ruleset::full(&next));
+                assert_eq!(kernel, whole, "{} (carry: {carry})", case.name);
+                assert!(ruleset::diff(&next, &next).0.is_empty());
+                programmed = next;
+                prev = np;
+            }
         }
     }
+}
+
+#[test]
+fn a_policy_added_to_a_pods_class_keeps_its_set() {
+    let mut w = world();
+    let a_from = |name: &str, from: &str| {
+        Action::Apply(cases::policy(
+            "x",
+            name,
+            &format!("{{podSelector: {{matchLabels: {{pod: a}}}}, ingress: [{{from: [{{podSelector: {{matchLabels: {{pod: {from}}}}}}}]}}]}}"),
+        ))
+    };
+    run_action(&mut w, &a_from("a-from-b", "b"));
+    let before = node_after(&w);
+    // The same rule again under another name: the class's key changes, its elements not.
+    run_action(&mut w, &a_from("again", "b"));
+    let mut after = node_after(&w);
+    let fresh = Ruleset::of(&after, None);
+    let (_, ch) = ruleset::diff(&Ruleset::of(&before, None), &fresh);
+    assert_eq!(
+        ch.sets, 4,
+        "without carrying: a new class's two sets, the old two gone"
+    );
+    after.carry_names(&before);
+    let (b, ch) = ruleset::diff(&Ruleset::of(&before, None), &Ruleset::of(&after, None));
+    assert!(b.is_empty(), "{}", b.describe());
+    assert_eq!(ch, ruleset::Changes::default());
+    // The class still says which policies it stands for.
+    let class = after.classes.values().next().unwrap();
+    assert_eq!(class.key.policies, ["a-from-b", "again"]);
+    // A rule letting c in too adds c's two addresses to the same sets.
+    run_action(&mut w, &a_from("from-c", "c"));
+    let mut third = node_after(&w);
+    third.carry_names(&after);
+    let (b, ch) = ruleset::diff(&Ruleset::of(&after, None), &Ruleset::of(&third, None));
+    assert_eq!(
+        (ch.added, ch.removed, ch.sets, ch.chains),
+        (2, 0, 0, 0),
+        "{}",
+        b.describe()
+    );
 }
 
 #[test]

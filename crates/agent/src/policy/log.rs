@@ -54,13 +54,12 @@ impl DenyLog {
 
 /// `name address:port` of one end.
 fn end(shared: &Shared, a: IpAddr, port: u16) -> String {
-    let programmed = shared
-        .programmed
+    let who = shared
+        .model
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let who = programmed
-        .and_then(|p| p.cluster.pod_at(a).map(|pod| pod.key.to_string()))
+        .cluster()
+        .and_then(|c| c.pod_at(a).map(|pod| pod.key.to_string()))
         .unwrap_or_else(|| "-".into());
     let addr = if a.is_ipv6() {
         format!("[{a}]")

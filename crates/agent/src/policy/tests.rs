@@ -96,7 +96,6 @@ fn drops_add_up_per_pod_and_per_policy() {
     let rs = Ruleset::of(&np, None);
     let p = Programmed {
         revision: 1,
-        cluster: Arc::new(c),
         node: Arc::new(np),
         ruleset: Arc::new(rs.clone()),
     };
@@ -148,4 +147,98 @@ fn a_reported_attachment_counts_before_the_store_has_it() {
     // Reported gone: hidden even if a snapshot still holds it.
     let gone = cluster_of(&snap, &BTreeMap::from([(key, None)]));
     assert!(gone.pods().next().is_none());
+}
+
+/// The loop's model, updated snapshot after snapshot (with attachments reported and not yet
+/// stored laid over it), equals the cluster built whole from each snapshot.
+#[test]
+fn the_model_follows_changes_as_a_rebuild_would() {
+    use crate::cache::snapshot_after;
+    let pod = |name: &str, app: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"x","labels":{{"app":"{app}"}}}}}}"#
+        )
+    };
+    let att = |name: &str, node: &str, addr: &str| {
+        format!(
+            r#"{{"apiVersion":"ferro-cni.io/v1","kind":"Attachment","metadata":{{"name":"{name}-eth0","namespace":"x"}},
+                "spec":{{"node":"{node}","pod":"{name}","containerID":"c-{name}","interface":"eth0","addresses":["{addr}/24"]}}}}"#
+        )
+    };
+    let pol = |name: &str, app: &str| {
+        format!(
+            r#"{{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{{"name":"{name}","namespace":"x"}},
+                "spec":{{"podSelector":{{"matchLabels":{{"app":"{app}"}}}},"ingress":[]}}}}"#
+        )
+    };
+    let pk = |n: &str| format!("/ferro-cni/v1/pods/x/{n}");
+    let ak = |n: &str| format!("/ferro-cni/v1/attachments/x/{n}-eth0");
+    let nk = |n: &str| format!("/ferro-cni/v1/networkpolicies/x/{n}");
+    let (pa, pb, aa, ab) = (
+        pod("a", "web"),
+        pod("b", "db"),
+        att("a", "node-a", "10.0.0.1"),
+        att("b", "node-b", "10.0.0.2"),
+    );
+    let s0 = snapshot_of([
+        (pk("a").as_str(), pa.as_str()),
+        (ak("a").as_str(), aa.as_str()),
+    ]);
+    let reported: Attachment = serde_json::from_str(&att("c", "node-a", "10.0.0.3")).unwrap();
+    let (pa2, ac, p1, clash) = (
+        pod("a", "db"),
+        att("c", "node-a", "10.0.0.3"),
+        pol("p1", "web"),
+        att("d", "node-b", "10.0.0.2"),
+    );
+    type Step<'a> = (
+        Vec<(String, Option<&'a str>)>,
+        BTreeMap<String, Option<Attachment>>,
+    );
+    let steps: Vec<Step> = vec![
+        (
+            vec![
+                (pk("b"), Some(&pb)),
+                (ak("b"), Some(&ab)),
+                (nk("p1"), Some(&p1)),
+            ],
+            BTreeMap::new(),
+        ),
+        // c reported, not stored yet; then stored; a relabelled
+        (vec![], BTreeMap::from([(ak("c"), Some(reported.clone()))])),
+        (
+            vec![(ak("c"), Some(&ac)), (pk("a"), Some(&pa2))],
+            BTreeMap::from([(ak("c"), Some(reported))]),
+        ),
+        (vec![], BTreeMap::new()),
+        // b reported gone while the store still holds it; an address clash
+        (
+            vec![(ak("d"), Some(&clash))],
+            BTreeMap::from([(ak("b"), None)]),
+        ),
+        (
+            vec![(ak("b"), None), (nk("p1"), None), (pk("a"), None)],
+            BTreeMap::new(),
+        ),
+    ];
+    let mut model = Model::default();
+    let mut snap = Arc::new(s0);
+    model.update(&snap, &BTreeMap::new());
+    for (i, (changes, pending)) in steps.into_iter().enumerate() {
+        let next = snapshot_after(&snap, changes.iter().map(|(k, v)| (k.as_str(), *v)));
+        snap = Arc::new(next);
+        model.update(&snap, &pending);
+        let whole = cluster_of(&snap, &pending);
+        let c = model.cluster().unwrap();
+        let pods = |c: &Cluster| c.pods().cloned().collect::<Vec<_>>();
+        assert_eq!(pods(c), pods(&whole), "step {i}");
+        assert_eq!(c.problems(), whole.problems(), "step {i}");
+        let pols = |c: &Cluster| c.policies().map(|p| p.key.clone()).collect::<Vec<_>>();
+        assert_eq!(pols(c), pols(&whole), "step {i}");
+        assert_eq!(
+            node_policy(c, "node-a"),
+            node_policy(&whole, "node-a"),
+            "step {i}"
+        );
+    }
 }
