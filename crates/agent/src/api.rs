@@ -653,7 +653,7 @@ impl<S: Store + Clone + 'static> Api<S> {
                     .as_ref()
                     .and_then(|kv| decode_stored(Kind::Service, kv))
                     .and_then(|o| match o {
-                        Object::Service(s) => Some(s),
+                        Object::Service(s) => Some(*s),
                         _ => None,
                     });
                 match allocs

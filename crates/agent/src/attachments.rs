@@ -136,7 +136,7 @@ fn same(a: &Attachment, b: &Attachment) -> bool {
 fn decode(kv: &KeyValue) -> Option<Attachment> {
     let v = serde_json::from_slice(&kv.value).ok()?;
     match Object::from_value(Kind::Attachment, v).ok()? {
-        Object::Attachment(a) => Some(a),
+        Object::Attachment(a) => Some(*a),
         _ => None,
     }
 }

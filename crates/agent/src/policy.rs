@@ -411,7 +411,7 @@ fn cluster_of(snapshot: &Snapshot, pending: &BTreeMap<String, Option<Attachment>
     let extra: Vec<Object> = pending
         .values()
         .flatten()
-        .map(|a| Object::Attachment(a.clone()))
+        .map(|a| Object::Attachment(Box::new(a.clone())))
         .collect();
     let objects = KINDS
         .iter()

@@ -42,21 +42,21 @@ pub fn topology(s: &Snapshot) -> Topology<'_> {
     let services: Vec<&Service> = s
         .all(Kind::Service)
         .filter_map(|o| match o.as_ref() {
-            Object::Service(x) => Some(x),
+            Object::Service(x) => Some(&**x),
             _ => None,
         })
         .collect();
     let pods: Vec<&Pod> = s
         .all(Kind::Pod)
         .filter_map(|o| match o.as_ref() {
-            Object::Pod(x) => Some(x),
+            Object::Pod(x) => Some(&**x),
             _ => None,
         })
         .collect();
     let attachments: Vec<&Attachment> = s
         .all(Kind::Attachment)
         .filter_map(|o| match o.as_ref() {
-            Object::Attachment(x) => Some(x),
+            Object::Attachment(x) => Some(&**x),
             _ => None,
         })
         .collect();

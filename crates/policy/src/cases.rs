@@ -813,7 +813,7 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("the world's manifest: {e}"));
         for k in pods() {
             let a = s.attachment(&k, NODES[node_of(&k)]);
-            s.put(Object::Attachment(a));
+            s.put(Object::Attachment(Box::new(a)));
         }
         s
     }
@@ -893,7 +893,7 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("{e}"));
         self.addrs.insert(k.clone(), addrs);
         let a = self.attachment(k, node);
-        self.put(Object::Attachment(a));
+        self.put(Object::Attachment(Box::new(a)));
     }
 
     /// The pods' addresses.
