@@ -11,19 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ferro_cluster::resource::Attachment;
-use ferro_cluster::Object;
+use ferro_cluster::{keys, Kind, Object};
 
 use crate::model::{attachment_addrs, named_ports, Cluster, Key, Labels, NamedPort, Pod, Policy};
-
-/// What a store key holds, for removals.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Held {
-    Namespace(String),
-    Pod(Key),
-    Attachment(Key),
-    Policy(Key),
-    Node(String),
-}
 
 /// An attachment as the model uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,20 +23,37 @@ struct Attached {
     addrs: Vec<IpAddr>,
 }
 
+/// A `Pod` resource's labels and named ports.
+type PodFacts = (Labels, Vec<NamedPort>);
+
 /// A [`Cluster`] kept up to date from object changes.
+///
+/// What a pod's `Pod` resource says (labels, named ports) is held once: here while the pod
+/// has no attachment, in the cluster's pod once it has one.
 #[derive(Debug, Default)]
 pub struct LiveCluster {
     cluster: Cluster,
-    /// By store key: what each key put holds.
-    held: HashMap<String, Held>,
-    /// The `Pod` resources' labels and named ports.
-    pods: HashMap<Key, (Labels, Vec<NamedPort>)>,
+    /// The pods with a `Pod` resource: its facts while they are not in the cluster (`None`
+    /// once they moved into the cluster's pod).
+    resources: HashMap<Key, Option<PodFacts>>,
     /// Attachments by store key.
     attachments: HashMap<String, Attached>,
-    /// Each pod's attachments, by store key (in key order: the first gives the node).
-    by_pod: HashMap<Key, BTreeSet<String>>,
+    /// Each pod's attachments, by store key, sorted (the first gives the node).
+    by_pod: HashMap<Key, Vec<String>>,
     /// Pods to rebuild.
     dirty: BTreeSet<Key>,
+}
+
+/// What a store key names: `(kind's plural, namespace, name)` (`<root><plural>/[<ns>/]<name>`).
+fn parts(key: &str) -> Option<(&str, Option<&str>, &str)> {
+    let rest = key.strip_prefix(keys::ROOT)?;
+    let mut it = rest.split('/');
+    let plural = it.next()?;
+    let a = it.next()?;
+    match it.next() {
+        Some(b) => Some((plural, Some(a), b)),
+        None => Some((plural, None, a)),
+    }
 }
 
 impl LiveCluster {
@@ -73,15 +80,14 @@ impl LiveCluster {
         self.cluster
     }
 
-    /// Object `o`, stored at `key`, was put (created or replaced). Kinds that do not matter
-    /// to policy are ignored.
+    /// Object `o`, stored at `key` (its store key), was put (created or replaced). Kinds
+    /// that do not matter to policy are ignored.
     pub fn put(&mut self, key: &str, o: &Object) {
         match o {
             Object::Namespace(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
                 self.cluster
                     .set_namespace(&name, n.metadata.labels.clone().unwrap_or_default());
-                self.hold(key, Held::Namespace(name));
             }
             Object::Pod(p) => {
                 let pod = Key::new(
@@ -92,11 +98,18 @@ impl LiveCluster {
                     p.metadata.labels.clone().unwrap_or_default(),
                     named_ports(p),
                 );
-                if self.pods.get(&pod) != Some(&v) {
-                    self.pods.insert(pod.clone(), v);
-                    self.dirty.insert(pod.clone());
+                let same = match self.resources.get(&pod) {
+                    Some(Some(held)) => *held == v,
+                    Some(None) => self
+                        .cluster
+                        .pod(&pod)
+                        .is_some_and(|c| c.labels == v.0 && c.ports == v.1),
+                    None => false,
+                };
+                if !same {
+                    self.resources.insert(pod.clone(), Some(v));
+                    self.dirty.insert(pod);
                 }
-                self.hold(key, Held::Pod(pod));
             }
             Object::Attachment(a) => self.put_attachment(key, a),
             Object::NetworkPolicy(np) => {
@@ -106,9 +119,8 @@ impl LiveCluster {
                 );
                 match Policy::compile(np) {
                     Ok(p) => self.cluster.add_policy(p),
-                    Err(e) => self.cluster.add_invalid_policy(pk.clone(), e),
+                    Err(e) => self.cluster.add_invalid_policy(pk, e),
                 }
-                self.hold(key, Held::Policy(pk));
             }
             Object::Node(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
@@ -119,7 +131,6 @@ impl LiveCluster {
                     .filter_map(|a| a.parse().ok())
                     .collect();
                 self.cluster.set_node(&name, addrs);
-                self.hold(key, Held::Node(name));
             }
             _ => {}
         }
@@ -151,51 +162,39 @@ impl LiveCluster {
         }
         self.remove(key);
         self.dirty.insert(v.pod.clone());
-        self.by_pod
-            .entry(v.pod.clone())
-            .or_default()
-            .insert(key.to_string());
-        self.held
-            .insert(key.to_string(), Held::Attachment(v.pod.clone()));
+        let list = self.by_pod.entry(v.pod.clone()).or_default();
+        if let Err(at) = list.binary_search_by(|k| k.as_str().cmp(key)) {
+            list.insert(at, key.to_string());
+        }
         self.attachments.insert(key.to_string(), v);
     }
 
-    /// The object stored at `key` was removed (unknown keys are ignored).
+    /// The object stored at `key` was removed (keys the model does not hold are ignored).
     pub fn remove(&mut self, key: &str) {
-        let Some(held) = self.held.remove(key) else {
+        if let Some(a) = self.attachments.remove(key) {
+            if let Some(list) = self.by_pod.get_mut(&a.pod) {
+                list.retain(|k| k != key);
+                if list.is_empty() {
+                    self.by_pod.remove(&a.pod);
+                }
+            }
+            self.dirty.insert(a.pod);
+            return;
+        }
+        let Some((plural, ns, name)) = parts(key) else {
             return;
         };
-        match held {
-            Held::Namespace(n) => self.cluster.remove_namespace(&n),
-            Held::Pod(k) => {
-                self.pods.remove(&k);
+        let of = |k: Kind| k.plural() == plural;
+        if of(Kind::Namespace) {
+            self.cluster.remove_namespace(name);
+        } else if of(Kind::Node) {
+            self.cluster.remove_node(name);
+        } else if let Some(ns) = ns {
+            let k = Key::new(ns, name);
+            if of(Kind::NetworkPolicy) {
+                self.cluster.remove_policy(&k);
+            } else if of(Kind::Pod) && self.resources.remove(&k).is_some() {
                 self.dirty.insert(k);
-            }
-            Held::Attachment(k) => {
-                self.attachments.remove(key);
-                if let Some(s) = self.by_pod.get_mut(&k) {
-                    s.remove(key);
-                    if s.is_empty() {
-                        self.by_pod.remove(&k);
-                    }
-                }
-                self.dirty.insert(k);
-            }
-            Held::Policy(k) => self.cluster.remove_policy(&k),
-            Held::Node(n) => self.cluster.remove_node(&n),
-        }
-    }
-
-    /// Records what `key` holds; a key that held something else before has it removed.
-    fn hold(&mut self, key: &str, h: Held) {
-        match self.held.get(key) {
-            Some(old) if *old == h => {}
-            Some(_) => {
-                self.remove(key);
-                self.held.insert(key.to_string(), h);
-            }
-            None => {
-                self.held.insert(key.to_string(), h);
             }
         }
     }
@@ -203,6 +202,13 @@ impl LiveCluster {
     /// Rebuilds the marked pods from their `Pod` resource and attachments.
     fn settle(&mut self) {
         for key in std::mem::take(&mut self.dirty) {
+            let old = self.cluster.remove_pod(&key);
+            // The resource's facts: held here, or in the pod just removed.
+            let facts = self.resources.get_mut(&key).map(|slot| {
+                slot.take()
+                    .or_else(|| old.map(|p| (p.labels, p.ports)))
+                    .unwrap_or_default()
+            });
             let atts: Vec<&Attached> = self
                 .by_pod
                 .get(&key)
@@ -211,7 +217,9 @@ impl LiveCluster {
                 .filter_map(|k| self.attachments.get(k))
                 .collect();
             let Some(first) = atts.first() else {
-                self.cluster.remove_pod(&key);
+                if let (Some(slot), Some(f)) = (self.resources.get_mut(&key), facts) {
+                    *slot = Some(f);
+                }
                 continue;
             };
             let mut addrs: Vec<IpAddr> = Vec::new();
@@ -220,7 +228,7 @@ impl LiveCluster {
                     addrs.push(*a);
                 }
             }
-            let (labels, ports) = self.pods.get(&key).cloned().unwrap_or_default();
+            let (labels, ports) = facts.unwrap_or_default();
             let pod = Pod {
                 key,
                 labels,
@@ -230,16 +238,6 @@ impl LiveCluster {
             };
             self.cluster.add_pod(pod);
         }
-    }
-
-    /// How many store keys the model holds (tests).
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
-    /// Whether it holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
     }
 }
 
@@ -285,25 +283,33 @@ mod tests {
     fn changes_give_the_model_built_whole() {
         let mut live = LiveCluster::new();
         let mut store: BTreeMap<String, Object> = BTreeMap::new();
-        let steps: Vec<(&str, Option<Object>)> = vec![
-            ("p/a", Some(pod("a", json!({"app": "web"})))),
-            ("a/a", Some(att("a-eth0", "a", "n1", "10.0.0.1"))),
-            ("p/b", Some(pod("b", json!({"app": "db"})))),
-            ("a/b", Some(att("b-eth0", "b", "n2", "10.0.0.2"))),
-            ("np/1", Some(policy("deny-web", "web"))),
+        let pk = |n: &str| keys::object(Kind::Pod, Some("x"), n);
+        let ak = |n: &str| keys::object(Kind::Attachment, Some("x"), n);
+        let nk = |n: &str| keys::object(Kind::NetworkPolicy, Some("x"), n);
+        let steps: Vec<(String, Option<Object>)> = vec![
+            (pk("a"), Some(pod("a", json!({"app": "web"})))),
+            (ak("a-eth0"), Some(att("a-eth0", "a", "n1", "10.0.0.1"))),
+            (pk("b"), Some(pod("b", json!({"app": "db"})))),
+            (ak("b-eth0"), Some(att("b-eth0", "b", "n2", "10.0.0.2"))),
+            (nk("deny-web"), Some(policy("deny-web", "web"))),
             // relabel, a second attachment, an address clash, removals
-            ("p/a", Some(pod("a", json!({"app": "db"})))),
-            ("a/a2", Some(att("a-net1", "a", "n1", "10.0.1.1"))),
-            ("a/c", Some(att("c-eth0", "c", "n2", "10.0.0.1"))),
-            ("a/a", None),
-            ("a/a2", None),
-            ("p/b", None),
-            ("np/1", None),
-            ("a/c", None),
+            (pk("a"), Some(pod("a", json!({"app": "db"})))),
+            (ak("a-net1"), Some(att("a-net1", "a", "n1", "10.0.1.1"))),
+            (ak("c-eth0"), Some(att("c-eth0", "c", "n2", "10.0.0.1"))),
+            (ak("a-eth0"), None),
+            (pk("a"), None),
+            (ak("a-net1"), None),
+            (pk("b"), None),
+            (nk("deny-web"), None),
+            (ak("c-eth0"), None),
+            // a Pod resource back for b, whose attachment stayed
+            (pk("b"), Some(pod("b", json!({"app": "web"})))),
         ];
         for (key, o) in steps {
+            let key = key.as_str();
             match &o {
                 Some(o) => {
+                    assert_eq!(o.key(), key);
                     live.put(key, o);
                     store.insert(key.to_string(), o.clone());
                 }
@@ -334,11 +340,11 @@ mod tests {
                 );
             }
         }
-        // What is left: b's attachment (its Pod resource gone: no labels).
+        // What is left: b's attachment, with its Pod resource's new labels.
         let left: Vec<&Pod> = live.cluster().pods().collect();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].key, Key::new("x", "b"));
-        assert!(left[0].labels.is_empty());
+        assert_eq!(left[0].labels.get("app").map(String::as_str), Some("web"));
     }
 
     /// An address two pods claim stays the first's by key, and goes to the other when the
@@ -346,14 +352,18 @@ mod tests {
     #[test]
     fn a_clashing_address_moves_to_the_remaining_pod() {
         let mut live = LiveCluster::new();
-        live.put("a/b", &att("b-eth0", "b", "n1", "10.0.0.9"));
-        live.put("a/a", &att("a-eth0", "a", "n1", "10.0.0.9"));
+        let (a_key, b_key) = (
+            keys::object(Kind::Attachment, Some("x"), "a-eth0"),
+            keys::object(Kind::Attachment, Some("x"), "b-eth0"),
+        );
+        live.put(&b_key, &att("b-eth0", "b", "n1", "10.0.0.9"));
+        live.put(&a_key, &att("a-eth0", "a", "n1", "10.0.0.9"));
         let a: IpAddr = "10.0.0.9".parse().unwrap();
         let c = live.cluster();
         assert_eq!(c.pod_at(a).unwrap().key, Key::new("x", "a"));
         assert_eq!(c.problems().len(), 1, "{:?}", c.problems());
         assert!(c.pod(&Key::new("x", "b")).unwrap().addrs.is_empty());
-        live.remove("a/a");
+        live.remove(&a_key);
         let c = live.cluster();
         assert_eq!(c.pod_at(a).unwrap().key, Key::new("x", "b"));
         assert_eq!(c.pod(&Key::new("x", "b")).unwrap().addrs, vec![a]);

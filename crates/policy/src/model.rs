@@ -432,7 +432,7 @@ pub struct Cluster {
     pods: BTreeMap<Key, Pod>,
     by_addr: HashMap<IpAddr, Key>,
     /// Every pod claiming an address (the first by key keeps it), and each pod's claims.
-    claims: HashMap<IpAddr, BTreeSet<Key>>,
+    claims: HashMap<IpAddr, Vec<Key>>,
     claimed: HashMap<Key, Vec<IpAddr>>,
     /// Addresses more than one pod claims.
     clashes: BTreeSet<IpAddr>,
@@ -514,7 +514,10 @@ impl Cluster {
         self.index(&pod);
         self.pods.insert(key.clone(), pod);
         for a in &addrs {
-            self.claims.entry(*a).or_default().insert(key.clone());
+            let c = self.claims.entry(*a).or_default();
+            if let Err(at) = c.binary_search(&key) {
+                c.insert(at, key.clone());
+            }
         }
         self.claimed.insert(key.clone(), addrs.clone());
         for a in addrs {
@@ -529,7 +532,7 @@ impl Cluster {
         self.unindex(&old);
         for a in self.claimed.remove(key).unwrap_or_default() {
             if let Some(c) = self.claims.get_mut(&a) {
-                c.remove(key);
+                c.retain(|k| k != key);
                 if c.is_empty() {
                     self.claims.remove(&a);
                 }
@@ -541,11 +544,7 @@ impl Cluster {
 
     /// Gives address `a` to its first claimant by key; every claimant's addresses follow.
     fn settle(&mut self, a: IpAddr) {
-        let claimants: Vec<Key> = self
-            .claims
-            .get(&a)
-            .map(|c| c.iter().cloned().collect())
-            .unwrap_or_default();
+        let claimants: Vec<Key> = self.claims.get(&a).cloned().unwrap_or_default();
         match claimants.first() {
             Some(k) => {
                 self.by_addr.insert(a, k.clone());

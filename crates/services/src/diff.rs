@@ -155,15 +155,17 @@ pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
 
 /// The programmed table, kept per service so that a sync plans and compares only the
 /// services that changed: the CPU a change costs does not grow with the number of services
-/// (the model itself is still computed whole).
+/// (the model itself is still computed whole). Only each service's ports are kept: its part
+/// of the table is planned again when it changes (a pure function of the ports and the
+/// facts), which costs far less than holding every service's rules in memory.
 #[derive(Debug, Default)]
 pub struct Planner {
     /// The facts the table was planned with (node, pod CIDRs, service CIDRs).
     facts: Option<(String, Vec<IpNet>, Vec<IpNet>)>,
     /// The common part.
     common: Ruleset,
-    /// Each service's ports and its part of the table, by (namespace, name).
-    services: BTreeMap<(String, String), (Vec<ServicePort>, Ruleset)>,
+    /// Each service's ports, by (namespace, name).
+    services: BTreeMap<(String, String), Vec<ServicePort>>,
     /// Whether the kernel holds what this planner holds.
     programmed: bool,
 }
@@ -198,14 +200,8 @@ impl Planner {
         if !self.programmed || self.facts.as_ref() != Some(&key) {
             self.facts = Some(key);
             self.common = common(facts);
-            self.services = wanted
-                .into_iter()
-                .map(|(k, v)| {
-                    let f = fragment(&v, facts);
-                    (k, (v, f))
-                })
-                .collect();
-            return diff(None, &self.ruleset());
+            self.services = wanted;
+            return diff(None, &self.ruleset(facts));
         }
         let mut old = self.common.clone();
         let mut new = self.common.clone();
@@ -216,20 +212,19 @@ impl Planner {
             .cloned()
             .collect();
         for k in gone {
-            if let Some((_, f)) = self.services.remove(&k) {
-                old.merge(&f);
+            if let Some(had) = self.services.remove(&k) {
+                old.merge(&fragment(&had, facts));
             }
         }
         for (k, v) in wanted {
             match self.services.get(&k) {
-                Some((had, _)) if *had == v => {}
+                Some(had) if *had == v => {}
                 _ => {
-                    let f = fragment(&v, facts);
-                    if let Some((_, before)) = self.services.get(&k) {
-                        old.merge(before);
+                    if let Some(had) = self.services.get(&k) {
+                        old.merge(&fragment(had, facts));
                     }
-                    new.merge(&f);
-                    self.services.insert(k, (v, f));
+                    new.merge(&fragment(&v, facts));
+                    self.services.insert(k, v);
                 }
             }
         }
@@ -247,11 +242,11 @@ impl Planner {
         self.programmed = false;
     }
 
-    /// The whole table as planned.
-    pub fn ruleset(&self) -> Ruleset {
+    /// The whole table as planned (`facts`: those of the last update).
+    pub fn ruleset(&self, facts: &NodeFacts<'_>) -> Ruleset {
         let mut r = self.common.clone();
-        for (_, f) in self.services.values() {
-            r.merge(f);
+        for ports in self.services.values() {
+            r.merge(&fragment(ports, facts));
         }
         r
     }

@@ -110,7 +110,7 @@ fn the_planner_touches_only_the_services_that_changed() {
         "a rebuild first"
     );
     planner.applied();
-    assert_eq!(planner.ruleset(), planned(&s, &p, &a));
+    assert_eq!(planner.ruleset(&facts), planned(&s, &p, &a));
     assert!(planner.update(&ports_of(&p, &a), &facts).is_empty());
     planner.applied();
     // A pod selected by the `web` app only: every service selecting it changes, the empty
@@ -126,7 +126,7 @@ fn the_planner_touches_only_the_services_that_changed() {
             &planned(&s, &p, &a)
         )
     );
-    assert_eq!(planner.ruleset(), planned(&s, &p, &a));
+    assert_eq!(planner.ruleset(&facts), planned(&s, &p, &a));
     // A failed batch: the next one rebuilds.
     planner.forget();
     let again = planner.update(&ports_of(&p, &a), &facts);
@@ -140,7 +140,7 @@ fn the_planner_touches_only_the_services_that_changed() {
     let b = planner.update(&fewer, &facts);
     planner.applied();
     let only_web: Vec<_> = s.iter().take(1).cloned().collect();
-    assert_eq!(planner.ruleset(), planned(&only_web, &p, &a));
+    assert_eq!(planner.ruleset(&facts), planned(&only_web, &p, &a));
     assert!(
         b.ops().iter().all(|o| !o.describe().contains("shop/web/")),
         "web untouched"
