@@ -176,8 +176,9 @@ impl NodePolicy {
     /// the elements differ little. The node then changes a few elements of a set it has
     /// instead of creating the class's whole set again and deleting the old one: in the
     /// kernel's interval sets, removing an element costs time that grows with the set, so a
-    /// class is carried only when at most one element of the old set goes (or both sets are
-    /// small); otherwise it gets its own new set.
+    /// class is carried only when at most one element of its interval sets goes (or both are
+    /// small, or the elements removed are single addresses, which the kernel hashes);
+    /// otherwise it gets its own new set.
     pub fn carry_names(&mut self, prev: &NodePolicy) {
         let fresh: Vec<String> = self
             .classes
@@ -238,11 +239,17 @@ fn cheap_to_carry(before: &Class, after: &Class) -> bool {
     if old + new <= CARRY_SMALL {
         return true;
     }
+    // Only removals from the interval set cost time growing with the set.
     let gone = [Family::V4, Family::V6]
         .iter()
         .map(|f| {
             let now: std::collections::BTreeSet<&Elem> = after.elems(*f).iter().collect();
-            before.elems(*f).iter().filter(|e| !now.contains(e)).count()
+            before
+                .elems(*f)
+                .iter()
+                .filter(|e| !now.contains(e))
+                .filter(|e| crate::ruleset::place(e).0 == crate::ruleset::SetKind::Ranges)
+                .count()
         })
         .sum::<usize>();
     gone <= 1

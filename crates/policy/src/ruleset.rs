@@ -6,12 +6,18 @@
 //! table inet ferro_policy {
 //!   map in4 / in6  { type ipv{4,6}_addr : verdict }   isolated local pod address -> jump its ingress chain
 //!   map eg4 / eg6  { type ipv{4,6}_addr : verdict }   isolated local pod address -> jump its egress chain
+//!   set in-<hash>-4x / -6x { type ipv{4,6}_addr . inet_proto . inet_service }
+//!                                                       what a class allows: one peer, protocol, port
+//!   set in-<hash>-4a / -6a { type ipv{4,6}_addr }      one peer, every protocol and port
 //!   set in-<hash>-4 / -6 { type ipv{4,6}_addr . inet_proto . inet_service; flags interval }
-//!   set eg-<hash>-4 / -6                                what a class allows (peer . protocol . port)
+//!                                                       the rest: address blocks, port ranges
+//!   set eg-<hash>-4x, -4a, -4, -6x, -6a, -6             the same for egress classes
 //!   counter pod-in-<ns>.<pod>-<hash> ...                drops per pod and direction
 //!   chain pod-in-<ns>.<pod>-<hash> {                    one per isolated pod and direction
+//!     ip saddr . meta l4proto . th dport @in-<hash>-4x return
+//!     ip saddr @in-<hash>-4a return
 //!     ip saddr . meta l4proto . th dport @in-<hash>-4 return
-//!     ip6 saddr . meta l4proto . th dport @in-<hash>-6 return
+//!     (the same for ip6 and the -6 sets)
 //!     [limit rate R/second burst B packets log prefix "ingress x/a" group G]
 //!     counter name "pod-in-..." drop
 //!   }
@@ -24,8 +30,16 @@
 //! }
 //! ```
 //! A packet costs the same whatever the number of pods, policies and rules: at most two
-//! verdict-map lookups and, per isolated end, two set lookups. Nothing grows with peers but
-//! set elements.
+//! verdict-map lookups and, per isolated end, three set lookups of its family. Nothing grows
+//! with peers but set elements.
+//!
+//! A class's elements are spread over three sets per family by what they hold: the kernel
+//! keeps an interval set of concatenations (`pipapo`) in lookup tables that a removal
+//! rebuilds, so removing one element costs time growing with the set (tens of milliseconds
+//! at ten thousand elements); the two hashed sets add and remove in constant time. Pods are
+//! single addresses, so a pod starting, stopping or changing labels only touches the hashed
+//! sets; small runs of adjacent addresses are split into single ones for the same reason.
+//! Only address blocks and port ranges go to the interval set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -47,6 +61,8 @@ pub const TABLE: &str = "ferro_policy";
 pub const FORWARD: &str = "forward";
 /// Elements per `add element` message.
 const CHUNK: usize = 2048;
+/// Runs of adjacent addresses up to this long are split into single addresses (hashed sets).
+const SPLIT_RUN: u128 = 16;
 /// The longest log prefix the kernel keeps (`NF_LOG_PREFIXLEN` 128, NUL included).
 const MAX_PREFIX: usize = 127;
 
@@ -76,12 +92,69 @@ pub fn dispatch_map(dir: Direction, family: Family) -> &'static str {
     }
 }
 
-/// The set of `class` for `family`.
-pub fn class_set(class: &str, family: Family) -> String {
-    match family {
-        Family::V4 => format!("{class}-4"),
-        Family::V6 => format!("{class}-6"),
+/// Which of a class's sets an element is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SetKind {
+    /// One address, one protocol with ports, one port: hashed.
+    Exact,
+    /// One address, every protocol and port: hashed, keyed by the address alone.
+    Addrs,
+    /// Anything else (address ranges, port ranges): an interval set.
+    Ranges,
+}
+
+impl SetKind {
+    /// The three, in the order the chains look them up.
+    pub const ALL: [SetKind; 3] = [SetKind::Exact, SetKind::Addrs, SetKind::Ranges];
+}
+
+/// The set of `class` for `family` and `kind`: `<class>-4x`, `<class>-4a`, `<class>-4`.
+pub fn class_set(class: &str, family: Family, kind: SetKind) -> String {
+    let f = match family {
+        Family::V4 => "4",
+        Family::V6 => "6",
+    };
+    let k = match kind {
+        SetKind::Exact => "x",
+        SetKind::Addrs => "a",
+        SetKind::Ranges => "",
+    };
+    format!("{class}-{f}{k}")
+}
+
+/// Where the elements of `e` go: single addresses with one port (or every port) to the
+/// hashed sets (a short run of addresses split into its addresses), the rest to the interval
+/// set.
+pub fn place(e: &Elem) -> (SetKind, Vec<Elem>) {
+    let one_port =
+        e.proto.0 == e.proto.1 && matches!(e.proto.0, 6 | 17 | 132) && e.port.0 == e.port.1;
+    let every = e.proto == (0, 255) && e.port == (0, u16::MAX);
+    let kind = match (one_port, every) {
+        (true, _) => SetKind::Exact,
+        (_, true) => SetKind::Addrs,
+        _ => return (SetKind::Ranges, vec![*e]),
+    };
+    if e.addr.hi - e.addr.lo >= SPLIT_RUN {
+        return (SetKind::Ranges, vec![*e]);
     }
+    let singles = (e.addr.lo..=e.addr.hi)
+        .map(|a| Elem {
+            addr: crate::space::Span::one(a),
+            ..*e
+        })
+        .collect();
+    (kind, singles)
+}
+
+/// One of a class's sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassSet {
+    /// Its address family.
+    pub family: Family,
+    /// What it holds.
+    pub kind: SetKind,
+    /// Its elements.
+    pub elems: BTreeSet<Elem>,
 }
 
 /// The chain (and counter) of `pod` for `dir`: `pod-in-<ns>.<name>-<8 hex digits>`, the
@@ -114,8 +187,8 @@ pub struct PodChain {
 /// Everything in the table, as data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
-    /// Class sets by name: their family and elements.
-    pub sets: BTreeMap<String, (Family, BTreeSet<Elem>)>,
+    /// Class sets by name.
+    pub sets: BTreeMap<String, ClassSet>,
     /// Pod chains (and their counters, of the same name) by name.
     pub chains: BTreeMap<String, PodChain>,
     /// The dispatch maps: name -> address -> pod chain.
@@ -137,11 +210,23 @@ impl Ruleset {
             }
         }
         for (name, class) in &np.classes {
-            for fam in [Family::V4, Family::V6] {
-                r.sets.insert(
-                    class_set(name, fam),
-                    (fam, class.elems(fam).iter().copied().collect()),
-                );
+            for family in [Family::V4, Family::V6] {
+                for kind in SetKind::ALL {
+                    r.sets.insert(
+                        class_set(name, family, kind),
+                        ClassSet {
+                            family,
+                            kind,
+                            elems: BTreeSet::new(),
+                        },
+                    );
+                }
+                for e in class.elems(family) {
+                    let (kind, elems) = place(e);
+                    if let Some(set) = r.sets.get_mut(&class_set(name, family, kind)) {
+                        set.elems.extend(elems);
+                    }
+                }
             }
         }
         for pod in np.pods.values() {
@@ -170,7 +255,7 @@ impl Ruleset {
 
     /// Number of set elements (dispatch maps included).
     pub fn elements(&self) -> usize {
-        self.sets.values().map(|(_, e)| e.len()).sum::<usize>()
+        self.sets.values().map(|s| s.elems.len()).sum::<usize>()
             + self.maps.values().map(BTreeMap::len).sum::<usize>()
     }
 
@@ -185,16 +270,23 @@ impl Ruleset {
             (Family::V4, KeyField::Ip4(dir)),
             (Family::V6, KeyField::Ip6(dir)),
         ] {
-            rules.push(
-                RuleBuilder::new()
-                    .concat_lookup(
+            for kind in SetKind::ALL {
+                let set = class_set(&c.class, fam, kind);
+                let b = match kind {
+                    SetKind::Exact => RuleBuilder::new().concat_lookup(
                         &[field, KeyField::L4Proto, KeyField::ThDport],
-                        &class_set(&c.class, fam),
+                        &set,
+                        false,
+                    ),
+                    SetKind::Addrs => RuleBuilder::new().concat_lookup(&[field], &set, false),
+                    SetKind::Ranges => RuleBuilder::new().concat_lookup(
+                        &[field, KeyField::L4Proto, KeyField::ThDport],
+                        &set,
                         true,
-                    )
-                    .verdict(Verdict::Return)
-                    .build(name),
-            );
+                    ),
+                };
+                rules.push(b.verdict(Verdict::Return).build(name));
+            }
         }
         if let Some(l) = &self.log {
             rules.push(
@@ -236,17 +328,32 @@ fn elem_parts(fam: Family, e: &Elem) -> ([KeyPart; 3], [KeyPart; 3]) {
     )
 }
 
-fn nft_elem(fam: Family, e: &Elem) -> NftElem {
+fn nft_elem(fam: Family, kind: SetKind, e: &Elem) -> NftElem {
     let (a, b) = elem_parts(fam, e);
-    NftElem::range(&a, &b)
+    match kind {
+        SetKind::Exact => NftElem::concat(&a),
+        SetKind::Addrs => NftElem::addr(fam.addr(e.addr.lo)),
+        SetKind::Ranges => NftElem::range(&a, &b),
+    }
 }
 
-fn class_set_def(name: &str, fam: Family) -> SetDef {
-    let addr = match fam {
+fn set_elem(s: &ClassSet, e: &Elem) -> NftElem {
+    nft_elem(s.family, s.kind, e)
+}
+
+fn class_set_def(name: &str, s: &ClassSet) -> SetDef {
+    let addr = match s.family {
         Family::V4 => DataType::Ipv4Addr,
         Family::V6 => DataType::Ipv6Addr,
     };
-    SetDef::set(name, vec![addr, DataType::InetProto, DataType::InetService]).with_interval()
+    match s.kind {
+        SetKind::Exact => SetDef::set(name, vec![addr, DataType::InetProto, DataType::InetService]),
+        SetKind::Addrs => SetDef::set(name, vec![addr]),
+        SetKind::Ranges => {
+            SetDef::set(name, vec![addr, DataType::InetProto, DataType::InetService])
+                .with_interval()
+        }
+    }
 }
 
 fn map_def(name: &str) -> SetDef {
@@ -312,13 +419,13 @@ pub fn full(r: &Ruleset) -> Batch {
     for name in r.maps.keys() {
         b.add_set(&t, map_def(name));
     }
-    for (name, (fam, elems)) in &r.sets {
-        b.add_set(&t, class_set_def(name, *fam));
+    for (name, set) in &r.sets {
+        b.add_set(&t, class_set_def(name, set));
         add_elems(
             &mut b,
             &t,
             name,
-            elems.iter().map(|e| nft_elem(*fam, e)).collect(),
+            set.elems.iter().map(|e| set_elem(set, e)).collect(),
         );
     }
     for (name, c) in &r.chains {
@@ -376,32 +483,34 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> (Batch, Changes) {
         b.add_set(&t, map_def(name));
         ch.sets += 1;
     }
-    for (name, (fam, elems)) in &new.sets {
+    for (name, set) in &new.sets {
         if !old.sets.contains_key(name) {
-            b.add_set(&t, class_set_def(name, *fam));
+            b.add_set(&t, class_set_def(name, set));
             ch.sets += 1;
-            ch.added += elems.len();
+            ch.added += set.elems.len();
             add_elems(
                 &mut b,
                 &t,
                 name,
-                elems.iter().map(|e| nft_elem(*fam, e)).collect(),
+                set.elems.iter().map(|e| set_elem(set, e)).collect(),
             );
         }
     }
     // 2. Changed sets: removals first (the new elements may overlap the old ones).
     let mut adds = Vec::new();
-    for (name, (fam, elems)) in &new.sets {
-        let Some((_, before)) = old.sets.get(name) else {
+    for (name, set) in &new.sets {
+        let Some(before) = old.sets.get(name) else {
             continue;
         };
         let gone: Vec<NftElem> = before
-            .difference(elems)
-            .map(|e| nft_elem(*fam, e))
+            .elems
+            .difference(&set.elems)
+            .map(|e| set_elem(set, e))
             .collect();
-        let came: Vec<NftElem> = elems
-            .difference(before)
-            .map(|e| nft_elem(*fam, e))
+        let came: Vec<NftElem> = set
+            .elems
+            .difference(&before.elems)
+            .map(|e| set_elem(set, e))
             .collect();
         ch.removed += gone.len();
         ch.added += came.len();
@@ -487,17 +596,19 @@ pub fn render(r: &Ruleset) -> String {
         }
         s.push_str("\t}\n");
     }
-    for (name, (fam, elems)) in &r.sets {
-        let addr = match fam {
+    for (name, set) in &r.sets {
+        let addr = match set.family {
             Family::V4 => "ipv4_addr",
             Family::V6 => "ipv6_addr",
         };
-        let _ = writeln!(
-            s,
-            "\tset {name} {{ type {addr} . inet_proto . inet_service; flags interval"
-        );
-        for e in elems {
-            let _ = writeln!(s, "\t\t{}", nft_elem(*fam, e).label);
+        let ty = match set.kind {
+            SetKind::Exact => format!("{addr} . inet_proto . inet_service"),
+            SetKind::Addrs => addr.to_string(),
+            SetKind::Ranges => format!("{addr} . inet_proto . inet_service; flags interval"),
+        };
+        let _ = writeln!(s, "\tset {name} {{ type {ty}");
+        for e in &set.elems {
+            let _ = writeln!(s, "\t\t{}", set_elem(set, e).label);
         }
         s.push_str("\t}\n");
     }
@@ -509,11 +620,13 @@ pub fn render(r: &Ruleset) -> String {
         let _ = writeln!(s, "\tcounter {name}");
         let _ = writeln!(s, "\tchain {name} {{ # {}", log_prefix(c));
         for (fam, f) in [(Family::V4, "ip"), (Family::V6, "ip6")] {
-            let _ = writeln!(
-                s,
-                "\t\t{f} {peer} . meta l4proto . th dport @{} return",
-                class_set(&c.class, fam)
-            );
+            for kind in SetKind::ALL {
+                let set = class_set(&c.class, fam, kind);
+                let _ = match kind {
+                    SetKind::Addrs => writeln!(s, "\t\t{f} {peer} @{set} return"),
+                    _ => writeln!(s, "\t\t{f} {peer} . meta l4proto . th dport @{set} return"),
+                };
+            }
         }
         if let Some(l) = &r.log {
             let _ = writeln!(

@@ -280,8 +280,8 @@ fn a_policy_added_to_a_pods_class_keeps_its_set() {
     let fresh = Ruleset::of(&after, None);
     let (_, ch) = ruleset::diff(&Ruleset::of(&before, None), &fresh);
     assert_eq!(
-        ch.sets, 4,
-        "without carrying: a new class's two sets, the old two gone"
+        ch.sets, 12,
+        "without carrying: a new class's six sets, the old six gone"
     );
     after.carry_names(&before);
     let (b, ch) = ruleset::diff(&Ruleset::of(&before, None), &Ruleset::of(&after, None));
@@ -339,8 +339,9 @@ fn a_pod_starting_elsewhere_only_adds_elements_to_the_classes_that_select_it() {
     );
     assert_eq!(b.len(), 1);
     let d = b.describe();
+    // a single address with every port: the class's hashed address set
     assert!(d.contains("add element inet ferro_policy in-"), "{d}");
-    assert!(d.contains("10.241.0.99 . 0-255 . 0-65535"), "{d}");
+    assert!(d.contains("-4a { 10.241.0.99 }"), "{d}");
     assert!(!ch.may_deny());
 }
 
@@ -413,9 +414,21 @@ fn the_ruleset_of_a_small_node_reads_as_documented() {
 \t\t10.0.0.0-10.240.255.255 . 0-255 . 0-65535
 \t\t10.242.0.0-10.255.255.255 . 0-255 . 0-65535
 \t}}
+\tset {e}-4a {{ type ipv4_addr
+\t}}
+\tset {e}-4x {{ type ipv4_addr . inet_proto . inet_service
+\t}}
 \tset {e}-6 {{ type ipv6_addr . inet_proto . inet_service; flags interval
 \t}}
+\tset {e}-6a {{ type ipv6_addr
+\t}}
+\tset {e}-6x {{ type ipv6_addr . inet_proto . inet_service
+\t}}
 \tset {i}-4 {{ type ipv4_addr . inet_proto . inet_service; flags interval
+\t}}
+\tset {i}-4a {{ type ipv4_addr
+\t}}
+\tset {i}-4x {{ type ipv4_addr . inet_proto . inet_service
 \t\t10.240.0.14 . tcp . 80
 \t\t10.240.0.14 . udp . 81
 \t\t10.241.0.13 . tcp . 80
@@ -424,6 +437,10 @@ fn the_ruleset_of_a_small_node_reads_as_documented() {
 \t\t10.241.0.15 . udp . 81
 \t}}
 \tset {i}-6 {{ type ipv6_addr . inet_proto . inet_service; flags interval
+\t}}
+\tset {i}-6a {{ type ipv6_addr
+\t}}
+\tset {i}-6x {{ type ipv6_addr . inet_proto . inet_service
 \t\tfd00:240::14 . tcp . 80
 \t\tfd00:240::14 . udp . 81
 \t\tfd00:241::13 . tcp . 80
@@ -433,14 +450,22 @@ fn the_ruleset_of_a_small_node_reads_as_documented() {
 \t}}
 \tcounter {chain_eg}
 \tchain {chain_eg} {{ # egress x/a
+\t\tip daddr . meta l4proto . th dport @{e}-4x return
+\t\tip daddr @{e}-4a return
 \t\tip daddr . meta l4proto . th dport @{e}-4 return
+\t\tip6 daddr . meta l4proto . th dport @{e}-6x return
+\t\tip6 daddr @{e}-6a return
 \t\tip6 daddr . meta l4proto . th dport @{e}-6 return
 \t\tlimit rate 5/second burst 10 packets log prefix \"egress x/a\" group 7
 \t\tcounter name \"{chain_eg}\" drop
 \t}}
 \tcounter {chain_in}
 \tchain {chain_in} {{ # ingress x/a
+\t\tip saddr . meta l4proto . th dport @{i}-4x return
+\t\tip saddr @{i}-4a return
 \t\tip saddr . meta l4proto . th dport @{i}-4 return
+\t\tip6 saddr . meta l4proto . th dport @{i}-6x return
+\t\tip6 saddr @{i}-6a return
 \t\tip6 saddr . meta l4proto . th dport @{i}-6 return
 \t\tlimit rate 5/second burst 10 packets log prefix \"ingress x/a\" group 7
 \t\tcounter name \"{chain_in}\" drop
@@ -603,4 +628,32 @@ fn a_relabelled_pod_leaves_the_label_index() {
     c.add_pod(pod("a", &[("app", "cache")], "10.0.0.1"));
     peers_agree_with_a_full_scan(&c, "after");
     assert_eq!(peers(&c), [0, 0, 1]);
+}
+
+#[test]
+fn single_addresses_go_to_the_hashed_sets_and_ranges_to_the_interval_set() {
+    use crate::ruleset::{place, SetKind};
+    use crate::space::{Elem, Span};
+    let e = |lo: u128, hi: u128, proto: (u8, u8), port: (u16, u16)| Elem {
+        addr: Span::new(lo, hi),
+        proto,
+        port,
+    };
+    // one address, one port; a run of three with one port: three exact elements
+    assert_eq!(place(&e(5, 5, (6, 6), (80, 80))).0, SetKind::Exact);
+    let (k, v) = place(&e(5, 7, (17, 17), (53, 53)));
+    assert_eq!((k, v.len()), (SetKind::Exact, 3));
+    assert!(v
+        .iter()
+        .all(|x| x.addr.lo == x.addr.hi && x.port == (53, 53)));
+    // every protocol and port: the address set
+    let (k, v) = place(&e(9, 10, (0, 255), (0, u16::MAX)));
+    assert_eq!((k, v.len()), (SetKind::Addrs, 2));
+    // a block, a port range, a protocol without ports: the interval set, whole
+    assert_eq!(
+        place(&e(0, 255, (6, 6), (80, 80))),
+        (SetKind::Ranges, vec![e(0, 255, (6, 6), (80, 80))])
+    );
+    assert_eq!(place(&e(5, 5, (6, 6), (80, 90))).0, SetKind::Ranges);
+    assert_eq!(place(&e(5, 5, (1, 1), (0, u16::MAX))).0, SetKind::Ranges);
 }
