@@ -20,6 +20,7 @@
 //!   drop counters;
 //! - [`attachments`]: the node's attachments, reported by the plugins, recorded locally and
 //!   kept in step with the store and the node's links;
+//! - [`memory`]: free memory given back to the system after bursts of work;
 //! - [`members`]: the other live nodes programmed into the kernel: VXLAN peers (overlay)
 //!   and routes to their pod CIDRs (kubenet);
 //! - [`services`]: Services on this node (the `inet ferro_services` table);
@@ -50,6 +51,7 @@ pub mod journal;
 pub mod kernel;
 mod logger;
 pub mod members;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod nodefw;
@@ -310,6 +312,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             lb_addresses.clone(),
         )));
     }
+    loops.push(tokio::spawn(memory::run(cache.clone())));
     loops.push(tokio::spawn(nodefw::run(
         cache.clone(),
         cfg.node_name.clone(),
