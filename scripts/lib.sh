@@ -164,6 +164,14 @@ in_private_mounts() {
   unshare --mount --propagation private -- "$@"
 }
 
+# in_private_processes CMD...: in_private_mounts, in a PID namespace of its own (with /proc
+# to match): when CMD ends, the kernel kills every process still in it, so a test process
+# that crashed cannot leave an agent, an etcd member or a probe server running.
+in_private_processes() {
+  FERRO_OUTER_MNT=$(readlink /proc/self/ns/mnt) \
+    unshare --mount --propagation private --pid --fork --mount-proc -- "$@"
+}
+
 # private_mounts SCRATCH [DIR...]: the setup of a run inside in_private_mounts (refused
 # anywhere else: the mounts would shadow the machine's directories). SCRATCH gets a fresh
 # tmpfs (in memory: the run's temporary files and the overlays' scratch space; never a tmpfs
@@ -174,7 +182,10 @@ private_mounts() {
   local scratch=$1 d self parent
   shift
   self=$(readlink /proc/self/ns/mnt)
-  parent=$(readlink "/proc/$PPID/ns/mnt" || true)
+  parent=$(readlink "/proc/$PPID/ns/mnt" 2>/dev/null || true)
+  # (the first process of a PID namespace has no parent to look at: the namespace it was
+  # started from is in FERRO_OUTER_MNT)
+  [[ -n $parent ]] || parent=${FERRO_OUTER_MNT:-}
   [[ -n $parent && $self != "$parent" ]] || die "private_mounts outside a private mount namespace"
   (($#)) || set -- "${PRIVATE_DIRS[@]}"
   mkdir -p "$scratch"

@@ -99,7 +99,8 @@ root_state() {
 before=$(root_state)
 
 status=0
-in_private_mounts "$0" --inner "$@" || status=$?
+# (a PID namespace too: whatever a crashed test left running dies with the run)
+in_private_processes "$0" --inner "$@" || status=$?
 
 if ! changed=$(diff <(printf '%s\n' "$before") <(root_state)); then
   echo "error: the tests changed the root network namespace (tables, links or routes):" >&2
