@@ -325,12 +325,7 @@ fn classify(key: &str) -> Option<Entry<'_>> {
     if key.starts_with(announce::ANNOUNCERS) {
         return announce::address_of(key).map(Entry::Announcement);
     }
-    let rest = key.strip_prefix(keys::ROOT)?;
-    let plural = rest.split('/').next()?;
-    ALL_KINDS
-        .iter()
-        .find(|k| k.plural() == plural)
-        .map(|k| Entry::Object(*k))
+    keys::kind_of(key).map(Entry::Object)
 }
 
 /// A loop's handle on the cache: the latest snapshot, and a way to wait for a newer one.

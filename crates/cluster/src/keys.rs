@@ -33,6 +33,28 @@ pub fn prefix(kind: Kind, namespace: Option<&str>) -> String {
     }
 }
 
+/// The kind whose objects live under `key`'s first segment below the root (`None` outside
+/// the root or for segments of no kind, such as lease records).
+pub fn kind_of(key: &str) -> Option<Kind> {
+    let plural = key.strip_prefix(ROOT)?.split('/').next()?;
+    crate::ALL_KINDS
+        .iter()
+        .find(|k| k.plural() == plural)
+        .copied()
+}
+
+/// What an object key names: its kind, namespace (namespaced kinds) and name; `None` for
+/// keys that are not an object's (lease records, announcements, anything outside the root).
+pub fn parse(key: &str) -> Option<(Kind, Option<&str>, &str)> {
+    let kind = kind_of(key)?;
+    let rest = key.strip_prefix(ROOT)?.split_once('/')?.1;
+    match rest.split_once('/') {
+        Some((ns, name)) if kind.namespaced() => Some((kind, Some(ns), name)),
+        None if !kind.namespaced() => Some((kind, None, rest)),
+        _ => None,
+    }
+}
+
 /// The key of node `name`'s lease record.
 pub fn node_lease(name: &str) -> String {
     format!("{NODE_LEASES}{name}")
@@ -46,6 +68,22 @@ pub fn block_name(cidr: &ipnet::IpNet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_parse_back_into_what_they_name() {
+        for (kind, ns, name) in [
+            (Kind::Pod, Some("default"), "web-1"),
+            (Kind::Node, None, "node-a"),
+            (Kind::NetworkPolicy, Some("x"), "deny"),
+        ] {
+            let k = object(kind, ns, name);
+            assert_eq!(parse(&k), Some((kind, ns, name)), "{k}");
+            assert_eq!(kind_of(&k), Some(kind));
+        }
+        assert_eq!(parse(&node_lease("node-a")), None);
+        assert_eq!(parse("/ferro-cni/v1/pods/no-namespace"), None);
+        assert_eq!(parse("/elsewhere/pods/x/y"), None);
+    }
 
     #[test]
     fn the_layout_of_the_design() {

@@ -389,6 +389,16 @@ impl Object {
         each!(self, o => serde_json::to_value(o).unwrap_or(Value::Null))
     }
 
+    /// Decodes `v` as the kind its own `apiVersion` and `kind` name (an error names what is
+    /// wrong: an unknown kind, another apiVersion, a field that does not decode).
+    pub fn from_typed(v: Value) -> Result<Object, String> {
+        let kind = Kind::from_type(
+            v["apiVersion"].as_str().unwrap_or_default(),
+            v["kind"].as_str().unwrap_or_default(),
+        )?;
+        Object::from_value(kind, v).map_err(|e| e.to_string())
+    }
+
     /// Decodes a stored value of `kind` (written by us: no strictness needed).
     pub fn from_value(kind: Kind, v: Value) -> Result<Object, serde_json::Error> {
         Ok(match kind {

@@ -44,18 +44,6 @@ pub struct LiveCluster {
     dirty: BTreeSet<Key>,
 }
 
-/// What a store key names: `(kind's plural, namespace, name)` (`<root><plural>/[<ns>/]<name>`).
-fn parts(key: &str) -> Option<(&str, Option<&str>, &str)> {
-    let rest = key.strip_prefix(keys::ROOT)?;
-    let mut it = rest.split('/');
-    let plural = it.next()?;
-    let a = it.next()?;
-    match it.next() {
-        Some(b) => Some((plural, Some(a), b)),
-        None => Some((plural, None, a)),
-    }
-}
-
 impl LiveCluster {
     /// An empty cluster.
     pub fn new() -> LiveCluster {
@@ -181,21 +169,19 @@ impl LiveCluster {
             self.dirty.insert(a.pod);
             return;
         }
-        let Some((plural, ns, name)) = parts(key) else {
-            return;
-        };
-        let of = |k: Kind| k.plural() == plural;
-        if of(Kind::Namespace) {
-            self.cluster.remove_namespace(name);
-        } else if of(Kind::Node) {
-            self.cluster.remove_node(name);
-        } else if let Some(ns) = ns {
-            let k = Key::new(ns, name);
-            if of(Kind::NetworkPolicy) {
-                self.cluster.remove_policy(&k);
-            } else if of(Kind::Pod) && self.resources.remove(&k).is_some() {
-                self.dirty.insert(k);
+        match keys::parse(key) {
+            Some((Kind::Namespace, _, name)) => self.cluster.remove_namespace(name),
+            Some((Kind::Node, _, name)) => self.cluster.remove_node(name),
+            Some((Kind::NetworkPolicy, Some(ns), name)) => {
+                self.cluster.remove_policy(&Key::new(ns, name));
             }
+            Some((Kind::Pod, Some(ns), name)) => {
+                let k = Key::new(ns, name);
+                if self.resources.remove(&k).is_some() {
+                    self.dirty.insert(k);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -248,12 +234,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn obj(v: serde_json::Value) -> Object {
-        let k = ferro_cluster::Kind::from_type(
-            v["apiVersion"].as_str().unwrap(),
-            v["kind"].as_str().unwrap(),
-        )
-        .unwrap();
-        Object::from_value(k, v).unwrap()
+        Object::from_typed(v).unwrap()
     }
 
     fn pod(name: &str, labels: serde_json::Value) -> Object {

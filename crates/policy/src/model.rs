@@ -434,8 +434,6 @@ pub struct Cluster {
     /// Every pod claiming an address (the first by key keeps it), and each pod's claims.
     claims: HashMap<IpAddr, Vec<Key>>,
     claimed: HashMap<Key, Vec<IpAddr>>,
-    /// Addresses more than one pod claims.
-    clashes: BTreeSet<IpAddr>,
     policies: BTreeMap<Key, Policy>,
     /// Policies that did not compile, with why.
     invalid: BTreeMap<Key, String>,
@@ -552,11 +550,6 @@ impl Cluster {
             None => {
                 self.by_addr.remove(&a);
             }
-        }
-        if claimants.len() > 1 {
-            self.clashes.insert(a);
-        } else {
-            self.clashes.remove(&a);
         }
         for k in &claimants {
             self.refilter(k);
@@ -728,14 +721,15 @@ impl Cluster {
             .iter()
             .map(|(k, e)| format!("NetworkPolicy {k}: {e} (ignored)"))
             .collect();
-        for a in &self.clashes {
-            let mut c = self.claims.get(a).into_iter().flatten();
-            if let Some(first) = c.next() {
-                for other in c {
-                    out.push(format!(
-                        "pods {first} and {other} both have address {a}: kept for {first}"
-                    ));
-                }
+        let mut clashes: Vec<(&IpAddr, &Vec<Key>)> =
+            self.claims.iter().filter(|(_, c)| c.len() > 1).collect();
+        clashes.sort();
+        for (a, c) in clashes {
+            for other in &c[1..] {
+                out.push(format!(
+                    "pods {} and {other} both have address {a}: kept for {}",
+                    c[0], c[0]
+                ));
             }
         }
         out
@@ -824,10 +818,7 @@ impl Cluster {
 pub fn cluster_of_values(values: &[serde_json::Value]) -> Result<Cluster, String> {
     let mut objects = Vec::new();
     for v in values {
-        let kind = v["kind"].as_str().unwrap_or_default();
-        let api = v["apiVersion"].as_str().unwrap_or_default();
-        let k = ferro_cluster::Kind::from_type(api, kind)?;
-        objects.push(Object::from_value(k, v.clone()).map_err(|e| e.to_string())?);
+        objects.push(Object::from_typed(v.clone())?);
     }
     Ok(Cluster::from_objects(&objects))
 }

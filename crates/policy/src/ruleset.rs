@@ -328,17 +328,14 @@ fn elem_parts(fam: Family, e: &Elem) -> ([KeyPart; 3], [KeyPart; 3]) {
     )
 }
 
-fn nft_elem(fam: Family, kind: SetKind, e: &Elem) -> NftElem {
-    let (a, b) = elem_parts(fam, e);
-    match kind {
+/// Element `e` as set `s` holds it.
+fn set_elem(s: &ClassSet, e: &Elem) -> NftElem {
+    let (a, b) = elem_parts(s.family, e);
+    match s.kind {
         SetKind::Exact => NftElem::concat(&a),
-        SetKind::Addrs => NftElem::addr(fam.addr(e.addr.lo)),
+        SetKind::Addrs => NftElem::addr(s.family.addr(e.addr.lo)),
         SetKind::Ranges => NftElem::range(&a, &b),
     }
-}
-
-fn set_elem(s: &ClassSet, e: &Elem) -> NftElem {
-    nft_elem(s.family, s.kind, e)
 }
 
 fn class_set_def(name: &str, s: &ClassSet) -> SetDef {

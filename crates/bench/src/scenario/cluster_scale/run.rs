@@ -559,14 +559,9 @@ mod tests {
                 assert!(!l.node.is_empty());
                 continue;
             }
-            let kind = Kind::from_type(
-                v["apiVersion"].as_str().unwrap(),
-                v["kind"].as_str().unwrap(),
-            )
-            .unwrap();
-            let o = ferro_cluster::Object::from_value(kind, v.clone()).unwrap();
+            let o = ferro_cluster::Object::from_typed(v.clone()).unwrap();
             assert_eq!(&o.key(), k);
-            match kind {
+            match o.kind() {
                 Kind::Attachment => pods += 1,
                 Kind::Service => services += 1,
                 Kind::NetworkPolicy => policies += 1,

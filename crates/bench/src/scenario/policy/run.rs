@@ -683,12 +683,7 @@ mod tests {
         let objs = seed_objects("node-a");
         assert_eq!(objs.len(), 4 + 2 * PODS);
         for (k, v) in objs.iter().take(10) {
-            let kind = Kind::from_type(
-                v["apiVersion"].as_str().unwrap(),
-                v["kind"].as_str().unwrap(),
-            )
-            .unwrap();
-            let o = ferro_cluster::Object::from_value(kind, v.clone()).unwrap();
+            let o = ferro_cluster::Object::from_typed(v.clone()).unwrap();
             assert_eq!(&o.key(), k);
         }
     }
