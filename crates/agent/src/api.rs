@@ -620,7 +620,7 @@ impl<S: Store + Clone + 'static> Api<S> {
                         Object::ClusterNetwork(c) => Some(c),
                         _ => None,
                     })
-                    .and_then(|c: ClusterNetwork| c.settings().ok())
+                    .and_then(|c: Box<ClusterNetwork>| c.settings().ok())
             }
         };
         let mut allocs = crate::allocate::Allocations::default();

@@ -11,6 +11,10 @@
 //! generation number that moves when an object of that kind changes, so a loop can tell which
 //! kinds changed since the snapshot it last handled even when it skipped snapshots in between.
 //!
+//! Pods are kept as [`PodView`]s (identity, labels, container ports: all a node reads of a
+//! pod), not as decoded `Object`s, which would cost several kilobytes each; see
+//! [`Snapshot::pods`].
+//!
 //! When the watch's history was compacted the cache lists again (a relist, counted in
 //! [`Snapshot::relists`]) instead of missing changes; when the store is unreachable it keeps
 //! the last snapshot and retries with a bounded back-off.
@@ -19,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferro_cluster::{keys, Kind, NodeLease, Object, ALL_KINDS};
+use ferro_cluster::{keys, Kind, NodeLease, Object, PodView, ALL_KINDS};
 use ferro_services::announce::{self, Announcement};
 use ferro_store::{Event, EventKind, KeyValue, Revision, Store, StoreError};
 use tokio::sync::watch;
@@ -41,8 +45,11 @@ pub struct AnnouncementRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: Revision,
-    /// Per kind, shared with the snapshots before it until an object of that kind changes.
+    /// Per kind (all but `Pod`), shared with the snapshots before it until an object of
+    /// that kind changes.
     objects: BTreeMap<Kind, Arc<BTreeMap<String, Arc<Object>>>>,
+    /// The pods, the same way.
+    pods: Arc<BTreeMap<String, Arc<PodView>>>,
     leases: BTreeMap<String, Arc<NodeLease>>,
     announcements: BTreeMap<std::net::IpAddr, Arc<AnnouncementRecord>>,
     generations: BTreeMap<Kind, u64>,
@@ -63,31 +70,43 @@ impl Snapshot {
     }
 
     /// Every object of `kind`, in key order (for namespaced kinds: by namespace, then name).
+    /// Pods are not held as objects: see [`Snapshot::pods`].
     pub fn all(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> {
+        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
         self.objects.get(&kind).into_iter().flat_map(|m| m.values())
     }
 
-    /// The objects of `kind` in `namespace` (namespaced kinds).
-    pub fn in_namespace<'a>(
+    /// Every pod, in key order (by namespace, then name).
+    pub fn pods(&self) -> impl Iterator<Item = &Arc<PodView>> {
+        self.pods.values()
+    }
+
+    /// Every pod with its store key, in key order.
+    pub fn pods_keyed(&self) -> impl Iterator<Item = (&str, &Arc<PodView>)> {
+        self.pods.iter().map(|(k, p)| (k.as_str(), p))
+    }
+
+    /// One pod.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Arc<PodView>> {
+        self.pods
+            .get(&keys::object(Kind::Pod, Some(namespace), name))
+    }
+
+    /// The pods that differ between `before` and this snapshot, as
+    /// [`Snapshot::changes_since`] does for objects.
+    pub fn pod_changes_since<'a>(
         &'a self,
-        kind: Kind,
-        namespace: &str,
-    ) -> impl Iterator<Item = &'a Arc<Object>> {
-        let prefix = keys::prefix(kind, Some(namespace));
-        self.objects
-            .get(&kind)
-            .into_iter()
-            .flat_map(move |m| {
-                m.range(prefix.clone()..).take_while({
-                    let prefix = prefix.clone();
-                    move |(k, _)| k.starts_with(&prefix)
-                })
-            })
-            .map(|(_, o)| o)
+        before: &'a Snapshot,
+    ) -> Vec<(&'a str, Option<&'a Arc<PodView>>)> {
+        if self.generation(Kind::Pod) == before.generation(Kind::Pod) {
+            return Vec::new();
+        }
+        changed_entries(&before.pods, &self.pods)
     }
 
     /// One object.
     pub fn get(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Arc<Object>> {
+        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
         self.objects
             .get(&kind)?
             .get(&keys::object(kind, namespace, name))
@@ -95,6 +114,7 @@ impl Snapshot {
 
     /// The object of `kind` stored at `key`.
     pub fn get_key(&self, kind: Kind, key: &str) -> Option<&Arc<Object>> {
+        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
         self.objects.get(&kind)?.get(key)
     }
 
@@ -107,52 +127,22 @@ impl Snapshot {
         before: &'a Snapshot,
         kind: Kind,
     ) -> Vec<(&'a str, Option<&'a Arc<Object>>)> {
+        debug_assert!(
+            kind != Kind::Pod,
+            "pods are read with Snapshot::pod_changes_since"
+        );
         if self.generation(kind) == before.generation(kind) {
             return Vec::new();
         }
         static EMPTY: BTreeMap<String, Arc<Object>> = BTreeMap::new();
         let old = before.objects.get(&kind).map_or(&EMPTY, |m| &**m);
         let new = self.objects.get(&kind).map_or(&EMPTY, |m| &**m);
-        if std::ptr::eq(old, new) {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
-        loop {
-            match (o.peek(), n.peek()) {
-                (None, None) => break,
-                (Some((ko, _)), None) => {
-                    out.push((ko.as_str(), None));
-                    o.next();
-                }
-                (None, Some((kn, vn))) => {
-                    out.push((kn.as_str(), Some(*vn)));
-                    n.next();
-                }
-                (Some((ko, vo)), Some((kn, vn))) => match ko.cmp(kn) {
-                    std::cmp::Ordering::Less => {
-                        out.push((ko.as_str(), None));
-                        o.next();
-                    }
-                    std::cmp::Ordering::Greater => {
-                        out.push((kn.as_str(), Some(*vn)));
-                        n.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        if !Arc::ptr_eq(vo, vn) {
-                            out.push((kn.as_str(), Some(*vn)));
-                        }
-                        o.next();
-                        n.next();
-                    }
-                },
-            }
-        }
-        out
+        changed_entries(old, new)
     }
 
     /// Every object of `kind` with its store key, in key order.
     pub fn all_keyed(&self, kind: Kind) -> impl Iterator<Item = (&str, &Arc<Object>)> {
+        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
         self.objects
             .get(&kind)
             .into_iter()
@@ -252,6 +242,11 @@ impl Snapshot {
                     .map_err(|e| e.to_string())
                     .and_then(|v| Object::from_value(kind, v).map_err(|e| e.to_string()));
                 match decoded {
+                    Ok(Object::Pod(p)) => {
+                        Arc::make_mut(&mut self.pods)
+                            .insert(kv.key.clone(), Arc::new(PodView::from(*p)));
+                        Some(Changed::Kind(kind))
+                    }
                     Ok(o) => {
                         Arc::make_mut(self.objects.entry(kind).or_default())
                             .insert(kv.key.clone(), Arc::new(o));
@@ -273,6 +268,14 @@ impl Snapshot {
                 .remove(&ip)
                 .map(|_| Changed::Announcements),
             Entry::Lease(node) => self.leases.remove(node).map(|_| Changed::Leases),
+            Entry::Object(Kind::Pod) => {
+                if !self.pods.contains_key(key) {
+                    return None;
+                }
+                Arc::make_mut(&mut self.pods)
+                    .remove(key)
+                    .map(|_| Changed::Kind(Kind::Pod))
+            }
             Entry::Object(kind) => {
                 let m = self.objects.get_mut(&kind)?;
                 if !m.contains_key(key) {
@@ -302,6 +305,51 @@ impl Snapshot {
         }
         s
     }
+}
+
+/// The entries that differ between two maps whose unchanged values are shared (the same
+/// `Arc`), by key, each with its value in `new` (`None`: removed): one walk of both maps,
+/// comparing pointers.
+fn changed_entries<'a, T>(
+    old: &'a BTreeMap<String, Arc<T>>,
+    new: &'a BTreeMap<String, Arc<T>>,
+) -> Vec<(&'a str, Option<&'a Arc<T>>)> {
+    if std::ptr::eq(old, new) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (None, None) => break,
+            (Some((ko, _)), None) => {
+                out.push((ko.as_str(), None));
+                o.next();
+            }
+            (None, Some((kn, vn))) => {
+                out.push((kn.as_str(), Some(*vn)));
+                n.next();
+            }
+            (Some((ko, vo)), Some((kn, vn))) => match ko.cmp(kn) {
+                std::cmp::Ordering::Less => {
+                    out.push((ko.as_str(), None));
+                    o.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push((kn.as_str(), Some(*vn)));
+                    n.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Arc::ptr_eq(vo, vn) {
+                        out.push((kn.as_str(), Some(*vn)));
+                    }
+                    o.next();
+                    n.next();
+                }
+            },
+        }
+    }
+    out
 }
 
 /// What one change touched.
@@ -435,17 +483,17 @@ async fn run<S: Store>(store: S, tx: watch::Sender<Arc<Snapshot>>) {
                 continue;
             }
         };
-        let next = current.relisted(&listing.kvs, listing.revision.max(1));
+        let revision = listing.revision;
+        let next = current.relisted(&listing.kvs, revision.max(1));
+        // The listing's raw values (several megabytes at scale) are not kept past decoding.
+        drop(listing);
         if current.revision() != 0 {
-            log::info!(
-                "cache: listed the store again at revision {}",
-                listing.revision
-            );
+            log::info!("cache: listed the store again at revision {revision}");
         }
         current = Arc::new(next);
         tx.send_replace(current.clone());
         backoff = BACKOFF_MIN;
-        let mut from = listing.revision + 1;
+        let mut from = revision + 1;
         // Follow until the watch cannot go on.
         loop {
             let mut w = match store.watch(keys::ROOT, from).await {
@@ -515,14 +563,20 @@ mod tests {
             ),
             ("/ferro-cni/v1/unknownthings/z", "{}"),
         ]);
-        assert_eq!(s.all(Kind::Pod).count(), 2);
-        let in_x: Vec<_> = s
-            .in_namespace(Kind::Pod, "x")
-            .map(|o| o.name().to_string())
+        let pods: Vec<_> = s
+            .pods()
+            .map(|p| {
+                (
+                    p.namespace.as_str(),
+                    p.name.as_str(),
+                    p.labels["app"].as_str(),
+                )
+            })
             .collect();
-        assert_eq!(in_x, ["a"]);
-        assert!(s.get(Kind::Pod, Some("y"), "b").is_some());
-        assert!(s.get(Kind::Pod, Some("x"), "b").is_none());
+        assert_eq!(pods, [("x", "a", "web"), ("y", "b", "db")]);
+        assert!(s.pod("y", "b").is_some());
+        assert!(s.pod("x", "b").is_none());
+        assert_eq!(s.all(Kind::Namespace).count(), 0);
         assert_eq!(s.live_nodes().collect::<Vec<_>>(), ["n1"]);
         assert_eq!(s.all(Kind::Service).count(), 0);
     }
@@ -595,7 +649,7 @@ mod tests {
         let before = s.generation(Kind::Pod);
         assert!(s.apply(&del));
         assert_ne!(s.generation(Kind::Pod), before);
-        assert_eq!(s.all(Kind::Pod).count(), 0);
+        assert_eq!(s.pods().count(), 0);
         // deleting what is not there changes nothing
         let before = s.generation(Kind::Pod);
         assert!(!s.apply(&del));
@@ -620,7 +674,7 @@ mod tests {
         for k in ALL_KINDS {
             assert!(new.generation(k) > old.generation(k), "{k:?}");
         }
-        assert_eq!(new.all(Kind::Pod).count(), 1);
+        assert_eq!(new.pods().count(), 1);
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -633,7 +687,7 @@ mod tests {
             .unwrap();
         let (mut cache, task) = follow(store.clone());
         let first = cache.ready().await.unwrap();
-        assert_eq!(first.all(Kind::Pod).count(), 1);
+        assert_eq!(first.pods().count(), 1);
         store
             .put("/ferro-cni/v1/pods/x/b", pod("x", "b", "db").into_bytes())
             .await
@@ -641,7 +695,7 @@ mod tests {
         let next = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 let s = cache.changed().await.unwrap();
-                if s.all(Kind::Pod).count() == 2 {
+                if s.pods().count() == 2 {
                     return s;
                 }
             }

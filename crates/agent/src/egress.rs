@@ -285,8 +285,8 @@ pub fn inputs_of(s: &Snapshot, node: Option<&str>) -> Inputs {
             continue;
         }
         let labels = s
-            .get(Kind::Pod, Some(ns), name)
-            .map(|o| o.labels().clone())
+            .pod(ns, name)
+            .map(|p| p.labels.clone())
             .unwrap_or_default();
         pods.push(LocalPod {
             namespace: ns.to_string(),

@@ -41,7 +41,7 @@ fn node_object(cfg: &Config, facts: &NodeFacts, existing: Option<&[u8]>) -> Node
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| Object::from_value(Kind::Node, v).ok())
         .and_then(|o| match o {
-            Object::Node(n) => Some(n),
+            Object::Node(n) => Some(*n),
             _ => None,
         })
         .unwrap_or_else(|| Node {

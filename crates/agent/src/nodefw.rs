@@ -107,15 +107,10 @@ pub fn inputs_of(s: &Snapshot, node: &str) -> Inputs {
         if a.node != node {
             continue;
         }
-        let Some(Object::Pod(p)) = s.get(Kind::Pod, Some(ns), name).map(|o| o.as_ref()) else {
+        let Some(p) = s.pod(ns, name) else {
             continue;
         };
-        let ports = p
-            .spec
-            .iter()
-            .flat_map(|sp| &sp.containers)
-            .flat_map(|c| c.ports.iter().flatten());
-        for cp in ports {
+        for cp in &p.ports {
             let (Some(hp), Some(proto)) = (
                 cp.host_port
                     .and_then(|h| u16::try_from(h).ok())

@@ -107,7 +107,17 @@ impl Model {
     ) {
         let mut overlay: BTreeSet<String> = self.overlaid.iter().cloned().collect();
         overlay.extend(pending.keys().cloned());
-        for kind in KINDS {
+        let pods = match &self.seen {
+            Some(before) => snapshot.pod_changes_since(before),
+            None => snapshot.pods_keyed().map(|(k, p)| (k, Some(p))).collect(),
+        };
+        for (key, p) in pods {
+            match p {
+                Some(p) => self.live.put_pod(p),
+                None => self.live.remove(key),
+            }
+        }
+        for kind in KINDS.into_iter().filter(|k| *k != Kind::Pod) {
             let changes: Vec<(&str, Option<&Arc<Object>>)> = match &self.seen {
                 Some(before) => snapshot.changes_since(before, kind),
                 None => snapshot
@@ -408,18 +418,22 @@ pub fn explain(
 /// The cluster of `snapshot`, with `pending` attachments (by store key; `None`: gone) laid
 /// over it.
 fn cluster_of(snapshot: &Snapshot, pending: &BTreeMap<String, Option<Attachment>>) -> Cluster {
-    let extra: Vec<Object> = pending
-        .values()
-        .flatten()
-        .map(|a| Object::Attachment(Box::new(a.clone())))
-        .collect();
-    let objects = KINDS
+    let mut live = LiveCluster::new();
+    for p in snapshot.pods() {
+        live.put_pod(p);
+    }
+    for (key, o) in KINDS
         .iter()
-        .flat_map(|k| snapshot.all(*k))
-        .map(|o| o.as_ref())
-        .filter(|o| !pending.contains_key(&o.key()))
-        .chain(extra.iter());
-    Cluster::from_objects(objects)
+        .filter(|k| **k != Kind::Pod)
+        .flat_map(|k| snapshot.all_keyed(*k))
+        .filter(|(key, _)| !pending.contains_key(*key))
+    {
+        live.put(key, o);
+    }
+    for (key, a) in pending.iter().filter_map(|(k, a)| Some((k, a.as_ref()?))) {
+        live.put_attachment(key, a);
+    }
+    live.into_cluster()
 }
 
 fn generations(s: &Snapshot) -> [u64; 5] {

@@ -12,10 +12,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferro_cluster::k8s_openapi::api::core::v1::{Pod, Service};
+use ferro_cluster::k8s_openapi::api::core::v1::Service;
 use ferro_cluster::network::CLUSTER_NETWORK_NAME;
 use ferro_cluster::resource::Attachment;
-use ferro_cluster::{Kind, Object, Settings};
+use ferro_cluster::{Kind, Object, PodView, Settings};
 use ferro_services::model::{service_ports, Proto};
 use ferro_services::plan::NodeFacts;
 use ferro_services::{Planner, ServicePort, Topology};
@@ -46,13 +46,7 @@ pub fn topology(s: &Snapshot) -> Topology<'_> {
             _ => None,
         })
         .collect();
-    let pods: Vec<&Pod> = s
-        .all(Kind::Pod)
-        .filter_map(|o| match o.as_ref() {
-            Object::Pod(x) => Some(&**x),
-            _ => None,
-        })
-        .collect();
+    let pods: Vec<&PodView> = s.pods().map(|p| &**p).collect();
     let attachments: Vec<&Attachment> = s
         .all(Kind::Attachment)
         .filter_map(|o| match o.as_ref() {

@@ -5,7 +5,8 @@
 //! - [`Kind`]: the kinds (Kubernetes' `Namespace`, `Pod`, `Service`, `NetworkPolicy`; ours
 //!   under `ferro-cni.io/v1`: `ClusterNetwork`, and the system-written `Node`, `IPAMBlock`,
 //!   `Attachment`), their names on the command line, who writes them;
-//! - [`resource`]: our kinds' types and [`Object`], any resource;
+//! - [`resource`]: our kinds' types and [`Object`], any resource; [`PodView`], what a node
+//!   agent keeps of a `Pod`;
 //! - [`manifest`]: multi-document YAML or JSON decoded strictly (unknown fields refused), with
 //!   file, document and field path in every message; [`manifest::admit`] for what a user
 //!   applies;
@@ -31,6 +32,7 @@ pub mod manifest;
 pub mod names;
 pub mod network;
 pub mod nodefw;
+mod pod_view;
 pub mod resource;
 pub mod selector;
 pub mod table;
@@ -40,6 +42,7 @@ pub use k8s_openapi;
 pub use kind::{Kind, ALL_KINDS, FERRO_API_VERSION};
 pub use manifest::{Applicable, Document, ManifestError, Origin};
 pub use network::Settings;
+pub use pod_view::PodView;
 pub use resource::{NodeLease, Object};
 pub use selector::Selector;
 

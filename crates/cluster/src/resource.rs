@@ -256,7 +256,7 @@ pub struct AttachmentSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     /// A Namespace.
-    Namespace(Namespace),
+    Namespace(Box<Namespace>),
     /// A Pod.
     Pod(Box<Pod>),
     /// A Service.
@@ -264,13 +264,13 @@ pub enum Object {
     /// A NetworkPolicy.
     NetworkPolicy(Box<NetworkPolicy>),
     /// The ClusterNetwork.
-    ClusterNetwork(ClusterNetwork),
+    ClusterNetwork(Box<ClusterNetwork>),
     /// An EgressPolicy.
-    EgressPolicy(crate::egress::EgressPolicy),
+    EgressPolicy(Box<crate::egress::EgressPolicy>),
     /// A Node.
-    Node(Node),
+    Node(Box<Node>),
     /// An IPAMBlock.
-    IpamBlock(IpamBlock),
+    IpamBlock(Box<IpamBlock>),
     /// An Attachment.
     Attachment(Box<Attachment>),
 }

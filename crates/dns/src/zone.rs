@@ -378,7 +378,7 @@ fn service(
         let mut pods: Vec<(String, Vec<IpAddr>)> = selected_pods(svc, pods_by_ns)
             .iter()
             .filter_map(|p| {
-                let a = addrs.get(&(ns, p.metadata.name.as_deref()?))?;
+                let a = addrs.get(&(ns, p.name.as_str()))?;
                 let ips: Vec<IpAddr> = a.v4.iter().chain(&a.v6).copied().collect();
                 let first = *ips.first()?;
                 Some((dashed(first), ips))

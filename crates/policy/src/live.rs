@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ferro_cluster::resource::Attachment;
-use ferro_cluster::{keys, Kind, Object};
+use ferro_cluster::{keys, Kind, Object, PodView};
 
 use crate::model::{attachment_addrs, named_ports, Cluster, Key, Labels, NamedPort, Pod, Policy};
 
@@ -77,28 +77,7 @@ impl LiveCluster {
                 self.cluster
                     .set_namespace(&name, n.metadata.labels.clone().unwrap_or_default());
             }
-            Object::Pod(p) => {
-                let pod = Key::new(
-                    p.metadata.namespace.clone().unwrap_or_default(),
-                    p.metadata.name.clone().unwrap_or_default(),
-                );
-                let v = (
-                    p.metadata.labels.clone().unwrap_or_default(),
-                    named_ports(p),
-                );
-                let same = match self.resources.get(&pod) {
-                    Some(Some(held)) => *held == v,
-                    Some(None) => self
-                        .cluster
-                        .pod(&pod)
-                        .is_some_and(|c| c.labels == v.0 && c.ports == v.1),
-                    None => false,
-                };
-                if !same {
-                    self.resources.insert(pod.clone(), Some(v));
-                    self.dirty.insert(pod);
-                }
-            }
+            Object::Pod(p) => self.put_pod(&PodView::from(&**p)),
             Object::Attachment(a) => self.put_attachment(key, a),
             Object::NetworkPolicy(np) => {
                 let pk = Key::new(
@@ -121,6 +100,25 @@ impl LiveCluster {
                 self.cluster.set_node(&name, addrs);
             }
             _ => {}
+        }
+    }
+
+    /// Pod `p` was put (created or replaced).
+    pub fn put_pod(&mut self, p: &PodView) {
+        let pod = Key::new(p.namespace.clone(), p.name.clone());
+        let ports = named_ports(&p.ports);
+        let same = match self.resources.get(&pod) {
+            Some(Some((labels, held))) => *labels == p.labels && *held == ports,
+            Some(None) => self
+                .cluster
+                .pod(&pod)
+                .is_some_and(|c| c.labels == p.labels && c.ports == ports),
+            None => false,
+        };
+        if !same {
+            self.resources
+                .insert(pod.clone(), Some((p.labels.clone(), ports)));
+            self.dirty.insert(pod);
         }
     }
 

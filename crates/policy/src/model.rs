@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 
-use ferro_cluster::k8s_openapi::api::core::v1::Pod as K8sPod;
+use ferro_cluster::k8s_openapi::api::core::v1::ContainerPort;
 use ferro_cluster::k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
 };
@@ -452,23 +452,21 @@ pub(crate) fn attachment_addrs(a: &Attachment) -> impl Iterator<Item = IpAddr> +
         .filter_map(|s| s.split('/').next().and_then(|ip| ip.parse::<IpAddr>().ok()))
 }
 
-pub(crate) fn named_ports(p: &K8sPod) -> Vec<NamedPort> {
+pub(crate) fn named_ports(ports: &[ContainerPort]) -> Vec<NamedPort> {
     let mut out = Vec::new();
-    for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
-        for cp in c.ports.iter().flatten() {
-            let (Some(name), Some(proto), Ok(port)) = (
-                cp.name.as_ref().filter(|n| !n.is_empty()),
-                Proto::of(cp.protocol.as_ref()),
-                u16::try_from(cp.container_port),
-            ) else {
-                continue;
-            };
-            out.push(NamedPort {
-                name: name.clone(),
-                proto,
-                port,
-            });
-        }
+    for cp in ports {
+        let (Some(name), Some(proto), Ok(port)) = (
+            cp.name.as_ref().filter(|n| !n.is_empty()),
+            Proto::of(cp.protocol.as_ref()),
+            u16::try_from(cp.container_port),
+        ) else {
+            continue;
+        };
+        out.push(NamedPort {
+            name: name.clone(),
+            proto,
+            port,
+        });
     }
     out
 }

@@ -2,6 +2,7 @@
 
 use ferro_cluster::k8s_openapi::api::core::v1::{Pod, Service};
 use ferro_cluster::resource::Attachment;
+use ferro_cluster::PodView;
 use serde_json::{json, Value};
 
 /// A Service from the JSON of its spec (and status).
@@ -18,17 +19,18 @@ pub fn svc_status(ns: &str, name: &str, spec: Value, status: Value) -> Service {
     .expect("service")
 }
 
-/// A pod with labels and container ports `[(name, port, proto)]`.
-pub fn pod(ns: &str, name: &str, app: &str, ports: &[(&str, i32, &str)]) -> Pod {
+/// A pod with labels and container ports `[(name, port, proto)]`, as the agent keeps it.
+pub fn pod(ns: &str, name: &str, app: &str, ports: &[(&str, i32, &str)]) -> PodView {
     let ports: Vec<Value> = ports
         .iter()
         .map(|(n, p, pr)| json!({"name":n,"containerPort":p,"protocol":pr}))
         .collect();
-    serde_json::from_value(json!({
+    let p: Pod = serde_json::from_value(json!({
         "metadata":{"namespace":ns,"name":name,"labels":{"app":app}},
         "spec":{"containers":[{"name":"c","image":"x","ports":ports}]}
     }))
-    .expect("pod")
+    .expect("pod");
+    PodView::from(&p)
 }
 
 /// An attachment of pod `ns/name` on `node` with `addrs`.
@@ -46,7 +48,7 @@ pub fn att(ns: &str, pod: &str, node: &str, addrs: &[&str]) -> Attachment {
 /// ranges; one without endpoints; one with `internalTrafficPolicy: Local`; one with three
 /// ports of three protocols, UDP, TCP and SCTP, targets by name and number; a headless one
 /// and an ExternalName, which program nothing), three pods on nodes `a` and `b`.
-pub fn cluster() -> (Vec<Service>, Vec<Pod>, Vec<Attachment>) {
+pub fn cluster() -> (Vec<Service>, Vec<PodView>, Vec<Attachment>) {
     let services = vec![
         svc(
             "shop",
@@ -128,7 +130,7 @@ pub fn cluster() -> (Vec<Service>, Vec<Pod>, Vec<Attachment>) {
 
 /// The plan of `services` on node `a` of [`cluster`] (pod CIDRs `10.244.0.0/16`,
 /// `fd00:244::/56`; service CIDRs `10.96.0.0/16`, `fd00:96::/112`).
-pub fn planned(services: &[Service], pods: &[Pod], atts: &[Attachment]) -> crate::Ruleset {
+pub fn planned(services: &[Service], pods: &[PodView], atts: &[Attachment]) -> crate::Ruleset {
     let t = crate::Topology {
         services: services.iter().collect(),
         pods: pods.iter().collect(),

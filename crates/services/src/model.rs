@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 
-use ferro_cluster::k8s_openapi::api::core::v1::{Pod, Service, ServicePort as K8sPort};
+use ferro_cluster::k8s_openapi::api::core::v1::{Service, ServicePort as K8sPort};
 use ferro_cluster::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ferro_cluster::resource::Attachment;
+use ferro_cluster::PodView;
 use ipnet::IpNet;
 
 use crate::alloc::is_ours;
@@ -145,7 +146,7 @@ pub struct Topology<'a> {
     /// Every service.
     pub services: Vec<&'a Service>,
     /// Every pod.
-    pub pods: Vec<&'a Pod>,
+    pub pods: Vec<&'a PodView>,
     /// Every attachment.
     pub attachments: Vec<&'a Attachment>,
     /// The nodes whose agents hold a live lease.
@@ -200,18 +201,15 @@ pub fn pod_addresses<'a>(
 
 /// The port a pod serves `target` on for `proto`: a number as is, a name from the pod's
 /// container ports.
-pub fn resolve_target(pod: &Pod, target: &IntOrString, proto: Proto) -> Option<u16> {
+pub fn resolve_target(pod: &PodView, target: &IntOrString, proto: Proto) -> Option<u16> {
     match target {
         IntOrString::Int(n) => u16::try_from(*n).ok().filter(|p| *p != 0),
         IntOrString::String(name) => {
             if let Ok(n) = name.parse::<u16>() {
                 return Some(n).filter(|p| *p != 0);
             }
-            pod.spec
-                .as_ref()?
-                .containers
+            pod.ports
                 .iter()
-                .flat_map(|c| c.ports.iter().flatten())
                 .find(|p| {
                     p.name.as_deref() == Some(name.as_str())
                         && Proto::parse(p.protocol.as_deref()) == Some(proto)
@@ -284,18 +282,15 @@ fn port_name(p: &K8sPort) -> String {
 /// to the pods carrying it, in the order given.
 #[derive(Debug, Default)]
 pub struct PodsByNamespace<'a> {
-    by_label: BTreeMap<&'a str, HashMap<(&'a str, &'a str), Vec<&'a Pod>>>,
+    by_label: BTreeMap<&'a str, HashMap<(&'a str, &'a str), Vec<&'a PodView>>>,
 }
 
 /// Indexes `pods` by namespace and label.
-pub fn pods_by_namespace<'a>(pods: &[&'a Pod]) -> PodsByNamespace<'a> {
+pub fn pods_by_namespace<'a>(pods: &[&'a PodView]) -> PodsByNamespace<'a> {
     let mut out = PodsByNamespace::default();
     for p in pods {
-        let labels = out
-            .by_label
-            .entry(p.metadata.namespace.as_deref().unwrap_or_default())
-            .or_default();
-        for (k, v) in p.metadata.labels.iter().flatten() {
+        let labels = out.by_label.entry(p.namespace.as_str()).or_default();
+        for (k, v) in &p.labels {
             labels.entry((k.as_str(), v.as_str())).or_default().push(p);
         }
     }
@@ -305,7 +300,7 @@ pub fn pods_by_namespace<'a>(pods: &[&'a Pod]) -> PodsByNamespace<'a> {
 /// The pods `svc`'s selector matches in its namespace (none without a selector: such a
 /// service has no endpoints the cluster computes). The selector's label carried by the
 /// fewest pods gives the candidates; the others are checked on those alone.
-pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &PodsByNamespace<'a>) -> Vec<&'a Pod> {
+pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &PodsByNamespace<'a>) -> Vec<&'a PodView> {
     let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
     let Some(m) = svc
         .spec
@@ -318,7 +313,7 @@ pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &PodsByNamespace<'a>) -> Vec
     let Some(labels) = pods_by_ns.by_label.get(ns) else {
         return Vec::new();
     };
-    let lists: Option<Vec<&Vec<&Pod>>> = m
+    let lists: Option<Vec<&Vec<&PodView>>> = m
         .iter()
         .map(|(k, v)| labels.get(&(k.as_str(), v.as_str())))
         .collect();
@@ -328,11 +323,7 @@ pub fn selected_pods<'a>(svc: &Service, pods_by_ns: &PodsByNamespace<'a>) -> Vec
     fewest
         .iter()
         .copied()
-        .filter(|p| {
-            let labels = p.metadata.labels.as_ref();
-            m.iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-        })
+        .filter(|p| m.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
         .collect()
 }
 
@@ -387,7 +378,7 @@ pub fn service_ports(t: &Topology<'_>) -> Vec<ServicePort> {
                 let mut endpoints: Vec<Endpoint> = selected
                     .iter()
                     .filter_map(|pod| {
-                        let pname = pod.metadata.name.as_deref()?;
+                        let pname = pod.name.as_str();
                         let a = addrs_by_pod.get(&(ns, pname))?;
                         let ip = if v6 { a.v6 } else { a.v4 }?;
                         Some(Endpoint {

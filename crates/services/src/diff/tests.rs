@@ -81,8 +81,7 @@ fn the_planner_touches_only_the_services_that_changed() {
     use crate::model::{service_ports, Topology};
     use crate::plan::NodeFacts;
     let (s, mut p, mut a) = cluster();
-    let ports_of = |p: &[ferro_cluster::k8s_openapi::api::core::v1::Pod],
-                    a: &[ferro_cluster::resource::Attachment]| {
+    let ports_of = |p: &[ferro_cluster::PodView], a: &[ferro_cluster::resource::Attachment]| {
         service_ports(&Topology {
             services: s.iter().collect(),
             pods: p.iter().collect(),

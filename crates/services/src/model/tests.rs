@@ -7,7 +7,7 @@ use crate::fixtures::{att, pod, svc, svc_status};
 
 fn topo<'a>(
     services: &'a [Service],
-    pods: &'a [Pod],
+    pods: &'a [PodView],
     atts: &'a [Attachment],
     live: &[&'a str],
 ) -> Topology<'a> {
@@ -148,9 +148,7 @@ fn a_selector_of_several_labels_selects_pods_carrying_all_of_them() {
     ];
     // web-2 is also in tier "front", db-1 too
     for i in [1, 2] {
-        if let Some(l) = pods[i].metadata.labels.as_mut() {
-            l.insert("tier".into(), "front".into());
-        }
+        pods[i].labels.insert("tier".into(), "front".into());
     }
     let sel =
         |m: serde_json::Value| svc("shop", "s", json!({"selector": m, "ports": [{"port": 80}]}));
@@ -158,7 +156,7 @@ fn a_selector_of_several_labels_selects_pods_carrying_all_of_them() {
     let names = |s: &Service| -> Vec<String> {
         selected_pods(s, &index)
             .iter()
-            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .map(|p| p.name.clone())
             .collect()
     };
     assert_eq!(names(&sel(json!({"app": "web"}))), ["web-1", "web-2"]);
