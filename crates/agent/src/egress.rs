@@ -286,7 +286,7 @@ pub fn inputs_of(s: &Snapshot, node: Option<&str>) -> Inputs {
         }
         let labels = s
             .pod(ns, name)
-            .map(|p| p.labels.clone())
+            .map(|p| (*p.labels).clone())
             .unwrap_or_default();
         pods.push(LocalPod {
             namespace: ns.to_string(),

@@ -7,6 +7,7 @@
 //! and named ports, the node firewall opens hostPorts, egress rules match labels).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ContainerPort, Pod};
 
@@ -17,8 +18,8 @@ pub struct PodView {
     pub namespace: String,
     /// `metadata.name`.
     pub name: String,
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
+    /// `metadata.labels`, shared with whatever else keeps them (the policy model).
+    pub labels: Arc<BTreeMap<String, String>>,
     /// Every container's ports, containers in order (`spec.containers[*].ports`).
     pub ports: Vec<ContainerPort>,
 }
@@ -28,7 +29,7 @@ impl From<&Pod> for PodView {
         PodView {
             namespace: p.metadata.namespace.clone().unwrap_or_default(),
             name: p.metadata.name.clone().unwrap_or_default(),
-            labels: p.metadata.labels.clone().unwrap_or_default(),
+            labels: Arc::new(p.metadata.labels.clone().unwrap_or_default()),
             ports: p
                 .spec
                 .iter()

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferro_cluster::resource::Attachment;
 use ferro_cluster::{keys, Kind, Object, PodView};
@@ -24,7 +25,7 @@ struct Attached {
 }
 
 /// A `Pod` resource's labels and named ports.
-type PodFacts = (Labels, Vec<NamedPort>);
+type PodFacts = (Arc<Labels>, Vec<NamedPort>);
 
 /// A [`Cluster`] kept up to date from object changes.
 ///

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferro_cluster::k8s_openapi::api::core::v1::ContainerPort;
 use ferro_cluster::k8s_openapi::api::networking::v1::{
@@ -134,8 +135,8 @@ pub struct NamedPort {
 pub struct Pod {
     /// Namespace and name.
     pub key: Key,
-    /// Its labels.
-    pub labels: Labels,
+    /// Its labels (shared with the cache's view of the pod).
+    pub labels: Arc<Labels>,
     /// The node it runs on (empty when unknown).
     pub node: String,
     /// Its addresses, IPv4 first.
@@ -570,7 +571,7 @@ impl Cluster {
     }
 
     fn index(&mut self, pod: &Pod) {
-        for (k, v) in &pod.labels {
+        for (k, v) in pod.labels.iter() {
             self.by_label
                 .entry(k.clone())
                 .or_default()
@@ -585,7 +586,7 @@ impl Cluster {
     }
 
     fn unindex(&mut self, pod: &Pod) {
-        for (k, v) in &pod.labels {
+        for (k, v) in pod.labels.iter() {
             if let Some(values) = self.by_label.get_mut(k) {
                 if let Some(keys) = values.get_mut(v) {
                     keys.remove(&pod.key);

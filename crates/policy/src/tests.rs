@@ -604,10 +604,12 @@ fn a_relabelled_pod_leaves_the_label_index() {
     .unwrap();
     let pod = |name: &str, labels: &[(&str, &str)], ip: &str| crate::model::Pod {
         key: Key::new("x", name),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        labels: std::sync::Arc::new(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
         node: "n".into(),
         addrs: vec![ip.parse().unwrap()],
         ports: Vec::new(),

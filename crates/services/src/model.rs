@@ -290,7 +290,7 @@ pub fn pods_by_namespace<'a>(pods: &[&'a PodView]) -> PodsByNamespace<'a> {
     let mut out = PodsByNamespace::default();
     for p in pods {
         let labels = out.by_label.entry(p.namespace.as_str()).or_default();
-        for (k, v) in &p.labels {
+        for (k, v) in p.labels.iter() {
             labels.entry((k.as_str(), v.as_str())).or_default().push(p);
         }
     }

@@ -148,7 +148,7 @@ fn a_selector_of_several_labels_selects_pods_carrying_all_of_them() {
     ];
     // web-2 is also in tier "front", db-1 too
     for i in [1, 2] {
-        pods[i].labels.insert("tier".into(), "front".into());
+        std::sync::Arc::make_mut(&mut pods[i].labels).insert("tier".into(), "front".into());
     }
     let sel =
         |m: serde_json::Value| svc("shop", "s", json!({"selector": m, "ports": [{"port": 80}]}));
