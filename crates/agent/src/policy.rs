@@ -310,8 +310,8 @@ pub fn stats_of(p: &Programmed, counters: &BTreeMap<String, (u64, u64)>) -> Poli
             e.2 += bytes;
         }
         pods.push(PodDrops {
-            namespace: chain.pod.namespace.clone(),
-            pod: chain.pod.name.clone(),
+            namespace: chain.pod.namespace.to_string(),
+            pod: chain.pod.name.to_string(),
             direction: chain.dir.to_string(),
             policies,
             packets,
@@ -325,8 +325,8 @@ pub fn stats_of(p: &Programmed, counters: &BTreeMap<String, (u64, u64)>) -> Poli
         policies: by_policy
             .into_iter()
             .map(|(k, (pods, packets, bytes))| PolicyDrops {
-                namespace: k.namespace,
-                policy: k.name,
+                namespace: k.namespace.to_string(),
+                policy: k.name.to_string(),
                 pods: pods.len(),
                 packets,
                 bytes,

@@ -55,9 +55,9 @@ pub fn pods() -> Vec<Key> {
 pub fn node_of(k: &Key) -> usize {
     let n = NAMESPACES
         .iter()
-        .position(|x| *x == k.namespace)
+        .position(|x| **x == *k.namespace)
         .unwrap_or(0);
-    let p = PODS.iter().position(|x| *x == k.name).unwrap_or(0);
+    let p = PODS.iter().position(|x| **x == *k.name).unwrap_or(0);
     (n + p) % 2
 }
 
@@ -826,12 +826,12 @@ impl Scenario {
             kind: "Attachment".into(),
             metadata: ObjectMeta {
                 name: Some(format!("{}-eth0", k.name)),
-                namespace: Some(k.namespace.clone()),
+                namespace: Some(k.namespace.to_string()),
                 ..Default::default()
             },
             spec: AttachmentSpec {
                 node: node.into(),
-                pod: Some(k.name.clone()),
+                pod: Some(k.name.to_string()),
                 interface: "eth0".into(),
                 addresses: self.addrs[k]
                     .iter()

@@ -33,14 +33,14 @@ pub type Labels = BTreeMap<String, String>;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
     /// The namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// The name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl Key {
     /// `namespace/name`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Key {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Key {
         Key {
             namespace: namespace.into(),
             name: name.into(),
@@ -442,7 +442,7 @@ pub struct Cluster {
     /// The label index: key -> value -> the pods with that label.
     by_label: HashMap<String, HashMap<String, BTreeSet<Key>>>,
     /// The namespaces holding pods, with how many.
-    pod_namespaces: BTreeMap<String, usize>,
+    pod_namespaces: BTreeMap<Arc<str>, usize>,
 }
 
 /// The addresses of an attachment (`10.244.0.5/24` -> `10.244.0.5`).
@@ -638,7 +638,7 @@ impl Cluster {
 
     /// The pods of namespace `ns`, by key.
     fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Pod> {
-        let ns = ns.to_string();
+        let ns: Arc<str> = ns.into();
         self.pods
             .range(Key::new(ns.clone(), "")..)
             .take_while(move |(k, _)| k.namespace == ns)
@@ -750,7 +750,7 @@ impl Cluster {
         match peer {
             Peer::Pods { namespaces, pods } => {
                 let ns_ok = match namespaces {
-                    Namespaces::Own => pod.key.namespace == policy_ns,
+                    Namespaces::Own => *pod.key.namespace == *policy_ns,
                     Namespaces::Matching(s) => {
                         s.matches(&self.namespace_labels(&pod.key.namespace))
                     }
@@ -770,7 +770,7 @@ impl Cluster {
             } => match pods.as_ref().and_then(|s| self.label_candidates(s)) {
                 Some(keys) => keys
                     .into_iter()
-                    .filter(|k| k.namespace == policy_ns)
+                    .filter(|k| *k.namespace == *policy_ns)
                     .filter_map(|k| self.pods.get(k))
                     .filter(|p| self.peer_matches_pod(peer, policy_ns, p))
                     .collect(),
@@ -786,14 +786,14 @@ impl Cluster {
                 let namespaces: BTreeSet<&str> = self
                     .pod_namespaces
                     .keys()
-                    .map(String::as_str)
+                    .map(|n| &**n)
                     .filter(|ns| sel.matches(&self.namespace_labels(ns)))
                     .collect();
                 let pod_ok = |p: &Pod| pods.as_ref().is_none_or(|s| s.matches(&p.labels));
                 match pods.as_ref().and_then(|s| self.label_candidates(s)) {
                     Some(keys) => keys
                         .into_iter()
-                        .filter(|k| namespaces.contains(k.namespace.as_str()))
+                        .filter(|k| namespaces.contains(&*k.namespace))
                         .filter_map(|k| self.pods.get(k))
                         .filter(|p| pod_ok(p))
                         .collect(),

@@ -404,8 +404,8 @@ impl<'a> Builder<'a> {
         named.sort();
         ClassKey {
             dir: Direction::Ingress,
-            namespace: pod.key.namespace.clone(),
-            policies: policies.iter().map(|p| p.key.name.clone()).collect(),
+            namespace: pod.key.namespace.to_string(),
+            policies: policies.iter().map(|p| p.key.name.to_string()).collect(),
             named,
         }
     }
@@ -546,8 +546,8 @@ pub fn node_policy(c: &Cluster, node: &str) -> NodePolicy {
                 Direction::Ingress => b.ingress_key(pod, &policies),
                 Direction::Egress => ClassKey {
                     dir,
-                    namespace: pod.key.namespace.clone(),
-                    policies: policies.iter().map(|p| p.key.name.clone()).collect(),
+                    namespace: pod.key.namespace.to_string(),
+                    policies: policies.iter().map(|p| p.key.name.to_string()).collect(),
                     named: Vec::new(),
                 },
             };

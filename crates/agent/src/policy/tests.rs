@@ -102,7 +102,7 @@ fn drops_add_up_per_pod_and_per_policy() {
     // Node A holds x/a and x/c (isolated for ingress).
     let mut counters = BTreeMap::new();
     for (name, chain) in &rs.chains {
-        let n = if chain.pod.name == "a" { 5 } else { 2 };
+        let n = if &*chain.pod.name == "a" { 5 } else { 2 };
         counters.insert(name.clone(), (n, n * 100));
     }
     let st = stats_of(&p, &counters);
