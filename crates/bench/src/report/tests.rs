@@ -670,6 +670,8 @@ fn cluster_scale_section_targets_and_failures() {
             change("a NetworkPolicy applied", 120),
         ],
         rss: Outcome::Done(60_000_000),
+        rss_busy: Outcome::Done(70_000_000),
+        rss_peak: Outcome::Done(120_000_000),
         idle_cpu: Outcome::Done(0.4),
         idle_window: Duration::from_secs(10),
         rows: vec![
@@ -685,7 +687,11 @@ fn cluster_scale_section_targets_and_failures() {
         "{md}"
     );
     assert!(md.contains("| a NetworkPolicy applied"), "{md}");
-    assert!(md.contains("60.0 MB"), "{md}");
+    assert!(
+        md.contains("70.0 MB right after the last change and 60.0 MB once"),
+        "{md}"
+    );
+    assert!(md.contains("was 120.0 MB"), "{md}");
     let t = r.targets();
     assert_eq!(t.len(), before + 5);
     let ours: Vec<&target::Target> = t

@@ -61,8 +61,13 @@ pub struct ClusterScaleBench {
     pub start: Outcome<Duration>,
     /// One row per kind of change.
     pub changes: Vec<ChangeRow>,
-    /// The agent's resident memory with everything loaded, bytes.
+    /// The agent's resident memory with everything loaded, once settled (after the idle
+    /// window), bytes: the target's figure.
     pub rss: Outcome<u64>,
+    /// The same right after the last change, bytes.
+    pub rss_busy: Outcome<u64>,
+    /// Its peak resident memory since it started (VmHWM), bytes.
+    pub rss_peak: Outcome<u64>,
     /// Its CPU use while idle, percent of one core, and over how long.
     pub idle_cpu: Outcome<f64>,
     /// How long the idle CPU was measured.
@@ -81,6 +86,8 @@ impl ClusterScaleBench {
             start: f(),
             changes: Vec::new(),
             rss: Outcome::Failed(why.to_string()),
+            rss_busy: Outcome::Failed(why.to_string()),
+            rss_peak: Outcome::Failed(why.to_string()),
             idle_cpu: Outcome::Failed(why.to_string()),
             idle_window,
             rows: Vec::new(),
@@ -150,6 +157,8 @@ impl Section for Option<ClusterScaleBench> {
             start => c.start.cell(|d| format!("{} ms", fmt_ms(*d))),
             changes => c.changes_table(),
             rss => c.rss.cell(|b| format!("{:.1} MB", *b as f64 / 1e6)),
+            rss_busy => c.rss_busy.cell(|b| format!("{:.1} MB", *b as f64 / 1e6)),
+            rss_peak => c.rss_peak.cell(|b| format!("{:.1} MB", *b as f64 / 1e6)),
             idle_cpu => c.idle_cpu.cell(|p| format!("{p:.2}%")),
             idle_window => format!("{} s", c.idle_window.as_secs()),
             datapath => c.datapath_table(),

@@ -263,16 +263,16 @@ fn agent_pid(agent: &AgentProc) -> Result<u32, Error> {
         .ok_or_else(|| other("the agent is not running"))
 }
 
-/// VmRSS of `pid`, bytes.
-fn rss(pid: u32) -> Result<u64, Error> {
+/// A memory figure of `pid`'s status (`VmRSS:`, `VmHWM:`), bytes.
+fn status_bytes(pid: u32, field: &str) -> Result<u64, Error> {
     let path = format!("/proc/{pid}/status");
     let s =
         std::fs::read_to_string(&path).map_err(|e| Error::io("reading", Path::new(&path), e))?;
     s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
-        .ok_or_else(|| other(format!("no VmRSS in {path}")))
+        .ok_or_else(|| other(format!("no {field} in {path}")))
 }
 
 /// utime + stime of `pid`, in clock ticks.
@@ -480,10 +480,15 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
             |k| vec![group_policy(&format!("extra{k}"), k % s.policies)],
         ));
         let pid = agent_pid(&agent)?;
-        figures.rss = rss(pid).map_or_else(|e| Outcome::Failed(e.to_string()), Outcome::Done);
+        let memory = |field: &str| {
+            status_bytes(pid, field).map_or_else(|e| Outcome::Failed(e.to_string()), Outcome::Done)
+        };
+        figures.rss_busy = memory("VmRSS:");
         progress("agent at scale: idle CPU");
         figures.idle_cpu =
             idle_cpu(pid, idle).map_or_else(|e| Outcome::Failed(e.to_string()), Outcome::Done);
+        figures.rss = memory("VmRSS:");
+        figures.rss_peak = memory("VmHWM:");
         for round in 0..rounds {
             progress(&format!(
                 "agent at scale: datapath round {} of {rounds}",
