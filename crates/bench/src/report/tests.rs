@@ -381,6 +381,13 @@ fn targets_are_judged_on_ratios_of_medians() {
     assert!(t[7]
         .figure
         .ends_with("0 duplicates, 0 leftovers, 0 failures"));
+    // the ADD's floor: one process (2 ms) + the kernel's pod creation at 10 pods (1 ms)
+    assert!(
+        t[5].figure.contains("floor on this machine 3.00 ms")
+            && t[5].figure.ends_with("so at most 8.00× is possible"),
+        "{}",
+        t[5].figure
+    );
     // policy: connection rate 0.85× of no policy -> not met; throughput 0.98× -> met;
     // 1,000 policies enforced in 2.5 s -> met
     assert_eq!(t[8].verdict, Verdict::NotMet);
