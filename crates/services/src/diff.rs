@@ -53,6 +53,35 @@ pub fn diff(old: Option<&Ruleset>, new: &Ruleset) -> Batch {
     diff_in(&table(), old, new)
 }
 
+/// [`diff`] from nothing (`diff(None, &new)`), consuming `new`: the batch takes its rules
+/// and elements instead of copies, so a whole table is in memory once while it is loaded
+/// (the first sync of a large cluster, when the agent's memory peaks).
+pub fn load(new: Ruleset) -> Batch {
+    let t = table();
+    let mut b = Batch::new();
+    b.add_table(&t).del_table(&t, false).add_table(&t);
+    for name in &new.counters {
+        b.add_counter(&t, name);
+    }
+    for (name, def) in &new.chains {
+        b.add_chain(&t, chain_obj(name, def));
+    }
+    for def in new.sets.values() {
+        b.add_set(&t, def.clone());
+    }
+    for (set, elems) in new.elems {
+        if !elems.is_empty() {
+            b.add_elems(&t, &set, elems.into_values().collect());
+        }
+    }
+    for (name, def) in new.chains {
+        for r in def.rules {
+            b.add_rule(&t, ferro_nftables::Rule::new(&name, r.exprs));
+        }
+    }
+    b
+}
+
 /// [`diff`] for a ruleset of another table `t` (another feature's table built with these
 /// types).
 pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
@@ -201,7 +230,7 @@ impl Planner {
             self.facts = Some(key);
             self.common = common(facts);
             self.services = wanted;
-            return diff(None, &self.ruleset(facts));
+            return load(self.ruleset(facts));
         }
         let mut old = self.common.clone();
         let mut new = self.common.clone();

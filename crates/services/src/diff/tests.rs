@@ -183,3 +183,11 @@ fn named_counters_are_made_before_their_rules_and_deleted_after_them() {
     );
     assert!(after.render().contains("\tcounter new { }"));
 }
+
+#[test]
+fn loading_a_ruleset_is_the_diff_from_nothing() {
+    let (s, p, a) = cluster();
+    let r = planned(&s, &p, &a);
+    assert!(!r.chains.is_empty() && !r.elems.is_empty());
+    assert_eq!(super::load(r.clone()), diff(None, &r));
+}
