@@ -57,26 +57,31 @@ pub fn diff(old: Option<&Ruleset>, new: &Ruleset) -> Batch {
 /// and elements instead of copies, so a whole table is in memory once while it is loaded
 /// (the first sync of a large cluster, when the agent's memory peaks).
 pub fn load(new: Ruleset) -> Batch {
-    let t = table();
+    load_in(&table(), new)
+}
+
+/// [`load`] into table `t`: the table created afresh (added, deleted, added: whatever was
+/// there goes in the same transaction), then its counters, chains, sets, elements and rules.
+fn load_in(t: &TableRef, new: Ruleset) -> Batch {
     let mut b = Batch::new();
-    b.add_table(&t).del_table(&t, false).add_table(&t);
+    b.add_table(t).del_table(t, false).add_table(t);
     for name in &new.counters {
-        b.add_counter(&t, name);
+        b.add_counter(t, name);
     }
     for (name, def) in &new.chains {
-        b.add_chain(&t, chain_obj(name, def));
+        b.add_chain(t, chain_obj(name, def));
     }
     for def in new.sets.values() {
-        b.add_set(&t, def.clone());
+        b.add_set(t, def.clone());
     }
     for (set, elems) in new.elems {
         if !elems.is_empty() {
-            b.add_elems(&t, &set, elems.into_values().collect());
+            b.add_elems(t, &set, elems.into_values().collect());
         }
     }
     for (name, def) in new.chains {
         for r in def.rules {
-            b.add_rule(&t, ferro_nftables::Rule::new(&name, r.exprs));
+            b.add_rule(t, ferro_nftables::Rule::new(&name, r.exprs));
         }
     }
     b
@@ -89,25 +94,7 @@ pub fn diff_in(t: &TableRef, old: Option<&Ruleset>, new: &Ruleset) -> Batch {
     let mut b = Batch::new();
     let empty = BTreeMap::new();
     let Some(old) = old else {
-        b.add_table(&t).del_table(&t, false).add_table(&t);
-        for name in &new.counters {
-            b.add_counter(&t, name);
-        }
-        for (name, def) in &new.chains {
-            b.add_chain(&t, chain_obj(name, def));
-        }
-        for def in new.sets.values() {
-            b.add_set(&t, def.clone());
-        }
-        for (set, elems) in &new.elems {
-            if !elems.is_empty() {
-                b.add_elems(&t, set, elems.values().cloned().collect());
-            }
-        }
-        for (name, def) in &new.chains {
-            add_rules(&mut b, &t, name, def);
-        }
-        return b;
+        return load_in(&t, new.clone());
     };
     // 1. Elements that go or change.
     for (set, old_elems) in &old.elems {

@@ -185,9 +185,45 @@ fn named_counters_are_made_before_their_rules_and_deleted_after_them() {
 }
 
 #[test]
-fn loading_a_ruleset_is_the_diff_from_nothing() {
+fn loading_a_ruleset_creates_the_table_afresh_with_every_object_of_it() {
+    use ferro_nftables::OpKind;
     let (s, p, a) = cluster();
     let r = planned(&s, &p, &a);
-    assert!(!r.chains.is_empty() && !r.elems.is_empty());
-    assert_eq!(super::load(r.clone()), diff(None, &r));
+    let b = super::load(r.clone());
+    let ops = b.ops();
+    let kinds: Vec<String> = ops
+        .iter()
+        .take(3)
+        .map(|o| format!("{:?}", o.kind))
+        .collect();
+    assert_eq!(kinds, ["AddTable", "DelTable", "AddTable"]);
+    let rules: Vec<(&str, &Vec<ferro_nftables::Expr>)> = ops
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OpKind::AddRule(rule) => Some((rule.chain.as_str(), &rule.exprs)),
+            _ => None,
+        })
+        .collect();
+    let planned: Vec<(&str, &Vec<ferro_nftables::Expr>)> = r
+        .chains
+        .iter()
+        .flat_map(|(c, d)| d.rules.iter().map(move |x| (c.as_str(), &x.exprs)))
+        .collect();
+    assert!(!planned.is_empty());
+    assert_eq!(rules, planned, "every rule, chain by chain, in order");
+    let elems: usize = ops
+        .iter()
+        .map(|o| match &o.kind {
+            OpKind::AddElems { elems, .. } => elems.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(elems, r.elems.values().map(|e| e.len()).sum::<usize>());
+    let chains = ops
+        .iter()
+        .filter(|o| matches!(o.kind, OpKind::AddChain(_)))
+        .count();
+    assert_eq!(chains, r.chains.len());
+    // and the diff from nothing is that load
+    assert_eq!(diff(None, &r), b);
 }
