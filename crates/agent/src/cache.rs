@@ -72,8 +72,15 @@ impl Snapshot {
     /// Every object of `kind`, in key order (for namespaced kinds: by namespace, then name).
     /// Pods are not held as objects: see [`Snapshot::pods`].
     pub fn all(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> {
+        self.kind(kind).values()
+    }
+
+    /// The objects of `kind` by store key (empty when there are none). Pods are read with
+    /// [`Snapshot::pods`] and its siblings.
+    fn kind(&self, kind: Kind) -> &BTreeMap<String, Arc<Object>> {
         debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
-        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+        static EMPTY: BTreeMap<String, Arc<Object>> = BTreeMap::new();
+        self.objects.get(&kind).map_or(&EMPTY, |m| &**m)
     }
 
     /// Every pod, in key order (by namespace, then name).
@@ -106,16 +113,12 @@ impl Snapshot {
 
     /// One object.
     pub fn get(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Arc<Object>> {
-        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
-        self.objects
-            .get(&kind)?
-            .get(&keys::object(kind, namespace, name))
+        self.kind(kind).get(&keys::object(kind, namespace, name))
     }
 
     /// The object of `kind` stored at `key`.
     pub fn get_key(&self, kind: Kind, key: &str) -> Option<&Arc<Object>> {
-        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
-        self.objects.get(&kind)?.get(key)
+        self.kind(kind).get(key)
     }
 
     /// The objects of `kind` that differ between `before` and this snapshot, by store key,
@@ -127,26 +130,15 @@ impl Snapshot {
         before: &'a Snapshot,
         kind: Kind,
     ) -> Vec<(&'a str, Option<&'a Arc<Object>>)> {
-        debug_assert!(
-            kind != Kind::Pod,
-            "pods are read with Snapshot::pod_changes_since"
-        );
         if self.generation(kind) == before.generation(kind) {
             return Vec::new();
         }
-        static EMPTY: BTreeMap<String, Arc<Object>> = BTreeMap::new();
-        let old = before.objects.get(&kind).map_or(&EMPTY, |m| &**m);
-        let new = self.objects.get(&kind).map_or(&EMPTY, |m| &**m);
-        changed_entries(old, new)
+        changed_entries(before.kind(kind), self.kind(kind))
     }
 
     /// Every object of `kind` with its store key, in key order.
     pub fn all_keyed(&self, kind: Kind) -> impl Iterator<Item = (&str, &Arc<Object>)> {
-        debug_assert!(kind != Kind::Pod, "pods are read with Snapshot::pods");
-        self.objects
-            .get(&kind)
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(k, o)| (k.as_str(), o)))
+        self.kind(kind).iter().map(|(k, o)| (k.as_str(), o))
     }
 
     /// The lease record of node `name`, when its agent holds a live lease.
