@@ -237,6 +237,7 @@ mod tests {
             }),
             mode: IpamMode::Node,
             families: Some(vec![Family::Ipv4]),
+            report: None,
         });
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -276,6 +277,7 @@ mod tests {
                 gateway: Some("10.244.1.1".parse().unwrap()),
                 block: "10.244.1.0/24".parse().unwrap(),
             }],
+            attachment: None,
         };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),

@@ -31,7 +31,7 @@ use crate::ipam::{
     Family, IpamAllocate, IpamCheck, IpamGc, IpamHandle, IpamMode, IpamRelease, IpamStatus, PodRef,
 };
 use crate::spool::Spool;
-use crate::{call, ClientError, ErrorCode, Request, Response};
+use crate::{call, AttachmentReport, ClientError, ErrorCode, Request, Response};
 use ferro_spec::args::K8S_KEYS;
 use ferro_spec::conf::parse_section;
 use ferro_spec::{CniError, CniResult, Code, IpConfig, Route};
@@ -152,6 +152,16 @@ fn ask(cfg: &Config, req: &Request, not_found: Code) -> Result<Response, CniErro
 
 /// ADD: one address per family of the pool (or of `families`).
 pub fn add(req: &ferro_spec::Request) -> Result<CniResult, CniError> {
+    add_reporting(req, None).map(|(r, _)| r)
+}
+
+/// ADD whose request also carries the attachment the plugin is about to make (`report`,
+/// see [`IpamAllocate::report`]): the result, and whether the agent recorded the
+/// attachment (if not, the plugin sends its report itself).
+pub fn add_reporting(
+    req: &ferro_spec::Request,
+    report: Option<AttachmentReport>,
+) -> Result<(CniResult, bool), CniError> {
     let cfg = Config::from_request(req)?;
     let args = &req.cmd.args;
     let pod = match (args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")) {
@@ -168,21 +178,25 @@ pub fn add(req: &ferro_spec::Request) -> Result<CniResult, CniError> {
         pod,
         mode: cfg.mode,
         families: cfg.families.clone(),
+        report,
     });
     match ask(&cfg, &r, Code::Internal)? {
-        Response::IpamAllocated { ips } => Ok(CniResult {
-            interfaces: Vec::new(),
-            ips: ips
-                .into_iter()
-                .map(|i| IpConfig {
-                    address: i.address,
-                    gateway: i.gateway,
-                    interface: None,
-                })
-                .collect(),
-            routes: cfg.routes,
-            dns: req.conf.dns.clone().unwrap_or_default(),
-        }),
+        Response::IpamAllocated { ips, attachment } => Ok((
+            CniResult {
+                interfaces: Vec::new(),
+                ips: ips
+                    .into_iter()
+                    .map(|i| IpConfig {
+                        address: i.address,
+                        gateway: i.gateway,
+                        interface: None,
+                    })
+                    .collect(),
+                routes: cfg.routes,
+                dns: req.conf.dns.clone().unwrap_or_default(),
+            },
+            attachment.is_some(),
+        )),
         other => Err(CniError::internal(format!(
             "ferro-agent answered ADD with {other:?}"
         ))),

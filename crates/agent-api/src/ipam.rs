@@ -153,6 +153,33 @@ pub struct IpamAllocate {
     /// The families wanted (`None`: every family of the pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub families: Option<Vec<Family>>,
+    /// The attachment the plugin is about to make with these addresses (an ADD report
+    /// without its addresses): the agent records it with the addresses it hands out, so the
+    /// plugin needs no `report` request after its ADD. The answer's `attachment` says
+    /// whether it did; a plugin that gets none (an agent that does not know the field, a
+    /// record that could not be written) sends its report itself. A plugin whose ADD fails
+    /// afterwards sends the DEL report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<crate::AttachmentReport>,
+}
+
+impl IpamAllocate {
+    /// The ADD report to record once `ips` are handed out: `report` with those addresses,
+    /// when it names this request's attachment (`None` otherwise).
+    pub fn report_with(&self, ips: &[IpamIp]) -> Option<crate::AttachmentReport> {
+        let r = self.report.as_ref()?;
+        if r.event != crate::AttachmentEvent::Add
+            || r.container_id != self.handle.container_id
+            || r.ifname != self.handle.ifname
+            || r.network != self.network
+        {
+            return None;
+        }
+        let mut r = r.clone();
+        r.addresses = ips.iter().map(|i| i.address.to_string()).collect();
+        r.firewall = None;
+        Some(r)
+    }
 }
 
 /// DEL: the attachment's addresses go back to their blocks.
@@ -395,5 +422,89 @@ impl IpamAuditReply {
     /// Nothing leaked, missing or in conflict.
     pub fn clean(&self) -> bool {
         self.leaked.is_empty() && self.missing.is_empty() && self.conflicts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AttachmentEvent, AttachmentReport};
+
+    fn alloc(report: Option<AttachmentReport>) -> IpamAllocate {
+        IpamAllocate {
+            network: "kubenet".into(),
+            handle: IpamHandle {
+                container_id: "c1".into(),
+                ifname: "eth0".into(),
+            },
+            netns: None,
+            pod: None,
+            mode: IpamMode::Node,
+            families: None,
+            report,
+        }
+    }
+
+    fn report(event: AttachmentEvent, container_id: &str) -> AttachmentReport {
+        AttachmentReport {
+            event,
+            plugin: "bridge".into(),
+            network: "kubenet".into(),
+            container_id: container_id.into(),
+            ifname: "eth0".into(),
+            pod_namespace: Some("shop".into()),
+            pod_name: Some("web-1".into()),
+            host_interface: "vethab12".into(),
+            addresses: vec!["10.0.0.9/32".into()],
+            firewall: Some(crate::FirewallRemoval {
+                masquerade: true,
+                addresses: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_folded_report_gets_the_handed_out_addresses() {
+        let ips = vec![
+            IpamIp {
+                address: "10.244.1.7/24".parse().unwrap(),
+                gateway: Some("10.244.1.1".parse().unwrap()),
+                block: "10.244.1.0/24".parse().unwrap(),
+            },
+            IpamIp {
+                address: "fd00::7/64".parse().unwrap(),
+                gateway: None,
+                block: "fd00::/64".parse().unwrap(),
+            },
+        ];
+        let r = alloc(Some(report(AttachmentEvent::Add, "c1")))
+            .report_with(&ips)
+            .unwrap();
+        assert_eq!(r.addresses, vec!["10.244.1.7/24", "fd00::7/64"]);
+        assert_eq!(r.firewall, None);
+        assert_eq!(
+            (r.host_interface.as_str(), r.pod_name.as_deref()),
+            ("vethab12", Some("web-1"))
+        );
+        // nothing asked, a DEL, another attachment: nothing to record
+        assert_eq!(alloc(None).report_with(&ips), None);
+        assert_eq!(
+            alloc(Some(report(AttachmentEvent::Del, "c1"))).report_with(&ips),
+            None
+        );
+        assert_eq!(
+            alloc(Some(report(AttachmentEvent::Add, "c2"))).report_with(&ips),
+            None
+        );
+        // on the wire the field is left out when empty, and read back
+        let a = alloc(Some(report(AttachmentEvent::Add, "c1")));
+        let s = serde_json::to_string(&crate::Request::IpamAllocate(a.clone())).unwrap();
+        assert!(s.contains(r#""report":{"event":"add""#), "{s}");
+        assert_eq!(
+            serde_json::from_str::<crate::Request>(&s).unwrap(),
+            crate::Request::IpamAllocate(a)
+        );
+        let bare = serde_json::to_string(&crate::Request::IpamAllocate(alloc(None))).unwrap();
+        assert!(!bare.contains("report"), "{bare}");
     }
 }

@@ -285,6 +285,10 @@ pub enum Response {
     IpamAllocated {
         /// One per family.
         ips: Vec<IpamIp>,
+        /// The attachment the request's `report` asked to record, as recorded (`None`:
+        /// nothing asked, or not recorded: the plugin reports it itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<Outcome>,
     },
     /// Answer to [`Request::IpamRelease`] and [`Request::IpamReclaim`].
     IpamReleased {

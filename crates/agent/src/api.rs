@@ -275,6 +275,11 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// report's firewall removal is done before anything else, and its answer confirms it
     /// (only here: a replayed report never carries one).
     pub async fn handle(&self, req: Request) -> Response {
+        if let Request::IpamAllocate(a) = &req {
+            if a.report.is_some() && self.attachments.is_some() {
+                return self.allocate_and_record(req).await;
+            }
+        }
         if let Request::Report { report } = &req {
             let removed = self.remove_firewall(report).await;
             let _g = self.spool_lock.lock().await;
@@ -286,6 +291,41 @@ impl<S: Store + Clone + 'static> Api<S> {
             return answer;
         }
         self.dispatch(req).await
+    }
+
+    /// An address request that also carries the ADD report of the attachment the plugin is
+    /// about to make: the addresses are handed out, then the report is recorded with them as
+    /// a `report` request would be (after the spool's replay; with NetworkPolicy on, the
+    /// attachment's policy is programmed before the answer, so before its veth exists).
+    /// The answer's `attachment` is the record's outcome; without it (the report did not
+    /// name this attachment, or recording failed) the plugin reports the attachment itself.
+    async fn allocate_and_record(&self, req: Request) -> Response {
+        let Request::IpamAllocate(a) = &req else {
+            return self.dispatch(req).await;
+        };
+        let a = a.clone();
+        let mut answer = self.dispatch(req).await;
+        let Response::IpamAllocated { ips, attachment } = &mut answer else {
+            return answer;
+        };
+        let Some(report) = a.report_with(ips) else {
+            log::warn!(
+                "ipamAllocate of {}: its report names another attachment: not recorded",
+                a.handle
+            );
+            return answer;
+        };
+        let _g = self.spool_lock.lock().await;
+        self.replay_locked().await;
+        match self.record(&report, true).await {
+            Ok(Response::Reported { outcome, .. }) => *attachment = Some(outcome),
+            Ok(_) => {}
+            Err(e) => log::warn!(
+                "ipamAllocate of {}: recording the attachment: {e} (left to the plugin's report)",
+                a.handle
+            ),
+        }
+        answer
     }
 
     /// The firewall state a DEL report asks to remove, removed: the confirmation, or `None`
@@ -464,6 +504,12 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// programmed before the answer (the pod is never reachable against policy, not even
     /// by its first packet), and a removed one is forgotten at once.
     async fn report(&self, report: &AttachmentReport) -> Reply {
+        self.record(report, false).await
+    }
+
+    /// [`Api::report`], the record marked pending when `pending` (its veth is yet to be
+    /// made, see [`crate::attachments::PENDING`]).
+    async fn record(&self, report: &AttachmentReport, pending: bool) -> Reply {
         if let (AttachmentEvent::Del, Some(r)) = (report.event, &self.reaper) {
             r.nudge();
         }
@@ -473,7 +519,11 @@ impl<S: Store + Clone + 'static> Api<S> {
                 "report: this agent does not record attachments",
             ));
         };
-        let outcome = a.report(report).await?;
+        let outcome = if pending {
+            a.report_pending(report).await?
+        } else {
+            a.report(report).await?
+        };
         if let Some(p) = &self.policy {
             match report.event {
                 AttachmentEvent::Add => p.attached(a.object(report)).await,

@@ -17,7 +17,9 @@
 //! - [`Attachments::resync`] (at start, after a store failure, and every minute) compares
 //!   three things: the records, the node's links, and the store's attachments of this node.
 //!   A record whose host veth no longer exists is stale (its DEL was never heard): it is
-//!   forgotten. The store then gets exactly the remaining records: missing ones written
+//!   forgotten, unless it is pending: a plugin's address request records the attachment
+//!   before its veth exists (`ipamAllocate`'s `report`), with a marker file beside the
+//!   record, and such a record waits up to [`PENDING`] for its veth. The store then gets exactly the remaining records: missing ones written
 //!   (after a store restore, say), others of this node deleted. The plan is pure
 //!   ([`plan_resync`]).
 
@@ -46,6 +48,11 @@ use crate::AgentError;
 const TICK: Duration = Duration::from_secs(1);
 /// How often the records, the links and the store are compared anyway.
 const RESYNC_EVERY: Duration = Duration::from_secs(60);
+/// How long a record may wait for its host veth: an ADD records its attachment with its
+/// address request, before it creates the veth pair. A record that young without its link
+/// is kept by a resync; one whose ADD failed is removed by the plugin's DEL report, or by a
+/// resync once it is older.
+pub const PENDING: Duration = Duration::from_secs(60);
 
 /// Where the node's links come from.
 #[derive(Debug)]
@@ -141,22 +148,27 @@ fn decode(kv: &KeyValue) -> Option<Attachment> {
     }
 }
 
-/// The resync plan: `records` (this node's, by id), the node's `links`, the store's
+/// Whether `a`'s host veth is among `links`.
+fn linked(a: &Attachment, links: &BTreeSet<String>) -> bool {
+    a.spec
+        .host_interface
+        .as_ref()
+        .is_some_and(|h| links.contains(h))
+}
+
+/// The resync plan: `records` (this node's, by id), the node's `links`, the ids of records
+/// still waiting for their veth (`pending`: written within [`PENDING`]), the store's
 /// attachments of this node (`stored`, by key).
 pub fn plan_resync(
     records: &BTreeMap<String, Attachment>,
     links: &BTreeSet<String>,
+    pending: &BTreeSet<String>,
     stored: &BTreeMap<String, Attachment>,
 ) -> Resync {
     let mut r = Resync::default();
     let mut wanted = BTreeSet::new();
     for (id, a) in records {
-        let alive = a
-            .spec
-            .host_interface
-            .as_ref()
-            .is_some_and(|h| links.contains(h));
-        if !alive {
+        if !linked(a, links) && !pending.contains(id) {
             r.forget.push(id.clone());
             continue;
         }
@@ -265,12 +277,45 @@ impl<S: Store> Attachments<S> {
         std::fs::rename(&tmp, self.record_path(id)).map_err(internal)
     }
 
-    fn forget_record(&self, id: &str) {
-        if let Err(e) = std::fs::remove_file(self.record_path(id)) {
+    /// The marker of a record made before its veth exists (hidden: not a record).
+    fn pending_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!(".{id}.pending"))
+    }
+
+    /// Whether record `id` was made before its veth, less than `age` ago.
+    fn pending_within(&self, id: &str, age: Duration) -> bool {
+        std::fs::metadata(self.pending_path(id))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().map_or(true, |e| e < age))
+    }
+
+    fn mark_pending(&self, id: &str) -> Result<(), ApiError> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(self.pending_path(id))
+            .map(drop)
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("recording attachment in {}: {e}", self.dir.display()),
+                )
+            })
+    }
+
+    fn remove_file(path: &Path, what: &str) {
+        if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                log::warn!("attachments: removing record {id}: {e}");
+                log::warn!("attachments: removing {what} {}: {e}", path.display());
             }
         }
+    }
+
+    fn forget_record(&self, id: &str) {
+        Self::remove_file(&self.record_path(id), "record");
+        Self::remove_file(&self.pending_path(id), "marker");
     }
 
     /// Every record, by id (unreadable ones are logged and skipped).
@@ -336,6 +381,17 @@ impl<S: Store> Attachments<S> {
     /// background, in order: the answer does not wait for the store). Only a record that
     /// cannot be written is an error. The action says what changed in the record.
     pub async fn report(&self, r: &AttachmentReport) -> Result<Outcome, ApiError> {
+        self.record(r, false).await
+    }
+
+    /// [`Attachments::report`] of an ADD whose veth does not exist yet (an address request
+    /// carrying its report): the record is marked pending, so that a resync before the veth
+    /// exists keeps it (for up to [`PENDING`]).
+    pub async fn report_pending(&self, r: &AttachmentReport) -> Result<Outcome, ApiError> {
+        self.record(r, true).await
+    }
+
+    async fn record(&self, r: &AttachmentReport, pending: bool) -> Result<Outcome, ApiError> {
         if r.container_id.is_empty() || r.ifname.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
@@ -356,6 +412,11 @@ impl<S: Store> Attachments<S> {
                     }
                     Some(_) => Action::Configured,
                 };
+                if pending {
+                    self.mark_pending(&id)?;
+                } else if old.is_some() {
+                    Self::remove_file(&self.pending_path(&id), "marker");
+                }
                 self.write_record(&id, &a)?;
                 let stale = old.as_ref().map(key_of).filter(|k| *k != key_of(&a));
                 self.send(StoreOp::Put(Box::new(a.clone()), stale));
@@ -412,7 +473,12 @@ impl<S: Store> Attachments<S> {
             .stored()
             .await
             .map_err(|e| failed(store_error(e)))?;
-        let plan = plan_resync(&records, &links, &stored);
+        let pending: BTreeSet<String> = records
+            .iter()
+            .filter(|(id, a)| !linked(a, &links) && self.pending_within(id, PENDING))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let plan = plan_resync(&records, &links, &pending, &stored);
         for id in &plan.forget {
             if let Some(a) = records.get(id) {
                 log::info!(

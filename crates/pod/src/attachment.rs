@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use ferro_agent_api::{AttachmentEvent, FirewallRemoval};
+use ferro_agent_api::{AttachmentEvent, AttachmentReport, FirewallRemoval};
 use ferro_net::firewall::{self, PodFirewall, Tag};
 use ferro_net::{names, Kernel, NetError, Netns, Rtnl};
 use ferro_spec::{CniError, CniResult, FirstError, Request};
@@ -21,12 +21,13 @@ use crate::ipam::{self, Lease};
 use crate::report::{self, AgentKey};
 use crate::session::Session;
 
-/// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only). The
-/// lease is given back (IPAM DEL) when dropped without [`Attach::settle`] keeping it, so
-/// every early return of a failed ADD releases the address.
-fn lease(req: &Request) -> Result<Option<Lease<'_>>, CniError> {
+/// IPAM ADD when the configuration has an `ipam` section (`bridge` may be L2-only), with
+/// the attachment's ADD `report` for the agent to record alongside (in-process cluster IPAM
+/// only). The lease is given back (IPAM DEL) when dropped without [`Attach::settle`]
+/// keeping it, so every early return of a failed ADD releases the address.
+fn lease(req: &Request, report: Option<AttachmentReport>) -> Result<Option<Lease<'_>>, CniError> {
     match req.conf.ipam_type() {
-        Some(_) => Lease::acquire(req).map(Some),
+        Some(_) => Lease::acquire_reporting(req, report).map(Some),
         None => Ok(None),
     }
 }
@@ -94,9 +95,14 @@ pub struct Inputs<'a> {
 /// the IPAM lease taken, the model's plan made from them (`plan`), and only then `apply`,
 /// the model's kernel work. A configuration refused before this frame, or a plan refused
 /// inside it, leaves nothing behind: no link is touched before `apply`, and the lease is
-/// released whenever `apply` is not reached or does not keep it. Once `apply` succeeded,
-/// the attachment (whose host veth has the model's `host_prefix`) is reported to the agent
-/// when the `agent` key names one ([`report`]).
+/// released whenever `apply` is not reached or does not keep it.
+///
+/// When the `agent` key names one, the attachment (whose host veth has the model's
+/// `host_prefix`) is reported to it ([`report`]). When that agent also serves the addresses
+/// (in-process `cluster-ipam` on the same socket), the report rides on the address request
+/// and the agent records it with the addresses it hands out: one request for both. Should the
+/// ADD fail after that, a DEL report takes the record back. Otherwise (another IPAM, an agent
+/// that did not record it) the report follows a successful `apply`.
 pub fn add<C, N, P>(
     req: &Request,
     cfg: &C,
@@ -110,27 +116,45 @@ pub fn add<C, N, P>(
     let s = Session::open(req)?;
     let (host, pod) = s.connect_for_add(&req.cmd.ifname)?;
     let node = read_node(cfg, &host)?;
-    let lease = lease(req)?;
+    let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
+    let folded = agent
+        .as_ref()
+        .filter(|k| report::serves_ipam(k, req))
+        .map(|_| report::report_of(req, AttachmentEvent::Add, &host_veth, None));
+    let lease = lease(req, folded)?;
+    let reported = lease.as_ref().is_some_and(|l| l.reported);
     let empty = CniResult::default();
-    let inputs = Inputs {
-        req,
-        sandbox: &s.sandbox(),
-        ipam: lease.as_ref().map_or(&empty, |l| &l.result),
+    let outcome = (|| -> Result<CniResult, CniError> {
+        let inputs = Inputs {
+            req,
+            sandbox: &s.sandbox(),
+            ipam: lease.as_ref().map_or(&empty, |l| &l.result),
+        };
+        let plan = plan(cfg, &node, &inputs)?;
+        let a = Attach {
+            req,
+            host: &host,
+            pod: &pod,
+            ns: &s.ns,
+            lease,
+        };
+        apply(a, &node, &plan)
+    })();
+    let mut result = match (outcome, &agent) {
+        (Ok(r), _) => r,
+        (Err(e), Some(k)) if reported => {
+            report::send(
+                k,
+                report::report_of(req, AttachmentEvent::Del, &host_veth, None),
+            );
+            return Err(e);
+        }
+        (Err(e), _) => return Err(e),
     };
-    let plan = plan(cfg, &node, &inputs)?;
-    let a = Attach {
-        req,
-        host: &host,
-        pod: &pod,
-        ns: &s.ns,
-        lease,
-    };
-    let mut result = apply(a, &node, &plan)?;
     if let Some(d) = dns {
         result.dns = d;
     }
-    if let Some(k) = &agent {
-        let host_veth = names::host_ifname(host_prefix, &req.cmd.container_id, &req.cmd.ifname);
+    if let (Some(k), false) = (&agent, reported) {
         report::send(
             k,
             report::report_of(req, AttachmentEvent::Add, &host_veth, Some(&result)),

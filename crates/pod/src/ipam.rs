@@ -6,7 +6,7 @@
 //! `CNI_ARGS` as the binary's dispatcher would, and its errors carry the `cluster-ipam: `
 //! prefix a delegated error gets.
 
-use ferro_agent_api::{cni, CLUSTER_IPAM};
+use ferro_agent_api::{cni, AttachmentReport, CLUSTER_IPAM};
 use ferro_spec::delegate;
 use ferro_spec::{CniError, CniResult, Code, Request};
 
@@ -79,6 +79,24 @@ pub fn del_alongside<T>(req: &Request, teardown: impl FnOnce() -> T) -> (T, Resu
     })
 }
 
+/// IPAM ADD carrying the attachment's ADD report when IPAM runs in this process (see
+/// `ferro_agent_api::cni::add_reporting`): the result, and whether the agent recorded
+/// the report. A delegated IPAM never records it.
+pub fn add_reporting(
+    req: &Request,
+    report: Option<AttachmentReport>,
+) -> Result<(CniResult, bool), CniError> {
+    match report {
+        Some(r) if in_process(req) => req
+            .cmd
+            .args
+            .check_known(cni::CNI_ARGS)
+            .and_then(|()| cni::add_reporting(req, Some(r)))
+            .map_err(|e| e.context(CLUSTER_IPAM)),
+        _ => add(req).map(|r| (r, false)),
+    }
+}
+
 /// An IPAM allocation made during ADD. Dropping it without [`Lease::keep`] releases it
 /// (IPAM DEL), so every early return of a failed ADD gives the address back.
 #[derive(Debug)]
@@ -86,15 +104,28 @@ pub struct Lease<'a> {
     req: &'a Request,
     /// The IPAM result.
     pub result: CniResult,
+    /// The agent recorded the attachment's ADD report with the allocation.
+    pub reported: bool,
     armed: bool,
 }
 
 impl<'a> Lease<'a> {
     /// Runs IPAM ADD.
     pub fn acquire(req: &'a Request) -> Result<Self, CniError> {
+        Self::acquire_reporting(req, None)
+    }
+
+    /// Runs IPAM ADD, asking the agent to record `report` with the allocation (in-process
+    /// cluster IPAM only; see [`add_reporting`]).
+    pub fn acquire_reporting(
+        req: &'a Request,
+        report: Option<AttachmentReport>,
+    ) -> Result<Self, CniError> {
+        let (result, reported) = add_reporting(req, report)?;
         Ok(Lease {
             req,
-            result: add(req)?,
+            result,
+            reported,
             armed: true,
         })
     }

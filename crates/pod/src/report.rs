@@ -8,6 +8,8 @@
 //! After a successful ADD the plugin sends one `report` request (the pod's namespace and name
 //! from `K8S_POD_NAMESPACE`/`K8S_POD_NAME`, the container id, the interface, the host veth,
 //! the addresses); after DEL, one more. One connection, one request, one answer. When the
+//! agent also serves the addresses ([`serves_ipam`]), the ADD report rides on the address
+//! request instead (`ferro_pod::add`). When the
 //! agent cannot take it (not running, not answering within [`TIMEOUT`], or unable to act
 //! now), the report waits in the spool (`spool` next to the socket unless `agent.spool` says
 //! otherwise) and the agent applies it when it can. A report never fails the verb: the
@@ -78,6 +80,14 @@ impl AgentKey {
             .map_or_else(|| Spool::for_socket(&socket), Spool::at);
         Ok(Some(AgentKey { socket, spool }))
     }
+}
+
+/// Whether the agent of `key` also serves `req`'s addresses: in-process `cluster-ipam`
+/// (see [`crate::ipam::in_process`]) on the same socket. Its ADD report can then ride on
+/// the address request.
+pub fn serves_ipam(key: &AgentKey, req: &ferro_spec::Request) -> bool {
+    crate::ipam::in_process(req)
+        && ferro_agent_api::cni::Config::from_request(req).is_ok_and(|c| c.socket == key.socket)
 }
 
 /// The report of `req` (ADD or DEL) for the attachment whose host veth is `host_interface`;

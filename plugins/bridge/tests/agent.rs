@@ -33,7 +33,7 @@ impl Node {
         let agent = Agent::start(
             &workspace_bin("ferro-agent"),
             Some(&world.nodes[0].ns),
-            json!({"nodeName": "node-a"}),
+            json!({"nodeName": "node-a", "logLevel": "debug"}),
         );
         let out = agent.cnictl(&["apply", "-f", "-"], Some(CN));
         assert_eq!(out.code, 0, "{}", out.stderr);
@@ -150,6 +150,32 @@ impl Node {
             .unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
         v["allocations"].as_u64().unwrap()
     }
+}
+
+/// How many requests of `op` the agent's (debug) log shows.
+fn requests(n: &Node, op: &str) -> usize {
+    n.agent.log().matches(&format!("socket: {op}\n")).count()
+}
+
+/// `(containerID, hostInterface, addresses)` of every attachment the agent records.
+fn attachments(n: &Node) -> Vec<(String, String, Value)> {
+    let out = n
+        .agent
+        .cnictl(&["get", "attachments", "-A", "-o", "json"], None);
+    let v: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .map(|a| {
+            let s = &a["spec"];
+            (
+                s["containerID"].as_str().unwrap().to_string(),
+                s["hostInterface"].as_str().unwrap_or_default().to_string(),
+                s["addresses"].clone(),
+            )
+        })
+        .collect()
 }
 
 fn ip_of(r: &Value) -> String {
@@ -364,4 +390,52 @@ fn the_agent_removes_the_masquerade_state_of_a_del_or_the_plugin_does_without_it
         !log.contains(&format!("removed the masquerade elements of [{ip3}]")),
         "a replayed report removed firewall state:\n{log}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn the_add_report_rides_on_the_address_request_and_a_failed_add_takes_it_back() {
+    require_root();
+    let n = Node::new();
+    let (p1, p2) = (Netns::new("rr1"), Netns::new("rr2"));
+    let r1 = n.bridge("ADD", "r1", &p1).ok();
+    let host1 = r1["interfaces"][1]["name"].as_str().unwrap().to_string();
+    // one request for the address and the record, no report after the ADD
+    assert_eq!(requests(&n, "ipamAllocate"), 1, "{}", n.agent.log());
+    assert_eq!(requests(&n, "report"), 0, "{}", n.agent.log());
+    assert_eq!(
+        attachments(&n),
+        [(
+            "r1".to_string(),
+            host1.clone(),
+            json!([r1["ips"][0]["address"]])
+        )]
+    );
+    let markers = |n: &Node| -> Vec<String> {
+        std::fs::read_dir(n.agent.state_dir().join("attachments"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".pending"))
+            .collect()
+    };
+    assert_eq!(markers(&n).len(), 1, "recorded before its veth existed");
+
+    // an ADD that fails after its address request (its host veth's name is taken): the
+    // address goes back and the record with it (one DEL report)
+    let host2 = ferro_net::names::host_ifname("veth", "r2", "eth0");
+    n.ns().ip(&["link", "add", &host2, "type", "bridge"]);
+    let e = n.bridge("ADD", "r2", &p2).err(7);
+    assert!(e["msg"].as_str().unwrap().contains(&host2), "{e}");
+    assert_eq!(requests(&n, "report"), 1, "{}", n.agent.log());
+    assert_eq!(n.allocations(), 1);
+    assert_eq!(attachments(&n).len(), 1, "{:?}", attachments(&n));
+    assert_eq!(markers(&n).len(), 1);
+    assert!(!p2.link_names().contains(&"eth0".to_string()));
+    n.ns().ip(&["link", "del", &host2]);
+
+    // DEL: the record and its marker go
+    n.del("r1", &p1, &r1).ok();
+    assert!(attachments(&n).is_empty(), "{:?}", attachments(&n));
+    assert!(markers(&n).is_empty());
+    assert_eq!(n.allocations(), 0);
 }

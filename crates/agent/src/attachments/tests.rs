@@ -192,7 +192,8 @@ fn the_resync_plan() {
         (key_of(&orphan), orphan.clone()),
     ]
     .into();
-    let p = plan_resync(&records, &links, &stored);
+    let none = BTreeSet::new();
+    let p = plan_resync(&records, &links, &none, &stored);
     assert_eq!(p.forget, ["r2"], "its veth is gone");
     assert_eq!(
         p.put,
@@ -203,10 +204,16 @@ fn the_resync_plan() {
     let stored_same: BTreeMap<String, Attachment> = [(key_of(&live), live.clone())].into();
     let only_live: BTreeMap<String, Attachment> = [("r1".to_string(), live)].into();
     assert_eq!(
-        plan_resync(&only_live, &links, &stored_same),
+        plan_resync(&only_live, &links, &none, &stored_same),
         Resync::default(),
         "nothing to do"
     );
+    // A record written by an address request whose ADD is still creating the veth: kept,
+    // and kept in the store.
+    let pending: BTreeSet<String> = ["r2".to_string()].into();
+    let p = plan_resync(&records, &links, &pending, &stored);
+    assert!(p.forget.is_empty(), "{p:?}");
+    assert_eq!(p.delete, [key_of(&orphan)], "its store object stays");
 }
 
 #[tokio::test]
@@ -396,4 +403,48 @@ async fn reads_join_pods_and_attachments() {
         raw.get("status").is_none() && raw["spec"].get("nodeName").is_none(),
         "{raw}"
     );
+}
+
+#[tokio::test]
+async fn a_record_made_before_its_veth_waits_for_it_then_is_forgotten() {
+    let t = setup(&["vethc1"]).await;
+    let pending = report(AttachmentEvent::Add, "c2", Some(("shop", "web-2")));
+    assert_eq!(
+        action(t.att.report_pending(&pending).await),
+        Action::Created
+    );
+    let id = record_id("c2", "eth0");
+    assert!(t.att.pending_path(&id).exists());
+    // a resync while the ADD is still creating the veth keeps the record, and stores it
+    let p = t.att.resync().await.unwrap();
+    assert!(p.forget.is_empty(), "{p:?}");
+    assert_eq!(t.att.count(), 1);
+    assert_eq!(stored(&t).await.into_values().collect::<Vec<_>>(), ["c2"]);
+    // the veth came: nothing to do
+    set_links(&t, &["vethc1", "vethc2"]);
+    assert_eq!(t.att.resync().await.unwrap(), Resync::default());
+    // an ADD that never made its veth (nor sent its DEL): forgotten once the wait is over
+    set_links(&t, &["vethc1"]);
+    let marker = std::fs::File::options()
+        .write(true)
+        .open(t.att.pending_path(&id))
+        .unwrap();
+    marker
+        .set_modified(std::time::SystemTime::now() - PENDING - Duration::from_secs(1))
+        .unwrap();
+    let p = t.att.resync().await.unwrap();
+    assert_eq!(p.forget, std::slice::from_ref(&id));
+    assert_eq!(t.att.count(), 0);
+    assert!(!t.att.pending_path(&id).exists(), "the marker goes too");
+    assert!(stored(&t).await.is_empty());
+    // a DEL report (the ADD failed after its address request) takes record and marker back
+    t.att.report_pending(&pending).await.unwrap();
+    let del = report(AttachmentEvent::Del, "c2", None);
+    assert_eq!(action(t.att.report(&del).await), Action::Deleted);
+    assert!(!t.att.pending_path(&id).exists());
+    assert_eq!(t.att.count(), 0);
+    // a plain report of the same attachment (its veth exists) drops the marker
+    t.att.report_pending(&pending).await.unwrap();
+    t.att.report(&pending).await.unwrap();
+    assert!(!t.att.pending_path(&id).exists());
 }

@@ -347,7 +347,10 @@ impl<S: Store + Clone + 'static> Ipam<S> {
                 if result != "ok" {
                     self.metrics.ipam.allocation(result);
                 }
-                res.map(|ips| Response::IpamAllocated { ips })
+                res.map(|ips| Response::IpamAllocated {
+                    ips,
+                    attachment: None,
+                })
             }
             Request::IpamRelease(r) => {
                 self.release(&r, "del")

@@ -165,6 +165,7 @@ fn add(id: &str, mode: IpamMode, families: Option<Vec<Family>>) -> Request {
         }),
         mode,
         families,
+        report: None,
     })
 }
 
@@ -184,7 +185,7 @@ fn del(id: &str) -> Request {
 
 fn ips(r: Result<Response, ApiError>) -> Vec<IpamIp> {
     match r {
-        Ok(Response::IpamAllocated { ips }) => ips,
+        Ok(Response::IpamAllocated { ips, .. }) => ips,
         other => panic!("not allocated: {other:?}"),
     }
 }
@@ -530,6 +531,7 @@ async fn leaks_empty_blocks_and_gone_nodes_are_collected() {
             pod: None,
             mode: IpamMode::Pod,
             families: v4(),
+            report: None,
         })
     };
     ips(a.handle(with_ns("live", &live)).await);
