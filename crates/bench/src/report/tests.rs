@@ -6,7 +6,7 @@ use super::*;
 use crate::outcome::Outcome;
 use crate::scenario::agent::{AgentBench, CycleStats};
 use crate::scenario::cluster_ipam::{ClaimRow, ClusterIpam, IpamLatency};
-use crate::scenario::cluster_scale::{ChangeRow, ClusterScaleBench, Sizes};
+use crate::scenario::cluster_scale::{ChangeRow, ClusterScaleBench, Round, Sizes};
 use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
@@ -684,7 +684,19 @@ fn cluster_scale_section_targets_and_failures() {
         rows: vec![
             policy_row("no policy, no services", 10e9, 5_000.0),
             policy_row("1000 services, 1000 policies", 9.7e9, 4_000.0),
+            policy_row("conntrack only", 9.8e9, 4_500.0),
         ],
+        // the targets take the median of each round's ratios: 0.97× and 0.80× here
+        per_round: [(9.7e9, 4_000.0), (9.0e9, 3_500.0), (1.0e10, 4_250.0)]
+            .into_iter()
+            .map(|(t, c)| Round {
+                figures: [
+                    (Some(10e9), Some(5_000.0)),
+                    (Some(t), Some(c)),
+                    (Some(9.8e9), Some(4_500.0)),
+                ],
+            })
+            .collect(),
     });
     let md = r.markdown().unwrap();
     assert!(
@@ -713,6 +725,14 @@ fn cluster_scale_section_targets_and_failures() {
     assert_eq!(ours[2].verdict, Verdict::Met);
     assert_eq!(ours[3].verdict, Verdict::Met, "{}", ours[3].figure);
     assert_eq!(ours[4].verdict, Verdict::NotMet, "{}", ours[4].figure);
+    // beside each ratio, the floor: conntrack alone against none
+    assert_eq!(ours[3].figure, "0.97× of none (conntrack alone: 0.98×)");
+    assert_eq!(ours[4].figure, "0.80× of none (conntrack alone: 0.90×)");
+    assert!(md.contains("| conntrack only"), "{md}");
+    assert!(
+        md.contains("|     2 |              0.90× |          0.98× |                 0.70× |          0.90× |"),
+        "{md}"
+    );
     assert!(!Section::failed(&r.cluster_scale));
     if let Some(c) = r.cluster_scale.as_mut() {
         c.changes[0].median = Outcome::Failed("etcd: boom".into());

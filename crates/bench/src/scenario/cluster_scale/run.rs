@@ -13,8 +13,10 @@
 //!    `cnictl get policystats` shows the agent programmed that revision (its policy loop
 //!    publishes a revision only after the kernel accepted the batch);
 //! 4. the agent's VmRSS, and its utime+stime over an idle window;
-//! 5. rounds of the datapath, client on B to server on A: everything loaded, then no
-//!    policy and no services (the agent stopped, its tables removed).
+//! 5. rounds of the datapath, client on B to server on A: everything loaded (from the
+//!    second round on, the agent restarted and, once it programmed everything, idle again),
+//!    then no policy and no services (the agent stopped, its tables removed), then the
+//!    floor of any stateful firewall: conntrack alone (one table of one rule).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -25,7 +27,7 @@ use ferro_cluster::{keys, Kind};
 use ferro_store::{Etcd, EtcdConfig, Op, Store, Txn};
 use serde_json::{json, Value};
 
-use super::{ChangeRow, ClusterScaleBench, Sizes};
+use super::{ChangeRow, ClusterScaleBench, Round, Sizes};
 use crate::error::Error;
 use crate::harness::{Bench, Node};
 use crate::ns::{self, PodNs};
@@ -48,6 +50,55 @@ const TABLES: [&str; 4] = [
     "ferro_egress",
     "ferro_nodefw",
 ];
+
+/// The datapath's configurations, numbered as [`Round::figures`] and the rows are.
+#[derive(Debug, Clone, Copy)]
+enum Config {
+    /// No policy, no services: the agent stopped, its tables removed.
+    None = 0,
+    /// Everything loaded, the agent running (idle).
+    Loaded = 1,
+    /// Conntrack alone ([`conntrack_only`]).
+    Tracked = 2,
+}
+
+/// The table of the conntrack-only configuration (see [`conntrack_only`]).
+const CT_TABLE: &str = "ferro_bench_ct";
+
+/// Installs the least any stateful firewall costs on `node`: one table whose forward chain
+/// accepts established and related traffic and does nothing else. The kernel then tracks
+/// every connection through the node, which it does not without a table that asks for it.
+fn conntrack_only(node: &Path) -> Result<(), Error> {
+    use ferro_nftables::{
+        priority, Batch, Chain, ChainType, Hook, NftSocket, RuleBuilder, TableRef, Verdict,
+        CT_STATE_ESTABLISHED, CT_STATE_RELATED,
+    };
+    ns::in_netns(node, || -> Result<(), String> {
+        let t = TableRef::inet(CT_TABLE);
+        let mut b = Batch::new();
+        b.add_table(&t)
+            .add_chain(
+                &t,
+                Chain::base(
+                    "forward",
+                    ChainType::Filter,
+                    Hook::Forward,
+                    priority::FILTER,
+                ),
+            )
+            .add_rule(
+                &t,
+                RuleBuilder::new()
+                    .ct_state_any(CT_STATE_ESTABLISHED | CT_STATE_RELATED)
+                    .verdict(Verdict::Accept)
+                    .build("forward"),
+            );
+        NftSocket::open()
+            .and_then(|mut s| s.apply(&b))
+            .map_err(|e| e.to_string())
+    })?
+    .map_err(other)
+}
 
 /// What the store holds.
 pub fn sizes(quick: bool) -> Sizes {
@@ -303,6 +354,21 @@ fn idle_cpu(pid: u32, window: Duration) -> Result<f64, Error> {
     Ok((c1 - c0) as f64 / hz / t1.as_secs_f64() * 100.0)
 }
 
+/// Waits until the agent is idle (under 2 % of a core over half a second; at most 30 s):
+/// the datapath with everything loaded is measured in the agent's steady state, as after the
+/// first round's idle window, not while a restarted agent finishes its first sync beside
+/// the traffic on a two-core machine.
+fn until_idle(pid: u32) -> Result<(), Error> {
+    let t0 = Instant::now();
+    while idle_cpu(pid, Duration::from_millis(500))? > 2.0 {
+        if t0.elapsed() > Duration::from_secs(30) {
+            progress("agent at scale: the agent is still busy after 30 s: measured anyway");
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn ip(args: &[&str]) -> Result<(), Error> {
     let st = Command::new("ip")
         .args(args)
@@ -442,7 +508,8 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
 
     let mut figures = ClusterScaleBench::failed(s, rounds, idle, "not measured");
     figures.start = start;
-    let (mut none, mut loaded) = (Samples::default(), Samples::default());
+    let (mut none, mut loaded, mut tracked) =
+        (Samples::default(), Samples::default(), Samples::default());
     let result = (|| -> Result<(), Error> {
         progress("agent at scale: changes");
         let base = s.pods;
@@ -489,21 +556,47 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
             idle_cpu(pid, idle).map_or_else(|e| Outcome::Failed(e.to_string()), Outcome::Done);
         figures.rss = memory("VmRSS:");
         figures.rss_peak = memory("VmHWM:");
+        // The three configurations in turn, the order reversed every other round: a
+        // measurement's position in the round (what the one before left behind, the
+        // machine's drift) weighs on each configuration alike.
+        let mut running = true;
         for round in 0..rounds {
             progress(&format!(
                 "agent at scale: datapath round {} of {rounds}",
                 round + 1
             ));
-            if round > 0 {
-                agent.start()?;
-                // (written again: a revision past every change)
-                let rev = store.put(&client_obj)?;
-                until_revision(&agent, rev, Duration::from_secs(120))?;
+            let mut order = [Config::Loaded, Config::None, Config::Tracked];
+            if round % 2 == 1 {
+                order.reverse();
             }
-            loaded.measure(client.path(), server_ip, &na.ns, quick);
-            agent.stop();
-            no_tables(&na.ns, &TABLES)?;
-            none.measure(client.path(), server_ip, &na.ns, quick);
+            let mut this = Round::default();
+            for config in order {
+                let got = match config {
+                    Config::Loaded => {
+                        if !running {
+                            agent.start()?;
+                            // (written again: a revision past every change)
+                            let rev = store.put(&client_obj)?;
+                            until_revision(&agent, rev, Duration::from_secs(120))?;
+                            until_idle(agent_pid(&agent)?)?;
+                        }
+                        let got = loaded.measure(client.path(), server_ip, &na.ns, quick);
+                        agent.stop();
+                        running = false;
+                        no_tables(&na.ns, &TABLES)?;
+                        got
+                    }
+                    Config::None => none.measure(client.path(), server_ip, &na.ns, quick),
+                    Config::Tracked => {
+                        conntrack_only(&na.ns)?;
+                        let got = tracked.measure(client.path(), server_ip, &na.ns, quick);
+                        no_tables(&na.ns, &[CT_TABLE])?;
+                        got
+                    }
+                };
+                this.figures[config as usize] = got;
+            }
+            figures.per_round.push(this);
         }
         Ok(())
     })();
@@ -521,6 +614,7 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
             "{} services, {} policies, {} pods",
             s.services, s.policies, s.pods
         )),
+        tracked.row("conntrack only (one table: established, related accept)".into()),
     ];
     if let Err(e) = result {
         if figures.changes.is_empty() {

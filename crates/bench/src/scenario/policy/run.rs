@@ -519,22 +519,43 @@ pub(crate) struct Samples {
 }
 
 impl Samples {
-    pub(crate) fn measure(&mut self, client: &Path, server: IpAddr, node: &Path, quick: bool) {
+    /// Measures throughput and connection rate once; returns them (`None`: that one
+    /// failed, its error kept for the row).
+    pub(crate) fn measure(
+        &mut self,
+        client: &Path,
+        server: IpAddr,
+        node: &Path,
+        quick: bool,
+    ) -> (Option<f64>, Option<f64>) {
         let (_, tsecs, csecs) = counts(quick);
         if let Err(e) = flush_conntrack(node) {
             self.errors.push(e.to_string());
         }
-        match throughput(client, server, tsecs) {
-            Ok(t) => self.throughput.push(t),
-            Err(e) => self.errors.push(e.to_string()),
-        }
+        let t = match throughput(client, server, tsecs) {
+            Ok(t) => {
+                self.throughput.push(t);
+                Some(t)
+            }
+            Err(e) => {
+                self.errors.push(e.to_string());
+                None
+            }
+        };
         if let Err(e) = flush_conntrack(node) {
             self.errors.push(e.to_string());
         }
-        match conn_rate(client, server, csecs) {
-            Ok(c) => self.conn.push(c),
-            Err(e) => self.errors.push(e.to_string()),
-        }
+        let c = match conn_rate(client, server, csecs) {
+            Ok(c) => {
+                self.conn.push(c);
+                Some(c)
+            }
+            Err(e) => {
+                self.errors.push(e.to_string());
+                None
+            }
+        };
+        (t, c)
     }
 
     pub(crate) fn row(mut self, label: String) -> PolicyConfigRow {
