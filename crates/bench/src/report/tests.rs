@@ -6,11 +6,12 @@ use super::*;
 use crate::outcome::Outcome;
 use crate::scenario::agent::{AgentBench, CycleStats};
 use crate::scenario::cluster_ipam::{ClaimRow, ClusterIpam, IpamLatency};
-use crate::scenario::cluster_scale::{ChangeRow, ClusterScaleBench, Round, Sizes};
+use crate::scenario::cluster_scale::{ChangeRow, ClusterScaleBench, Sizes};
 use crate::scenario::cost::{RssRow, SizeRow};
 use crate::scenario::floor::{FloorRow, KernelFloor};
 use crate::scenario::latency::{ChainStats, LatencyRow};
 use crate::scenario::parallel::ParallelStats;
+use crate::scenario::policy::Round;
 use crate::scenario::policy::{PolicyBench, PolicyConfigRow};
 use crate::scenario::scale::ScaleStats;
 use crate::scenario::services::{ServicesBench, ServicesRow};
@@ -222,6 +223,13 @@ fn sample(quick: bool) -> Report {
                 policy_row("policy table, 0 policies", 19.8e9, 9_800.0),
                 policy_row("1000 policies, 10000 pods in the sets", 19.6e9, 8_500.0),
             ],
+            per_round: vec![Round {
+                figures: vec![
+                    (Some(20e9), Some(10_000.0)),
+                    (Some(19.8e9), Some(9_800.0)),
+                    (Some(19.6e9), Some(8_500.0)),
+                ],
+            }],
             elements: Outcome::Done(10_203),
             apply_answered: Outcome::Done(ms(900)),
             apply_enforced: Outcome::Done(ms(2_500)),
@@ -690,7 +698,7 @@ fn cluster_scale_section_targets_and_failures() {
         per_round: [(9.7e9, 4_000.0), (9.0e9, 3_500.0), (1.0e10, 4_250.0)]
             .into_iter()
             .map(|(t, c)| Round {
-                figures: [
+                figures: vec![
                     (Some(10e9), Some(5_000.0)),
                     (Some(t), Some(c)),
                     (Some(9.8e9), Some(4_500.0)),

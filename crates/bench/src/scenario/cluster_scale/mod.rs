@@ -22,7 +22,7 @@ use crate::report::format::fmt_ms;
 use crate::report::table::Table;
 use crate::report::target::{Target, Verdict};
 use crate::report::{Report, Section};
-use crate::scenario::policy::{config_table, PolicyConfigRow};
+use crate::scenario::policy::{config_table, ratio, rounds_table, Pick, PolicyConfigRow, Round};
 
 /// What the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,17 +49,6 @@ pub struct ChangeRow {
     /// How many times.
     pub samples: usize,
 }
-
-/// One round of the datapath: `(throughput, connections/s)` of no policy and no services,
-/// everything loaded, and conntrack alone, in that order (`None`: that measurement failed).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Round {
-    /// The three configurations' figures.
-    pub figures: [(Option<f64>, Option<f64>); 3],
-}
-
-/// What a datapath figure is: throughput or connection rate.
-type Pick = fn(&(Option<f64>, Option<f64>)) -> Option<f64>;
 
 /// The scenario's figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,50 +119,13 @@ impl ClusterScaleBench {
     }
 
     /// Configuration `i` (1: everything loaded, 2: conntrack alone, the floor of any
-    /// stateful firewall) against no policy and no services, measured in the same round:
-    /// the median of those rounds' ratios. Rounds where either failed are left out; with
-    /// none left, `None`.
+    /// stateful firewall) against no policy and no services: see [`ratio`].
     fn ratio_of(&self, i: usize, pick: Pick) -> Option<f64> {
-        let mut v: Vec<f64> = self
-            .per_round
-            .iter()
-            .filter_map(|r| {
-                let a = pick(&r.figures[0]).filter(|a| *a > 0.0)?;
-                Some(pick(&r.figures[i])? / a)
-            })
-            .collect();
-        crate::scenario::policy::run::median(&mut v)
+        ratio(&self.per_round, &self.rows, i, pick)
     }
 
-    /// Each round's ratios against no policy and no services.
     fn rounds_table(&self) -> String {
-        let mut t = Table::new(
-            &[
-                "round",
-                "throughput: loaded",
-                "conntrack only",
-                "connections/s: loaded",
-                "conntrack only",
-            ],
-            &[true, true, true, true, true],
-        );
-        let cell =
-            |r: &Round, i: usize, pick: Pick| match (pick(&r.figures[0]), pick(&r.figures[i])) {
-                (Some(a), Some(v)) if a > 0.0 => format!("{:.2}×", v / a),
-                _ => "–".to_string(),
-            };
-        let thr: Pick = |f| f.0;
-        let conn: Pick = |f| f.1;
-        for (n, r) in self.per_round.iter().enumerate() {
-            t.row(vec![
-                (n + 1).to_string(),
-                cell(r, 1, thr),
-                cell(r, 2, thr),
-                cell(r, 1, conn),
-                cell(r, 2, conn),
-            ]);
-        }
-        t.render()
+        rounds_table(&self.per_round, &["loaded", "conntrack only"])
     }
 
     /// The slowest median change.

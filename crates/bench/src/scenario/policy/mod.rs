@@ -47,8 +47,10 @@ pub struct PolicyBench {
     pub pods: usize,
     /// Rounds of the three configurations.
     pub rounds: usize,
-    /// No policy (the anchor), 0 policies, 1,000 policies.
+    /// No policy (the anchor), 0 policies, 1,000 policies: the medians over the rounds.
     pub rows: Vec<PolicyConfigRow>,
+    /// Each round's figures, in the same order.
+    pub per_round: Vec<Round>,
     /// Elements of the node's sets and maps with the policies applied.
     pub elements: Outcome<usize>,
     /// `cnictl apply` of the policies answered (median of the rounds).
@@ -68,6 +70,7 @@ impl PolicyBench {
             pods,
             rounds,
             rows: Vec::new(),
+            per_round: Vec::new(),
             elements: Outcome::Failed(why.to_string()),
             apply_answered: f(),
             apply_enforced: f(),
@@ -75,22 +78,95 @@ impl PolicyBench {
         }
     }
 
-    fn anchor(&self) -> Option<&PolicyConfigRow> {
-        self.rows.first()
-    }
-
     fn table(&self) -> String {
         config_table(&self.rows, "vs no policy")
     }
 
-    /// The worst ratio to the anchor of a figure, over the policy configurations.
-    fn worst(&self, f: fn(&PolicyConfigRow) -> &Outcome<f64>) -> Option<f64> {
-        let a = *f(self.anchor()?).done()?;
-        self.rows[1..]
-            .iter()
-            .filter_map(|r| f(r).done().map(|v| v / a))
+    /// The worst ratio to the anchor of a figure over the policy configurations, each the
+    /// median of its rounds' ratios ([`paired_ratio`]).
+    fn worst(&self, pick: Pick) -> Option<f64> {
+        (1..self.rows.len())
+            .filter_map(|i| ratio(&self.per_round, &self.rows, i, pick))
             .reduce(f64::min)
     }
+}
+
+/// One round of a datapath comparison: `(throughput, connections/s)` of each configuration,
+/// the anchor first (`None`: that measurement failed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Round {
+    /// The configurations' figures, in the order of the rows.
+    pub figures: Vec<(Option<f64>, Option<f64>)>,
+}
+
+/// Which figure of a configuration: throughput or connection rate.
+pub(crate) type Pick = fn(&(Option<f64>, Option<f64>)) -> Option<f64>;
+
+/// Configuration `i` against the anchor (configuration 0) measured in the same round: the
+/// median of the rounds' ratios. Rounds where either failed are left out; with none left,
+/// `None`. A round's configurations are measured minutes apart at most, in an order that
+/// alternates, so drift between rounds cancels out of each ratio.
+pub(crate) fn paired_ratio(rounds: &[Round], i: usize, pick: Pick) -> Option<f64> {
+    let mut v: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| {
+            let a = r.figures.first().and_then(pick).filter(|a| *a > 0.0)?;
+            Some(r.figures.get(i).and_then(pick)? / a)
+        })
+        .collect();
+    run::median(&mut v)
+}
+
+/// [`paired_ratio`] over `rounds`; without any (a report from figures that kept no rounds),
+/// the ratio of the rows' medians.
+pub(crate) fn ratio(
+    rounds: &[Round],
+    rows: &[PolicyConfigRow],
+    i: usize,
+    pick: Pick,
+) -> Option<f64> {
+    if rounds.is_empty() {
+        let medians = Round {
+            figures: rows
+                .iter()
+                .map(|r| (r.throughput.done().copied(), r.conn_rate.done().copied()))
+                .collect(),
+        };
+        return paired_ratio(&[medians], i, pick);
+    }
+    paired_ratio(rounds, i, pick)
+}
+
+/// Each round's ratios to the anchor: throughput, then connection rate, of each
+/// configuration after the anchor (`names`, in order).
+pub(crate) fn rounds_table(rounds: &[Round], names: &[&str]) -> String {
+    let mut heads = vec!["round".to_string()];
+    for what in ["throughput", "connections/s"] {
+        for (k, n) in names.iter().enumerate() {
+            heads.push(if k == 0 {
+                format!("{what}: {n}")
+            } else {
+                n.to_string()
+            });
+        }
+    }
+    let heads: Vec<&str> = heads.iter().map(String::as_str).collect();
+    let mut t = Table::new(&heads, &vec![true; heads.len()]);
+    let thr: Pick = |f| f.0;
+    let conn: Pick = |f| f.1;
+    for (n, r) in rounds.iter().enumerate() {
+        let mut row = vec![(n + 1).to_string()];
+        for pick in [thr, conn] {
+            for i in 1..=names.len() {
+                row.push(match paired_ratio(std::slice::from_ref(r), i, pick) {
+                    Some(x) => format!("{x:.2}×"),
+                    None => "–".to_string(),
+                });
+            }
+        }
+        t.row(row);
+    }
+    t.render()
 }
 
 /// The table of configurations: throughput and connection rate, each with its ratio to the
@@ -144,6 +220,7 @@ impl Section for Option<PolicyBench> {
             pods => p.pods,
             rounds => p.rounds,
             table => p.table(),
+            rounds_table => rounds_table(&p.per_round, &["0 policies", &format!("{} policies", p.policies)]),
             elements => p.elements.cell(|e| e.to_string()),
             apply_answered => p.apply_answered.cell(|d| fmt_s(*d)),
             apply_enforced => p.apply_enforced.cell(|d| fmt_s(*d)),
@@ -164,8 +241,8 @@ impl Section for Option<PolicyBench> {
             None => Target::not_evaluated(text, "not measured"),
         };
         vec![
-            ratio(TARGET_RATE, p.worst(|r| &r.conn_rate), 0.90),
-            ratio(TARGET_THROUGHPUT, p.worst(|r| &r.throughput), 0.95),
+            ratio(TARGET_RATE, p.worst(|f| f.1), 0.90),
+            ratio(TARGET_THROUGHPUT, p.worst(|f| f.0), 0.95),
             match p.apply_enforced.done() {
                 Some(d) => Target {
                     text: TARGET_APPLY,

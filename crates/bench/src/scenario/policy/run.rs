@@ -25,7 +25,7 @@ use ferro_cluster::{keys, Kind};
 use ferro_store::{Embedded, Op, Store, Txn};
 use serde_json::{json, Value};
 
-use super::{PolicyBench, PolicyConfigRow};
+use super::{PolicyBench, PolicyConfigRow, Round};
 use crate::error::Error;
 use crate::harness::{netns_name, Bench, Node};
 use crate::ns::{self, PodNs};
@@ -451,7 +451,8 @@ pub(crate) fn throughput(client: &Path, server: IpAddr, secs: u64) -> Result<f64
         .ok_or_else(|| other(format!("iperf3: {}", v["error"])))
 }
 
-/// New TCP connections per second from the client to the server, for `secs`.
+/// New TCP connections per second from the client to the server, for `secs`: each one opened,
+/// then reset by the client.
 pub(crate) fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64, Error> {
     let to = SocketAddr::new(server, CONN_PORT);
     let (n, failed, elapsed) = ns::in_netns(client, || {
@@ -461,6 +462,19 @@ pub(crate) fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64,
         while t0.elapsed() < end {
             match TcpStream::connect_timeout(&to, Duration::from_secs(1)) {
                 Ok(s) => {
+                    // Reset rather than closed: no TIME_WAIT on either side. Closed, every
+                    // connection holds its port for a minute, the pod's 28,232 ephemeral
+                    // ports are all held within seconds, and from then on the rate falls
+                    // (a tenth of it, measured) and depends on when the previous
+                    // measurement ran and on which side happened to close first.
+                    let _ = nix::sys::socket::setsockopt(
+                        &s,
+                        nix::sys::socket::sockopt::Linger,
+                        &nix::libc::linger {
+                            l_onoff: 1,
+                            l_linger: 0,
+                        },
+                    );
                     drop(s);
                     n += 1;
                 }
@@ -621,14 +635,26 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
         (Samples::default(), Samples::default(), Samples::default());
     let (mut answered, mut enforced, mut change) = (Vec::new(), Vec::new(), Vec::new());
     let mut elements_seen: Outcome<usize> = Outcome::Failed("not measured".into());
+    let mut per_round = Vec::new();
     let result = (|| -> Result<(), Error> {
+        // No policy is measured last in even rounds and first in odd ones (the agent
+        // stays stopped across the two), so that its position in the round weighs on it and
+        // on the policy configurations alike.
+        let mut running = true;
         for round in 0..rounds {
             progress(&format!("policy: round {} of {rounds}", round + 1));
-            if round > 0 {
+            let mut this = Round {
+                figures: vec![(None, None); 3],
+            };
+            if round % 2 == 1 {
+                this.figures[0] = none.measure(&client, server_ip, &node.ns, quick);
+            }
+            if !running {
                 agent.start()?;
+                running = true;
             }
             agent.until_policies(0, Duration::from_secs(30))?;
-            zero.measure(&client, server_ip, &node.ns, quick);
+            this.figures[1] = zero.measure(&client, server_ip, &node.ns, quick);
 
             let t0 = Instant::now();
             agent.cnictl(&["apply", "-f", "-"], Some(&manifest))?;
@@ -636,7 +662,7 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
             let done = agent.until_policies(POLICIES, Duration::from_secs(120))?;
             enforced.push(done.duration_since(t0));
             elements_seen = Outcome::Done(elements(&node.ns)?);
-            many.measure(&client, server_ip, &node.ns, quick);
+            this.figures[2] = many.measure(&client, server_ip, &node.ns, quick);
 
             let t0 = Instant::now();
             agent.cnictl(&["apply", "-f", "-"], Some(&extra_policy()))?;
@@ -646,9 +672,13 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
             agent.cnictl(&["delete", "-f", "-"], Some(&manifest))?;
             agent.cnictl(&["delete", "networkpolicy", "extra", "-n", NS], None)?;
             agent.until_policies(0, Duration::from_secs(60))?;
-            agent.stop();
-            no_tables(&node.ns, &["ferro_policy"])?;
-            none.measure(&client, server_ip, &node.ns, quick);
+            if round % 2 == 0 {
+                agent.stop();
+                running = false;
+                no_tables(&node.ns, &["ferro_policy"])?;
+                this.figures[0] = none.measure(&client, server_ip, &node.ns, quick);
+            }
+            per_round.push(this);
         }
         Ok(())
     })();
@@ -662,6 +692,7 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
             zero.row("0 policies".into()),
             many.row(format!("{POLICIES} policies, {PODS} pods in the sets")),
         ];
+        p.per_round = per_round;
         return Ok(p);
     }
     Ok(PolicyBench {
@@ -673,6 +704,7 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
             zero.row("policy table, 0 policies".into()),
             many.row(format!("{POLICIES} policies, {PODS} pods in the sets")),
         ],
+        per_round,
         elements: elements_seen,
         apply_answered: summary(&answered),
         apply_enforced: summary(&enforced),
