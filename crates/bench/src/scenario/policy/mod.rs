@@ -11,7 +11,7 @@
 //!   addresses.
 //!
 //! Figures: TCP throughput (iperf3, one stream) and the rate of new TCP connections (one
-//! client opening and closing connections as fast as it can), each the median of the
+//! client opening and resetting connections as fast as it can), each the median of the
 //! rounds; the time from `cnictl apply` of the 1,000 policies to the node enforcing them,
 //! and of one more change on top.
 
