@@ -569,7 +569,9 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
             if round % 2 == 1 {
                 order.reverse();
             }
-            let mut this = Round::default();
+            let mut this = Round {
+                figures: vec![(None, None); 3],
+            };
             for config in order {
                 let got = match config {
                     Config::Loaded => {
