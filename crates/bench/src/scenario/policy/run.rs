@@ -389,7 +389,7 @@ pub(crate) fn attach_pod(
 pub(crate) struct Servers {
     iperf: Child,
     stop: Arc<AtomicBool>,
-    acceptor: std::thread::JoinHandle<()>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Servers {
@@ -422,13 +422,23 @@ impl Servers {
         Ok(Servers {
             iperf,
             stop,
-            acceptor,
+            acceptor: Some(acceptor),
         })
     }
 
-    pub(crate) fn stop(mut self) {
+    /// Stops both servers (also done when dropped, so a scenario that fails or panics
+    /// half-way leaves no server behind).
+    pub(crate) fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.acceptor.join();
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
         let _ = self.iperf.kill();
         let _ = self.iperf.wait();
     }
@@ -463,10 +473,10 @@ pub(crate) fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64,
             match TcpStream::connect_timeout(&to, Duration::from_secs(1)) {
                 Ok(s) => {
                     // Reset rather than closed: no TIME_WAIT on either side. Closed, every
-                    // connection holds its port for a minute, the pod's 28,232 ephemeral
-                    // ports are all held within seconds, and from then on the rate falls
-                    // (a tenth of it, measured) and depends on when the previous
-                    // measurement ran and on which side happened to close first.
+                    // connection left one behind, on whichever side happened to close
+                    // first; the client's ports (widened, reusable after a second, see
+                    // `Servers::start`) were searched past those held, and the rate
+                    // depended on when the previous measurement ran.
                     let _ = nix::sys::socket::setsockopt(
                         &s,
                         nix::sys::socket::sockopt::Linger,
