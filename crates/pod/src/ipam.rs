@@ -19,8 +19,8 @@ pub fn in_process(req: &Request) -> bool {
 /// `cluster-ipam`, else `delegated`.
 fn run<T>(
     req: &Request,
-    verb: fn(&Request) -> Result<T, CniError>,
-    delegated: fn(&Request) -> Result<T, CniError>,
+    verb: impl FnOnce(&Request) -> Result<T, CniError>,
+    delegated: impl FnOnce(&Request) -> Result<T, CniError>,
 ) -> Result<T, CniError> {
     if !in_process(req) {
         return delegated(req);
@@ -86,15 +86,11 @@ pub fn add_reporting(
     req: &Request,
     report: Option<AttachmentReport>,
 ) -> Result<(CniResult, bool), CniError> {
-    match report {
-        Some(r) if in_process(req) => req
-            .cmd
-            .args
-            .check_known(cni::CNI_ARGS)
-            .and_then(|()| cni::add_reporting(req, Some(r)))
-            .map_err(|e| e.context(CLUSTER_IPAM)),
-        _ => add(req).map(|r| (r, false)),
-    }
+    run(
+        req,
+        |q| cni::add_reporting(q, report),
+        |q| delegate::ipam_add(q).map(|r| (r, false)),
+    )
 }
 
 /// An IPAM allocation made during ADD. Dropping it without [`Lease::keep`] releases it

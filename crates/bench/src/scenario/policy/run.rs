@@ -553,33 +553,36 @@ impl Samples {
         quick: bool,
     ) -> (Option<f64>, Option<f64>) {
         let (_, tsecs, csecs) = counts(quick);
-        if let Err(e) = flush_conntrack(node) {
-            self.errors.push(e.to_string());
-        }
-        let t = match throughput(client, server, tsecs) {
-            Ok(t) => {
-                self.throughput.push(t);
-                Some(t)
-            }
-            Err(e) => {
-                self.errors.push(e.to_string());
-                None
-            }
-        };
-        if let Err(e) = flush_conntrack(node) {
-            self.errors.push(e.to_string());
-        }
-        let c = match conn_rate(client, server, csecs) {
-            Ok(c) => {
-                self.conn.push(c);
-                Some(c)
-            }
-            Err(e) => {
-                self.errors.push(e.to_string());
-                None
-            }
-        };
+        let t = self.one(
+            node,
+            || throughput(client, server, tsecs),
+            |s| &mut s.throughput,
+        );
+        let c = self.one(node, || conn_rate(client, server, csecs), |s| &mut s.conn);
         (t, c)
+    }
+
+    /// One figure, measured with the node's conntrack table emptied first, kept in
+    /// `into`; a failure is kept for the row.
+    fn one(
+        &mut self,
+        node: &Path,
+        measure: impl FnOnce() -> Result<f64, Error>,
+        into: fn(&mut Samples) -> &mut Vec<f64>,
+    ) -> Option<f64> {
+        if let Err(e) = flush_conntrack(node) {
+            self.errors.push(e.to_string());
+        }
+        match measure() {
+            Ok(v) => {
+                into(self).push(v);
+                Some(v)
+            }
+            Err(e) => {
+                self.errors.push(e.to_string());
+                None
+            }
+        }
     }
 
     pub(crate) fn row(mut self, label: String) -> PolicyConfigRow {
