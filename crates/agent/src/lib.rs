@@ -90,6 +90,9 @@ Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on failure, 2 for a bad c
 or configuration.
 ";
 
+/// The runtime's worker threads.
+const WORKERS: usize = 2;
+
 /// Runs the agent with the command line `argv` (without the program name); the exit status.
 pub fn main_with_args(argv: &[String]) -> u8 {
     let mut config = PathBuf::from(config::DEFAULT_CONFIG);
@@ -126,8 +129,9 @@ pub fn main_with_args(argv: &[String]) -> u8 {
         }
     };
     logger::init(cfg.log_level);
+    memory::configure();
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS)
         .enable_all()
         .build()
     {

@@ -6,6 +6,13 @@
 //! its peak. So every few seconds, when the cluster changed since the last time, the agent
 //! asks the allocator to return its free pages to the system (`malloc_trim`). While nothing
 //! changes it does nothing: an idle agent stays idle.
+//!
+//! The allocator is also set up once at start ([`configure`]): by default the C library gives
+//! each thread that meets contention an arena of its own (up to eight per core), and memory
+//! freed in one arena serves only that arena's threads. The first sync runs on the runtime's
+//! workers and blocking threads at once, so each held its own share of the burst at the
+//! peak. Two arenas, one per worker of the runtime, lower the peak of the first sync of a
+//! large cluster by about 5 MB (`docs/performance.md`, "The allocator's arenas").
 
 use std::time::Duration;
 
@@ -23,6 +30,23 @@ pub async fn run(cache: Cache) {
         if rev != seen {
             seen = rev;
             trim();
+        }
+    }
+}
+
+/// At most this many allocator arenas: one per worker of the runtime (see [`configure`]).
+const ARENAS: i32 = crate::WORKERS as i32;
+
+/// Sets the allocator up for the agent (glibc; elsewhere nothing): at most [`ARENAS`]
+/// arenas. Called before any thread is started.
+#[allow(unsafe_code)]
+pub fn configure() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes two integers and changes only the allocator's own settings;
+    // it is called before the agent starts any other thread.
+    unsafe {
+        if nix::libc::mallopt(nix::libc::M_ARENA_MAX, ARENAS) != 1 {
+            log::warn!("the allocator refused M_ARENA_MAX={ARENAS}; keeping its default");
         }
     }
 }
