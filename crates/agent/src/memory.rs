@@ -37,7 +37,7 @@ pub async fn run(cache: Cache) {
 /// At most this many allocator arenas: one per worker of the runtime (see [`configure`]).
 const ARENAS: i32 = crate::WORKERS as i32;
 
-/// Sets the allocator up for the agent (glibc; elsewhere nothing): at most [`ARENAS`]
+/// Sets the allocator up for the agent (glibc; elsewhere nothing): at most `ARENAS`
 /// arenas. Called before any thread is started.
 #[allow(unsafe_code)]
 pub fn configure() {
