@@ -12,7 +12,7 @@
 //! freed in one arena serves only that arena's threads. The first sync runs on the runtime's
 //! workers and blocking threads at once, so each held its own share of the burst at the
 //! peak. Two arenas, one per worker of the runtime, lower the peak of the first sync of a
-//! large cluster by about 5 MB (`docs/performance.md`, "The allocator's arenas").
+//! large cluster by about 5 MB (`docs/performance.md`, "Fifth round").
 
 use std::time::Duration;
 
@@ -38,16 +38,26 @@ pub async fn run(cache: Cache) {
 const ARENAS: i32 = crate::WORKERS as i32;
 
 /// Sets the allocator up for the agent (glibc; elsewhere nothing): at most `ARENAS`
-/// arenas. Called before any thread is started.
-#[allow(unsafe_code)]
+/// arenas. Called before any thread is started; a refusal is logged and the default kept.
 pub fn configure() {
+    if !limit_arenas(ARENAS) {
+        log::warn!("the allocator refused M_ARENA_MAX={ARENAS}; keeping its default");
+    }
+}
+
+/// Limits the allocator to `n` arenas (`mallopt(M_ARENA_MAX)`): whether it accepted.
+/// Without glibc, nothing to do: `true`.
+#[allow(unsafe_code)]
+fn limit_arenas(n: i32) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt takes two integers and changes only the allocator's own settings;
-    // it is called before the agent starts any other thread.
+    // SAFETY: mallopt takes two integers and changes only the allocator's own settings.
     unsafe {
-        if nix::libc::mallopt(nix::libc::M_ARENA_MAX, ARENAS) != 1 {
-            log::warn!("the allocator refused M_ARENA_MAX={ARENAS}; keeping its default");
-        }
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, n) == 1
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = n;
+        true
     }
 }
 
@@ -59,5 +69,19 @@ pub fn trim() {
     // lists, under the allocator's locks: it is safe from any thread at any time.
     unsafe {
         nix::libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocator_takes_the_arena_limit() {
+        assert!(
+            limit_arenas(ARENAS),
+            "mallopt(M_ARENA_MAX, {ARENAS}) refused"
+        );
+        assert_eq!(ARENAS as usize, crate::WORKERS);
     }
 }

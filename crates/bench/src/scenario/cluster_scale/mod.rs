@@ -22,7 +22,9 @@ use crate::report::format::fmt_ms;
 use crate::report::table::Table;
 use crate::report::target::{Target, Verdict};
 use crate::report::{Report, Section};
-use crate::scenario::policy::{config_table, ratio, rounds_table, Pick, PolicyConfigRow, Round};
+use crate::scenario::policy::{
+    config_table, ratio, rounds_table, Pick, PolicyConfigRow, Round, CONN_RATE, THROUGHPUT,
+};
 
 /// What the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,8 +216,8 @@ impl Section for Option<ClusterScaleBench> {
                 },
                 None => Target::not_evaluated(TARGET_CPU, "not measured"),
             },
-            ratio(TARGET_THROUGHPUT, |f| f.0),
-            ratio(TARGET_RATE, |f| f.1),
+            ratio(TARGET_THROUGHPUT, THROUGHPUT),
+            ratio(TARGET_RATE, CONN_RATE),
         ]
     }
 

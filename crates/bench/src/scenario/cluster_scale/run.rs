@@ -569,9 +569,7 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
             if round % 2 == 1 {
                 order.reverse();
             }
-            let mut this = Round {
-                figures: vec![(None, None); 3],
-            };
+            let mut this = Round::unmeasured(3);
             for config in order {
                 let got = match config {
                     Config::Loaded => {

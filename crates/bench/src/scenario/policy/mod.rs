@@ -99,8 +99,23 @@ pub struct Round {
     pub figures: Vec<(Option<f64>, Option<f64>)>,
 }
 
+impl Round {
+    /// A round of `n` configurations, none measured yet.
+    pub fn unmeasured(n: usize) -> Round {
+        Round {
+            figures: vec![(None, None); n],
+        }
+    }
+}
+
 /// Which figure of a configuration: throughput or connection rate.
 pub(crate) type Pick = fn(&(Option<f64>, Option<f64>)) -> Option<f64>;
+
+/// The throughput of a configuration.
+pub(crate) const THROUGHPUT: Pick = |f| f.0;
+
+/// The connection rate of a configuration.
+pub(crate) const CONN_RATE: Pick = |f| f.1;
 
 /// Configuration `i` against the anchor (configuration 0) measured in the same round: the
 /// median of the rounds' ratios. Rounds where either failed are left out; with none left,
@@ -152,11 +167,9 @@ pub(crate) fn rounds_table(rounds: &[Round], names: &[&str]) -> String {
     }
     let heads: Vec<&str> = heads.iter().map(String::as_str).collect();
     let mut t = Table::new(&heads, &vec![true; heads.len()]);
-    let thr: Pick = |f| f.0;
-    let conn: Pick = |f| f.1;
     for (n, r) in rounds.iter().enumerate() {
         let mut row = vec![(n + 1).to_string()];
-        for pick in [thr, conn] {
+        for pick in [THROUGHPUT, CONN_RATE] {
             for i in 1..=names.len() {
                 row.push(match paired_ratio(std::slice::from_ref(r), i, pick) {
                     Some(x) => format!("{x:.2}×"),
@@ -241,8 +254,8 @@ impl Section for Option<PolicyBench> {
             None => Target::not_evaluated(text, "not measured"),
         };
         vec![
-            ratio(TARGET_RATE, p.worst(|f| f.1), 0.90),
-            ratio(TARGET_THROUGHPUT, p.worst(|f| f.0), 0.95),
+            ratio(TARGET_RATE, p.worst(CONN_RATE), 0.90),
+            ratio(TARGET_THROUGHPUT, p.worst(THROUGHPUT), 0.95),
             match p.apply_enforced.done() {
                 Some(d) => Target {
                     text: TARGET_APPLY,

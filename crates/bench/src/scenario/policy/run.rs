@@ -656,9 +656,7 @@ fn measure(b: &mut Bench) -> Result<PolicyBench, Error> {
         let mut running = true;
         for round in 0..rounds {
             progress(&format!("policy: round {} of {rounds}", round + 1));
-            let mut this = Round {
-                figures: vec![(None, None); 3],
-            };
+            let mut this = Round::unmeasured(3);
             if round % 2 == 1 {
                 this.figures[0] = none.measure(&client, server_ip, &node.ns, quick);
             }
