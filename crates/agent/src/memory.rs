@@ -76,12 +76,78 @@ pub fn trim() {
 mod tests {
     use super::*;
 
+    /// The allocator's arenas now (`malloc_info`'s `<heap nr=...>` entries).
+    #[allow(unsafe_code)]
+    fn arenas() -> usize {
+        use nix::libc;
+        let (mut buf, mut len): (*mut libc::c_char, libc::size_t) = (std::ptr::null_mut(), 0);
+        // SAFETY: open_memstream gives a stream writing to a buffer it allocates; the
+        // stream is closed before the buffer is read, then the buffer is freed.
+        unsafe {
+            let f = libc::open_memstream(&mut buf, &mut len);
+            assert!(!f.is_null(), "open_memstream failed");
+            libc::malloc_info(0, f);
+            libc::fclose(f);
+            let xml = std::slice::from_raw_parts(buf as *const u8, len).to_vec();
+            libc::free(buf.cast());
+            String::from_utf8_lossy(&xml).matches("<heap nr=").count()
+        }
+    }
+
+    /// Threads that allocate at the same time, all alive until each has allocated.
+    fn busy_threads(n: usize) {
+        let gate = std::sync::Barrier::new(n);
+        std::thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(|| {
+                    let v: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 4096]).collect();
+                    gate.wait();
+                    drop(v);
+                });
+            }
+        });
+    }
+
+    /// Set in the process that runs the check on its own.
+    const PROBE: &str = "FERRO_ARENA_PROBE";
+
     #[test]
-    fn the_allocator_takes_the_arena_limit() {
-        assert!(
-            limit_arenas(ARENAS),
-            "mallopt(M_ARENA_MAX, {ARENAS}) refused"
-        );
+    fn with_the_limit_new_threads_get_no_arenas_of_their_own() {
         assert_eq!(ARENAS as usize, crate::WORKERS);
+        if std::env::var_os(PROBE).is_none() {
+            // The arenas are the process's: other tests' threads already made theirs (up to
+            // the default's limit), so the check runs alone in a process of its own.
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "memory::tests::with_the_limit_new_threads_get_no_arenas_of_their_own",
+                    "--exact",
+                    "--test-threads=1",
+                ])
+                .env(PROBE, "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+                "the check in its own process failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        // Without the limit, new threads that allocate get arenas of their own.
+        let before = arenas();
+        busy_threads(4);
+        let unlimited = arenas();
+        assert!(
+            unlimited > before.max(ARENAS as usize),
+            "4 allocating threads made no new arena ({before} -> {unlimited}): cannot test"
+        );
+        configure();
+        busy_threads(8);
+        assert_eq!(
+            arenas(),
+            unlimited,
+            "threads made arenas past the limit of {ARENAS}"
+        );
     }
 }
