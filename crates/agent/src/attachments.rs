@@ -453,6 +453,10 @@ impl<S: Store> Attachments<S> {
     /// Brings records and store in step with the node (see the module documentation).
     pub async fn resync(&self) -> Result<Resync, ApiError> {
         let _g = self.lock.lock().await;
+        // The reports' store writes queued so far land first (no new one can be queued while
+        // the lock is held): one landing after this comparison would undo what it decides,
+        // e.g. put back the object of a record it forgets.
+        self.flush().await;
         let dirty = &self.writer.dirty;
         dirty.store(false, Ordering::Relaxed);
         let failed = |e: ApiError| {
