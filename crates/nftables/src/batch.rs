@@ -530,39 +530,54 @@ pub(crate) fn encode_batch(
     let ops = batch.ops();
     let ids = batch.set_ids(|i| active.contains(&i));
     let mut buf = Vec::new();
+    push_begin(&mut buf, first, genid);
+    for (k, &i) in active.iter().enumerate() {
+        push_op(&mut buf, &ops[i], &ids, first.wrapping_add(1 + k as u32));
+    }
+    push_end(&mut buf, first.wrapping_add(1 + active.len() as u32));
+    buf
+}
+
+/// `NFNL_MSG_BATCH_BEGIN` with sequence number `seq` (and `NFNL_BATCH_GENID` when given).
+pub(crate) fn push_begin(buf: &mut Vec<u8>, seq: u32, genid: Option<u32>) {
     let mut begin = AttrWriter::new();
     if let Some(g) = genid {
         begin.put_be32(NFNL_BATCH_GENID, g);
     }
     wire::push_msg(
-        &mut buf,
+        buf,
         NFNL_MSG_BATCH_BEGIN,
         NLM_F_REQUEST,
-        first,
+        seq,
         0,
         NFNL_SUBSYS_NFTABLES,
         &begin.into_bytes(),
     );
-    for (k, &i) in active.iter().enumerate() {
-        let (ty, flags, attrs) = ops[i].encode(&ids);
-        wire::push_msg(
-            &mut buf,
-            (NFNL_SUBSYS_NFTABLES << 8) | ty,
-            op_flags(flags),
-            first.wrapping_add(1 + k as u32),
-            ops[i].table.family.raw(),
-            0,
-            &attrs,
-        );
-    }
+}
+
+/// One operation's message, asking for an ACK, with sequence number `seq`.
+pub(crate) fn push_op(buf: &mut Vec<u8>, op: &Op, ids: &HashMap<String, u32>, seq: u32) {
+    let (ty, flags, attrs) = op.encode(ids);
     wire::push_msg(
-        &mut buf,
+        buf,
+        (NFNL_SUBSYS_NFTABLES << 8) | ty,
+        op_flags(flags),
+        seq,
+        op.table.family.raw(),
+        0,
+        &attrs,
+    );
+}
+
+/// `NFNL_MSG_BATCH_END` with sequence number `seq`.
+pub(crate) fn push_end(buf: &mut Vec<u8>, seq: u32) {
+    wire::push_msg(
+        buf,
         NFNL_MSG_BATCH_END,
         NLM_F_REQUEST,
-        first.wrapping_add(1 + active.len() as u32),
+        seq,
         0,
         NFNL_SUBSYS_NFTABLES,
         &[],
     );
-    buf
 }

@@ -22,6 +22,8 @@
 //!   [`SetDef`], [`Elem`]...);
 //! - `batch`: [`Op`]/[`Batch`], encoded into one transaction; `describe`: the same in nft
 //!   syntax for messages; `error`: [`NftError`], naming the operation that failed;
+//! - `encoded`: [`EncodedBatch`], a transaction encoded as it is built, for loads too large
+//!   to hold as operations and as bytes at once;
 //! - `expr`: [`Expr`], encoded as `nft` encodes it, including the x_tables matches and
 //!   targets that iptables-nft stores ([`Expr::Match`], [`Expr::Target`]); `rule`:
 //!   [`RuleBuilder`], nft statements as expressions;
@@ -37,6 +39,7 @@
 mod batch;
 pub mod decode;
 mod describe;
+mod encoded;
 mod error;
 mod expr;
 pub mod nflog;
@@ -53,6 +56,7 @@ mod tests;
 
 pub use batch::{elem_messages, Batch, Op, OpKind, MAX_ELEMS_BYTES};
 pub use decode::{ChainInfo, CounterInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
+pub use encoded::EncodedBatch;
 pub use error::NftError;
 pub use expr::{CmpOp, CtKey, Data, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg, Verdict};
 pub use object::{

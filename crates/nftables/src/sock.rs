@@ -10,7 +10,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
@@ -172,6 +172,35 @@ impl NlSocket {
             return Err(SockError::Protocol(format!(
                 "short send: {n} of {} bytes",
                 buf.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends `parts`, one after the other, in one `sendmsg` (one datagram, as if they were
+    /// one buffer): a large transaction kept in pieces is not copied together first.
+    pub fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), SockError> {
+        // The kernel's limit of pieces per call (UIO_MAXIOV).
+        const MAX_PARTS: usize = 1024;
+        if parts.len() > MAX_PARTS {
+            return Err(SockError::Protocol(format!(
+                "{} pieces in one sendmsg, the kernel takes at most {MAX_PARTS}",
+                parts.len()
+            )));
+        }
+        let iov: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let n = nix::sys::socket::sendmsg::<()>(
+            self.sock.as_raw_fd(),
+            &iov,
+            &[],
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| SockError::Io(e.into()))?;
+        if n != total {
+            return Err(SockError::Protocol(format!(
+                "short send: {n} of {total} bytes"
             )));
         }
         Ok(())

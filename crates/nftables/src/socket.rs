@@ -1,8 +1,9 @@
 //! [`NftSocket`]: an nf_tables socket that applies batches as one transaction and reads
 //! objects back (non-dump GETs of one object, or dumps restricted to one table).
 
-use crate::batch::{encode_batch, Batch};
+use crate::batch::{encode_batch, push_begin, push_end, Batch};
 use crate::decode::{ChainInfo, CounterInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
+use crate::encoded::EncodedBatch;
 use crate::error::NftError;
 use crate::expr::{Data, Expr};
 use crate::object::{Elem, TableRef};
@@ -98,20 +99,66 @@ impl NftSocket {
         let n = u32::try_from(active.len() + 2).unwrap_or(u32::MAX);
         let first = self.sock.alloc_seq(n);
         let buf = encode_batch(batch, active, first, genid);
-        let what = || format!("batch of {} operations", active.len());
+        let what = format!("batch of {} operations", active.len());
         self.sock.reserve(buf.len(), active.len());
         self.sock
             .send(&buf)
-            .map_err(|e| NftError::from_sock(what(), e))?;
+            .map_err(|e| NftError::from_sock(what.as_str(), e))?;
+        let failed = self.acks(first, active.len(), &what)?;
+        Ok(failed
+            .into_iter()
+            .map(|(k, e, x)| (active[k], e, x))
+            .collect())
+    }
 
-        let mut results: Vec<Option<(i32, Option<String>)>> = vec![None; active.len()];
-        let mut answered = vec![false; active.len()];
-        let mut pending = active.len();
+    /// Applies `batch`, encoded as it was built, as one transaction. Nothing is sent when
+    /// the batch refused an operation ([`EncodedBatch::push`]); a refusal of the kernel names
+    /// the first operation it refused.
+    pub fn apply_encoded(&mut self, batch: &mut EncodedBatch) -> Result<(), NftError> {
+        batch.check()?;
+        let count = batch.len();
+        if count == 0 {
+            return Ok(());
+        }
+        let first = self
+            .sock
+            .alloc_seq(u32::try_from(count + 2).unwrap_or(u32::MAX));
+        batch.number(first.wrapping_add(1));
+        let mut begin = Vec::new();
+        push_begin(&mut begin, first, None);
+        let mut end = Vec::new();
+        push_end(&mut end, first.wrapping_add(1 + count as u32));
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(batch.chunks().len() + 2);
+        parts.push(&begin);
+        parts.extend(batch.chunks().iter().map(Vec::as_slice));
+        parts.push(&end);
+        let what = format!("batch of {count} operations");
+        self.sock
+            .reserve(batch.bytes() + begin.len() + end.len(), count);
+        self.sock
+            .send_parts(&parts)
+            .map_err(|e| NftError::from_sock(what.as_str(), e))?;
+        let failed = self.acks(first, count, &what)?;
+        match failed.into_iter().next() {
+            Some((k, errno, extack)) => Err(NftError::kernel(batch.describe(k), errno, extack)),
+            None => Ok(()),
+        }
+    }
+
+    /// Collects the answers to the `n` messages of a transaction whose `BATCH_BEGIN` had
+    /// sequence number `first`: the failed ones as (index in the transaction, errno,
+    /// extended ack), in order.
+    fn acks(
+        &mut self,
+        first: u32,
+        n: usize,
+        what: &str,
+    ) -> Result<Vec<(usize, i32, Option<String>)>, NftError> {
+        let mut results: Vec<Option<(i32, Option<String>)>> = vec![None; n];
+        let mut answered = vec![false; n];
+        let mut pending = n;
         while pending > 0 {
-            let dgram = self
-                .sock
-                .recv()
-                .map_err(|e| NftError::from_sock(what(), e))?;
+            let dgram = self.sock.recv().map_err(|e| NftError::from_sock(what, e))?;
             for m in wire::messages(&dgram) {
                 let Some((code, extack)) = m.error() else {
                     continue;
@@ -119,12 +166,12 @@ impl NftSocket {
                 if m.seq == first {
                     // The whole batch was refused (permissions, generation changed...).
                     if code != 0 {
-                        return Err(NftError::kernel(what(), -code, extack));
+                        return Err(NftError::kernel(what, -code, extack));
                     }
                     continue;
                 }
                 let k = m.seq.wrapping_sub(first).wrapping_sub(1) as usize;
-                if k >= active.len() || answered[k] {
+                if k >= n || answered[k] {
                     continue;
                 }
                 answered[k] = true;
@@ -137,7 +184,7 @@ impl NftSocket {
         Ok(results
             .into_iter()
             .enumerate()
-            .filter_map(|(k, r)| r.map(|(e, x)| (active[k], e, x)))
+            .filter_map(|(k, r)| r.map(|(e, x)| (k, e, x)))
             .collect())
     }
 

@@ -86,6 +86,11 @@ impl AttrWriter {
     }
 }
 
+/// Bytes [`push_msg`] appends for `attrs_len` bytes of attributes (padding included).
+pub const fn msg_len(attrs_len: usize) -> usize {
+    align4(NLMSG_HDRLEN + NFGENMSG_LEN + attrs_len)
+}
+
 /// Appends one nfnetlink message (`nlmsghdr` + `nfgenmsg` + attributes) to `out`.
 pub fn push_msg(
     out: &mut Vec<u8>,

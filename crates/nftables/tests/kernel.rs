@@ -347,6 +347,74 @@ fn thousands_of_messages_fit_in_one_transaction() {
 
 #[test]
 #[ignore = "needs root: run scripts/test.sh"]
+fn a_batch_encoded_as_it_is_built_is_one_transaction_of_many_chunks() {
+    in_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        // Megabytes of rules and elements, in many chunks of one sendmsg, into a set made
+        // in the same transaction (referenced by its id).
+        let mut e = EncodedBatch::new();
+        let mut b = Batch::new();
+        b.add_table(&t())
+            .add_chain(&t(), Chain::regular("c"))
+            .add_set(&t(), SetDef::set("s", vec![DataType::Ipv4Addr]));
+        e.append(b);
+        for i in 0..20_000u32 {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            let mut b = Batch::new();
+            b.add_elems(&t(), "s", vec![Elem::addr(a.into())]).add_rule(
+                &t(),
+                RuleBuilder::new()
+                    .addr(Dir::Src, a.into())
+                    .addr_in_set(false, Dir::Dst, "s", false)
+                    .verdict(Verdict::Accept)
+                    .build("c"),
+            );
+            e.append(b);
+        }
+        assert!(e.bytes() > 2 << 20, "{} bytes", e.bytes());
+        sock.apply_encoded(&mut e).unwrap();
+        assert_eq!(rules("c").len(), 20_000);
+        assert_eq!(sock.list_elems(&t(), "s").unwrap().unwrap().len(), 20_000);
+
+        // One bad message at the end: nothing of the transaction is applied, and the
+        // error names it, read back from its message.
+        let mut e = EncodedBatch::new();
+        let mut b = Batch::new();
+        b.flush_chain(&t(), "c", false);
+        for i in 0..5000u32 {
+            b.add_rule(
+                &t(),
+                RuleBuilder::new()
+                    .addr(Dir::Src, std::net::Ipv4Addr::from(0x0b00_0000 + i).into())
+                    .verdict(Verdict::Drop)
+                    .build("c"),
+            );
+        }
+        b.add_rule(
+            &t(),
+            RuleBuilder::new().verdict(Verdict::Accept).build("nochain"),
+        );
+        e.append(b);
+        let err = sock.apply_encoded(&mut e).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nft: add rule inet ferro_cni nochain: No such file or directory"
+        );
+        assert_eq!(rules("c").len(), 20_000, "the flush was not applied either");
+
+        // An idempotent delete is refused before anything is sent.
+        let mut e = EncodedBatch::new();
+        let mut b = Batch::new();
+        b.flush_chain(&t(), "c", false).del_set(&t(), "gone", true);
+        e.append(b);
+        let err = sock.apply_encoded(&mut e).unwrap_err().to_string();
+        assert!(err.contains("delete set inet ferro_cni gone"), "{err}");
+        assert_eq!(rules("c").len(), 20_000);
+    })
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn a_list_of_elements_longer_than_an_attribute_arrives_whole() {
     // 20,000 keys with comments: several times the 64 KiB one attribute can describe.
     in_netns(|| {
