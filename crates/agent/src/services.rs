@@ -3,7 +3,9 @@
 //! differences, applied in the agent's network namespace.
 //!
 //! The first sync (and any sync after a failure) rebuilds the table whole in one
-//! transaction; the others send only what changed. UDP conntrack entries whose replies come
+//! transaction, planned and encoded service by service so that the table is never in
+//! memory whole as operations (the first sync of a large cluster is when the agent's memory
+//! peaks); the others send only what changed. UDP conntrack entries whose replies come
 //! from an endpoint that left a service are deleted after the table no longer sends there.
 //! A failed sync is retried with a bounded back-off, on the latest snapshot.
 
@@ -188,7 +190,7 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
         let t0 = Instant::now();
         let ports = ports_of(&snap);
         let (pod_cidrs, service_cidrs) = cidrs(&snap);
-        let batch = planner.update(
+        let mut batch = planner.update(
             &ports,
             &NodeFacts {
                 node: &node,
@@ -199,10 +201,13 @@ pub async fn run(mut cache: Cache, node: String, metrics: Arc<Metrics>) {
         let mut failed = false;
         if !batch.is_empty() {
             let ops = batch.len();
-            let full = !programmed;
-            let r = tokio::task::spawn_blocking(move || apply(&batch))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            let full = batch.is_load();
+            let r = tokio::task::spawn_blocking(move || {
+                let mut sock = ferro_nftables::NftSocket::open().map_err(|e| e.to_string())?;
+                batch.apply(&mut sock).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             let secs = t0.elapsed().as_secs_f64();
             match r {
                 Ok(()) => {

@@ -16,9 +16,9 @@
 //! A service whose endpoints change costs a flush and a few rules of its own chains and map
 //! elements; the rest of the table is not touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use ferro_nftables::{Batch, Chain, Elem, TableRef};
+use ferro_nftables::{Batch, Chain, Elem, EncodedBatch, NftError, NftSocket, TableRef};
 use ipnet::IpNet;
 
 use crate::model::ServicePort;
@@ -196,6 +196,71 @@ fn by_service(ports: &[ServicePort]) -> BTreeMap<(String, String), Vec<ServicePo
     m
 }
 
+/// What [`Planner::update`] sends.
+#[derive(Debug)]
+pub enum Transaction {
+    /// The whole table, encoded service by service as it was planned: its operations are
+    /// never all in memory, only their encoding.
+    Load(EncodedBatch),
+    /// Only what changed.
+    Changes(Batch),
+}
+
+impl Transaction {
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        match self {
+            Transaction::Load(e) => e.len(),
+            Transaction::Changes(b) => b.len(),
+        }
+    }
+
+    /// Nothing to send.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Transaction::Load(e) => e.is_empty(),
+            Transaction::Changes(b) => b.is_empty(),
+        }
+    }
+
+    /// The whole table (not only changes).
+    pub fn is_load(&self) -> bool {
+        matches!(self, Transaction::Load(_))
+    }
+
+    /// Applies it as one transaction.
+    pub fn apply(&mut self, sock: &mut NftSocket) -> Result<(), NftError> {
+        match self {
+            Transaction::Load(e) => sock.apply_encoded(e),
+            Transaction::Changes(b) => sock.apply(b),
+        }
+    }
+}
+
+/// The names a streamed load has sent (see [`Planner::load_pieces`]).
+#[derive(Default)]
+struct Sent {
+    chains: HashSet<String>,
+    sets: HashSet<String>,
+    counters: HashSet<String>,
+    elems: HashMap<String, HashSet<Vec<u8>>>,
+}
+
+impl Sent {
+    /// The elements of `set` not sent yet, now marked sent.
+    fn new_elems(
+        &mut self,
+        set: &str,
+        elems: impl IntoIterator<Item = (Vec<u8>, Elem)>,
+    ) -> Vec<Elem> {
+        let sent = self.elems.entry(set.to_string()).or_default();
+        elems
+            .into_iter()
+            .filter_map(|(k, e)| sent.insert(k).then_some(e))
+            .collect()
+    }
+}
+
 impl Planner {
     /// A planner that knows nothing of the kernel: its first batch rebuilds the table.
     pub fn new() -> Planner {
@@ -206,7 +271,7 @@ impl Planner {
     /// first time, after [`Planner::forget`], or when the facts changed), else the
     /// differences of the services that changed. Call [`Planner::applied`] once the kernel
     /// took it.
-    pub fn update(&mut self, ports: &[ServicePort], facts: &NodeFacts<'_>) -> Batch {
+    pub fn update(&mut self, ports: &[ServicePort], facts: &NodeFacts<'_>) -> Transaction {
         let key = (
             facts.node.to_string(),
             facts.pod_cidrs.to_vec(),
@@ -217,7 +282,9 @@ impl Planner {
             self.facts = Some(key);
             self.common = common(facts);
             self.services = wanted;
-            return load(self.ruleset(facts));
+            let mut load = EncodedBatch::new();
+            self.load_pieces(facts, |piece| load.append(piece));
+            return Transaction::Load(load);
         }
         let mut old = self.common.clone();
         let mut new = self.common.clone();
@@ -244,7 +311,82 @@ impl Planner {
                 }
             }
         }
-        diff(Some(&old), &new)
+        Transaction::Changes(diff(Some(&old), &new))
+    }
+
+    /// The whole table, as [`load`] of [`Planner::ruleset`] sends it but planned and handed
+    /// to `piece` service by service, so that the table is never whole in memory:
+    ///
+    /// 1. the table created afresh, with the common part's counters, chains and sets;
+    /// 2. for each service: its counters, chains and sets, its elements (of its own sets
+    ///    and of the shared maps), then its chains' rules;
+    /// 3. the common part's elements and rules.
+    ///
+    /// Where [`Planner::ruleset`] lets a later service's object replace an earlier one of
+    /// the same name (or element key), the services are taken last first and a name or key
+    /// already sent is skipped: the same table. A service's part of the table refers only
+    /// to its own objects and the common part's, so every object exists before it is used.
+    pub fn load_pieces(&self, facts: &NodeFacts<'_>, mut piece: impl FnMut(Batch)) {
+        let t = table();
+        let c = &self.common;
+        let mut sent = Sent::default();
+        let mut b = Batch::new();
+        b.add_table(&t).del_table(&t, false).add_table(&t);
+        for name in &c.counters {
+            sent.counters.insert(name.clone());
+            b.add_counter(&t, name);
+        }
+        for (name, def) in &c.chains {
+            sent.chains.insert(name.clone());
+            b.add_chain(&t, chain_obj(name, def));
+        }
+        for (name, def) in &c.sets {
+            sent.sets.insert(name.clone());
+            b.add_set(&t, def.clone());
+        }
+        piece(std::mem::take(&mut b));
+        for ports in self.services.values().rev() {
+            let f = fragment(ports, facts);
+            for name in f.counters {
+                if sent.counters.insert(name.clone()) {
+                    b.add_counter(&t, &name);
+                }
+            }
+            let mut chains = Vec::new();
+            for (name, def) in f.chains {
+                if sent.chains.insert(name.clone()) {
+                    b.add_chain(&t, chain_obj(&name, &def));
+                    chains.push((name, def));
+                }
+            }
+            for (name, def) in f.sets {
+                if sent.sets.insert(name) {
+                    b.add_set(&t, def);
+                }
+            }
+            for (set, elems) in f.elems {
+                let elems = sent.new_elems(&set, elems);
+                if !elems.is_empty() {
+                    b.add_elems(&t, &set, elems);
+                }
+            }
+            for (name, def) in chains {
+                for r in def.rules {
+                    b.add_rule(&t, ferro_nftables::Rule::new(&name, r.exprs));
+                }
+            }
+            piece(std::mem::take(&mut b));
+        }
+        for (set, elems) in &c.elems {
+            let elems = sent.new_elems(set, elems.iter().map(|(k, e)| (k.clone(), e.clone())));
+            if !elems.is_empty() {
+                b.add_elems(&t, set, elems);
+            }
+        }
+        for (name, def) in &c.chains {
+            add_rules(&mut b, &t, name, def);
+        }
+        piece(b);
     }
 
     /// The kernel took the last batch.

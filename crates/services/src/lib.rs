@@ -25,6 +25,6 @@ pub mod fixtures;
 pub mod model;
 pub mod plan;
 
-pub use diff::{diff, Planner};
+pub use diff::{diff, Planner, Transaction};
 pub use model::{Endpoint, Proto, ServicePort, Topology};
 pub use plan::{plan, Ruleset, MASQUERADE_MARK, TABLE};

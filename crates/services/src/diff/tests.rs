@@ -8,6 +8,27 @@ fn kinds(b: &Batch) -> Vec<String> {
     b.ops().iter().map(|o| o.describe()).collect()
 }
 
+/// The changes of a planner's update (not a load).
+fn changes(t: Transaction) -> Batch {
+    match t {
+        Transaction::Changes(b) => b,
+        Transaction::Load(_) => panic!("a load where changes were expected"),
+    }
+}
+
+/// A planner's update is a load that creates the table afresh.
+fn assert_load(t: &Transaction) {
+    let Transaction::Load(e) = t else {
+        panic!("changes where a load was expected");
+    };
+    let types: Vec<u16> = e.messages().take(3).map(|m| m.ty & 0xff).collect();
+    use ferro_nftables::uapi::{NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE};
+    assert_eq!(
+        types,
+        [NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE]
+    );
+}
+
 #[test]
 fn first_sync_rebuilds_the_table_in_one_transaction() {
     let (s, p, a) = cluster();
@@ -104,10 +125,7 @@ fn the_planner_touches_only_the_services_that_changed() {
     };
     let mut planner = Planner::new();
     let first = planner.update(&ports_of(&p, &a), &facts);
-    assert!(
-        matches!(first.ops()[1].kind, OpKind::DelTable),
-        "a rebuild first"
-    );
+    assert_load(&first);
     planner.applied();
     assert_eq!(planner.ruleset(&facts), planned(&s, &p, &a));
     assert!(planner.update(&ports_of(&p, &a), &facts).is_empty());
@@ -116,7 +134,7 @@ fn the_planner_touches_only_the_services_that_changed() {
     // one does not.
     p.push(pod("shop", "web-3", "web", &[("http", 8080, "TCP")]));
     a.push(att("shop", "web-3", "b", &["10.244.2.9/24"]));
-    let b = planner.update(&ports_of(&p, &a), &facts);
+    let b = changes(planner.update(&ports_of(&p, &a), &facts));
     planner.applied();
     assert_eq!(
         b,
@@ -129,14 +147,14 @@ fn the_planner_touches_only_the_services_that_changed() {
     // A failed batch: the next one rebuilds.
     planner.forget();
     let again = planner.update(&ports_of(&p, &a), &facts);
-    assert!(matches!(again.ops()[1].kind, OpKind::DelTable));
+    assert_load(&again);
     planner.applied();
     // Removing services removes exactly their objects.
     let fewer: Vec<_> = ports_of(&p, &a)
         .into_iter()
         .filter(|sp| sp.service == "web")
         .collect();
-    let b = planner.update(&fewer, &facts);
+    let b = changes(planner.update(&fewer, &facts));
     planner.applied();
     let only_web: Vec<_> = s.iter().take(1).cloned().collect();
     assert_eq!(planner.ruleset(&facts), planned(&only_web, &p, &a));
@@ -226,4 +244,124 @@ fn loading_a_ruleset_creates_the_table_afresh_with_every_object_of_it() {
     assert_eq!(chains, r.chains.len());
     // and the diff from nothing is that load
     assert_eq!(diff(None, &r), b);
+}
+
+/// What a load creates, whatever the order it sends it in: the first three operations,
+/// and sorted, the chains, sets, counters and elements; each chain's rules in order.
+#[derive(Debug, PartialEq, Eq)]
+struct Inventory {
+    head: Vec<String>,
+    chains: Vec<String>,
+    sets: Vec<String>,
+    counters: Vec<String>,
+    elems: Vec<(String, String)>,
+    rules: BTreeMap<String, Vec<String>>,
+}
+
+fn inventory(b: &Batch) -> Inventory {
+    let mut inv = Inventory {
+        head: b.ops().iter().take(3).map(|o| o.describe()).collect(),
+        chains: Vec::new(),
+        sets: Vec::new(),
+        counters: Vec::new(),
+        elems: Vec::new(),
+        rules: BTreeMap::new(),
+    };
+    for op in b.ops() {
+        match &op.kind {
+            OpKind::AddChain(c) => inv.chains.push(format!("{c:?}")),
+            OpKind::AddSet(d) => inv.sets.push(format!("{d:?}")),
+            OpKind::AddCounter(n) => inv.counters.push(n.clone()),
+            OpKind::AddElems { set, elems } => inv
+                .elems
+                .extend(elems.iter().map(|e| (set.clone(), format!("{e:?}")))),
+            OpKind::AddRule(r) => inv
+                .rules
+                .entry(r.chain.clone())
+                .or_default()
+                .push(format!("{:?}", r.exprs)),
+            _ => {}
+        }
+    }
+    inv.chains.sort();
+    inv.sets.sort();
+    inv.counters.sort();
+    inv.elems.sort();
+    inv
+}
+
+#[test]
+fn a_load_planned_service_by_service_sends_the_whole_table_and_only_it() {
+    use crate::fixtures::svc;
+    use crate::model::{service_ports, Topology};
+    let (mut s, p, a) = cluster();
+    // A copy of a service under another name claims the same address and port: in the
+    // table the later one (by namespace and name) wins, in both ways of loading.
+    let mut copy = s[0].clone();
+    copy.metadata.name = Some("web-again".into());
+    s.push(copy);
+    s.push(svc(
+        "shop",
+        "aff",
+        json!({"selector":{"app":"web"},"clusterIP":"10.96.0.77","sessionAffinity":"ClientIP",
+               "ports":[{"port":81,"targetPort":8080}]}),
+    ));
+    let ports = service_ports(&Topology {
+        services: s.iter().collect(),
+        pods: p.iter().collect(),
+        attachments: a.iter().collect(),
+        live_nodes: ["a", "b"].into_iter().collect(),
+    });
+    let pods: Vec<ipnet::IpNet> = vec!["10.244.0.0/16".parse().unwrap()];
+    let svcs: Vec<ipnet::IpNet> = vec!["10.96.0.0/16".parse().unwrap()];
+    let facts = NodeFacts {
+        node: "a",
+        pod_cidrs: &pods,
+        service_cidrs: &svcs,
+    };
+    let mut planner = Planner::new();
+    let sent = planner.update(&ports, &facts);
+    let mut streamed = Batch::new();
+    let mut pieces = 0;
+    planner.load_pieces(&facts, |b| {
+        pieces += 1;
+        streamed.extend(b);
+    });
+    assert!(
+        pieces > 3,
+        "one piece per service, and the common part's two"
+    );
+    let whole = load(planner.ruleset(&facts));
+    let inv = inventory(&streamed);
+    assert!(inv.elems.iter().any(|(_, e)| e.contains("web-again")));
+    assert!(inv.sets.len() > 3, "the shared maps and the affinity sets");
+    assert_eq!(inv, inventory(&whole));
+
+    // Every chain and set exists before a rule or element goes into it.
+    let mut made = HashSet::new();
+    for op in streamed.ops() {
+        match &op.kind {
+            OpKind::AddChain(c) => {
+                made.insert(c.name.clone());
+            }
+            OpKind::AddSet(d) => {
+                made.insert(d.name.clone());
+            }
+            OpKind::AddRule(r) => assert!(made.contains(&r.chain), "{}", op.describe()),
+            OpKind::AddElems { set, .. } => assert!(made.contains(set), "{}", op.describe()),
+            _ => {}
+        }
+    }
+
+    // The planner's load is that stream, encoded.
+    let Transaction::Load(e) = sent else {
+        panic!("a first update is a load")
+    };
+    let mut expected = EncodedBatch::new();
+    expected.append(streamed);
+    assert_eq!(e.len(), expected.len());
+    assert!(e
+        .messages()
+        .zip(expected.messages())
+        .all(|(x, y)| (x.ty, x.flags, x.payload) == (y.ty, y.flags, y.payload)));
 }

@@ -371,12 +371,16 @@ fn ours(n: usize, window: Duration) -> Side {
         let mut sock = NftSocket::open().map_err(|e| e.to_string())?;
         let mut planner = Planner::new();
         let t0 = Instant::now();
-        sock.apply(&planner.update(&full, &facts))
+        planner
+            .update(&full, &facts)
+            .apply(&mut sock)
             .map_err(|e| e.to_string())?;
         planner.applied();
         let apply = t0.elapsed();
         let t1 = Instant::now();
-        sock.apply(&planner.update(&changed, &facts))
+        planner
+            .update(&changed, &facts)
+            .apply(&mut sock)
             .map_err(|e| e.to_string())?;
         planner.applied();
         Ok::<_, String>((apply, t1.elapsed()))
