@@ -13,10 +13,15 @@
 //!    `cnictl get policystats` shows the agent programmed that revision (its policy loop
 //!    publishes a revision only after the kernel accepted the batch);
 //! 4. the agent's VmRSS, and its utime+stime over an idle window;
-//! 5. rounds of the datapath, client on B to server on A: everything loaded (from the
-//!    second round on, the agent restarted and, once it programmed everything, idle again),
-//!    then no policy and no services (the agent stopped, its tables removed), then the
-//!    floor of any stateful firewall: conntrack alone (one table of one rule).
+//! 5. rounds of the datapath from the client on B to a server pod on each of three nodes
+//!    built alike: A, with everything loaded and the agent idle; N, with no policy and no
+//!    services (no agent, no table); T, with the floor of any stateful firewall, conntrack
+//!    alone (one table of one rule). The three are measured in short slices, one after
+//!    the other in each round, many rounds: whatever the shared machine does during a
+//!    round (another tenant, a frequency change) weighs on all three, and the median of
+//!    the rounds' ratios is the figure. (Measuring the three on one node in turn needs the
+//!    agent stopped and started between them: rounds of minutes, whose drift swamped the
+//!    few percent the target is about.)
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -35,7 +40,7 @@ use crate::outcome::Outcome;
 use crate::output::progress;
 use crate::request::ConfList;
 use crate::scenario::policy::run::{
-    attach_pod, median, no_tables, AgentProc, Samples, Servers, CONN_PORT, IPERF_PORT,
+    attach_pod, median, AgentProc, Samples, Servers, CONN_PORT, IPERF_PORT,
 };
 use crate::workloads::Suite;
 
@@ -43,13 +48,6 @@ use crate::workloads::Suite;
 const NS: &str = "bench";
 /// The namespace of the simulated nodes' pods.
 const FAR: &str = "far";
-/// The tables the agent owns on a node.
-const TABLES: [&str; 4] = [
-    "ferro_policy",
-    "ferro_services",
-    "ferro_egress",
-    "ferro_nodefw",
-];
 
 /// The datapath's configurations, numbered as [`Round::figures`] and the rows are.
 #[derive(Debug, Clone, Copy)]
@@ -124,11 +122,15 @@ fn counts(quick: bool) -> (usize, usize, Duration) {
     if quick {
         (1, 2, Duration::from_secs(2))
     } else {
-        // (five datapath rounds: the connection rate of one run swings by a fifth between
-        // rounds on a shared two-core machine)
-        (5, 10, Duration::from_secs(10))
+        // (many short rounds: the connection rate of one slice swings by a fifth or more on
+        // a shared two-core machine, and the median of many paired ratios resolves what
+        // five long rounds do not)
+        (15, 10, Duration::from_secs(10))
     }
 }
+
+/// Seconds of throughput and of connection rate per configuration and round.
+const SLICE: (u64, u64) = (2, 1);
 
 /// The scenario.
 pub fn run(b: &mut Bench) -> ClusterScaleBench {
@@ -354,21 +356,6 @@ fn idle_cpu(pid: u32, window: Duration) -> Result<f64, Error> {
     Ok((c1 - c0) as f64 / hz / t1.as_secs_f64() * 100.0)
 }
 
-/// Waits until the agent is idle (under 2 % of a core over half a second; at most 30 s):
-/// the datapath with everything loaded is measured in the agent's steady state, as after the
-/// first round's idle window, not while a restarted agent finishes its first sync beside
-/// the traffic on a two-core machine.
-fn until_idle(pid: u32) -> Result<(), Error> {
-    let t0 = Instant::now();
-    while idle_cpu(pid, Duration::from_millis(500))? > 2.0 {
-        if t0.elapsed() > Duration::from_secs(30) {
-            progress("agent at scale: the agent is still busy after 30 s: measured anyway");
-            break;
-        }
-    }
-    Ok(())
-}
-
 fn ip(args: &[&str]) -> Result<(), Error> {
     let st = Command::new("ip")
         .args(args)
@@ -443,7 +430,7 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
     let quick = b.params().quick;
     let s = sizes(quick);
     let (rounds, reps, idle) = counts(quick);
-    let (na, nb) = (b.node(), b.node());
+    let (na, nb, nn, nt) = (b.node(), b.node(), b.node(), b.node());
     let dir = b.workdir().join("cluster-scale");
     let state = dir.join("state");
     std::fs::create_dir_all(&state).map_err(|e| Error::io("creating", &state, e))?;
@@ -472,28 +459,32 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
     let ready = until_revision(&agent, seeded, Duration::from_secs(120))?;
     let start = Outcome::Done(ready.duration_since(t0));
 
-    // The two pods, and the routes between the nodes' pod subnets.
+    // The pods (a server on A, N and T, the client on B), and the routes between the
+    // nodes' pod subnets.
     let (server, server_ip) = attach(b, &na, "server", "10.244.1.0/24", Some(&socket))?;
     let (client, client_ip) = attach(b, &nb, "client", "10.244.2.0/24", None)?;
-    let (a_name, b_name) = (netns_name_of(&na), netns_name_of(&nb));
-    ip(&[
-        "-n",
-        &a_name,
-        "route",
-        "replace",
-        "10.244.2.0/24",
-        "via",
-        &nb.ip.to_string(),
-    ])?;
-    ip(&[
-        "-n",
-        &b_name,
-        "route",
-        "replace",
-        "10.244.1.0/24",
-        "via",
-        &na.ip.to_string(),
-    ])?;
+    let (server_n, server_n_ip) = attach(b, &nn, "server-n", "10.244.3.0/24", None)?;
+    let (server_t, server_t_ip) = attach(b, &nt, "server-t", "10.244.4.0/24", None)?;
+    let b_name = netns_name_of(&nb);
+    for (node, subnet) in [
+        (&na, "10.244.1.0/24"),
+        (&nn, "10.244.3.0/24"),
+        (&nt, "10.244.4.0/24"),
+    ] {
+        let name = netns_name_of(node);
+        let (to_b, to_node) = (nb.ip.to_string(), node.ip.to_string());
+        ip(&[
+            "-n",
+            &name,
+            "route",
+            "replace",
+            "10.244.2.0/24",
+            "via",
+            &to_b,
+        ])?;
+        ip(&["-n", &b_name, "route", "replace", subnet, "via", &to_node])?;
+    }
+    conntrack_only(&nt.ns)?;
     let client_att = format!("client-{}", nb.name);
     let client_obj = [(
         keys::object(Kind::Attachment, Some(NS), &client_att),
@@ -504,7 +495,11 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
     )];
     let rev = store.put(&client_obj)?;
     until_revision(&agent, rev, Duration::from_secs(60))?;
-    let servers = Servers::start(&client, &server)?;
+    let servers = [
+        Servers::start(&client, &server)?,
+        Servers::start(&client, &server_n)?,
+        Servers::start(&client, &server_t)?,
+    ];
 
     let mut figures = ClusterScaleBench::failed(s, rounds, idle, "not measured");
     figures.start = start;
@@ -556,65 +551,51 @@ fn measure(b: &mut Bench) -> Result<ClusterScaleBench, Error> {
             idle_cpu(pid, idle).map_or_else(|e| Outcome::Failed(e.to_string()), Outcome::Done);
         figures.rss = memory("VmRSS:");
         figures.rss_peak = memory("VmHWM:");
-        // The three configurations in turn, the order reversed every other round: a
-        // measurement's position in the round (what the one before left behind, the
-        // machine's drift) weighs on each configuration alike.
-        let mut running = true;
+        // The three configurations in turn, in each of their six orders over the rounds: a
+        // measurement's position in the round (what the one before left behind) weighs on
+        // each configuration alike.
+        let (tsecs, csecs) = if quick { (1, 1) } else { SLICE };
         for round in 0..rounds {
             progress(&format!(
                 "agent at scale: datapath round {} of {rounds}",
                 round + 1
             ));
             let mut order = [Config::Loaded, Config::None, Config::Tracked];
-            if round % 2 == 1 {
+            order.rotate_left(round % 3);
+            if (round / 3) % 2 == 1 {
                 order.reverse();
             }
             let mut this = Round::unmeasured(3);
             for config in order {
-                let got = match config {
-                    Config::Loaded => {
-                        if !running {
-                            agent.start()?;
-                            // (written again: a revision past every change)
-                            let rev = store.put(&client_obj)?;
-                            until_revision(&agent, rev, Duration::from_secs(120))?;
-                            until_idle(agent_pid(&agent)?)?;
-                        }
-                        let got = loaded.measure(client.path(), server_ip, &na.ns, quick);
-                        agent.stop();
-                        running = false;
-                        no_tables(&na.ns, &TABLES)?;
-                        got
-                    }
-                    Config::None => none.measure(client.path(), server_ip, &na.ns, quick),
-                    Config::Tracked => {
-                        conntrack_only(&na.ns)?;
-                        let got = tracked.measure(client.path(), server_ip, &na.ns, quick);
-                        no_tables(&na.ns, &[CT_TABLE])?;
-                        got
-                    }
+                let (samples, ip, node) = match config {
+                    Config::Loaded => (&mut loaded, server_ip, &na.ns),
+                    Config::None => (&mut none, server_n_ip, &nn.ns),
+                    Config::Tracked => (&mut tracked, server_t_ip, &nt.ns),
                 };
-                this.figures[config as usize] = got;
+                this.figures[config as usize] =
+                    samples.measure_for(client.path(), ip, node, tsecs, csecs);
             }
             figures.per_round.push(this);
         }
         Ok(())
     })();
-    servers.stop();
+    for s in servers {
+        s.stop();
+    }
     agent.stop();
     drop(etcd);
-    b.bury([server, client]);
+    b.bury([server, client, server_n, server_t]);
     // The agent's log (its sync times) outlives the run's scratch space when asked for.
     if let Some(keep) = std::env::var_os("FERRO_BENCH_KEEP_LOGS") {
         let _ = std::fs::copy(&agent.log, Path::new(&keep).join("cluster-scale-agent.log"));
     }
     figures.rows = vec![
-        none.row("no policy, no services (agent stopped, no tables)".into()),
+        none.row("no policy, no services (a node alike: no agent, no tables)".into()),
         loaded.row(format!(
             "{} services, {} policies, {} pods",
             s.services, s.policies, s.pods
         )),
-        tracked.row("conntrack only (one table: established, related accept)".into()),
+        tracked.row("conntrack only (a node alike, one table: established, related accept)".into()),
     ];
     if let Err(e) = result {
         if figures.changes.is_empty() {

@@ -501,22 +501,40 @@ pub(crate) fn conn_rate(client: &Path, server: IpAddr, secs: u64) -> Result<f64,
     Ok(n as f64 / elapsed.as_secs_f64())
 }
 
-/// The accept loop of the connection-rate server, in the server pod, until `stop`.
+/// The accept loop of the connection-rate server, in the server pod, until `stop`. It
+/// sleeps in `poll` until a connection is queued (or 100 ms pass, to see `stop`) and then
+/// accepts all of them, on a listener with the largest queue the kernel allows: a server
+/// that polled on a timer, or a queue of 128, let the queue overflow whenever the thread
+/// waited for a core, and every SYN dropped then cost the client a one-second retransmit.
 pub(crate) fn accept_loop(server: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let _ = ns::in_netns(&server, || {
-            let Ok(l) = TcpListener::bind(("0.0.0.0", CONN_PORT)) else {
+            let Ok(l) = conn_listener() else {
                 return;
             };
-            let _ = l.set_nonblocking(true);
             while !stop.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((c, _)) => drop(c),
-                    Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                use std::os::fd::AsFd;
+                let mut fds = [nix::poll::PollFd::new(
+                    l.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+                while let Ok((c, _)) = l.accept() {
+                    drop(c);
                 }
             }
         });
     })
+}
+
+/// The connection-rate server's listener: every address, [`CONN_PORT`], non-blocking, the
+/// kernel's largest accept queue (`somaxconn`; `listen` again on a listening socket only
+/// changes its queue).
+fn conn_listener() -> std::io::Result<TcpListener> {
+    let l = TcpListener::bind(("0.0.0.0", CONN_PORT))?;
+    nix::sys::socket::listen(&l, nix::sys::socket::Backlog::MAXCONN)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
 }
 
 pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
@@ -553,6 +571,19 @@ impl Samples {
         quick: bool,
     ) -> (Option<f64>, Option<f64>) {
         let (_, tsecs, csecs) = counts(quick);
+        self.measure_for(client, server, node, tsecs, csecs)
+    }
+
+    /// [`Samples::measure`] with throughput measured for `tsecs` and the connection rate
+    /// for `csecs`.
+    pub(crate) fn measure_for(
+        &mut self,
+        client: &Path,
+        server: IpAddr,
+        node: &Path,
+        tsecs: u64,
+        csecs: u64,
+    ) -> (Option<f64>, Option<f64>) {
         let t = self.one(
             node,
             || throughput(client, server, tsecs),
