@@ -98,12 +98,33 @@ fn names_count_for_selected_pods_only() {
 }
 
 #[test]
-fn no_policy_no_jump() {
+fn no_pod_to_drop_for_no_hook() {
+    // No policy: no chain at all.
     let mut inp = inputs();
     inp.policies.clear();
     let t = plan(&inp, &Learned::new());
-    assert_eq!(t.chains.len(), 1);
-    assert_eq!(t.chains["forward"].rules.len(), 5);
+    assert!(t.chains.is_empty(), "{:?}", t.chains.keys());
+    // Allow policies only: their chains and name sets stay (the names they learn), but
+    // nothing hooks the node's traffic, since nothing would be dropped.
+    let mut inp = inputs();
+    inp.policies.retain(|p| !p.deny);
+    let t = plan(&inp, &Learned::new());
+    assert!(!t.chains.is_empty());
+    assert!(
+        t.chains.values().all(|c| c.base.is_none()),
+        "{:?}",
+        t.chains.keys()
+    );
+    assert!(t.sets.keys().any(|s| s.starts_with("src4-")));
+    // A Deny policy selecting a pod of this node: the forward chain, jumps and drop.
+    let t = plan(&inputs(), &Learned::new());
+    let forward = &t.chains["forward"];
+    assert!(forward.base.is_some());
+    assert!(forward.rules.iter().any(|r| r.text.contains("drop")));
+    // The same policy selecting no pod here: no hook again.
+    let mut inp = inputs();
+    inp.pods.retain(|p| p.labels["app"] != "web");
+    assert!(!plan(&inp, &Learned::new()).chains.contains_key("forward"));
 }
 
 #[test]
