@@ -557,7 +557,12 @@ pub(crate) fn push_begin(buf: &mut Vec<u8>, seq: u32, genid: Option<u32>) {
 
 /// One operation's message, asking for an ACK, with sequence number `seq`.
 pub(crate) fn push_op(buf: &mut Vec<u8>, op: &Op, ids: &HashMap<String, u32>, seq: u32) {
-    let (ty, flags, attrs) = op.encode(ids);
+    push_encoded(buf, op, op.encode(ids), seq);
+}
+
+/// The message of `op`, already encoded as `(type, flags, attributes)` by [`Op::encode`].
+pub(crate) fn push_encoded(buf: &mut Vec<u8>, op: &Op, encoded: (u16, u16, Vec<u8>), seq: u32) {
+    let (ty, flags, attrs) = encoded;
     wire::push_msg(
         buf,
         (NFNL_SUBSYS_NFTABLES << 8) | ty,

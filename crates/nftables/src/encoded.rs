@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::batch::{op_flags, Batch, Op, OpKind};
+use crate::batch::{push_encoded, Batch, Op, OpKind};
 use crate::error::NftError;
 use crate::uapi::*;
 use crate::wire::{self, Msg};
@@ -64,8 +64,8 @@ impl EncodedBatch {
                 self.ids.insert(s.name.clone(), id);
             }
         }
-        let (ty, flags, attrs) = op.encode(&self.ids);
-        let size = wire::msg_len(attrs.len());
+        let encoded = op.encode(&self.ids);
+        let size = wire::msg_len(encoded.2.len());
         let fits = self
             .chunks
             .last()
@@ -74,15 +74,7 @@ impl EncodedBatch {
             self.chunks.push(Vec::with_capacity(CHUNK.max(size)));
         }
         if let Some(chunk) = self.chunks.last_mut() {
-            wire::push_msg(
-                chunk,
-                (NFNL_SUBSYS_NFTABLES << 8) | ty,
-                op_flags(flags),
-                0,
-                op.table.family.raw(),
-                0,
-                &attrs,
-            );
+            push_encoded(chunk, op, encoded, 0);
             self.count += 1;
         }
     }

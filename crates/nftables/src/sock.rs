@@ -167,14 +167,7 @@ impl NlSocket {
 
     /// Sends `buf` in one `sendmsg`.
     pub fn send(&mut self, buf: &[u8]) -> Result<(), SockError> {
-        let n = self.sock.send(buf, 0).map_err(SockError::Io)?;
-        if n != buf.len() {
-            return Err(SockError::Protocol(format!(
-                "short send: {n} of {} bytes",
-                buf.len()
-            )));
-        }
-        Ok(())
+        self.send_parts(&[buf])
     }
 
     /// Sends `parts`, one after the other, in one `sendmsg` (one datagram, as if they were

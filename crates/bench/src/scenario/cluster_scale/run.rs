@@ -52,11 +52,11 @@ const FAR: &str = "far";
 /// The datapath's configurations, numbered as [`Round::figures`] and the rows are.
 #[derive(Debug, Clone, Copy)]
 enum Config {
-    /// No policy, no services: the agent stopped, its tables removed.
+    /// No policy, no services: a node alike with no agent and no table.
     None = 0,
-    /// Everything loaded, the agent running (idle).
+    /// Everything loaded, the agent running (idle), on node A.
     Loaded = 1,
-    /// Conntrack alone ([`conntrack_only`]).
+    /// Conntrack alone ([`conntrack_only`]), on a node alike.
     Tracked = 2,
 }
 
