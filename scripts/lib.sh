@@ -15,8 +15,10 @@ need_root() {
 BASE_PACKAGES=(iproute2 nftables jq iputils-ping conntrack socat procps util-linux
   containernetworking-plugins iptables time ca-certificates)
 
-# Debian packages needed to build the workspace: protoc generates etcd-client's gRPC code.
-BUILD_PACKAGES=(protobuf-compiler)
+# Debian packages needed to build the workspace: protoc generates etcd-client's gRPC code,
+# and its protocol files import protobuf's well-known types (google/protobuf/*.proto), which
+# are in libprotobuf-dev (only recommended by protobuf-compiler, so not installed with it here).
+BUILD_PACKAGES=(protobuf-compiler libprotobuf-dev)
 # Debian packages the cluster tests run: etcd 3.4 (the tests start their own members, never
 # the packaged service), openssl (the tests' certificate authority), dnsmasq-base (the
 # simulated internet's DNS server; the binary without the packaged service) and dnsperf (the
