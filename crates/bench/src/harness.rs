@@ -38,6 +38,11 @@ pub const PAIRS: [(&str, Option<&str>); 5] = [
     ("flat", Some("ptp")),
     ("overlay", None),
 ];
+/// The queues of each end of the floor probes' veth pairs (`ip link` syntax): one each way,
+/// as our plugins create them. A veth end created without them is allocated a queue pair
+/// per CPU and then cut to one while registered, which waits for an RCU grace period: work
+/// an implementation can leave out, so not part of the floor.
+pub const ONE_QUEUE: &str = "numtxqueues 1 numrxqueues 1";
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -57,10 +57,13 @@ fn veth_with_peer_created_inside_the_pod_and_enslaved_to_a_bridge() {
         let hv = host.link("vh-test").unwrap().unwrap();
         assert_eq!(hv.master, Some(br.index));
         assert!(hv.up);
+        // one queue each way, allocated so at creation (no cut of a registered device)
+        assert_eq!((hv.tx_queues, hv.rx_queues), (1, 1));
         host.bridge_port_set_hairpin(hv.index, true).unwrap();
         assert_eq!(host.link("vh-test").unwrap().unwrap().hairpin, Some(true));
         let p = k.connect(Some(&pod_ns)).unwrap();
         let eth0 = p.link_required("eth0").unwrap();
+        assert_eq!((eth0.tx_queues, eth0.rx_queues), (1, 1));
         assert_eq!(eth0.mac_string().as_deref(), Some("02:00:00:00:00:03"));
         assert_eq!(eth0.mtu, 1400);
         assert!(!eth0.up);

@@ -46,6 +46,10 @@ pub struct Link {
     pub group: u32,
     /// `IFLA_IFALIAS`.
     pub alias: Option<String>,
+    /// `IFLA_NUM_TX_QUEUES`: the transmit queues the device was allocated with.
+    pub tx_queues: u32,
+    /// `IFLA_NUM_RX_QUEUES`: the receive queues the device was allocated with.
+    pub rx_queues: u32,
 }
 
 impl Link {
@@ -121,6 +125,19 @@ pub struct VxlanSpec {
     pub mac: Option<[u8; 6]>,
 }
 
+/// One transmit and one receive queue, asked for at creation.
+///
+/// Without them the kernel allocates a veth end one queue pair per possible CPU, registers
+/// it, then cuts the queues in use down to one; cutting the queues of a registered device
+/// waits for an expedited RCU grace period under the RTNL lock, once per end, so every
+/// pod's creation paid two of them (and every other link change on the node waited
+/// behind them). The queues in use are one either way; only the allocation differs, so a
+/// pod's veth can no longer be given more channels later (`ethtool -L`), which nothing
+/// here does.
+fn one_queue() -> [LinkAttribute; 2] {
+    [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]
+}
+
 pub(super) fn parse_link(m: &LinkMessage) -> Link {
     let mut l = Link {
         index: m.header.index,
@@ -138,6 +155,8 @@ pub(super) fn parse_link(m: &LinkMessage) -> Link {
             LinkAttribute::Link(p) => l.peer = Some(*p),
             LinkAttribute::Group(g) => l.group = *g,
             LinkAttribute::IfAlias(a) => l.alias = Some(a.clone()),
+            LinkAttribute::NumTxQueues(n) => l.tx_queues = *n,
+            LinkAttribute::NumRxQueues(n) => l.rx_queues = *n,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     match i {
@@ -315,8 +334,10 @@ impl Rtnl<'_> {
     }
 
     /// Creates a veth pair in one request, the host end up (and enslaved when `master` is
-    /// set), the peer created directly inside `peer_ns` and left down.
-    /// `ip link add <name> [address] [mtu] [master] up type veth peer name <peer> netns <ns>`.
+    /// set), the peer created directly inside `peer_ns` and left down, each end with one
+    /// transmit and one receive queue ([`one_queue`]).
+    /// `ip link add <name> [address] [mtu] [master] numtxqueues 1 numrxqueues 1 up type veth
+    /// peer name <peer> numtxqueues 1 numrxqueues 1 netns <ns>`.
     /// Fails with EEXIST if either name is taken. Returns the host end as the kernel echoes
     /// it (`NLM_F_ECHO`; `None` on kernels that do not echo link creation), which saves the
     /// lookup that would otherwise follow.
@@ -333,6 +354,7 @@ impl Rtnl<'_> {
         if let Some(ns) = spec.peer_ns {
             peer.attributes.push(LinkAttribute::NetNsFd(ns.raw_fd()));
         }
+        peer.attributes.extend(one_queue());
         let mut m = LinkMessage::default();
         m.header.flags = LinkFlags::Up;
         m.header.change_mask = LinkFlags::Up;
@@ -346,6 +368,7 @@ impl Rtnl<'_> {
         if let Some(master) = spec.master {
             m.attributes.push(LinkAttribute::Controller(master));
         }
+        m.attributes.extend(one_queue());
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{Floor, FloorRow, KernelFloor};
 use crate::error::Error;
 use crate::exec;
-use crate::harness::{batch_dir, netns_name, order, timed, write_batch, Bench, PAIRS};
+use crate::harness::{batch_dir, netns_name, order, timed, write_batch, Bench, ONE_QUEUE, PAIRS};
 use crate::ns::{self, PodNs};
 use crate::outcome::Outcome;
 use crate::stats::Summary;
@@ -88,7 +88,7 @@ impl Sampler {
             add: write(
                 "add.batch",
                 (0..batch)
-                    .map(|i| format!("link add fbv{i} type veth peer name eth{i} netns {pod_name}"))
+                    .map(|i| format!("link add fbv{i} {ONE_QUEUE} type veth peer name eth{i} {ONE_QUEUE} netns {pod_name}"))
                     .collect(),
             )?,
             del: write(

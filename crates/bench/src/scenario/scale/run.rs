@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::{ScaleRow, ScaleStats};
 use crate::error::Error;
-use crate::harness::{batch_dir, netns_name, order, timed, write_batch, Bench, Participant};
+use crate::harness::{
+    batch_dir, netns_name, order, timed, write_batch, Bench, Participant, ONE_QUEUE,
+};
 use crate::ns::{self, PodNs};
 use crate::outcome::Outcome;
 use crate::output::progress;
@@ -158,7 +160,7 @@ fn bridge_veth_probe(b: &mut Bench, node: &Path) -> Result<(Duration, Duration),
         let add = write(
             format!("add{i}.batch"),
             &[format!(
-                "link add fbs{i} master cbr0 up type veth peer name eth{i} netns {pod_name}"
+                "link add fbs{i} master cbr0 up {ONE_QUEUE} type veth peer name eth{i} {ONE_QUEUE} netns {pod_name}"
             )],
         )?;
         let conf = write(
