@@ -335,7 +335,8 @@ impl Rtnl<'_> {
 
     /// Creates a veth pair in one request, the host end up (and enslaved when `master` is
     /// set), the peer created directly inside `peer_ns` and left down, each end with one
-    /// transmit and one receive queue ([`one_queue`]).
+    /// transmit and one receive queue, which spares the kernel a grace period per end (see
+    /// `one_queue`).
     /// `ip link add <name> [address] [mtu] [master] numtxqueues 1 numrxqueues 1 up type veth
     /// peer name <peer> numtxqueues 1 numrxqueues 1 netns <ns>`.
     /// Fails with EEXIST if either name is taken. Returns the host end as the kernel echoes
