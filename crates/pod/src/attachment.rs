@@ -111,6 +111,93 @@ pub fn add<C, N, P>(
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
+    frame(
+        req,
+        cfg,
+        host_prefix,
+        read_node,
+        None::<EarlyStep<C, N, ()>>,
+        plan,
+        |a, node, _, plan| apply(a, node, plan),
+    )
+}
+
+/// What [`add_early`]'s early step made while the addresses were asked for.
+#[derive(Debug)]
+pub struct Early<K> {
+    /// What `apply` gets.
+    pub made: K,
+    /// The step created the attachment's veth pair (its host end named with the model's
+    /// prefix): should the lease or the plan fail, the frame deletes it again.
+    pub veth: bool,
+}
+
+/// The signature of an early step.
+type EarlyStep<C, N, K> = fn(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>;
+
+/// [`add`] for a model whose kernel work begins with steps that need no address (the
+/// bridge and the veth pair): `early` runs them while the IPAM request is in flight (on a
+/// helper thread, as [`ipam::del_alongside`] does for DEL), so the answer's wait, the
+/// agent's work or the delegate's process, overlaps the kernel's. `early` runs after the
+/// checks of the pod's namespace and the node facts, so a refused ADD still allocates
+/// nothing; a failure of `early` releases the lease, and a failure of the lease or the plan
+/// after `early` created the veth pair deletes it.
+pub fn add_early<C, N, K, P>(
+    req: &Request,
+    cfg: &C,
+    host_prefix: &str,
+    read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
+    early: impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>,
+    plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
+    apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
+) -> Result<CniResult, CniError> {
+    frame(
+        req,
+        cfg,
+        host_prefix,
+        read_node,
+        Some(early),
+        plan,
+        |a, node, made, plan| match made {
+            Some(made) => apply(a, node, made, plan),
+            None => Err(CniError::internal("the early step did not run")),
+        },
+    )
+}
+
+/// An IPAM lease taken, none (no `ipam`), or why not.
+type Leased<'r> = Result<Option<Lease<'r>>, CniError>;
+
+/// The early step and the lease: together when both exist (the lease on a helper thread),
+/// else the lease alone.
+fn lease_along<'r, K>(
+    req: &'r Request,
+    report: Option<AttachmentReport>,
+    early: Option<impl FnOnce() -> Result<Early<K>, CniError>>,
+) -> (Option<Result<Early<K>, CniError>>, Leased<'r>) {
+    match early {
+        Some(step) if req.conf.ipam_type().is_some() => std::thread::scope(|s| {
+            let ipam = s.spawn(|| lease(req, report));
+            let made = step();
+            let lease = ipam
+                .join()
+                .unwrap_or_else(|_| Err(CniError::internal("the IPAM thread panicked")));
+            (Some(made), lease)
+        }),
+        Some(step) => (Some(step()), Ok(None)),
+        None => (None, lease(req, report)),
+    }
+}
+
+fn frame<C, N, K, P>(
+    req: &Request,
+    cfg: &C,
+    host_prefix: &str,
+    read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
+    early: Option<impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>>,
+    plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
+    apply: impl FnOnce(Attach<'_>, &N, Option<K>, &P) -> Result<CniResult, CniError>,
+) -> Result<CniResult, CniError> {
     let agent = AgentKey::from_request(req)?;
     let dns = crate::cluster_dns::from_request(req)?;
     let s = Session::open(req)?;
@@ -121,16 +208,32 @@ pub fn add<C, N, P>(
         .as_ref()
         .filter(|k| report::serves_ipam(k, req))
         .map(|_| report::report_of(req, AttachmentEvent::Add, &host_veth, None));
-    let lease = lease(req, folded)?;
+    let (made, lease) = lease_along(
+        req,
+        folded,
+        early.map(|step| || step(cfg, &node, &host, &s.ns)),
+    );
+    // What the early step created goes again if the ADD stops before `apply`.
+    let made_veth = matches!(&made, Some(Ok(e)) if e.veth);
+    let unmake = |e: CniError| {
+        if made_veth {
+            if let Err(e2) = host.link_del_name(&host_veth) {
+                log::warn!("rolling back {host_veth}: {e2}");
+            }
+        }
+        e
+    };
+    let lease = lease.map_err(unmake)?;
     let reported = lease.as_ref().is_some_and(|l| l.reported);
     let empty = CniResult::default();
     let outcome = (|| -> Result<CniResult, CniError> {
+        let made = made.transpose()?.map(|e| e.made);
         let inputs = Inputs {
             req,
             sandbox: &s.sandbox(),
             ipam: lease.as_ref().map_or(&empty, |l| &l.result),
         };
-        let plan = plan(cfg, &node, &inputs)?;
+        let plan = plan(cfg, &node, &inputs).map_err(|e| unmake(e.into()))?;
         let a = Attach {
             req,
             host: &host,
@@ -138,7 +241,7 @@ pub fn add<C, N, P>(
             ns: &s.ns,
             lease,
         };
-        apply(a, &node, &plan)
+        apply(a, &node, made, &plan)
     })();
     let mut result = match (outcome, &agent) {
         (Ok(r), _) => r,

@@ -9,8 +9,9 @@
 //! ## Layout
 //! - [`session`]: the pod's namespace and the netlink connections of one ADD or CHECK;
 //! - [`attachment`]: the frame of an ADD (namespace, node facts, IPAM lease, plan, then the
-//!   model's kernel work) and its end (keep the lease, or remove the host veth and release
-//!   it); the frames of CHECK and STATUS; the DEL body; GC;
+//!   model's kernel work; with [`add_early`], the model's first kernel work runs while the
+//!   IPAM request is in flight) and its end (keep the lease, or remove the host veth and
+//!   release it); the frames of CHECK and STATUS; the DEL body; GC;
 //! - [`ipam`]: the attachment's IPAM: `cluster-ipam` in-process, any other type by exec, and
 //!   the lease a failed ADD gives back;
 //! - [`report`]: attachment reports to the node's `ferro-agent` (the `agent` key), spooled
@@ -38,7 +39,7 @@ pub mod report;
 pub mod session;
 pub mod transparent;
 
-pub use attachment::{add, check, del, gc, status, Attach, Inputs, Inspect};
+pub use attachment::{add, add_early, check, del, gc, status, Attach, Early, Inputs, Inspect};
 pub use check::{prev_result, Difference, Differences};
 pub use error::PodError;
 pub use firewall::{pod_firewall, union};

@@ -3,60 +3,131 @@
 
 use ferro_net::attach::{self, PodInterface};
 use ferro_net::rtnl::{AddrOpts, BridgeSpec, Link, NeighSpec, Rtnl, VethSpec};
+use ferro_net::Netns;
 use ferro_net::{sysctl, NetError};
-use ferro_pod::{Attach, PodError};
+use ferro_pod::{Attach, Early, PodError};
 use ferro_spec::{CniError, CniResult};
 use ipnet::IpNet;
 
 use crate::config::Config;
-use crate::plan::{self, Expected, Facts, Plan, CONTAINER_INDEX};
+use crate::plan::{self, Attachment, Expected, Facts, Plan, CONTAINER_INDEX};
 
-/// ADD once the plan is made: the bridge, its gateways and forwarding, the veth pair, the
-/// port settings, the pod's addresses and routes, the firewall. A failure after the veth
-/// pair exists removes it; the lease is released on any failure.
-pub fn add(a: Attach<'_>, cfg: &Config, plan: &Plan) -> Result<CniResult, CniError> {
-    let host = a.host;
-    let bridge = host.bridge_ensure(&BridgeSpec {
-        name: cfg.bridge.clone(),
-        mtu: cfg.mtu,
-        mac: Some(random_mac()?),
-        vlan_filtering: cfg.vlan.is_some(),
-    })?;
+/// The bridge and the veth pair on it, as [`create`] made them before the addresses were
+/// known.
+#[derive(Debug)]
+pub struct Created {
+    /// The bridge.
+    bridge: Link,
+    /// The host end as the kernel echoed it, when it did.
+    echoed: Option<Link>,
+}
+
+/// ADD's first kernel work, which needs no address and runs while IPAM answers: on an
+/// existing bridge, the veth pair, its host end on the bridge and its peer in the pod.
+/// Without the bridge, nothing (`None`): the first ADD on a node creates the bridge once its
+/// plan is made, so a refused plan leaves no bridge behind.
+pub fn create(
+    cfg: &Config,
+    att: &Attachment,
+    host: &Rtnl<'_>,
+    ns: &Netns,
+) -> Result<Early<Option<Created>>, CniError> {
+    let Some(bridge) = host.bridge_existing(&cfg.bridge)? else {
+        return Ok(Early {
+            made: None,
+            veth: false,
+        });
+    };
+    let echoed = veth_on(cfg, att, host, ns, &bridge)?;
+    Ok(Early {
+        made: Some(Created { bridge, echoed }),
+        veth: true,
+    })
+}
+
+/// The veth pair of `att` on `bridge` (promiscuous first when asked), the peer in `ns`.
+fn veth_on(
+    cfg: &Config,
+    att: &Attachment,
+    host: &Rtnl<'_>,
+    ns: &Netns,
+    bridge: &Link,
+) -> Result<Option<Link>, CniError> {
     if cfg.promisc_mode && !bridge.promisc {
         host.link_set_promisc(bridge.index, true)?;
     }
-    // Node-level state first, while the kernel is quiet: once the new port exists, the
-    // kernel's per-port work (link watch, port state selection) holds rtnl for a while,
-    // and every later request of ours waits behind it.
-    if cfg.is_gateway {
-        ensure_gateways(host, &bridge, &plan.gateways, cfg.force_address)?;
-        attach::ensure_forwarding(plan.v4, plan.v6)?;
-    }
-    let att = &plan.att;
-    let echoed = host
-        .veth_add(&VethSpec {
-            name: att.host_veth.clone(),
-            mac: Some(att.host_mac),
-            mtu: cfg.mtu,
-            master: Some(bridge.index),
-            peer_name: att.ifname.clone(),
-            peer_mac: Some(att.container_mac),
-            peer_ns: Some(a.ns),
-        })
-        .map_err(|e| -> CniError {
-            if e.is_exists() {
-                PodError::HostVethExists(att.host_veth.clone()).into()
-            } else {
-                e.into()
-            }
-        })?;
+    host.veth_add(&VethSpec {
+        name: att.host_veth.clone(),
+        mac: Some(att.host_mac),
+        mtu: cfg.mtu,
+        master: Some(bridge.index),
+        peer_name: att.ifname.clone(),
+        peer_mac: Some(att.container_mac),
+        peer_ns: Some(ns),
+    })
+    .map_err(|e| -> CniError {
+        if e.is_exists() {
+            PodError::HostVethExists(att.host_veth.clone()).into()
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// ADD once the plan is made: the bridge and the veth pair unless [`create`] made them,
+/// the gateways and forwarding, the port settings, the pod's addresses and routes, the
+/// firewall. A failure once the veth pair exists removes it; the lease is released on any
+/// failure.
+pub fn add(
+    a: Attach<'_>,
+    cfg: &Config,
+    made: Option<Created>,
+    plan: &Plan,
+) -> Result<CniResult, CniError> {
+    let host = a.host;
+    let (bridge, echoed) = match made {
+        Some(Created { bridge, echoed }) => {
+            // The port exists already: its link watch work may hold rtnl for a moment, and
+            // the gateway's round trip waits behind it (it is one round trip and no dump in
+            // the steady state).
+            let outcome = gateways(cfg, host, &bridge, plan);
+            (bridge, outcome.map(|()| echoed))
+        }
+        None => {
+            let bridge = host.bridge_ensure(&BridgeSpec {
+                name: cfg.bridge.clone(),
+                mtu: cfg.mtu,
+                mac: Some(random_mac()?),
+                vlan_filtering: cfg.vlan.is_some(),
+            })?;
+            // Node-level state first, while the kernel is quiet: once the new port exists,
+            // the kernel's per-port work (link watch, port state selection) holds rtnl for
+            // a while, and every later request of ours waits behind it.
+            gateways(cfg, host, &bridge, plan)?;
+            // a veth that is in the way is not ours to remove: no rollback for it
+            let echoed = veth_on(cfg, &plan.att, host, a.ns, &bridge)?;
+            (bridge, Ok(echoed))
+        }
+    };
     // From here on a failure removes the veth pair (and releases the lease).
-    let dad_off = plan::bridge_dad_off(plan, &bridge);
-    let outcome = finish_add(&a, cfg, plan, echoed, dad_off, bridge.index).map(|mut result| {
+    let outcome = echoed.and_then(|echoed| {
+        let dad_off = plan::bridge_dad_off(plan, &bridge);
+        finish_add(&a, cfg, plan, echoed, dad_off, bridge.index)
+    });
+    let outcome = outcome.map(|mut result| {
         result.interfaces[0].mac = bridge.mac_string();
         result
     });
-    a.settle(outcome, &att.host_veth, || {})
+    a.settle(outcome, &plan.att.host_veth, || {})
+}
+
+/// The bridge's gateway addresses and forwarding, for a gateway bridge.
+fn gateways(cfg: &Config, host: &Rtnl<'_>, bridge: &Link, plan: &Plan) -> Result<(), CniError> {
+    if cfg.is_gateway {
+        ensure_gateways(host, bridge, &plan.gateways, cfg.force_address)?;
+        attach::ensure_forwarding(plan.v4, plan.v6)?;
+    }
+    Ok(())
 }
 
 /// A random locally administered MAC for a new bridge, so it never adopts (and then

@@ -25,13 +25,14 @@ impl Plugin for Bridge {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let cfg = Config::from_request(req)?;
         let att = plan::attachment(req)?;
-        ferro_pod::add(
+        ferro_pod::add_early(
             req,
             &cfg,
             plan::HOST_PREFIX,
             |_, _| Ok(()),
+            |cfg, (), host, ns| apply::create(cfg, &att, host, ns),
             |cfg, (), i| plan::plan(cfg, &att, i),
-            |a, (), plan| apply::add(a, &cfg, plan),
+            |a, (), made, plan| apply::add(a, &cfg, made, plan),
         )
     }
 

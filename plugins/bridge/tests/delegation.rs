@@ -214,3 +214,50 @@ fn an_unusable_ipam_result_leaves_no_bridge_and_no_lease() {
         "no interface in the pod"
     );
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn on_an_existing_bridge_the_pair_made_while_ipam_answered_goes_when_ipam_fails() {
+    require_root();
+    let (world, dir, pod) = setup();
+    // The bridge exists: the veth pair is created while the delegate runs, and removed
+    // again when it fails.
+    let node = &world.nodes[0].ns;
+    node.ip(&["link", "add", "cbr6", "type", "bridge"]);
+    let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","bridge":"cbr6","isGateway":true,
+        "ipam":{"type":"fake-ipam","FAKE_IPAM_FAIL":true}});
+    let e = run(&world, dir.path(), &pod, "ADD", &conf).err(11);
+    assert!(e["msg"].as_str().unwrap().contains("pool busy"), "{e}");
+    assert_eq!(verbs(dir.path()), ["CNI_COMMAND=ADD"], "nothing to release");
+    assert!(
+        node.ip_json(&["link", "show", "master", "cbr6"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the veth pair was removed"
+    );
+    assert!(
+        !pod.link_names().contains(&"eth0".to_string()),
+        "no interface left in the pod"
+    );
+    // An unusable result (its address is its own gateway): the pair goes, the lease is
+    // given back, the bridge stays (it was there before).
+    let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","bridge":"cbr6","isGateway":true,
+        "ipam":{"type":"fake-ipam","FAKE_IPAM_SELF_GATEWAY":true}});
+    let e = run(&world, dir.path(), &pod, "ADD", &conf).err(7);
+    assert!(e["msg"].as_str().unwrap().contains("10.88.0.1/24"), "{e}");
+    assert_eq!(
+        verbs(dir.path()),
+        ["CNI_COMMAND=ADD", "CNI_COMMAND=ADD", "CNI_COMMAND=DEL"],
+        "the lease was given back"
+    );
+    let links = node.link_names();
+    assert!(links.contains(&"cbr6".to_string()), "{links:?}");
+    assert!(!links.iter().any(|l| l.starts_with("veth")), "{links:?}");
+    assert!(!pod.link_names().contains(&"eth0".to_string()));
+    // and then a good ADD on the same bridge works
+    let conf = json!({"cniVersion":"1.0.0","name":"deleg","type":"bridge","bridge":"cbr6","isGateway":true,
+        "ipam":{"type":"fake-ipam"}});
+    run(&world, dir.path(), &pod, "ADD", &conf).ok();
+    assert!(pod.link_names().contains(&"eth0".to_string()));
+}

@@ -389,8 +389,8 @@ impl Rtnl<'_> {
     /// up. Fails if `name` exists and is not a bridge.
     /// `ip link add <name> [address] [mtu] type bridge [vlan_filtering 1]; ip link set <name> up`.
     pub fn bridge_ensure(&self, spec: &BridgeSpec) -> Result<Link, NetError> {
-        if let Some(l) = self.link(&spec.name)? {
-            return self.bridge_checked_up(l);
+        if let Some(l) = self.bridge_existing(&spec.name)? {
+            return Ok(l);
         }
         let mut m = LinkMessage::default();
         m.header.flags = LinkFlags::Up;
@@ -420,6 +420,14 @@ impl Rtnl<'_> {
         }
         let l = self.link_required(&spec.name)?;
         self.bridge_checked_up(l)
+    }
+
+    /// The bridge `name`, brought up, when it exists (`None` when it does not). Fails if
+    /// `name` exists and is not a bridge. `ip link show <name>; ip link set <name> up`.
+    pub fn bridge_existing(&self, name: &str) -> Result<Option<Link>, NetError> {
+        self.link(name)?
+            .map(|l| self.bridge_checked_up(l))
+            .transpose()
     }
 
     fn bridge_checked_up(&self, l: Link) -> Result<Link, NetError> {
