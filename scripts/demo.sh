@@ -56,7 +56,7 @@ export CNI_PATH=$BIN
 P=fdemo
 C=fclus # the cluster part's world
 NS=()
-PIDS=() # the cluster part's etcd and agents
+PIDS=() # the servers, and the cluster part's etcd and agents
 cleanup() {
   containerd_stop "$WORK/containerd" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -88,7 +88,10 @@ say "simulated the network: VNet $WORLD_VNET and $WORLD_VNET6 with node A (${NOD
 serve() { # serve <ns> <addr>
   local listen="TCP-LISTEN:7000,bind=$2"
   [[ $2 == *:* ]] && listen="TCP6-LISTEN:7000,bind=[$2]"
-  inns "$1" socat "$listen,fork,reuseaddr" SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &
+  # `ip netns exec` execs socat: $! is the server itself, stopped by its pid at the end
+  ip netns exec "$P-$1" socat "$listen,fork,reuseaddr" SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &
+  PIDS+=("$!")
+  disown
 }
 # canon <addr>: the address as ip(8) writes it (socat writes IPv6 addresses expanded and in
 # brackets: [fd00:0000:...:0002])
@@ -624,7 +627,12 @@ YAML
   qps=$(ip netns exec "$P-edge-b" dnsperf -s "$dns" -d "$WORK/queries" -l 5 -c 1 -q 20 2>/dev/null | awk '/Queries per second/{print $4}')
   echo "  DNS answers per second from one pod (dnsperf, 5 s, 20 queries outstanding, service and cached internet names): ${qps:-not measured}"
   echo "  the added latency of an allowed name's first answer is measured by crates/agent/tests/egress.rs"
-  ip netns del "$P-edge-a"; ip netns del "$P-edge-b"
+  ccni a del kubenet edge-a "$(k8s demo web-a)"
+  ccni b del kubenet edge-b "$(k8s demo client-b)"
+  for n in edge-a edge-b; do
+    ip netns pids "$P-$n" 2>/dev/null | xargs -r kill 2>/dev/null || true # the pod's server
+    ip netns del "$P-$n"
+  done
   for n in a b; do agent_stop "$n" TERM; done
 }
 
