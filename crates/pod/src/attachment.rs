@@ -118,7 +118,7 @@ pub fn add<C, N, P>(
         read_node,
         None::<EarlyStep<C, N, ()>>,
         plan,
-        |a, node, _, plan| apply(a, node, plan),
+        |a, node, (), plan| apply(a, node, plan),
     )
 }
 
@@ -142,7 +142,7 @@ type EarlyStep<C, N, K> = fn(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniE
 /// checks of the pod's namespace and the node facts, so a refused ADD still allocates
 /// nothing; a failure of `early` releases the lease, and a failure of the lease or the plan
 /// after `early` created the veth pair deletes it.
-pub fn add_early<C, N, K, P>(
+pub fn add_early<C, N, K: Default, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
@@ -151,18 +151,7 @@ pub fn add_early<C, N, K, P>(
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
-    frame(
-        req,
-        cfg,
-        host_prefix,
-        read_node,
-        Some(early),
-        plan,
-        |a, node, made, plan| match made {
-            Some(made) => apply(a, node, made, plan),
-            None => Err(CniError::internal("the early step did not run")),
-        },
-    )
+    frame(req, cfg, host_prefix, read_node, Some(early), plan, apply)
 }
 
 /// An IPAM lease taken, none (no `ipam`), or why not.
@@ -189,14 +178,15 @@ fn lease_along<'r, K>(
     }
 }
 
-fn frame<C, N, K, P>(
+/// The ADD frame; without an early step, `apply` gets `K::default()`.
+fn frame<C, N, K: Default, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
     early: Option<impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
-    apply: impl FnOnce(Attach<'_>, &N, Option<K>, &P) -> Result<CniResult, CniError>,
+    apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
     let agent = AgentKey::from_request(req)?;
     let dns = crate::cluster_dns::from_request(req)?;
@@ -227,7 +217,7 @@ fn frame<C, N, K, P>(
     let reported = lease.as_ref().is_some_and(|l| l.reported);
     let empty = CniResult::default();
     let outcome = (|| -> Result<CniResult, CniError> {
-        let made = made.transpose()?.map(|e| e.made);
+        let made = made.transpose()?.map_or_else(K::default, |e| e.made);
         let inputs = Inputs {
             req,
             sandbox: &s.sandbox(),

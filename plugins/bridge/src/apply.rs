@@ -32,16 +32,16 @@ pub fn create(
     host: &Rtnl<'_>,
     ns: &Netns,
 ) -> Result<Early<Option<Created>>, CniError> {
-    let Some(bridge) = host.bridge_existing(&cfg.bridge)? else {
-        return Ok(Early {
-            made: None,
-            veth: false,
-        });
+    let made = match host.bridge_existing(&cfg.bridge)? {
+        Some(bridge) => {
+            let echoed = veth_on(cfg, att, host, ns, &bridge)?;
+            Some(Created { bridge, echoed })
+        }
+        None => None,
     };
-    let echoed = veth_on(cfg, att, host, ns, &bridge)?;
     Ok(Early {
-        made: Some(Created { bridge, echoed }),
-        veth: true,
+        veth: made.is_some(),
+        made,
     })
 }
 
