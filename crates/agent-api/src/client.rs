@@ -84,16 +84,29 @@ impl Client {
 
     /// Sends `req` and waits for its answer; an error answer is [`ClientError::Api`].
     pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        let io = |source| ClientError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        self.send(req)?;
+        self.receive()
+    }
+
+    /// Sends `req` without waiting for its answer, so the caller can work while the agent
+    /// does; [`Client::receive`] reads the answer.
+    pub fn send(&mut self, req: &Request) -> Result<(), ClientError> {
         let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Protocol {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;
         line.push(b'\n');
-        self.writer.write_all(&line).map_err(io)?;
+        self.writer
+            .write_all(&line)
+            .map_err(|source| ClientError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Waits for the answer to the request sent last; an error answer is
+    /// [`ClientError::Api`].
+    pub fn receive(&mut self) -> Result<Response, ClientError> {
         let mut answer = Vec::new();
         let n = Read::take(&mut self.reader, MAX_LINE as u64)
             .read_until(b'\n', &mut answer)

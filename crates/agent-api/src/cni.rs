@@ -31,7 +31,7 @@ use crate::ipam::{
     Family, IpamAllocate, IpamCheck, IpamGc, IpamHandle, IpamMode, IpamRelease, IpamStatus, PodRef,
 };
 use crate::spool::Spool;
-use crate::{call, AttachmentReport, ClientError, ErrorCode, Request, Response};
+use crate::{call, AttachmentReport, Client, ClientError, ErrorCode, Request, Response};
 use ferro_spec::args::K8S_KEYS;
 use ferro_spec::conf::parse_section;
 use ferro_spec::{CniError, CniResult, Code, IpConfig, Route};
@@ -162,44 +162,82 @@ pub fn add_reporting(
     req: &ferro_spec::Request,
     report: Option<AttachmentReport>,
 ) -> Result<(CniResult, bool), CniError> {
-    let cfg = Config::from_request(req)?;
-    let args = &req.cmd.args;
-    let pod = match (args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")) {
-        (Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => Some(PodRef {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        }),
-        _ => None,
-    };
-    let r = Request::IpamAllocate(IpamAllocate {
-        network: req.conf.name.clone(),
-        handle: handle(req),
-        netns: req.cmd.netns.as_ref().map(|p| p.display().to_string()),
-        pod,
-        mode: cfg.mode,
-        families: cfg.families.clone(),
-        report,
-    });
-    match ask(&cfg, &r, Code::Internal)? {
-        Response::IpamAllocated { ips, attachment } => Ok((
-            CniResult {
-                interfaces: Vec::new(),
-                ips: ips
-                    .into_iter()
-                    .map(|i| IpConfig {
-                        address: i.address,
-                        gateway: i.gateway,
-                        interface: None,
-                    })
-                    .collect(),
-                routes: cfg.routes,
-                dns: req.conf.dns.clone().unwrap_or_default(),
-            },
-            attachment.is_some(),
-        )),
-        other => Err(CniError::internal(format!(
-            "ferro-agent answered ADD with {other:?}"
-        ))),
+    PendingAdd::send(req, report)?.finish()
+}
+
+/// An ADD request sent to the agent and not yet answered: the caller works meanwhile (a
+/// plugin creates its veth pair) and then reads the answer with [`PendingAdd::finish`]. No
+/// helper thread is needed: the request is on its way before the caller's work starts.
+#[derive(Debug)]
+pub struct PendingAdd {
+    client: Client,
+    routes: Vec<Route>,
+    dns: ferro_spec::Dns,
+}
+
+impl PendingAdd {
+    /// Checks `req`'s `ipam` section, connects to the agent and sends [`add_reporting`]'s
+    /// request.
+    pub fn send(
+        req: &ferro_spec::Request,
+        report: Option<AttachmentReport>,
+    ) -> Result<PendingAdd, CniError> {
+        let cfg = Config::from_request(req)?;
+        let args = &req.cmd.args;
+        let pod = match (args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")) {
+            (Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => Some(PodRef {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            }),
+            _ => None,
+        };
+        let r = Request::IpamAllocate(IpamAllocate {
+            network: req.conf.name.clone(),
+            handle: handle(req),
+            netns: req.cmd.netns.as_ref().map(|p| p.display().to_string()),
+            pod,
+            mode: cfg.mode,
+            families: cfg.families.clone(),
+            report,
+        });
+        let failed = |e| cni_error(e, Code::Internal);
+        let mut client = Client::connect(&cfg.socket, cfg.timeout).map_err(failed)?;
+        client.send(&r).map_err(failed)?;
+        Ok(PendingAdd {
+            client,
+            routes: cfg.routes,
+            dns: req.conf.dns.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Waits for the agent's answer: the result, and whether the agent recorded the
+    /// attachment.
+    pub fn finish(mut self) -> Result<(CniResult, bool), CniError> {
+        match self
+            .client
+            .receive()
+            .map_err(|e| cni_error(e, Code::Internal))?
+        {
+            Response::IpamAllocated { ips, attachment } => Ok((
+                CniResult {
+                    interfaces: Vec::new(),
+                    ips: ips
+                        .into_iter()
+                        .map(|i| IpConfig {
+                            address: i.address,
+                            gateway: i.gateway,
+                            interface: None,
+                        })
+                        .collect(),
+                    routes: self.routes,
+                    dns: self.dns,
+                },
+                attachment.is_some(),
+            )),
+            other => Err(CniError::internal(format!(
+                "ferro-agent answered ADD with {other:?}"
+            ))),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use ferro_spec::{CniError, CniResult, FirstError, Request};
 
 use crate::check::prev_result;
 use crate::error::PodError;
-use crate::ipam::{self, Lease};
+use crate::ipam::{self, Lease, PendingLease};
 use crate::report::{self, AgentKey};
 use crate::session::Session;
 
@@ -136,9 +136,11 @@ pub struct Early<K> {
 type EarlyStep<C, N, K> = fn(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>;
 
 /// [`add`] for a model whose kernel work begins with steps that need no address (the
-/// bridge and the veth pair): `early` runs them while the IPAM request is in flight (on a
-/// helper thread, as [`ipam::del_alongside`] does for DEL), so the answer's wait, the
-/// agent's work or the delegate's process, overlaps the kernel's. `early` runs after the
+/// bridge and the veth pair): `early` runs while the IPAM request is in flight, so the
+/// answer's wait, the agent's work or the delegate's process, overlaps the kernel's. The
+/// agent's request (`cluster-ipam`) is sent before `early` starts and its answer read after
+/// ([`PendingLease`]); a delegate runs on a helper thread, as [`ipam::del_alongside`] does
+/// for DEL. `early` runs after the
 /// checks of the pod's namespace and the node facts, so a refused ADD still allocates
 /// nothing; a failure of `early` releases the lease, and a failure of the lease or the plan
 /// after `early` created the veth pair deletes it.
@@ -157,14 +159,23 @@ pub fn add_early<C, N, K: Default, P>(
 /// An IPAM lease taken, none (no `ipam`), or why not.
 type Leased<'r> = Result<Option<Lease<'r>>, CniError>;
 
-/// The early step and the lease: together when both exist (the lease on a helper thread),
-/// else the lease alone.
+/// The early step and the lease: together when both exist (the agent's request sent ahead,
+/// or a delegate on a helper thread), else the lease alone.
 fn lease_along<'r, K>(
     req: &'r Request,
     report: Option<AttachmentReport>,
     early: Option<impl FnOnce() -> Result<Early<K>, CniError>>,
 ) -> (Option<Result<Early<K>, CniError>>, Leased<'r>) {
     match early {
+        // The agent's request goes out first, then the step runs while the agent works.
+        Some(step) if ipam::in_process(req) => match PendingLease::send(req, report) {
+            Ok(pending) => {
+                let made = step();
+                (Some(made), pending.finish().map(Some))
+            }
+            Err(e) => (None, Err(e)),
+        },
+        // A delegate's process is started and waited for on a helper thread.
         Some(step) if req.conf.ipam_type().is_some() => std::thread::scope(|s| {
             let ipam = s.spawn(|| lease(req, report));
             let made = step();

@@ -25,6 +25,15 @@ fn run<T>(
     if !in_process(req) {
         return delegated(req);
     }
+    local(req, verb)
+}
+
+/// Runs `verb` as the `cluster-ipam` binary's dispatcher would: `CNI_ARGS` checked, errors
+/// prefixed.
+fn local<T>(
+    req: &Request,
+    verb: impl FnOnce(&Request) -> Result<T, CniError>,
+) -> Result<T, CniError> {
     req.cmd
         .args
         .check_known(cni::CNI_ARGS)
@@ -130,6 +139,40 @@ impl<'a> Lease<'a> {
     pub fn keep(mut self) -> CniResult {
         self.armed = false;
         std::mem::take(&mut self.result)
+    }
+}
+
+/// A [`Lease`] whose request is on its way to the agent (in-process `cluster-ipam` only):
+/// the caller works while the agent allocates, then [`PendingLease::finish`] reads the
+/// answer.
+#[derive(Debug)]
+pub struct PendingLease<'a> {
+    req: &'a Request,
+    add: cni::PendingAdd,
+}
+
+impl<'a> PendingLease<'a> {
+    /// Sends [`Lease::acquire_reporting`]'s request without waiting for its answer (with
+    /// the binary's `CNI_ARGS` check and error prefix). Only for the in-process IPAM
+    /// ([`in_process`]); any other type is an internal error.
+    pub fn send(req: &'a Request, report: Option<AttachmentReport>) -> Result<Self, CniError> {
+        if !in_process(req) {
+            return Err(CniError::internal(
+                "an IPAM request can be sent ahead only to the agent (cluster-ipam)",
+            ));
+        }
+        local(req, |q| cni::PendingAdd::send(q, report)).map(|add| PendingLease { req, add })
+    }
+
+    /// The agent's answer: the lease, released on drop unless kept.
+    pub fn finish(self) -> Result<Lease<'a>, CniError> {
+        let (result, reported) = self.add.finish().map_err(|e| e.context(CLUSTER_IPAM))?;
+        Ok(Lease {
+            req: self.req,
+            result,
+            reported,
+            armed: true,
+        })
     }
 }
 
