@@ -476,7 +476,13 @@ impl<S: Store + Clone + 'static> Api<S> {
             | Request::IpamShow(_)
             | Request::IpamAudit(_)
             | Request::IpamReclaim(_)) => match &self.ipam {
-                Some(i) => i.handle(ipam).await,
+                Some(i) => {
+                    // an audit compares the allocations with the attachments in the store
+                    if matches!(ipam, Request::IpamAudit(_) | Request::IpamReclaim(_)) {
+                        self.reports_written(Kind::Attachment).await;
+                    }
+                    i.handle(ipam).await
+                }
                 None => Err(ApiError::new(
                     ErrorCode::BadRequest,
                     "cluster IPAM is not running on this agent (no ipam in its configuration)",
@@ -791,8 +797,18 @@ impl<S: Store + Clone + 'static> Api<S> {
         }))
     }
 
+    /// Before a read of attachments, or of pods (which show their attachments' addresses):
+    /// the store writes of the reports answered so far, done. What this agent answered, its
+    /// reads show.
+    async fn reports_written(&self, kind: Kind) {
+        if let (Kind::Attachment | Kind::Pod, Some(a)) = (kind, &self.attachments) {
+            a.flush().await;
+        }
+    }
+
     /// Every object of `kind` (in `ns` when given), decoded, with node status filled in.
     async fn objects(&self, kind: Kind, ns: Option<&str>) -> Result<(Vec<Object>, i64), ApiError> {
+        self.reports_written(kind).await;
         let l = self
             .store
             .list(&keys::prefix(kind, ns))
@@ -893,6 +909,7 @@ impl<S: Store + Clone + 'static> Api<S> {
     }
 
     async fn one(&self, kind: Kind, ns: Option<&str>, name: &str) -> Result<Object, ApiError> {
+        self.reports_written(kind).await;
         let ns = ns_for(kind, ns);
         let key = keys::object(kind, ns.as_deref(), name);
         let kv = self

@@ -53,6 +53,13 @@ const RESYNC_EVERY: Duration = Duration::from_secs(60);
 /// is kept by a resync; one whose ADD failed is removed by the plugin's DEL report, or by a
 /// resync once it is older.
 pub const PENDING: Duration = Duration::from_secs(60);
+/// How long a report's store write waits for the writes of other reports: reports arriving
+/// together (a node's pods started or stopped at once) share one transaction, an attachment
+/// added and deleted within it costs the store nothing, and the write does not compete for
+/// the node's CPUs with the ADD that asked for it.
+pub const WRITE_WINDOW: Duration = Duration::from_millis(10);
+/// The most writes in one store transaction (etcd's `--max-txn-ops` default).
+pub const MAX_TXN_OPS: usize = 128;
 
 /// Where the node's links come from.
 #[derive(Debug)]
@@ -194,6 +201,28 @@ fn outcome(a: &Attachment, action: Action) -> Outcome {
         action,
         allocated: vec![],
     }
+}
+
+/// The store writes of `ops` (puts and deletes, in report order) as each key's last: an
+/// attachment (write it) or `None` (delete it). A put whose attachment moved deletes its
+/// previous key first.
+fn coalesce(ops: Vec<StoreOp>) -> BTreeMap<String, Option<Attachment>> {
+    let mut want = BTreeMap::new();
+    for op in ops {
+        match op {
+            StoreOp::Put(a, stale) => {
+                if let Some(stale) = stale {
+                    want.insert(stale, None);
+                }
+                want.insert(key_of(&a), Some(*a));
+            }
+            StoreOp::Delete(key) => {
+                want.insert(key, None);
+            }
+            StoreOp::DeleteFound(..) | StoreOp::Flush(_) => {}
+        }
+    }
+    want
 }
 
 impl<S: Store> Attachments<S> {
@@ -510,8 +539,7 @@ impl<S: Store> Attachments<S> {
         }
         if !txn.ops.is_empty() {
             self.writer
-                .store
-                .txn(txn)
+                .commit(txn.ops)
                 .await
                 .map_err(|e| failed(store_error(e)))?;
             log::info!(
@@ -530,22 +558,41 @@ impl<S: Store> Attachments<S> {
 }
 
 impl<S: Store> Writer<S> {
-    /// Applies the reports' store writes in order until every sender is gone.
+    /// Applies the reports' store writes until every sender is gone: the writes queued
+    /// within [`WRITE_WINDOW`] of the first go together ([`Writer::apply`]).
     async fn run(self, mut rx: mpsc::UnboundedReceiver<StoreOp>) {
-        while let Some(op) = rx.recv().await {
+        while let Some(first) = rx.recv().await {
+            if !matches!(first, StoreOp::Flush(_)) {
+                tokio::time::sleep(WRITE_WINDOW).await;
+            }
+            let mut ops = vec![first];
+            while let Ok(op) = rx.try_recv() {
+                ops.push(op);
+            }
+            self.apply(ops).await;
+        }
+    }
+
+    /// Applies `ops` in order, each key's last write winning ([`coalesce`]); a search of
+    /// the store (a DEL without a record) or a flush first writes what precedes it.
+    async fn apply(&self, ops: Vec<StoreOp>) {
+        let mut pending = Vec::new();
+        for op in ops {
             match op {
-                StoreOp::Put(a, stale) => self.put(&a, stale).await,
-                StoreOp::Delete(key) => self.delete(&key).await,
+                StoreOp::Put(..) | StoreOp::Delete(_) => pending.push(op),
                 StoreOp::DeleteFound(container_id, ifname) => {
+                    self.write(coalesce(std::mem::take(&mut pending))).await;
                     if let Some(key) = self.find(&container_id, &ifname).await {
-                        self.delete(&key).await;
+                        self.write(BTreeMap::from([(key, None)])).await;
                     }
                 }
                 StoreOp::Flush(done) => {
+                    self.write(coalesce(std::mem::take(&mut pending))).await;
                     let _ = done.send(());
                 }
             }
         }
+        self.write(coalesce(pending)).await;
     }
 
     fn missed(&self, what: &str, e: &StoreError) {
@@ -553,38 +600,47 @@ impl<S: Store> Writer<S> {
         self.dirty.store(true, Ordering::Relaxed);
     }
 
-    /// Writes `a` unless the store has it already (its creation time kept), and deletes
-    /// `stale`, its previous key.
-    async fn put(&self, a: &Attachment, stale: Option<String>) {
-        let key = key_of(a);
-        let result = async {
-            let cur = self.store.get(&key).await?.as_ref().and_then(decode);
-            let mut txn = Txn::new();
-            if !cur.as_ref().is_some_and(|c| same(c, a)) {
-                let mut a = a.clone();
-                if let Some(c) = cur {
-                    a.metadata.creation_timestamp = c.metadata.creation_timestamp;
+    /// Brings the store's keys to `want` (`None`: absent): an attachment the store has
+    /// already is not written again (its creation time is kept when it changes), an absent
+    /// key is not deleted, the rest goes in transactions of at most [`MAX_TXN_OPS`].
+    async fn write(&self, want: BTreeMap<String, Option<Attachment>>) {
+        let mut ops = Vec::new();
+        for (key, want) in want {
+            let cur = match self.store.get(&key).await {
+                Ok(cur) => cur,
+                Err(e) => return self.missed(&format!("reading {key}"), &e),
+            };
+            match want {
+                Some(mut a) => {
+                    let cur = cur.as_ref().and_then(decode);
+                    if cur.as_ref().is_some_and(|c| same(c, &a)) {
+                        continue;
+                    }
+                    if let Some(c) = cur {
+                        a.metadata.creation_timestamp = c.metadata.creation_timestamp;
+                    }
+                    ops.push(Op::put(&key, serde_json::to_vec(&a).unwrap_or_default()));
                 }
-                txn = txn.then(Op::put(&key, serde_json::to_vec(&a).unwrap_or_default()));
+                None if cur.is_some() => ops.push(Op::delete(&key)),
+                None => {}
             }
-            if let Some(s) = &stale {
-                txn = txn.then(Op::delete(s));
-            }
-            if !txn.ops.is_empty() {
-                self.store.txn(txn).await?;
-            }
-            Ok::<_, StoreError>(())
         }
-        .await;
-        if let Err(e) = result {
-            self.missed(&format!("writing {key}"), &e);
+        if let Err(e) = self.commit(ops).await {
+            self.missed("writing attachments", &e);
         }
     }
 
-    async fn delete(&self, key: &str) {
-        if let Err(e) = self.store.delete(key).await {
-            self.missed(&format!("deleting {key}"), &e);
+    /// Writes `ops` in transactions of at most [`MAX_TXN_OPS`].
+    async fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        for chunk in ops.chunks(MAX_TXN_OPS) {
+            self.store
+                .txn(Txn {
+                    compares: Vec::new(),
+                    ops: chunk.to_vec(),
+                })
+                .await?;
         }
+        Ok(())
     }
 
     /// This node's attachments in the store, by key.

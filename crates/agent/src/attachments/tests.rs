@@ -448,3 +448,72 @@ async fn a_record_made_before_its_veth_waits_for_it_then_is_forgotten() {
     t.att.report(&pending).await.unwrap();
     assert!(!t.att.pending_path(&id).exists());
 }
+
+#[tokio::test]
+async fn the_store_writes_of_a_window_are_each_keys_last() {
+    let t = setup(&[]).await;
+    let obj = |cid: &str, pod: Option<(&str, &str)>| {
+        t.att.object(&report(AttachmentEvent::Add, cid, pod))
+    };
+    let (a, b, b_moved) = (
+        obj("c1", Some(("shop", "web-1"))),
+        obj("c2", None),
+        obj("c2", Some(("shop", "web-2"))),
+    );
+    let want = coalesce(vec![
+        StoreOp::Put(Box::new(a.clone()), None),
+        StoreOp::Put(Box::new(b.clone()), None),
+        StoreOp::Delete(key_of(&a)),
+        StoreOp::Put(Box::new(b_moved.clone()), Some(key_of(&b))),
+    ]);
+    let want: Vec<(String, Option<String>)> = want
+        .into_iter()
+        .map(|(k, v)| (k, v.map(|a| a.spec.container_id)))
+        .collect();
+    let mut expected = vec![
+        (key_of(&a), None),
+        (key_of(&b), None),
+        (key_of(&b_moved), Some("c2".to_string())),
+    ];
+    expected.sort();
+    assert_eq!(want, expected);
+}
+
+#[tokio::test]
+async fn an_attachment_added_and_deleted_within_the_window_costs_the_store_nothing() {
+    let t = setup(&["vethc1"]).await;
+    let before = t.store.list("/ferro-cni/v1/attachments/").await.unwrap();
+    t.att
+        .report(&report(AttachmentEvent::Add, "c1", Some(("shop", "web-1"))))
+        .await
+        .unwrap();
+    t.att
+        .report(&report(AttachmentEvent::Del, "c1", None))
+        .await
+        .unwrap();
+    t.att.flush().await;
+    let after = t.store.list("/ferro-cni/v1/attachments/").await.unwrap();
+    assert!(after.kvs.is_empty());
+    assert_eq!(after.revision, before.revision, "no transaction at all");
+}
+
+#[tokio::test]
+async fn a_window_larger_than_one_transaction_reaches_the_store_whole() {
+    let t = setup(&[]).await;
+    let n = 2 * MAX_TXN_OPS + 10;
+    let ops: Vec<StoreOp> = (0..n)
+        .map(|i| {
+            let a = t.att.object(&report(
+                AttachmentEvent::Add,
+                &format!("c{i}"),
+                Some(("shop", &format!("web-{i}"))),
+            ));
+            StoreOp::Put(Box::new(a), None)
+        })
+        .collect();
+    let before = t.store.list("/ferro-cni/v1/attachments/").await.unwrap();
+    t.att.writer.apply(ops).await;
+    let after = t.store.list("/ferro-cni/v1/attachments/").await.unwrap();
+    assert_eq!(after.kvs.len(), n);
+    assert_eq!(after.revision - before.revision, 3, "three transactions");
+}
