@@ -139,11 +139,11 @@ type EarlyStep<C, N, K> = fn(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniE
 /// bridge and the veth pair): `early` runs while the IPAM request is in flight, so the
 /// answer's wait, the agent's work or the delegate's process, overlaps the kernel's. The
 /// agent's request (`cluster-ipam`) is sent before `early` starts and its answer read after
-/// ([`PendingLease`]); a delegate runs on a helper thread, as [`ipam::del_alongside`] does
-/// for DEL. `early` runs after the
-/// checks of the pod's namespace and the node facts, so a refused ADD still allocates
-/// nothing; a failure of `early` releases the lease, and a failure of the lease or the plan
-/// after `early` created the veth pair deletes it.
+/// ([`PendingLease`]; a request that cannot be sent fails the ADD before `early`); a
+/// delegate runs on a helper thread, as [`ipam::del_alongside`] does for DEL. `early` runs
+/// after the checks of the pod's namespace and the node facts, so a refused ADD still
+/// allocates nothing; a failure of `early` releases the lease, and a failure of the lease
+/// or the plan after `early` created the veth pair deletes it.
 pub fn add_early<C, N, K: Default, P>(
     req: &Request,
     cfg: &C,

@@ -234,6 +234,53 @@ fn in_process_cluster_ipam_answers_as_the_binary_does() {
         !p1.link_names().contains(&"eth0".to_string()),
         "a failed ADD leaves nothing"
     );
+    let host = ferro_net::names::host_ifname("veth", "inproc", "eth0");
+    assert!(
+        !n.ns().link_names().contains(&host),
+        "nor a veth on the node"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn an_address_request_left_unanswered_takes_back_the_pair_made_meanwhile() {
+    require_root();
+    let n = Node::new();
+    let (p1, p2) = (Netns::new("nap1"), Netns::new("nap2"));
+    // a first ADD makes the bridge: the next one creates its pair while the request is out
+    let conf = n.conf(&n.agent.socket().display().to_string());
+    let r1 = n.run("bridge", "ADD", "first", &p1, &conf).ok();
+    // an "agent" that reads the request and hangs up without an answer
+    let dir = tempfile::Builder::new()
+        .prefix("fna")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let path = dir.path().join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mute = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut line).unwrap();
+        line
+    });
+    let mute_conf = n.conf(&path.display().to_string());
+    let e = n.run("bridge", "ADD", "mute", &p2, &mute_conf).err(11);
+    assert!(
+        e["msg"].as_str().unwrap().contains("closed the connection"),
+        "{e}"
+    );
+    assert!(mute.join().unwrap().contains("ipamAllocate"));
+    let host = ferro_net::names::host_ifname("veth", "mute", "eth0");
+    assert!(
+        !n.ns().link_names().contains(&host),
+        "the pair made meanwhile is gone"
+    );
+    assert!(!p2.link_names().contains(&"eth0".to_string()));
+    // the node works on
+    n.del("first", &p1, &r1).ok();
+    let r2 = n.run("bridge", "ADD", "mute", &p2, &conf).ok();
+    n.del("mute", &p2, &r2).ok();
+    assert_eq!(n.allocations(), 0);
 }
 
 #[test]
