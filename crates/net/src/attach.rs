@@ -5,7 +5,8 @@
 //! unless DAD is wanted, so IPv6 addresses are usable immediately instead of after a 1–2 s
 //! settle), link up with `arp_notify` (as the reference does it: the link comes up with its
 //! addresses, so the kernel announces them with a gratuitous ARP), static neighbours, then
-//! routes.
+//! routes. Everything after the sysctls goes to the kernel as one batch of requests, which it
+//! carries out in that order.
 
 use std::net::IpAddr;
 
@@ -14,7 +15,7 @@ use ipnet::IpNet;
 
 use crate::error::NetError;
 use crate::netns::Netns;
-use crate::rtnl::{AddrOpts, Link, NeighSpec, RouteSpec, Rtnl};
+use crate::rtnl::{AddrOpts, NeighSpec, RouteSpec, Rtnl};
 use crate::sysctl;
 
 /// What the pod's interface gets.
@@ -33,6 +34,10 @@ pub struct PodInterface {
     pub routes: Vec<RouteSpec>,
     /// Keep IPv6 duplicate address detection on (bridge `enabledad`).
     pub enable_dad: bool,
+    /// The interface's ifindex in the pod, when the caller knows it from creating it (the
+    /// veth end's `IFLA_LINK` in the kernel's answer): the interface is then taken as just
+    /// created (down) and not looked up by name.
+    pub index: Option<u32>,
 }
 
 /// Fails with code 7 (invalid configuration) when `ifname` already exists in the pod (checked
@@ -50,9 +55,19 @@ pub fn ensure_ifname_free(pod: &Rtnl<'_>, ns: &Netns, ifname: &str) -> Result<()
     Ok(())
 }
 
-/// Configures the pod interface as described; returns the link as it now is.
-pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link, NetError> {
-    let link = pod.link_required(&cfg.ifname)?;
+/// Configures the pod interface as described. The interface's sysctls are written first;
+/// its addresses, link state, neighbours and routes then go to the kernel as one batch (one
+/// wait for all the answers; the kernel applies them in the order above). A failed request
+/// does not stop the ones after it: on failure the caller removes the interface, as it must
+/// anyway.
+pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<(), NetError> {
+    let (index, up) = match cfg.index {
+        Some(index) => (index, false),
+        None => {
+            let link = pod.link_required(&cfg.ifname)?;
+            (link.index, link.up)
+        }
+    };
     let has_v6 = cfg.addrs.iter().any(|a| a.addr().is_ipv6());
     let has_v4 = cfg.addrs.iter().any(|a| a.addr().is_ipv4());
     let ifname = cfg.ifname.as_str();
@@ -75,30 +90,31 @@ pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<Link,
         nodad: !cfg.enable_dad,
         noprefixroute: cfg.no_prefix_routes,
     };
+    let mut batch = pod.batch();
     for a in &cfg.addrs {
-        pod.addr_add(link.index, *a, opts)?;
+        batch.addr_add(index, *a, opts);
     }
-    // Up once the addresses exist, with arp_notify for IPv4 in the same request: bringing
-    // the link up then announces the IPv4 addresses (gratuitous ARP), so a neighbour entry
+    // Up once the addresses exist, with arp_notify for IPv4 set just before: bringing the
+    // link up then announces the IPv4 addresses (gratuitous ARP), so a neighbour entry
     // left on the node by an earlier pod with the same address (another MAC) is replaced at
     // once instead of blackholing the new pod until it expires.
-    if !link.up || has_v4 {
-        pod.link_up_notify(link.index, has_v4)?;
+    if !up || has_v4 {
+        batch.link_up_notify(index, has_v4);
     }
     for (ip, mac) in &cfg.neighbours {
-        pod.neigh_replace(&NeighSpec {
-            ifindex: link.index,
+        batch.neigh_replace(&NeighSpec {
+            ifindex: index,
             ip: *ip,
             mac: Some(*mac),
             proxy: false,
-        })?;
+        });
     }
     for r in &cfg.routes {
         let mut r = r.clone();
-        r.oif = Some(link.index);
-        pod.route_add(&r, false)?;
+        r.oif = Some(index);
+        batch.route_add(&r, false);
     }
-    Ok(Link { up: true, ..link })
+    batch.run()
 }
 
 /// Enables forwarding on the node for the families in use

@@ -219,6 +219,7 @@ pub fn attach(
             neighbours,
             routes: p.pod_routes(),
             enable_dad: false,
+            index: hv.peer,
         },
     )?;
     for a in &p.addrs {

@@ -417,3 +417,63 @@ fn a_route_carries_the_protocol_that_made_it() {
     let shown = node.ip(&["route", "show", "proto", "77"]);
     assert_eq!(shown.trim(), "10.244.2.0/24 via 10.9.0.5 dev up0");
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
+fn a_batch_applies_its_requests_in_order_and_names_the_first_that_failed() {
+    require_root();
+    let node = Netns::new("rt-batch");
+    node.ip(&["link", "add", "bt0", "type", "veth", "peer", "name", "bt1"]);
+    node.ip(&["addr", "add", "10.9.1.1/24", "dev", "bt0"]);
+    node.run(|| {
+        let k = Kernel::new().unwrap();
+        let h = k.connect(None).unwrap();
+        let idx = h.link_required("bt0").unwrap().index;
+        let opts = ferro_net::rtnl::AddrOpts::default();
+        let via = |dst: &str, gw: &str| {
+            RouteSpec::new(dst.parse().unwrap(), Some(gw.parse().unwrap()), Some(idx))
+        };
+        // In order: the address already there is tolerated, a second one is added, the link
+        // comes up (which the route through the new subnet needs), the route twice (the
+        // second time it exists), a neighbour entry that is not there deleted.
+        let mut b = h.batch();
+        b.addr_add(idx, "10.9.1.1/24".parse().unwrap(), opts)
+            .addr_add(idx, "10.9.2.1/24".parse().unwrap(), opts)
+            .link_up_notify(idx, true)
+            .route_add(&via("10.244.7.0/24", "10.9.2.5"), false)
+            .route_add(&via("10.244.7.0/24", "10.9.2.5"), false)
+            .neigh_del(&NeighSpec {
+                ifindex: idx,
+                ip: "10.9.2.77".parse().unwrap(),
+                mac: None,
+                proxy: false,
+            });
+        assert_eq!(b.len(), 7, "link_up_notify with arp_notify is two requests");
+        b.run().unwrap();
+        assert!(h.batch().is_empty());
+        h.batch().run().unwrap();
+        // A failed request neither stops those after it nor hides which one failed.
+        let mut b = h.batch();
+        b.route_add(&via("10.244.8.0/24", "10.77.0.1"), false)
+            .route_add(&via("10.244.9.0/24", "10.9.2.6"), false);
+        let err = b.run().unwrap_err().to_string();
+        assert!(err.contains("10.244.8.0/24"), "{err}");
+    });
+    let routes = node.ip(&["route", "show"]);
+    assert!(
+        routes.contains("10.244.7.0/24 via 10.9.2.5 dev bt0"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("10.244.9.0/24 via 10.9.2.6 dev bt0"),
+        "{routes}"
+    );
+    assert!(!routes.contains("10.244.8.0/24"), "{routes}");
+    let addrs = node.ip(&["-4", "addr", "show", "dev", "bt0"]);
+    assert!(addrs.contains("10.9.1.1/24") && addrs.contains("10.9.2.1/24"));
+    assert_eq!(
+        node.exec(&["sysctl", "-n", "net.ipv4.conf.bt0.arp_notify"])
+            .trim(),
+        "1"
+    );
+}

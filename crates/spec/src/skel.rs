@@ -18,6 +18,9 @@ use crate::error::CniError;
 use crate::result::CniResult;
 use crate::version::{self, Version};
 
+/// The initial size of the buffer stdin is read into.
+const STDIN_CAPACITY: usize = 16 * 1024;
+
 /// Everything a verb needs: validated variables, the parsed shared config, the raw stdin
 /// bytes (passed unchanged to delegates) and the environment.
 #[derive(Debug, Clone)]
@@ -133,8 +136,10 @@ pub fn dispatch(
         return 0;
     };
     // Read stdin before judging the command: a runtime writing the config must never see
-    // EPIPE because we answered early.
-    let mut input = Vec::new();
+    // EPIPE because we answered early. A configuration list rarely exceeds a few KiB: one
+    // buffer of that size takes it in one read (and the read that sees its end), where an
+    // empty one grows through five.
+    let mut input = Vec::with_capacity(STDIN_CAPACITY);
     let read = stdin.read_to_end(&mut input);
     let command = match command.parse::<Command>() {
         Ok(c) => c,

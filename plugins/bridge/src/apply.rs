@@ -155,8 +155,10 @@ fn finish_add(
         Some(l) => l,
         None => host.link_required(&plan.att.host_veth)?,
     };
+    // The port's hairpin and the address's old neighbour entries go as one batch below.
+    let mut port = host.batch();
     if cfg.hairpin_mode {
-        host.bridge_port_set_hairpin(hv.index, true)?;
+        port.bridge_port_set_hairpin(hv.index, true);
     }
     if cfg.port_isolation {
         host.bridge_port_set_isolated(hv.index, true)?;
@@ -179,6 +181,7 @@ fn finish_add(
         }
     }
     if cfg.disable_container_interface {
+        port.run()?;
         return Ok(plan.result.clone());
     }
     // An earlier pod of the same address may have left the node a neighbour entry with its
@@ -186,13 +189,14 @@ fn finish_add(
     // changed within the last second (the kernel's locktime), so the node would send to
     // the old MAC until the entry failed its probes: forget it now.
     for ip in plan.ips() {
-        host.neigh_del(&NeighSpec {
+        port.neigh_del(&NeighSpec {
             ifindex: bridge,
             ip,
             mac: None,
             proxy: false,
-        })?;
+        });
     }
+    port.run()?;
     attach::configure(
         a.pod,
         a.ns,
@@ -203,6 +207,7 @@ fn finish_add(
             neighbours: Vec::new(),
             routes: plan.routes.clone(),
             enable_dad: cfg.enable_dad,
+            index: hv.peer,
         },
     )?;
     plan.firewall

@@ -7,7 +7,7 @@ use netlink_packet_route::address::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
-use super::{family_of, Rtnl};
+use super::{family_of, Batch, Queued, Rtnl, Tolerate};
 use crate::error::NetError;
 
 /// Options of [`Rtnl::addr_add`].
@@ -36,17 +36,20 @@ impl Rtnl<'_> {
         self.addr_add_new(index, addr, opts).map(drop)
     }
 
-    fn addr_add_inner(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<(), NetError> {
-        self.ack(
-            format!("add address {addr} to link #{index} ({})", self.place),
-            RouteNetlinkMessage::NewAddress(addr_message(index, addr, opts)),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
+    /// The request of [`Rtnl::addr_add`].
+    fn addr_add_req(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Queued {
+        Queued {
+            op: format!("add address {addr} to link #{index} ({})", self.place),
+            msg: RouteNetlinkMessage::NewAddress(addr_message(index, addr, opts)),
+            flags: NLM_F_CREATE | NLM_F_EXCL,
+            tolerate: Tolerate::Exists,
+        }
     }
 
     /// `ip addr add`, reporting whether the address was new (`false`: it was already there).
     pub fn addr_add_new(&self, index: u32, addr: IpNet, opts: AddrOpts) -> Result<bool, NetError> {
-        match self.addr_add_inner(index, addr, opts) {
+        let q = self.addr_add_req(index, addr, opts);
+        match self.ack(q.op, q.msg, q.flags) {
             Ok(()) => Ok(true),
             Err(e) if e.is_exists() => Ok(false),
             Err(e) => Err(e),
@@ -133,4 +136,12 @@ pub(super) fn addr_message(index: u32, addr: IpNet, opts: AddrOpts) -> AddressMe
         }
     }
     m
+}
+
+impl Batch<'_, '_> {
+    /// Queues [`Rtnl::addr_add`].
+    pub fn addr_add(&mut self, index: u32, addr: IpNet, opts: AddrOpts) -> &mut Self {
+        let q = self.rtnl.addr_add_req(index, addr, opts);
+        self.push(q)
+    }
 }

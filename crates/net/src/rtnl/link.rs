@@ -10,7 +10,7 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::Rtnl;
+use super::{Batch, Queued, Rtnl, Tolerate};
 use crate::error::NetError;
 use crate::names::mac_string;
 use crate::netns::Netns;
@@ -528,12 +528,28 @@ impl Rtnl<'_> {
         attrs: Vec<LinkAttribute>,
         op: String,
     ) -> Result<(), NetError> {
+        self.one(Self::link_flag_req(index, flag, on, attrs, op))
+    }
+
+    /// The request of [`Rtnl::link_set_flag`].
+    fn link_flag_req(
+        index: u32,
+        flag: LinkFlags,
+        on: bool,
+        attrs: Vec<LinkAttribute>,
+        op: String,
+    ) -> Queued {
         let mut m = LinkMessage::default();
         m.header.index = index;
         m.header.flags = if on { flag } else { LinkFlags::empty() };
         m.header.change_mask = flag;
         m.attributes = attrs;
-        self.ack(op, RouteNetlinkMessage::SetLink(m), 0)
+        Queued {
+            op,
+            msg: RouteNetlinkMessage::SetLink(m),
+            flags: 0,
+            tolerate: Tolerate::Nothing,
+        }
     }
 
     /// `ip link set <index> up`; with `arp_notify`, first `sysctl
@@ -543,27 +559,37 @@ impl Rtnl<'_> {
     /// announcement is made when the link comes up, so both in one request would announce
     /// nothing.
     pub fn link_up_notify(&self, index: u32, arp_notify: bool) -> Result<(), NetError> {
+        for q in Self::up_notify_reqs(index, arp_notify) {
+            self.one(q)?;
+        }
+        Ok(())
+    }
+
+    /// The requests of [`Rtnl::link_up_notify`], in order.
+    fn up_notify_reqs(index: u32, arp_notify: bool) -> Vec<Queued> {
+        let mut reqs = Vec::with_capacity(2);
         if arp_notify {
             let mut conf = InetDevConf::default();
             conf.arp_notify = 1;
             let attrs = vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
                 AfSpecInet::DevConfRequest(conf),
             ])])];
-            self.link_set_flag(
+            reqs.push(Self::link_flag_req(
                 index,
                 LinkFlags::empty(),
                 false,
                 attrs,
                 format!("set link #{index} arp_notify 1"),
-            )?;
+            ));
         }
-        self.link_set_flag(
+        reqs.push(Self::link_flag_req(
             index,
             LinkFlags::Up,
             true,
             Vec::new(),
             format!("set link #{index} up"),
-        )
+        ));
+        reqs
     }
 
     /// `ip link set <index> up|down`.
@@ -608,18 +634,33 @@ impl Rtnl<'_> {
         setting: InfoBridgePort,
         op: String,
     ) -> Result<(), NetError> {
+        self.one(Self::bridge_port_req(index, setting, op))
+    }
+
+    /// The request of [`Rtnl::bridge_port_set`].
+    fn bridge_port_req(index: u32, setting: InfoBridgePort, op: String) -> Queued {
         let mut m = LinkMessage::default();
         m.header.index = index;
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::PortKind(InfoPortKind::Bridge),
             LinkInfo::PortData(InfoPortData::BridgePort(vec![setting])),
         ]));
-        self.ack(op, RouteNetlinkMessage::NewLink(m), 0)
+        Queued {
+            op,
+            msg: RouteNetlinkMessage::NewLink(m),
+            flags: 0,
+            tolerate: Tolerate::Nothing,
+        }
     }
 
     /// `ip link set <index> type bridge_slave hairpin on|off`.
     pub fn bridge_port_set_hairpin(&self, index: u32, on: bool) -> Result<(), NetError> {
-        self.bridge_port_set(
+        self.one(Self::hairpin_req(index, on))
+    }
+
+    /// The request of [`Rtnl::bridge_port_set_hairpin`].
+    fn hairpin_req(index: u32, on: bool) -> Queued {
+        Self::bridge_port_req(
             index,
             InfoBridgePort::HairpinMode(on),
             format!("set hairpin {on} on link #{index}"),
@@ -718,5 +759,20 @@ impl Rtnl<'_> {
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl Batch<'_, '_> {
+    /// Queues [`Rtnl::link_up_notify`] (one or two requests).
+    pub fn link_up_notify(&mut self, index: u32, arp_notify: bool) -> &mut Self {
+        for q in Rtnl::up_notify_reqs(index, arp_notify) {
+            self.push(q);
+        }
+        self
+    }
+
+    /// Queues [`Rtnl::bridge_port_set_hairpin`].
+    pub fn bridge_port_set_hairpin(&mut self, index: u32, on: bool) -> &mut Self {
+        self.push(Rtnl::hairpin_req(index, on))
     }
 }

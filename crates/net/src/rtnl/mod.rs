@@ -6,10 +6,12 @@
 //! so no namespace switch is needed afterwards. Every operation is one request and, where it
 //! says so, idempotent; each names its `ip` equivalent. Every request goes through one
 //! reply loop (`Rtnl::request`); dumps that the kernel flags as interrupted by a
-//! concurrent change (`NLM_F_DUMP_INTR`) are read again, a bounded number of times.
+//! concurrent change (`NLM_F_DUMP_INTR`) are read again, a bounded number of times. Steps
+//! that need nothing back but their ACK can be queued in a [`Batch`] instead: sent back to
+//! back, answered together.
 //!
 //! ## Layout
-//! - this module: [`Kernel`], [`Rtnl`], the reply loop and the dump retry;
+//! - this module: [`Kernel`], [`Rtnl`], [`Batch`], the reply loop and the dump retry;
 //! - `link`: links (veth, bridge, vxlan), their flags, bridge ports and VLANs ([`Link`]);
 //! - `addr`: addresses ([`AddrInfo`]);
 //! - `route`: routes ([`RouteSpec`]);
@@ -169,6 +171,57 @@ impl Rtnl<'_> {
         })
     }
 
+    /// Sends every request of `batch` at once, then reads their answers in order (one wait
+    /// for all of them instead of one per request; the kernel carries them out in the order
+    /// sent). Every answer is read; the first error a request does not tolerate is returned.
+    fn run_batch(&self, batch: Vec<Queued>) -> Result<(), NetError> {
+        let mut handle = self.handle.clone();
+        self.rt.block_on(async move {
+            let mut pending = Vec::with_capacity(batch.len());
+            for q in batch {
+                let mut req = NetlinkMessage::from(q.msg);
+                req.header.flags = NLM_F_REQUEST | NLM_F_ACK | q.flags;
+                let resp = handle
+                    .request(req)
+                    .map_err(|e| NetError::Other(format!("{}: {e}", q.op)))?;
+                pending.push((q.op, q.tolerate, resp));
+            }
+            let mut first = None;
+            for (op, tolerate, mut resp) in pending {
+                let mut replies = Replies::default();
+                let mut outcome = Ok(());
+                while let Some(m) = resp.next().await {
+                    if let Err(e) = replies.absorb(&op, m) {
+                        outcome = Err(e);
+                    }
+                }
+                match outcome {
+                    Err(e) if !tolerate.allows(&e) => {
+                        first.get_or_insert(e);
+                    }
+                    _ => {}
+                }
+            }
+            first.map_or(Ok(()), Err)
+        })
+    }
+
+    /// Requests queued on this connection, sent together by [`Batch::run`].
+    pub fn batch(&self) -> Batch<'_, '_> {
+        Batch {
+            rtnl: self,
+            queued: Vec::new(),
+        }
+    }
+
+    /// Sends one queued request and waits for its ACK; an error it tolerates is success.
+    fn one(&self, q: Queued) -> Result<(), NetError> {
+        match self.ack(q.op, q.msg, q.flags) {
+            Err(e) if q.tolerate.allows(&e) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Sends one request and waits for its ACK.
     fn ack(
         &self,
@@ -207,6 +260,77 @@ impl Rtnl<'_> {
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
         retry_interrupted(op, || self.request(op.to_string(), msg.clone(), NLM_F_DUMP))
+    }
+}
+
+/// An error answer a queued request counts as success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tolerate {
+    /// None.
+    Nothing,
+    /// `EEXIST`: what the request creates is there already.
+    Exists,
+    /// What the request removes is gone already ([`NetError::is_not_found`]).
+    NotFound,
+}
+
+impl Tolerate {
+    fn allows(self, e: &NetError) -> bool {
+        match self {
+            Tolerate::Nothing => false,
+            Tolerate::Exists => e.is_exists(),
+            Tolerate::NotFound => e.is_not_found(),
+        }
+    }
+}
+
+/// One request of a [`Batch`]: the message, its flags besides `NLM_F_REQUEST | NLM_F_ACK`,
+/// the operation for messages and what it tolerates.
+#[derive(Debug)]
+struct Queued {
+    op: String,
+    msg: RouteNetlinkMessage,
+    flags: u16,
+    tolerate: Tolerate,
+}
+
+/// Requests on one connection that need no answer but their ACK, sent back to back and
+/// answered together: the kernel carries them out one after the other, in the order queued,
+/// and the caller waits once instead of once per request. Each request means what the call
+/// of the same name on [`Rtnl`] means (an address already present is success, and so on).
+/// A request whose predecessor failed is still carried out, so a batch holds only steps the
+/// caller undoes as a whole when any of them fails (a new interface it deletes again). The
+/// queueing methods live beside their one-request forms (`addr`, `link`, `neigh`, `route`).
+#[derive(Debug)]
+#[must_use = "a batch does nothing until it is run"]
+pub struct Batch<'r, 'k> {
+    rtnl: &'r Rtnl<'k>,
+    queued: Vec<Queued>,
+}
+
+impl Batch<'_, '_> {
+    /// Sends the queued requests and reads every answer; the first error of a request that
+    /// does not tolerate it, naming the request.
+    pub fn run(self) -> Result<(), NetError> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        self.rtnl.run_batch(self.queued)
+    }
+
+    /// How many requests are queued.
+    pub fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    fn push(&mut self, q: Queued) -> &mut Self {
+        self.queued.push(q);
+        self
     }
 }
 

@@ -13,7 +13,7 @@ use netlink_packet_route::neighbour_table::{
 use netlink_packet_route::route::RouteType;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{family_of, Rtnl};
+use super::{family_of, Batch, Queued, Rtnl, Tolerate};
 use crate::error::NetError;
 
 /// A neighbour (ARP/NDP) entry, or a proxy entry.
@@ -58,33 +58,42 @@ impl Rtnl<'_> {
     /// `ip neigh replace <ip> lladdr <mac> dev <if> nud permanent`, or
     /// `ip neigh replace proxy <ip> dev <if>`. Idempotent.
     pub fn neigh_replace(&self, n: &NeighSpec) -> Result<(), NetError> {
-        self.ack(
-            format!(
+        self.one(self.neigh_replace_req(n))
+    }
+
+    /// The request of [`Rtnl::neigh_replace`].
+    fn neigh_replace_req(&self, n: &NeighSpec) -> Queued {
+        Queued {
+            op: format!(
                 "replace {}neighbour {} on link #{} ({})",
                 if n.proxy { "proxy " } else { "" },
                 n.ip,
                 n.ifindex,
                 self.place
             ),
-            RouteNetlinkMessage::NewNeighbour(Self::neigh_message(n)),
-            NLM_F_CREATE | NLM_F_REPLACE,
-        )
+            msg: RouteNetlinkMessage::NewNeighbour(Self::neigh_message(n)),
+            flags: NLM_F_CREATE | NLM_F_REPLACE,
+            tolerate: Tolerate::Nothing,
+        }
     }
 
     /// `ip neigh del [proxy] <ip> dev <if>`; a missing entry is success.
     pub fn neigh_del(&self, n: &NeighSpec) -> Result<(), NetError> {
-        match self.ack(
-            format!(
+        self.one(Self::neigh_del_req(n))
+    }
+
+    /// The request of [`Rtnl::neigh_del`].
+    fn neigh_del_req(n: &NeighSpec) -> Queued {
+        Queued {
+            op: format!(
                 "delete {}neighbour {} on link #{}",
                 if n.proxy { "proxy " } else { "" },
                 n.ip,
                 n.ifindex
             ),
-            RouteNetlinkMessage::DelNeighbour(Self::neigh_message(n)),
-            0,
-        ) {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
+            msg: RouteNetlinkMessage::DelNeighbour(Self::neigh_message(n)),
+            flags: 0,
+            tolerate: Tolerate::NotFound,
         }
     }
 
@@ -165,4 +174,17 @@ pub(super) fn parse_neigh(n: &NeighbourMessage) -> Option<NeighSpec> {
         mac,
         proxy: n.header.flags.contains(NeighbourFlags::Proxy),
     })
+}
+
+impl Batch<'_, '_> {
+    /// Queues [`Rtnl::neigh_replace`].
+    pub fn neigh_replace(&mut self, n: &NeighSpec) -> &mut Self {
+        let q = self.rtnl.neigh_replace_req(n);
+        self.push(q)
+    }
+
+    /// Queues [`Rtnl::neigh_del`].
+    pub fn neigh_del(&mut self, n: &NeighSpec) -> &mut Self {
+        self.push(Rtnl::neigh_del_req(n))
+    }
 }

@@ -10,7 +10,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{family_of, Rtnl, MAIN_TABLE};
+use super::{family_of, Batch, Queued, Rtnl, Tolerate, MAIN_TABLE};
 use crate::error::NetError;
 
 /// A route, for adding, deleting and comparing.
@@ -120,14 +120,20 @@ impl Rtnl<'_> {
     /// `ip route add <route>`; with `replace`, `ip route replace`. Without `replace`, an
     /// identical route already present is success.
     pub fn route_add(&self, r: &RouteSpec, replace: bool) -> Result<(), NetError> {
-        let flags = NLM_F_CREATE | if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
-        match self.ack(
-            format!("add route {} ({})", describe_route(r), self.place),
-            RouteNetlinkMessage::NewRoute(Self::route_message(r)),
-            flags,
-        ) {
-            Err(e) if !replace && e.is_exists() => Ok(()),
-            other => other,
+        self.one(self.route_add_req(r, replace))
+    }
+
+    /// The request of [`Rtnl::route_add`].
+    fn route_add_req(&self, r: &RouteSpec, replace: bool) -> Queued {
+        Queued {
+            op: format!("add route {} ({})", describe_route(r), self.place),
+            msg: RouteNetlinkMessage::NewRoute(Self::route_message(r)),
+            flags: NLM_F_CREATE | if replace { NLM_F_REPLACE } else { NLM_F_EXCL },
+            tolerate: if replace {
+                Tolerate::Nothing
+            } else {
+                Tolerate::Exists
+            },
         }
     }
 
@@ -270,4 +276,12 @@ pub fn describe_route(r: &RouteSpec) -> String {
         s.push_str(&format!(" proto {p}"));
     }
     s
+}
+
+impl Batch<'_, '_> {
+    /// Queues [`Rtnl::route_add`].
+    pub fn route_add(&mut self, r: &RouteSpec, replace: bool) -> &mut Self {
+        let q = self.rtnl.route_add_req(r, replace);
+        self.push(q)
+    }
 }
