@@ -9,16 +9,19 @@
 //! - [`error`]: [`CniError`], the one error type facing the runtime, with the spec codes;
 //! - [`args`] and [`env`](mod@env): `CNI_ARGS` and the `CNI_*` variables, validated per verb;
 //! - [`skel`]: the dispatcher, with environment and stdio injected, and the [`Plugin`] trait;
-//! - [`delegate`]: running the IPAM plugin found on `CNI_PATH`.
+//! - [`delegate`]: running the IPAM plugin found on `CNI_PATH`;
+//! - [`entry`]: the process entry point of a plugin binary ([`plugin_main!`]).
 //!
 //! Plugin-specific error codes (100 and up): 100 a kernel or file operation failed, 101 no
 //! address can be allocated, 102 a delegated plugin failed or could not be run, 103 CHECK found
 //! a difference from what ADD created.
-#![forbid(unsafe_code)]
+// One function may use `unsafe`: the entry point's SIGPIPE disposition (`entry`).
+#![deny(unsafe_code)]
 
 pub mod args;
 pub mod conf;
 pub mod delegate;
+pub mod entry;
 pub mod env;
 pub mod error;
 pub mod logging;

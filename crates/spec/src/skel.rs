@@ -8,7 +8,6 @@
 
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::ExitCode;
 
 use serde_json::Value;
 
@@ -102,19 +101,18 @@ pub trait Plugin {
 }
 
 /// Runs `plugin` against the real process environment and stdio. The only place that
-/// touches the process edge; `main` returns its value.
-pub fn run(plugin: &dyn Plugin) -> ExitCode {
+/// touches the process edge; the process exits with its value ([`crate::entry::start`]).
+pub fn run(plugin: &dyn Plugin) -> u8 {
     let env = Env::from_process();
     crate::logging::init(plugin.name(), &env);
-    let code = dispatch(
+    dispatch(
         plugin,
         env,
         &mut std::io::stdin().lock(),
         &mut std::io::stdout().lock(),
         // not locked: a verb's helper threads log to stderr while the verb runs
         &mut std::io::stderr(),
-    );
-    ExitCode::from(code)
+    )
 }
 
 /// Handles one invocation; returns the process exit code (0 success, 1 error).

@@ -1,6 +1,5 @@
 //! `bridge`: the kubenet model. See README.md.
-#![forbid(unsafe_code)]
+#![no_main]
+#![deny(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&ferro_bridge::plugin::Bridge)
-}
+ferro_spec::plugin_main!(ferro_bridge::plugin::Bridge);

@@ -1,7 +1,8 @@
 //! `cluster-ipam`: addresses from the cluster's shared pool, through the node's ferro-agent.
 //! The verbs live in `ferro_agent_api::cni` (the main plugins of the suite run the same
 //! functions in-process); `main` only hands the process to the dispatcher.
-#![forbid(unsafe_code)]
+#![no_main]
+#![deny(unsafe_code)]
 
 use ferro_agent_api::cni;
 use ferro_spec::{CniError, CniResult, Plugin, Request};
@@ -40,6 +41,4 @@ impl Plugin for ClusterIpam {
     }
 }
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&ClusterIpam)
-}
+ferro_spec::plugin_main!(ClusterIpam);

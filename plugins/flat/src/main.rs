@@ -1,6 +1,5 @@
 //! `flat`: the Azure CNI model (transparent mode). See README.md.
-#![forbid(unsafe_code)]
+#![no_main]
+#![deny(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&ferro_flat::plugin::Flat)
-}
+ferro_spec::plugin_main!(ferro_flat::plugin::Flat);

@@ -1,6 +1,6 @@
 //! `host-local`: node-local IPAM, store-compatible with the reference plugin, with GC and
 //! STATUS. The plugin lives in the library; `main` only hands the process to the dispatcher.
+#![no_main]
+#![deny(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&ferro_host_local::plugin::HostLocal)
-}
+ferro_spec::plugin_main!(ferro_host_local::plugin::HostLocal);

@@ -1,8 +1,7 @@
 //! `loopback`: brings `lo` up inside the pod's network namespace.
-#![forbid(unsafe_code)]
+#![no_main]
+#![deny(unsafe_code)]
 
 mod plugin;
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&plugin::Loopback)
-}
+ferro_spec::plugin_main!(plugin::Loopback);

@@ -99,3 +99,28 @@ fn add_refuses_the_plugins_own_namespace() {
     let v = e.err(4);
     assert!(v["msg"].as_str().unwrap().contains("CNI_NETNS"));
 }
+
+/// The binaries start without Rust's runtime start-up (`ferro_spec::entry`), which is what
+/// ignores SIGPIPE in other programs: a result pipe nobody reads any more must still be an
+/// error the plugin handles, not a signal that kills it.
+#[test]
+fn a_result_pipe_closed_by_the_runtime_does_not_kill_the_plugin() {
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut conf = child.stdin.take().unwrap();
+    conf.write_all(br#"{"cniVersion":"1.0.0"}"#).unwrap();
+    drop(conf);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), None, "{status}");
+}

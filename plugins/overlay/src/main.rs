@@ -1,6 +1,5 @@
 //! `overlay`: pods in a private pod CIDR, one slice per node, VXLAN between nodes. See README.md.
-#![forbid(unsafe_code)]
+#![no_main]
+#![deny(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&ferro_overlay::plugin::Overlay)
-}
+ferro_spec::plugin_main!(ferro_overlay::plugin::Overlay);

@@ -1,6 +1,5 @@
 //! `portmap`: host ports for pods. See README.md.
-#![forbid(unsafe_code)]
+#![no_main]
+#![deny(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    ferro_spec::run(&ferro_portmap::plugin::Portmap)
-}
+ferro_spec::plugin_main!(ferro_portmap::plugin::Portmap);
