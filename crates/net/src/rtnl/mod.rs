@@ -129,6 +129,34 @@ impl Replies {
     }
 }
 
+/// Hands `msg`, with `NLM_F_REQUEST | flags`, to the connection (sent when the runtime next
+/// polls it); the stream of its answers.
+fn submit(
+    handle: &mut rtnetlink::Handle,
+    op: &str,
+    msg: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<impl futures::Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin, NetError> {
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = NLM_F_REQUEST | flags;
+    handle
+        .request(req)
+        .map_err(|e| NetError::Other(format!("{op}: {e}")))
+}
+
+/// Reads the answers of one request up to its ACK or the end of its dump; an error answer
+/// is the request's error.
+async fn replies(
+    op: &str,
+    mut resp: impl futures::Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+) -> Result<Replies, NetError> {
+    let mut replies = Replies::default();
+    while let Some(m) = resp.next().await {
+        replies.absorb(op, m)?;
+    }
+    Ok(replies)
+}
+
 /// Runs `attempt` (one dump) until the kernel answers without `NLM_F_DUMP_INTR`, at most
 /// [`DUMP_ATTEMPTS`] times; a dump interrupted every time is an error naming `op`.
 fn retry_interrupted(
@@ -156,18 +184,10 @@ impl Rtnl<'_> {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Replies, NetError> {
-        let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | flags;
         let mut handle = self.handle.clone();
         self.rt.block_on(async move {
-            let mut resp = handle
-                .request(req)
-                .map_err(|e| NetError::Other(format!("{op}: {e}")))?;
-            let mut replies = Replies::default();
-            while let Some(m) = resp.next().await {
-                replies.absorb(&op, m)?;
-            }
-            Ok(replies)
+            let resp = submit(&mut handle, &op, msg, flags)?;
+            replies(&op, resp).await
         })
     }
 
@@ -179,23 +199,12 @@ impl Rtnl<'_> {
         self.rt.block_on(async move {
             let mut pending = Vec::with_capacity(batch.len());
             for q in batch {
-                let mut req = NetlinkMessage::from(q.msg);
-                req.header.flags = NLM_F_REQUEST | NLM_F_ACK | q.flags;
-                let resp = handle
-                    .request(req)
-                    .map_err(|e| NetError::Other(format!("{}: {e}", q.op)))?;
+                let resp = submit(&mut handle, &q.op, q.msg, NLM_F_ACK | q.flags)?;
                 pending.push((q.op, q.tolerate, resp));
             }
             let mut first = None;
-            for (op, tolerate, mut resp) in pending {
-                let mut replies = Replies::default();
-                let mut outcome = Ok(());
-                while let Some(m) = resp.next().await {
-                    if let Err(e) = replies.absorb(&op, m) {
-                        outcome = Err(e);
-                    }
-                }
-                match outcome {
+            for (op, tolerate, resp) in pending {
+                match replies(&op, resp).await {
                     Err(e) if !tolerate.allows(&e) => {
                         first.get_or_insert(e);
                     }
