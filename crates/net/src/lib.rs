@@ -9,8 +9,9 @@
 //!   address moving to this node);
 //! - [`attach`]: applying an IPAM result inside the pod (shared by every main plugin);
 //! - [`netns`]: opening `CNI_NETNS`, running code inside it;
-//! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over rtnetlink,
-//!   one file per object, one reply loop, interrupted dumps read again;
+//! - [`rtnl`]: links (veth, bridge, vxlan), addresses, routes, neighbours, FDB over route
+//!   netlink (on `ferro-nftables`' synchronous netlink socket), one file per object, one
+//!   exchange per request or batch, interrupted dumps read again;
 //! - [`overlay`]: the VXLAN device (over an IPv4 or IPv6 underlay) and per-node peers
 //!   (neighbour, FDB, route per pod family), reconciled; pod CIDRs and slices per family;
 //! - [`transparent`]: Azure CNI transparent mode pod attachment (flat and overlay);

@@ -136,6 +136,13 @@ impl NlSocket {
         })
     }
 
+    /// Has the kernel check the headers of GET requests strictly and filter dumps by them
+    /// (`NETLINK_GET_STRICT_CHK`, route netlink): a dump of one link's addresses returns
+    /// only those.
+    pub fn strict_check(&self) -> Result<(), io::Error> {
+        self.sock.set_netlink_get_strict_chk(true)
+    }
+
     /// Reserves `n` consecutive sequence numbers; returns the first.
     pub fn alloc_seq(&mut self, n: u32) -> u32 {
         let first = self.seq;

@@ -1,14 +1,15 @@
-//! Route netlink (links, addresses, routes, neighbours, FDB) over `rtnetlink`, driven
-//! synchronously on a current-thread runtime.
+//! Route netlink (links, addresses, routes, neighbours, FDB): messages of
+//! `netlink-packet-route` on the workspace's synchronous netlink socket
+//! ([`ferro_nftables::sock::NlSocket`]), no async runtime.
 //!
-//! [`Kernel`] owns the runtime; [`Kernel::connect`] opens one connection per namespace. The
-//! socket of a pod connection is created inside the pod's namespace and stays bound to it,
-//! so no namespace switch is needed afterwards. Every operation is one request and, where it
-//! says so, idempotent; each names its `ip` equivalent. Every request goes through one
-//! reply loop (`Rtnl::request`); dumps that the kernel flags as interrupted by a
-//! concurrent change (`NLM_F_DUMP_INTR`) are read again, a bounded number of times. Steps
-//! that need nothing back but their ACK can be queued in a [`Batch`] instead: sent back to
-//! back, answered together.
+//! [`Kernel::connect`] opens one connection per namespace. The socket of a pod connection is
+//! created inside the pod's namespace and stays bound to it, so no namespace switch is needed
+//! afterwards. Every operation is one request and, where it says so, idempotent; each names
+//! its `ip` equivalent. Every request goes through one exchange (`Rtnl::exchange`: one
+//! `sendmsg`, the answers filed by sequence number); dumps that the kernel flags as
+//! interrupted by a concurrent change (`NLM_F_DUMP_INTR`) are read again, a bounded number of
+//! times. Steps that need nothing back but their ACK can be queued in a [`Batch`] instead:
+//! sent in one datagram, answered together.
 //!
 //! ## Layout
 //! - this module: [`Kernel`], [`Rtnl`], [`Batch`], the reply loop and the dump retry;
@@ -26,13 +27,17 @@ mod link;
 mod neigh;
 mod route;
 
+use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::StreamExt;
+use ferro_nftables::sock::{self, NlSocket, SockError};
 use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, ParseableParametrized, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::protocols::NETLINK_ROUTE;
 
 use crate::error::NetError;
 use crate::netns::Netns;
@@ -49,51 +54,62 @@ const DUMP_ATTEMPTS: usize = 5;
 /// The main routing table.
 pub const MAIN_TABLE: u32 = 254;
 
-/// The runtime that drives every netlink connection of one plugin invocation.
+/// Where the route-netlink connections of one plugin invocation (or one agent worker) are
+/// opened; the connections borrow it, so they end with it.
 #[derive(Debug)]
 pub struct Kernel {
-    rt: tokio::runtime::Runtime,
+    _private: (),
 }
 
-/// One route-netlink connection, bound to the namespace it was opened in.
+/// One route-netlink connection, bound to the namespace it was opened in. Clones share the
+/// socket.
 #[derive(Debug, Clone)]
 pub struct Rtnl<'k> {
-    rt: &'k tokio::runtime::Runtime,
-    handle: rtnetlink::Handle,
+    sock: Arc<Mutex<NlSocket>>,
     /// Where this connection lives, for error messages ("host" or the netns path).
     place: String,
+    _kernel: PhantomData<&'k Kernel>,
 }
 
 impl Kernel {
-    /// A current-thread runtime; never a multi-threaded one, since namespaces are per thread.
+    /// Nothing is opened until [`Kernel::connect`].
     pub fn new() -> Result<Kernel, NetError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|e| NetError::io("start netlink runtime", e))?;
-        Ok(Kernel { rt })
+        Ok(Kernel { _private: () })
     }
 
     /// Opens a connection in the calling thread's namespace (`None`) or inside `ns`.
-    // The one place the workspace opens rtnetlink connections: `clippy.toml` forbids
-    // `rtnetlink::new_connection*` everywhere else.
-    #[allow(clippy::disallowed_methods)]
     pub fn connect(&self, ns: Option<&Netns>) -> Result<Rtnl<'_>, NetError> {
-        let _ctx = self.rt.enter();
-        // Strict checking lets the kernel filter dumps (by link, table, output interface),
-        // so lookups stay O(1) in the number of pods instead of walking every address, route
-        // and neighbour of the node.
         let opened = match ns {
-            None => rtnetlink::new_connection_with_strict_check(),
-            Some(ns) => ns.run(rtnetlink::new_connection_with_strict_check)?,
+            None => open_route(),
+            Some(ns) => ns.run(open_route)?,
         };
-        let (conn, handle, _) = opened.map_err(|e| NetError::io("open netlink socket", e))?;
-        self.rt.spawn(conn);
+        let sock = opened.map_err(|e| NetError::io("open netlink socket", e))?;
         Ok(Rtnl {
-            rt: &self.rt,
-            handle,
+            sock: Arc::new(Mutex::new(sock)),
             place: ns.map_or_else(|| "host".to_string(), |n| n.path().display().to_string()),
+            _kernel: PhantomData,
         })
+    }
+}
+
+/// A route-netlink socket in the calling thread's namespace. Strict checking lets the kernel
+/// filter dumps (by link, table, output interface), so lookups stay O(1) in the number of
+/// pods instead of walking every address, route and neighbour of the node.
+fn open_route() -> std::io::Result<NlSocket> {
+    let s = NlSocket::open_protocol(NETLINK_ROUTE)?;
+    s.strict_check()?;
+    Ok(s)
+}
+
+/// `e`, a failure of the socket itself while carrying out `op`.
+fn sock_error(op: &str, e: SockError) -> NetError {
+    match e {
+        SockError::Io(e) => NetError::io(op, e),
+        SockError::Kernel(errno, _) => NetError::Netlink {
+            op: op.to_string(),
+            errno,
+        },
+        SockError::Protocol(m) => NetError::Other(format!("{op}: {m}")),
     }
 }
 
@@ -129,32 +145,27 @@ impl Replies {
     }
 }
 
-/// Hands `msg`, with `NLM_F_REQUEST | flags`, to the connection (sent when the runtime next
-/// polls it); the stream of its answers.
-fn submit(
-    handle: &mut rtnetlink::Handle,
-    op: &str,
-    msg: RouteNetlinkMessage,
-    flags: u16,
-) -> Result<impl futures::Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin, NetError> {
-    let mut req = NetlinkMessage::from(msg);
-    req.header.flags = NLM_F_REQUEST | flags;
-    handle
-        .request(req)
-        .map_err(|e| NetError::Other(format!("{op}: {e}")))
-}
-
-/// Reads the answers of one request up to its ACK or the end of its dump; an error answer
-/// is the request's error.
-async fn replies(
-    op: &str,
-    mut resp: impl futures::Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
-) -> Result<Replies, NetError> {
-    let mut replies = Replies::default();
-    while let Some(m) = resp.next().await {
-        replies.absorb(op, m)?;
+/// What the socket filed for one request, read as route-netlink messages: its error answer,
+/// or the messages answered before its ACK or the end of its dump. A message the codec cannot
+/// read is left out (logged), as a kernel newer than the codec may send one.
+fn read_reply(op: &str, r: sock::Reply) -> Result<Replies, NetError> {
+    if let Some((errno, _)) = r.error {
+        return Err(NetError::Netlink {
+            op: op.to_string(),
+            errno,
+        });
     }
-    Ok(replies)
+    let mut msgs = Vec::with_capacity(r.msgs.len());
+    for m in &r.msgs {
+        match RouteNetlinkMessage::parse_with_param(m.payload.as_slice(), m.ty) {
+            Ok(parsed) => msgs.push(parsed),
+            Err(e) => log::warn!("{op}: an answer of type {} left unread: {e}", m.ty),
+        }
+    }
+    Ok(Replies {
+        msgs,
+        interrupted: r.interrupted,
+    })
 }
 
 /// Runs `attempt` (one dump) until the kernel answers without `NLM_F_DUMP_INTR`, at most
@@ -176,7 +187,51 @@ fn retry_interrupted(
 }
 
 impl Rtnl<'_> {
-    /// The reply loop: sends `msg` with `NLM_F_REQUEST | flags` and collects what the kernel
+    /// The one exchange with the kernel: sends every message (each with `NLM_F_REQUEST |`
+    /// its flags, consecutive sequence numbers) in one datagram, which the kernel carries out
+    /// in order, and reads the answers until each request has its ACK, its error or the end
+    /// of its dump. A request that is not a dump always asks for an ACK, so a GET ends there
+    /// too. The outer error is the socket's (naming the first request); the inner ones are
+    /// each request's.
+    fn exchange(
+        &self,
+        reqs: Vec<(RouteNetlinkMessage, u16)>,
+        first_op: &str,
+    ) -> Result<Vec<sock::Reply>, NetError> {
+        let mut sock = self.sock.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = u32::try_from(reqs.len()).unwrap_or(u32::MAX);
+        let first = sock.alloc_seq(n);
+        let mut buf = Vec::with_capacity(256 * reqs.len());
+        for (i, (msg, flags)) in (0u32..).zip(reqs) {
+            let mut m = NetlinkMessage::from(msg);
+            m.header.flags = NLM_F_REQUEST
+                | flags
+                | if flags & NLM_F_DUMP == NLM_F_DUMP {
+                    0
+                } else {
+                    NLM_F_ACK
+                };
+            m.header.sequence_number = first.wrapping_add(i);
+            m.finalize();
+            let at = buf.len();
+            buf.resize(at + m.buffer_len(), 0);
+            m.serialize(&mut buf[at..]);
+        }
+        let count = n as usize;
+        sock.reserve(buf.len(), count);
+        sock.send(&buf).map_err(|e| sock_error(first_op, e))?;
+        let mut replies: Vec<sock::Reply> = (0..count).map(|_| sock::Reply::default()).collect();
+        let mut done = vec![false; count];
+        let mut pending = count;
+        while pending > 0 {
+            let dgram = sock.recv().map_err(|e| sock_error(first_op, e))?;
+            pending -= sock::absorb(&dgram, first, &mut replies, &mut done)
+                .map_err(|e| sock_error(first_op, e))?;
+        }
+        Ok(replies)
+    }
+
+    /// One request: sends `msg` with `NLM_F_REQUEST | flags` and collects what the kernel
     /// answers until the ACK (or the end of the dump); an error answer is an error naming `op`.
     fn request(
         &self,
@@ -184,35 +239,32 @@ impl Rtnl<'_> {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Replies, NetError> {
-        let mut handle = self.handle.clone();
-        self.rt.block_on(async move {
-            let resp = submit(&mut handle, &op, msg, flags)?;
-            replies(&op, resp).await
-        })
+        let mut replies = self.exchange(vec![(msg, flags)], &op)?;
+        read_reply(&op, replies.pop().unwrap_or_default())
     }
 
-    /// Sends every request of `batch` at once, then reads their answers in order (one wait
-    /// for all of them instead of one per request; the kernel carries them out in the order
-    /// sent). Every answer is read; the first error a request does not tolerate is returned.
+    /// Sends every request of `batch` at once, then reads their answers (one wait for all of
+    /// them instead of one per request; the kernel carries them out in the order sent).
+    /// Every answer is read; the first error a request does not tolerate is returned.
     fn run_batch(&self, batch: Vec<Queued>) -> Result<(), NetError> {
-        let mut handle = self.handle.clone();
-        self.rt.block_on(async move {
-            let mut pending = Vec::with_capacity(batch.len());
-            for q in batch {
-                let resp = submit(&mut handle, &q.op, q.msg, NLM_F_ACK | q.flags)?;
-                pending.push((q.op, q.tolerate, resp));
-            }
-            let mut first = None;
-            for (op, tolerate, resp) in pending {
-                match replies(&op, resp).await {
-                    Err(e) if !tolerate.allows(&e) => {
-                        first.get_or_insert(e);
-                    }
-                    _ => {}
+        let first_op = batch.first().map(|q| q.op.clone()).unwrap_or_default();
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut reqs = Vec::with_capacity(batch.len());
+        for q in batch {
+            ops.push((q.op, q.tolerate));
+            reqs.push((q.msg, NLM_F_ACK | q.flags));
+        }
+        let replies = self.exchange(reqs, &first_op)?;
+        let mut first = None;
+        for ((op, tolerate), r) in ops.iter().zip(replies) {
+            match read_reply(op, r) {
+                Err(e) if !tolerate.allows(&e) => {
+                    first.get_or_insert(e);
                 }
+                _ => {}
             }
-            first.map_or(Ok(()), Err)
-        })
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Requests queued on this connection, sent together by [`Batch::run`].
