@@ -121,7 +121,22 @@ pub fn configure(pod: &Rtnl<'_>, ns: &Netns, cfg: &PodInterface) -> Result<(), N
 /// (`sysctl net.ipv4.ip_forward=1`, `net.ipv6.conf.all.forwarding=1`), read before written.
 /// The steady state (already on) costs one netlink round trip and no `/proc/sys` lookup.
 pub fn ensure_forwarding(v4: bool, v6: bool) -> Result<(), NetError> {
-    let (on4, on6) = sysctl::forwarding();
+    forwarding_from(sysctl::forwarding(), v4, v6)
+}
+
+/// [`ensure_forwarding`] in `host`'s namespace, read on that connection (no socket of its
+/// own).
+pub fn ensure_forwarding_on(host: &Rtnl<'_>, v4: bool, v6: bool) -> Result<(), NetError> {
+    forwarding_from(host.forwarding(), v4, v6)
+}
+
+/// Writes what `state` (forwarding per family, as read) lacks of `v4` and `v6`.
+fn forwarding_from(
+    state: (Option<bool>, Option<bool>),
+    v4: bool,
+    v6: bool,
+) -> Result<(), NetError> {
+    let (on4, on6) = state;
     if v4 && on4 != Some(true) {
         sysctl::ensure("net/ipv4/ip_forward", "1")?;
     }

@@ -61,9 +61,15 @@ pub fn ensure_if_present(key: &str, value: &str) -> Result<bool, NetError> {
 /// (`RTM_GETNETCONF`, `ip netconf show`) for both. `None` for a family the kernel does not
 /// answer for (IPv6 disabled) or when netlink fails: the caller falls back to `/proc/sys`.
 pub fn forwarding() -> (Option<bool>, Option<bool>) {
-    let Ok(mut sock) = NlSocket::open_protocol(netlink_sys::protocols::NETLINK_ROUTE) else {
-        return (None, None);
-    };
+    match NlSocket::open_protocol(netlink_sys::protocols::NETLINK_ROUTE) {
+        Ok(mut sock) => forwarding_on(&mut sock),
+        Err(_) => (None, None),
+    }
+}
+
+/// [`forwarding`], asked on `sock`, an open route-netlink socket (a connection's own:
+/// [`crate::rtnl::Rtnl::forwarding`]).
+pub(crate) fn forwarding_on(sock: &mut NlSocket) -> (Option<bool>, Option<bool>) {
     let mut attrs = AttrWriter::new();
     attrs.put(NETCONFA_IFINDEX, &NETCONFA_IFINDEX_ALL.to_ne_bytes());
     let attrs = attrs.into_bytes();

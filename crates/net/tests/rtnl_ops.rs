@@ -336,12 +336,17 @@ fn forwarding_is_read_over_netlink_in_the_callers_namespace() {
     require_root();
     let node = Netns::new("rt-fwd");
     node.run(|| {
-        // a fresh namespace forwards nothing
+        // a fresh namespace forwards nothing; a connection reads it on its own socket
+        let k = ferro_net::Kernel::new().unwrap();
+        let h = k.connect(None).unwrap();
         assert_eq!(ferro_net::sysctl::forwarding(), (Some(false), Some(false)));
-        ferro_net::attach::ensure_forwarding(true, false).unwrap();
+        assert_eq!(h.forwarding(), (Some(false), Some(false)));
+        ferro_net::attach::ensure_forwarding_on(&h, true, false).unwrap();
         assert_eq!(ferro_net::sysctl::forwarding(), (Some(true), Some(false)));
+        assert_eq!(h.forwarding(), (Some(true), Some(false)));
         ferro_net::attach::ensure_forwarding(true, true).unwrap();
         assert_eq!(ferro_net::sysctl::forwarding(), (Some(true), Some(true)));
+        assert_eq!(h.forwarding(), (Some(true), Some(true)));
     });
     assert_eq!(
         node.exec(&["sysctl", "-n", "net.ipv4.ip_forward"]).trim(),

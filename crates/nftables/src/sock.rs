@@ -23,8 +23,14 @@ use crate::wire;
 /// How long to wait for the kernel before giving up on a reply (the kernel answers
 /// nf_tables and ctnetlink requests synchronously, so this only guards against bugs).
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
-/// Receive buffer: larger than the biggest dump skb the kernel builds (32 KiB).
-const RECV_BUF: usize = 128 * 1024;
+/// Receive buffer: larger than the biggest dump skb the kernel builds (32 KiB); small enough
+/// to come from the heap rather than a mapping of its own per socket.
+const RECV_BUF: usize = 64 * 1024;
+/// Requests whose answers fit any socket's default receive buffer with room to spare: for
+/// up to this many, [`NlSocket::reserve`] leaves the buffer as it is.
+const FEW_REPLIES: usize = 64;
+/// A request of at most this many bytes fits the smallest send buffer the kernel allows.
+const SMALL_SEND: usize = 4 * 1024;
 
 /// A failure below the nf_tables/ctnetlink layer, given context by the caller.
 #[derive(Debug)]
@@ -93,8 +99,9 @@ pub struct NlSocket {
     sock: Socket,
     seq: u32,
     rbuf: Vec<u8>,
-    sndbuf: usize,
-    rcvbuf: usize,
+    /// The buffer sizes, once asked for ([`NlSocket::reserve`]).
+    sndbuf: Option<usize>,
+    rcvbuf: Option<usize>,
 }
 
 impl NlSocket {
@@ -108,7 +115,8 @@ impl NlSocket {
     /// `struct netconfmsg` is one family byte padded to 4).
     pub fn open_protocol(protocol: isize) -> Result<NlSocket, io::Error> {
         let mut sock = Socket::new(protocol)?;
-        sock.bind_auto()?;
+        // Port id 0: the kernel picks one (no need to ask which).
+        sock.bind(&SocketAddr::new(0, 0))?;
         sock.connect(&SocketAddr::new(0, 0))?;
         // Error messages of the kernel (extended ACK), and ACKs without the echoed request.
         let _ = sock.set_ext_ack(true);
@@ -119,8 +127,6 @@ impl NlSocket {
             &TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0),
         )
         .map_err(io::Error::from)?;
-        let sndbuf = sndbuf_of(&sock);
-        let rcvbuf = sock.get_rx_buf_sz().unwrap_or(0);
         // Start from the clock, like libmnl, so replies meant for an earlier process with
         // the same port id are not mistaken for ours.
         let seq = std::time::SystemTime::now()
@@ -131,8 +137,8 @@ impl NlSocket {
             sock,
             seq,
             rbuf: Vec::with_capacity(RECV_BUF),
-            sndbuf,
-            rcvbuf,
+            sndbuf: None,
+            rcvbuf: None,
         })
     }
 
@@ -152,23 +158,33 @@ impl NlSocket {
 
     /// Makes sure the socket buffers can hold a request of `send` bytes and the replies to
     /// `replies` messages (each ACK is its own skb, about 1 KiB of receive buffer). Uses
-    /// the `*FORCE` options (we run as root) and falls back to the plain ones.
+    /// the `*FORCE` options (we run as root) and falls back to the plain ones. A small
+    /// request with few answers (most of them: a pod's steps, a lookup) needs no system
+    /// call here: the sizes are asked for only when a larger one comes.
     pub fn reserve(&mut self, send: usize, replies: usize) {
-        let want_snd = send + 16 * 1024;
-        if want_snd > self.sndbuf {
-            let fd = self.sock.as_fd();
-            if setsockopt(&fd, sockopt::SndBufForce, &want_snd).is_err() {
-                let _ = setsockopt(&fd, sockopt::SndBuf, &want_snd);
+        if send > SMALL_SEND {
+            let want_snd = send + 16 * 1024;
+            let have = *self.sndbuf.get_or_insert_with(|| sndbuf_of(&self.sock));
+            if want_snd > have {
+                let fd = self.sock.as_fd();
+                if setsockopt(&fd, sockopt::SndBufForce, &want_snd).is_err() {
+                    let _ = setsockopt(&fd, sockopt::SndBuf, &want_snd);
+                }
+                self.sndbuf = Some(sndbuf_of(&self.sock).max(want_snd));
             }
-            self.sndbuf = sndbuf_of(&self.sock).max(want_snd);
         }
-        let want_rcv = replies * 1024 + 256 * 1024;
-        if want_rcv > self.rcvbuf {
-            let fd = self.sock.as_fd();
-            if setsockopt(&fd, sockopt::RcvBufForce, &want_rcv).is_err() {
-                let _ = setsockopt(&fd, sockopt::RcvBuf, &want_rcv);
+        if replies > FEW_REPLIES {
+            let want_rcv = replies * 1024 + 256 * 1024;
+            let have = *self
+                .rcvbuf
+                .get_or_insert_with(|| self.sock.get_rx_buf_sz().unwrap_or(0));
+            if want_rcv > have {
+                let fd = self.sock.as_fd();
+                if setsockopt(&fd, sockopt::RcvBufForce, &want_rcv).is_err() {
+                    let _ = setsockopt(&fd, sockopt::RcvBuf, &want_rcv);
+                }
+                self.rcvbuf = Some(self.sock.get_rx_buf_sz().unwrap_or(0).max(want_rcv));
             }
-            self.rcvbuf = self.sock.get_rx_buf_sz().unwrap_or(0).max(want_rcv);
         }
     }
 

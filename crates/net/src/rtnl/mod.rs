@@ -267,6 +267,13 @@ impl Rtnl<'_> {
         first.map_or(Ok(()), Err)
     }
 
+    /// [`crate::sysctl::forwarding`] asked on this connection (its namespace's forwarding
+    /// per family) instead of a socket opened for it.
+    pub fn forwarding(&self) -> (Option<bool>, Option<bool>) {
+        let mut sock = self.sock.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::sysctl::forwarding_on(&mut sock)
+    }
+
     /// Requests queued on this connection, sent together by [`Batch::run`].
     pub fn batch(&self) -> Batch<'_, '_> {
         Batch {
