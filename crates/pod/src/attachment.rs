@@ -343,7 +343,8 @@ pub fn status(
 /// renamed (its routes and neighbours go with the link state); the pod end, found as the
 /// host end's peer in `CNI_NETNS` (when that still exists), goes down, loses its addresses
 /// and is renamed, so `CNI_IFNAME` is free in the pod at once. `Ok(false)` when the host end
-/// is gone. A failure on the pod's side is returned once the host end is detached.
+/// is gone. A failure on the pod's side is returned once the host end is detached, unless it
+/// says the pod end is gone (deleted with the pair by the agent meanwhile).
 fn detach(k: &Kernel, host: &Rtnl<'_>, req: &Request, host_veth: &str) -> Result<bool, NetError> {
     let Some(h) = host.link(host_veth)? else {
         return Ok(false);
@@ -366,7 +367,12 @@ fn detach(k: &Kernel, host: &Rtnl<'_>, req: &Request, host_veth: &str) -> Result
         }
         Ok(())
     };
-    pod_end()?;
+    match pod_end() {
+        // The pair is gone meanwhile (the agent's periodic sweep found the host end already
+        // detached and deleted it): nothing of it is left to take out of service.
+        Err(e) if e.is_not_found() => {}
+        other => other?,
+    }
     Ok(detached)
 }
 

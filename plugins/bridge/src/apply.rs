@@ -125,7 +125,7 @@ pub fn add(
 fn gateways(cfg: &Config, host: &Rtnl<'_>, bridge: &Link, plan: &Plan) -> Result<(), CniError> {
     if cfg.is_gateway {
         ensure_gateways(host, bridge, &plan.gateways, cfg.force_address)?;
-        attach::ensure_forwarding(plan.v4, plan.v6)?;
+        attach::ensure_forwarding_on(host, plan.v4, plan.v6)?;
     }
     Ok(())
 }

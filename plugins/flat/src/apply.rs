@@ -47,7 +47,7 @@ pub fn add(a: Attach<'_>, node: &Node, plan: &Plan) -> Result<CniResult, CniErro
 }
 
 fn finish_add(req: &Request, plan: &Plan, host: &Rtnl<'_>, node: &Node) -> Result<(), CniError> {
-    attach::ensure_forwarding(plan.v4, plan.v6)?;
+    attach::ensure_forwarding_on(host, plan.v4, plan.v6)?;
     if !plan.publish.is_empty() {
         if plan.v6 {
             sysctl::ensure_if_present(

@@ -51,7 +51,7 @@ pub fn add(
         overlay::reconcile(a.host, &dev, &view.peers, false, false)?;
     }
     let (v4, v6) = plan.families();
-    attach::ensure_forwarding(v4, v6)?;
+    attach::ensure_forwarding_on(a.host, v4, v6)?;
     let outcome = transparent::attach(a.host, a.pod, a.ns, &plan.pod)
         .map_err(CniError::from)
         .and_then(|_| {
