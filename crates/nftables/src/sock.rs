@@ -1,10 +1,11 @@
 //! A synchronous netlink socket (`NETLINK_NETFILTER` by default): send a buffer of requests in
 //! one `sendmsg`, then collect the replies of each request by sequence number. nf_tables
-//! ([`crate::NftSocket`]) and ctnetlink users share it.
+//! ([`crate::NftSocket`]), ctnetlink and route netlink (`ferro-net`'s connections, which frame
+//! their messages with `netlink-packet-route`) share it.
 //!
 //! The socket is opened in the calling thread's network namespace and stays bound to it.
 //!
-//! This module is where the workspace opens its netfilter netlink sockets: `clippy.toml`
+//! This module is where the workspace opens its netlink sockets: `clippy.toml`
 //! forbids `netlink_sys::Socket` everywhere else, so other crates go through [`NlSocket`]
 //! (or [`crate::NftSocket`]) instead of framing and reading netlink themselves.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
