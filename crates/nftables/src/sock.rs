@@ -303,11 +303,24 @@ impl NlSocket {
                 &r.attrs,
             );
         }
-        self.reserve(buf.len(), reqs.len());
-        self.send(&buf)?;
-        let mut replies: Vec<Reply> = reqs.iter().map(|_| Reply::default()).collect();
-        let mut done = vec![false; reqs.len()];
-        let mut pending = reqs.len();
+        self.exchange(&buf, first, reqs.len())
+    }
+
+    /// Sends `buf`, `count` requests already framed with the sequence numbers from `first`
+    /// (from [`NlSocket::alloc_seq`]), in one `sendmsg`, and collects each one's replies; each
+    /// must ask for an ACK or be a dump. [`NlSocket::transact`] frames nfnetlink requests for
+    /// it; other protocols (route netlink) frame their own.
+    pub fn exchange(
+        &mut self,
+        buf: &[u8],
+        first: u32,
+        count: usize,
+    ) -> Result<Vec<Reply>, SockError> {
+        self.reserve(buf.len(), count);
+        self.send(buf)?;
+        let mut replies: Vec<Reply> = (0..count).map(|_| Reply::default()).collect();
+        let mut done = vec![false; count];
+        let mut pending = count;
         while pending > 0 {
             let dgram = self.recv()?;
             pending -= absorb(&dgram, first, &mut replies, &mut done)?;

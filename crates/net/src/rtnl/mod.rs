@@ -217,18 +217,8 @@ impl Rtnl<'_> {
             buf.resize(at + m.buffer_len(), 0);
             m.serialize(&mut buf[at..]);
         }
-        let count = n as usize;
-        sock.reserve(buf.len(), count);
-        sock.send(&buf).map_err(|e| sock_error(first_op, e))?;
-        let mut replies: Vec<sock::Reply> = (0..count).map(|_| sock::Reply::default()).collect();
-        let mut done = vec![false; count];
-        let mut pending = count;
-        while pending > 0 {
-            let dgram = sock.recv().map_err(|e| sock_error(first_op, e))?;
-            pending -= sock::absorb(&dgram, first, &mut replies, &mut done)
-                .map_err(|e| sock_error(first_op, e))?;
-        }
-        Ok(replies)
+        sock.exchange(&buf, first, n as usize)
+            .map_err(|e| sock_error(first_op, e))
     }
 
     /// One request: sends `msg` with `NLM_F_REQUEST | flags` and collects what the kernel
@@ -419,9 +409,8 @@ pub enum Decoded {
     Other,
 }
 
-/// Reads the route-netlink messages of one received datagram the way the reply loop does:
-/// framed by their length as the connection's codec frames them, filed by `Replies` (an
-/// error answer becomes the request's error), then parsed by the readers of links,
+/// Reads the route-netlink messages of one received datagram as answers are read: framed by
+/// their length, an error answer becoming the request's error, then parsed by the readers of links,
 /// addresses, routes, neighbours and FDB entries. Pure: for tests and fuzzing (in
 /// production the kernel is the only sender). Stops at the first message that does not frame
 /// or parse.
