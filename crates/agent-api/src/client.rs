@@ -251,6 +251,7 @@ mod tests {
             mode: IpamMode::Node,
             families: Some(vec![Family::Ipv4]),
             report: None,
+            masquerade: None,
         });
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -291,6 +292,7 @@ mod tests {
                 block: "10.244.1.0/24".parse().unwrap(),
             }],
             attachment: None,
+            masqueraded: false,
         };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),

@@ -28,7 +28,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ipam::{
-    Family, IpamAllocate, IpamCheck, IpamGc, IpamHandle, IpamMode, IpamRelease, IpamStatus, PodRef,
+    Family, IpamAllocate, IpamCheck, IpamGc, IpamHandle, IpamMode, IpamRelease, IpamStatus,
+    Masquerade, PodRef,
 };
 use crate::spool::Spool;
 use crate::{call, AttachmentReport, Client, ClientError, ErrorCode, Request, Response};
@@ -162,7 +163,18 @@ pub fn add_reporting(
     req: &ferro_spec::Request,
     report: Option<AttachmentReport>,
 ) -> Result<(CniResult, bool), CniError> {
-    PendingAdd::send(req, report)?.finish()
+    PendingAdd::send(req, report, None)?
+        .finish()
+        .map(|(r, done)| (r, done.reported))
+}
+
+/// What the agent did besides handing out the addresses of an ADD.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Alongside {
+    /// It recorded the request's `report`.
+    pub reported: bool,
+    /// It added the request's `masquerade`.
+    pub masqueraded: bool,
 }
 
 /// An ADD request sent to the agent and not yet answered: the caller works meanwhile (a
@@ -177,10 +189,11 @@ pub struct PendingAdd {
 
 impl PendingAdd {
     /// Checks `req`'s `ipam` section, connects to the agent and sends [`add_reporting`]'s
-    /// request.
+    /// request, with `masquerade` for the agent to add (see [`IpamAllocate::masquerade`]).
     pub fn send(
         req: &ferro_spec::Request,
         report: Option<AttachmentReport>,
+        masquerade: Option<Masquerade>,
     ) -> Result<PendingAdd, CniError> {
         let cfg = Config::from_request(req)?;
         let args = &req.cmd.args;
@@ -199,6 +212,7 @@ impl PendingAdd {
             mode: cfg.mode,
             families: cfg.families.clone(),
             report,
+            masquerade,
         });
         let failed = |e| cni_error(e, Code::Internal);
         let mut client = Client::connect(&cfg.socket, cfg.timeout).map_err(failed)?;
@@ -210,15 +224,18 @@ impl PendingAdd {
         })
     }
 
-    /// Waits for the agent's answer: the result, and whether the agent recorded the
-    /// attachment.
-    pub fn finish(mut self) -> Result<(CniResult, bool), CniError> {
+    /// Waits for the agent's answer: the result, and what the agent did alongside.
+    pub fn finish(mut self) -> Result<(CniResult, Alongside), CniError> {
         match self
             .client
             .receive()
             .map_err(|e| cni_error(e, Code::Internal))?
         {
-            Response::IpamAllocated { ips, attachment } => Ok((
+            Response::IpamAllocated {
+                ips,
+                attachment,
+                masqueraded,
+            } => Ok((
                 CniResult {
                     interfaces: Vec::new(),
                     ips: ips
@@ -232,7 +249,10 @@ impl PendingAdd {
                     routes: self.routes,
                     dns: self.dns,
                 },
-                attachment.is_some(),
+                Alongside {
+                    reported: attachment.is_some(),
+                    masqueraded,
+                },
             )),
             other => Err(CniError::internal(format!(
                 "ferro-agent answered ADD with {other:?}"

@@ -161,6 +161,26 @@ pub struct IpamAllocate {
     /// afterwards sends the DEL report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<crate::AttachmentReport>,
+    /// The masquerade the plugin would add for these addresses once its pod is attached,
+    /// for the agent to add now, on its own netfilter socket, before it answers (while the
+    /// plugin creates the pod's links). The answer's `masqueraded` says whether it did; a
+    /// plugin that gets `false` (an agent that does not know the field, or a failure) adds
+    /// it itself. A plugin whose ADD fails afterwards removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masquerade: Option<Masquerade>,
+}
+
+/// The masquerade of an attachment's addresses (`ferro_net::firewall::masq_add` with the
+/// network's `MasqSpec`): the pod's traffic leaves with the node's address, except towards
+/// the subnets of its own addresses and `keep_source`, in that order (a subnet listed twice
+/// counts once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Masquerade {
+    /// Destinations that keep the pod's source address besides its own subnets
+    /// (`nonMasqueradeCIDRs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_source: Vec<IpNet>,
 }
 
 impl IpamAllocate {
@@ -442,6 +462,7 @@ mod tests {
             mode: IpamMode::Node,
             families: None,
             report,
+            masquerade: None,
         }
     }
 

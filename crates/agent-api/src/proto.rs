@@ -289,6 +289,10 @@ pub enum Response {
         /// nothing asked, or not recorded: the plugin reports it itself).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attachment: Option<Outcome>,
+        /// The request's `masquerade` is in place (`false`: nothing asked, or not done:
+        /// the plugin adds it itself).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        masqueraded: bool,
     },
     /// Answer to [`Request::IpamRelease`] and [`Request::IpamReclaim`].
     IpamReleased {

@@ -24,6 +24,7 @@ use ferro_cluster::network::CLUSTER_NETWORK_NAME;
 use ferro_cluster::resource::{ClusterNetwork, NodeStatus};
 use ferro_cluster::validate::{self, DEFAULT_NAMESPACE};
 use ferro_cluster::{keys, Kind, NodeLease, Object, Selector};
+use ferro_net::firewall::Tag;
 use ferro_store::{Compare, KeyValue, Op, Store, StoreError, Txn};
 use serde_json::Value;
 
@@ -299,13 +300,20 @@ impl<S: Store + Clone + 'static> Api<S> {
     /// attachment's policy is programmed before the answer, so before its veth exists).
     /// The answer's `attachment` is the record's outcome; without it (the report did not
     /// name this attachment, or recording failed) the plugin reports the attachment itself.
+    /// The request's `masquerade` is added alongside the record, on the pod firewall's
+    /// socket; the answer's `masqueraded` confirms it (without it the plugin adds it).
     async fn allocate_and_record(&self, req: Request) -> Response {
         let Request::IpamAllocate(a) = &req else {
             return self.dispatch(req).await;
         };
         let a = a.clone();
         let mut answer = self.dispatch(req).await;
-        let Response::IpamAllocated { ips, attachment } = &mut answer else {
+        let Response::IpamAllocated {
+            ips,
+            attachment,
+            masqueraded,
+        } = &mut answer
+        else {
             return answer;
         };
         let Some(report) = a.report_with(ips) else {
@@ -315,9 +323,33 @@ impl<S: Store + Clone + 'static> Api<S> {
             );
             return answer;
         };
-        let _g = self.spool_lock.lock().await;
-        self.replay_locked().await;
-        match self.record(&report, true).await {
+        let masquerade = async {
+            let (Some(what), Some(podfw)) = (&a.masquerade, &self.podfw) else {
+                return false;
+            };
+            let tag = Tag::new(&a.network, &a.handle.container_id, &a.handle.ifname);
+            match podfw.masquerade(tag, what, ips).await {
+                Ok(()) => {
+                    log::debug!("ipamAllocate of {}: masquerade added", a.handle);
+                    true
+                }
+                Err(e) => {
+                    log::warn!(
+                        "ipamAllocate of {}: adding its masquerade: {e} (left to the plugin)",
+                        a.handle
+                    );
+                    false
+                }
+            }
+        };
+        let record = async {
+            let _g = self.spool_lock.lock().await;
+            self.replay_locked().await;
+            self.record(&report, true).await
+        };
+        let (done, recorded) = tokio::join!(masquerade, record);
+        *masqueraded = done;
+        match recorded {
             Ok(Response::Reported { outcome, .. }) => *attachment = Some(outcome),
             Ok(_) => {}
             Err(e) => log::warn!(

@@ -1,4 +1,11 @@
-//! A DEL's pod firewall removal, on the agent's long-lived netfilter socket.
+//! A pod's masquerade on ADD and its firewall removal on DEL, on the agent's long-lived
+//! netfilter socket.
+//!
+//! ADD: an address request may carry the masquerade the plugin would add for the addresses
+//! ([`ferro_agent_api::ipam::Masquerade`]); the agent adds it here before it answers, while
+//! the plugin creates the pod's links, with the code the plugin would have run
+//! ([`ferro_net::firewall::PodFirewall::add_on`]): the plugin's process then opens no
+//! netfilter socket and reads no chain.
 //!
 //! Deleting set elements queues destroy work in the kernel, and closing any netfilter socket
 //! while such work is pending waits for it (a grace period, under the nftables commit
@@ -12,8 +19,11 @@
 
 use std::sync::mpsc;
 
+use std::net::IpAddr;
+
+use ferro_agent_api::ipam::{IpamIp, Masquerade};
 use ferro_agent_api::{AttachmentReport, FirewallRemoval, FirewallRemoved};
-use ferro_net::firewall::{pod_del_on, Tag};
+use ferro_net::firewall::{self, pod_del_on, MasqSpec, Tag};
 use ferro_nftables::NftSocket;
 use tokio::sync::oneshot;
 
@@ -65,6 +75,50 @@ impl PodFirewall {
         rx.await
             .map_err(|_| "the pod firewall thread stopped".to_string())?
     }
+}
+
+impl PodFirewall {
+    /// Adds `what` for `ips`, the addresses just handed out to the attachment `tag` names:
+    /// the network's chains and sets ensured, the addresses' elements with the tag.
+    pub async fn masquerade(
+        &self,
+        tag: Tag,
+        what: &Masquerade,
+        ips: &[IpamIp],
+    ) -> Result<(), String> {
+        let addresses: Vec<_> = ips.iter().map(|i| i.address).collect();
+        let spec = MasqSpec::for_addresses(&tag.network, &addresses, &what.keep_source);
+        let pod: Vec<IpAddr> = addresses.iter().map(|a| a.addr()).collect();
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |slot| {
+            let _ = tx.send(masquerade_on(slot, &tag, spec, &pod));
+        });
+        self.tx
+            .send(job)
+            .map_err(|_| "the pod firewall thread stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the pod firewall thread stopped".to_string())?
+    }
+}
+
+fn masquerade_on(
+    slot: &mut Option<NftSocket>,
+    tag: &Tag,
+    spec: MasqSpec,
+    ips: &[IpAddr],
+) -> Result<(), String> {
+    if slot.is_none() {
+        *slot = Some(NftSocket::open().map_err(|e| e.to_string())?);
+    }
+    let sock = slot.as_mut().expect("opened above");
+    let fw = firewall::PodFirewall {
+        masq: Some(spec),
+        antispoof_prefix: None,
+    };
+    fw.add_on(sock, ips, tag).map_err(|e| {
+        *slot = None;
+        e.to_string()
+    })
 }
 
 fn remove_on(

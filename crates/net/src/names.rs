@@ -15,8 +15,20 @@ fn digest(parts: &[&str]) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex of `bytes`, two digits each (a table lookup per nibble: a plugin formats
+/// a few hashes per ADD, and `format!` per byte costs an allocation each).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        push_hex(&mut s, *b);
+    }
+    s
+}
+
+fn push_hex(s: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    s.push(char::from(DIGITS[usize::from(b >> 4)]));
+    s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
 }
 
 /// `<prefix><hex>` filling the 15 characters an interface name may have.
@@ -38,10 +50,14 @@ pub fn mac(parts: &[&str]) -> [u8; 6] {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac_string(m: &[u8]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    let mut s = String::with_capacity(m.len() * 3);
+    for (i, b) in m.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        push_hex(&mut s, *b);
+    }
+    s
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (case-insensitive).

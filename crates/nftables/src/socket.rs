@@ -16,6 +16,9 @@ const DUMP_ATTEMPTS: usize = 5;
 /// Upper bound on resends of a batch whose idempotent deletes hit missing objects.
 const MAX_APPLY_ATTEMPTS: usize = 8;
 
+/// What [`NftSocket::rules_and_elems`] read: the rules of each chain, the element of each key.
+pub type RulesAndElems = (Vec<Vec<RuleInfo>>, Vec<Option<ElemInfo>>);
+
 /// An nf_tables socket in the calling thread's network namespace.
 #[derive(Debug)]
 pub struct NftSocket {
@@ -350,30 +353,57 @@ impl NftSocket {
         t: &TableRef,
         chain: Option<&str>,
     ) -> Result<Vec<RuleInfo>, NftError> {
-        let mut w = AttrWriter::new();
-        w.put_strz(NFTA_RULE_TABLE, &t.name);
-        if let Some(c) = chain {
-            w.put_strz(NFTA_RULE_CHAIN, c);
-        }
         let op = match chain {
             Some(c) => format!("list chain {t} {c}"),
             None => format!("list rules of table {t}"),
         };
+        let req = rules_dump(t, chain);
         let msgs = self
-            .dump(&op, NFT_MSG_GETRULE, t.family.raw(), w.into_bytes())?
+            .dump(&op, req.ty, req.family, req.attrs)?
             .unwrap_or_default();
-        Ok(msgs
-            .iter()
-            .filter_map(|m| {
-                let a = m.as_msg().nf_attrs();
-                // Defensive: only rules of our table, even if a kernel ignored the filter.
-                if a.attr(NFTA_RULE_TABLE).map(|x| x.string()).as_deref() != Some(&t.name) {
-                    return None;
-                }
-                Some(RuleInfo::decode(a))
-            })
-            .filter(|r| chain.is_none_or(|c| r.chain == c))
-            .collect())
+        Ok(rules_of(t, chain, &msgs))
+    }
+
+    /// [`NftSocket::list_rules`] of each of `chains` (empty for a missing chain or table)
+    /// and [`NftSocket::get_elems_in`] of `keys`: the first chain's dump and the element
+    /// reads go in one `sendmsg`, the other chains follow one dump each (the kernel refuses
+    /// a dump queued behind an unfinished one with `EBUSY`, and a dump finishes only once
+    /// its reader has taken its first part).
+    pub fn rules_and_elems(
+        &mut self,
+        t: &TableRef,
+        chains: &[&str],
+        keys: &[(&str, &Elem)],
+    ) -> Result<RulesAndElems, NftError> {
+        let Some((first, rest)) = chains.split_first() else {
+            return Ok((Vec::new(), self.get_elems_in(t, keys)?));
+        };
+        let mut reqs = vec![rules_dump(t, Some(first))];
+        reqs.extend(keys.iter().map(|(set, k)| elem_get(t, set, k)));
+        let op = format!("read chain {t} {first} and elements");
+        let mut replies = self.transact(&op, reqs)?.into_iter();
+        let r = replies.next().unwrap_or_default();
+        let first_rules = match r.error {
+            Some((errno, _)) if errno == nix::errno::Errno::ENOENT as i32 => Vec::new(),
+            Some((errno, extack)) => {
+                return Err(NftError::kernel(
+                    format!("list chain {t} {first}"),
+                    errno,
+                    extack,
+                ))
+            }
+            None if r.interrupted => self.list_rules(t, Some(first))?,
+            None => rules_of(t, Some(first), &r.msgs),
+        };
+        let elems = replies
+            .zip(keys)
+            .map(|(r, (set, k))| elem_of(t, set, k, r))
+            .collect::<Result<_, _>>()?;
+        let mut rules = vec![first_rules];
+        for c in rest {
+            rules.push(self.list_rules(t, Some(c))?);
+        }
+        Ok((rules, elems))
     }
 
     /// `nft list chains table <t>`, restricted to chains that hold rules or are the target
@@ -477,43 +507,13 @@ impl NftSocket {
         t: &TableRef,
         keys: &[(&str, &Elem)],
     ) -> Result<Vec<Option<ElemInfo>>, NftError> {
-        let reqs = keys
-            .iter()
-            .map(|(set, k)| {
-                let mut w = AttrWriter::new();
-                w.put_strz(NFTA_SET_ELEM_LIST_TABLE, &t.name);
-                w.put_strz(NFTA_SET_ELEM_LIST_SET, set);
-                w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-                    w.nest(NFTA_LIST_ELEM, |w| {
-                        w.nest(NFTA_SET_ELEM_KEY, |w| w.put(NFTA_DATA_VALUE, &k.key));
-                    });
-                });
-                Request {
-                    ty: NFT_MSG_GETSETELEM,
-                    flags: NLM_F_REQUEST | NLM_F_ACK,
-                    family: t.family.raw(),
-                    attrs: w.into_bytes(),
-                }
-            })
-            .collect();
+        let reqs = keys.iter().map(|(set, k)| elem_get(t, set, k)).collect();
         let op = format!("get elements of table {t}");
         let replies = self.transact(&op, reqs)?;
         replies
             .into_iter()
             .zip(keys)
-            .map(|(r, (set, k))| match r.error {
-                Some((errno, _)) if errno == nix::errno::Errno::ENOENT as i32 => Ok(None),
-                Some((errno, extack)) => Err(NftError::kernel(
-                    format!("get element {t} {set} {{ {} }}", k.label),
-                    errno,
-                    extack,
-                )),
-                None => Ok(r
-                    .msgs
-                    .iter()
-                    .flat_map(|m| ElemInfo::decode_list(m.as_msg().nf_attrs()))
-                    .next()),
-            })
+            .map(|(r, (set, k))| elem_of(t, set, k, r))
             .collect()
     }
 
@@ -533,5 +533,75 @@ impl NftSocket {
             .filter(|a| a.attr(NFTA_OBJ_TABLE).map(|x| x.string()).as_deref() == Some(&t.name))
             .filter_map(CounterInfo::decode)
             .collect())
+    }
+}
+
+/// The dump of `t`'s rules (of `chain` only, when given).
+fn rules_dump(t: &TableRef, chain: Option<&str>) -> Request {
+    let mut w = AttrWriter::new();
+    w.put_strz(NFTA_RULE_TABLE, &t.name);
+    if let Some(c) = chain {
+        w.put_strz(NFTA_RULE_CHAIN, c);
+    }
+    Request {
+        ty: NFT_MSG_GETRULE,
+        flags: NLM_F_REQUEST | NLM_F_DUMP,
+        family: t.family.raw(),
+        attrs: w.into_bytes(),
+    }
+}
+
+/// The rules of a dump [`rules_dump`] asked for.
+fn rules_of(t: &TableRef, chain: Option<&str>, msgs: &[OwnedMsg]) -> Vec<RuleInfo> {
+    msgs.iter()
+        .filter_map(|m| {
+            let a = m.as_msg().nf_attrs();
+            // Defensive: only rules of our table, even if a kernel ignored the filter.
+            if a.attr(NFTA_RULE_TABLE).map(|x| x.string()).as_deref() != Some(&t.name) {
+                return None;
+            }
+            Some(RuleInfo::decode(a))
+        })
+        .filter(|r| chain.is_none_or(|c| r.chain == c))
+        .collect()
+}
+
+/// `nft get element <t> <set> { <key> }` as a request.
+fn elem_get(t: &TableRef, set: &str, k: &Elem) -> Request {
+    let mut w = AttrWriter::new();
+    w.put_strz(NFTA_SET_ELEM_LIST_TABLE, &t.name);
+    w.put_strz(NFTA_SET_ELEM_LIST_SET, set);
+    w.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
+        w.nest(NFTA_LIST_ELEM, |w| {
+            w.nest(NFTA_SET_ELEM_KEY, |w| w.put(NFTA_DATA_VALUE, &k.key));
+        });
+    });
+    Request {
+        ty: NFT_MSG_GETSETELEM,
+        flags: NLM_F_REQUEST | NLM_F_ACK,
+        family: t.family.raw(),
+        attrs: w.into_bytes(),
+    }
+}
+
+/// The answer to [`elem_get`]: `None` when the element (or its set, or table) is missing.
+fn elem_of(
+    t: &TableRef,
+    set: &str,
+    k: &Elem,
+    r: sock::Reply,
+) -> Result<Option<ElemInfo>, NftError> {
+    match r.error {
+        Some((errno, _)) if errno == nix::errno::Errno::ENOENT as i32 => Ok(None),
+        Some((errno, extack)) => Err(NftError::kernel(
+            format!("get element {t} {set} {{ {} }}", k.label),
+            errno,
+            extack,
+        )),
+        None => Ok(r
+            .msgs
+            .iter()
+            .flat_map(|m| ElemInfo::decode_list(m.as_msg().nf_attrs()))
+            .next()),
     }
 }

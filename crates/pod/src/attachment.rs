@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use ferro_agent_api::ipam::Masquerade;
 use ferro_agent_api::{AttachmentEvent, AttachmentReport, FirewallRemoval};
 use ferro_net::firewall::{self, PodFirewall, Tag};
 use ferro_net::{names, Kernel, NetError, Netns, Rtnl};
@@ -117,6 +118,7 @@ pub fn add<C, N, P>(
         host_prefix,
         read_node,
         None::<EarlyStep<C, N, ()>>,
+        None,
         plan,
         |a, node, (), plan| apply(a, node, plan),
     )
@@ -144,16 +146,33 @@ type EarlyStep<C, N, K> = fn(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniE
 /// after the checks of the pod's namespace and the node facts, so a refused ADD still
 /// allocates nothing; a failure of `early` releases the lease, and a failure of the lease
 /// or the plan after `early` created the veth pair deletes it.
+///
+/// `masquerade`, the model's masquerade of the pod's addresses, rides on the address
+/// request when the node's agent serves the addresses and takes the attachment's report:
+/// the agent adds it on its own netfilter socket while `early` runs, and `apply` sees
+/// [`Lease::masqueraded`] (when the agent did not, `apply` adds it as without an agent).
+/// An ADD that fails afterwards removes it again.
+#[allow(clippy::too_many_arguments)]
 pub fn add_early<C, N, K: Default, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
     early: impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>,
+    masquerade: Option<Masquerade>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
-    frame(req, cfg, host_prefix, read_node, Some(early), plan, apply)
+    frame(
+        req,
+        cfg,
+        host_prefix,
+        read_node,
+        Some(early),
+        masquerade,
+        plan,
+        apply,
+    )
 }
 
 /// An IPAM lease taken, none (no `ipam`), or why not.
@@ -164,11 +183,12 @@ type Leased<'r> = Result<Option<Lease<'r>>, CniError>;
 fn lease_along<'r, K>(
     req: &'r Request,
     report: Option<AttachmentReport>,
+    masquerade: Option<Masquerade>,
     early: Option<impl FnOnce() -> Result<Early<K>, CniError>>,
 ) -> (Option<Result<Early<K>, CniError>>, Leased<'r>) {
     match early {
         // The agent's request goes out first, then the step runs while the agent works.
-        Some(step) if ipam::in_process(req) => match PendingLease::send(req, report) {
+        Some(step) if ipam::in_process(req) => match PendingLease::send(req, report, masquerade) {
             Ok(pending) => {
                 let made = step();
                 (Some(made), pending.finish().map(Some))
@@ -190,12 +210,14 @@ fn lease_along<'r, K>(
 }
 
 /// The ADD frame; without an early step, `apply` gets `K::default()`.
+#[allow(clippy::too_many_arguments)]
 fn frame<C, N, K: Default, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
     early: Option<impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>>,
+    masquerade: Option<Masquerade>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
 ) -> Result<CniResult, CniError> {
@@ -209,9 +231,12 @@ fn frame<C, N, K: Default, P>(
         .as_ref()
         .filter(|k| report::serves_ipam(k, req))
         .map(|_| report::report_of(req, AttachmentEvent::Add, &host_veth, None));
+    // The agent adds the masquerade only when it takes the report (its own node's agent).
+    let masquerade = masquerade.filter(|_| folded.is_some());
     let (made, lease) = lease_along(
         req,
         folded,
+        masquerade,
         early.map(|step| || step(cfg, &node, &host, &s.ns)),
     );
     // What the early step created goes again if the ADD stops before `apply`.
@@ -226,6 +251,11 @@ fn frame<C, N, K: Default, P>(
     };
     let lease = lease.map_err(unmake)?;
     let reported = lease.as_ref().is_some_and(|l| l.reported);
+    // The addresses the agent masqueraded, for a failed ADD to take back.
+    let masqueraded: Option<Vec<IpAddr>> = lease
+        .as_ref()
+        .filter(|l| l.masqueraded)
+        .map(|l| l.result.ips.iter().map(|i| i.address.addr()).collect());
     let empty = CniResult::default();
     let outcome = (|| -> Result<CniResult, CniError> {
         let made = made.transpose()?.map_or_else(K::default, |e| e.made);
@@ -246,14 +276,20 @@ fn frame<C, N, K: Default, P>(
     })();
     let mut result = match (outcome, &agent) {
         (Ok(r), _) => r,
-        (Err(e), Some(k)) if reported => {
-            report::send(
-                k,
-                report::report_of(req, AttachmentEvent::Del, &host_veth, None),
-            );
+        (Err(e), agent) => {
+            if let Some(ips) = &masqueraded {
+                if let Err(e2) = firewall::masq_unwind(&req.conf.name, ips, &Tag::of(req)) {
+                    log::warn!("removing the masquerade of a failed ADD: {e2}");
+                }
+            }
+            if let (Some(k), true) = (agent, reported) {
+                report::send(
+                    k,
+                    report::report_of(req, AttachmentEvent::Del, &host_veth, None),
+                );
+            }
             return Err(e);
         }
-        (Err(e), _) => return Err(e),
     };
     if let Some(d) = dns {
         result.dns = d;

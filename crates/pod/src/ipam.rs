@@ -6,6 +6,7 @@
 //! `CNI_ARGS` as the binary's dispatcher would, and its errors carry the `cluster-ipam: `
 //! prefix a delegated error gets.
 
+use ferro_agent_api::ipam::Masquerade;
 use ferro_agent_api::{cni, AttachmentReport, CLUSTER_IPAM};
 use ferro_spec::delegate;
 use ferro_spec::{CniError, CniResult, Code, Request};
@@ -111,6 +112,8 @@ pub struct Lease<'a> {
     pub result: CniResult,
     /// The agent recorded the attachment's ADD report with the allocation.
     pub reported: bool,
+    /// The agent added the masquerade the request asked for (see [`PendingLease::send`]).
+    pub masqueraded: bool,
     armed: bool,
 }
 
@@ -131,6 +134,7 @@ impl<'a> Lease<'a> {
             req,
             result,
             reported,
+            masqueraded: false,
             armed: true,
         })
     }
@@ -153,24 +157,31 @@ pub struct PendingLease<'a> {
 
 impl<'a> PendingLease<'a> {
     /// Sends [`Lease::acquire_reporting`]'s request without waiting for its answer (with
-    /// the binary's `CNI_ARGS` check and error prefix). Only for the in-process IPAM
+    /// the binary's `CNI_ARGS` check and error prefix), asking the agent to add
+    /// `masquerade` for the addresses it hands out. Only for the in-process IPAM
     /// ([`in_process`]); any other type is an internal error.
-    pub fn send(req: &'a Request, report: Option<AttachmentReport>) -> Result<Self, CniError> {
+    pub fn send(
+        req: &'a Request,
+        report: Option<AttachmentReport>,
+        masquerade: Option<Masquerade>,
+    ) -> Result<Self, CniError> {
         if !in_process(req) {
             return Err(CniError::internal(
                 "an IPAM request can be sent ahead only to the agent (cluster-ipam)",
             ));
         }
-        local(req, |q| cni::PendingAdd::send(q, report)).map(|add| PendingLease { req, add })
+        local(req, |q| cni::PendingAdd::send(q, report, masquerade))
+            .map(|add| PendingLease { req, add })
     }
 
     /// The agent's answer: the lease, released on drop unless kept.
     pub fn finish(self) -> Result<Lease<'a>, CniError> {
-        let (result, reported) = self.add.finish().map_err(|e| e.context(CLUSTER_IPAM))?;
+        let (result, done) = self.add.finish().map_err(|e| e.context(CLUSTER_IPAM))?;
         Ok(Lease {
             req: self.req,
             result,
-            reported,
+            reported: done.reported,
+            masqueraded: done.masqueraded,
             armed: true,
         })
     }

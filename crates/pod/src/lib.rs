@@ -42,6 +42,8 @@ pub mod transparent;
 pub use attachment::{add, add_early, check, del, gc, status, Attach, Early, Inputs, Inspect};
 pub use check::{prev_result, Difference, Differences};
 pub use error::PodError;
+/// The masquerade a model asks the node's agent to add ([`add_early`]).
+pub use ferro_agent_api::ipam::Masquerade;
 pub use firewall::{pod_firewall, union};
 pub use keys::SharedKeys;
 pub use report::AgentKey;

@@ -210,8 +210,11 @@ fn finish_add(
             index: hv.peer,
         },
     )?;
-    plan.firewall
-        .add(&plan.ips(), &ferro_net::firewall::Tag::of(a.req))?;
+    // The node's agent added the masquerade while the veth pair was made, or it is added now.
+    if !a.lease.as_ref().is_some_and(|l| l.masqueraded) {
+        plan.firewall
+            .add(&plan.ips(), &ferro_net::firewall::Tag::of(a.req))?;
+    }
     Ok(plan.result.clone())
 }
 

@@ -18,7 +18,9 @@ use ipnet::IpNet;
 use ferro_net::firewall::PodFirewall;
 use ferro_net::names;
 use ferro_net::rtnl::{Link, RouteSpec, MAIN_TABLE};
-use ferro_pod::{is_link_local, pod_firewall, union, Difference, Differences, Inputs, PodError};
+use ferro_pod::{
+    is_link_local, pod_firewall, union, Difference, Differences, Inputs, Masquerade, PodError,
+};
 use ferro_spec::{CniResult, Interface, IpConfig, Request, Route};
 
 use crate::config::Config;
@@ -131,6 +133,14 @@ pub fn attachment(req: &Request) -> Result<Attachment, PodError> {
         host_veth: host_veth(id, ifname),
         host_mac: names::mac(&["host", id, ifname]),
         container_mac: container_mac(req)?,
+    })
+}
+
+/// The masquerade of [`firewall`] as the node's agent adds it for the addresses it hands
+/// out (`MasqSpec::for_addresses` with `nonMasqueradeCIDRs`): `None` without `ipMasq`.
+pub fn agent_masquerade(cfg: &Config) -> Option<Masquerade> {
+    cfg.ip_masq.then(|| Masquerade {
+        keep_source: cfg.non_masquerade_cidrs.clone(),
     })
 }
 
@@ -687,6 +697,18 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(p.firewall.antispoof_prefix, None);
+        // what the node's agent adds for the same addresses, asked with `agent_masquerade`
+        let c = cfg(json!({"ipMasq": true, "nonMasqueradeCIDRs": ["10.0.0.0/8", "10.244.1.0/24"]}));
+        let asked = agent_masquerade(&c).unwrap();
+        let addresses: Vec<IpNet> = ["10.244.1.5/24", "fd00:244::5/64"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            ferro_net::firewall::MasqSpec::for_addresses("n", &addresses, &asked.keep_source),
+            m
+        );
+        assert_eq!(agent_masquerade(&cfg(json!({"ipMasq": false}))), None);
         assert!(p.v4 && p.v6);
         assert_eq!(
             p.ips(),

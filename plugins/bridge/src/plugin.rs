@@ -31,6 +31,7 @@ impl Plugin for Bridge {
             plan::HOST_PREFIX,
             |_, _| Ok(()),
             |cfg, (), host, ns| apply::create(cfg, &att, host, ns),
+            plan::agent_masquerade(&cfg),
             |cfg, (), i| plan::plan(cfg, &att, i),
             |a, (), made, plan| apply::add(a, &cfg, made, plan),
         )

@@ -376,6 +376,9 @@ fn the_agent_removes_the_masquerade_state_of_a_del_or_the_plugin_does_without_it
     assert_eq!(elems.len(), 1, "{elems:?}");
     assert_eq!(elems[0].0, ip1);
     let tag1 = elems[0].1.clone();
+    // added by the agent, with the addresses it handed out
+    let added = |id: &str| format!("ipamAllocate of {id}/eth0: masquerade added");
+    assert!(n.agent.log().contains(&added("m1")), "{}", n.agent.log());
     assert_eq!(
         tcp_source(&p1.path(), inet.addr),
         Some(node_ip),
@@ -411,6 +414,10 @@ fn the_agent_removes_the_masquerade_state_of_a_del_or_the_plugin_does_without_it
     assert_eq!(elems.len(), 1, "{elems:?}");
     assert_eq!(elems[0].0, ip1);
     assert_ne!(elems[0].1, tag1, "the new element is the new attachment's");
+    assert!(
+        !n.agent.log().contains(&added("m2")),
+        "host-local: the plugin adds it"
+    );
     assert_eq!(
         tcp_source(&p2.path(), inet.addr),
         Some(node_ip),
@@ -478,6 +485,15 @@ fn the_add_report_rides_on_the_address_request_and_a_failed_add_takes_it_back() 
     assert_eq!(attachments(&n).len(), 1, "{:?}", attachments(&n));
     assert_eq!(markers(&n).len(), 1);
     assert!(!p2.link_names().contains(&"eth0".to_string()));
+    // the masquerade the agent added for it is gone again
+    let ip1 = ip_of(&r1);
+    assert!(n
+        .agent
+        .log()
+        .contains("ipamAllocate of r2/eth0: masquerade added"));
+    let elems = n.masq_elements();
+    assert_eq!(elems.len(), 1, "{elems:?}");
+    assert_eq!(elems[0].0, ip1);
     n.ns().ip(&["link", "del", &host2]);
 
     // DEL: the record and its marker go

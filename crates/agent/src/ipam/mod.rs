@@ -350,6 +350,7 @@ impl<S: Store + Clone + 'static> Ipam<S> {
                 res.map(|ips| Response::IpamAllocated {
                     ips,
                     attachment: None,
+                    masqueraded: false,
                 })
             }
             Request::IpamRelease(r) => {

@@ -166,6 +166,7 @@ fn add(id: &str, mode: IpamMode, families: Option<Vec<Family>>) -> Request {
         mode,
         families,
         report: None,
+        masquerade: None,
     })
 }
 
@@ -532,6 +533,7 @@ async fn leaks_empty_blocks_and_gone_nodes_are_collected() {
             mode: IpamMode::Pod,
             families: v4(),
             report: None,
+            masquerade: None,
         })
     };
     ips(a.handle(with_ns("live", &live)).await);

@@ -10,7 +10,7 @@ use super::tag::{StoredTag, Tag};
 use super::{check_network, ensure_table, guarded, net_key, table, FirewallError};
 use crate::nft::{
     nfproto, priority, Batch, Chain, ChainType, DataType, Dir, Elem, ElemInfo, Hook, NftSocket,
-    Rule, RuleBuilder, SetDef, Verdict,
+    Rule, RuleBuilder, RuleInfo, SetDef, Verdict,
 };
 
 /// What a network masquerades: everything leaving for addresses outside `non_masquerade`.
@@ -21,6 +21,27 @@ pub struct MasqSpec {
     /// Destinations reached without NAT: the pod subnet, VNet/cluster CIDRs,
     /// `nonMasqueradeCIDRs`. Multicast and broadcast are always added.
     pub non_masquerade: Vec<IpNet>,
+}
+
+impl MasqSpec {
+    /// The masquerade of a pod with `addresses` (with their prefix lengths): no NAT towards
+    /// the addresses' subnets, then towards `keep_source`, each destination once.
+    pub fn for_addresses(network: &str, addresses: &[IpNet], keep_source: &[IpNet]) -> MasqSpec {
+        let mut non_masquerade: Vec<IpNet> = Vec::new();
+        for n in addresses
+            .iter()
+            .map(IpNet::trunc)
+            .chain(keep_source.iter().copied())
+        {
+            if !non_masquerade.contains(&n) {
+                non_masquerade.push(n);
+            }
+        }
+        MasqSpec {
+            network: network.to_string(),
+            non_masquerade,
+        }
+    }
 }
 
 /// The objects of one network.
@@ -116,12 +137,6 @@ pub fn masq_add(
     let t = table();
     let n = masq_names(&spec.network);
     let (base, v4, v6) = masq_rules(spec);
-    let chains_ok = super::rules_match(sock, &n.base, &base)?
-        && super::rules_match(sock, &n.chain4, &v4)?
-        && super::rules_match(sock, &n.chain6, &v6)?;
-    if !chains_ok {
-        masq_add_ops(batch, spec, &[], tag)?;
-    }
     let comment = tag.element_comment();
     let keys: Vec<(&str, Elem)> = pod_ips
         .iter()
@@ -137,11 +152,15 @@ pub fn masq_add(
         })
         .collect();
     let pairs: Vec<(&str, &Elem)> = keys.iter().map(|(s, e)| (*s, e)).collect();
-    let existing = match sock.get_elems_in(&t, &pairs) {
-        Ok(v) => v,
-        Err(e) if e.is_not_found() => vec![None; pairs.len()],
-        Err(e) => return Err(e.into()),
-    };
+    // The three chains and the pod's elements, read in one round trip.
+    let (have, existing) = sock.rules_and_elems(&t, &[&n.base, &n.chain4, &n.chain6], &pairs)?;
+    let chains_ok = have
+        .iter()
+        .zip([&base, &v4, &v6])
+        .all(|(h, w)| same_rules(h, w));
+    if !chains_ok {
+        masq_add_ops(batch, spec, &[], tag)?;
+    }
     for ((set, elem), old) in keys.iter().zip(existing) {
         match old.as_ref().and_then(|o| o.comment.as_deref()) {
             Some(c) if c == comment => {}
@@ -330,6 +349,11 @@ pub fn masq_gc(
             .and_then(StoredTag::parse_element)
             .is_some_and(|s| !is_valid(&s))
     })
+}
+
+/// Whether the rules read from a chain are `want`, in order.
+fn same_rules(have: &[RuleInfo], want: &[Rule]) -> bool {
+    have.len() == want.len() && have.iter().zip(want).all(|(h, w)| h.matches(&w.exprs))
 }
 
 /// Compares the rules of `chain` with `want`; the error names the chain and the first

@@ -32,7 +32,7 @@ pub use hostports::{
 pub use masq::{
     masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
 };
-pub use pod::{pod_del_around, pod_del_on, pod_gc, valid_tags, PodDel, PodFirewall};
+pub use pod::{masq_unwind, pod_del_around, pod_del_on, pod_gc, valid_tags, PodDel, PodFirewall};
 pub use reference::{
     legacy_nat_tables, reference_del, reference_gc, reference_state, valid_ids, RefAttachment,
     RefGc, RefKind, RefRemoved,
@@ -118,13 +118,7 @@ pub(crate) fn net_key(network: &str) -> String {
         network.to_string()
     } else {
         let d = Sha256::digest(network.as_bytes());
-        format!(
-            "h{}",
-            d[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
+        format!("h{}", crate::names::hex(&d[..8]))
     }
 }
 

@@ -36,13 +36,22 @@ impl PodFirewall {
         if self.is_empty() {
             return Ok(());
         }
-        let mut sock = NftSocket::open()?;
+        self.add_on(&mut NftSocket::open()?, ips, tag)
+    }
+
+    /// [`PodFirewall::add`] on an open socket (a node agent's long-lived one).
+    pub fn add_on(
+        &self,
+        sock: &mut NftSocket,
+        ips: &[IpAddr],
+        tag: &Tag,
+    ) -> Result<(), FirewallError> {
         let mut b = Batch::new();
         if let Some(m) = &self.masq {
-            masq_add(&mut sock, &mut b, m, ips, tag)?;
+            masq_add(sock, &mut b, m, ips, tag)?;
         }
         if let Some(p) = &self.antispoof_prefix {
-            antispoof_ensure(&mut sock, &mut b, p)?;
+            antispoof_ensure(sock, &mut b, p)?;
         }
         if !b.is_empty() {
             sock.apply(&b)?;
@@ -64,6 +73,13 @@ impl PodFirewall {
         }
         Ok(())
     }
+}
+
+/// Removes the masquerade elements of `ips` that carry the attachment's `tag`, on a socket of
+/// its own: an ADD that failed after they were added (by the node's agent) takes them back.
+pub fn masq_unwind(network: &str, ips: &[IpAddr], tag: &Tag) -> Result<Vec<IpAddr>, FirewallError> {
+    let mut sock = NftSocket::open()?;
+    masq_remove(&mut sock, network, Some(ips), tag)
 }
 
 /// The tags of the runtime's valid attachments of `network` (GC's

@@ -29,10 +29,9 @@ pub fn nat_tables() -> [TableRef; 2] {
 }
 
 fn hashed(prefix: &str, network: &str, container_id: &str) -> String {
-    let hex: String = Sha512::digest(format!("{network}{container_id}").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::names::hex(&Sha512::digest(
+        format!("{network}{container_id}").as_bytes(),
+    ));
     // The reference's chain names are 28 characters (`utils.MustFormatHashWithPrefix`).
     format!("{prefix}{}", &hex[..28 - prefix.len()])
 }

@@ -29,10 +29,7 @@ pub struct Tag {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::names::hex(&Sha256::digest(s.as_bytes()))
 }
 
 fn plain_ok(s: &str) -> bool {

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
-    InfoPortKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoPortKind, InfoVeth, InfoVxlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -50,6 +51,13 @@ pub struct Link {
     pub tx_queues: u32,
     /// `IFLA_NUM_RX_QUEUES`: the receive queues the device was allocated with.
     pub rx_queues: u32,
+}
+
+/// `IFLA_EXT_MASK` asking the kernel to leave the counters out of a link's answer: no
+/// lookup reads them, and they are the kernel's largest attributes to fill and ours to
+/// parse.
+fn skip_stats() -> LinkAttribute {
+    LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])
 }
 
 impl Link {
@@ -256,6 +264,7 @@ impl Rtnl<'_> {
     pub fn link(&self, name: &str) -> Result<Option<Link>, NetError> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes.push(skip_stats());
         match self.get(
             format!("get link {name} ({})", self.place),
             RouteNetlinkMessage::GetLink(m),
@@ -281,6 +290,7 @@ impl Rtnl<'_> {
     pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetError> {
         let mut m = LinkMessage::default();
         m.header.index = index;
+        m.attributes.push(skip_stats());
         match self.get(
             format!("get link #{index}"),
             RouteNetlinkMessage::GetLink(m),
