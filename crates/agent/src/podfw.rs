@@ -65,19 +65,22 @@ impl PodFirewall {
     ) -> Result<FirewallRemoved, String> {
         let tag = Tag::new(&report.network, &report.container_id, &report.ifname);
         let what = what.clone();
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |slot| {
-            let _ = tx.send(remove_on(slot, &tag, &what));
-        });
-        self.tx
-            .send(job)
-            .map_err(|_| "the pod firewall thread stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the pod firewall thread stopped".to_string())?
+        self.run(move |sock| {
+            let (unmasked, reference) = pod_del_on(
+                sock,
+                what.masquerade,
+                &tag.network,
+                what.addresses.as_deref(),
+                &tag,
+            );
+            match (unmasked, reference) {
+                (Ok(unmasked), Ok(_)) => Ok(FirewallRemoved { unmasked }),
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+            }
+        })
+        .await
     }
-}
 
-impl PodFirewall {
     /// Adds `what` for `ips`, the addresses just handed out to the attachment `tag` names:
     /// the network's chains and sets ensured, the addresses' elements with the tag.
     pub async fn masquerade(
@@ -87,11 +90,28 @@ impl PodFirewall {
         ips: &[IpamIp],
     ) -> Result<(), String> {
         let addresses: Vec<_> = ips.iter().map(|i| i.address).collect();
-        let spec = MasqSpec::for_addresses(&tag.network, &addresses, &what.keep_source);
+        let fw = firewall::PodFirewall {
+            masq: Some(MasqSpec::for_addresses(
+                &tag.network,
+                &addresses,
+                &what.keep_source,
+            )),
+            antispoof_prefix: None,
+        };
         let pod: Vec<IpAddr> = addresses.iter().map(|a| a.addr()).collect();
+        self.run(move |sock| fw.add_on(sock, &pod, &tag).map_err(|e| e.to_string()))
+            .await
+    }
+
+    /// Runs `work` on the thread's socket (opened again if a failure closed it); a failure
+    /// closes it, so the next job starts on a fresh one.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut NftSocket) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |slot| {
-            let _ = tx.send(masquerade_on(slot, &tag, spec, &pod));
+            let _ = tx.send(on_socket(slot, work));
         });
         self.tx
             .send(job)
@@ -101,47 +121,13 @@ impl PodFirewall {
     }
 }
 
-fn masquerade_on(
+fn on_socket<T>(
     slot: &mut Option<NftSocket>,
-    tag: &Tag,
-    spec: MasqSpec,
-    ips: &[IpAddr],
-) -> Result<(), String> {
+    work: impl FnOnce(&mut NftSocket) -> Result<T, String>,
+) -> Result<T, String> {
     if slot.is_none() {
         *slot = Some(NftSocket::open().map_err(|e| e.to_string())?);
     }
     let sock = slot.as_mut().expect("opened above");
-    let fw = firewall::PodFirewall {
-        masq: Some(spec),
-        antispoof_prefix: None,
-    };
-    fw.add_on(sock, ips, tag).map_err(|e| {
-        *slot = None;
-        e.to_string()
-    })
-}
-
-fn remove_on(
-    slot: &mut Option<NftSocket>,
-    tag: &Tag,
-    what: &FirewallRemoval,
-) -> Result<FirewallRemoved, String> {
-    if slot.is_none() {
-        *slot = Some(NftSocket::open().map_err(|e| e.to_string())?);
-    }
-    let sock = slot.as_mut().expect("opened above");
-    let (unmasked, reference) = pod_del_on(
-        sock,
-        what.masquerade,
-        &tag.network,
-        what.addresses.as_deref(),
-        tag,
-    );
-    match (unmasked, reference) {
-        (Ok(unmasked), Ok(_)) => Ok(FirewallRemoved { unmasked }),
-        (Err(e), _) | (_, Err(e)) => {
-            *slot = None;
-            Err(e.to_string())
-        }
-    }
+    work(sock).inspect_err(|_| *slot = None)
 }

@@ -15,12 +15,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use ferro_net::firewall::PodFirewall;
+use ferro_net::firewall::{MasqSpec, PodFirewall};
 use ferro_net::names;
 use ferro_net::rtnl::{Link, RouteSpec, MAIN_TABLE};
-use ferro_pod::{
-    is_link_local, pod_firewall, union, Difference, Differences, Inputs, Masquerade, PodError,
-};
+use ferro_pod::{is_link_local, Difference, Differences, Inputs, Masquerade, PodError};
 use ferro_spec::{CniResult, Interface, IpConfig, Request, Route};
 
 use crate::config::Config;
@@ -146,12 +144,13 @@ pub fn agent_masquerade(cfg: &Config) -> Option<Masquerade> {
 
 /// The network's pod firewall for pods in `subnets`.
 pub fn firewall(network: &str, cfg: &Config, subnets: &[IpNet]) -> PodFirewall {
-    pod_firewall(
-        network,
-        cfg.ip_masq,
-        union(subnets, &cfg.non_masquerade_cidrs),
-        None,
-    )
+    // The same construction as the agent's (`agent_masquerade`), so both add the same chains.
+    PodFirewall {
+        masq: cfg
+            .ip_masq
+            .then(|| MasqSpec::for_addresses(network, subnets, &cfg.non_masquerade_cidrs)),
+        antispoof_prefix: None,
+    }
 }
 
 /// Step 2: from the IPAM result (empty without `ipam`) to what ADD creates.

@@ -156,8 +156,8 @@ pub fn masq_add(
     let (have, existing) = sock.rules_and_elems(&t, &[&n.base, &n.chain4, &n.chain6], &pairs)?;
     let chains_ok = have
         .iter()
-        .zip([&base, &v4, &v6])
-        .all(|(h, w)| same_rules(h, w));
+        .zip([(&n.base, &base), (&n.chain4, &v4), (&n.chain6, &v6)])
+        .all(|(h, (c, w))| rules_differ(c, h, w).is_none());
     if !chains_ok {
         masq_add_ops(batch, spec, &[], tag)?;
     }
@@ -351,9 +351,33 @@ pub fn masq_gc(
     })
 }
 
-/// Whether the rules read from a chain are `want`, in order.
-fn same_rules(have: &[RuleInfo], want: &[Rule]) -> bool {
-    have.len() == want.len() && have.iter().zip(want).all(|(h, w)| h.matches(&w.exprs))
+/// How the rules read from `chain` differ from `want` (`None`: the same, in order).
+fn rules_differ(chain: &str, have: &[RuleInfo], want: &[Rule]) -> Option<String> {
+    let t = table();
+    if have.len() != want.len() {
+        return Some(format!(
+            "chain {t} {chain} has {} rules, expected {}",
+            have.len(),
+            want.len()
+        ));
+    }
+    let (i, (h, w)) = have
+        .iter()
+        .zip(want)
+        .enumerate()
+        .find(|(_, (h, w))| !h.matches(&w.exprs))?;
+    let show = |e: &[crate::nft::Expr]| {
+        e.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Some(format!(
+        "rule {} of chain {t} {chain} differs: expected {}, found {}",
+        i + 1,
+        show(&w.exprs),
+        show(&h.exprs)
+    ))
 }
 
 /// Compares the rules of `chain` with `want`; the error names the chain and the first
@@ -363,32 +387,11 @@ pub(crate) fn check_rules(
     chain: &str,
     want: &[Rule],
 ) -> Result<(), FirewallError> {
-    let t = table();
-    let have = sock.list_rules(&t, Some(chain))?;
-    if have.len() != want.len() {
-        return Err(FirewallError::Check(format!(
-            "chain {t} {chain} has {} rules, expected {}",
-            have.len(),
-            want.len()
-        )));
+    let have = sock.list_rules(&table(), Some(chain))?;
+    match rules_differ(chain, &have, want) {
+        Some(d) => Err(FirewallError::Check(d)),
+        None => Ok(()),
     }
-    for (i, (h, w)) in have.iter().zip(want).enumerate() {
-        if !h.matches(&w.exprs) {
-            let show = |e: &[crate::nft::Expr]| {
-                e.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            return Err(FirewallError::Check(format!(
-                "rule {} of chain {t} {chain} differs: expected {}, found {}",
-                i + 1,
-                show(&w.exprs),
-                show(&h.exprs)
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// CHECK: errors (naming what is missing) unless the table, the base chain with its two
