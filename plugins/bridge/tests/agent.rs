@@ -448,6 +448,48 @@ fn the_agent_removes_the_masquerade_state_of_a_del_or_the_plugin_does_without_it
 
 #[test]
 #[ignore = "needs root: run scripts/test.sh"]
+fn the_agent_rebuilds_a_masquerade_removed_behind_its_back_at_the_next_add() {
+    require_root();
+    let n = Node::new();
+    let node_ip = n.world.nodes[0].ip;
+    let inet = ProbeServer::start(
+        &n.world.internet.path(),
+        format!("{INTERNET}:7001").parse().unwrap(),
+    );
+    let p1 = Netns::new("mv1");
+    let r1 = n.bridge("ADD", "v1", &p1).ok();
+    let verified = Instant::now();
+    // the network's chains and sets removed behind the agent's back
+    n.ns()
+        .exec(&["nft", "delete", "table", "inet", "ferro_cni"]);
+    let p2 = Netns::new("mv2");
+    let r2 = n.bridge("ADD", "v2", &p2).ok();
+    let gap = verified.elapsed();
+    let ip2 = ip_of(&r2);
+    let elems = n.masq_elements();
+    assert_eq!(elems.len(), 1, "only v2's element is back: {elems:?}");
+    assert_eq!(elems[0].0, ip2);
+    assert_eq!(
+        tcp_source(&p2.path(), inet.addr),
+        Some(node_ip),
+        "masqueraded again"
+    );
+    let log = n.agent.log();
+    assert!(
+        log.contains("ipamAllocate of v2/eth0: masquerade added"),
+        "{log}"
+    );
+    // within the second after its verification, the agent first tried the elements alone
+    if gap < Duration::from_millis(900) {
+        assert!(log.contains("reading the chains again"), "{gap:?}\n{log}");
+    }
+    n.del("v2", &p2, &r2).ok();
+    n.del("v1", &p1, &r1).ok();
+    assert!(n.masq_elements().is_empty(), "{:?}", n.masq_elements());
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test.sh"]
 fn the_add_report_rides_on_the_address_request_and_a_failed_add_takes_it_back() {
     require_root();
     let n = Node::new();

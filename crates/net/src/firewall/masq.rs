@@ -226,6 +226,27 @@ pub fn masq_add_ops(
     for r in base.into_iter().chain(v4).chain(v6) {
         batch.add_rule(&t, r);
     }
+    masq_elem_ops(batch, &n, pod_ips, tag);
+    Ok(())
+}
+
+/// Appends only the elements of [`masq_add_ops`] (no read, no chain or set), for a caller
+/// that verified the network's chains itself a moment ago: a node agent adding pod after pod.
+/// The transaction fails (`ENOENT`) if the sets are gone; the caller then takes the full
+/// path. Equivalent to the three element commands of [`masq_add_ops`].
+pub fn masq_elems_ops(
+    batch: &mut Batch,
+    network: &str,
+    pod_ips: &[IpAddr],
+    tag: &Tag,
+) -> Result<(), FirewallError> {
+    check_network(network)?;
+    masq_elem_ops(batch, &masq_names(network), pod_ips, tag);
+    Ok(())
+}
+
+fn masq_elem_ops(batch: &mut Batch, n: &MasqNames, pod_ips: &[IpAddr], tag: &Tag) {
+    let t = table();
     let comment = tag.element_comment();
     for ip in pod_ips {
         let set = if ip.is_ipv4() { &n.pods4 } else { &n.pods6 };
@@ -234,7 +255,6 @@ pub fn masq_add_ops(
             .del_elems(&t, set, vec![Elem::addr(*ip)], false)
             .add_elems(&t, set, vec![Elem::addr(*ip).with_comment(&comment)]);
     }
-    Ok(())
 }
 
 /// The elements of `network`'s two sets that a predicate selects, read at one generation.

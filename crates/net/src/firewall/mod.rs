@@ -30,7 +30,8 @@ pub use hostports::{
     HostPorts, HostPortsOf, HostPortsPlan, MappedPort, Replaced,
 };
 pub use masq::{
-    masq_add, masq_add_ops, masq_check, masq_gc, masq_names, masq_remove, MasqNames, MasqSpec,
+    masq_add, masq_add_ops, masq_check, masq_elems_ops, masq_gc, masq_names, masq_remove,
+    MasqNames, MasqSpec,
 };
 pub use pod::{masq_unwind, pod_del_around, pod_del_on, pod_gc, valid_tags, PodDel, PodFirewall};
 pub use reference::{
