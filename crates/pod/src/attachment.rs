@@ -104,7 +104,7 @@ pub struct Inputs<'a> {
 /// and the agent records it with the addresses it hands out: one request for both. Should the
 /// ADD fail after that, a DEL report takes the record back. Otherwise (another IPAM, an agent
 /// that did not record it) the report follows a successful `apply`.
-pub fn add<C, N, P>(
+pub fn add<C: Sync, N: Sync, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
@@ -153,12 +153,12 @@ type EarlyStep<C, N, K> = fn(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniE
 /// [`Lease::masqueraded`] (when the agent did not, `apply` adds it as without an agent).
 /// An ADD that fails afterwards removes it again.
 #[allow(clippy::too_many_arguments)]
-pub fn add_early<C, N, K: Default, P>(
+pub fn add_early<C: Sync, N: Sync, K: Default + Send, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
-    early: impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>,
+    early: impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError> + Send,
     masquerade: Option<Masquerade>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
@@ -178,23 +178,29 @@ pub fn add_early<C, N, K: Default, P>(
 /// An IPAM lease taken, none (no `ipam`), or why not.
 type Leased<'r> = Result<Option<Lease<'r>>, CniError>;
 
-/// The early step and the lease: together when both exist (the agent's request sent ahead,
-/// or a delegate on a helper thread), else the lease alone.
-fn lease_along<'r, K>(
+/// The early step and the lease: together when both exist (the step on a helper thread
+/// beside the agent's request, or a delegate on a helper thread beside the step), else the
+/// lease alone.
+fn lease_along<'r, K: Send>(
     req: &'r Request,
     report: Option<AttachmentReport>,
     masquerade: Option<Masquerade>,
-    early: Option<impl FnOnce() -> Result<Early<K>, CniError>>,
+    early: Option<impl FnOnce() -> Result<Early<K>, CniError> + Send>,
 ) -> (Option<Result<Early<K>, CniError>>, Leased<'r>) {
     match early {
-        // The agent's request goes out first, then the step runs while the agent works.
-        Some(step) if ipam::in_process(req) => match PendingLease::send(req, report, masquerade) {
-            Ok(pending) => {
-                let made = step();
-                (Some(made), pending.finish().map(Some))
-            }
-            Err(e) => (None, Err(e)),
-        },
+        // The step runs on a helper thread while this one asks the agent and waits for its
+        // answer: the agent is woken onto the waiting thread's CPU and works there while the
+        // step has a CPU of its own.
+        Some(step) if ipam::in_process(req) => std::thread::scope(|s| {
+            let made = s.spawn(step);
+            let lease = PendingLease::send(req, report, masquerade)
+                .and_then(PendingLease::finish)
+                .map(Some);
+            let made = made
+                .join()
+                .unwrap_or_else(|_| Err(CniError::internal("the veth thread panicked")));
+            (Some(made), lease)
+        }),
         // A delegate's process is started and waited for on a helper thread.
         Some(step) if req.conf.ipam_type().is_some() => std::thread::scope(|s| {
             let ipam = s.spawn(|| lease(req, report));
@@ -211,12 +217,12 @@ fn lease_along<'r, K>(
 
 /// The ADD frame; without an early step, `apply` gets `K::default()`.
 #[allow(clippy::too_many_arguments)]
-fn frame<C, N, K: Default, P>(
+fn frame<C: Sync, N: Sync, K: Default + Send, P>(
     req: &Request,
     cfg: &C,
     host_prefix: &str,
     read_node: impl FnOnce(&C, &Rtnl<'_>) -> Result<N, CniError>,
-    early: Option<impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError>>,
+    early: Option<impl FnOnce(&C, &N, &Rtnl<'_>, &Netns) -> Result<Early<K>, CniError> + Send>,
     masquerade: Option<Masquerade>,
     plan: impl FnOnce(&C, &N, &Inputs<'_>) -> Result<P, PodError>,
     apply: impl FnOnce(Attach<'_>, &N, K, &P) -> Result<CniResult, CniError>,
