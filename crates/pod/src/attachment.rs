@@ -189,8 +189,8 @@ fn lease_along<'r, K: Send>(
 ) -> (Option<Result<Early<K>, CniError>>, Leased<'r>) {
     match early {
         // The step runs on a helper thread while this one asks the agent and waits for its
-        // answer: the agent is woken onto the waiting thread's CPU and works there while the
-        // step has a CPU of its own.
+        // answer: the agent, woken onto the waiting thread's CPU, runs at once instead of
+        // after the whole step (they share a CPU when the scheduler packs them onto one).
         Some(step) if ipam::in_process(req) => std::thread::scope(|s| {
             let made = s.spawn(step);
             let lease = PendingLease::send(req, report, masquerade)
